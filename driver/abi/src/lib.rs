@@ -1,0 +1,1 @@
+//! StorPort/SCSIPORT/ntoskrnl ABI structures and constants used by rvblk, with layout tests

@@ -1,0 +1,20 @@
+//! rvblk core: everything that can be decided without Windows.
+//!
+//! * [`image`] — what a discovered RAM image is ([`image::MemoryImage`]).
+//! * [`discovery`] — finding images left by GRUB4DOS, grub4efi, MEMDISK and UEFI NFIT RAM disks in
+//!   physical memory (`shared/spec/loaders.md` §9, validated per §10).
+//! * [`scsi`] — the SCSI targets (SBC-3 disk, MMC-6 CD-ROM, removable floppy) that serve them.
+//! * [`srb`] — how a target's outcome becomes an SRB completion (status bytes, sense, lengths).
+//!
+//! The crate is `no_std`, allocation-free and has no `unsafe`: the port crates (StorPort,
+//! SCSIPORT) translate kernel structures into calls here and fence all `unsafe` themselves.
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod discovery;
+pub mod image;
+pub mod scsi;
+pub mod srb;

@@ -1,0 +1,1 @@
+//! Runs the real rvblk .sys binaries under an emulated StorPort/SCSIPORT kernel

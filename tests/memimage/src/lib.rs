@@ -1,0 +1,1 @@
+//! Synthetic physical-memory images with planted loader structures, for tests

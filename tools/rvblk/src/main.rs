@@ -1,0 +1,2 @@
+//! rvblk: slipstream, inject and sign tool for the rvblk driver
+fn main() {}

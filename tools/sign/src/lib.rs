@@ -1,0 +1,1 @@
+//! Authenticode signing of rvblk's drivers and catalogs, in pure Rust

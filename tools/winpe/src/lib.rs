@@ -1,0 +1,1 @@
+//! Offline injection of rvblk into WinPE/Setup boot.wim images and BCD stores

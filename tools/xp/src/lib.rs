@@ -1,0 +1,1 @@
+//! Windows XP/2003 integration: txtsetup.oem, F6 floppy image, txtsetup.sif slipstream

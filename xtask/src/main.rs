@@ -1,0 +1,2 @@
+//! Project tasks: package, test, bench
+fn main() {}
