@@ -1,0 +1,210 @@
+//! Compile-time layout checks against `windows-integration.md` §1.2, §1.5, §1.6 (and §2.1). They
+//! run for whatever target the crate is built for: x86/x64/arm64 Windows for the driver, and
+//! i686/x86-64 Linux for the harness and the host tests. Each entry is (field, x86, x64).
+
+use crate::*;
+use core::mem::{offset_of, size_of};
+
+macro_rules! check_layout {
+    ($ty:ty { $($field:ident: $x86:expr, $x64:expr;)* } size: $sx86:expr, $sx64:expr) => {
+        $(
+            #[cfg(target_pointer_width = "32")]
+            const _: () = assert!(offset_of!($ty, $field) == $x86);
+            #[cfg(target_pointer_width = "64")]
+            const _: () = assert!(offset_of!($ty, $field) == $x64);
+        )*
+        #[cfg(target_pointer_width = "32")]
+        const _: () = assert!(size_of::<$ty>() == $sx86);
+        #[cfg(target_pointer_width = "64")]
+        const _: () = assert!(size_of::<$ty>() == $sx64);
+
+        // The same table at run time, so `cargo test` (run for x86_64 and i686 by `cargo xtask
+        // test`) reports every field it checked.
+        #[cfg(test)]
+        paste_test!($ty, [$(($field, $x86, $x64)),*], $sx86, $sx64);
+    };
+}
+
+macro_rules! paste_test {
+    ($ty:ident, [$(($field:ident, $x86:expr, $x64:expr)),*], $sx86:expr, $sx64:expr) => {
+        #[allow(non_snake_case)]
+        mod $ty {
+            use super::*;
+            #[test]
+            fn field_offsets_and_size_match_the_documented_layout() {
+                let x86 = cfg!(target_pointer_width = "32");
+                $(
+                    let want = if x86 { $x86 } else { $x64 };
+                    assert_eq!(offset_of!($ty, $field), want, "{}::{}", stringify!($ty), stringify!($field));
+                )*
+                assert_eq!(size_of::<$ty>(), if x86 { $sx86 } else { $sx64 });
+            }
+        }
+    };
+}
+
+check_layout!(HwInitializationData {
+    hw_initialization_data_size: 0, 0;
+    adapter_interface_type: 4, 4;
+    hw_initialize: 8, 8;
+    hw_start_io: 12, 16;
+    hw_interrupt: 16, 24;
+    hw_find_adapter: 20, 32;
+    hw_reset_bus: 24, 40;
+    hw_dma_started: 28, 48;
+    hw_adapter_state: 32, 56;
+    device_extension_size: 36, 64;
+    specific_lu_extension_size: 40, 68;
+    srb_extension_size: 44, 72;
+    number_of_access_ranges: 48, 76;
+    reserved: 52, 80;
+    map_buffers: 56, 88;
+    need_physical_addresses: 57, 89;
+    tagged_queuing: 58, 90;
+    auto_request_sense: 59, 91;
+    multiple_request_per_lu: 60, 92;
+    receive_event: 61, 93;
+    vendor_id_length: 62, 94;
+    vendor_id: 64, 96;
+    port_version_flags: 68, 104;
+    device_id_length: 70, 106;
+    device_id: 72, 112;
+    hw_adapter_control: 76, 120;
+    hw_build_io: 80, 128;
+    hw_free_adapter_resources: 84, 136;
+    hw_process_service_request: 88, 144;
+    hw_complete_service_irp: 92, 152;
+    hw_initialize_tracing: 96, 160;
+    hw_cleanup_tracing: 100, 168;
+    hw_tracing_enabled: 104, 176;
+    feature_support: 108, 184;
+    srb_type_flags: 112, 188;
+    address_type_flags: 116, 192;
+    reserved1: 120, 196;
+    hw_unit_control: 124, 200;
+} size: 128, 208);
+
+check_layout!(PortConfigurationInformation {
+    length: 0, 0;
+    system_io_bus_number: 4, 4;
+    adapter_interface_type: 8, 8;
+    bus_interrupt_level: 12, 12;
+    bus_interrupt_vector: 16, 16;
+    interrupt_mode: 20, 20;
+    maximum_transfer_length: 24, 24;
+    number_of_physical_breaks: 28, 28;
+    dma_channel: 32, 32;
+    dma_port: 36, 36;
+    dma_width: 40, 40;
+    dma_speed: 44, 44;
+    alignment_mask: 48, 48;
+    number_of_access_ranges: 52, 52;
+    access_ranges: 56, 56;
+    miniport_dump_data: 60, 64;
+    number_of_buses: 64, 72;
+    initiator_bus_id: 65, 73;
+    scatter_gather: 73, 81;
+    master: 74, 82;
+    caches_data: 75, 83;
+    adapter_scans_down: 76, 84;
+    atdisk_primary_claimed: 77, 85;
+    atdisk_secondary_claimed: 78, 86;
+    dma32_bit_addresses: 79, 87;
+    demand_mode: 80, 88;
+    map_buffers: 81, 89;
+    need_physical_addresses: 82, 90;
+    tagged_queuing: 83, 91;
+    auto_request_sense: 84, 92;
+    multiple_request_per_lu: 85, 93;
+    receive_event: 86, 94;
+    real_mode_initialized: 87, 95;
+    buffer_access_scsi_port_controlled: 88, 96;
+    maximum_number_of_targets: 89, 97;
+    srb_type: 90, 98;
+    address_type: 91, 99;
+    slot_number: 92, 100;
+    bus_interrupt_level2: 96, 104;
+    bus_interrupt_vector2: 100, 108;
+    interrupt_mode2: 104, 112;
+    dma_channel2: 108, 116;
+    dma_port2: 112, 120;
+    dma_width2: 116, 124;
+    dma_speed2: 120, 128;
+    device_extension_size: 124, 132;
+    specific_lu_extension_size: 128, 136;
+    srb_extension_size: 132, 140;
+    dma64_bit_addresses: 136, 144;
+    reset_target_supported: 137, 145;
+    maximum_number_of_logical_units: 138, 146;
+    wmi_data_provider: 139, 147;
+    synchronization_model: 140, 148;
+    hw_ms_interrupt_routine: 144, 152;
+    interrupt_synchronization_mode: 148, 160;
+    dump_region: 152, 168;
+    requested_dump_buffer_size: 176, 192;
+    virtual_device: 180, 196;
+    dump_mode: 181, 197;
+    dma_address_width: 182, 198;
+    extended_flags1: 184, 200;
+    max_number_of_io: 188, 204;
+    max_ios_per_lun: 192, 208;
+    initial_lun_queue_depth: 196, 212;
+    bus_reset_hold_time: 200, 216;
+    feature_support: 204, 220;
+} size: 208, 224);
+
+check_layout!(ScsiRequestBlock {
+    length: 0, 0;
+    function: 2, 2;
+    srb_status: 3, 3;
+    scsi_status: 4, 4;
+    path_id: 5, 5;
+    target_id: 6, 6;
+    lun: 7, 7;
+    queue_tag: 8, 8;
+    queue_action: 9, 9;
+    cdb_length: 10, 10;
+    sense_info_buffer_length: 11, 11;
+    srb_flags: 12, 12;
+    data_transfer_length: 16, 16;
+    time_out_value: 20, 20;
+    data_buffer: 24, 24;
+    sense_info_buffer: 28, 32;
+    next_srb: 32, 40;
+    original_request: 36, 48;
+    srb_extension: 40, 56;
+    internal_status: 44, 64;
+    cdb: 48, 72;
+} size: 64, 88);
+
+check_layout!(ScsiPnpRequestBlock {
+    pnp_action: 8, 8;
+    data_buffer: 24, 24;
+    srb_pnp_flags: 44, 64;
+} size: 64, 88);
+
+check_layout!(MemoryRegion {
+    virtual_base: 0, 0;
+    physical_base: 8, 8;
+    length: 16, 16;
+} size: 24, 24);
+
+check_layout!(PhysicalMemoryRange {
+    base_address: 0, 0;
+    number_of_bytes: 8, 8;
+} size: 16, 16);
+
+// Sizes the port drivers check (§1.1, §1.2, §2.1).
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    assert!(HW_INIT_DATA_SIZE_WIN8 == 128);
+    assert!(HW_INIT_DATA_SIZE_VIRTUAL_WIN7 == 104);
+    assert!(HW_INIT_DATA_SIZE_SCSIPORT == 80);
+    assert!(PORT_CONFIG_SIZE_SCSIPORT_XP == 140);
+};
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    assert!(HW_INIT_DATA_SIZE_WIN8 == 208);
+    assert!(HW_INIT_DATA_SIZE_VIRTUAL_WIN7 == 176);
+    assert!(HW_INIT_DATA_SIZE_SCSIPORT == 128);
+};

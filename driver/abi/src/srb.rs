@@ -1,0 +1,60 @@
+//! The classic `SCSI_REQUEST_BLOCK` (`windows-integration.md` §1.6), shared by StorPort and
+//! SCSIPORT, and the header of `SCSI_PNP_REQUEST_BLOCK`.
+
+use core::ffi::c_void;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ScsiRequestBlock {
+    pub length: u16,
+    pub function: u8,
+    pub srb_status: u8,
+    pub scsi_status: u8,
+    pub path_id: u8,
+    pub target_id: u8,
+    pub lun: u8,
+    pub queue_tag: u8,
+    pub queue_action: u8,
+    pub cdb_length: u8,
+    pub sense_info_buffer_length: u8,
+    pub srb_flags: u32,
+    pub data_transfer_length: u32,
+    pub time_out_value: u32,
+    pub data_buffer: *mut c_void,
+    pub sense_info_buffer: *mut c_void,
+    pub next_srb: *mut ScsiRequestBlock,
+    pub original_request: *mut c_void,
+    pub srb_extension: *mut c_void,
+    /// InternalStatus / QueueSortKey / LinkTimeoutValue.
+    pub internal_status: u32,
+    #[cfg(target_pointer_width = "64")]
+    pub reserved: u32,
+    pub cdb: [u8; 16],
+}
+
+/// `SCSI_PNP_REQUEST_BLOCK` (Function 0x25): same header; the PnP action sits where `QueueTag`..
+/// would be and `SrbPnPFlags` in the InternalStatus slot.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ScsiPnpRequestBlock {
+    pub length: u16,
+    pub function: u8,
+    pub srb_status: u8,
+    pub scsi_status: u8,
+    pub path_id: u8,
+    pub target_id: u8,
+    pub lun: u8,
+    pub pnp_action: u32,
+    pub srb_flags: u32,
+    pub data_transfer_length: u32,
+    pub time_out_value: u32,
+    pub data_buffer: *mut c_void,
+    pub sense_info_buffer: *mut c_void,
+    pub next_srb: *mut ScsiRequestBlock,
+    pub original_request: *mut c_void,
+    pub srb_extension: *mut c_void,
+    pub srb_pnp_flags: u32,
+    #[cfg(target_pointer_width = "64")]
+    pub reserved: u32,
+    pub reserved4: [u8; 16],
+}
