@@ -6,7 +6,7 @@ use crate::*;
 use core::mem::{offset_of, size_of};
 
 macro_rules! check_layout {
-    ($ty:ty { $($field:ident: $x86:expr, $x64:expr;)* } size: $sx86:expr, $sx64:expr) => {
+    ($ty:ident { $($field:ident: $x86:expr, $x64:expr;)* } size: $sx86:expr, $sx64:expr) => {
         $(
             #[cfg(target_pointer_width = "32")]
             const _: () = assert!(offset_of!($ty, $field) == $x86);
