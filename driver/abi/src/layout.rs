@@ -6,7 +6,7 @@ use crate::*;
 use core::mem::{offset_of, size_of};
 
 macro_rules! check_layout {
-    ($ty:ident { $($field:ident: $x86:expr, $x64:expr;)* } size: $sx86:expr, $sx64:expr) => {
+    ($test:ident: $ty:ident { $($field:ident: $x86:expr, $x64:expr;)* } size: $sx86:expr, $sx64:expr) => {
         $(
             #[cfg(target_pointer_width = "32")]
             const _: () = assert!(offset_of!($ty, $field) == $x86);
@@ -21,17 +21,15 @@ macro_rules! check_layout {
         // The same table at run time, so `cargo test` (run for x86_64 and i686 by `cargo xtask
         // test`) reports every field it checked.
         #[cfg(test)]
-        paste_test!($ty, [$(($field, $x86, $x64)),*], $sx86, $sx64);
+        paste_test!($test, $ty, [$(($field, $x86, $x64)),*], $sx86, $sx64);
     };
 }
 
 macro_rules! paste_test {
-    ($ty:ident, [$(($field:ident, $x86:expr, $x64:expr)),*], $sx86:expr, $sx64:expr) => {
-        #[allow(non_snake_case)]
-        mod $ty {
-            use super::*;
-            #[test]
-            fn field_offsets_and_size_match_the_documented_layout() {
+    ($test:ident, $ty:ident, [$(($field:ident, $x86:expr, $x64:expr)),*], $sx86:expr, $sx64:expr) => {
+        #[test]
+        fn $test() {
+            {
                 let x86 = cfg!(target_pointer_width = "32");
                 $(
                     let want = if x86 { $x86 } else { $x64 };
@@ -43,7 +41,7 @@ macro_rules! paste_test {
     };
 }
 
-check_layout!(HwInitializationData {
+check_layout!(hw_initialization_data_layout: HwInitializationData {
     hw_initialization_data_size: 0, 0;
     adapter_interface_type: 4, 4;
     hw_initialize: 8, 8;
@@ -84,7 +82,7 @@ check_layout!(HwInitializationData {
     hw_unit_control: 124, 200;
 } size: 128, 208);
 
-check_layout!(PortConfigurationInformation {
+check_layout!(port_configuration_information_layout: PortConfigurationInformation {
     length: 0, 0;
     system_io_bus_number: 4, 4;
     adapter_interface_type: 8, 8;
@@ -153,7 +151,7 @@ check_layout!(PortConfigurationInformation {
     feature_support: 204, 220;
 } size: 208, 224);
 
-check_layout!(ScsiRequestBlock {
+check_layout!(scsi_request_block_layout: ScsiRequestBlock {
     length: 0, 0;
     function: 2, 2;
     srb_status: 3, 3;
@@ -177,19 +175,19 @@ check_layout!(ScsiRequestBlock {
     cdb: 48, 72;
 } size: 64, 88);
 
-check_layout!(ScsiPnpRequestBlock {
+check_layout!(scsi_pnp_request_block_layout: ScsiPnpRequestBlock {
     pnp_action: 8, 8;
     data_buffer: 24, 24;
     srb_pnp_flags: 44, 64;
 } size: 64, 88);
 
-check_layout!(MemoryRegion {
+check_layout!(memory_region_layout: MemoryRegion {
     virtual_base: 0, 0;
     physical_base: 8, 8;
     length: 16, 16;
 } size: 24, 24);
 
-check_layout!(PhysicalMemoryRange {
+check_layout!(physical_memory_range_layout: PhysicalMemoryRange {
     base_address: 0, 0;
     number_of_bytes: 8, 8;
 } size: 16, 16);
