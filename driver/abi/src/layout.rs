@@ -25,6 +25,7 @@ macro_rules! check_layout {
     };
 }
 
+#[cfg_attr(not(test), allow(unused_macros))]
 macro_rules! paste_test {
     ($test:ident, $ty:ident, [$(($field:ident, $x86:expr, $x64:expr)),*], $sx86:expr, $sx64:expr) => {
         #[test]
