@@ -1,0 +1,308 @@
+//! Acceptance checks of the built driver package (the foundation issue): run by `cargo xtask test`
+//! with `RVBLK_PACKAGE_DIR` pointing at the package (normally `target/package`).
+//!
+//! Each check collects every violation and fails once, listing them all.
+
+use rvblk_pe::scan::{instruction_scan, SimdClass};
+use rvblk_pe::{
+    dll_characteristics as dc, Pe, MACHINE_AMD64, MACHINE_ARM64, MACHINE_I386, SUBSYSTEM_NATIVE,
+};
+use std::path::PathBuf;
+
+const X86: u8 = 1;
+const X64: u8 = 2;
+const A64: u8 = 4;
+/// The XP/2003 SCSIPORT build (x86).
+const XP: u8 = 8;
+const MODERN: u8 = X86 | X64 | A64;
+const ALL: u8 = MODERN | XP;
+
+const NT: &[&str] = &["ntoskrnl.exe"];
+const HAL: &[&str] = &["hal.dll"];
+const NT_HAL: &[&str] = &["ntoskrnl.exe", "hal.dll"];
+const STOR: &[&str] = &["storport.sys"];
+const SCSI: &[&str] = &["scsiport.sys"];
+
+/// The exports the driver may import: `(name, builds where it exists, DLLs exporting it)`.
+/// Everything here exists on Windows 7 (and, for `XP` entries, on Windows XP SP3 x86). Adding a
+/// name means checking it against the oldest target's export table.
+const ALLOWED: &[(&str, u8, &[&str])] = &[
+    // storport.sys (Vista SP1+ virtual miniport interface; all present on Windows 7)
+    ("StorPortInitialize", MODERN, STOR),
+    ("StorPortNotification", MODERN, STOR),
+    ("StorPortExtendedFunction", MODERN, STOR),
+    ("StorPortGetLogicalUnit", MODERN, STOR),
+    ("StorPortDebugPrint", MODERN, STOR),
+    // scsiport.sys (XP/2003 legacy miniport)
+    ("ScsiPortInitialize", XP, SCSI),
+    ("ScsiPortNotification", XP, SCSI),
+    ("ScsiPortGetLogicalUnit", XP, SCSI),
+    ("ScsiPortCompleteRequest", XP, SCSI),
+    ("ScsiPortMoveMemory", XP, SCSI),
+    ("ScsiPortStallExecution", XP, SCSI),
+    ("ScsiPortLogError", XP, SCSI),
+    // memory manager, pool, misc kernel
+    ("MmMapIoSpace", ALL, NT),
+    ("MmUnmapIoSpace", ALL, NT),
+    ("MmGetPhysicalMemoryRanges", ALL, NT),
+    ("MmGetSystemRoutineAddress", ALL, NT),
+    ("ExAllocatePoolWithTag", ALL, NT),
+    ("ExFreePoolWithTag", ALL, NT),
+    ("DbgPrint", ALL, NT),
+    ("ZwQuerySystemInformation", ALL, NT),
+    ("RtlCompareMemory", ALL, NT),
+    ("RtlInitUnicodeString", ALL, NT),
+    ("KeBugCheckEx", ALL, NT),
+    // timing: a HAL export on x86, ntoskrnl on x64/arm64
+    ("KeQueryPerformanceCounter", ALL, NT_HAL),
+    ("KeStallExecutionProcessor", ALL, NT_HAL),
+    // spin locks and IRQL: x86 HAL fastcall exports; x64/arm64 ntoskrnl
+    ("KfAcquireSpinLock", X86 | XP, HAL),
+    ("KfReleaseSpinLock", X86 | XP, HAL),
+    ("KeGetCurrentIrql", ALL, NT_HAL),
+    ("KeAcquireSpinLockRaiseToDpc", X64 | A64, NT),
+    ("KeReleaseSpinLock", X64 | A64, NT),
+    // C runtime pieces ntoskrnl exports
+    ("memcpy", ALL, NT),
+    ("memset", ALL, NT),
+    ("memmove", ALL, NT),
+    ("memcmp", ALL, NT),
+    // x86 64-bit arithmetic helpers (ntoskrnl exports them on x86 only)
+    ("_aulldiv", X86 | XP, NT),
+    ("_aullrem", X86 | XP, NT),
+    ("_alldiv", X86 | XP, NT),
+    ("_allrem", X86 | XP, NT),
+    ("_allmul", X86 | XP, NT),
+    ("_aullshr", X86 | XP, NT),
+    ("_allshl", X86 | XP, NT),
+    ("_allshr", X86 | XP, NT),
+];
+
+fn package_dir() -> PathBuf {
+    match std::env::var_os("RVBLK_PACKAGE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => panic!(
+            "RVBLK_PACKAGE_DIR is not set: point it at the driver package (e.g. target/package, \
+             made by `cargo xtask package`), or run these checks with `cargo xtask test`"
+        ),
+    }
+}
+
+fn read(rel: &str) -> Vec<u8> {
+    let path = package_dir().join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Check the import table against `dlls` and the allowlist for `build`.
+fn check_imports(pe: &Pe<'_>, build: u8, dlls: &[&str], problems: &mut Vec<String>) {
+    for imp in &pe.imports {
+        let dll = imp.dll.to_ascii_lowercase();
+        if !dlls.contains(&dll.as_str()) {
+            problems.push(format!(
+                "imports from {} (only {} allowed)",
+                imp.dll,
+                dlls.join(", ")
+            ));
+        }
+        for f in &imp.functions {
+            let Some(name) = f.name() else {
+                problems.push(format!("imports {}!{f} by ordinal", imp.dll));
+                continue;
+            };
+            if f.is_decorated() {
+                problems.push(format!(
+                    "imports decorated name {}!{name} (kernel exports are undecorated: \
+                     use import_name_type = \"undecorated\" on x86)",
+                    imp.dll
+                ));
+                continue;
+            }
+            match ALLOWED.iter().find(|(n, _, _)| *n == name) {
+                None => problems.push(format!(
+                    "imports {}!{name}, which is not in the allowlist of Windows 7-era exports",
+                    imp.dll
+                )),
+                Some((_, builds, from)) => {
+                    if builds & build == 0 {
+                        problems.push(format!(
+                            "imports {}!{name}, which the Windows this build targets does not export",
+                            imp.dll
+                        ));
+                    } else if !from.contains(&dll.as_str()) {
+                        problems.push(format!(
+                            "imports {name} from {} (exported by {})",
+                            imp.dll,
+                            from.join(" or ")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_scan(pe: &Pe<'_>, forbidden: &[SimdClass], problems: &mut Vec<String>) {
+    let report = instruction_scan(pe);
+    assert!(report.scanned, "{:?}", report.not_scanned_reason);
+    let bad: Vec<_> = report.of_class(forbidden).collect();
+    for f in bad.iter().take(20) {
+        problems.push(format!("forbidden instruction: {f}"));
+    }
+    if bad.len() > 20 {
+        problems.push(format!(
+            "... and {} more forbidden instructions",
+            bad.len() - 20
+        ));
+    }
+}
+
+fn check_modern(rel: &str, machine: u16, build: u8) {
+    let data = read(rel);
+    let pe = Pe::parse(&data).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let mut problems = Vec::new();
+    if pe.machine != machine {
+        problems.push(format!(
+            "machine {:#06x}, expected {machine:#06x}",
+            pe.machine
+        ));
+    }
+    if pe.subsystem != SUBSYSTEM_NATIVE {
+        problems.push(format!("subsystem {}, expected 1 (NATIVE)", pe.subsystem));
+    }
+    if !pe.checksum_valid() {
+        problems.push(format!(
+            "checksum {:#010x} invalid (computed {:#010x})",
+            pe.checksum,
+            pe.computed_checksum()
+        ));
+    }
+    if !pe.has_dll_characteristics(dc::NX_COMPAT) {
+        problems.push("NX_COMPAT not set".into());
+    }
+    if pe.has_dll_characteristics(dc::FORCE_INTEGRITY) {
+        problems.push("FORCE_INTEGRITY set (would make unsigned x86 builds unloadable)".into());
+    }
+    if pe.relocs_stripped() {
+        problems.push("RELOCS_STRIPPED set".into());
+    }
+    if pe.characteristics & rvblk_pe::characteristics::DLL != 0 {
+        problems.push("IMAGE_FILE_DLL set".into());
+    }
+    if !pe.section_alignment.is_multiple_of(0x1000) {
+        problems.push(format!(
+            "section alignment {:#x} is not a multiple of the page size (HVCI)",
+            pe.section_alignment
+        ));
+    }
+    for s in pe.write_execute_sections() {
+        problems.push(format!(
+            "section {} is writable and executable ({:#010x})",
+            s.name, s.characteristics
+        ));
+    }
+    check_imports(
+        &pe,
+        build,
+        &["ntoskrnl.exe", "hal.dll", "storport.sys"],
+        &mut problems,
+    );
+    match machine {
+        MACHINE_I386 => check_scan(
+            &pe,
+            &[
+                SimdClass::X87,
+                SimdClass::Mmx,
+                SimdClass::Sse,
+                SimdClass::Avx,
+            ],
+            &mut problems,
+        ),
+        MACHINE_AMD64 => check_scan(
+            &pe,
+            &[SimdClass::X87, SimdClass::Mmx, SimdClass::Avx],
+            &mut problems,
+        ),
+        _ => {} // arm64: not scanned
+    }
+    assert!(
+        problems.is_empty(),
+        "{rel}: {} problem(s):\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+#[ignore = "needs the driver package: run by cargo xtask test"]
+fn amd64_driver() {
+    check_modern("amd64/rvblk.sys", MACHINE_AMD64, X64);
+}
+
+#[test]
+#[ignore = "needs the driver package: run by cargo xtask test"]
+fn x86_driver() {
+    check_modern("x86/rvblk.sys", MACHINE_I386, X86);
+}
+
+#[test]
+#[ignore = "needs the driver package: run by cargo xtask test"]
+fn arm64_driver() {
+    check_modern("arm64/rvblk.sys", MACHINE_ARM64, A64);
+}
+
+#[test]
+#[ignore = "needs the driver package: run by cargo xtask test"]
+fn xp_driver_if_present() {
+    let rel = "xp/rvblkxp.sys";
+    if !package_dir().join(rel).exists() {
+        eprintln!("{rel} not in the package: skipped");
+        return;
+    }
+    let data = read(rel);
+    let pe = Pe::parse(&data).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let mut problems = Vec::new();
+    if pe.machine != MACHINE_I386 {
+        problems.push(format!("machine {:#06x}, expected 0x014c", pe.machine));
+    }
+    if pe.subsystem != SUBSYSTEM_NATIVE {
+        problems.push(format!("subsystem {}, expected 1 (NATIVE)", pe.subsystem));
+    }
+    if pe.subsystem_version != (5, 1) {
+        problems.push(format!(
+            "subsystem version {}.{:02}, expected 5.01",
+            pe.subsystem_version.0, pe.subsystem_version.1
+        ));
+    }
+    if !pe.checksum_valid() {
+        problems.push(format!(
+            "checksum {:#010x} invalid (computed {:#010x})",
+            pe.checksum,
+            pe.computed_checksum()
+        ));
+    }
+    if pe.relocs_stripped() {
+        problems.push("RELOCS_STRIPPED set".into());
+    }
+    check_imports(
+        &pe,
+        XP,
+        &["scsiport.sys", "ntoskrnl.exe", "hal.dll"],
+        &mut problems,
+    );
+    check_scan(
+        &pe,
+        &[
+            SimdClass::X87,
+            SimdClass::Mmx,
+            SimdClass::Sse,
+            SimdClass::Avx,
+        ],
+        &mut problems,
+    );
+    assert!(
+        problems.is_empty(),
+        "{rel}: {} problem(s):\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
+}
