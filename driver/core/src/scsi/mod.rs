@@ -3,7 +3,7 @@
 //!
 //! CONTRACT used by the port crates and the harness (keep these names and shapes stable):
 //!
-//! * [`ScsiTarget::new`] builds an immutable, `Sync` target from a [`MemoryImage`]; the port keeps
+//! * [`ScsiTarget::new`] builds an immutable, `Sync` target from a [`MemoryImage`](crate::image::MemoryImage); the port keeps
 //!   one per LUN and calls [`ScsiTarget::execute`] concurrently from many CPUs.
 //! * [`ScsiTarget::execute`] takes the CDB bytes as received (`cdb.len()` = SRB CdbLength), the
 //!   data buffer (`data.len()` = SRB DataTransferLength; for DATA OUT it is read, for DATA IN it is
@@ -13,8 +13,6 @@
 //!   bytes were really transferred (under-run is reported, never over-run).
 //! * The medium is only touched for READ/WRITE/VERIFY-with-compare style commands; everything else
 //!   is answered from the target's own state.
-
-use crate::image::MemoryImage;
 
 /// Data direction of an SRB (SRB_FLAGS_DATA_IN / DATA_OUT / neither).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,5 +52,77 @@ pub enum CommandStatus {
     Busy,
 }
 
+impl DataDirection {
+    /// True when an SRB flagged `self` may carry data moving in direction `want`.
+    pub fn allows(self, want: DataDirection) -> bool {
+        self == DataDirection::Unspecified || self == want
+    }
+}
+
+pub(crate) fn allows(dir: DataDirection, want: DataDirection) -> bool {
+    dir.allows(want)
+}
+
+/// What [`ScsiTarget::execute`] did. The constructors keep the invariants: sense data exists
+/// exactly for CHECK CONDITION, and only GOOD moves data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    status: CommandStatus,
+    transferred: usize,
+    sense: Option<SenseData>,
+}
+
+impl Outcome {
+    /// GOOD with `transferred` bytes moved (fewer than the buffer is an under-run).
+    pub const fn good(transferred: usize) -> Self {
+        Self {
+            status: CommandStatus::Good,
+            transferred,
+            sense: None,
+        }
+    }
+
+    /// CHECK CONDITION; no data counts as transferred.
+    pub const fn check_condition(sense: SenseData) -> Self {
+        Self {
+            status: CommandStatus::CheckCondition,
+            transferred: 0,
+            sense: Some(sense),
+        }
+    }
+
+    /// Transient failure; the port retries (SRB_STATUS_BUSY).
+    pub const fn busy() -> Self {
+        Self {
+            status: CommandStatus::Busy,
+            transferred: 0,
+            sense: None,
+        }
+    }
+
+    pub const fn status(&self) -> CommandStatus {
+        self.status
+    }
+
+    /// Bytes really moved to or from the data buffer; never more than its length.
+    pub const fn transferred(&self) -> usize {
+        self.transferred
+    }
+
+    pub const fn sense(&self) -> Option<&SenseData> {
+        self.sense.as_ref()
+    }
+}
+
+mod block;
+pub mod buf;
+pub mod cdb;
+pub mod inquiry;
+mod mmc;
+mod mode;
 pub mod sense;
-pub use sense::SenseData;
+mod target;
+
+pub use mmc::{current_profile, lba_to_msf, CD_MAX_BYTES, PROFILE_CD_ROM, PROFILE_DVD_ROM};
+pub use sense::{AdditionalSense, FieldPointer, SenseData, SenseKey, FIXED_SENSE_LEN};
+pub use target::ScsiTarget;

@@ -1,0 +1,189 @@
+//! Block commands: READ/WRITE(6/10/12/16), VERIFY, READ CAPACITY, SYNCHRONIZE CACHE (SBC-3 §5)
+//! and READ CD's user-data-only form (MMC-6 §6.19).
+//!
+//! The READ/WRITE path is the hot one: range check with checked arithmetic, one buffer check,
+//! one [`Medium`] call for the whole transfer.
+
+use crate::image::{MemoryImage, WritePolicy};
+
+use super::buf::Response;
+use super::cdb::Transfer;
+use super::sense::SenseData;
+use super::{allows, DataDirection, Medium, MediumError, Outcome};
+
+/// READ CAPACITY(10) reports this when the last LBA does not fit 32 bits (SBC-3 §5.15.2), which
+/// tells the host to use READ CAPACITY(16).
+const RC10_OVERFLOW: u32 = 0xFFFF_FFFF;
+/// Verify-compare works through a stack buffer of this many bytes (no allocation).
+const COMPARE_CHUNK: usize = 2048;
+
+/// Image byte offset and length of `t`, or LOGICAL BLOCK ADDRESS OUT OF RANGE (SBC-3 §4.5).
+/// A zero-length transfer is valid at any LBA up to the capacity.
+fn byte_range(image: &MemoryImage, t: &Transfer) -> Result<(u64, usize), SenseData> {
+    let end = t
+        .lba
+        .checked_add(u64::from(t.blocks))
+        .ok_or(SenseData::lba_out_of_range())?;
+    if end > image.blocks() {
+        return Err(SenseData::lba_out_of_range());
+    }
+    let bs = u64::from(image.block_size());
+    // lba <= blocks and blocks * bs == length, so neither product can overflow; stay checked
+    // anyway so a malformed image cannot turn into a panic.
+    let offset = t.lba.checked_mul(bs).ok_or(SenseData::lba_out_of_range())?;
+    let len = u64::from(t.blocks)
+        .checked_mul(bs)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or(SenseData::invalid_field(t.length_field, Some(7)))?;
+    Ok((offset, len))
+}
+
+/// The first `len` bytes of the SRB buffer, provided the SRB moves data in direction `want`.
+/// A CDB asking for more than DataTransferLength is an INVALID FIELD in its transfer length;
+/// the buffer is never overrun.
+fn window(
+    data: &mut [u8],
+    dir: DataDirection,
+    want: DataDirection,
+    len: usize,
+    length_field: u16,
+) -> Result<&mut [u8], SenseData> {
+    if len == 0 {
+        return Ok(&mut data[..0]);
+    }
+    if !allows(dir, want) {
+        return Err(SenseData::invalid_request());
+    }
+    data.get_mut(..len)
+        .ok_or(SenseData::invalid_field(length_field, Some(7)))
+}
+
+fn read_error(e: MediumError) -> Outcome {
+    match e {
+        MediumError::Busy => Outcome::busy(),
+        MediumError::Unreadable => Outcome::check_condition(SenseData::unrecovered_read_error()),
+    }
+}
+
+pub(super) fn read(
+    image: &MemoryImage,
+    t: &Transfer,
+    data: &mut [u8],
+    dir: DataDirection,
+    medium: &impl Medium,
+) -> Outcome {
+    let (offset, len) = match byte_range(image, t) {
+        Ok(r) => r,
+        Err(s) => return Outcome::check_condition(s),
+    };
+    let dst = match window(data, dir, DataDirection::In, len, t.length_field) {
+        Ok(d) => d,
+        Err(s) => return Outcome::check_condition(s),
+    };
+    if len == 0 {
+        return Outcome::good(0);
+    }
+    match medium.read(offset, dst) {
+        Ok(()) => Outcome::good(len),
+        Err(e) => read_error(e),
+    }
+}
+
+pub(super) fn write(
+    image: &MemoryImage,
+    t: &Transfer,
+    data: &mut [u8],
+    dir: DataDirection,
+    medium: &impl Medium,
+) -> Outcome {
+    // SBC-3 §4.11: a write-protected medium rejects writes before anything else is checked.
+    if image.is_read_only() {
+        return Outcome::check_condition(SenseData::write_protected());
+    }
+    let (offset, len) = match byte_range(image, t) {
+        Ok(r) => r,
+        Err(s) => return Outcome::check_condition(s),
+    };
+    let src = match window(data, dir, DataDirection::Out, len, t.length_field) {
+        Ok(d) => d,
+        Err(s) => return Outcome::check_condition(s),
+    };
+    if len == 0 {
+        return Outcome::good(0);
+    }
+    if image.write_policy == WritePolicy::DiscardWrites {
+        // GRUB4DOS "fake write" (loaders.md §3.2): accepted, consumed and dropped.
+        return Outcome::good(len);
+    }
+    match medium.write(offset, src) {
+        Ok(()) => Outcome::good(len),
+        Err(MediumError::Busy) => Outcome::busy(),
+        Err(MediumError::Unreadable) => Outcome::check_condition(SenseData::write_error()),
+    }
+}
+
+/// VERIFY(10/12/16), SBC-3 §5.28. BYTCHK = 0 only checks the range (RAM has no media defects);
+/// BYTCHK = 01b compares the data-out buffer with the medium.
+pub(super) fn verify(
+    image: &MemoryImage,
+    t: &Transfer,
+    compare: bool,
+    data: &mut [u8],
+    dir: DataDirection,
+    medium: &impl Medium,
+) -> Outcome {
+    let (offset, len) = match byte_range(image, t) {
+        Ok(r) => r,
+        Err(s) => return Outcome::check_condition(s),
+    };
+    if !compare {
+        return Outcome::good(0);
+    }
+    let expected = match window(data, dir, DataDirection::Out, len, t.length_field) {
+        Ok(d) => &*d,
+        Err(s) => return Outcome::check_condition(s),
+    };
+    let mut scratch = [0u8; COMPARE_CHUNK];
+    let mut pos = offset;
+    for chunk in expected.chunks(COMPARE_CHUNK) {
+        let got = &mut scratch[..chunk.len()];
+        if let Err(e) = medium.read(pos, got) {
+            return read_error(e);
+        }
+        if got != chunk {
+            return Outcome::check_condition(SenseData::miscompare());
+        }
+        pos += chunk.len() as u64;
+    }
+    Outcome::good(len)
+}
+
+/// SYNCHRONIZE CACHE(10/16), SBC-3 §5.22: nothing is cached, but the range is still checked.
+/// NUMBER OF LOGICAL BLOCKS = 0 means "to the end of the medium".
+pub(super) fn synchronize_cache(image: &MemoryImage, t: &Transfer) -> Outcome {
+    match byte_range(image, t) {
+        Ok(_) => Outcome::good(0),
+        Err(s) => Outcome::check_condition(s),
+    }
+}
+
+/// Last LBA; an empty image (never produced by discovery) reports LBA 0.
+fn last_lba(image: &MemoryImage) -> u64 {
+    image.blocks().saturating_sub(1)
+}
+
+/// READ CAPACITY(10) parameter data (SBC-3 §5.15.2, table 64): 8 bytes.
+pub(super) fn read_capacity10(image: &MemoryImage) -> Response {
+    let last = u32::try_from(last_lba(image)).unwrap_or(RC10_OVERFLOW);
+    let mut r = Response::new();
+    r.be32(last).be32(image.block_size());
+    r
+}
+
+/// READ CAPACITY(16) parameter data (SBC-3 §5.16.2, table 66): 32 bytes, no protection, one
+/// logical block per physical block, no thin provisioning.
+pub(super) fn read_capacity16(image: &MemoryImage) -> Response {
+    let mut r = Response::new();
+    r.be64(last_lba(image)).be32(image.block_size()).zeros(20);
+    r
+}

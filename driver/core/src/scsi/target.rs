@@ -1,0 +1,180 @@
+//! [`ScsiTarget`]: one LUN serving one [`MemoryImage`]; decodes the CDB and dispatches.
+
+use crate::image::{DeviceKind, MemoryImage};
+
+use super::buf::Response;
+use super::cdb::{Command, Opcode};
+use super::inquiry::{self, Identity};
+use super::sense::SenseData;
+use super::{allows, block, mmc, mode, DataDirection, Medium, Outcome};
+
+/// REPORT LUNS SELECT REPORT 01h: well-known LUNs only, of which there are none (SPC-4 §6.27).
+const SELECT_WELL_KNOWN_ONLY: u8 = 0x01;
+
+/// A SCSI target for one RAM image. Immutable after construction, hence `Sync`: the port calls
+/// [`ScsiTarget::execute`] from many CPUs at once without locks (windows-integration.md §1.9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScsiTarget {
+    image: MemoryImage,
+    id: Identity,
+}
+
+impl ScsiTarget {
+    pub fn new(image: MemoryImage) -> Self {
+        Self {
+            image,
+            id: Identity::of(&image),
+        }
+    }
+
+    pub fn image(&self) -> &MemoryImage {
+        &self.image
+    }
+
+    /// Stable identity reported in VPD 80h/83h; the port may reuse `serial` for
+    /// STORAGE_DEVICE_DESCRIPTOR-style queries.
+    pub fn identity(&self) -> &Identity {
+        &self.id
+    }
+
+    /// Commands this LUN's device type implements: MMC-only ones only on a CD-ROM. WRITE opcodes
+    /// are recognised everywhere so that a CD answers DATA PROTECT rather than "unknown command".
+    fn supports(&self, op: Opcode) -> bool {
+        self.image.kind == DeviceKind::CdRom || !op.is_mmc_only()
+    }
+
+    /// Executes one CDB. See the module CONTRACT in [`super`].
+    pub fn execute(
+        &self,
+        cdb: &[u8],
+        data: &mut [u8],
+        dir: DataDirection,
+        medium: &impl Medium,
+    ) -> Outcome {
+        let op = match cdb.first().copied().and_then(Opcode::from_u8) {
+            Some(op) if self.supports(op) => op,
+            _ => return Outcome::check_condition(SenseData::invalid_opcode()),
+        };
+        let cmd = match Command::decode(op, cdb) {
+            Ok(cmd) => cmd,
+            Err(sense) => return Outcome::check_condition(sense),
+        };
+        let image = &self.image;
+        match cmd {
+            // Hot path first.
+            Command::Read(t) => block::read(image, &t, data, dir, medium),
+            Command::Write(t) => block::write(image, &t, data, dir, medium),
+
+            // A RAM medium is always ready and cannot really leave: START STOP UNIT (including
+            // eject), PREVENT ALLOW MEDIUM REMOVAL and SET CD SPEED succeed without effect.
+            Command::TestUnitReady
+            | Command::StartStopUnit
+            | Command::PreventAllowMediumRemoval
+            | Command::SetCdSpeed => Outcome::good(0),
+
+            Command::RequestSense { alloc } => {
+                respond(data, dir, &SenseData::no_sense().to_bytes(), alloc)
+            }
+            Command::Inquiry { evpd, page, alloc } => {
+                let r = if evpd {
+                    inquiry::vpd(image.kind, &self.id, page)
+                } else {
+                    Ok(inquiry::standard(image.kind))
+                };
+                respond_with(data, dir, r, alloc)
+            }
+            Command::ModeSense(ms) => {
+                respond_with(data, dir, mode::mode_sense(image, &ms), ms.alloc)
+            }
+            Command::ReadCapacity10 => {
+                let r = block::read_capacity10(image);
+                respond(data, dir, r.as_slice(), r.len())
+            }
+            Command::ReadCapacity16 { alloc } => {
+                respond(data, dir, block::read_capacity16(image).as_slice(), alloc)
+            }
+            Command::Verify { range, compare } => {
+                block::verify(image, &range, compare, data, dir, medium)
+            }
+            Command::SynchronizeCache(t) => block::synchronize_cache(image, &t),
+            Command::ReportLuns { select, alloc } => {
+                respond(data, dir, report_luns(select).as_slice(), alloc)
+            }
+            Command::ReadToc {
+                msf,
+                format,
+                track,
+                alloc,
+            } => respond_with(data, dir, mmc::read_toc(image, msf, format, track), alloc),
+            Command::GetConfiguration { rt, start, alloc } => respond(
+                data,
+                dir,
+                mmc::get_configuration(image, rt, start).as_slice(),
+                alloc,
+            ),
+            Command::GetEventStatusNotification { classes, alloc } => {
+                respond(data, dir, mmc::get_event_status(classes).as_slice(), alloc)
+            }
+            Command::ReadDiscInformation { alloc } => {
+                respond(data, dir, mmc::read_disc_information().as_slice(), alloc)
+            }
+            Command::ReadTrackInformation { address, alloc } => respond_with(
+                data,
+                dir,
+                mmc::read_track_information(image, address),
+                alloc,
+            ),
+            Command::MechanismStatus { alloc } => {
+                respond(data, dir, mmc::mechanism_status().as_slice(), alloc)
+            }
+            Command::ReadCd { range, user_data } => {
+                if user_data {
+                    block::read(image, &range, data, dir, medium)
+                } else {
+                    // No field selected: nothing moves, but the range must still exist.
+                    block::verify(image, &range, false, data, dir, medium)
+                }
+            }
+        }
+    }
+}
+
+/// REPORT LUNS parameter data (SPC-4 §6.27.2): this target has exactly LUN 0. A port that puts
+/// several images behind one target id must answer REPORT LUNS itself.
+fn report_luns(select: u8) -> Response {
+    let mut r = Response::new();
+    if select == SELECT_WELL_KNOWN_ONLY {
+        r.be32(0).zeros(4);
+    } else {
+        r.be32(8).zeros(4).zeros(8);
+    }
+    r
+}
+
+fn respond_with(
+    data: &mut [u8],
+    dir: DataDirection,
+    r: Result<Response, SenseData>,
+    alloc: usize,
+) -> Outcome {
+    match r {
+        Ok(r) => respond(data, dir, r.as_slice(), alloc),
+        Err(sense) => Outcome::check_condition(sense),
+    }
+}
+
+/// Returns parameter data: truncated to the ALLOCATION LENGTH (SPC-4 §4.2.5.6) and to the SRB
+/// buffer, the real count reported. A short buffer only truncates here, because the data is
+/// complete up to where it stops (unlike medium transfers, which must fit whole).
+fn respond(data: &mut [u8], dir: DataDirection, response: &[u8], alloc: usize) -> Outcome {
+    let n = response.len().min(alloc);
+    if n == 0 {
+        return Outcome::good(0);
+    }
+    if !allows(dir, DataDirection::In) {
+        return Outcome::check_condition(SenseData::invalid_request());
+    }
+    let n = n.min(data.len());
+    data[..n].copy_from_slice(&response[..n]);
+    Outcome::good(n)
+}
