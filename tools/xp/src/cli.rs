@@ -1,10 +1,149 @@
 //! Command-line entry points, called by the `rvblk` binary with the arguments after the command word.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// `rvblk xp ...` (placeholder until implemented).
-pub fn xp(_args: Vec<OsString>) -> ExitCode {
-    eprintln!("rvblk xp: not implemented yet");
-    ExitCode::from(2)
+use clap::{Parser, Subcommand};
+
+use crate::menu::{menu_lst, MenuOptions};
+use crate::slipstream::{self, Change, Options, Report};
+use crate::{write_xp_package, XpError, DRIVER_FILE, F6_IMAGE_NAME};
+
+/// Windows XP / Server 2003 (x86): put the legacy SCSIPORT driver rvblkxp.sys where setup needs it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rvblk xp",
+    after_help = "Two ways to give XP setup the driver:\n  \
+        - F6: boot with rvblk-f6.img mapped as (fd0) (see `rvblk xp menu`);\n  \
+        - slipstream: add it to the i386 directory of the setup source (`rvblk xp slipstream`),\n    \
+          then rebuild the ISO. Setup cannot copy OEM files back from a RAM floppy in text mode,\n    \
+          so slipstreaming is the more reliable of the two."
+)]
+struct XpCli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Add rvblkxp.sys to an XP/2003 i386 setup source (txtsetup.sif, dosnet.inf)
+    #[command(long_about = "Add rvblkxp.sys to an XP/2003 i386 setup source.\n\n\
+        Copies the driver (uncompressed) into the directory and adds to txtsetup.sif the lines\n\
+        [SourceDisksFiles]     rvblkxp.sys = 1,,,,,,4_,4,1,,,1,4\n\
+        [SCSI.Load]            rvblkxp = rvblkxp.sys,4\n\
+        [SCSI]                 rvblkxp = \"rvblk RAM disk/CD (GRUB4DOS/MEMDISK)\"\n\
+        [HardwareIdsDatabase]  DETECTED\\Isa\\rvblkxp = \"rvblkxp\", DETECTED\\rvblkxp = \"rvblkxp\"\n\
+        and to dosnet.inf [Files] the line d1,rvblkxp.sys.\n\n\
+        Running it again changes nothing. The first change to each file saves its original as\n\
+        <file>.rvblk-orig (never overwritten). Files are edited in their own encoding and line\n\
+        ends; anything unexpected (no [SCSI.Load] section, binary data, UTF-16 without BOM, an\n\
+        amd64 tree...) is refused and left unchanged.")]
+    Slipstream {
+        /// The i386 directory of the setup source (holding txtsetup.sif)
+        i386_dir: PathBuf,
+        /// Driver package directory holding xp/rvblkxp.sys
+        #[arg(long, value_name = "DIR", default_value = "target/package")]
+        package: PathBuf,
+        /// Use the driver file DRIVER instead of the package's xp/rvblkxp.sys
+        #[arg(long, value_name = "FILE", conflicts_with = "remove")]
+        driver: Option<PathBuf>,
+        /// Expose RAM hard-disk images during setup too (installs service rvblkxpd instead of
+        /// rvblkxp). Careful: setup installs to the lowest-numbered disk
+        #[arg(long, conflicts_with = "remove")]
+        disks: bool,
+        /// Undo: restore the backups if nothing else changed the files, else remove rvblk's lines
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Print a GRUB4DOS menu.lst for installing XP from an ISO in RAM (text mode, GUI mode, first boot)
+    Menu {
+        /// Path of the XP/2003 ISO on the boot device
+        #[arg(long, value_name = "PATH", default_value = "/xp.iso")]
+        iso: String,
+        /// Path of the rvblk F6 floppy image on the boot device
+        #[arg(long, value_name = "PATH", default_value = "/rvblk-f6.img")]
+        f6: String,
+        /// Do not swap (hd0) and (hd1) (the swap is for booting from a USB stick)
+        #[arg(long)]
+        no_swap: bool,
+    },
+    /// Write txtsetup.oem, rvblkxp.inf, the tag file and rvblk-f6.img into a driver package
+    Package {
+        /// Driver package directory holding xp/rvblkxp.sys
+        #[arg(value_name = "DIR", default_value = "target/package")]
+        package: PathBuf,
+    },
+}
+
+/// `rvblk xp ...`.
+pub fn xp(args: Vec<OsString>) -> ExitCode {
+    let argv = std::iter::once(OsString::from("rvblk xp")).chain(args);
+    let cli = match XpCli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rvblk xp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), XpError> {
+    match command {
+        Command::Slipstream { i386_dir, package, driver, disks, remove } => {
+            let report = if remove {
+                slipstream::remove(&i386_dir)?
+            } else {
+                let path = driver.unwrap_or_else(|| package.join("xp").join(DRIVER_FILE));
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        XpError::Missing {
+                            path: path.clone(),
+                            hint: "build the package (cargo xtask package) or give --package/--driver".into(),
+                        }
+                    } else {
+                        XpError::Io { path: path.clone(), action: "read", source: e }
+                    }
+                })?;
+                slipstream::slipstream(&i386_dir, &bytes, Options { disks })?
+            };
+            print_report(&report);
+            Ok(())
+        }
+        Command::Menu { iso, f6, no_swap } => {
+            print!("{}", menu_lst(&MenuOptions { iso, f6, swap_disks: !no_swap }));
+            Ok(())
+        }
+        Command::Package { package } => {
+            write_xp_package(&package)?;
+            println!("wrote {} and {}", package.join("xp").display(), package.join(F6_IMAGE_NAME).display());
+            Ok(())
+        }
+    }
+}
+
+fn print_report(report: &Report) {
+    for (path, change) in &report.files {
+        let what = match change {
+            Change::Unchanged => "unchanged",
+            Change::Written => "written",
+            Change::Restored => "restored from backup",
+            Change::Removed => "removed",
+            Change::Skipped => "skipped",
+        };
+        println!("{what:>20}  {}", path.display());
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    if report.unchanged() {
+        println!("nothing to do");
+    }
 }
