@@ -1,0 +1,314 @@
+//! Running the real `rvblk.sys` binaries through the harness CLI (`rvblk-harness run ... --json`)
+//! on a MEMDISK dump, and checking its report against the case.
+
+use crate::case::{Booted, Expect};
+use crate::json::{self, Json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Workspace root (this crate is `tests/e2e`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The harness CLI: `$RVBLK_HARNESS`, else `<workspace>/target/release/rvblk-harness`.
+pub fn harness_binary() -> Result<PathBuf, String> {
+    let p = std::env::var_os("RVBLK_HARNESS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/release/rvblk-harness"));
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "harness CLI not found at {}: build it with `cargo build --release -p rvblk-harness` \
+             (or run `cargo xtask test`, which sets RVBLK_HARNESS)",
+            p.display()
+        ))
+    }
+}
+
+/// The driver package: `$RVBLK_PACKAGE_DIR`, else `<workspace>/target/package`.
+pub fn package_dir() -> PathBuf {
+    std::env::var_os("RVBLK_PACKAGE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/package"))
+}
+
+/// The two architectures whose real binaries every case runs.
+pub const ARCHES: [&str; 2] = ["amd64", "x86"];
+
+/// `<package>/<arch>/rvblk.sys`, or an error telling how to build it.
+pub fn driver(arch: &str) -> Result<PathBuf, String> {
+    let p = package_dir().join(arch).join("rvblk.sys");
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "driver binary {} not found: run `cargo xtask package` (or set RVBLK_PACKAGE_DIR)",
+            p.display()
+        ))
+    }
+}
+
+/// One LUN of the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lun {
+    pub kind: String,
+    pub block_size: u64,
+    pub blocks: u64,
+    pub read_only: bool,
+    pub source: String,
+    pub phys_base: u64,
+    pub sha256: String,
+    pub matches: Vec<String>,
+}
+
+/// One refusal of the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub phys_base: u64,
+    pub reason: String,
+}
+
+/// The harness's `--json` report plus how the process ended.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub luns: Vec<Lun>,
+    pub refused: Vec<Refused>,
+    pub verifier_failures: Vec<String>,
+    pub exit_ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub time: Duration,
+}
+
+fn field<'a>(o: &'a Json, k: &str, what: &str) -> Result<&'a Json, String> {
+    o.get(k).ok_or_else(|| format!("{what}: no \"{k}\""))
+}
+
+/// The three lists of a report: LUNs, refusals, verifier failures.
+pub type Parsed = (Vec<Lun>, Vec<Refused>, Vec<String>);
+
+/// Parses the report object (the whole stdout, or else its last line that is a JSON object).
+pub fn parse_report(stdout: &str) -> Result<Parsed, String> {
+    let v = match json::parse(stdout) {
+        Ok(v) => v,
+        Err(_) => stdout
+            .lines()
+            .rev()
+            .filter(|l| l.trim_start().starts_with('{'))
+            .find_map(|l| json::parse(l).ok())
+            .ok_or("no JSON object in the harness output")?,
+    };
+    let mut luns = Vec::new();
+    for l in field(&v, "luns", "report")?
+        .as_array()
+        .ok_or("luns is not an array")?
+    {
+        let num = |k| {
+            field(l, k, "lun")?
+                .as_u64()
+                .ok_or_else(|| format!("lun.{k} is not a number"))
+        };
+        let s = |k| {
+            field(l, k, "lun")?
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("lun.{k} is not a string"))
+        };
+        luns.push(Lun {
+            kind: s("kind")?,
+            block_size: num("block_size")?,
+            blocks: num("blocks")?,
+            read_only: field(l, "read_only", "lun")?
+                .as_bool()
+                .ok_or("lun.read_only is not a bool")?,
+            source: s("source")?,
+            phys_base: num("phys_base")?,
+            sha256: s("sha256")?,
+            matches: field(l, "matches", "lun")?
+                .as_array()
+                .ok_or("lun.matches is not an array")?
+                .iter()
+                .filter_map(|m| m.as_str().map(str::to_string))
+                .collect(),
+        });
+    }
+    let mut refused = Vec::new();
+    for r in v.get("refused").and_then(Json::as_array).unwrap_or(&[]) {
+        refused.push(Refused {
+            phys_base: field(r, "phys_base", "refused")?
+                .as_u64()
+                .ok_or("refused.phys_base is not a number")?,
+            reason: field(r, "reason", "refused")?
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        });
+    }
+    let failures = v
+        .get("verifier_failures")
+        .and_then(Json::as_array)
+        .unwrap_or(&[])
+        .iter()
+        .map(|f| {
+            f.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{f:?}"))
+        })
+        .collect();
+    Ok((luns, refused, failures))
+}
+
+/// `rvblk-harness run --driver DRIVER --ram DUMP --os-ram 0xSTART:0xLEN ... --expect IMAGE --json`.
+pub fn run(harness: &Path, driver: &Path, booted: &Booted) -> Result<Report, String> {
+    let mut cmd = Command::new(harness);
+    cmd.arg("run")
+        .arg("--driver")
+        .arg(driver)
+        .arg("--ram")
+        .arg(&booted.dump);
+    for r in &booted.os_ram {
+        cmd.arg("--os-ram")
+            .arg(format!("{:#x}:{:#x}", r.start, r.len));
+    }
+    cmd.arg("--expect").arg(&booted.image_path).arg("--json");
+    let t0 = Instant::now();
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", harness.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (luns, refused, verifier_failures) = parse_report(&stdout).map_err(|e| {
+        format!(
+            "{e}\nexit: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status
+        )
+    })?;
+    Ok(Report {
+        luns,
+        refused,
+        verifier_failures,
+        exit_ok: out.status.success(),
+        stdout,
+        stderr,
+        time: t0.elapsed(),
+    })
+}
+
+/// Checks a report against the case; returns every problem found (empty = pass).
+pub fn check(booted: &Booted, r: &Report) -> Vec<String> {
+    let mut p = Vec::new();
+    let base = u64::from(booted.memdisk.diskbuf);
+    if !r.verifier_failures.is_empty() {
+        p.push(format!("verifier failures: {:?}", r.verifier_failures));
+    }
+    if !r.exit_ok {
+        p.push("harness exited with a failure status".into());
+    }
+    match booted.case.expect {
+        Expect::Lun {
+            kind,
+            block_size,
+            read_only,
+        } => {
+            if r.luns.len() != 1 {
+                p.push(format!(
+                    "expected exactly one LUN, got {}: {:?}",
+                    r.luns.len(),
+                    r.luns
+                ));
+            }
+            if let Some(l) = r
+                .luns
+                .iter()
+                .find(|l| l.phys_base == base)
+                .or(r.luns.first())
+            {
+                let blocks = booted.image_len / block_size;
+                let want = |ok: bool, what: String, p: &mut Vec<String>| {
+                    if !ok {
+                        p.push(what)
+                    }
+                };
+                want(
+                    l.kind == kind,
+                    format!("kind {:?}, expected {kind:?}", l.kind),
+                    &mut p,
+                );
+                want(
+                    l.block_size == block_size,
+                    format!("block_size {}, expected {block_size}", l.block_size),
+                    &mut p,
+                );
+                want(
+                    l.blocks == blocks,
+                    format!("blocks {}, expected {blocks}", l.blocks),
+                    &mut p,
+                );
+                want(
+                    l.read_only == read_only,
+                    format!("read_only {}, expected {read_only}", l.read_only),
+                    &mut p,
+                );
+                want(
+                    l.source == "memdisk",
+                    format!("source {:?}, expected \"memdisk\"", l.source),
+                    &mut p,
+                );
+                want(
+                    l.phys_base == base,
+                    format!(
+                        "phys_base {:#x}, expected MDI diskbuf {base:#x}",
+                        l.phys_base
+                    ),
+                    &mut p,
+                );
+                want(
+                    l.sha256.eq_ignore_ascii_case(&booted.image_sha256),
+                    format!(
+                        "sha256 {} differs from the image file's {}",
+                        l.sha256, booted.image_sha256
+                    ),
+                    &mut p,
+                );
+                let img = booted.image_path.display().to_string();
+                want(
+                    l.matches
+                        .iter()
+                        .any(|m| m == &img || Path::new(m) == booted.image_path),
+                    format!("matches {:?} does not name {img}", l.matches),
+                    &mut p,
+                );
+            }
+            if !r.refused.is_empty() {
+                p.push(format!("unexpected refusals: {:?}", r.refused));
+            }
+        }
+        Expect::RefusedOsRam => {
+            if !r.luns.is_empty() {
+                p.push(format!(
+                    "an image in OS RAM must not become a LUN, got {:?}",
+                    r.luns
+                ));
+            }
+            match r.refused.iter().find(|x| x.phys_base == base) {
+                None => p.push(format!(
+                    "image at {base:#x} is not in `refused`: {:?}",
+                    r.refused
+                )),
+                Some(x) => {
+                    let reason = x.reason.to_ascii_lowercase();
+                    if !(reason.contains("ram") || reason.contains("memory")) {
+                        p.push(format!(
+                            "refusal reason {:?} does not say the image is in OS RAM",
+                            x.reason
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    p
+}
