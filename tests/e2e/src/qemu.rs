@@ -8,6 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long to wait for the boot program's marker. A TCG boot takes well under a second.
@@ -48,7 +49,14 @@ impl Guest {
         let qemu = tools::require(tools::QEMU);
         let memdisk = tools::require_memdisk();
         let serial = dir.join("serial.log");
-        let qmp_path = dir.join("qmp.sock");
+        // Unix socket paths are limited to 107 bytes, and CI work trees can be deep: keep the
+        // socket in the system temp directory under a unique short name.
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let qmp_path = std::env::temp_dir().join(format!(
+            "rvblk-e2e-{}-{}.qmp",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
         let stderr = dir.join("qemu.stderr");
         let _ = std::fs::remove_file(&serial);
         let _ = std::fs::remove_file(&qmp_path);
@@ -159,6 +167,7 @@ impl Drop for Guest {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.qmp_path);
     }
 }
 
