@@ -83,7 +83,11 @@ pub fn xp(args: Vec<OsString>) -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match run(cli.command) {
@@ -97,7 +101,13 @@ pub fn xp(args: Vec<OsString>) -> ExitCode {
 
 fn run(command: Command) -> Result<(), XpError> {
     match command {
-        Command::Slipstream { i386_dir, package, driver, disks, remove } => {
+        Command::Slipstream {
+            i386_dir,
+            package,
+            driver,
+            disks,
+            remove,
+        } => {
             let report = if remove {
                 slipstream::remove(&i386_dir)?
             } else {
@@ -106,10 +116,16 @@ fn run(command: Command) -> Result<(), XpError> {
                     if e.kind() == std::io::ErrorKind::NotFound {
                         XpError::Missing {
                             path: path.clone(),
-                            hint: "build the package (cargo xtask package) or give --package/--driver".into(),
+                            hint:
+                                "build the package (cargo xtask package) or give --package/--driver"
+                                    .into(),
                         }
                     } else {
-                        XpError::Io { path: path.clone(), action: "read", source: e }
+                        XpError::Io {
+                            path: path.clone(),
+                            action: "read",
+                            source: e,
+                        }
                     }
                 })?;
                 slipstream::slipstream(&i386_dir, &bytes, Options { disks })?
@@ -118,12 +134,23 @@ fn run(command: Command) -> Result<(), XpError> {
             Ok(())
         }
         Command::Menu { iso, f6, no_swap } => {
-            print!("{}", menu_lst(&MenuOptions { iso, f6, swap_disks: !no_swap }));
+            print!(
+                "{}",
+                menu_lst(&MenuOptions {
+                    iso,
+                    f6,
+                    swap_disks: !no_swap
+                })
+            );
             Ok(())
         }
         Command::Package { package } => {
             write_xp_package(&package)?;
-            println!("wrote {} and {}", package.join("xp").display(), package.join(F6_IMAGE_NAME).display());
+            println!(
+                "wrote {} and {}",
+                package.join("xp").display(),
+                package.join(F6_IMAGE_NAME).display()
+            );
             Ok(())
         }
     }

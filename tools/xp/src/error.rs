@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub enum XpError {
     /// An I/O operation on `path` failed.
-    Io { path: PathBuf, action: &'static str, source: io::Error },
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
     /// A required input file is missing.
     Missing { path: PathBuf, hint: String },
     /// A file is not what we expected; we refuse to touch it.
@@ -19,18 +23,29 @@ pub enum XpError {
 
 impl XpError {
     pub(crate) fn io(path: &Path, action: &'static str, source: io::Error) -> Self {
-        XpError::Io { path: path.to_path_buf(), action, source }
+        XpError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
     }
 
     pub(crate) fn unrecognised(path: &Path, reason: impl Into<String>) -> Self {
-        XpError::Unrecognised { path: path.to_path_buf(), reason: reason.into() }
+        XpError::Unrecognised {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
     }
 }
 
 impl fmt::Display for XpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            XpError::Io { path, action, source } => {
+            XpError::Io {
+                path,
+                action,
+                source,
+            } => {
                 write!(f, "cannot {action} {}: {source}", path.display())
             }
             XpError::Missing { path, hint } => write!(f, "{} not found: {hint}", path.display()),

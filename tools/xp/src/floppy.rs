@@ -7,7 +7,9 @@
 
 use std::io::{Cursor, Write};
 
-use fatfs::{Date, DateTime, FatType, FileSystem, FormatVolumeOptions, FsOptions, Time, TimeProvider};
+use fatfs::{
+    Date, DateTime, FatType, FileSystem, FormatVolumeOptions, FsOptions, Time, TimeProvider,
+};
 
 use crate::XpError;
 
@@ -23,8 +25,17 @@ pub const VOLUME_ID: u32 = 0x5256_424B;
 
 /// The timestamp given to every file: 2025-01-01 00:00:00.
 pub const FIXED_TIME: DateTime = DateTime {
-    date: Date { year: 2025, month: 1, day: 1 },
-    time: Time { hour: 0, min: 0, sec: 0, millis: 0 },
+    date: Date {
+        year: 2025,
+        month: 1,
+        day: 1,
+    },
+    time: Time {
+        hour: 0,
+        min: 0,
+        sec: 0,
+        millis: 0,
+    },
 };
 
 #[derive(Debug)]
@@ -47,7 +58,8 @@ pub fn is_upper_8_3(name: &str) -> bool {
         Some((b, e)) => (b, e),
         None => (name, ""),
     };
-    let ok_char = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || "_-~!#$%&'()@^`{}".contains(c);
+    let ok_char =
+        |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || "_-~!#$%&'()@^`{}".contains(c);
     (1..=8).contains(&base.len())
         && ext.len() <= 3
         && !(name.contains('.') && ext.is_empty())
@@ -60,7 +72,9 @@ pub fn is_upper_8_3(name: &str) -> bool {
 pub fn build_f6_image(files: &[(&str, &[u8])]) -> Result<Vec<u8>, XpError> {
     for (name, _) in files {
         if !is_upper_8_3(name) {
-            return Err(XpError::Floppy(format!("{name:?} is not an upper-case 8.3 file name")));
+            return Err(XpError::Floppy(format!(
+                "{name:?} is not an upper-case 8.3 file name"
+            )));
         }
     }
     let mut disk = Cursor::new(vec![0u8; IMAGE_SIZE]);
@@ -85,7 +99,9 @@ pub fn build_f6_image(files: &[(&str, &[u8])]) -> Result<Vec<u8>, XpError> {
     {
         let fs = FileSystem::new(
             &mut disk,
-            FsOptions::new().time_provider(&FIXED_TIME_PROVIDER).update_accessed_date(false),
+            FsOptions::new()
+                .time_provider(&FIXED_TIME_PROVIDER)
+                .update_accessed_date(false),
         )
         .map_err(|e| fail("mount", e))?;
         if fs.fat_type() != FatType::Fat12 {
@@ -116,7 +132,16 @@ mod tests {
         for good in ["TXTSETUP.OEM", "RVBLKXP.SYS", "DISK1", "A.B", "RVBLKXP.TAG"] {
             assert!(is_upper_8_3(good), "{good}");
         }
-        for bad in ["txtsetup.oem", "TOOLONGNAME.SYS", "A.BCDE", "", ".SYS", "A.", "A B.SYS", "A.B.C"] {
+        for bad in [
+            "txtsetup.oem",
+            "TOOLONGNAME.SYS",
+            "A.BCDE",
+            "",
+            ".SYS",
+            "A.",
+            "A B.SYS",
+            "A.B.C",
+        ] {
             assert!(!is_upper_8_3(bad), "{bad}");
         }
     }

@@ -21,13 +21,21 @@ pub struct MenuOptions {
 
 impl Default for MenuOptions {
     fn default() -> Self {
-        MenuOptions { iso: "/xp.iso".into(), f6: "/rvblk-f6.img".into(), swap_disks: true }
+        MenuOptions {
+            iso: "/xp.iso".into(),
+            f6: "/rvblk-f6.img".into(),
+            swap_disks: true,
+        }
     }
 }
 
 /// GRUB4DOS wants spaces in file names escaped.
 fn grub_path(path: &str) -> String {
-    let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
     path.replace(' ', "\\ ")
 }
 
@@ -114,7 +122,11 @@ mod tests {
 
     #[test]
     fn no_swap_and_escaping() {
-        let m = menu_lst(&MenuOptions { iso: "isos/win xp.iso".into(), f6: "/f6.img".into(), swap_disks: false });
+        let m = menu_lst(&MenuOptions {
+            iso: "isos/win xp.iso".into(),
+            f6: "/f6.img".into(),
+            swap_disks: false,
+        });
         assert!(!m.contains("map (hd0) (hd1)"));
         assert!(m.contains("map --mem /isos/win\\ xp.iso (0xff)\n"));
     }

@@ -84,7 +84,9 @@ pub struct Report {
 impl Report {
     /// True when nothing was written or deleted.
     pub fn unchanged(&self) -> bool {
-        self.files.iter().all(|(_, c)| matches!(c, Change::Unchanged | Change::Skipped))
+        self.files
+            .iter()
+            .all(|(_, c)| matches!(c, Change::Unchanged | Change::Skipped))
     }
 }
 
@@ -113,10 +115,17 @@ pub fn slipstream(i386: &Path, driver: &[u8], options: Options) -> Result<Report
         report.files.push((driver_path, Change::Written));
     }
 
-    report.files.push((tree.sif.clone(), save_edit(&tree.sif, &sif, &new_sif)?));
+    report
+        .files
+        .push((tree.sif.clone(), save_edit(&tree.sif, &sif, &new_sif)?));
     match dosnet {
-        Some((path, file, edited)) => report.files.push((path.clone(), save_edit(path, &file, &edited)?)),
+        Some((path, file, edited)) => report
+            .files
+            .push((path.clone(), save_edit(path, &file, &edited)?)),
         None => {
+            report
+                .files
+                .push((i386.join("dosnet.inf"), Change::Skipped));
             report.notes.push(format!(
                 "no dosnet.inf in {}: skipped it (only winnt.exe/winnt32.exe read it; booting the CD does not)",
                 i386.display()
@@ -140,19 +149,32 @@ pub fn slipstream(i386: &Path, driver: &[u8], options: Options) -> Result<Report
 pub fn remove(i386: &Path) -> Result<Report, XpError> {
     let tree = Tree::open(i386)?;
     let sif = TextFile::read(&tree.sif)?;
-    let sif_plan = plan_removal(&tree.sif, &sif, |f, p| edit_txtsetup_sif(f, p, None), |f, p, o| {
-        edit_txtsetup_sif(f, p, Some(o))
-    })?;
+    let sif_plan = plan_removal(
+        &tree.sif,
+        &sif,
+        |f, p| edit_txtsetup_sif(f, p, None),
+        |f, p, o| edit_txtsetup_sif(f, p, Some(o)),
+    )?;
     let dosnet_plan = match &tree.dosnet {
         Some(path) => {
             let file = TextFile::read(path)?;
-            Some((path, plan_removal(path, &file, |f, p| edit_dosnet(f, p, false), |f, p, _| edit_dosnet(f, p, true))?))
+            Some((
+                path,
+                plan_removal(
+                    path,
+                    &file,
+                    |f, p| edit_dosnet(f, p, false),
+                    |f, p, _| edit_dosnet(f, p, true),
+                )?,
+            ))
         }
         None => None,
     };
 
     let mut report = Report::default();
-    report.files.push((tree.sif.clone(), sif_plan.apply(&tree.sif)?));
+    report
+        .files
+        .push((tree.sif.clone(), sif_plan.apply(&tree.sif)?));
     if let Some((path, plan)) = dosnet_plan {
         report.files.push((path.clone(), plan.apply(path)?));
     }
@@ -220,7 +242,9 @@ fn plan_removal(
     let stripped = strip(current, path)?;
     if stripped.bytes == current.bytes {
         // None of our lines: nothing to undo. A backup equal to the file is just stale.
-        let drop_backup = backup_file.as_ref().is_some_and(|b| b.bytes == current.bytes);
+        let drop_backup = backup_file
+            .as_ref()
+            .is_some_and(|b| b.bytes == current.bytes);
         return Ok(RemovalPlan::Nothing { drop_backup });
     }
     if let Some(orig) = backup_file {
@@ -267,12 +291,18 @@ impl Tree {
     fn open(dir: &Path) -> Result<Tree, XpError> {
         let meta = fs::metadata(dir).map_err(|e| XpError::io(dir, "open", e))?;
         if !meta.is_dir() {
-            return Err(XpError::unrecognised(dir, "not a directory (give the i386 directory of the setup source)"));
+            return Err(XpError::unrecognised(
+                dir,
+                "not a directory (give the i386 directory of the setup source)",
+            ));
         }
         let dir_name = dir
             .canonicalize()
             .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()))
+            .and_then(|p| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            })
             .unwrap_or_default();
         if dir_name == "amd64" || dir_name == "ia64" {
             return Err(XpError::Unsupported(format!(
@@ -282,14 +312,25 @@ impl Tree {
             )));
         }
         let entries = list_dir(dir)?;
-        let find = |name: &str| entries.iter().find(|e| e.eq_ignore_ascii_case(name)).map(|e| dir.join(e));
+        let find = |name: &str| {
+            entries
+                .iter()
+                .find(|e| e.eq_ignore_ascii_case(name))
+                .map(|e| dir.join(e))
+        };
         let Some(sif) = find("txtsetup.sif") else {
             let sub = entries.iter().find(|e| e.eq_ignore_ascii_case("i386"));
             let hint = match sub {
-                Some(s) => format!("this looks like the CD root: give {}", dir.join(s).display()),
+                Some(s) => format!(
+                    "this looks like the CD root: give {}",
+                    dir.join(s).display()
+                ),
                 None => "give the i386 directory of an XP/2003 setup source".to_string(),
             };
-            return Err(XpError::Missing { path: dir.join("txtsetup.sif"), hint });
+            return Err(XpError::Missing {
+                path: dir.join("txtsetup.sif"),
+                hint,
+            });
         };
         for name in ["rvblkxp.sy_"] {
             if let Some(p) = find(name) {
@@ -303,10 +344,17 @@ impl Tree {
         // Reuse an existing driver file's spelling; otherwise follow txtsetup.sif's case.
         let driver_name = match entries.iter().find(|e| e.eq_ignore_ascii_case(DRIVER_FILE)) {
             Some(existing) => existing.clone(),
-            None if sif.file_name().is_some_and(|n| n == "TXTSETUP.SIF") => DRIVER_FILE.to_ascii_uppercase(),
+            None if sif.file_name().is_some_and(|n| n == "TXTSETUP.SIF") => {
+                DRIVER_FILE.to_ascii_uppercase()
+            }
             None => DRIVER_FILE.to_string(),
         };
-        Ok(Tree { dir: dir.to_path_buf(), dosnet: find("dosnet.inf"), sif, driver_name })
+        Ok(Tree {
+            dir: dir.to_path_buf(),
+            dosnet: find("dosnet.inf"),
+            sif,
+            driver_name,
+        })
     }
 
     fn driver_path(&self) -> PathBuf {
@@ -357,17 +405,27 @@ impl TextFile {
     fn decode(path: &Path, bytes: Vec<u8>) -> Result<TextFile, XpError> {
         let (encoding, text) = if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
             if rest.len() % 2 != 0 {
-                return Err(XpError::unrecognised(path, "UTF-16 text with an odd number of bytes"));
+                return Err(XpError::unrecognised(
+                    path,
+                    "UTF-16 text with an odd number of bytes",
+                ));
             }
-            let units: Vec<u16> = rest.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+            let units: Vec<u16> = rest
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
             let text = String::from_utf16(&units)
                 .map_err(|_| XpError::unrecognised(path, "invalid UTF-16 text"))?;
             (Encoding::Utf16LeBom, text)
         } else if bytes.starts_with(&[0xFE, 0xFF]) {
-            return Err(XpError::unrecognised(path, "big-endian UTF-16 text, which Windows setup does not use"));
+            return Err(XpError::unrecognised(
+                path,
+                "big-endian UTF-16 text, which Windows setup does not use",
+            ));
         } else if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-            let text = String::from_utf8(rest.to_vec())
-                .map_err(|_| XpError::unrecognised(path, "invalid UTF-8 text after a UTF-8 byte-order mark"))?;
+            let text = String::from_utf8(rest.to_vec()).map_err(|_| {
+                XpError::unrecognised(path, "invalid UTF-8 text after a UTF-8 byte-order mark")
+            })?;
             (Encoding::Utf8Bom, text)
         } else {
             if bytes.contains(&0) {
@@ -379,26 +437,40 @@ impl TextFile {
                 };
                 return Err(XpError::unrecognised(path, reason));
             }
-            if let Some(b) = bytes.iter().find(|b| b.is_ascii_control() && !b"\t\r\n\x0c\x1a".contains(b)) {
+            if let Some(b) = bytes
+                .iter()
+                .find(|b| b.is_ascii_control() && !b"\t\r\n\x0c\x1a".contains(b))
+            {
                 return Err(XpError::unrecognised(
                     path,
                     format!("contains control byte 0x{b:02x}: binary data, not a text file"),
                 ));
             }
-            (Encoding::Ansi, bytes.iter().map(|&b| char::from(b)).collect())
+            (
+                Encoding::Ansi,
+                bytes.iter().map(|&b| char::from(b)).collect(),
+            )
         };
         let lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
         let crlf = lines.iter().filter(|l| l.ends_with("\r\n")).count();
         let lf = lines.iter().filter(|l| l.ends_with('\n')).count() - crlf;
         let newline = if crlf >= lf { "\r\n" } else { "\n" };
-        Ok(TextFile { encoding, lines, newline, bytes })
+        Ok(TextFile {
+            encoding,
+            lines,
+            newline,
+            bytes,
+        })
     }
 
     fn encode(&self) -> Vec<u8> {
         let text: String = self.lines.concat();
         match self.encoding {
             // Every char came from one byte or from our ASCII lines.
-            Encoding::Ansi => text.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')).collect(),
+            Encoding::Ansi => text
+                .chars()
+                .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+                .collect(),
             Encoding::Utf8Bom => [&[0xEF, 0xBB, 0xBF][..], text.as_bytes()].concat(),
             Encoding::Utf16LeBom => {
                 let mut out = vec![0xFF, 0xFE];
@@ -409,7 +481,10 @@ impl TextFile {
     }
 
     fn with_lines(&self, lines: Vec<String>) -> TextFile {
-        let mut file = TextFile { lines, ..self.clone() };
+        let mut file = TextFile {
+            lines,
+            ..self.clone()
+        };
         file.bytes = file.encode();
         file
     }
@@ -449,7 +524,10 @@ fn sections(lines: &[String], name: &str) -> Vec<Section> {
         }
     }
     if let Some(h) = current {
-        out.push(Section { header: h, end: lines.len() });
+        out.push(Section {
+            header: h,
+            end: lines.len(),
+        });
     }
     out
 }
@@ -475,24 +553,37 @@ struct SectionEdit<'a> {
 
 /// Applies section edits: replaces or removes our existing lines, appends missing ones at the end
 /// of the section's last non-blank line.
-fn apply_edits(file: &TextFile, path: &Path, edits: &[SectionEdit<'_>]) -> Result<TextFile, XpError> {
+fn apply_edits(
+    file: &TextFile,
+    path: &Path,
+    edits: &[SectionEdit<'_>],
+) -> Result<TextFile, XpError> {
     let mut lines = file.lines.clone();
     for edit in edits {
         let found = sections(&lines, edit.section);
         if found.is_empty() {
-            return Err(XpError::unrecognised(path, format!("no [{}] section", edit.section)));
+            return Err(XpError::unrecognised(
+                path,
+                format!("no [{}] section", edit.section),
+            ));
         }
         let mut present: Vec<String> = Vec::new();
         let mut remove: Vec<usize> = Vec::new();
         for s in &found {
-            for i in s.header + 1..s.end {
-                let Some(id) = (edit.ours)(&lines[i]) else { continue };
-                match edit.wanted.iter().find(|(w, _)| w.eq_ignore_ascii_case(&id)) {
+            for (i, line) in lines.iter_mut().enumerate().take(s.end).skip(s.header + 1) {
+                let Some(id) = (edit.ours)(line) else {
+                    continue;
+                };
+                match edit
+                    .wanted
+                    .iter()
+                    .find(|(w, _)| w.eq_ignore_ascii_case(&id))
+                {
                     Some((w, text)) if !present.iter().any(|p| p.eq_ignore_ascii_case(w)) => {
                         present.push(w.clone());
-                        if content(&lines[i]) != text {
-                            let term = terminator(&lines[i]);
-                            lines[i] = format!("{text}{term}");
+                        if content(line) != text {
+                            let term = terminator(line);
+                            *line = format!("{text}{term}");
                         }
                     }
                     _ => remove.push(i),
@@ -513,12 +604,11 @@ fn apply_edits(file: &TextFile, path: &Path, edits: &[SectionEdit<'_>]) -> Resul
         }
         // Recompute: removals may have shortened it (never removed its header).
         let section = sections(&lines, edit.section).swap_remove(0);
-        let mut at = section.header + 1;
-        for i in section.header + 1..section.end {
-            if !content(&lines[i]).is_empty() {
-                at = i + 1;
-            }
-        }
+        // After the section's last non-blank line (comments count), before trailing blanks.
+        let at = (section.header + 1..section.end)
+            .rev()
+            .find(|&i| !content(&lines[i]).is_empty())
+            .map_or(section.header + 1, |i| i + 1);
         if !lines[at - 1].ends_with('\n') {
             lines[at - 1].push_str(file.newline);
         }
@@ -543,7 +633,11 @@ fn terminator(line: &str) -> &'static str {
 const REQUIRED_SIF_SECTIONS: [&str; 3] = ["SCSI.Load", "SCSI", "HardwareIdsDatabase"];
 
 /// Edits a `txtsetup.sif`: adds our lines for `options`, or (with `None`) removes them all.
-fn edit_txtsetup_sif(file: &TextFile, path: &Path, options: Option<Options>) -> Result<TextFile, XpError> {
+fn edit_txtsetup_sif(
+    file: &TextFile,
+    path: &Path,
+    options: Option<Options>,
+) -> Result<TextFile, XpError> {
     let lines = &file.lines;
     let files_section = if !sections(lines, "SourceDisksFiles").is_empty() {
         "SourceDisksFiles"
@@ -565,7 +659,10 @@ fn edit_txtsetup_sif(file: &TextFile, path: &Path, options: Option<Options>) -> 
     }
     for s in REQUIRED_SIF_SECTIONS {
         if sections(lines, s).is_empty() {
-            return Err(XpError::unrecognised(path, format!("no [{s}] section: not an XP/2003 txtsetup.sif")));
+            return Err(XpError::unrecognised(
+                path,
+                format!("no [{s}] section: not an XP/2003 txtsetup.sif"),
+            ));
         }
     }
 
@@ -576,16 +673,24 @@ fn edit_txtsetup_sif(file: &TextFile, path: &Path, options: Option<Options>) -> 
     let is_hwid = |line: &str| {
         line_key(line).filter(|k| {
             services.iter().any(|s| {
-                k.eq_ignore_ascii_case(&format!("DETECTED\\{s}")) || k.eq_ignore_ascii_case(&format!("DETECTED\\Isa\\{s}"))
+                k.eq_ignore_ascii_case(&format!("DETECTED\\{s}"))
+                    || k.eq_ignore_ascii_case(&format!("DETECTED\\Isa\\{s}"))
             })
         })
     };
-    let wanted = |f: &dyn Fn(&str) -> Vec<(String, String)>| options.map(|o| f(o.service())).unwrap_or_default();
+    let wanted = |f: &dyn Fn(&str) -> Vec<(String, String)>| {
+        options.map(|o| f(o.service())).unwrap_or_default()
+    };
     let edits = [
         SectionEdit {
             section: files_section,
             ours: &is_driver,
-            wanted: wanted(&|_| vec![(DRIVER_FILE.into(), format!("{DRIVER_FILE} = {SOURCE_DISKS_FILES_VALUE}"))]),
+            wanted: wanted(&|_| {
+                vec![(
+                    DRIVER_FILE.into(),
+                    format!("{DRIVER_FILE} = {SOURCE_DISKS_FILES_VALUE}"),
+                )]
+            }),
         },
         SectionEdit {
             section: "SCSI.Load",
@@ -596,7 +701,12 @@ fn edit_txtsetup_sif(file: &TextFile, path: &Path, options: Option<Options>) -> 
             section: "SCSI",
             ours: &is_service,
             wanted: options
-                .map(|o| vec![(o.service().into(), format!("{} = \"{}\"", o.service(), o.description()))])
+                .map(|o| {
+                    vec![(
+                        o.service().into(),
+                        format!("{} = \"{}\"", o.service(), o.description()),
+                    )]
+                })
                 .unwrap_or_default(),
         },
         SectionEdit {
@@ -604,7 +714,10 @@ fn edit_txtsetup_sif(file: &TextFile, path: &Path, options: Option<Options>) -> 
             ours: &is_hwid,
             wanted: wanted(&|s| {
                 vec![
-                    (format!("DETECTED\\Isa\\{s}"), format!("DETECTED\\Isa\\{s} = \"{s}\"")),
+                    (
+                        format!("DETECTED\\Isa\\{s}"),
+                        format!("DETECTED\\Isa\\{s} = \"{s}\""),
+                    ),
                     (format!("DETECTED\\{s}"), format!("DETECTED\\{s} = \"{s}\"")),
                 ]
             }),
@@ -616,7 +729,10 @@ fn edit_txtsetup_sif(file: &TextFile, path: &Path, options: Option<Options>) -> 
 /// Edits a `dosnet.inf`: adds (or with `add == false` removes) `d1,rvblkxp.sys` in `[Files]`.
 fn edit_dosnet(file: &TextFile, path: &Path, add: bool) -> Result<TextFile, XpError> {
     if sections(&file.lines, "Files").is_empty() {
-        return Err(XpError::unrecognised(path, "no [Files] section: not a dosnet.inf"));
+        return Err(XpError::unrecognised(
+            path,
+            "no [Files] section: not a dosnet.inf",
+        ));
     }
     let is_driver = |line: &str| {
         let c = content(line);
@@ -625,12 +741,19 @@ fn edit_dosnet(file: &TextFile, path: &Path, add: bool) -> Result<TextFile, XpEr
         }
         let mut fields = c.split(',').map(str::trim);
         let _disk = fields.next()?;
-        fields.next().filter(|f| f.eq_ignore_ascii_case(DRIVER_FILE)).map(str::to_string)
+        fields
+            .next()
+            .filter(|f| f.eq_ignore_ascii_case(DRIVER_FILE))
+            .map(str::to_string)
     };
     let edit = SectionEdit {
         section: "Files",
         ours: &is_driver,
-        wanted: if add { vec![(DRIVER_FILE.into(), format!("d1,{DRIVER_FILE}"))] } else { vec![] },
+        wanted: if add {
+            vec![(DRIVER_FILE.into(), format!("d1,{DRIVER_FILE}"))]
+        } else {
+            vec![]
+        },
     };
     apply_edits(file, path, &[edit])
 }
@@ -661,7 +784,10 @@ mod tests {
     fn no_final_newline() {
         let f = text("[Files]\nd1,a.sys");
         let once = edit_dosnet(&f, Path::new("t"), true).unwrap();
-        assert_eq!(String::from_utf8(once.bytes).unwrap(), "[Files]\nd1,a.sys\nd1,rvblkxp.sys\n");
+        assert_eq!(
+            String::from_utf8(once.bytes).unwrap(),
+            "[Files]\nd1,a.sys\nd1,rvblkxp.sys\n"
+        );
     }
 
     #[test]
@@ -681,7 +807,11 @@ mod tests {
         let f = TextFile::decode(Path::new("t"), bytes).unwrap();
         let once = edit_dosnet(&f, Path::new("t"), true).unwrap();
         let mut want = vec![0xFF, 0xFE];
-        want.extend("[Files]\r\nd1,a.sys\r\nd1,rvblkxp.sys\r\n".encode_utf16().flat_map(u16::to_le_bytes));
+        want.extend(
+            "[Files]\r\nd1,a.sys\r\nd1,rvblkxp.sys\r\n"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        );
         assert_eq!(once.bytes, want);
     }
 }

@@ -35,7 +35,13 @@ fn is_catalog_line(line: &str) -> bool {
 
 /// `DriverVer` version: the crate's `major.minor.patch` plus a fourth `0` field.
 pub fn driver_version() -> String {
-    format!("{}.0", env!("CARGO_PKG_VERSION").split('-').next().unwrap_or("0.0.0"))
+    format!(
+        "{}.0",
+        env!("CARGO_PKG_VERSION")
+            .split('-')
+            .next()
+            .unwrap_or("0.0.0")
+    )
 }
 
 /// `rvblkxp.inf`, with `DriverVer` filled in.
@@ -54,7 +60,12 @@ mod tests {
 
     #[test]
     fn crlf_everywhere() {
-        for text in [txtsetup_oem(true), txtsetup_oem(false), rvblkxp_inf(), tag_file()] {
+        for text in [
+            txtsetup_oem(true),
+            txtsetup_oem(false),
+            rvblkxp_inf(),
+            tag_file(),
+        ] {
             assert!(text.ends_with("\r\n"));
             assert_eq!(text.matches('\n').count(), text.matches("\r\n").count());
             assert!(text.is_ascii());

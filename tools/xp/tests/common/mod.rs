@@ -1,0 +1,100 @@
+//! Shared helpers for the integration tests (no extra crates).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A fresh, empty directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("rvblk-xp-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs a command and returns its stdout, failing the test with a clear message if the tool
+/// is missing or fails.
+pub fn run(program: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run {program} ({e}): install mtools and dosfstools (apt-get install mtools dosfstools)")
+    });
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A minimal INI/INF parser written for the tests (independent of the library): sections in
+/// order, each with its non-comment lines as (key, values) with quotes removed.
+pub type Ini = Vec<(String, Vec<(String, Vec<String>)>)>;
+
+pub fn parse_ini(text: &str) -> Ini {
+    let mut out: Ini = Vec::new();
+    for raw in text.lines() {
+        let line = strip_comment(raw).trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('[') {
+            let name = rest
+                .strip_suffix(']')
+                .expect("section header closes")
+                .trim();
+            out.push((name.to_string(), Vec::new()));
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k.trim().to_string(), v),
+            None => (String::new(), line),
+        };
+        let values = value
+            .split(',')
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .collect();
+        out.last_mut()
+            .expect("line before the first section")
+            .1
+            .push((key, values));
+    }
+    out
+}
+
+fn strip_comment(line: &str) -> &str {
+    let mut in_quotes = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            ';' | '#' if !in_quotes => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+pub fn section<'a>(ini: &'a Ini, name: &str) -> &'a [(String, Vec<String>)] {
+    let found: Vec<_> = ini
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .collect();
+    assert_eq!(found.len(), 1, "exactly one [{name}] section");
+    &found[0].1
+}
