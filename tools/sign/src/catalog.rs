@@ -1,0 +1,256 @@
+//! Catalog (`.cat`) files: a PKCS#7 SignedData whose content is a Certificate Trust List.
+//!
+//! Layout written here (the SHA-256 "version 2" catalog as Inf2Cat writes for Windows 8 and
+//! later, whose members Windows 10 looks up by their SHA-256 hash):
+//!
+//! ```text
+//! ContentInfo(signedData) { SignedData { ..., content: szOID_CTL (1.3.6.1.4.1.311.10.1)
+//!   CertificateTrustList ::= SEQUENCE {
+//!     subjectUsage      SEQUENCE { szOID_CATALOG_LIST 1.3.6.1.4.1.311.12.1.1 }
+//!     listIdentifier    OCTET STRING (16 bytes, derived from the members: deterministic)
+//!     thisUpdate        UTCTime
+//!     subjectAlgorithm  { szOID_CATALOG_LIST_MEMBER2 1.3.6.1.4.1.311.12.1.3, NULL }
+//!     trustedSubjects   SEQUENCE OF SEQUENCE {
+//!       subjectIdentifier OCTET STRING        -- the member's SHA-256 hash
+//!       attributes        SET OF Attribute {
+//!         CAT_MEMBERINFO2 1.3.6.1.4.1.311.12.2.3   SET { [2] "" }
+//!         CAT_NAMEVALUE   1.3.6.1.4.1.311.12.2.1   { BMPString "File",   0x10010001, UTF-16LE name }
+//!         CAT_NAMEVALUE   1.3.6.1.4.1.311.12.2.1   { BMPString "OSAttr", 0x10010001, UTF-16LE "2:6.1,..." }
+//!         SPC_INDIRECT_DATA 1.3.6.1.4.1.311.2.1.4  SpcIndirectDataContent (PE image data or flat
+//!                                                  file "CAB" data, DigestInfo sha256 hash)
+//!     } } } }
+//! ```
+//!
+//! Member hashes: for PE files (`.sys`) the Authenticode SHA-256 hash (see
+//! [`crate::authenticode`]), so the catalog stays valid for the embedded-signed drivers; for other
+//! files (`.inf`) the SHA-256 of the whole file. Members are sorted by identifier. The signed
+//! attributes carry no signing time, `thisUpdate` is fixed ([`THIS_UPDATE`]), so the catalog is
+//! byte-identical for identical inputs.
+//!
+//! Windows 7 only understands SHA-1 ("version 1") catalogs; rvblk's Windows 7 path relies on the
+//! embedded signatures, not on the catalog.
+
+use crate::authenticode::{
+    pe_hash, signed_data, spc_indirect_data_flat, spc_indirect_data_pe, HashAlg,
+};
+use crate::der::{ctx_prim, octets, oid, seq, set_of, uint, utc_time, utf16le_nul};
+use crate::{read, write_atomic, Error, Result, Signer};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// szOID_CTL.
+pub const OID_CTL: &str = "1.3.6.1.4.1.311.10.1";
+/// szOID_CATALOG_LIST.
+pub const OID_CATALOG_LIST: &str = "1.3.6.1.4.1.311.12.1.1";
+/// szOID_CATALOG_LIST_MEMBER2 (SHA-256 catalogs).
+pub const OID_CATALOG_LIST_MEMBER2: &str = "1.3.6.1.4.1.311.12.1.3";
+/// CAT_NAMEVALUE_OBJID.
+pub const OID_CAT_NAMEVALUE: &str = "1.3.6.1.4.1.311.12.2.1";
+/// CAT_MEMBERINFO2_OBJID.
+pub const OID_CAT_MEMBERINFO2: &str = "1.3.6.1.4.1.311.12.2.3";
+/// Name/value flags: CRYPTCAT_ATTR_AUTHENTICATED | NAMEASCII | DATAASCII.
+pub const NAMEVALUE_FLAGS: u64 = 0x1001_0001;
+/// OSAttr written for every member: Windows 7, 8, 8.1 and 10/11.
+pub const OS_ATTR: &str = "2:6.1,2:6.2,2:6.3,2:10.0";
+/// `thisUpdate` of every catalog (2024-01-01T00:00:00Z): fixed for reproducible output.
+pub const THIS_UPDATE: u64 = 1_704_067_200;
+
+/// One catalog member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// File name (no directory), as the `File` attribute.
+    pub name: String,
+    /// Path relative to the package directory.
+    pub relative: PathBuf,
+    /// SHA-256 hash (Authenticode PE hash, or flat file hash).
+    pub hash: Vec<u8>,
+    /// Whether `hash` is an Authenticode PE hash.
+    pub is_pe: bool,
+}
+
+impl Member {
+    /// Upper-case hex of the hash (the member's tag as Windows tools print it).
+    pub fn tag(&self) -> String {
+        crate::hex_upper(&self.hash)
+    }
+}
+
+/// Every `.sys` and `.inf` under `dir`, recursively, sorted (catalogs are skipped).
+pub fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::Io(dir.to_path_buf(), e))?;
+    let mut paths: Vec<PathBuf> = entries
+        .map(|e| {
+            e.map(|e| e.path())
+                .map_err(|e| Error::Io(dir.to_path_buf(), e))
+        })
+        .collect::<Result<_>>()?;
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            collect_files(&p, out)?;
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("sys") || e.eq_ignore_ascii_case("inf"))
+        {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Hash one file for the catalog.
+pub fn member_for(package_dir: &Path, path: &Path) -> Result<Member> {
+    let data = read(path)?;
+    let is_pe = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("sys"));
+    let hash = if is_pe {
+        pe_hash(&data, HashAlg::Sha256)
+            .map_err(|e| Error::Pe(format!("{}: {e}", path.display())))?
+    } else {
+        Sha256::digest(&data).to_vec()
+    };
+    Ok(Member {
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        relative: path.strip_prefix(package_dir).unwrap_or(path).to_path_buf(),
+        hash,
+        is_pe,
+    })
+}
+
+/// The members of a package: every `.sys` and `.inf`, sorted by hash.
+pub fn package_members(package_dir: &Path) -> Result<Vec<Member>> {
+    let mut files = Vec::new();
+    collect_files(package_dir, &mut files)?;
+    let mut members = files
+        .iter()
+        .map(|f| member_for(package_dir, f))
+        .collect::<Result<Vec<_>>>()?;
+    members.sort_by(|a, b| a.hash.cmp(&b.hash));
+    members.dedup_by(|a, b| a.hash == b.hash);
+    Ok(members)
+}
+
+fn name_value(name: &str, value: &str) -> Vec<u8> {
+    seq(&[
+        &oid(OID_CAT_NAMEVALUE),
+        &set_of(&[&seq(&[
+            &crate::der::bmp(name),
+            &uint(NAMEVALUE_FLAGS),
+            &octets(&utf16le_nul(value)),
+        ])]),
+    ])
+}
+
+/// The DER of the CTL (the catalog's signed content) for `members`.
+pub fn ctl(members: &[Member]) -> Vec<u8> {
+    let mut entries = Vec::new();
+    let mut list_id = Sha256::new();
+    for m in members {
+        list_id.update(&m.hash);
+        let spc = if m.is_pe {
+            spc_indirect_data_pe(HashAlg::Sha256, &m.hash)
+        } else {
+            spc_indirect_data_flat(HashAlg::Sha256, &m.hash)
+        };
+        let attrs = [
+            seq(&[&oid(OID_CAT_MEMBERINFO2), &set_of(&[&ctx_prim(2, &[])])]),
+            name_value("File", &m.name),
+            name_value("OSAttr", OS_ATTR),
+            seq(&[
+                &oid(crate::authenticode::OID_SPC_INDIRECT_DATA),
+                &set_of(&[&spc]),
+            ]),
+        ];
+        let refs: Vec<&[u8]> = attrs.iter().map(|a| a.as_slice()).collect();
+        entries.push(seq(&[&octets(&m.hash), &set_of(&refs)]));
+    }
+    let entry_refs: Vec<&[u8]> = entries.iter().map(|e| e.as_slice()).collect();
+    let list_id = list_id.finalize();
+    seq(&[
+        &seq(&[&oid(OID_CATALOG_LIST)]),
+        &octets(&list_id[..16]),
+        &utc_time(THIS_UPDATE),
+        &seq(&[&oid(OID_CATALOG_LIST_MEMBER2), &crate::der::null()]),
+        &seq(&[&entry_refs.concat()]),
+    ])
+}
+
+/// Build and sign a catalog over `members`.
+pub fn build_catalog(members: &[Member], signer: &Signer) -> Result<Vec<u8>> {
+    signed_data(OID_CTL, &ctl(members), signer, false)
+}
+
+/// The catalog file name the package's INF names with `CatalogFile=` (undecorated entry first,
+/// then a decorated `CatalogFile.NT...` one), or `rvblk.cat`. The INF is `rvblk.inf` in the
+/// package directory, else the first `*.inf` there. UTF-16LE INFs (with BOM) are understood.
+pub fn catalog_name(package_dir: &Path) -> Result<String> {
+    let mut inf = package_dir.join("rvblk.inf");
+    if !inf.exists() {
+        let mut infs: Vec<PathBuf> = std::fs::read_dir(package_dir)
+            .map_err(|e| Error::Io(package_dir.to_path_buf(), e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| e.eq_ignore_ascii_case("inf"))
+            })
+            .collect();
+        infs.sort();
+        match infs.into_iter().next() {
+            Some(p) => inf = p,
+            None => return Ok("rvblk.cat".into()),
+        }
+    }
+    let raw = read(&inf)?;
+    let text = if raw.starts_with(&[0xff, 0xfe]) {
+        let units: Vec<u16> = raw[2..]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        String::from_utf16_lossy(&units)
+    } else {
+        String::from_utf8_lossy(raw.strip_prefix(&[0xef, 0xbb, 0xbf]).unwrap_or(&raw)).into_owned()
+    };
+    let mut decorated = None;
+    for line in text.lines() {
+        let line = line.split(';').next().unwrap_or("").trim();
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().to_ascii_lowercase();
+        let value = value.trim().trim_matches('"').to_string();
+        if value.is_empty() || value.contains(['/', '\\']) {
+            continue;
+        }
+        if key == "catalogfile" {
+            return Ok(value);
+        }
+        if key.starts_with("catalogfile.") && decorated.is_none() {
+            decorated = Some(value);
+        }
+    }
+    Ok(decorated.unwrap_or_else(|| "rvblk.cat".into()))
+}
+
+/// Write and sign the catalog of `package_dir` (named by [`catalog_name`], placed in the package
+/// directory) over every `.sys` and `.inf` of the package. Returns its path.
+pub fn sign_catalog(package_dir: &Path, signer: &Signer) -> Result<PathBuf> {
+    let name = catalog_name(package_dir)?;
+    let members = package_members(package_dir)?;
+    if members.is_empty() {
+        return Err(Error::Other(format!(
+            "{}: no .sys or .inf files to put in a catalog",
+            package_dir.display()
+        )));
+    }
+    let cat = build_catalog(&members, signer)?;
+    let path = package_dir.join(name);
+    write_atomic(&path, &cat)?;
+    Ok(path)
+}
