@@ -1,1 +1,20 @@
-//! Runs the real rvblk .sys binaries under an emulated StorPort/SCSIPORT kernel
+//! Runs the real rvblk .sys binaries under an emulated StorPort/ntoskrnl kernel, with
+//! Driver-Verifier-like checks (guard pages, SRB completion rules, IRQL, leaks, small kernel
+//! stacks, fault injection), a SCSI compliance suite, a stress test and benchmarks.
+//!
+//! x64 drivers run in a 64-bit process; x86 drivers run in the i686 build of the same crate
+//! (see `helper`).
+
+pub mod bench;
+pub mod compliance;
+pub mod crash;
+pub mod faults;
+pub mod helper;
+pub mod kernel;
+pub mod mem;
+pub mod pe;
+pub mod phys;
+pub mod report;
+pub mod scsi;
+pub mod stack;
+pub mod storport;

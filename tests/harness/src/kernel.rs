@@ -1,0 +1,1045 @@
+//! The emulated ntoskrnl/hal/storport exports the driver imports, with per-thread IRQL, pool and
+//! mapping tracking, fault injection and verifier checks. Exports have no context argument, so
+//! the active `Kernel` is process-global (one session at a time, see `Kernel::activate`).
+
+use crate::mem::{self, GuardedBuf, PAGE};
+use crate::phys::PhysMem;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
+use std::sync::{Arc, Mutex, RwLock};
+
+pub const PASSIVE_LEVEL: u8 = 0;
+pub const APC_LEVEL: u8 = 1;
+pub const DISPATCH_LEVEL: u8 = 2;
+/// Stand-in for a device IRQL (HwInitialize runs at DIRQL).
+pub const DIRQL: u8 = 5;
+
+pub const STATUS_SUCCESS: i32 = 0;
+pub const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
+pub const STATUS_INFO_LENGTH_MISMATCH: i32 = 0xC000_0004_u32 as i32;
+pub const STATUS_INVALID_INFO_CLASS: i32 = 0xC000_0003_u32 as i32;
+use rvblk_abi::status::{STATUS_BUFFER_TOO_SMALL, STATUS_NOT_FOUND};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Personality {
+    Win8,
+    Win7,
+}
+
+impl Personality {
+    pub fn name(self) -> &'static str {
+        match self {
+            Personality::Win8 => "win8",
+            Personality::Win7 => "win7",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Personality> {
+        match s {
+            "win8" | "win8+" | "win10" => Some(Personality::Win8),
+            "win7" => Some(Personality::Win7),
+            _ => None,
+        }
+    }
+}
+
+thread_local! {
+    static IRQL: Cell<u8> = const { Cell::new(PASSIVE_LEVEL) };
+    static TID: Cell<usize> = const { Cell::new(0) };
+}
+static NEXT_TID: AtomicUsize = AtomicUsize::new(1);
+
+pub fn irql() -> u8 {
+    IRQL.with(|c| c.get())
+}
+
+pub fn set_irql(l: u8) {
+    IRQL.with(|c| c.set(l));
+}
+
+/// Runs `f` at IRQL `l` (restoring the previous level).
+pub fn at_irql<R>(l: u8, f: impl FnOnce() -> R) -> R {
+    let old = irql();
+    set_irql(l);
+    let r = f();
+    set_irql(old);
+    r
+}
+
+fn tid() -> usize {
+    TID.with(|t| {
+        if t.get() == 0 {
+            t.set(NEXT_TID.fetch_add(1, Ordering::Relaxed) * 2 + 1);
+        }
+        t.get()
+    })
+}
+
+/// SRB states shared between the issuer and RequestComplete.
+pub const SRB_IDLE: u8 = 0;
+pub const SRB_IN_FLIGHT: u8 = 1;
+pub const SRB_DONE: u8 = 2;
+
+/// Per-SRB bookkeeping the notification handlers reach through the SRB address.
+pub struct SrbTrack {
+    pub state: AtomicU8,
+    pub completions: AtomicU32,
+    /// The real (mapped) data buffer, for StorPortGetSystemAddress.
+    pub real_buf: AtomicUsize,
+}
+
+impl Default for SrbTrack {
+    fn default() -> Self {
+        SrbTrack {
+            state: AtomicU8::new(SRB_IDLE),
+            completions: AtomicU32::new(0),
+            real_buf: AtomicUsize::new(0),
+        }
+    }
+}
+
+struct PoolAlloc {
+    buf: GuardedBuf,
+    size: usize,
+    tag: u32,
+    slack: usize,
+}
+
+struct IoMap {
+    base: *mut u8,
+    total: usize,
+    pa: u64,
+    size: usize,
+}
+
+// SAFETY: plain bookkeeping of a mapping owned by the kernel object.
+unsafe impl Send for IoMap {}
+
+pub struct KernelConfig {
+    pub personality: Personality,
+    /// Ranges the emulated OS manages as RAM (what MmGetPhysicalMemoryRanges returns).
+    pub os_ram: Vec<(u64, u64)>,
+    pub nfit: Option<Vec<u8>>,
+    pub verbose: bool,
+}
+
+pub struct Kernel {
+    pub cfg: KernelConfig,
+    pub phys: Arc<PhysMem>,
+    log: Mutex<Vec<String>>,
+    failures: Mutex<Vec<String>>,
+    pool: Mutex<HashMap<usize, PoolAlloc>>,
+    maps: Mutex<HashMap<usize, IoMap>>,
+    pub pool_calls: AtomicU64,
+    pub map_calls: AtomicU64,
+    /// 1-based index of the pool allocation / mapping to fail (0 = none).
+    pub fail_pool_at: AtomicU64,
+    pub fail_map_at: AtomicU64,
+    /// Copy of the HW_INITIALIZATION_DATA passed to StorPortInitialize (its own size).
+    pub init_data: Mutex<Option<Vec<u8>>>,
+    pub srbs: RwLock<HashMap<usize, Arc<SrbTrack>>>,
+    pub device_extension: AtomicUsize,
+    pub next_request: AtomicU64,
+    pub max_map_bytes: AtomicU64,
+    pub live_map_bytes: AtomicU64,
+    pub peak_map_bytes: AtomicU64,
+    pub pool_bytes: AtomicU64,
+    pub peak_pool_bytes: AtomicU64,
+    /// Fails the process on the first verifier failure (used by nothing by default).
+    pub stop_on_failure: AtomicBool,
+}
+
+static CURRENT: AtomicPtr<Kernel> = AtomicPtr::new(std::ptr::null_mut());
+static SESSION: Mutex<()> = Mutex::new(());
+
+pub fn current() -> &'static Kernel {
+    let p = CURRENT.load(Ordering::Acquire);
+    if p.is_null() {
+        eprintln!("rvblk-harness: a driver called into the kernel with no active session");
+        std::process::abort();
+    }
+    // SAFETY: CURRENT is only non-null while `Active` keeps the Arc alive.
+    unsafe { &*p }
+}
+
+/// Keeps a kernel installed as the process-global one; uninstalls on drop.
+pub struct Active {
+    pub k: Arc<Kernel>,
+    _g: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        CURRENT.store(std::ptr::null_mut(), Ordering::Release);
+    }
+}
+
+impl Kernel {
+    pub fn new(cfg: KernelConfig, phys: Arc<PhysMem>) -> Arc<Kernel> {
+        Arc::new(Kernel {
+            cfg,
+            phys,
+            log: Mutex::new(Vec::new()),
+            failures: Mutex::new(Vec::new()),
+            pool: Mutex::new(HashMap::new()),
+            maps: Mutex::new(HashMap::new()),
+            pool_calls: AtomicU64::new(0),
+            map_calls: AtomicU64::new(0),
+            fail_pool_at: AtomicU64::new(0),
+            fail_map_at: AtomicU64::new(0),
+            init_data: Mutex::new(None),
+            srbs: RwLock::new(HashMap::new()),
+            device_extension: AtomicUsize::new(0),
+            next_request: AtomicU64::new(0),
+            max_map_bytes: AtomicU64::new(0),
+            live_map_bytes: AtomicU64::new(0),
+            peak_map_bytes: AtomicU64::new(0),
+            pool_bytes: AtomicU64::new(0),
+            peak_pool_bytes: AtomicU64::new(0),
+            stop_on_failure: AtomicBool::new(false),
+        })
+    }
+
+    /// Installs this kernel as the process-global one (waits for any other session to end).
+    pub fn activate(self: &Arc<Kernel>) -> Active {
+        let g = SESSION.lock().unwrap_or_else(|e| e.into_inner());
+        CURRENT.store(Arc::as_ptr(self) as *mut Kernel, Ordering::Release);
+        crate::crash::install();
+        Active {
+            k: self.clone(),
+            _g: g,
+        }
+    }
+
+    pub fn fail(&self, msg: impl Into<String>) {
+        let msg = msg.into();
+        if self.cfg.verbose {
+            eprintln!("VERIFIER: {msg}");
+        }
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(msg);
+        if self.stop_on_failure.load(Ordering::Relaxed) {
+            emergency_report("stopping at first verifier failure", false);
+            std::process::exit(crate::crash::CRASH_EXIT);
+        }
+    }
+
+    pub fn failures(&self) -> Vec<String> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn log_line(&self, s: String) {
+        if self.cfg.verbose {
+            eprintln!("[dbg] {s}");
+        }
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn check_irql(&self, api: &str, max: u8) -> bool {
+        let l = irql();
+        if l > max {
+            self.fail(format!(
+                "{api} called at IRQL {l} (allowed: <= {max}){}",
+                if api == "MmMapIoSpace" {
+                    " [Driver Verifier bug check 0xC4/0x73]"
+                } else if api == "MmUnmapIoSpace" {
+                    " [Driver Verifier bug check 0xC4/0x7B]"
+                } else {
+                    ""
+                }
+            ));
+            return false;
+        }
+        true
+    }
+
+    /// Outstanding pool allocations and mappings, as human-readable lines.
+    pub fn leaks(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (p, a) in self.pool.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            out.push(format!(
+                "pool allocation leaked: {p:p}, {} bytes, tag {:?}",
+                a.size,
+                tag_str(a.tag)
+            ));
+        }
+        for (va, m) in self.maps.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            out.push(format!(
+                "mapping leaked: MmMapIoSpace({:#x}, {:#x}) -> {va:p}",
+                m.pa, m.size
+            ));
+        }
+        out.sort();
+        out
+    }
+
+    /// Releases leaked pool/mappings (after reporting them).
+    pub fn reclaim(&self) {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        for (_, m) in self.maps.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            mem::unregister_guards(m.base as usize, m.base as usize + m.total);
+            mem::unmap(m.base, m.total);
+        }
+    }
+
+    // ---- pool ----
+
+    fn pool_alloc(&self, pool_type: u32, size: usize, tag: u32, what: &str) -> *mut u8 {
+        let n = self.pool_calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fail_pool_at.load(Ordering::SeqCst) == n {
+            self.log_line(format!("[harness] fault injection: {what} #{n} fails"));
+            return std::ptr::null_mut();
+        }
+        // Paged pool (odd types other than the Nx/session variants) must not be used at DISPATCH.
+        if pool_type & 1 == 1 && irql() > APC_LEVEL {
+            self.fail(format!(
+                "{what}: paged pool (type {pool_type}) at IRQL {}",
+                irql()
+            ));
+        }
+        let align = if cfg!(target_pointer_width = "64") {
+            16
+        } else {
+            8
+        };
+        let rounded = mem::round_up(size.max(1), align);
+        let buf = GuardedBuf::new(
+            rounded,
+            &format!("pool allocation of {size} bytes (tag {:?})", tag_str(tag)),
+        );
+        let p = buf.tail(rounded);
+        // SAFETY: `p..p+rounded` is writable; fill with garbage like a fresh pool block and
+        // mark the alignment slack so overruns into it are found at free time.
+        unsafe {
+            std::ptr::write_bytes(p, 0xC5, size);
+            std::ptr::write_bytes(p.add(size), 0xAB, rounded - size);
+        }
+        let total = self.pool_bytes.fetch_add(size as u64, Ordering::Relaxed) + size as u64;
+        self.peak_pool_bytes.fetch_max(total, Ordering::Relaxed);
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            p as usize,
+            PoolAlloc {
+                buf,
+                size,
+                tag,
+                slack: rounded - size,
+            },
+        );
+        p
+    }
+
+    fn pool_free(&self, p: *mut u8, tag: u32) {
+        if p.is_null() {
+            self.fail("ExFreePoolWithTag(NULL) [bug check 0xC2]");
+            return;
+        }
+        let a = self
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(p as usize));
+        match a {
+            None => self.fail(format!(
+                "ExFreePoolWithTag({p:p}) of memory that is not an outstanding pool allocation (double free or wild pointer) [bug check 0xC2/0xC4]"
+            )),
+            Some(a) => {
+                if tag != 0 && tag != a.tag {
+                    self.fail(format!(
+                        "ExFreePoolWithTag({p:p}, {:?}) but allocated with tag {:?}",
+                        tag_str(tag),
+                        tag_str(a.tag)
+                    ));
+                }
+                // SAFETY: the slack lies inside the allocation's accessible pages.
+                let slack = unsafe { std::slice::from_raw_parts(p.add(a.size), a.slack) };
+                if slack.iter().any(|&b| b != 0xAB) {
+                    self.fail(format!(
+                        "pool block {p:p} ({} bytes) was overrun (alignment slack modified) [bug check 0xC1]",
+                        a.size
+                    ));
+                }
+                self.pool_bytes.fetch_sub(a.size as u64, Ordering::Relaxed);
+                let _ = a.buf.label();
+            }
+        }
+    }
+
+    // ---- mappings ----
+
+    fn map_io(&self, pa: i64, size: usize, cache: u32) -> *mut u8 {
+        let n = self.map_calls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.check_irql("MmMapIoSpace", DISPATCH_LEVEL);
+        if self.fail_map_at.load(Ordering::SeqCst) == n {
+            self.log_line(format!(
+                "[harness] fault injection: MmMapIoSpace #{n} fails"
+            ));
+            return std::ptr::null_mut();
+        }
+        if size == 0 || pa < 0 {
+            self.fail(format!(
+                "MmMapIoSpace({pa:#x}, {size:#x}): invalid arguments"
+            ));
+            return std::ptr::null_mut();
+        }
+        if cache > 2 {
+            self.fail(format!("MmMapIoSpace: invalid MEMORY_CACHING_TYPE {cache}"));
+        }
+        let pa = pa as u64;
+        let end = pa.saturating_add(size as u64);
+        for &(b, l) in &self.cfg.os_ram {
+            let (s, e) = (b.max(0x10_0000), b + l);
+            if pa < e && end > s {
+                let ov = pa.max(s);
+                self.fail(format!(
+                    "MmMapIoSpace({pa:#x}, {size:#x}) maps RAM managed by the OS (range {b:#x}+{l:#x}, first page {ov:#x}) [bug check 0x1A/0x1233; Driver Verifier 0xC4/0x83]"
+                ));
+                return std::ptr::null_mut();
+            }
+        }
+        if end > self.phys.size() {
+            self.log_line(format!(
+                "[harness] MmMapIoSpace({pa:#x}, {size:#x}) beyond emulated physical memory ({:#x}): returning NULL",
+                self.phys.size()
+            ));
+            return std::ptr::null_mut();
+        }
+        let off = (pa % PAGE as u64) as usize;
+        let pages_len = mem::round_up(off + size, PAGE);
+        let total = pages_len + 2 * PAGE;
+        let base = mem::reserve(total);
+        // SAFETY: inside the reservation.
+        let win = unsafe { base.add(PAGE) };
+        if let Err(e) = self.phys.map_at(win, pa - off as u64, pages_len) {
+            mem::unmap(base, total);
+            self.log_line(format!("[harness] MmMapIoSpace failed: {e}"));
+            return std::ptr::null_mut();
+        }
+        let label = format!("MmMapIoSpace({pa:#x}, {size:#x})");
+        mem::register_guard(base as usize, PAGE, &format!("guard page before {label}"));
+        mem::register_guard(
+            win as usize + pages_len,
+            PAGE,
+            &format!("guard page after {label}"),
+        );
+        // SAFETY: inside the window.
+        let va = unsafe { win.add(off) };
+        let live = self
+            .live_map_bytes
+            .fetch_add(size as u64, Ordering::Relaxed)
+            + size as u64;
+        self.peak_map_bytes.fetch_max(live, Ordering::Relaxed);
+        self.max_map_bytes.fetch_max(size as u64, Ordering::Relaxed);
+        self.maps.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            va as usize,
+            IoMap {
+                base,
+                total,
+                pa,
+                size,
+            },
+        );
+        va
+    }
+
+    fn unmap_io(&self, va: *mut u8, size: usize) {
+        self.check_irql("MmUnmapIoSpace", APC_LEVEL);
+        let m = self
+            .maps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(va as usize));
+        match m {
+            None => self.fail(format!(
+                "MmUnmapIoSpace({va:p}, {size:#x}): not a live MmMapIoSpace result"
+            )),
+            Some(m) => {
+                if m.size != size {
+                    self.fail(format!(
+                        "MmUnmapIoSpace({va:p}, {size:#x}): mapped with size {:#x}",
+                        m.size
+                    ));
+                }
+                self.live_map_bytes
+                    .fetch_sub(m.size as u64, Ordering::Relaxed);
+                mem::unregister_guards(m.base as usize, m.base as usize + m.total);
+                mem::unmap(m.base, m.total);
+            }
+        }
+    }
+
+    fn physical_memory_ranges(&self) -> *mut u8 {
+        self.check_irql("MmGetPhysicalMemoryRanges", PASSIVE_LEVEL);
+        let n = self.cfg.os_ram.len() + 1;
+        let p = self.pool_alloc(
+            0,
+            n * 16,
+            u32::from_le_bytes(*b"MmPh"),
+            "MmGetPhysicalMemoryRanges",
+        );
+        if p.is_null() {
+            return p;
+        }
+        for (i, &(b, l)) in self
+            .cfg
+            .os_ram
+            .iter()
+            .chain(std::iter::once(&(0, 0)))
+            .enumerate()
+        {
+            // SAFETY: `p` has room for `n` 16-byte entries.
+            unsafe {
+                std::ptr::write_unaligned(p.add(i * 16) as *mut u64, b);
+                std::ptr::write_unaligned(p.add(i * 16 + 8) as *mut u64, l);
+            }
+        }
+        p
+    }
+
+    fn query_system_information(&self, class: u32, buf: *mut u8, len: u32, ret: *mut u32) -> i32 {
+        self.check_irql("ZwQuerySystemInformation", PASSIVE_LEVEL);
+        if class != rvblk_abi::SYSTEM_FIRMWARE_TABLE_INFORMATION_CLASS {
+            self.log_line(format!(
+                "[harness] ZwQuerySystemInformation class {class} not emulated"
+            ));
+            return STATUS_INVALID_INFO_CLASS;
+        }
+        if buf.is_null() || len < 16 {
+            return STATUS_INFO_LENGTH_MISMATCH;
+        }
+        // SAFETY: the caller passes `len >= 16` bytes at `buf`.
+        let hdr = unsafe { std::slice::from_raw_parts_mut(buf, len as usize) };
+        let rd = |o: usize| u32::from_le_bytes(hdr[o..o + 4].try_into().unwrap());
+        let (prov, action, id) = (rd(0), rd(4), rd(8));
+        if prov != rvblk_abi::FIRMWARE_PROVIDER_ACPI || action != rvblk_abi::FIRMWARE_TABLE_GET {
+            self.log_line(format!(
+                "[harness] firmware table query provider {prov:#x} action {action} not emulated"
+            ));
+            return STATUS_INVALID_PARAMETER;
+        }
+        let table = if id == rvblk_abi::ACPI_TABLE_NFIT {
+            self.cfg.nfit.as_ref()
+        } else {
+            None
+        };
+        let Some(t) = table else {
+            return STATUS_NOT_FOUND;
+        };
+        let need = 16 + t.len() as u32;
+        hdr[12..16].copy_from_slice(&(t.len() as u32).to_le_bytes());
+        if !ret.is_null() {
+            // SAFETY: caller-provided out pointer.
+            unsafe { ret.write_unaligned(need) };
+        }
+        if len < need {
+            return STATUS_BUFFER_TOO_SMALL;
+        }
+        hdr[16..16 + t.len()].copy_from_slice(t);
+        STATUS_SUCCESS
+    }
+
+    fn dbg_print(&self, fmt: *const u8, args: &[usize]) {
+        let f = cstr(fmt);
+        let mut out = String::new();
+        let mut it = args.iter();
+        let mut chars = f.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            let mut spec = String::new();
+            while let Some(&n) = chars.peek() {
+                chars.next();
+                spec.push(n);
+                if n.is_ascii_alphabetic() && !matches!(n, 'l' | 'h' | 'I') || n == '%' {
+                    break;
+                }
+            }
+            let conv = spec.chars().last().unwrap_or('%');
+            let wide = spec.contains("ll") || spec.contains("I64");
+            let mut next = || *it.next().unwrap_or(&0);
+            let num = |lo: usize, hi: Option<usize>| -> u64 {
+                match hi {
+                    Some(h) if cfg!(target_pointer_width = "32") => lo as u64 | (h as u64) << 32,
+                    _ => lo as u64,
+                }
+            };
+            match conv {
+                '%' => out.push('%'),
+                's' => out.push_str(&cstr(next() as *const u8)),
+                'c' => out.push(next() as u8 as char),
+                'd' | 'i' | 'u' | 'x' | 'X' | 'p' => {
+                    let lo = next();
+                    let hi = if wide { Some(next()) } else { None };
+                    let v = num(lo, hi);
+                    match conv {
+                        'd' | 'i' => {
+                            if wide || cfg!(target_pointer_width = "32") {
+                                out.push_str(&(v as i64).to_string())
+                            } else {
+                                out.push_str(&(v as i32).to_string())
+                            }
+                        }
+                        'u' => out.push_str(&v.to_string()),
+                        _ => out.push_str(&format!("{v:x}")),
+                    }
+                }
+                _ => {
+                    out.push('%');
+                    out.push_str(&spec);
+                }
+            }
+        }
+        for line in out.split('\n').filter(|l| !l.is_empty()) {
+            self.log_line(line.trim_end_matches('\r').to_string());
+        }
+    }
+
+    // ---- storport ----
+
+    fn storport_initialize(
+        &self,
+        drv: *mut c_void,
+        reg: *mut c_void,
+        init: *const u8,
+        ctx: *mut c_void,
+    ) -> u32 {
+        let _ = (reg, ctx);
+        if drv.is_null() || init.is_null() {
+            self.fail("StorPortInitialize with NULL DriverObject or HwInitializationData");
+            return STATUS_INVALID_PARAMETER as u32;
+        }
+        self.check_irql("StorPortInitialize", PASSIVE_LEVEL);
+        // SAFETY: the first ULONG of the caller's HW_INITIALIZATION_DATA.
+        let size = unsafe { (init as *const u32).read_unaligned() };
+        let full = rvblk_abi::HW_INIT_DATA_SIZE_WIN8;
+        let virt = rvblk_abi::HW_INIT_DATA_SIZE_VIRTUAL_WIN7;
+        let ok = match self.cfg.personality {
+            Personality::Win8 => {
+                size == full || size == virt || (cfg!(target_arch = "x86") && size == 108)
+            }
+            Personality::Win7 => size == virt || (cfg!(target_arch = "x86") && size == 108),
+        };
+        if !ok {
+            self.log_line(format!(
+                "[harness] StorPortInitialize: HwInitializationDataSize {size} refused by the {} personality: STATUS_REVISION_MISMATCH",
+                self.cfg.personality.name()
+            ));
+            return rvblk_abi::status::STATUS_REVISION_MISMATCH as u32;
+        }
+        let mut copy = vec![0u8; full as usize];
+        // SAFETY: the caller's structure has `size` readable bytes.
+        unsafe { std::ptr::copy_nonoverlapping(init, copy.as_mut_ptr(), size as usize) };
+        *self.init_data.lock().unwrap_or_else(|e| e.into_inner()) = Some(copy);
+        STATUS_SUCCESS as u32
+    }
+
+    fn notification(&self, ty: u32, ext: usize, a1: usize) {
+        use rvblk_abi::notification::*;
+        let de = self.device_extension.load(Ordering::Relaxed);
+        if ext != de {
+            self.fail(format!(
+                "StorPortNotification({ty}) with HwDeviceExtension {ext:#x}, expected {de:#x}"
+            ));
+        }
+        match ty {
+            REQUEST_COMPLETE => {
+                if irql() > DISPATCH_LEVEL {
+                    self.fail(format!("RequestComplete at IRQL {}", irql()));
+                }
+                let t = self
+                    .srbs
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&a1)
+                    .cloned();
+                match t {
+                    None => self.fail(format!(
+                        "StorPortNotification(RequestComplete) for {a1:#x}, which is not an SRB the port issued"
+                    )),
+                    Some(t) => {
+                        let n = t.completions.fetch_add(1, Ordering::SeqCst) + 1;
+                        match t.state.compare_exchange(
+                            SRB_IN_FLIGHT,
+                            SRB_DONE,
+                            Ordering::SeqCst,
+                            Ordering::SeqCst,
+                        ) {
+                            Ok(_) => {}
+                            Err(SRB_DONE) => self.fail(format!(
+                                "SRB {a1:#x} completed twice (RequestComplete #{n}) [Storport would bug check / corrupt the IRP]"
+                            )),
+                            Err(_) => self.fail(format!(
+                                "RequestComplete for SRB {a1:#x}, which is not outstanding"
+                            )),
+                        }
+                    }
+                }
+            }
+            NEXT_REQUEST | NEXT_LU_REQUEST => {
+                self.next_request.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => self.log_line(format!(
+                "[harness] StorPortNotification type {ty:#x} ignored"
+            )),
+        }
+    }
+
+    fn extended_function(&self, code: u32, ext: usize, a1: usize, a2: usize) -> u32 {
+        use rvblk_abi::stor_status;
+        if code != rvblk_abi::EXT_FUNCTION_GET_SYSTEM_ADDRESS {
+            self.log_line(format!(
+                "[harness] StorPortExtendedFunction({code}) not implemented"
+            ));
+            return stor_status::NOT_IMPLEMENTED;
+        }
+        if irql() > DISPATCH_LEVEL {
+            self.fail(format!("StorPortGetSystemAddress at IRQL {}", irql()));
+            return stor_status::INVALID_IRQL;
+        }
+        if ext != self.device_extension.load(Ordering::Relaxed) {
+            self.fail(format!(
+                "StorPortGetSystemAddress with a wrong HwDeviceExtension {ext:#x}"
+            ));
+        }
+        let t = self
+            .srbs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&a1)
+            .cloned();
+        let Some(t) = t else {
+            self.fail(format!(
+                "StorPortGetSystemAddress for {a1:#x}, not an SRB the port issued"
+            ));
+            return stor_status::INVALID_PARAMETER;
+        };
+        if t.state.load(Ordering::SeqCst) != SRB_IN_FLIGHT {
+            self.fail(format!(
+                "StorPortGetSystemAddress for SRB {a1:#x} that is not outstanding"
+            ));
+        }
+        if a2 == 0 {
+            self.fail("StorPortGetSystemAddress with a NULL output pointer");
+            return stor_status::INVALID_PARAMETER;
+        }
+        let real = t.real_buf.load(Ordering::SeqCst);
+        // SAFETY: caller-provided out pointer (PVOID*).
+        unsafe { (a2 as *mut usize).write_unaligned(real) };
+        if real == 0 {
+            return stor_status::UNSUCCESSFUL;
+        }
+        stor_status::SUCCESS
+    }
+
+    // ---- spin locks ----
+
+    fn acquire(&self, lock: *mut usize) -> u8 {
+        let old = irql();
+        if old > DISPATCH_LEVEL {
+            self.fail(format!("spin lock acquired at IRQL {old}"));
+        }
+        set_irql(DISPATCH_LEVEL);
+        // SAFETY: a KSPIN_LOCK is a pointer-sized, pointer-aligned word in driver memory.
+        let a = unsafe { &*(lock as *const AtomicUsize) };
+        let me = tid();
+        if a.load(Ordering::Relaxed) == me {
+            self.fail(format!(
+                "spin lock {lock:p} acquired recursively (deadlock on Windows)"
+            ));
+            return old;
+        }
+        let start = std::time::Instant::now();
+        let mut spins = 0u32;
+        while a
+            .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            spins += 1;
+            if spins % 1024 == 0 {
+                std::thread::yield_now();
+                if start.elapsed().as_secs() > 20 {
+                    emergency_report(
+                        &format!("spin lock {lock:p} held for over 20 s (deadlock)"),
+                        crate::crash::JSON.load(Ordering::Relaxed),
+                    );
+                    // SAFETY: immediate exit after a deadlock.
+                    unsafe { libc::_exit(crate::crash::CRASH_EXIT) };
+                }
+            }
+            std::hint::spin_loop();
+        }
+        old
+    }
+
+    fn release(&self, lock: *mut usize, old: u8) {
+        // SAFETY: as in `acquire`.
+        let a = unsafe { &*(lock as *const AtomicUsize) };
+        let me = tid();
+        let v = a.load(Ordering::Relaxed);
+        if v != me {
+            self.fail(format!(
+                "spin lock {lock:p} released by a thread that does not hold it (value {v:#x})"
+            ));
+        }
+        a.store(0, Ordering::Release);
+        if old > irql() {
+            self.fail(format!(
+                "KeReleaseSpinLock lowers to IRQL {old} > current {}",
+                irql()
+            ));
+        }
+        set_irql(old);
+    }
+}
+
+pub fn tag_str(t: u32) -> String {
+    t.to_le_bytes()
+        .iter()
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+        .collect()
+}
+
+fn cstr(p: *const u8) -> String {
+    if p.is_null() {
+        return "(null)".into();
+    }
+    // SAFETY: the driver passes NUL-terminated strings.
+    let s = unsafe { std::ffi::CStr::from_ptr(p as *const std::ffi::c_char) };
+    String::from_utf8_lossy(s.to_bytes()).into_owned()
+}
+
+/// Printed from the crash handler / watchdog: all failures so far plus `msg`.
+pub fn emergency_report(msg: &str, json: bool) {
+    let p = CURRENT.load(Ordering::Acquire);
+    let mut fails = Vec::new();
+    let mut log_tail = Vec::new();
+    if !p.is_null() {
+        // SAFETY: CURRENT points at a live kernel while a session is active.
+        let k = unsafe { &*p };
+        if let Ok(f) = k.failures.try_lock() {
+            fails = f.clone();
+        }
+        if let Ok(l) = k.log.try_lock() {
+            log_tail = l.iter().rev().take(20).rev().cloned().collect();
+        }
+    }
+    fails.push(msg.to_string());
+    if json {
+        let list: Vec<String> = fails.iter().map(|f| crate::report::json_str(f)).collect();
+        println!(
+            "{{\"luns\":[],\"refused\":[],\"verifier_failures\":[{}]}}",
+            list.join(",")
+        );
+    }
+    for l in &log_tail {
+        eprintln!("  log: {l}");
+    }
+    for f in &fails {
+        eprintln!("VERIFIER FAILURE: {f}");
+    }
+}
+
+// ======== ABI wrappers ========
+
+macro_rules! sysfn {
+    ($(fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? $body:block)*) => {$(
+        #[cfg(target_arch = "x86_64")]
+        extern "win64" fn $name($($a: $t),*) $(-> $r)? $body
+        #[cfg(target_arch = "x86")]
+        extern "stdcall" fn $name($($a: $t),*) $(-> $r)? $body
+    )*};
+}
+
+macro_rules! cdeclfn {
+    ($(fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? $body:block)*) => {$(
+        #[cfg(target_arch = "x86_64")]
+        extern "win64" fn $name($($a: $t),*) $(-> $r)? $body
+        #[cfg(target_arch = "x86")]
+        extern "C" fn $name($($a: $t),*) $(-> $r)? $body
+    )*};
+}
+
+sysfn! {
+    fn storport_initialize(drv: *mut c_void, reg: *mut c_void, init: *const u8, ctx: *mut c_void) -> u32 {
+        current().storport_initialize(drv, reg, init, ctx)
+    }
+    fn mm_map_io_space(pa: i64, size: usize, cache: u32) -> *mut u8 {
+        current().map_io(pa, size, cache)
+    }
+    fn mm_unmap_io_space(va: *mut u8, size: usize) {
+        current().unmap_io(va, size)
+    }
+    fn mm_get_physical_memory_ranges() -> *mut u8 {
+        current().physical_memory_ranges()
+    }
+    fn ex_allocate_pool_with_tag(ty: u32, size: usize, tag: u32) -> *mut u8 {
+        let k = current();
+        let max = if ty & 1 == 1 { APC_LEVEL } else { DISPATCH_LEVEL };
+        k.check_irql("ExAllocatePoolWithTag", max);
+        k.pool_alloc(ty, size, tag, "ExAllocatePoolWithTag")
+    }
+    fn ex_free_pool_with_tag(p: *mut u8, tag: u32) {
+        let k = current();
+        k.check_irql("ExFreePoolWithTag", DISPATCH_LEVEL);
+        k.pool_free(p, tag)
+    }
+    fn ex_free_pool(p: *mut u8) {
+        let k = current();
+        k.check_irql("ExFreePool", DISPATCH_LEVEL);
+        k.pool_free(p, 0)
+    }
+    fn zw_query_system_information(class: u32, buf: *mut u8, len: u32, ret: *mut u32) -> i32 {
+        current().query_system_information(class, buf, len, ret)
+    }
+    fn ke_get_current_irql() -> u8 {
+        irql()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+sysfn! {
+    fn ke_acquire_spin_lock_raise_to_dpc(lock: *mut usize) -> u8 {
+        current().acquire(lock)
+    }
+    fn ke_release_spin_lock(lock: *mut usize, old: u8) {
+        current().release(lock, old)
+    }
+}
+
+#[cfg(target_arch = "x86")]
+extern "fastcall" fn kf_acquire_spin_lock(lock: *mut usize) -> u8 {
+    current().acquire(lock)
+}
+
+#[cfg(target_arch = "x86")]
+extern "fastcall" fn kf_release_spin_lock(lock: *mut usize, old: u8) {
+    current().release(lock, old)
+}
+
+cdeclfn! {
+    fn storport_notification(ty: u32, ext: usize, a1: usize, a2: usize, a3: usize) {
+        let _ = (a2, a3);
+        current().notification(ty, ext, a1)
+    }
+    fn storport_extended_function(code: u32, ext: usize, a1: usize, a2: usize, a3: usize) -> u32 {
+        let _ = a3;
+        current().extended_function(code, ext, a1, a2)
+    }
+    fn dbg_print(fmt: *const u8, a1: usize, a2: usize, a3: usize, a4: usize, a5: usize, a6: usize, a7: usize) -> i32 {
+        current().dbg_print(fmt, &[a1, a2, a3, a4, a5, a6, a7]);
+        STATUS_SUCCESS
+    }
+    fn k_memcpy(d: *mut u8, s: *const u8, n: usize) -> *mut u8 {
+        // SAFETY: memcpy contract: the driver passes valid, non-overlapping ranges.
+        unsafe { std::ptr::copy_nonoverlapping(s, d, n) };
+        d
+    }
+    fn k_memmove(d: *mut u8, s: *const u8, n: usize) -> *mut u8 {
+        // SAFETY: memmove contract: valid ranges, overlap allowed.
+        unsafe { std::ptr::copy(s, d, n) };
+        d
+    }
+    fn k_memset(d: *mut u8, c: i32, n: usize) -> *mut u8 {
+        // SAFETY: memset contract: `d..d+n` is writable.
+        unsafe { std::ptr::write_bytes(d, c as u8, n) };
+        d
+    }
+    fn k_memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+        // SAFETY: memcmp contract: both ranges are readable.
+        let (x, y) = unsafe { (std::slice::from_raw_parts(a, n), std::slice::from_raw_parts(b, n)) };
+        match x.cmp(y) {
+            std::cmp::Ordering::Less => -1,
+            std::cmp::Ordering::Equal => 0,
+            std::cmp::Ordering::Greater => 1,
+        }
+    }
+}
+
+#[cfg(target_arch = "x86")]
+mod x86_helpers {
+    // 64-bit arithmetic helpers of the MSVC x86 runtime: both operands on the stack, callee
+    // pops them, result in edx:eax (exactly `extern "stdcall" fn(u64, u64) -> u64`).
+    pub extern "stdcall" fn aulldiv(a: u64, b: u64) -> u64 {
+        a / b
+    }
+    pub extern "stdcall" fn aullrem(a: u64, b: u64) -> u64 {
+        a % b
+    }
+    pub extern "stdcall" fn alldiv(a: i64, b: i64) -> i64 {
+        a.wrapping_div(b)
+    }
+    pub extern "stdcall" fn allrem(a: i64, b: i64) -> i64 {
+        a.wrapping_rem(b)
+    }
+    pub extern "stdcall" fn allmul(a: u64, b: u64) -> u64 {
+        a.wrapping_mul(b)
+    }
+}
+
+/// Address of the harness implementation of `dll!name` (dll lower-case).
+pub fn resolve(dll: &str, name: &str) -> Option<usize> {
+    let f: usize = match (dll, name) {
+        ("storport.sys", "StorPortInitialize") => storport_initialize as *const () as usize,
+        ("storport.sys", "StorPortNotification") => storport_notification as *const () as usize,
+        ("storport.sys", "StorPortExtendedFunction") => {
+            storport_extended_function as *const () as usize
+        }
+        ("ntoskrnl.exe", "MmMapIoSpace") => mm_map_io_space as *const () as usize,
+        ("ntoskrnl.exe", "MmUnmapIoSpace") => mm_unmap_io_space as *const () as usize,
+        ("ntoskrnl.exe", "MmGetPhysicalMemoryRanges") => {
+            mm_get_physical_memory_ranges as *const () as usize
+        }
+        ("ntoskrnl.exe", "ExAllocatePoolWithTag") => {
+            ex_allocate_pool_with_tag as *const () as usize
+        }
+        ("ntoskrnl.exe", "ExFreePoolWithTag") => ex_free_pool_with_tag as *const () as usize,
+        ("ntoskrnl.exe", "ExFreePool") => ex_free_pool as *const () as usize,
+        ("ntoskrnl.exe", "DbgPrint") => dbg_print as *const () as usize,
+        ("ntoskrnl.exe", "ZwQuerySystemInformation") => {
+            zw_query_system_information as *const () as usize
+        }
+        ("ntoskrnl.exe", "memcpy") => k_memcpy as *const () as usize,
+        ("ntoskrnl.exe", "memmove") => k_memmove as *const () as usize,
+        ("ntoskrnl.exe", "memset") => k_memset as *const () as usize,
+        ("ntoskrnl.exe", "memcmp") => k_memcmp as *const () as usize,
+        #[cfg(target_arch = "x86_64")]
+        ("ntoskrnl.exe", "KeGetCurrentIrql") => ke_get_current_irql as *const () as usize,
+        #[cfg(target_arch = "x86_64")]
+        ("ntoskrnl.exe", "KeAcquireSpinLockRaiseToDpc") => {
+            ke_acquire_spin_lock_raise_to_dpc as *const () as usize
+        }
+        #[cfg(target_arch = "x86_64")]
+        ("ntoskrnl.exe", "KeReleaseSpinLock") => ke_release_spin_lock as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("hal.dll", "KeGetCurrentIrql") => ke_get_current_irql as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("hal.dll", "KfAcquireSpinLock") => kf_acquire_spin_lock as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("hal.dll", "KfReleaseSpinLock") => kf_release_spin_lock as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("ntoskrnl.exe", "_aulldiv") => x86_helpers::aulldiv as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("ntoskrnl.exe", "_aullrem") => x86_helpers::aullrem as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("ntoskrnl.exe", "_alldiv") => x86_helpers::alldiv as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("ntoskrnl.exe", "_allrem") => x86_helpers::allrem as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("ntoskrnl.exe", "_allmul") => x86_helpers::allmul as *const () as usize,
+        _ => return None,
+    };
+    Some(f)
+}

@@ -1,0 +1,219 @@
+//! `rvblk-harness`: run a real rvblk.sys (x64 in this process, x86 in the 32-bit helper)
+//! under the emulated StorPort kernel.
+
+use rvblk_harness::kernel::Personality;
+use rvblk_harness::report::{self, RunOptions};
+use rvblk_harness::{helper, pe};
+use std::path::PathBuf;
+use std::process::exit;
+
+const USAGE: &str = "usage:
+  rvblk-harness run --driver PATH.sys --ram DUMP [--os-ram START:LEN ...] [--expect IMAGE ...]
+                    [--personality win8|win7] [--nfit FILE] [--no-write] [--verbose] [--json]
+  rvblk-harness bench --driver PATH.sys [--x86-driver PATH.sys] [--size-mib N]
+  rvblk-harness suite --driver PATH.sys [--personality win8|win7] [--only NAME]
+  rvblk-harness faults --driver PATH.sys [--personality win8|win7]
+  rvblk-harness imports --driver PATH.sys";
+
+fn die(msg: &str) -> ! {
+    eprintln!("rvblk-harness: {msg}");
+    exit(2)
+}
+
+struct Args {
+    v: Vec<String>,
+    i: usize,
+}
+
+impl Args {
+    fn value(&mut self, flag: &str) -> String {
+        self.i += 1;
+        self.v
+            .get(self.i)
+            .cloned()
+            .unwrap_or_else(|| die(&format!("{flag} needs a value")))
+    }
+}
+
+fn driver_machine(path: &PathBuf) -> u16 {
+    let b = std::fs::read(path).unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
+    pe::machine_of(&b).unwrap_or_else(|e| die(&format!("{}: {e}", path.display())))
+}
+
+/// If the driver is x86 and we are 64-bit, re-run the whole command in the helper.
+fn maybe_delegate(driver: &PathBuf, argv: &[String]) {
+    let m = driver_machine(driver);
+    let host = if helper::host_is_64() {
+        pe::MACHINE_AMD64
+    } else {
+        pe::MACHINE_I386
+    };
+    if m == host {
+        return;
+    }
+    if m == pe::MACHINE_I386 && helper::host_is_64() {
+        match helper::run_x86(argv) {
+            Ok(code) => exit(code),
+            Err(e) => die(&e),
+        }
+    }
+    die(&format!(
+        "{}: machine {m:#x} cannot run in this {}-bit harness",
+        driver.display(),
+        if helper::host_is_64() { 64 } else { 32 }
+    ));
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = argv.first().cloned() else {
+        die(USAGE)
+    };
+    let mut a = Args {
+        v: argv.clone(),
+        i: 0,
+    };
+    let mut driver = None;
+    let mut x86_driver = None;
+    let mut ram = None;
+    let mut os_ram = Vec::new();
+    let mut expect = Vec::new();
+    let mut personality = Personality::Win8;
+    let mut nfit = None;
+    let mut json = false;
+    let mut verbose = false;
+    let mut no_write = false;
+    let mut size_mib = 256u64;
+    let mut prefix = String::new();
+    let mut only = None;
+    while a.i + 1 < a.v.len() {
+        a.i += 1;
+        let f = a.v[a.i].clone();
+        match f.as_str() {
+            "--driver" => driver = Some(PathBuf::from(a.value(&f))),
+            "--x86-driver" => x86_driver = Some(PathBuf::from(a.value(&f))),
+            "--ram" => ram = Some(PathBuf::from(a.value(&f))),
+            "--os-ram" => {
+                os_ram.push(report::parse_range(&a.value(&f)).unwrap_or_else(|e| die(&e)))
+            }
+            "--expect" => expect.push(a.value(&f)),
+            "--personality" => {
+                let v = a.value(&f);
+                personality = Personality::parse(&v)
+                    .unwrap_or_else(|| die(&format!("unknown personality {v}")))
+            }
+            "--nfit" => {
+                let p = a.value(&f);
+                nfit = Some(std::fs::read(&p).unwrap_or_else(|e| die(&format!("{p}: {e}"))))
+            }
+            "--json" => json = true,
+            "--verbose" | "-v" => verbose = true,
+            "--no-write" => no_write = true,
+            "--size-mib" => {
+                size_mib = a
+                    .value(&f)
+                    .parse()
+                    .unwrap_or_else(|_| die("bad --size-mib"))
+            }
+            "--prefix" => prefix = a.value(&f),
+            "--only" => only = Some(a.value(&f)),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                exit(0)
+            }
+            _ => die(&format!("unknown argument {f}\n{USAGE}")),
+        }
+    }
+    let driver = driver.unwrap_or_else(|| die(&format!("--driver is required\n{USAGE}")));
+    match cmd.as_str() {
+        "run" => {
+            maybe_delegate(&driver, &argv);
+            rvblk_harness::crash::JSON.store(json, std::sync::atomic::Ordering::SeqCst);
+            let opts = RunOptions {
+                driver,
+                ram,
+                os_ram,
+                expect,
+                personality,
+                nfit,
+                verbose,
+                no_write,
+            };
+            match report::run(&opts) {
+                Ok(r) => {
+                    if json {
+                        println!("{}", r.to_json());
+                    } else {
+                        print!("{}", r.to_text());
+                    }
+                    if verbose {
+                        for l in &r.log {
+                            eprintln!("log: {l}");
+                        }
+                    }
+                    exit(if r.failures.is_empty() { 0 } else { 1 })
+                }
+                Err(e) => {
+                    if json {
+                        println!(
+                            "{{\"luns\":[],\"refused\":[],\"verifier_failures\":[{}]}}",
+                            report::json_str(&e)
+                        );
+                    }
+                    eprintln!("rvblk-harness: {e}");
+                    exit(1)
+                }
+            }
+        }
+        "imports" => {
+            let b = std::fs::read(&driver).unwrap_or_else(|e| die(&format!("{e}")));
+            let imps = pe::list_imports(&b).unwrap_or_else(|e| die(&e.0));
+            for i in imps {
+                println!("{}!{}", i.dll, i.name);
+            }
+        }
+        "bench" => {
+            maybe_delegate(&driver, &argv);
+            let code = rvblk_harness::bench::main(&driver, size_mib, &prefix, verbose);
+            let mut code = code;
+            if let Some(x) = x86_driver {
+                let args = vec![
+                    "bench".to_string(),
+                    "--driver".to_string(),
+                    x.display().to_string(),
+                    "--prefix".to_string(),
+                    "x86_".to_string(),
+                    "--size-mib".to_string(),
+                    size_mib.to_string(),
+                ];
+                let r = if helper::host_is_64() {
+                    helper::run_x86(&args)
+                } else {
+                    Ok(rvblk_harness::bench::main(&x, size_mib, "x86_", verbose))
+                };
+                match r {
+                    Ok(c) => code = code.max(c),
+                    Err(e) => {
+                        eprintln!("rvblk-harness: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            exit(code)
+        }
+        "suite" => {
+            maybe_delegate(&driver, &argv);
+            exit(rvblk_harness::compliance::main(
+                &driver,
+                personality,
+                only.as_deref(),
+                verbose,
+            ))
+        }
+        "faults" => {
+            maybe_delegate(&driver, &argv);
+            exit(rvblk_harness::faults::main(&driver, personality, verbose))
+        }
+        _ => die(&format!("unknown command {cmd}\n{USAGE}")),
+    }
+}

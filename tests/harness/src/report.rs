@@ -1,0 +1,560 @@
+//! `rvblk-harness run`: discover, read every LUN fully, try one write per disk, report.
+
+use crate::kernel::{Kernel, KernelConfig, Personality};
+use crate::phys::PhysMem;
+use crate::scsi::{self, Io, LunInfo};
+use crate::storport::Adapter;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// A `rvblk: lun N: ...` line of the driver's log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogLun {
+    pub n: u32,
+    pub kind: String,
+    pub block_size: u64,
+    pub blocks: u64,
+    pub read_only: bool,
+    pub source: String,
+    pub phys_base: u64,
+    pub length: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogRefusal {
+    pub source: String,
+    pub phys_base: u64,
+    pub length: u64,
+    pub reason: String,
+}
+
+fn kv<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+}
+
+fn num(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+pub fn parse_log(log: &[String]) -> (Vec<LogLun>, Vec<LogRefusal>, Vec<String>) {
+    let mut luns = Vec::new();
+    let mut refused = Vec::new();
+    let mut bad = Vec::new();
+    for l in log {
+        if l.starts_with("[harness]") {
+            continue;
+        }
+        if !l.starts_with("rvblk: ") {
+            bad.push(format!(
+                "driver log line without the \"rvblk: \" prefix: {l:?}"
+            ));
+            continue;
+        }
+        let rest = &l[7..];
+        if let Some(r) = rest.strip_prefix("lun ") {
+            let Some((n, fields)) = r.split_once(": ") else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u32>() else { continue };
+            if !fields.starts_with("kind=") {
+                continue;
+            }
+            let p = || -> Option<LogLun> {
+                Some(LogLun {
+                    n,
+                    kind: kv(fields, "kind")?.to_string(),
+                    block_size: num(kv(fields, "block_size")?)?,
+                    blocks: num(kv(fields, "blocks")?)?,
+                    read_only: kv(fields, "read_only")? == "1",
+                    source: kv(fields, "source")?.to_string(),
+                    phys_base: num(kv(fields, "phys_base")?)?,
+                    length: num(kv(fields, "length")?)?,
+                })
+            };
+            match p() {
+                Some(x) => luns.push(x),
+                None => bad.push(format!("malformed lun line in the driver log: {l:?}")),
+            }
+        } else if let Some(r) = rest.strip_prefix("refused: ") {
+            let reason = r
+                .split_once("reason=")
+                .map(|x| x.1.to_string())
+                .unwrap_or_default();
+            let p = || -> Option<LogRefusal> {
+                Some(LogRefusal {
+                    source: kv(r, "source")?.to_string(),
+                    phys_base: num(kv(r, "phys_base")?)?,
+                    length: num(kv(r, "length")?)?,
+                    reason: reason.clone(),
+                })
+            };
+            match p() {
+                Some(x) => refused.push(x),
+                None => bad.push(format!("malformed refused line in the driver log: {l:?}")),
+            }
+        }
+    }
+    (luns, refused, bad)
+}
+
+#[derive(Clone, Debug)]
+pub struct LunReport {
+    pub info: LunInfo,
+    pub kind: String,
+    pub read_only: bool,
+    pub source: String,
+    pub phys_base: Option<u64>,
+    pub sha256: String,
+    pub matches: Vec<String>,
+    pub write_test: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    pub luns: Vec<LunReport>,
+    pub refused: Vec<LogRefusal>,
+    pub failures: Vec<String>,
+    pub notes: Vec<String>,
+    pub log: Vec<String>,
+    pub stack_high_water: usize,
+}
+
+impl RunReport {
+    pub fn to_json(&self) -> String {
+        let luns: Vec<String> = self
+            .luns
+            .iter()
+            .map(|l| {
+                format!(
+                    "{{\"kind\":{},\"block_size\":{},\"blocks\":{},\"read_only\":{},\"source\":{},\"phys_base\":{},\"sha256\":{},\"matches\":[{}],\"target\":{},\"lun\":{}}}",
+                    json_str(&l.kind),
+                    l.info.block_size,
+                    l.info.blocks,
+                    l.read_only,
+                    json_str(&l.source),
+                    l.phys_base.map_or("null".to_string(), |p| p.to_string()),
+                    json_str(&l.sha256),
+                    l.matches.iter().map(|m| json_str(m)).collect::<Vec<_>>().join(","),
+                    l.info.target,
+                    l.info.lun
+                )
+            })
+            .collect();
+        let refused: Vec<String> = self
+            .refused
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"phys_base\":{},\"reason\":{},\"source\":{},\"length\":{}}}",
+                    r.phys_base,
+                    json_str(&r.reason),
+                    json_str(&r.source),
+                    r.length
+                )
+            })
+            .collect();
+        let f: Vec<String> = self.failures.iter().map(|s| json_str(s)).collect();
+        format!(
+            "{{\"luns\":[{}],\"refused\":[{}],\"verifier_failures\":[{}]}}",
+            luns.join(","),
+            refused.join(","),
+            f.join(",")
+        )
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        for l in &self.luns {
+            s.push_str(&format!(
+                "LUN {}:{}: kind={} block_size={} blocks={} read_only={} source={} phys_base={} sha256={} matches=[{}] write_test={}\n",
+                l.info.target,
+                l.info.lun,
+                l.kind,
+                l.info.block_size,
+                l.info.blocks,
+                l.read_only,
+                l.source,
+                l.phys_base.map_or("?".to_string(), |p| format!("{p:#x}")),
+                l.sha256,
+                l.matches.join(", "),
+                l.write_test
+            ));
+        }
+        for r in &self.refused {
+            s.push_str(&format!(
+                "refused: source={} phys_base={:#x} length={:#x} reason={}\n",
+                r.source, r.phys_base, r.length, r.reason
+            ));
+        }
+        for n in &self.notes {
+            s.push_str(&format!("note: {n}\n"));
+        }
+        s.push_str(&format!(
+            "kernel stack high-water mark: {} bytes of {}\n",
+            self.stack_high_water,
+            crate::stack::KERNEL_STACK
+        ));
+        if self.failures.is_empty() {
+            s.push_str("verifier: no failures\n");
+        } else {
+            for f in &self.failures {
+                s.push_str(&format!("VERIFIER FAILURE: {f}\n"));
+            }
+        }
+        s
+    }
+}
+
+pub struct RunOptions {
+    pub driver: PathBuf,
+    pub ram: Option<PathBuf>,
+    pub os_ram: Vec<(u64, u64)>,
+    pub expect: Vec<String>,
+    pub personality: Personality,
+    pub nfit: Option<Vec<u8>>,
+    pub verbose: bool,
+    /// Skip the write test (read-only inspection).
+    pub no_write: bool,
+}
+
+pub fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("bad range {s:?} (START:LEN)"))?;
+    Ok((
+        num(a.trim()).ok_or_else(|| format!("bad number {a:?}"))?,
+        num(b.trim()).ok_or_else(|| format!("bad number {b:?}"))?,
+    ))
+}
+
+struct ExpectFile {
+    name: String,
+    f: File,
+    len: u64,
+    ok: bool,
+}
+
+/// Reads a whole LUN through SRBs, hashing it and comparing it with every expect file.
+fn read_lun(
+    io: &mut Io<'_>,
+    info: &LunInfo,
+    expects: &mut [ExpectFile],
+) -> Result<(String, Vec<String>), String> {
+    let bs = info.block_size as u64;
+    let max = (io.a.cfg.max_transfer as u64).clamp(bs, 1 << 20);
+    let chunk_blocks = (max / bs).max(1);
+    let mut h = Sha256::new();
+    for e in expects.iter_mut() {
+        e.ok = e.len <= info.bytes();
+    }
+    let mut lba = 0u64;
+    let mut fbuf = Vec::new();
+    while lba < info.blocks {
+        let n = chunk_blocks.min(info.blocks - lba) as u32;
+        let o = io.read(info.target, info.lun, lba, n, bs as u32);
+        let len = n as usize * bs as usize;
+        if !o.ok() || o.transferred as usize != len {
+            return Err(format!(
+                "READ of {n} blocks at LBA {lba} on {}:{} failed: SrbStatus {:#04x}, transferred {}, sense {:?}",
+                info.target, info.lun, o.srb_status, o.transferred, o.sense_key()
+            ));
+        }
+        let data = io.slot.data(len);
+        h.update(data);
+        let off = lba * bs;
+        for e in expects.iter_mut().filter(|e| e.ok) {
+            if off >= e.len {
+                continue;
+            }
+            let m = ((e.len - off) as usize).min(len);
+            fbuf.resize(m, 0);
+            if e.f.read_exact(&mut fbuf).is_err() || fbuf[..] != data[..m] {
+                e.ok = false;
+            }
+        }
+        lba += n as u64;
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let matches = expects
+        .iter()
+        .filter(|e| e.ok)
+        .map(|e| e.name.clone())
+        .collect();
+    Ok((hex, matches))
+}
+
+/// One write per disk: write a pattern over one block, read it back, restore and verify.
+/// On read-only media the write must be refused with DATA PROTECT.
+fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> String {
+    let bs = info.block_size;
+    let lba = info.blocks / 2;
+    let (t, l) = (info.target, info.lun);
+    let o = io.read(t, l, lba, 1, bs);
+    if !o.ok() {
+        k.fail(format!("write test: READ of LBA {lba} on {t}:{l} failed"));
+        return "read failed".into();
+    }
+    let orig = io.slot.data(bs as usize).to_vec();
+    let pat: Vec<u8> = orig
+        .iter()
+        .enumerate()
+        .map(|(i, b)| !b ^ (i as u8))
+        .collect();
+    let o = io.write(t, l, lba, &pat, bs);
+    if read_only {
+        if o.ok() {
+            k.fail(format!(
+                "WRITE to read-only {} {t}:{l} succeeded",
+                if info.is_cd() { "CD-ROM" } else { "disk" }
+            ));
+            let _ = io.write(t, l, lba, &orig, bs);
+            return "write accepted on read-only media (restored)".into();
+        }
+        match o.sense_key() {
+            Some((scsi::SK_DATA_PROTECT, _, _)) => "refused with DATA PROTECT (as expected)".into(),
+            other => {
+                k.fail(format!(
+                    "WRITE to read-only {t}:{l} refused without DATA PROTECT sense (SrbStatus {:#04x}, sense {other:?})",
+                    o.srb_status
+                ));
+                "refused without DATA PROTECT".into()
+            }
+        }
+    } else {
+        if !o.ok() {
+            k.fail(format!(
+                "WRITE to writable disk {t}:{l} failed: SrbStatus {:#04x} sense {:?}",
+                o.srb_status,
+                o.sense_key()
+            ));
+            return "write failed".into();
+        }
+        let o = io.read(t, l, lba, 1, bs);
+        let back_ok = o.ok() && io.slot.data(bs as usize) == &pat[..];
+        let o2 = io.write(t, l, lba, &orig, bs);
+        let o3 = io.read(t, l, lba, 1, bs);
+        let restored = o2.ok() && o3.ok() && io.slot.data(bs as usize) == &orig[..];
+        if !back_ok {
+            k.fail(format!("WRITE on {t}:{l} LBA {lba} did not read back"));
+        }
+        if !restored {
+            k.fail(format!("restoring LBA {lba} on {t}:{l} failed"));
+        }
+        if back_ok && restored {
+            "written, read back and restored".into()
+        } else {
+            "write/read-back mismatch".into()
+        }
+    }
+}
+
+pub fn kind_of(info: &LunInfo) -> &'static str {
+    if info.is_cd() {
+        "cdrom"
+    } else if info.removable && info.bytes() <= 2_949_120 {
+        "floppy"
+    } else {
+        "disk"
+    }
+}
+
+pub fn make_kernel(opts: &RunOptions) -> Result<Arc<Kernel>, String> {
+    let phys = match &opts.ram {
+        Some(p) => PhysMem::from_dump(p)?,
+        None => return Err("--ram DUMP is required".into()),
+    };
+    Ok(Kernel::new(
+        KernelConfig {
+            personality: opts.personality,
+            os_ram: opts.os_ram.clone(),
+            nfit: opts.nfit.clone(),
+            verbose: opts.verbose,
+        },
+        Arc::new(phys),
+    ))
+}
+
+pub fn run(opts: &RunOptions) -> Result<RunReport, String> {
+    let driver =
+        std::fs::read(&opts.driver).map_err(|e| format!("{}: {e}", opts.driver.display()))?;
+    let k = make_kernel(opts)?;
+    run_with(&driver, k, opts)
+}
+
+pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunReport, String> {
+    let mut rep = RunReport::default();
+    let mut expects = Vec::new();
+    for e in &opts.expect {
+        let f = File::open(e).map_err(|x| format!("{e}: {x}"))?;
+        let len = f.metadata().map_err(|x| format!("{e}: {x}"))?.len();
+        expects.push((e.clone(), len));
+    }
+    let mut a = match Adapter::start(driver, k.clone()) {
+        Ok(a) => a,
+        Err(crate::storport::StartError::Load(e)) => return Err(e),
+        Err(e) => {
+            rep.failures = k.failures();
+            rep.notes.push(format!("adapter did not start: {e}"));
+            rep.log = k.log();
+            let (_, refused, bad) = parse_log(&rep.log);
+            rep.refused = refused;
+            rep.failures.extend(bad);
+            if !matches!(e, crate::storport::StartError::NotFound(_)) {
+                rep.failures.push(format!("adapter start failed: {e}"));
+            }
+            for l in k.leaks() {
+                rep.failures.push(format!("after failed start: {l}"));
+            }
+            return Ok(rep);
+        }
+    };
+    let mut luns = Vec::new();
+    {
+        let mut io = Io::new(&a);
+        let infos = match io.enumerate() {
+            Ok(v) => v,
+            Err(e) => {
+                k.fail(e);
+                Vec::new()
+            }
+        };
+        let (log_luns, _, _) = parse_log(&k.log());
+        for (i, info) in infos.iter().enumerate() {
+            let ll = log_luns.iter().find(|l| l.n as usize == i).cloned();
+            let scsi_kind = kind_of(info);
+            let scsi_ro = info.is_cd() || info.write_protected;
+            let (kind, source, phys_base) = match &ll {
+                Some(l) => {
+                    let kind_ok = l.kind == scsi_kind
+                        || (!info.is_cd() && (l.kind == "disk" || l.kind == "floppy"));
+                    if !kind_ok {
+                        k.fail(format!("LUN {}:{}: log says kind={} but INQUIRY reports device type {} ({scsi_kind})", info.target, info.lun, l.kind, info.device_type));
+                    }
+                    if l.block_size != info.block_size as u64 || l.blocks != info.blocks {
+                        k.fail(format!(
+                            "LUN {}:{}: log says block_size={} blocks={} but READ CAPACITY says {} x {}",
+                            info.target, info.lun, l.block_size, l.blocks, info.block_size, info.blocks
+                        ));
+                    }
+                    if l.read_only != scsi_ro {
+                        k.fail(format!(
+                            "LUN {}:{}: log says read_only={} but MODE SENSE/INQUIRY say {}",
+                            info.target, info.lun, l.read_only as u8, scsi_ro
+                        ));
+                    }
+                    (
+                        if kind_ok {
+                            l.kind.clone()
+                        } else {
+                            scsi_kind.to_string()
+                        },
+                        l.source.clone(),
+                        Some(l.phys_base),
+                    )
+                }
+                None => {
+                    k.fail(format!(
+                        "LUN {}:{} (#{i}) has no `rvblk: lun {i}:` line in the driver log",
+                        info.target, info.lun
+                    ));
+                    (scsi_kind.to_string(), "unknown".to_string(), None)
+                }
+            };
+            let mut ef: Vec<ExpectFile> = expects
+                .iter()
+                .filter_map(|(n, len)| {
+                    File::open(n).ok().map(|f| ExpectFile {
+                        name: n.clone(),
+                        f,
+                        len: *len,
+                        ok: true,
+                    })
+                })
+                .collect();
+            let (sha, matches) = match read_lun(&mut io, info, &mut ef) {
+                Ok(x) => x,
+                Err(e) => {
+                    k.fail(e);
+                    (String::new(), Vec::new())
+                }
+            };
+            let wt = if opts.no_write {
+                "skipped".to_string()
+            } else {
+                write_test(&mut io, info, scsi_ro, &k)
+            };
+            luns.push(LunReport {
+                info: info.clone(),
+                kind,
+                read_only: scsi_ro,
+                source,
+                phys_base,
+                sha256: sha,
+                matches,
+                write_test: wt,
+            });
+        }
+        if log_luns.len() != infos.len() {
+            k.fail(format!(
+                "the driver log lists {} LUN(s) but SCSI enumeration found {}",
+                log_luns.len(),
+                infos.len()
+            ));
+        }
+    }
+    // PnP: stop / restart / a read after restart / remove.
+    let r = a.stop();
+    if r != 0 {
+        k.fail(format!("ScsiStopAdapter returned {r}"));
+    }
+    if a.supports(2) {
+        let r = a.restart();
+        if r != 0 {
+            k.fail(format!("ScsiRestartAdapter returned {r}"));
+        }
+        let mut io = Io::new(&a);
+        for l in &luns {
+            let o = io.read(l.info.target, l.info.lun, 0, 1, l.info.block_size);
+            if !o.ok() {
+                k.fail(format!(
+                    "READ on {}:{} after ScsiRestartAdapter failed: {:#04x}",
+                    l.info.target, l.info.lun, o.srb_status
+                ));
+            }
+        }
+    }
+    a.remove();
+    rep.stack_high_water = crate::stack::measure();
+    drop(a);
+    rep.luns = luns;
+    rep.log = k.log();
+    let (_, refused, bad) = parse_log(&rep.log);
+    rep.refused = refused;
+    rep.failures = k.failures();
+    rep.failures.extend(bad);
+    Ok(rep)
+}

@@ -1,0 +1,165 @@
+//! Runs driver callbacks on a stack no bigger than a Windows kernel stack (12 KiB on x86,
+//! 24 KiB on x64) with a guard page below it, and measures the high-water mark.
+
+use crate::mem::{self, PAGE};
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[cfg(target_arch = "x86_64")]
+pub const KERNEL_STACK: usize = 24 * 1024;
+#[cfg(target_arch = "x86")]
+pub const KERNEL_STACK: usize = 12 * 1024;
+
+const PAINT: u8 = 0x5a;
+
+/// Highest stack use seen on any thread (bytes), over the threads that have finished or been
+/// measured.
+pub static HIGH_WATER: AtomicUsize = AtomicUsize::new(0);
+
+#[cfg(target_arch = "x86_64")]
+std::arch::global_asm!(
+    ".text",
+    ".globl rvblk_harness_call_on_stack",
+    ".type rvblk_harness_call_on_stack,@function",
+    "rvblk_harness_call_on_stack:",
+    // rdi = arg, rsi = fn, rdx = 16-byte aligned stack top
+    "push rbp",
+    "mov rbp, rsp",
+    "mov rsp, rdx",
+    "call rsi",
+    "mov rsp, rbp",
+    "pop rbp",
+    "ret",
+);
+
+#[cfg(target_arch = "x86")]
+std::arch::global_asm!(
+    ".text",
+    ".globl rvblk_harness_call_on_stack",
+    ".type rvblk_harness_call_on_stack,@function",
+    "rvblk_harness_call_on_stack:",
+    // cdecl: [esp+4] = arg, [esp+8] = fn, [esp+12] = 16-byte aligned stack top
+    "push ebp",
+    "mov ebp, esp",
+    "mov eax, [ebp+8]",
+    "mov ecx, [ebp+12]",
+    "mov esp, [ebp+16]",
+    "sub esp, 12",
+    "push eax",
+    "call ecx",
+    "mov esp, ebp",
+    "pop ebp",
+    "ret",
+);
+
+unsafe extern "C" {
+    fn rvblk_harness_call_on_stack(arg: *mut u8, f: unsafe extern "C" fn(*mut u8), top: *mut u8);
+}
+
+struct KStack {
+    base: *mut u8,
+    total: usize,
+    low: *mut u8,
+}
+
+impl KStack {
+    fn new() -> KStack {
+        let total = KERNEL_STACK + PAGE;
+        let base = mem::reserve(total);
+        // SAFETY: inside the reservation.
+        let low = unsafe { base.add(PAGE) };
+        mem::protect(low, KERNEL_STACK, libc::PROT_READ | libc::PROT_WRITE);
+        // SAFETY: the range was just made writable.
+        unsafe { std::ptr::write_bytes(low, PAINT, KERNEL_STACK) };
+        mem::register_guard(
+            base as usize,
+            PAGE,
+            &format!(
+                "guard page below a {} KiB kernel stack (stack overflow)",
+                KERNEL_STACK / 1024
+            ),
+        );
+        KStack { base, total, low }
+    }
+
+    fn top(&self) -> *mut u8 {
+        // SAFETY: one past the end of the stack area.
+        unsafe { self.low.add(KERNEL_STACK) }
+    }
+
+    fn used(&self) -> usize {
+        // SAFETY: the whole area is readable.
+        let s = unsafe { std::slice::from_raw_parts(self.low, KERNEL_STACK) };
+        let untouched = s.iter().position(|&b| b != PAINT).unwrap_or(KERNEL_STACK);
+        KERNEL_STACK - untouched
+    }
+}
+
+impl Drop for KStack {
+    fn drop(&mut self) {
+        HIGH_WATER.fetch_max(self.used(), Ordering::Relaxed);
+        mem::unregister_guards(self.base as usize, self.base as usize + self.total);
+        mem::unmap(self.base, self.total);
+    }
+}
+
+thread_local! {
+    static STACK: RefCell<Option<KStack>> = const { RefCell::new(None) };
+    static ON_KSTACK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Records the current thread's stack use into `HIGH_WATER` and returns the global maximum.
+pub fn measure() -> usize {
+    STACK.with(|s| {
+        if let Some(k) = s.borrow().as_ref() {
+            HIGH_WATER.fetch_max(k.used(), Ordering::Relaxed);
+        }
+    });
+    HIGH_WATER.load(Ordering::Relaxed)
+}
+
+struct Payload<'a> {
+    f: &'a mut dyn FnMut(),
+    panic: Option<Box<dyn std::any::Any + Send>>,
+}
+
+unsafe extern "C" fn tramp(arg: *mut u8) {
+    // SAFETY: `arg` is the `Payload` passed by `on_kernel_stack`, alive for the whole call.
+    let p = unsafe { &mut *(arg as *mut Payload<'_>) };
+    let f = &mut p.f;
+    if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (f)())) {
+        p.panic = Some(e);
+    }
+}
+
+/// Runs `f` on this thread's emulated kernel stack.
+pub fn on_kernel_stack<R>(f: impl FnOnce() -> R) -> R {
+    if ON_KSTACK.with(|c| c.get()) {
+        return f();
+    }
+    crate::crash::ensure_altstack();
+    let top = STACK.with(|s| {
+        let mut s = s.borrow_mut();
+        s.get_or_insert_with(KStack::new).top()
+    });
+    let mut f = Some(f);
+    let mut result = None;
+    let mut call = || {
+        if let Some(f) = f.take() {
+            result = Some(f());
+        }
+    };
+    let mut payload = Payload {
+        f: &mut call,
+        panic: None,
+    };
+    ON_KSTACK.with(|c| c.set(true));
+    // SAFETY: `top` is the 16-byte aligned top of a live stack owned by this thread, not in use
+    // (ON_KSTACK was false); `tramp` only touches `payload`, which outlives the call.
+    unsafe { rvblk_harness_call_on_stack(&mut payload as *mut Payload<'_> as *mut u8, tramp, top) };
+    ON_KSTACK.with(|c| c.set(false));
+    if let Some(p) = payload.panic {
+        std::panic::resume_unwind(p);
+    }
+    result.expect("callback did not run")
+}
