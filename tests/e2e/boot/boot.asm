@@ -11,9 +11,13 @@
 ;   E820 <start> <length> <type>    the INT 15h E820 map as served through the current vector
 ;   E820RAW <start> <length> <type> the same map from the BIOS handler MEMDISK replaced
 ;                                   (MDI.oldint15), i.e. the map without MEMDISK's reservations
-;   IVT13 <seg:off>                 (only when assembled with -DHIDE_CHAIN) again, after installing
-;                                   an unsafe INT 13h hook without a $INT13SF header in front of
-;                                   MEMDISK's (a plain far jump to the previous handler)
+;   IVT13 <seg:off>                 (only when assembled with -DHIDE_CHAIN or -DFOREIGN_HOOK)
+;                                   again, after installing an INT 13h hook in front of MEMDISK's:
+;                                   HIDE_CHAIN: an unsafe hook, no $INT13SF header (a plain far jump
+;                                   to the previous handler), so the safe-hook chain ends there;
+;                                   FOREIGN_HOOK: a safe hook of another vendor ("RVBLKTST") whose
+;                                   prev is MEMDISK's, so the chain goes on through it. This one is
+;                                   larger than 440 bytes and is only for the El Torito image.
 ;   MARK:HALT
 ; and then halts with interrupts off.
 
@@ -74,9 +78,13 @@ entry:
 .no_hook:
 
 %ifdef HIDE_CHAIN
-        ; Hook INT 13h the old way: no $INT13SF header, just a far jump to the previous handler.
-        ; A driver walking the safe-hook chain from IVT[0x13] now stops at this hook; MEMDISK is
-        ; only reachable through the mBFT scan of conventional memory.
+%define INSTALL_HOOK
+%endif
+%ifdef FOREIGN_HOOK
+%define INSTALL_HOOK
+%endif
+%ifdef INSTALL_HOOK
+        ; Put our own INT 13h hook in front of MEMDISK's (see the header for the two kinds).
         cli
         mov     eax, [0x13*4]
         mov     [hook_prev], eax
@@ -204,6 +212,19 @@ hook:
 hook_prev:
         dd      0
 %endif
+%ifdef FOREIGN_HOOK
+; A safe hook (SafeMBRHook layout, loaders.md 2.2) of a vendor no driver knows.
+hook:
+        jmp     near hook_handler       ; +0x00, 3 bytes
+        db      '$INT13SF'              ; +0x03
+        db      'RVBLKTST'              ; +0x0B vendor
+hook_prev:
+        dd      0                       ; +0x13 previous INT 13h handler
+        dd      0                       ; +0x17 flags
+        dd      0                       ; +0x1B vendor specific
+hook_handler:
+        jmp     far [cs:hook_prev]
+%endif
 
 s_boot    db    'E2E DL=', 0
 s_ivt13   db    'IVT13 ', 0
@@ -214,12 +235,17 @@ s_halt    db    'MARK:HALT'
 s_crlf    db    13, 10, 0
 
 code_end:
-%if code_end - start > 440
+%ifdef FOREIGN_HOOK
+%if code_end - start > 510
+%error "boot program exceeds one sector"
+%endif
+%elif code_end - start > 440
 %error "boot program exceeds the 440 bytes before the MBR disk signature"
 %endif
 
-; Variables live past the end of the loaded sector (0x7E00+), never in the image.
-absolute 0x7E00
+; Variables live past the end of the loaded image (an El Torito load is 4 x 512 bytes), never in
+; the image itself.
+absolute 0x8400
 tag     resw    1
 vec     resd    1
 e820buf resb    20

@@ -28,20 +28,31 @@ pub enum BootVariant {
     Plain,
     /// Also install an INT 13h hook without a `$INT13SF` header in front of MEMDISK's.
     HideChain,
+    /// Also install a `$INT13SF` safe hook of an unknown vendor (`RVBLKTST`) in front of
+    /// MEMDISK's. Larger than 440 bytes: El Torito image only.
+    ForeignHook,
 }
 
-/// Assembles `tests/e2e/boot/boot.asm` into `dir` and returns the flat binary (≤ 440 bytes).
+/// Assembles `tests/e2e/boot/boot.asm` into `dir` and returns the flat binary (≤ 440 bytes, or
+/// ≤ 510 for [`BootVariant::ForeignHook`]).
 pub fn boot_program(variant: BootVariant, dir: &Path) -> Vec<u8> {
     let nasm = tools::require(tools::NASM);
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("boot/boot.asm");
     let out = dir.join(match variant {
         BootVariant::Plain => "boot.bin",
         BootVariant::HideChain => "boot-hide-chain.bin",
+        BootVariant::ForeignHook => "boot-foreign-hook.bin",
     });
     let mut cmd = Command::new(nasm);
     cmd.arg("-f").arg("bin").arg("-o").arg(&out);
-    if variant == BootVariant::HideChain {
-        cmd.arg("-DHIDE_CHAIN");
+    match variant {
+        BootVariant::Plain => {}
+        BootVariant::HideChain => {
+            cmd.arg("-DHIDE_CHAIN");
+        }
+        BootVariant::ForeignHook => {
+            cmd.arg("-DFOREIGN_HOOK");
+        }
     }
     let o = cmd.arg(&src).output().expect("run nasm");
     assert!(
@@ -51,8 +62,13 @@ pub fn boot_program(variant: BootVariant, dir: &Path) -> Vec<u8> {
         String::from_utf8_lossy(&o.stderr)
     );
     let bin = std::fs::read(&out).expect("read assembled boot program");
+    let max = if variant == BootVariant::ForeignHook {
+        510
+    } else {
+        440
+    };
     assert!(
-        !bin.is_empty() && bin.len() <= 440,
+        !bin.is_empty() && bin.len() <= max,
         "boot program is {} bytes",
         bin.len()
     );
@@ -100,6 +116,7 @@ fn chs(lba: u32) -> [u8; 3] {
 /// 1.44 MB floppy: the boot program and 0x55AA in block 0 (no BPB: MEMDISK picks 80/2/18 from the
 /// size), `PATFDD` pattern everywhere else.
 pub fn floppy_image(boot: &[u8]) -> Vec<u8> {
+    assert!(boot.len() <= 510);
     let mut img = vec![0u8; FLOPPY_BYTES];
     pattern::fill("PATFDD", 0, &mut img);
     img[..512].fill(0);

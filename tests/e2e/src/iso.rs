@@ -38,9 +38,9 @@ pub const DATA_LBA: u32 = 24;
 pub const VOLUME_ID: &str = "RVBLK_E2E";
 
 /// Builds an ISO of `total_sectors` 2048-byte blocks (> `DATA_LBA`) whose El Torito boot image is
-/// `boot_sector` (at most 512 bytes, loaded as 4 × 512 bytes at 0000:7C00).
+/// `boot_sector` (at most 510 bytes; 0x55AA follows; loaded as 4 × 512 bytes at 0000:7C00).
 pub fn build(boot_sector: &[u8], total_sectors: u32) -> Vec<u8> {
-    assert!(boot_sector.len() <= 512, "boot sector too long");
+    assert!(boot_sector.len() <= 510, "boot sector too long");
     assert!(total_sectors > DATA_LBA, "ISO too small");
     let mut iso = vec![0u8; total_sectors as usize * SECTOR];
     pattern::fill("PATISO", 0, &mut iso);

@@ -84,15 +84,24 @@ pub fn parse_mbft(low: &[u8], addr: usize) -> Result<Memdisk, String> {
     })
 }
 
-/// IVT[0x13] → `$INT13SF`/`MEMDISK ` safe hook → +0x1B → mBFT. Only the first hop: enough for
-/// MEMDISK booted directly by QEMU.
+/// IVT[0x13] → `$INT13SF` safe hooks (following `prev` at +0x13 through other vendors, at most
+/// 16 hops) → the `MEMDISK ` hook → +0x1B → mBFT.
 pub fn from_chain(low: &[u8]) -> Result<Memdisk, String> {
-    let off = u16_at(low, 0x4C).ok_or("no IVT")? as usize;
-    let seg = u16_at(low, 0x4E).ok_or("no IVT")? as usize;
-    let hook = seg * 16 + off;
-    let mbft = hook_mbft(low, hook)
-        .ok_or_else(|| format!("IVT[0x13] = {seg:04X}:{off:04X} is not a MEMDISK safe hook"))?;
-    parse_mbft(low, mbft as usize)
+    let mut far = u32_at(low, 0x4C).ok_or("no IVT")?;
+    for _ in 0..16 {
+        let (seg, off) = ((far >> 16) as usize, (far & 0xFFFF) as usize);
+        let hook = seg * 16 + off;
+        if let Some(mbft) = hook_mbft(low, hook) {
+            return parse_mbft(low, mbft as usize);
+        }
+        if low.get(hook + 3..hook + 11) != Some(&b"$INT13SF"[..]) {
+            return Err(format!(
+                "INT 13h chain ends at {seg:04X}:{off:04X} without a MEMDISK safe hook"
+            ));
+        }
+        far = u32_at(low, hook + 0x13).ok_or("hook out of range")?;
+    }
+    Err("INT 13h chain longer than 16 hooks".into())
 }
 
 /// Every valid mBFT in conventional memory, 16-byte steps from 0x500 to 0xA0000.

@@ -2,7 +2,8 @@
 //! (through the harness CLI). One `#[test]` per case; see `rvblk_e2e::case` for the table.
 //!
 //! Which discovery path each case pins down (remove the path, the case fails):
-//! * IVT safe-hook chain → every case with `via_chain` (core check asserts `via` ∋ ivt-chain).
+//! * IVT safe-hook chain → every case with `via_chain` (core check asserts `via` ∋ ivt-chain);
+//!   walking *through* a hook of another vendor → `memdisk_behind_foreign_safe_hook`.
 //! * mBFT scan → `memdisk_chain_hidden_mbft_scan_only` (the chain ends at an unsafe hook).
 //! * MEMDISK mBFT/MDI parsing (kind, shift, size, ro) → every LUN case.
 //! * OS-RAM overlap rule (23) → `memdisk_image_in_usable_ram_refused`.
@@ -233,6 +234,10 @@ fn memdisk_q35_iso() {
 #[test]
 fn memdisk_image_in_usable_ram_refused() {
     run(case::USABLE_RAM_REFUSED)
+}
+#[test]
+fn memdisk_behind_foreign_safe_hook() {
+    run(case::FOREIGN_HOOK)
 }
 #[test]
 fn memdisk_chain_hidden_mbft_scan_only() {
