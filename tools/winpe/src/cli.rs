@@ -1,16 +1,293 @@
 //! Command-line entry points, called by the `rvblk` binary with the arguments after the command word.
+//!
+//! Exit codes: 0 success, 1 the operation failed (one-line message on stderr, input untouched),
+//! 2 bad usage.
 
+use crate::bcd::{self, Setting};
+use crate::error::Error;
+use crate::inject::{self, Selection};
+use crate::package::Package;
+use crate::prepare;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// `rvblk winpe ...` (placeholder until implemented).
-pub fn winpe(_args: Vec<OsString>) -> ExitCode {
-    eprintln!("rvblk winpe: not implemented yet");
-    ExitCode::from(2)
+#[derive(Parser, Debug)]
+#[command(
+    name = "rvblk winpe",
+    about = "Inject rvblk into WinPE/Windows Setup media (boot.wim, BCD) from Linux",
+    long_about = "Inject rvblk into WinPE/Windows Setup media (boot.wim, BCD) from Linux.\n\n\
+        For Vista and later the driver must already be inside sources/boot.wim when GRUB4DOS maps the \
+        ISO into RAM. `inject` adds it to the WIM images (driver, INF, SYSTEM hive entries: boot-start \
+        service, root devnode, class key), `bcd` turns test-signing on, `prepare` does both on an \
+        extracted ISO tree and prints the GRUB4DOS menu entry.",
+    disable_version_flag = true
+)]
+struct WinpeCli {
+    #[command(subcommand)]
+    cmd: WinpeCmd,
 }
 
-/// `rvblk info ...` (placeholder until implemented).
-pub fn info(_args: Vec<OsString>) -> ExitCode {
-    eprintln!("rvblk info: not implemented yet");
-    ExitCode::from(2)
+#[derive(Subcommand, Debug)]
+enum WinpeCmd {
+    /// Add rvblk to images of a boot.wim (or remove it with --remove)
+    #[command(
+        long_about = "Add rvblk to images of a boot.wim, updating the WIM in place.\n\n\
+        Per image: the matching-architecture rvblk.sys (WIM metadata WINDOWS/ARCH, else the image's \
+        ntoskrnl.exe) goes to \\Windows\\System32\\drivers, rvblk.inf to \\Windows\\INF, and the SYSTEM \
+        hive gets Services\\rvblk (boot start, group \"SCSI miniport\"), the root devnode \
+        Enum\\Root\\RVBLK\\0000 (ConfigFlags 0), its Control\\Class driver key and, on Vista/7 hives \
+        that have one, a CriticalDeviceDatabase entry, in the control sets \\Select names.\n\n\
+        Default images: the one marked bootable in the WIM (index 2 of a Setup boot.wim), or every \
+        image if none is marked. Running it again changes nothing; --remove undoes exactly what \
+        inject created (it records that in the service key).\n\n\
+        The WIM is appended to, never rebuilt: unchanged resources stay where they are and an \
+        interrupted run leaves the previous, valid WIM."
+    )]
+    Inject(InjectArgs),
+    /// Set test-signing / nointegritychecks in a BCD store
+    #[command(
+        long_about = "Set test-signing (element 16000049) and nointegritychecks (16000048) in a \
+        BCD store (\\boot\\BCD or \\efi\\microsoft\\boot\\BCD; same format).\n\n\
+        Changes the default OS loader ({bootmgr}'s default, element 23000003), or with --all every \
+        OS loader object. `on` writes the Boolean element (REG_BINARY 01); `off` deletes it from the \
+        object, like `bcdedit /deletevalue` (absent means off). The store is rewritten through a \
+        temporary file and a rename, and only if something changes."
+    )]
+    Bcd(BcdArgs),
+    /// Inject into sources/boot.wim, enable test-signing, print the GRUB4DOS entry
+    #[command(
+        long_about = "The whole job on an extracted Windows Vista+ Setup/WinPE ISO tree: inject \
+        rvblk into every image of sources/boot.wim, turn test-signing on in boot/bcd and \
+        efi/microsoft/boot/bcd (whichever exist; names matched case-insensitively), then print the \
+        GRUB4DOS menu.lst entry that boots the rebuilt ISO from RAM."
+    )]
+    Prepare(PrepareArgs),
+}
+
+#[derive(Args, Debug)]
+struct InjectArgs {
+    /// The WIM to update (e.g. sources/boot.wim)
+    wim: PathBuf,
+    /// Work on this image only (1-based)
+    #[arg(long, value_name = "N", conflicts_with = "all")]
+    index: Option<u32>,
+    /// Work on every image
+    #[arg(long)]
+    all: bool,
+    /// Driver package: DIR/rvblk.inf and DIR/{x86,amd64,arm64}/rvblk.sys [default: target/package]
+    #[arg(long, value_name = "DIR")]
+    package: Option<PathBuf>,
+    /// Remove what a previous inject added instead
+    #[arg(long)]
+    remove: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Args, Debug)]
+struct BcdArgs {
+    /// The BCD store (boot/BCD or efi/microsoft/boot/BCD)
+    bcd: PathBuf,
+    /// Allow test-signed drivers (element 16000049)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "on|off",
+        required_unless_present = "nointegritychecks"
+    )]
+    testsigning: Option<OnOff>,
+    /// Disable integrity checks (element 16000048; ignored by Windows 7 and later)
+    #[arg(long, value_enum, value_name = "on|off")]
+    nointegritychecks: Option<OnOff>,
+    /// Change every OS loader object, not only the default one
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Args, Debug)]
+struct PrepareArgs {
+    /// The extracted ISO tree (the directory holding sources/, boot/, efi/)
+    tree: PathBuf,
+    /// Driver package: DIR/rvblk.inf and DIR/{x86,amd64,arm64}/rvblk.sys [default: target/package]
+    #[arg(long, value_name = "DIR")]
+    package: Option<PathBuf>,
+    /// Path of the rebuilt ISO as GRUB4DOS sees it, for the menu entry [default: /<tree name>.iso]
+    #[arg(long, value_name = "PATH")]
+    iso: Option<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rvblk info",
+    about = "Show what rvblk finds in a boot.wim, a BCD store or a SYSTEM hive",
+    long_about = "Show what rvblk finds in a boot.wim, a BCD store or a SYSTEM hive (detected from \
+        the file's contents).\n\nWIM: each image's index, name, architecture, bootable flag and \
+        rvblk's state (driver file, INF, service, devnode, class key). BCD: the default loader and \
+        the testsigning/nointegritychecks settings of each OS loader. SYSTEM hive: the \\Select \
+        values and rvblk's keys in the control sets that boot.",
+    disable_version_flag = true
+)]
+struct InfoCli {
+    /// boot.wim, BCD store or SYSTEM hive
+    file: PathBuf,
+}
+
+/// The result of a command: exit code and the text for stdout and stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub code: u8,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    fn ok(stdout: String) -> Self {
+        Outcome {
+            code: 0,
+            stdout,
+            stderr: String::new(),
+        }
+    }
+
+    fn failed(e: Error) -> Self {
+        Outcome {
+            code: 1,
+            stdout: String::new(),
+            stderr: format!("rvblk: error: {e}\n"),
+        }
+    }
+
+    /// Prints the output and turns the code into an [`ExitCode`].
+    pub fn emit(self) -> ExitCode {
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(self.stdout.as_bytes());
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().write_all(self.stderr.as_bytes());
+        ExitCode::from(self.code)
+    }
+}
+
+fn parse<T: Parser>(argv0: &str, args: Vec<OsString>) -> Result<T, Outcome> {
+    T::try_parse_from(std::iter::once(OsString::from(argv0)).chain(args)).map_err(|e| {
+        let text = e.render().to_string();
+        if e.use_stderr() {
+            Outcome {
+                code: 2,
+                stdout: String::new(),
+                stderr: text,
+            }
+        } else {
+            Outcome::ok(text)
+        }
+    })
+}
+
+/// `rvblk winpe ...`
+pub fn winpe(args: Vec<OsString>) -> ExitCode {
+    run_winpe_args(args).emit()
+}
+
+/// `rvblk winpe ...` without printing: for embedding and tests.
+pub fn run_winpe_args(args: Vec<OsString>) -> Outcome {
+    match parse::<WinpeCli>("rvblk winpe", args) {
+        Ok(cli) => match run_winpe(cli.cmd) {
+            Ok(out) => Outcome::ok(out),
+            Err(e) => Outcome::failed(e),
+        },
+        Err(o) => o,
+    }
+}
+
+fn run_winpe(cmd: WinpeCmd) -> crate::Result<String> {
+    match cmd {
+        WinpeCmd::Inject(a) => {
+            let sel = match (a.index, a.all) {
+                (Some(n), _) => Selection::Index(n),
+                (None, true) => Selection::All,
+                (None, false) => Selection::Bootable,
+            };
+            if a.remove {
+                let r = inject::remove(&a.wim, sel)?;
+                Ok(r.render(&a.wim, true))
+            } else {
+                let pkg = Package::open(a.package.as_deref())?;
+                let r = inject::inject(&a.wim, &pkg, sel)?;
+                Ok(r.render(&a.wim, false))
+            }
+        }
+        WinpeCmd::Bcd(a) => {
+            let mut settings = Vec::new();
+            if let Some(v) = a.testsigning {
+                settings.push(Setting {
+                    element: bcd::ELEM_TESTSIGNING,
+                    name: "testsigning",
+                    on: matches!(v, OnOff::On),
+                });
+            }
+            if let Some(v) = a.nointegritychecks {
+                settings.push(Setting {
+                    element: bcd::ELEM_NOINTEGRITY,
+                    name: "nointegritychecks",
+                    on: matches!(v, OnOff::On),
+                });
+            }
+            let changes = bcd::edit_store(&a.bcd, &settings, a.all)?;
+            let mut out = String::new();
+            for c in &changes {
+                out.push_str(&format!("{}: {c}\n", a.bcd.display()));
+            }
+            if changes.is_empty() {
+                out.push_str(&format!(
+                    "{}: already as requested, not modified\n",
+                    a.bcd.display()
+                ));
+            }
+            Ok(out)
+        }
+        WinpeCmd::Prepare(a) => {
+            let pkg = Package::open(a.package.as_deref())?;
+            let r = prepare::prepare(&a.tree, &pkg, a.iso.as_deref())?;
+            let mut out = r.wim.render(&r.boot_wim, false);
+            for (p, changes) in &r.bcds {
+                if changes.is_empty() {
+                    out.push_str(&format!(
+                        "{}: test-signing already on, not modified\n",
+                        p.display()
+                    ));
+                }
+                for c in changes {
+                    out.push_str(&format!("{}: {c}\n", p.display()));
+                }
+            }
+            out.push_str("\nGRUB4DOS menu.lst entry:\n\n");
+            out.push_str(&r.menu);
+            out.push('\n');
+            for n in &r.notes {
+                out.push_str(&format!("note: {n}\n"));
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// `rvblk info ...`
+pub fn info(args: Vec<OsString>) -> ExitCode {
+    run_info_args(args).emit()
+}
+
+/// `rvblk info ...` without printing: for embedding and tests.
+pub fn run_info_args(args: Vec<OsString>) -> Outcome {
+    match parse::<InfoCli>("rvblk info", args) {
+        Ok(cli) => match crate::info::describe(&cli.file) {
+            Ok(s) => Outcome::ok(s),
+            Err(e) => Outcome::failed(e),
+        },
+        Err(o) => o,
+    }
 }

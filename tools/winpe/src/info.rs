@@ -1,0 +1,196 @@
+//! `rvblk info`: what rvblk finds in a WIM, a BCD store or a SYSTEM hive.
+
+use crate::bcd;
+use crate::error::{Error, ErrorKind, Result};
+use crate::hive::Hive;
+use crate::inject::image_arch;
+use crate::store::{RegistryHive, WimStore};
+use crate::system::{self, WIM_INF_PATH, WIM_SYSTEM_HIVE, WIM_SYS_PATH};
+use crate::wim::Wim;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::Path;
+
+/// The kinds of file `rvblk info` understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Wim,
+    Bcd,
+    SystemHive,
+}
+
+/// Detects the kind of `path` from its magic (`MSWIM\0\0\0`, `regf`) and, for hives, its keys.
+pub fn detect(path: &Path) -> Result<FileKind> {
+    let mut magic = [0u8; 8];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut magic))
+        .map_err(|e| Error::io(path, "cannot read", &e))?;
+    if n >= 8 && &magic == b"MSWIM\0\0\0" {
+        return Ok(FileKind::Wim);
+    }
+    if n >= 4 && &magic[..4] == b"regf" {
+        let h = Hive::open(path, false)?;
+        if bcd::is_bcd(&h)? {
+            return Ok(FileKind::Bcd);
+        }
+        if h.child(h.root(), "Select")?.is_some() {
+            return Ok(FileKind::SystemHive);
+        }
+        return Err(Error::new(
+            ErrorKind::NoSelect,
+            format!("{}: registry hive is neither a SYSTEM hive (no \\Select) nor a BCD store (no Objects)", path.display()),
+        ));
+    }
+    Err(Error::new(
+        ErrorKind::NotAWim,
+        format!("{}: not a WIM, BCD store or registry hive", path.display()),
+    ))
+}
+
+/// The text `rvblk info` prints for `path`.
+pub fn describe(path: &Path) -> Result<String> {
+    match detect(path)? {
+        FileKind::Wim => describe_wim(path),
+        FileKind::Bcd => describe_bcd(&Hive::open(path, false)?, path),
+        FileKind::SystemHive => {
+            let h = Hive::open(path, false)?;
+            let mut s = format!("{}: SYSTEM hive\n", path.display());
+            s.push_str(&describe_system(&h, "")?);
+            Ok(s)
+        }
+    }
+}
+
+fn describe_system<H: RegistryHive>(h: &H, indent: &str) -> Result<String> {
+    let mut s = String::new();
+    if let Some(sel) = h.child(h.root(), "Select")? {
+        let v = |n: &str| -> Result<String> {
+            Ok(h.value(sel, n)?
+                .and_then(|v| v.as_dword())
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "-".into()))
+        };
+        let _ = writeln!(
+            s,
+            "{indent}Select: Current={} Default={} LastKnownGood={} Failed={}",
+            v("Current")?,
+            v("Default")?,
+            v("LastKnownGood")?,
+            v("Failed")?
+        );
+    }
+    for st in system::status(h)? {
+        let state = if st.complete() {
+            "present"
+        } else if st.service.is_none() && st.devnode.is_none() && st.class_key.is_none() {
+            "not present"
+        } else {
+            "INCOMPLETE"
+        };
+        let _ = writeln!(
+            s,
+            "{indent}{}: rvblk {state}{}",
+            st.control_set,
+            if st.recorded {
+                " (injected by rvblk winpe)"
+            } else {
+                ""
+            }
+        );
+        let show = |name: &str, v: &Option<String>, s: &mut String| {
+            let _ = writeln!(s, "{indent}  {name:<9} {}", v.as_deref().unwrap_or("-"));
+        };
+        show("service", &st.service, &mut s);
+        show("devnode", &st.devnode, &mut s);
+        show("class", &st.class_key, &mut s);
+        if st.cddb.is_some() {
+            show("CDDB", &st.cddb, &mut s);
+        }
+    }
+    Ok(s)
+}
+
+fn describe_bcd<H: RegistryHive>(h: &H, path: &Path) -> Result<String> {
+    let mut s = format!("{}: BCD store\n", path.display());
+    let default = bcd::default_loader(h);
+    let onoff = |v: Option<bool>| match v {
+        Some(true) => "on",
+        Some(false) => "off (set)",
+        None => "off (not set)",
+    };
+    match &default {
+        Ok(g) => {
+            let _ = writeln!(s, "default loader: {g}");
+        }
+        Err(e) => {
+            let _ = writeln!(s, "default loader: none ({e})");
+        }
+    }
+    let mut loaders = bcd::os_loaders(h)?;
+    if let Ok(d) = &default {
+        if !loaders.iter().any(|l| l.eq_ignore_ascii_case(d)) {
+            loaders.insert(0, d.clone());
+        }
+    }
+    for g in loaders {
+        let is_default = default.as_ref().is_ok_and(|d| d.eq_ignore_ascii_case(&g));
+        let desc = bcd::description(h, &g)?.unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{}{g} \"{desc}\": testsigning={} nointegritychecks={}",
+            if is_default { "* " } else { "  " },
+            onoff(bcd::get_bool(h, &g, bcd::ELEM_TESTSIGNING)?),
+            onoff(bcd::get_bool(h, &g, bcd::ELEM_NOINTEGRITY)?)
+        );
+    }
+    Ok(s)
+}
+
+fn describe_wim(path: &Path) -> Result<String> {
+    let mut wim = Wim::open(path, false)?;
+    let images = wim.images()?;
+    let mut s = format!(
+        "{}: WIM, {} image{}\n",
+        path.display(),
+        images.len(),
+        if images.len() == 1 { "" } else { "s" }
+    );
+    for info in &images {
+        let arch = match (info.arch_property, image_arch(&mut wim, info)) {
+            (Some(_), Ok(a)) => a.to_string(),
+            (None, Ok(a)) => format!("{a} (from ntoskrnl.exe)"),
+            (_, Err(e)) => format!("unknown ({e})"),
+        };
+        let _ = writeln!(
+            s,
+            "image {}: \"{}\" arch={arch}{}",
+            info.index,
+            info.name,
+            if info.bootable { " bootable" } else { "" }
+        );
+        for (label, p) in [("driver", WIM_SYS_PATH), ("inf", WIM_INF_PATH)] {
+            let state = match wim.read_file(info.index, p)? {
+                Some(d) => format!("present ({} bytes)", d.len()),
+                None => "not present".into(),
+            };
+            let _ = writeln!(s, "  {label:<7} {p}: {state}");
+        }
+        match wim.read_file(info.index, WIM_SYSTEM_HIVE)? {
+            None => {
+                let _ = writeln!(s, "  no \\Windows\\System32\\config\\SYSTEM hive");
+            }
+            Some(bytes) => {
+                let dir = wim.scratch_dir()?;
+                let p = dir.join("SYSTEM");
+                std::fs::write(&p, bytes).map_err(|e| Error::io(&p, "cannot write", &e))?;
+                match Hive::open(&p, false).and_then(|h| describe_system(&h, "  ")) {
+                    Ok(t) => s.push_str(&t),
+                    Err(e) => {
+                        let _ = writeln!(s, "  SYSTEM hive: {e}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(s)
+}

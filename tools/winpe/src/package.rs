@@ -1,0 +1,425 @@
+//! The driver package: `DIR/{x86,amd64,arm64}/rvblk.sys` plus `DIR/rvblk.inf`, and the few INF
+//! facts the registry entries need (provider, version, date, descriptions, install section).
+
+use crate::error::{Error, ErrorKind, Result};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Service name, file names and hardware id written into images.
+pub const SERVICE: &str = "rvblk";
+pub const SYS_NAME: &str = "rvblk.sys";
+pub const INF_NAME: &str = "rvblk.inf";
+pub const HARDWARE_ID: &str = "ROOT\\RVBLK";
+pub const TEST_CERT: &str = "rvblk-test.cer";
+
+/// A Windows architecture the driver is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arch {
+    X86,
+    Amd64,
+    Arm64,
+}
+
+impl Arch {
+    /// The package subdirectory (`x86`, `amd64`, `arm64`).
+    pub fn dir(self) -> &'static str {
+        match self {
+            Arch::X86 => "x86",
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The INF decoration (`NTx86`, `NTamd64`, `NTarm64`).
+    pub fn inf_decoration(self) -> &'static str {
+        match self {
+            Arch::X86 => "NTx86",
+            Arch::Amd64 => "NTamd64",
+            Arch::Arm64 => "NTarm64",
+        }
+    }
+
+    /// From the WIM XML `WINDOWS/ARCH` value (PROCESSOR_ARCHITECTURE_*): 0, 9, 12.
+    pub fn from_wim_property(v: u32) -> Option<Arch> {
+        match v {
+            0 => Some(Arch::X86),
+            9 => Some(Arch::Amd64),
+            12 => Some(Arch::Arm64),
+            _ => None,
+        }
+    }
+
+    /// From a PE file's COFF `Machine` field: 0x14c, 0x8664, 0xaa64.
+    pub fn from_pe_machine(m: u16) -> Option<Arch> {
+        match m {
+            0x014c => Some(Arch::X86),
+            0x8664 => Some(Arch::Amd64),
+            0xaa64 => Some(Arch::Arm64),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.dir())
+    }
+}
+
+/// Reads the COFF `Machine` field of a PE image (`MZ`, `e_lfanew` at 0x3c, `PE\0\0`).
+pub fn pe_machine(data: &[u8]) -> Option<u16> {
+    if data.len() < 0x40 || &data[..2] != b"MZ" {
+        return None;
+    }
+    let off = u32::from_le_bytes(data[0x3c..0x40].try_into().ok()?) as usize;
+    let hdr = data.get(off..off.checked_add(6)?)?;
+    if &hdr[..4] != b"PE\0\0" {
+        return None;
+    }
+    Some(u16::from_le_bytes([hdr[4], hdr[5]]))
+}
+
+/// Facts taken from `rvblk.inf` (with defaults when the INF leaves something out).
+#[derive(Debug, Clone)]
+pub struct InfInfo {
+    pub provider: String,
+    pub manufacturer: String,
+    pub device_desc: String,
+    /// `mm/dd/yyyy` as (month, day, year).
+    pub date: (u32, u32, u32),
+    pub version: String,
+    /// DDInstall section per architecture (after picking the most specific decorated variant).
+    pub install_section: HashMap<Arch, String>,
+}
+
+impl InfInfo {
+    /// `DriverDate` the way Windows writes it: `M-D-YYYY`.
+    pub fn driver_date(&self) -> String {
+        let (m, d, y) = self.date;
+        format!("{m}-{d}-{y}")
+    }
+
+    /// `DriverDateData`: the date as a FILETIME (100 ns ticks since 1601-01-01 UTC), 8 bytes LE.
+    pub fn driver_date_data(&self) -> [u8; 8] {
+        let (m, d, y) = self.date;
+        let days = days_from_civil(y as i64, m, d) - days_from_civil(1601, 1, 1);
+        let ticks = (days.max(0) as u64) * 86_400 * 10_000_000;
+        ticks.to_le_bytes()
+    }
+
+    pub fn section_for(&self, arch: Arch) -> String {
+        self.install_section
+            .get(&arch)
+            .cloned()
+            .unwrap_or_else(|| "rvblk_Install".to_string())
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Decodes an INF: UTF-16LE with BOM, UTF-8 (with or without BOM), else Latin-1.
+fn decode_text(b: &[u8]) -> String {
+    if b.starts_with(&[0xff, 0xfe]) {
+        let u: Vec<u16> = b[2..]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        return String::from_utf16_lossy(&u);
+    }
+    let b = b.strip_prefix(&[0xef, 0xbb, 0xbf]).unwrap_or(b);
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_string(),
+        Err(_) => b.iter().map(|&c| c as char).collect(),
+    }
+}
+
+/// A minimal INF reader: sections of `key = value` lines (comments after `;`, quotes removed,
+/// `%token%` resolved from `[Strings]`).
+struct Inf {
+    sections: Vec<(String, Vec<(String, String)>)>,
+    strings: HashMap<String, String>,
+}
+
+impl Inf {
+    fn parse(text: &str) -> Inf {
+        let mut sections: Vec<(String, Vec<(String, String)>)> = Vec::new();
+        for raw in text.lines() {
+            let line = strip_comment(raw).trim().to_string();
+            if line.is_empty() {
+                continue;
+            }
+            if line.starts_with('[') && line.ends_with(']') {
+                sections.push((line[1..line.len() - 1].trim().to_string(), Vec::new()));
+                continue;
+            }
+            let Some((_, entries)) = sections.last_mut() else {
+                continue;
+            };
+            let (k, v) = match line.split_once('=') {
+                Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
+                None => (String::new(), line.clone()),
+            };
+            entries.push((k, v));
+        }
+        let mut strings = HashMap::new();
+        for (name, entries) in &sections {
+            if name.eq_ignore_ascii_case("Strings") {
+                for (k, v) in entries {
+                    strings.insert(k.to_ascii_lowercase(), unquote(v));
+                }
+            }
+        }
+        Inf { sections, strings }
+    }
+
+    fn section(&self, name: &str) -> Option<&[(String, String)]> {
+        self.sections
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, e)| e.as_slice())
+    }
+
+    fn get(&self, section: &str, key: &str) -> Option<String> {
+        self.section(section)?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| self.resolve(v))
+    }
+
+    fn resolve(&self, v: &str) -> String {
+        let v = unquote(v);
+        let mut out = String::new();
+        let mut rest = v.as_str();
+        while let Some(start) = rest.find('%') {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 1..];
+            match after.find('%') {
+                Some(end) => {
+                    let token = &after[..end];
+                    match self.strings.get(&token.to_ascii_lowercase()) {
+                        Some(s) => out.push_str(s),
+                        None if token.is_empty() => out.push('%'),
+                        None => out.push_str(token),
+                    }
+                    rest = &after[end + 1..];
+                }
+                None => {
+                    out.push_str(&rest[start..]);
+                    rest = "";
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+fn strip_comment(line: &str) -> &str {
+    let mut in_quotes = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            ';' if !in_quotes => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+fn unquote(v: &str) -> String {
+    let v = v.trim();
+    if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
+        v[1..v.len() - 1].replace("\"\"", "\"")
+    } else {
+        v.to_string()
+    }
+}
+
+/// Extracts [`InfInfo`] from INF text. Missing facts fall back to neutral defaults
+/// (provider/manufacturer "rvblk", date 01/01/2025, version 0.0.0.0).
+pub fn parse_inf(bytes: &[u8]) -> InfInfo {
+    let inf = Inf::parse(&decode_text(bytes));
+    let provider = inf
+        .get("Version", "Provider")
+        .unwrap_or_else(|| "rvblk".into());
+    let mut date = (1, 1, 2025);
+    let mut version = "0.0.0.0".to_string();
+    if let Some(dv) = inf.get("Version", "DriverVer") {
+        let (d, v) = dv.split_once(',').unwrap_or((dv.as_str(), ""));
+        let parts: Vec<u32> = d
+            .trim()
+            .split('/')
+            .filter_map(|p| p.trim().parse().ok())
+            .collect();
+        if let [m, d, y] = parts[..] {
+            date = (m, d, y);
+        }
+        if !v.trim().is_empty() {
+            version = v.trim().to_string();
+        }
+    }
+    let mut manufacturer = provider.clone();
+    let mut device_desc = "rvblk virtual SCSI adapter (RAM disk)".to_string();
+    let mut install_section = HashMap::new();
+    // [Manufacturer] %Mfg% = Models, NTx86, NTamd64, NTarm64
+    if let Some((mfg_key, models)) = inf
+        .section("Manufacturer")
+        .and_then(|e| e.first())
+        .map(|(k, v)| (k.clone(), v.clone()))
+    {
+        manufacturer = inf.resolve(&mfg_key);
+        let mut parts = models.split(',').map(str::trim);
+        let base = parts.next().unwrap_or("").to_string();
+        let decorations: Vec<&str> = parts.collect();
+        for arch in [Arch::X86, Arch::Amd64, Arch::Arm64] {
+            let decorated = decorations
+                .iter()
+                .find(|d| {
+                    d.to_ascii_lowercase()
+                        .starts_with(&arch.inf_decoration().to_ascii_lowercase())
+                })
+                .map(|d| format!("{base}.{d}"));
+            let candidates = [decorated, Some(base.clone())];
+            let Some(entries) = candidates.iter().flatten().find_map(|s| inf.section(s)) else {
+                continue;
+            };
+            for (desc, rhs) in entries {
+                let mut fields = rhs.split(',').map(str::trim);
+                let section = fields.next().unwrap_or("");
+                if fields.any(|id| id.eq_ignore_ascii_case(HARDWARE_ID)) {
+                    device_desc = inf.resolve(desc);
+                    // Windows picks the most specific decorated DDInstall section.
+                    let best = [
+                        format!("{section}.{}", arch.inf_decoration()),
+                        format!("{section}.NT"),
+                    ]
+                    .into_iter()
+                    .find(|s| inf.section(s).is_some())
+                    .unwrap_or_else(|| section.to_string());
+                    install_section.insert(arch, best);
+                    break;
+                }
+            }
+        }
+    }
+    InfInfo {
+        provider,
+        manufacturer,
+        device_desc,
+        date,
+        version,
+        install_section,
+    }
+}
+
+/// A driver package directory.
+#[derive(Debug, Clone)]
+pub struct Package {
+    pub dir: PathBuf,
+    pub inf_path: PathBuf,
+    pub inf: InfInfo,
+}
+
+impl Package {
+    /// Opens `dir`, or `target/package` under the current directory when `dir` is `None`.
+    pub fn open(dir: Option<&Path>) -> Result<Package> {
+        let dir = match dir {
+            Some(d) => d.to_path_buf(),
+            None => {
+                let d = PathBuf::from("target").join("package");
+                if !d.is_dir() {
+                    return Err(Error::new(
+                        ErrorKind::Package,
+                        "no driver package: target/package does not exist here; pass --package DIR \
+                         (a directory with rvblk.inf and x86/, amd64/, arm64/rvblk.sys)",
+                    ));
+                }
+                d
+            }
+        };
+        if !dir.is_dir() {
+            return Err(Error::new(
+                ErrorKind::Package,
+                format!("{}: driver package directory not found", dir.display()),
+            ));
+        }
+        let inf_path = dir.join(INF_NAME);
+        let bytes = std::fs::read(&inf_path).map_err(|e| {
+            Error::new(
+                ErrorKind::Package,
+                format!("{}: cannot read the driver INF: {e}", inf_path.display()),
+            )
+        })?;
+        let inf = parse_inf(&bytes);
+        Ok(Package { dir, inf_path, inf })
+    }
+
+    /// The driver binary for `arch`, or an error naming what is missing.
+    pub fn sys_for(&self, arch: Arch) -> Result<PathBuf> {
+        let p = self.dir.join(arch.dir()).join(SYS_NAME);
+        if !p.is_file() {
+            return Err(Error::new(
+                ErrorKind::Package,
+                format!(
+                    "the driver package {} has no {} driver ({} is missing)",
+                    self.dir.display(),
+                    arch,
+                    p.display()
+                ),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// The test certificate shipped with the package, if any.
+    pub fn test_cert(&self) -> Option<PathBuf> {
+        let p = self.dir.join(TEST_CERT);
+        p.is_file().then_some(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inf_facts() {
+        let inf = b"[Version]\r\nSignature=\"$WINDOWS NT$\"\r\nProvider=%Prov%\r\nDriverVer=03/07/2025,1.2.3.4 ; c\r\n\
+[Manufacturer]\r\n%Mfg%=Models,NTx86,NTamd64\r\n[Models.NTamd64]\r\n%Desc%=rvblk_Inst,ROOT\\RVBLK\r\n\
+[Models.NTx86]\r\n%Desc%=rvblk_Inst,ROOT\\RVBLK\r\n[rvblk_Inst.NTamd64]\r\n[rvblk_Inst]\r\n\
+[Strings]\r\nProv=\"rvblk project\"\r\nMfg=\"rvblk\"\r\nDesc=\"rvblk RAM disk\"\r\n";
+        let i = parse_inf(inf);
+        assert_eq!(i.provider, "rvblk project");
+        assert_eq!(i.device_desc, "rvblk RAM disk");
+        assert_eq!(i.version, "1.2.3.4");
+        assert_eq!(i.driver_date(), "3-7-2025");
+        assert_eq!(i.section_for(Arch::Amd64), "rvblk_Inst.NTamd64");
+        assert_eq!(i.section_for(Arch::X86), "rvblk_Inst");
+        // 2025-03-07 00:00 UTC as FILETIME
+        assert_eq!(
+            u64::from_le_bytes(i.driver_date_data()),
+            133_857_792_000_000_000
+        );
+    }
+
+    #[test]
+    fn pe() {
+        let mut d = vec![0u8; 0x100];
+        d[..2].copy_from_slice(b"MZ");
+        d[0x3c] = 0x80;
+        d[0x80..0x84].copy_from_slice(b"PE\0\0");
+        d[0x84..0x86].copy_from_slice(&0x8664u16.to_le_bytes());
+        assert_eq!(pe_machine(&d), Some(0x8664));
+        assert_eq!(pe_machine(b"nope"), None);
+    }
+}
