@@ -45,7 +45,7 @@ enum Command {
         /// Driver package directory holding xp/rvblkxp.sys
         #[arg(long, value_name = "DIR", default_value = "target/package")]
         package: PathBuf,
-        /// Use the driver file DRIVER instead of the package's xp/rvblkxp.sys
+        /// Use FILE as rvblkxp.sys instead of the package's xp/rvblkxp.sys
         #[arg(long, value_name = "FILE", conflicts_with = "remove")]
         driver: Option<PathBuf>,
         /// Expose RAM hard-disk images during setup too (installs service rvblkxpd instead of
