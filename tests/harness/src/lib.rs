@@ -15,6 +15,7 @@ pub mod mem;
 pub mod pe;
 pub mod phys;
 pub mod report;
+pub mod scenario;
 pub mod scsi;
 pub mod stack;
 pub mod storport;
