@@ -343,7 +343,7 @@ fn open_error(path: &Path, code: c_int) -> Error {
             format!("{}: encrypted WIMs are not supported", path.display())
         }
         _ => format!(
-            "{}: not a valid WIM file: {}",
+            "{}: not a valid WIM file (truncated or corrupt?): {}",
             path.display(),
             error_string(code)
         ),
