@@ -1,0 +1,134 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub fn harness() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rvblk-harness"))
+}
+
+pub fn package_dir() -> PathBuf {
+    std::env::var_os("RVBLK_PACKAGE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/package"))
+}
+
+/// The packaged driver for `arch` ("amd64" or "x86"); panics with a clear message if missing.
+pub fn packaged(arch: &str) -> PathBuf {
+    let p = package_dir().join(arch).join("rvblk.sys");
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo xtask package` first (or set RVBLK_PACKAGE_DIR)",
+        p.display()
+    );
+    p
+}
+
+/// Makes sure the 32-bit helper exists next to the harness binary (builds it if needed).
+pub fn ensure_x86_helper() {
+    if std::env::var_os("RVBLK_HARNESS_X86").is_some() {
+        return;
+    }
+    let exe = harness();
+    let c = rvblk_harness::helper::candidates(&exe);
+    if c.iter().any(|p| p.is_file()) {
+        return;
+    }
+    let profile_dir = exe.parent().unwrap();
+    let target_dir = profile_dir.parent().unwrap();
+    let release = profile_dir.file_name().unwrap() == "release";
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace())
+        .env("CARGO_TARGET_DIR", target_dir)
+        .args([
+            "build",
+            "-p",
+            "rvblk-harness",
+            "--bin",
+            "rvblk-harness",
+            "--target",
+            rvblk_harness::helper::X86_TRIPLE,
+        ]);
+    if release {
+        cmd.arg("--release");
+    }
+    let st = cmd.status().expect("run cargo to build the x86 helper");
+    assert!(st.success(), "building the i686 harness helper failed");
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(args: &[&str]) -> Out {
+    let o = Command::new(harness())
+        .args(args)
+        .output()
+        .expect("run rvblk-harness");
+    let out = Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    };
+    println!(
+        "$ rvblk-harness {}\n{}{}",
+        args.join(" "),
+        out.stdout,
+        out.stderr
+    );
+    out
+}
+
+/// Compiles `testdata/tiny.rs` for a Windows target into a kernel-style PE.
+pub fn tiny_pe(triple: &str, cfgs: &[&str]) -> PathBuf {
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let name = format!("tiny_{triple}{}.sys", cfgs.join("_"));
+    let out = out_dir.join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tiny.rs");
+    let mut c = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
+    c.args([
+        "--edition",
+        "2021",
+        "--target",
+        triple,
+        "-C",
+        "panic=abort",
+        "-C",
+        "opt-level=1",
+        "-C",
+        "linker=rust-lld",
+    ])
+    .args([
+        "-C",
+        "link-arg=/ENTRY:DriverEntry",
+        "-C",
+        "link-arg=/SUBSYSTEM:NATIVE",
+        "-C",
+        "link-arg=/DRIVER",
+        "-C",
+        "link-arg=/NODEFAULTLIB",
+    ])
+    .args(["--crate-type", "bin", "-o"])
+    .arg(&out)
+    .arg(&src);
+    for cfg in cfgs {
+        c.args(["--cfg", cfg]);
+    }
+    let st = c.status().expect("rustc");
+    assert!(
+        st.success(),
+        "compiling the tiny test PE for {triple} failed (is the target installed?)"
+    );
+    out
+}
