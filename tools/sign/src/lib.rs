@@ -121,7 +121,7 @@ impl Signer {
 
         let mut rng = rand::thread_rng();
         let key = RsaPrivateKey::new(&mut rng, bits).map_err(crypto("RSA key generation"))?;
-        let name = Name::from_str(subject)
+        let name = Name::from_str(&normalize_dn(subject))
             .map_err(|e| Error::Other(format!("bad subject {subject:?}: {e}")))?;
         let pub_der = key
             .to_public_key()
@@ -295,6 +295,35 @@ impl Signer {
     }
 }
 
+/// Trim blanks around the RDNs of an RFC 4514 name ("CN=a, O=b" → "CN=a,O=b"); escaped commas
+/// stay.
+fn normalize_dn(dn: &str) -> String {
+    let mut parts = vec![String::new()];
+    let mut escaped = false;
+    for c in dn.chars() {
+        if escaped {
+            parts.last_mut().expect("non-empty").push(c);
+            escaped = false;
+        } else if c == '\\' {
+            parts.last_mut().expect("non-empty").push(c);
+            escaped = true;
+        } else if c == ',' || c == '+' {
+            let last = parts.last_mut().expect("non-empty");
+            *last = last.trim().to_string();
+            last.push(c);
+            parts.push(String::new());
+        } else {
+            parts.last_mut().expect("non-empty").push(c);
+        }
+    }
+    parts
+        .iter()
+        .map(|p| p.trim_start())
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
 fn const_oid_code_signing() -> ::der::asn1::ObjectIdentifier {
     ::der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3")
 }
@@ -357,6 +386,12 @@ pub fn sign_package(package_dir: &Path, signer: &Signer) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dn_normalization() {
+        assert_eq!(normalize_dn(" CN=a b , O=c"), "CN=a b,O=c");
+        assert_eq!(normalize_dn("CN=a\\, b,O=c"), "CN=a\\, b,O=c");
+    }
 
     #[test]
     fn pem_roundtrip_shape() {
