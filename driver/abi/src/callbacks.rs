@@ -1,5 +1,7 @@
 //! Miniport callback signatures (`windows-integration.md` §1.4), in the Windows calling
-//! convention of each architecture.
+//! convention of each architecture: `"system"` when building for Windows, and the same
+//! convention spelled explicitly (stdcall, win64) on a Linux host, where the harness runs the
+//! driver.
 
 use crate::ScsiRequestBlock;
 use core::ffi::c_void;
@@ -8,13 +10,16 @@ macro_rules! windows_fn_types {
     ($( $(#[$m:meta])* $name:ident = fn($($arg:ty),*) $(-> $ret:ty)?; )*) => {
         $(
             $(#[$m])*
-            #[cfg(target_arch = "x86")]
+            #[cfg(windows)]
+            pub type $name = unsafe extern "system" fn($($arg),*) $(-> $ret)?;
+            $(#[$m])*
+            #[cfg(all(not(windows), target_arch = "x86"))]
             pub type $name = unsafe extern "stdcall" fn($($arg),*) $(-> $ret)?;
             $(#[$m])*
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(not(windows), target_arch = "x86_64"))]
             pub type $name = unsafe extern "win64" fn($($arg),*) $(-> $ret)?;
             $(#[$m])*
-            #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+            #[cfg(all(not(windows), not(any(target_arch = "x86", target_arch = "x86_64"))))]
             pub type $name = unsafe extern "C" fn($($arg),*) $(-> $ret)?;
         )*
     };

@@ -670,3 +670,9 @@ fn mode_sense_unsupported_pages() {
         assert_eq!(sense_key_specific(&o), [0xC8 | 5, 0, 2]);
     }
 }
+
+#[test]
+fn target_is_shareable_between_cpus() {
+    fn assert_sync_send<T: Sync + Send>() {}
+    assert_sync_send::<ScsiTarget>();
+}

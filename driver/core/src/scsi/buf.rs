@@ -115,6 +115,13 @@ impl Response {
         self
     }
 
+    /// Zeroes the pushed bytes from `from` to the end (changeable-values mode pages).
+    pub fn clear_from(&mut self, from: usize) {
+        if let Some(tail) = self.bytes[..self.len].get_mut(from..) {
+            tail.fill(0);
+        }
+    }
+
     /// Overwrites already-pushed bytes at `at` (length fields filled in after the body).
     pub fn set(&mut self, at: usize, src: &[u8]) {
         if let Some(dst) = self.bytes[..self.len].get_mut(at..at + src.len()) {

@@ -3,8 +3,9 @@
 //!
 //! CONTRACT used by the port crates and the harness (keep these names and shapes stable):
 //!
-//! * [`ScsiTarget::new`] builds an immutable, `Sync` target from a [`MemoryImage`](crate::image::MemoryImage); the port keeps
-//!   one per LUN and calls [`ScsiTarget::execute`] concurrently from many CPUs.
+//! * [`ScsiTarget::new`] builds an immutable, `Sync` target from a
+//!   [`MemoryImage`](crate::image::MemoryImage); the port keeps one per LUN and calls
+//!   [`ScsiTarget::execute`] concurrently from many CPUs.
 //! * [`ScsiTarget::execute`] takes the CDB bytes as received (`cdb.len()` = SRB CdbLength), the
 //!   data buffer (`data.len()` = SRB DataTransferLength; for DATA OUT it is read, for DATA IN it is
 //!   written), the direction from the SRB flags, and the [`Medium`] giving access to the image's
@@ -13,6 +14,22 @@
 //!   bytes were really transferred (under-run is reported, never over-run).
 //! * The medium is only touched for READ/WRITE/VERIFY-with-compare style commands; everything else
 //!   is answered from the target's own state.
+//!
+//! Policies the port can rely on:
+//!
+//! * Medium transfers (READ/WRITE/VERIFY with compare/READ CD) must fit the buffer whole: a CDB
+//!   asking for more than `data.len()` is ILLEGAL REQUEST / INVALID FIELD IN CDB (pointing at the
+//!   transfer length) and nothing is moved. Parameter data (INQUIRY, MODE SENSE, ...) is cut to
+//!   the allocation length and then to the buffer, and the real count is reported.
+//! * A command that would move data in a direction the SRB flags do not allow is ILLEGAL
+//!   REQUEST / INVALID FIELD IN CDB (no field pointer); [`DataDirection::Unspecified`] allows
+//!   both. A zero-byte transfer is accepted with any flags.
+//! * A CDB shorter than its opcode's group length is INVALID COMMAND OPERATION CODE; longer CDBs
+//!   (padded by the port) are fine.
+//! * REPORT LUNS answers "LUN 0 only": the port gives each image its own target id with LUN 0,
+//!   or answers REPORT LUNS itself if it groups LUNs under one target.
+//! * The target is stateless: no unit attention, no pending sense (REQUEST SENSE returns NO
+//!   SENSE), eject/lock are accepted without effect — a RAM medium cannot leave.
 
 /// Data direction of an SRB (SRB_FLAGS_DATA_IN / DATA_OUT / neither).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

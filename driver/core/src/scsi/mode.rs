@@ -116,10 +116,7 @@ fn push_page(r: &mut Response, image: &MemoryImage, page: u8, changeable: bool) 
         _ => {}
     }
     if changeable {
-        let end = r.len();
-        for at in start + 2..end {
-            r.set_u8(at, 0);
-        }
+        r.clear_from(start + 2);
     }
 }
 

@@ -1,0 +1,138 @@
+//! Normalisation and validation of candidates (`loaders.md` §9 F, rules 4, 23–28).
+//!
+//! * [`offer`] runs when a loader parser produces a candidate: whole blocks, overflow (rule 4),
+//!   below 1 MiB (rules 12, 18, 27), maximum physical address (rule 24), size bounds (rule 25)
+//!   and **OS RAM (rule 23), before any content read**. Only survivors enter the list.
+//! * [`finish`] then sniffs content (rule 28; CD length capped at the ISO9660 volume size) and
+//!   resolves duplicates and overlaps (rule 26, §9 F1): exact duplicates merge into the entry
+//!   found first (chain before scans before NFIT); any other overlap refuses the later one.
+//!
+//! Rule 27's ACPI/MMIO part is not checked here: the NFIT's own physical address and the PnP
+//! MMIO list are not inputs (MMIO is never in `os_ram`, and images there would fail the sniff
+//! for CDs). Rule 29 is the port's job (see `image_fingerprint`).
+
+use crate::image::DeviceKind;
+
+use super::content::{check_non_cd, sniff_cd, CdContent};
+use super::memory::{os_ram_hit, ONE_MIB};
+use super::{Ctx, DiscoveryLog, Event, Found, PhysicalMemory, RefusalReason, MAX_IMAGE_BYTES};
+
+pub(crate) fn offer<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'_, M, L>, mut found: Found) {
+    let img = found.image;
+    let src = img.source;
+    let bs = u64::from(img.kind.block_size());
+    let whole = img.length / bs * bs;
+    if whole == 0 {
+        return ctx.refuse(img.phys_base, img.length, src, RefusalReason::TooSmall);
+    }
+    if whole != img.length {
+        ctx.log(Event::LengthCapped { base: img.phys_base, from: img.length, to: whole, why: "whole blocks" });
+    }
+    let Some(end) = img.phys_base.checked_add(whole) else {
+        return ctx.refuse(img.phys_base, whole, src, RefusalReason::Overflow);
+    };
+    if img.phys_base < ONE_MIB {
+        return ctx.refuse(img.phys_base, whole, src, RefusalReason::LowMemory);
+    }
+    let max_phys_end = ctx.input.effective_max_phys_end();
+    if end > max_phys_end {
+        return ctx.refuse(img.phys_base, whole, src, RefusalReason::AboveMaxPhys { max_phys_end });
+    }
+    let limit = match ctx.input.total_ram_bytes {
+        0 => MAX_IMAGE_BYTES,
+        ram => ram.min(MAX_IMAGE_BYTES),
+    };
+    if whole > limit {
+        return ctx.refuse(img.phys_base, whole, src, RefusalReason::TooLarge { limit });
+    }
+    if let Some(r) = os_ram_hit(ctx.input.os_ram, img.phys_base, end) {
+        let reason = RefusalReason::OverlapsOsRam { ram_start: r.start, ram_end: r.end() };
+        return ctx.refuse(img.phys_base, whole, src, reason);
+    }
+    found.image.length = whole;
+    if ctx.out.images.try_push(found).is_err() {
+        ctx.refuse(img.phys_base, whole, src, RefusalReason::TooManyImages);
+    }
+}
+
+pub(crate) fn finish<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'_, M, L>) {
+    sniff_all(ctx);
+    resolve_overlaps(ctx);
+}
+
+/// Rule 28 and the CD size cap (§9 F3, observed §4.4: GRUB4DOS pads 8332 → 8336 sectors).
+fn sniff_all<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'_, M, L>) {
+    let mut i = 0;
+    while i < ctx.out.images.len() {
+        let img = ctx.out.images[i].image;
+        if img.kind != DeviceKind::CdRom {
+            if let Some(what) = check_non_cd(&ctx.mem, &img) {
+                ctx.log(Event::ContentWarning { base: img.phys_base, kind: img.kind, what });
+            }
+            i += 1;
+            continue;
+        }
+        match sniff_cd(&ctx.mem, &img) {
+            CdContent::Iso { volume_blocks } => {
+                let iso_len = u64::from(volume_blocks) * 2048;
+                if volume_blocks != 0 && iso_len < img.length {
+                    ctx.log(Event::LengthCapped {
+                        base: img.phys_base,
+                        from: img.length,
+                        to: iso_len,
+                        why: "ISO9660 volume space size",
+                    });
+                    ctx.out.images[i].image.length = iso_len;
+                } else if iso_len > img.length {
+                    ctx.log(Event::ContentWarning {
+                        base: img.phys_base,
+                        kind: img.kind,
+                        what: "ISO9660 volume larger than the image",
+                    });
+                }
+                i += 1;
+            }
+            CdContent::Udf => i += 1,
+            other => {
+                let reason = if other == CdContent::Unreadable {
+                    RefusalReason::ContentUnreadable
+                } else {
+                    RefusalReason::NoCdFilesystem
+                };
+                ctx.out.images.remove(i);
+                ctx.refuse(img.phys_base, img.length, img.source, reason);
+            }
+        }
+    }
+}
+
+/// Rule 26 / §9 F1: merge exact duplicates, refuse later partial overlaps.
+fn resolve_overlaps<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'_, M, L>) {
+    let mut i = 1;
+    'outer: while i < ctx.out.images.len() {
+        let b = ctx.out.images[i];
+        let (bs, be) = (b.image.phys_base, b.image.phys_end());
+        for j in 0..i {
+            let a = ctx.out.images[j];
+            let (as_, ae) = (a.image.phys_base, a.image.phys_end());
+            if bs >= ae || as_ >= be {
+                continue;
+            }
+            ctx.out.images.remove(i);
+            if as_ == bs && ae == be && a.image.kind == b.image.kind {
+                ctx.out.images[j].via |= b.via;
+                ctx.log(Event::Merged {
+                    base: bs,
+                    length: b.image.length,
+                    kept: a.image.source,
+                    dropped: b.image.source,
+                });
+            } else {
+                let reason = RefusalReason::Overlap { other_base: as_, other_length: a.image.length };
+                ctx.refuse(bs, b.image.length, b.image.source, reason);
+            }
+            continue 'outer;
+        }
+        i += 1;
+    }
+}

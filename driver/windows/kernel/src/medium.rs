@@ -1,0 +1,252 @@
+//! Byte access to a mapped RAM image: the I/O path (HwStartIo, IRQL ≤ DISPATCH_LEVEL, many
+//! CPUs at once).
+//!
+//! Images are mapped at discovery time, never per request (`windows-integration.md` §1.12):
+//! * x64/arm64 map each image once, whole, cached.
+//! * x86 has little system address space, so images larger than [`WHOLE_MAP_LIMIT`] go through
+//!   a small per-image cache of [`VIEW_BYTES`] windows ([`ViewCache`]), mapped on first use and
+//!   replaced (unmapped at ≤ DISPATCH_LEVEL, which MmUnmapIoSpace allows) only when all slots
+//!   are taken. A request that finds every slot busy gets `MediumError::Busy` and is retried by
+//!   the port.
+
+use crate::nt;
+use rvblk_core::image::MemoryImage;
+use rvblk_core::scsi::{Medium, MediumError};
+
+/// Images up to this size are mapped whole on x86 too (floppies, small disks).
+#[cfg(target_arch = "x86")]
+pub const WHOLE_MAP_LIMIT: u64 = 16 << 20;
+/// Size of one x86 view window.
+#[cfg(target_arch = "x86")]
+pub const VIEW_BYTES: u64 = 2 << 20;
+/// Windows per x86 image: 8 × 2 MiB = 16 MiB of system address space per image.
+#[cfg(target_arch = "x86")]
+pub const VIEW_SLOTS: usize = 8;
+
+/// One image's bytes, reachable from the I/O path.
+pub struct ImageMedium {
+    phys_base: u64,
+    length: u64,
+    whole: *mut u8,
+    #[cfg(target_arch = "x86")]
+    views: Option<ViewCache>,
+}
+
+// SAFETY: after `map` the fields never change; concurrent copies to/from the image are what a
+// disk does (Windows serialises overlapping writes above us), and the x86 view cache does its
+// own locking.
+unsafe impl Sync for ImageMedium {}
+// SAFETY: as above; the mapping is a system-space address valid in any thread.
+unsafe impl Send for ImageMedium {}
+
+impl ImageMedium {
+    /// Maps `image` for I/O. Contract: PASSIVE_LEVEL (HwFindAdapter). `None` if the mapping
+    /// cannot be made (the LUN is then not exposed).
+    pub fn map(image: &MemoryImage) -> Option<Self> {
+        let length = image.length;
+        #[cfg(target_arch = "x86")]
+        if length > WHOLE_MAP_LIMIT {
+            return Some(Self {
+                phys_base: image.phys_base,
+                length,
+                whole: core::ptr::null_mut(),
+                views: Some(ViewCache::new(image.phys_base, length)),
+            });
+        }
+        let len = usize::try_from(length).ok()?;
+        let whole = nt::map_io_space(image.phys_base, len, true)?;
+        Some(Self {
+            phys_base: image.phys_base,
+            length,
+            whole,
+            #[cfg(target_arch = "x86")]
+            views: None,
+        })
+    }
+
+    pub fn phys_base(&self) -> u64 {
+        self.phys_base
+    }
+
+    /// Releases every mapping. Contract: no I/O in flight (HwAdapterControl stop / remove), IRQL
+    /// ≤ DISPATCH_LEVEL.
+    pub fn unmap(&mut self) {
+        if !self.whole.is_null() {
+            // SAFETY: `whole` is the live mapping made in `map` for exactly `length` bytes, and no
+            // request can be using it (contract above).
+            unsafe { nt::unmap_io_space(self.whole, self.length as usize) };
+            self.whole = core::ptr::null_mut();
+        }
+        #[cfg(target_arch = "x86")]
+        if let Some(v) = self.views.as_mut() {
+            v.unmap_all();
+        }
+    }
+
+    fn check(&self, offset: u64, len: usize) -> Result<(), MediumError> {
+        match offset.checked_add(len as u64) {
+            Some(end) if end <= self.length => Ok(()),
+            // The target checks bounds first; this is defence in depth, never reached.
+            _ => Err(MediumError::Unreadable),
+        }
+    }
+}
+
+impl Medium for ImageMedium {
+    fn read(&self, offset: u64, dst: &mut [u8]) -> Result<(), MediumError> {
+        self.check(offset, dst.len())?;
+        #[cfg(target_arch = "x86")]
+        if let Some(v) = &self.views {
+            return v.copy(offset, dst.len(), |chunk_src, at| {
+                // SAFETY: `chunk_src` is valid for the chunk length inside a pinned view, and
+                // `dst[at..]` has at least that many bytes (ViewCache::copy splits exactly).
+                unsafe {
+                    core::ptr::copy_nonoverlapping(chunk_src.0, dst.as_mut_ptr().add(at), chunk_src.1)
+                }
+            });
+        }
+        // SAFETY: `whole` maps `length` bytes and `offset + dst.len() <= length` was checked; the
+        // destination is a distinct buffer owned by the caller.
+        unsafe { core::ptr::copy_nonoverlapping(self.whole.add(offset as usize), dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, src: &[u8]) -> Result<(), MediumError> {
+        self.check(offset, src.len())?;
+        #[cfg(target_arch = "x86")]
+        if let Some(v) = &self.views {
+            return v.copy(offset, src.len(), |chunk_dst, at| {
+                // SAFETY: as in `read`, with the direction reversed.
+                unsafe { core::ptr::copy_nonoverlapping(src.as_ptr().add(at), chunk_dst.0, chunk_dst.1) }
+            });
+        }
+        // SAFETY: as in `read`; the image memory is hidden from Windows, so nothing else owns it.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.whole.add(offset as usize), src.len()) };
+        Ok(())
+    }
+}
+
+#[cfg(target_arch = "x86")]
+pub use views::ViewCache;
+
+#[cfg(target_arch = "x86")]
+mod views {
+    use super::{nt, MediumError, VIEW_BYTES, VIEW_SLOTS};
+    use core::cell::UnsafeCell;
+    use core::sync::atomic::{AtomicU32, Ordering};
+
+    const NO_WINDOW: u64 = u64::MAX;
+
+    struct Slot {
+        /// Window index (offset / VIEW_BYTES) or NO_WINDOW. Changed only under the lock.
+        window: UnsafeCell<u64>,
+        va: UnsafeCell<*mut u8>,
+        len: UnsafeCell<usize>,
+        /// Requests copying through this view right now; > 0 pins it.
+        users: AtomicU32,
+    }
+
+    /// A few mapped windows of one image (x86 only).
+    pub struct ViewCache {
+        phys_base: u64,
+        length: u64,
+        lock: nt::SpinLock,
+        slots: [Slot; VIEW_SLOTS],
+        /// Next slot to consider for replacement (clock hand). Under the lock.
+        hand: UnsafeCell<usize>,
+    }
+
+    impl ViewCache {
+        pub fn new(phys_base: u64, length: u64) -> Self {
+            Self {
+                phys_base,
+                length,
+                lock: nt::SpinLock::new(),
+                slots: core::array::from_fn(|_| Slot {
+                    window: UnsafeCell::new(NO_WINDOW),
+                    va: UnsafeCell::new(core::ptr::null_mut()),
+                    len: UnsafeCell::new(0),
+                    users: AtomicU32::new(0),
+                }),
+                hand: UnsafeCell::new(0),
+            }
+        }
+
+        /// Copies `len` bytes at image `offset`, window by window: `f((ptr, n), at)` moves `n`
+        /// bytes between `ptr` (inside a pinned view) and the request buffer at offset `at`.
+        pub fn copy(&self, offset: u64, len: usize, mut f: impl FnMut((*mut u8, usize), usize)) -> Result<(), MediumError> {
+            let mut done = 0usize;
+            while done < len {
+                let pos = offset + done as u64;
+                let window = pos / VIEW_BYTES;
+                let within = (pos % VIEW_BYTES) as usize;
+                let slot = self.pin(window)?;
+                let s = &self.slots[slot];
+                // SAFETY: the slot is pinned (users > 0), so `va`/`len` cannot change until unpin.
+                let (va, vlen) = unsafe { (*s.va.get(), *s.len.get()) };
+                let n = (vlen - within).min(len - done);
+                // SAFETY: `within + n <= vlen`, inside the pinned mapping.
+                f((unsafe { va.add(within) }, n), done);
+                s.users.fetch_sub(1, Ordering::Release);
+                done += n;
+            }
+            Ok(())
+        }
+
+        /// Finds or maps `window` and pins it. Busy when every slot is pinned or mapping fails.
+        fn pin(&self, window: u64) -> Result<usize, MediumError> {
+            self.lock.with(|| {
+                // SAFETY (whole closure): slot `window`/`va`/`len` and `hand` are only touched
+                // with the lock held; `users` is atomic.
+                for (i, s) in self.slots.iter().enumerate() {
+                    if unsafe { *s.window.get() } == window {
+                        s.users.fetch_add(1, Ordering::Acquire);
+                        return Ok(i);
+                    }
+                }
+                let hand = unsafe { &mut *self.hand.get() };
+                for step in 0..VIEW_SLOTS {
+                    let i = (*hand + step) % VIEW_SLOTS;
+                    let s = &self.slots[i];
+                    if s.users.load(Ordering::Acquire) != 0 {
+                        continue;
+                    }
+                    let start = window * VIEW_BYTES;
+                    let len = (self.length - start).min(VIEW_BYTES) as usize;
+                    let va = unsafe { *s.va.get() };
+                    if !va.is_null() {
+                        // SAFETY: unpinned slot: no request uses this view; it is exactly the
+                        // mapping recorded in the slot. MmUnmapIoSpace allows DISPATCH_LEVEL.
+                        unsafe { nt::unmap_io_space(va, *s.len.get()) };
+                        unsafe { *s.va.get() = core::ptr::null_mut() };
+                        unsafe { *s.window.get() = NO_WINDOW };
+                    }
+                    let va = nt::map_io_space(self.phys_base + start, len, true).ok_or(MediumError::Busy)?;
+                    unsafe {
+                        *s.va.get() = va;
+                        *s.len.get() = len;
+                        *s.window.get() = window;
+                    }
+                    s.users.fetch_add(1, Ordering::Acquire);
+                    *hand = (i + 1) % VIEW_SLOTS;
+                    return Ok(i);
+                }
+                Err(MediumError::Busy)
+            })
+        }
+
+        /// Contract: no I/O in flight.
+        pub fn unmap_all(&mut self) {
+            for s in &mut self.slots {
+                let va = *s.va.get_mut();
+                if !va.is_null() {
+                    // SAFETY: exclusive access (`&mut self`) and no I/O in flight; this is the
+                    // slot's own live mapping.
+                    unsafe { nt::unmap_io_space(va, *s.len.get_mut()) };
+                }
+                *s.va.get_mut() = core::ptr::null_mut();
+                *s.window.get_mut() = NO_WINDOW;
+            }
+        }
+    }
+}

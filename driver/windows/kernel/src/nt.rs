@@ -1,0 +1,153 @@
+//! ntoskrnl.exe and hal.dll imports (raw-dylib; undecorated names on x86, per
+//! `windows-integration.md` §1.11) and thin wrappers stating their contracts.
+//!
+//! Only functions present on Windows XP/7 are imported, so one binary loads everywhere.
+
+use core::ffi::c_void;
+
+macro_rules! kernel_imports {
+    ($dll:literal, $abi:literal { $($body:tt)* }) => {
+        #[cfg_attr(target_arch = "x86", link(name = $dll, kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated"))]
+        #[cfg_attr(not(target_arch = "x86"), link(name = $dll, kind = "raw-dylib", modifiers = "+verbatim"))]
+        extern $abi { $($body)* }
+    };
+}
+
+kernel_imports!("ntoskrnl.exe", "system" {
+    fn MmMapIoSpace(physical_address: i64, number_of_bytes: usize, cache_type: u32) -> *mut c_void;
+    fn MmUnmapIoSpace(base_address: *mut c_void, number_of_bytes: usize);
+    fn MmGetPhysicalMemoryRanges() -> *mut rvblk_abi::PhysicalMemoryRange;
+    fn ExAllocatePoolWithTag(pool_type: u32, number_of_bytes: usize, tag: u32) -> *mut c_void;
+    fn ExFreePoolWithTag(p: *mut c_void, tag: u32);
+    fn ZwQuerySystemInformation(class: u32, info: *mut c_void, length: u32, return_length: *mut u32) -> i32;
+});
+
+kernel_imports!("ntoskrnl.exe", "C" {
+    fn DbgPrint(format: *const u8, ...) -> u32;
+});
+
+// LLVM lowers 64-bit division on x86 MSVC targets to these helpers (callee-cleaned, arguments on
+// the stack); ntoskrnl exports them on x86. Only the ones the code really uses end up imported.
+#[cfg(target_arch = "x86")]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")]
+extern "C" {
+    #[link_name = "__aulldiv"]
+    fn aulldiv();
+    #[link_name = "__aullrem"]
+    fn aullrem();
+    #[link_name = "__alldiv"]
+    fn alldiv();
+    #[link_name = "__allrem"]
+    fn allrem();
+    #[link_name = "__allmul"]
+    fn allmul();
+}
+#[cfg(target_arch = "x86")]
+#[used]
+static X86_ARITHMETIC_HELPERS: [unsafe extern "C" fn(); 5] = [aulldiv, aullrem, alldiv, allrem, allmul];
+
+#[cfg(target_arch = "x86")]
+#[link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")]
+extern "fastcall" {
+    fn KfAcquireSpinLock(lock: *mut usize) -> u8;
+    fn KfReleaseSpinLock(lock: *mut usize, new_irql: u8);
+}
+
+/// Pool tag `rvbk` (shows as "rvbk" in pool dumps).
+pub const POOL_TAG: u32 = u32::from_le_bytes(*b"rvbk");
+
+/// Non-paged pool allocation. `None` on failure.
+///
+/// Contract: IRQL ≤ DISPATCH_LEVEL (NonPagedPool).
+pub fn alloc_nonpaged(size: usize) -> Option<*mut u8> {
+    // SAFETY: ExAllocatePoolWithTag has no preconditions beyond IRQL ≤ DISPATCH_LEVEL for
+    // non-paged pool, which every caller in this crate respects.
+    let p = unsafe { ExAllocatePoolWithTag(rvblk_abi::NON_PAGED_POOL, size, POOL_TAG) };
+    (!p.is_null()).then_some(p.cast())
+}
+
+/// Frees memory from [`alloc_nonpaged`] or from a kernel routine documented to return pool
+/// (MmGetPhysicalMemoryRanges).
+///
+/// # Safety
+/// `p` came from pool and is not used afterwards.
+pub unsafe fn free_pool(p: *mut u8) {
+    // SAFETY: ownership of `p` passes to the pool per the caller's contract; tag 0 matches any.
+    unsafe { ExFreePoolWithTag(p.cast(), 0) }
+}
+
+/// Maps `len` bytes of physical memory at `phys` into system space.
+///
+/// Contract: IRQL ≤ DISPATCH_LEVEL; the range must not be RAM that Windows manages (discovery
+/// refuses such ranges before anything maps them, `loaders.md` §10 rule 23).
+pub fn map_io_space(phys: u64, len: usize, cached: bool) -> Option<*mut u8> {
+    let phys = i64::try_from(phys).ok()?;
+    let cache = if cached { rvblk_abi::MM_CACHED } else { rvblk_abi::MM_NON_CACHED };
+    // SAFETY: plain mapping request; see the contract above.
+    let va = unsafe { MmMapIoSpace(phys, len, cache) };
+    (!va.is_null()).then_some(va.cast())
+}
+
+/// Undoes [`map_io_space`].
+///
+/// # Safety
+/// `va`/`len` are exactly a live mapping from [`map_io_space`] that nothing uses any more;
+/// IRQL ≤ DISPATCH_LEVEL (MmUnmapIoSpace DDI requirements).
+pub unsafe fn unmap_io_space(va: *mut u8, len: usize) {
+    // SAFETY: per the caller's contract.
+    unsafe { MmUnmapIoSpace(va.cast(), len) }
+}
+
+/// `MmGetPhysicalMemoryRanges`: pool array ending with a zero entry, or null.
+///
+/// Contract: PASSIVE_LEVEL. The caller frees the result with [`free_pool`].
+pub fn physical_memory_ranges() -> *mut rvblk_abi::PhysicalMemoryRange {
+    // SAFETY: no arguments; called only from HwFindAdapter at PASSIVE_LEVEL.
+    unsafe { MmGetPhysicalMemoryRanges() }
+}
+
+/// `ZwQuerySystemInformation`. Contract: PASSIVE_LEVEL; `buf` writable for `len` bytes.
+///
+/// # Safety
+/// `buf` must be valid for writes of `len` bytes.
+pub unsafe fn query_system_information(class: u32, buf: *mut u8, len: u32, ret: &mut u32) -> i32 {
+    // SAFETY: per the caller's contract on `buf`.
+    unsafe { ZwQuerySystemInformation(class, buf.cast(), len, ret) }
+}
+
+/// Writes one NUL-terminated line through `DbgPrint("%s", line)`: the line is data, never a
+/// format string.
+pub fn dbg_print_line(line_nul_terminated: &[u8]) {
+    debug_assert_eq!(line_nul_terminated.last(), Some(&0));
+    // SAFETY: "%s" consumes exactly one pointer to a NUL-terminated string, which the slice is.
+    unsafe {
+        DbgPrint(c"%s".as_ptr().cast(), line_nul_terminated.as_ptr());
+    }
+}
+
+/// A kernel spin lock (`KSPIN_LOCK`) for the x86 view cache.
+#[cfg(target_arch = "x86")]
+pub struct SpinLock(core::cell::UnsafeCell<usize>);
+
+#[cfg(target_arch = "x86")]
+// SAFETY: the lock word is only touched by the HAL's interlocked spin-lock routines.
+unsafe impl Sync for SpinLock {}
+
+#[cfg(target_arch = "x86")]
+impl SpinLock {
+    pub const fn new() -> Self {
+        Self(core::cell::UnsafeCell::new(0))
+    }
+
+    /// Runs `f` with the lock held at DISPATCH_LEVEL. Contract: caller IRQL ≤ DISPATCH_LEVEL;
+    /// `f` must not block or take this lock again.
+    pub fn with<R>(&self, f: impl FnOnce() -> R) -> R {
+        // SAFETY: the lock word lives as long as `self`; KfAcquireSpinLock raises to DISPATCH and
+        // returns the previous IRQL, which KfReleaseSpinLock restores.
+        let old = unsafe { KfAcquireSpinLock(self.0.get()) };
+        let r = f();
+        // SAFETY: releases the acquisition above with the IRQL it returned.
+        unsafe { KfReleaseSpinLock(self.0.get(), old) };
+        r
+    }
+}
