@@ -7,7 +7,7 @@
 use bitflags::bitflags;
 
 use super::buf::{Be16, Be24, Be32, Be64};
-use super::sense::SenseData;
+use super::sense::{AdditionalSense, SenseData, SenseKey};
 
 /// Operation codes the targets recognise (SPC-4 annex D.3, MMC-6 table 52).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -397,8 +397,8 @@ fn mode_sense(v: &View<'_>, ten: bool) -> Result<Command, SenseData> {
         // Saved values (11b): SPC-4 §6.11.1 wants SAVING PARAMETERS NOT SUPPORTED.
         _ => {
             return Err(SenseData::new(
-                super::sense::SenseKey::IllegalRequest,
-                super::sense::AdditionalSense::SAVING_PARAMETERS_NOT_SUPPORTED,
+                SenseKey::IllegalRequest,
+                AdditionalSense::SAVING_PARAMETERS_NOT_SUPPORTED,
             ))
         }
     };
@@ -605,8 +605,8 @@ impl Command {
                     SECTOR_CDDA..=SECTOR_MODE2_FORM2 => {
                         // The one track is a mode 1 data track (MMC-6 §6.19.2.2).
                         return Err(SenseData::new(
-                            super::sense::SenseKey::IllegalRequest,
-                            super::sense::AdditionalSense::ILLEGAL_MODE_FOR_THIS_TRACK,
+                            SenseKey::IllegalRequest,
+                            AdditionalSense::ILLEGAL_MODE_FOR_THIS_TRACK,
                         ));
                     }
                     _ => return Err(SenseData::invalid_field(1, Some(4))),
