@@ -768,7 +768,7 @@ impl Kernel {
             .is_err()
         {
             spins += 1;
-            if spins % 1024 == 0 {
+            if spins.is_multiple_of(1024) {
                 std::thread::yield_now();
                 if start.elapsed().as_secs() > 20 {
                     emergency_report(

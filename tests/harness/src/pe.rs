@@ -297,7 +297,7 @@ pub fn load(
             info.machine
         ));
     }
-    if info.section_alignment as usize % PAGE != 0 {
+    if !(info.section_alignment as usize).is_multiple_of(PAGE) {
         return err(format!(
             "SectionAlignment {:#x} is not a multiple of the page size (HVCI requires it)",
             info.section_alignment

@@ -127,7 +127,7 @@ unsafe extern "C" fn tramp(arg: *mut u8) {
     // SAFETY: `arg` is the `Payload` passed by `on_kernel_stack`, alive for the whole call.
     let p = unsafe { &mut *(arg as *mut Payload<'_>) };
     let f = &mut p.f;
-    if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (f)())) {
+    if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         p.panic = Some(e);
     }
 }

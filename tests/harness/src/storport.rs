@@ -678,10 +678,11 @@ impl Adapter {
                 s.data_transfer_length
             ));
         }
-        if s.data_buffer as usize != data_buffer as usize
-            || s.sense_info_buffer as usize != sense_p as usize
+        let moved = |a: *mut c_void, b: *mut u8| !std::ptr::eq(a.cast::<u8>(), b);
+        if moved(s.data_buffer, data_buffer)
+            || moved(s.sense_info_buffer, sense_p)
             || s.function != req.function
-            || s.srb_extension as usize != ext_p.unwrap_or(std::ptr::null_mut()) as usize
+            || moved(s.srb_extension, ext_p.unwrap_or(std::ptr::null_mut()))
         {
             k.fail(format!(
                 "{}: miniport changed DataBuffer/SenseInfoBuffer/Function/SrbExtension",

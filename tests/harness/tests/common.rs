@@ -132,3 +132,46 @@ pub fn tiny_pe(triple: &str, cfgs: &[&str]) -> PathBuf {
     );
     out
 }
+
+/// Compiles `testdata/mock.rs` (a minimal virtual miniport) for a Windows target.
+pub fn mock_pe(triple: &str, cfgs: &[&str]) -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("mock_{triple}{}.sys", cfgs.join("_")));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/mock.rs");
+    let mut c = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
+    c.args([
+        "--edition",
+        "2021",
+        "--target",
+        triple,
+        "-C",
+        "panic=abort",
+        "-C",
+        "opt-level=1",
+        "-C",
+        "linker=rust-lld",
+        "-A",
+        "warnings",
+    ])
+    .args([
+        "-C",
+        "link-arg=/ENTRY:DriverEntry",
+        "-C",
+        "link-arg=/SUBSYSTEM:NATIVE",
+        "-C",
+        "link-arg=/DRIVER",
+        "-C",
+        "link-arg=/NODEFAULTLIB",
+    ])
+    .args(["--crate-type", "bin", "-o"])
+    .arg(&out)
+    .arg(&src);
+    for cfg in cfgs {
+        c.args(["--cfg", cfg]);
+    }
+    assert!(
+        c.status().expect("rustc").success(),
+        "compiling the mock miniport failed"
+    );
+    out
+}

@@ -99,3 +99,87 @@ fn helper_lookup_is_relative_to_the_executable() {
         std::path::PathBuf::from("/x/tgt/i686-unknown-linux-gnu/debug/rvblk-harness")
     );
 }
+
+/// Writes the g4d_both scenario as a sparse dump; returns (dump, os-ram args, hdd image file).
+fn g4d_both_dump(tag: &str) -> (std::path::PathBuf, Vec<String>, std::path::PathBuf) {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("mock_{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = rvblk_memimage::scenarios::g4d_both();
+    let dump = dir.join("ram.dump");
+    s.mem.write_dump_len(&dump, s.total_ram_bytes).unwrap();
+    let setup = rvblk_harness::scenario::Setup::from_scenario(&s).unwrap();
+    let e = setup.expected.iter().find(|e| e.kind == "disk").unwrap();
+    let mut b = vec![0u8; e.length as usize];
+    setup.phys.read(e.phys_base, &mut b).unwrap();
+    let img = dir.join("hdd.img");
+    std::fs::write(&img, b).unwrap();
+    let mut args = Vec::new();
+    for r in &s.os_ram {
+        args.push("--os-ram".to_string());
+        args.push(format!("{:#x}:{:#x}", r.start, r.length));
+    }
+    (dump, args, img)
+}
+
+fn mock_run(cfgs: &[&str], personality: &str) -> common::Out {
+    let p = common::mock_pe("x86_64-pc-windows-msvc", cfgs);
+    let tag = format!("{}{}", cfgs.join("_"), personality);
+    let (dump, os, img) = g4d_both_dump(&tag);
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--driver".into(),
+        p.display().to_string(),
+        "--ram".into(),
+        dump.display().to_string(),
+        "--personality".into(),
+        personality.into(),
+        "--json".into(),
+        "--expect".into(),
+        img.display().to_string(),
+    ];
+    args.extend(os);
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::run(&a)
+}
+
+#[test]
+fn mock_miniport_runs_clean_under_both_personalities() {
+    for pers in ["win8", "win7"] {
+        let o = mock_run(&[], pers);
+        assert_eq!(o.code, 0, "{pers}: {}", o.stdout);
+        assert!(
+            o.stdout.contains("\"verifier_failures\":[]"),
+            "{}",
+            o.stdout
+        );
+        assert!(
+            o.stdout.contains("hdd.img\"]"),
+            "image not matched: {}",
+            o.stdout
+        );
+        assert!(
+            o.stdout
+                .contains("\"source\":\"grub4dos\",\"phys_base\":255647744"),
+            "{}",
+            o.stdout
+        );
+    }
+}
+
+#[test]
+fn verifier_catches_double_completion_in_mock() {
+    let o = mock_run(&["double_complete"], "win8");
+    assert_ne!(o.code, 0);
+    assert!(o.stdout.contains("completed twice"), "{}", o.stdout);
+}
+
+#[test]
+fn verifier_catches_overread_in_mock() {
+    let o = mock_run(&["overread"], "win8");
+    assert_eq!(o.code, rvblk_harness::crash::CRASH_EXIT);
+    assert!(
+        o.stdout.contains("guard page after the SRB data buffer"),
+        "{}",
+        o.stdout
+    );
+}
