@@ -26,7 +26,12 @@ pub(crate) enum CdContent {
 }
 
 /// Read `buf.len()` bytes at `off` within the image, never past its end.
-fn read_in<M: PhysicalMemory + ?Sized>(mem: &Mem<'_, M>, img: &MemoryImage, off: u64, buf: &mut [u8]) -> bool {
+fn read_in<M: PhysicalMemory + ?Sized>(
+    mem: &Mem<'_, M>,
+    img: &MemoryImage,
+    off: u64,
+    buf: &mut [u8],
+) -> bool {
     match off.checked_add(buf.len() as u64) {
         Some(end) if end <= img.length => match img.phys_base.checked_add(off) {
             Some(p) => mem.read(p, buf).is_ok(),
@@ -36,7 +41,10 @@ fn read_in<M: PhysicalMemory + ?Sized>(mem: &Mem<'_, M>, img: &MemoryImage, off:
     }
 }
 
-pub(crate) fn sniff_cd<M: PhysicalMemory + ?Sized>(mem: &Mem<'_, M>, img: &MemoryImage) -> CdContent {
+pub(crate) fn sniff_cd<M: PhysicalMemory + ?Sized>(
+    mem: &Mem<'_, M>,
+    img: &MemoryImage,
+) -> CdContent {
     let mut iso = false;
     let mut volume_blocks = 0u32;
     let mut bea = false;
@@ -80,7 +88,10 @@ pub(crate) fn sniff_cd<M: PhysicalMemory + ?Sized>(mem: &Mem<'_, M>, img: &Memor
 /// the disk (free space, a GPT backup header placed by the tool that wrote the image), so the
 /// loader's size is kept and only a partition or GPT header reaching past it is reported (such
 /// an image was probably truncated; the SCSI layer fails reads beyond the capacity).
-pub(crate) fn check_disk<M: PhysicalMemory + ?Sized>(mem: &Mem<'_, M>, img: &MemoryImage) -> Option<&'static str> {
+pub(crate) fn check_disk<M: PhysicalMemory + ?Sized>(
+    mem: &Mem<'_, M>,
+    img: &MemoryImage,
+) -> Option<&'static str> {
     let sectors = img.length / 512;
     let mut mbr = [0u8; 512];
     if !read_in(mem, img, 0, &mut mbr) {
@@ -115,7 +126,10 @@ pub(crate) fn check_disk<M: PhysicalMemory + ?Sized>(mem: &Mem<'_, M>, img: &Mem
 }
 
 /// Warnings for a floppy image (rule 28: never a refusal; rule 25 size warning).
-pub(crate) fn check_floppy<M: PhysicalMemory + ?Sized>(mem: &Mem<'_, M>, img: &MemoryImage) -> Option<&'static str> {
+pub(crate) fn check_floppy<M: PhysicalMemory + ?Sized>(
+    mem: &Mem<'_, M>,
+    img: &MemoryImage,
+) -> Option<&'static str> {
     if img.length > FLOPPY_WARN_BYTES {
         return Some("larger than a 2.88 MB floppy");
     }
@@ -137,7 +151,10 @@ pub(crate) fn check_floppy<M: PhysicalMemory + ?Sized>(mem: &Mem<'_, M>, img: &M
 pub(crate) const FLOPPY_WARN_BYTES: u64 = 3 * 1024 * 1024;
 
 /// Kind-dispatch for the warning checks.
-pub(crate) fn check_non_cd<M: PhysicalMemory + ?Sized>(mem: &Mem<'_, M>, img: &MemoryImage) -> Option<&'static str> {
+pub(crate) fn check_non_cd<M: PhysicalMemory + ?Sized>(
+    mem: &Mem<'_, M>,
+    img: &MemoryImage,
+) -> Option<&'static str> {
     match img.kind {
         DeviceKind::Disk => check_disk(mem, img),
         DeviceKind::Floppy => check_floppy(mem, img),

@@ -6,7 +6,9 @@
 use crate::image::{DeviceKind, LoaderSource, MemoryImage, WritePolicy};
 
 use super::memory::{le16, le64, LOW_END};
-use super::{Ctx, DiscoveryLog, Event, Found, FoundVia, PhysicalMemory, RefusalReason, Seen, SlotSkip};
+use super::{
+    Ctx, DiscoveryLog, Event, Found, FoundVia, PhysicalMemory, RefusalReason, Seen, SlotSkip,
+};
 
 /// `$INT13SFGRUB4DOS`: the 16-byte combined signature at base + 0x103 (BIOS) or page + 0xE3
 /// (UEFI).
@@ -115,7 +117,12 @@ pub(crate) fn parse_slots<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
         }
         let slot = Slot::decode(&raw);
         let index = first_index + i;
-        let skip = |why| Event::SlotSkipped { table: u64::from(table), slot: index, from_drive: slot.from_drive, why };
+        let skip = |why| Event::SlotSkipped {
+            table: u64::from(table),
+            slot: index,
+            from_drive: slot.from_drive,
+            why,
+        };
         // Rule 10: special drives, unique from_drive, zero count, in-situ memdrive.
         if matches!(slot.from_drive, 0x21..=0x23) {
             ctx.log(skip(SlotSkip::SpecialDrive));
@@ -152,7 +159,10 @@ fn offer_slot<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
 ) {
     let kind = slot.kind();
     // Rule 4: checked arithmetic; the refusal records saturated values.
-    let (Some(base), Some(bytes)) = (slot.start_sector.checked_mul(512), slot.sector_count.checked_mul(512)) else {
+    let (Some(base), Some(bytes)) = (
+        slot.start_sector.checked_mul(512),
+        slot.sector_count.checked_mul(512),
+    ) else {
         let base = slot.start_sector.saturating_mul(512);
         let bytes = slot.sector_count.saturating_mul(512);
         ctx.refuse(base, bytes, info.source, RefusalReason::Overflow);
@@ -169,7 +179,10 @@ fn offer_slot<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     };
     // Rule 12: GRUB4DOS and grub4efi always page-align; a1ive may not.
     if !base.is_multiple_of(4096) && !info.allow_unaligned {
-        ctx.log(Event::NonAlignedBase { base, source: info.source });
+        ctx.log(Event::NonAlignedBase {
+            base,
+            source: info.source,
+        });
     }
     let image = MemoryImage {
         kind,
@@ -181,7 +194,10 @@ fn offer_slot<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
         slot: index,
         bios_drive: slot.from_drive,
     };
-    ctx.offer(Found { image, via: info.via });
+    ctx.offer(Found {
+        image,
+        via: info.via,
+    });
 }
 
 /// A `GRUB4DOS` hook reached on the chain at `lin` through `vector` (§9 B2, rule 9).
@@ -195,15 +211,24 @@ pub(crate) fn from_hook<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     // KiB-aligned base.
     let base = (vector >> 16) << 4;
     if vector & 0xFFFF != HOOK_OFFSET {
-        ctx.log(Event::Grub4DosNonStandard { hook: lin, why: "vector offset is not 0x100" });
+        ctx.log(Event::Grub4DosNonStandard {
+            hook: lin,
+            why: "vector offset is not 0x100",
+        });
         return;
     }
     if !base.is_multiple_of(0x400) {
-        ctx.log(Event::Grub4DosNonStandard { hook: lin, why: "base not KiB-aligned" });
+        ctx.log(Event::Grub4DosNonStandard {
+            hook: lin,
+            why: "base not KiB-aligned",
+        });
         return;
     }
     if !ctx.mem.low_eq(u64::from(base + 0x103), COMBINED_SIGNATURE) {
-        ctx.log(Event::Grub4DosNonStandard { hook: lin, why: "no $INT13SFGRUB4DOS at base+0x103" });
+        ctx.log(Event::Grub4DosNonStandard {
+            hook: lin,
+            why: "no $INT13SFGRUB4DOS at base+0x103",
+        });
         return;
     }
     if seen.grub4dos_bases.contains(&base) {
@@ -223,12 +248,22 @@ pub(crate) fn parse_block<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     let size_kib = ctx.mem.low::<1>(u64::from(base)).map_or(0, |b| b[0]);
     let block_end = u64::from(base) + u64::from(size_kib) * 1024;
     if size_kib == 0 || block_end > LOW_END {
-        ctx.log(Event::Grub4DosHeader { base, what: "size byte at +0 is 0 or runs past 0xA0000" });
+        ctx.log(Event::Grub4DosHeader {
+            base,
+            what: "size byte at +0 is 0 or runs past 0xA0000",
+        });
     }
     if ctx.mem.low_u16(u64::from(base) + 8) != Some(1) {
-        ctx.log(Event::Grub4DosHeader { base, what: "version word at +8 is not 1" });
+        ctx.log(Event::Grub4DosHeader {
+            base,
+            what: "version word at +8 is not 1",
+        });
     }
-    let info = TableInfo { source: LoaderSource::Grub4Dos, via, allow_unaligned: false };
+    let info = TableInfo {
+        source: LoaderSource::Grub4Dos,
+        via,
+        allow_unaligned: false,
+    };
     let mut drives = DriveSet::default();
     parse_slots(ctx, base + TABLE_OFFSET, 0, &mut drives, info);
     // §3.3: 16-slot builds (2014-08..2021-12) keep slots 9–16 in a second 9-slot array right
@@ -236,7 +271,11 @@ pub(crate) fn parse_block<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     if ctx.mem.low_eq(u64::from(base + FRAGMENT_OFFSET), FRAGMENT) {
         return;
     }
-    let search_end = if size_kib == 0 { LOW_END.min(u64::from(base) + 0x4000) } else { block_end.min(LOW_END) };
+    let search_end = if size_kib == 0 {
+        LOW_END.min(u64::from(base) + 0x4000)
+    } else {
+        block_end.min(LOW_END)
+    };
     if let Some(marker) = find_second_table(ctx, base, search_end) {
         let table = marker - (SLOTS_PER_TABLE as u32 + 1) * SLOT_LEN as u32;
         ctx.log(Event::SixteenSlotTable { base, table });
@@ -263,7 +302,9 @@ fn find_second_table<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
             if &buf[i..i + 8] == FRAGMENT {
                 let marker = pos + i as u64;
                 let mut term = [0u8; SLOT_LEN];
-                if ctx.mem.low_into(marker - SLOT_LEN as u64, &mut term) && term.iter().all(|&b| b == 0) {
+                if ctx.mem.low_into(marker - SLOT_LEN as u64, &mut term)
+                    && term.iter().all(|&b| b == 0)
+                {
                     return Some(marker as u32);
                 }
             }

@@ -18,7 +18,10 @@ use super::{Ctx, DiscoveryLog, Event, Firmware, FoundVia, PhysicalMemory, Seen};
 /// Lowest page scanned (above IVT/BDA).
 const SCAN_START: u32 = 0x1000;
 
-pub(crate) fn scan<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'_, M, L>, seen: &Seen) {
+pub(crate) fn scan<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
+    ctx: &mut Ctx<'_, M, L>,
+    seen: &Seen,
+) {
     let firmware = ctx.input.firmware;
     let bios_layout = firmware != Firmware::Uefi;
     let uefi_layout = firmware != Firmware::Bios;
@@ -32,17 +35,26 @@ pub(crate) fn scan<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &m
                 ctx.log(Event::UnchainedBlock { base: q });
                 parse_block(ctx, q, FoundVia::PAGE_SCAN);
             } else {
-                ctx.log(Event::StaleCopySkipped { signature: q + 0x103 });
+                ctx.log(Event::StaleCopySkipped {
+                    signature: q + 0x103,
+                });
             }
         }
-        if uefi_layout && q.is_multiple_of(0x1000) && ctx.mem.low_eq(u64::from(q) + 0xE3, COMBINED_SIGNATURE) {
+        if uefi_layout
+            && q.is_multiple_of(0x1000)
+            && ctx.mem.low_eq(u64::from(q) + 0xE3, COMBINED_SIGNATURE)
+        {
             let grub4efi = ctx.mem.low_eq(u64::from(q) + 0x100, b"GRUB4EFI");
             ctx.log(Event::UefiPage { page: q, grub4efi });
             if uefi_pages > 0 {
                 ctx.log(Event::ExtraUefiPage { page: q });
             }
             uefi_pages += 1;
-            let info = TableInfo { source: LoaderSource::Grub4Efi, via: FoundVia::PAGE_SCAN, allow_unaligned: !grub4efi };
+            let info = TableInfo {
+                source: LoaderSource::Grub4Efi,
+                via: FoundVia::PAGE_SCAN,
+                allow_unaligned: !grub4efi,
+            };
             parse_slots(ctx, q, 0, &mut DriveSet::default(), info);
         }
         q -= 0x400;

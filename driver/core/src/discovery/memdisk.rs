@@ -5,7 +5,9 @@ use crate::image::{DeviceKind, LoaderSource, MemoryImage, WritePolicy};
 
 use super::memory::{le16, le32, LOW_END, ONE_MIB};
 use super::safehook::{read_hook, vendor, HOOK_LEN, MIN_HOOK};
-use super::{Ctx, DiscoveryLog, Event, Found, FoundVia, MbftProblem, PhysicalMemory, RefusalReason, Seen};
+use super::{
+    Ctx, DiscoveryLog, Event, Found, FoundVia, MbftProblem, PhysicalMemory, RefusalReason, Seen,
+};
 
 pub(crate) const MBFT_SIGNATURE: &[u8; 4] = b"mBFT";
 /// Rule 15 bounds on the mBFT length (current MEMDISK: 70).
@@ -85,14 +87,24 @@ pub(crate) fn parse_mbft<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
         DeviceKind::Floppy
     };
     if raw_shift != 0 && (driveno == 0xE0) != (shift == 11) {
-        ctx.log(Event::MemdiskKindMismatch { mbft: addr, driveno, shift });
+        ctx.log(Event::MemdiskKindMismatch {
+            mbft: addr,
+            driveno,
+            shift,
+        });
     }
     // Rule 15 warnings.
     if !addr.is_multiple_of(16) {
-        ctx.log(Event::MbftWarning { mbft: addr, what: "not 16-byte aligned" });
+        ctx.log(Event::MbftWarning {
+            mbft: addr,
+            what: "not 16-byte aligned",
+        });
     }
     if &b[0x0A..0x10] != b"MEMDSK" {
-        ctx.log(Event::MbftWarning { mbft: addr, what: "OEM ID is not MEMDSK" });
+        ctx.log(Event::MbftWarning {
+            mbft: addr,
+            what: "OEM ID is not MEMDSK",
+        });
     }
     let chs_bytes = u64::from(le16(&b, 0x4C))
         .checked_mul(u64::from(le16(&b, 0x4E)))
@@ -113,7 +125,11 @@ pub(crate) fn parse_mbft<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
 }
 
 /// Build and offer the image of a validated mBFT (rules 18, 19).
-fn offer_mbft<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'_, M, L>, m: &Mbft, via: FoundVia) {
+fn offer_mbft<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
+    ctx: &mut Ctx<'_, M, L>,
+    m: &Mbft,
+    via: FoundVia,
+) {
     let base = u64::from(m.diskbuf);
     // u32 << 11 cannot overflow u64.
     let mut bytes = u64::from(m.disksize) << m.shift;
@@ -132,14 +148,23 @@ fn offer_mbft<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ct
     }
     // Rule 19: El Torito floppy emulation reports the rest of the ISO; C/H/S give the floppy.
     if m.kind == DeviceKind::Floppy && m.chs_bytes != 0 && m.chs_bytes < bytes {
-        ctx.log(Event::LengthCapped { base, from: bytes, to: m.chs_bytes, why: "MEMDISK floppy C/H/S" });
+        ctx.log(Event::LengthCapped {
+            base,
+            from: bytes,
+            to: m.chs_bytes,
+            why: "MEMDISK floppy C/H/S",
+        });
         bytes = m.chs_bytes;
     }
     let image = MemoryImage {
         kind: m.kind,
         phys_base: base,
         length: bytes,
-        write_policy: if m.read_only { WritePolicy::ReadOnly } else { WritePolicy::ReadWrite },
+        write_policy: if m.read_only {
+            WritePolicy::ReadOnly
+        } else {
+            WritePolicy::ReadWrite
+        },
         source: src,
         table_address: u64::from(m.addr),
         slot: 0,
@@ -157,7 +182,10 @@ pub(crate) fn from_hook<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
 ) {
     let addr = le32(hook, 0x1B);
     if u64::from(addr) >= LOW_END {
-        ctx.log(Event::MbftRejected { mbft: addr, why: MbftProblem::OutOfLowMemory });
+        ctx.log(Event::MbftRejected {
+            mbft: addr,
+            why: MbftProblem::OutOfLowMemory,
+        });
         return;
     }
     if seen.mbfts.contains(&addr) {
@@ -168,13 +196,19 @@ pub(crate) fn from_hook<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
             let _ = seen.mbfts.try_push(addr);
             offer_mbft(ctx, &m, FoundVia::IVT_CHAIN);
         }
-        Ok(_) => ctx.log(Event::MbftRejected { mbft: addr, why: MbftProblem::CrossLink }),
+        Ok(_) => ctx.log(Event::MbftRejected {
+            mbft: addr,
+            why: MbftProblem::CrossLink,
+        }),
         Err(why) => ctx.log(Event::MbftRejected { mbft: addr, why }),
     }
 }
 
 /// §9 C: scan [0x500, 0xA0000) in 16-byte steps for mBFTs not reached through the chain.
-pub(crate) fn scan<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'_, M, L>, seen: &Seen) {
+pub(crate) fn scan<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
+    ctx: &mut Ctx<'_, M, L>,
+    seen: &Seen,
+) {
     let mut chunk = [0u8; 1024];
     let mut pos: u64 = MIN_HOOK.into();
     while pos < LOW_END {
@@ -195,7 +229,10 @@ pub(crate) fn scan<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &m
     }
 }
 
-fn scanned<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'_, M, L>, addr: u32) {
+fn scanned<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
+    ctx: &mut Ctx<'_, M, L>,
+    addr: u32,
+) {
     let m = match parse_mbft(ctx, addr) {
         Ok(m) => m,
         Err(why) => {
@@ -207,12 +244,18 @@ fn scanned<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'
     let linked = read_hook(ctx, m.safe_hook)
         .is_some_and(|h| &vendor(&h) == VENDOR && le32(&h, 0x1B) == addr);
     if !linked {
-        ctx.log(Event::MbftRejected { mbft: addr, why: MbftProblem::CrossLink });
+        ctx.log(Event::MbftRejected {
+            mbft: addr,
+            why: MbftProblem::CrossLink,
+        });
         return;
     }
     // §9 C: mBFTs below the reserved top are probably stale; rule 23 decides.
     if addr < ctx.bda_top {
-        ctx.log(Event::MbftWarning { mbft: addr, what: "below the BDA top (possibly stale)" });
+        ctx.log(Event::MbftWarning {
+            mbft: addr,
+            what: "below the BDA top (possibly stale)",
+        });
     }
     offer_mbft(ctx, &m, FoundVia::MBFT_SCAN);
 }

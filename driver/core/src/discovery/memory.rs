@@ -84,7 +84,8 @@ impl<'a, M: PhysicalMemory + ?Sized> Mem<'a, M> {
         if buf.is_empty() {
             return Ok(());
         }
-        let allowed = end <= LOW_END || (phys >= ONE_MIB && os_ram_hit(self.os_ram, phys, end).is_none());
+        let allowed =
+            end <= LOW_END || (phys >= ONE_MIB && os_ram_hit(self.os_ram, phys, end).is_none());
         if !allowed {
             return Err(Unreadable);
         }

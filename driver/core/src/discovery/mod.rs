@@ -35,7 +35,8 @@ use crate::image::{LoaderSource, MemoryImage};
 
 pub use memory::{PhysRange, PhysicalMemory, Unreadable};
 pub use nfit::{
-    NFIT_GUID_PERSISTENT_VIRTUAL_CD, NFIT_GUID_PERSISTENT_VIRTUAL_DISK, NFIT_GUID_VIRTUAL_CD, NFIT_GUID_VIRTUAL_DISK,
+    NFIT_GUID_PERSISTENT_VIRTUAL_CD, NFIT_GUID_PERSISTENT_VIRTUAL_DISK, NFIT_GUID_VIRTUAL_CD,
+    NFIT_GUID_VIRTUAL_DISK,
 };
 pub use report::{DiscoveryLog, Event, MbftProblem, NoLog, Refusal, RefusalReason, SlotSkip};
 
@@ -143,12 +144,31 @@ pub struct Discovered {
 }
 
 /// Run discovery (§9 A–F). Never writes memory; reads only low memory and the first few KiB of
-/// candidate ranges that passed the OS-RAM check.
-pub fn discover(mem: &impl PhysicalMemory, input: &DiscoveryInput<'_>, log: &mut impl DiscoveryLog) -> Discovered {
-    let mut ctx = Ctx::new(mem, input, log);
+/// candidate ranges that passed the OS-RAM check. The result is ~3 KiB: kernel callers should
+/// use [`discover_into`] with a pool-allocated [`Discovered`].
+pub fn discover(
+    mem: &impl PhysicalMemory,
+    input: &DiscoveryInput<'_>,
+    log: &mut impl DiscoveryLog,
+) -> Discovered {
+    let mut out = Discovered::default();
+    discover_into(mem, input, log, &mut out);
+    out
+}
+
+/// [`discover`] writing into caller-provided storage (cleared first), so the result does not
+/// live on a kernel stack. Stack use of the call itself is about 2 KiB.
+pub fn discover_into(
+    mem: &impl PhysicalMemory,
+    input: &DiscoveryInput<'_>,
+    log: &mut impl DiscoveryLog,
+    out: &mut Discovered,
+) {
+    out.images.clear();
+    out.refused.clear();
+    let mut ctx = Ctx::new(mem, input, log, out);
     let mut seen = Seen::default();
-    let bios_like = input.firmware != Firmware::Uefi;
-    if bios_like {
+    if input.firmware != Firmware::Uefi {
         safehook::walk(&mut ctx, &mut seen);
         memdisk::scan(&mut ctx, &seen);
     }
@@ -157,13 +177,16 @@ pub fn discover(mem: &impl PhysicalMemory, input: &DiscoveryInput<'_>, log: &mut
         nfit::parse(&mut ctx, table);
     }
     validate::finish(&mut ctx);
-    ctx.out
 }
 
 /// A cheap fingerprint (FNV-1a over the first 64 bytes) for rule 29: the port records it at
 /// discovery and compares it just before the first I/O. `None` if unreadable or if the image
 /// intersects `os_ram`.
-pub fn image_fingerprint(mem: &impl PhysicalMemory, image: &MemoryImage, os_ram: &[PhysRange]) -> Option<u64> {
+pub fn image_fingerprint(
+    mem: &impl PhysicalMemory,
+    image: &MemoryImage,
+    os_ram: &[PhysRange],
+) -> Option<u64> {
     let guard = Mem::new(mem, os_ram);
     let n = image.length.min(64) as usize;
     let mut buf = [0u8; 64];
@@ -188,19 +211,30 @@ pub(crate) struct Ctx<'a, M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized> 
     pub(crate) mem: Mem<'a, M>,
     pub(crate) input: &'a DiscoveryInput<'a>,
     log: &'a mut L,
-    pub(crate) out: Discovered,
+    pub(crate) out: &'a mut Discovered,
     /// BDA 0x413 × 1024: the reserved top of conventional memory (0 if unreadable).
     pub(crate) bda_top: u32,
 }
 
 impl<'a, M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized> Ctx<'a, M, L> {
-    fn new(mem: &'a M, input: &'a DiscoveryInput<'a>, log: &'a mut L) -> Self {
+    fn new(
+        mem: &'a M,
+        input: &'a DiscoveryInput<'a>,
+        log: &'a mut L,
+        out: &'a mut Discovered,
+    ) -> Self {
         let mem = Mem::new(mem, input.os_ram);
         let bda_top = match input.firmware {
             Firmware::Uefi => 0,
             _ => mem.low_u16(0x413).map_or(0, |kib| u32::from(kib) * 1024),
         };
-        Ctx { mem, input, log, out: Discovered::default(), bda_top }
+        Ctx {
+            mem,
+            input,
+            log,
+            out,
+            bda_top,
+        }
     }
 
     pub(crate) fn log(&mut self, event: Event<'_>) {
@@ -208,8 +242,19 @@ impl<'a, M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized> Ctx<'a, M, L> {
     }
 
     /// Record a refusal (rule 30) and log it.
-    pub(crate) fn refuse(&mut self, phys_base: u64, length: u64, source: LoaderSource, reason: RefusalReason) {
-        let r = Refusal { phys_base, length, source, reason };
+    pub(crate) fn refuse(
+        &mut self,
+        phys_base: u64,
+        length: u64,
+        source: LoaderSource,
+        reason: RefusalReason,
+    ) {
+        let r = Refusal {
+            phys_base,
+            length,
+            source,
+            reason,
+        };
         self.log.event(&Event::Refused(&r));
         if self.out.refused.try_push(r).is_err() {
             self.log.event(&Event::RefusalListFull);

@@ -10,27 +10,41 @@ use super::memory::{le16, le32, le64};
 use super::{Ctx, DiscoveryLog, Event, Found, FoundVia, PhysicalMemory, RefusalReason};
 
 /// `gEfiVirtualDiskGuid` 77AB535A-45FC-624B-5560-F7B281D1F96E, as stored (§6.3).
-pub const NFIT_GUID_VIRTUAL_DISK: [u8; 16] =
-    [0x5A, 0x53, 0xAB, 0x77, 0xFC, 0x45, 0x4B, 0x62, 0x55, 0x60, 0xF7, 0xB2, 0x81, 0xD1, 0xF9, 0x6E];
+pub const NFIT_GUID_VIRTUAL_DISK: [u8; 16] = [
+    0x5A, 0x53, 0xAB, 0x77, 0xFC, 0x45, 0x4B, 0x62, 0x55, 0x60, 0xF7, 0xB2, 0x81, 0xD1, 0xF9, 0x6E,
+];
 /// `gEfiVirtualCdGuid` 3D5ABD30-4175-87CE-6D64-D2ADE523C4BB, as stored.
-pub const NFIT_GUID_VIRTUAL_CD: [u8; 16] =
-    [0x30, 0xBD, 0x5A, 0x3D, 0x75, 0x41, 0xCE, 0x87, 0x6D, 0x64, 0xD2, 0xAD, 0xE5, 0x23, 0xC4, 0xBB];
+pub const NFIT_GUID_VIRTUAL_CD: [u8; 16] = [
+    0x30, 0xBD, 0x5A, 0x3D, 0x75, 0x41, 0xCE, 0x87, 0x6D, 0x64, 0xD2, 0xAD, 0xE5, 0x23, 0xC4, 0xBB,
+];
 /// `gEfiPersistentVirtualDiskGuid` 5CEA02C9-4D07-69D3-269F-4496FBE096F9, as stored.
-pub const NFIT_GUID_PERSISTENT_VIRTUAL_DISK: [u8; 16] =
-    [0xC9, 0x02, 0xEA, 0x5C, 0x07, 0x4D, 0xD3, 0x69, 0x26, 0x9F, 0x44, 0x96, 0xFB, 0xE0, 0x96, 0xF9];
+pub const NFIT_GUID_PERSISTENT_VIRTUAL_DISK: [u8; 16] = [
+    0xC9, 0x02, 0xEA, 0x5C, 0x07, 0x4D, 0xD3, 0x69, 0x26, 0x9F, 0x44, 0x96, 0xFB, 0xE0, 0x96, 0xF9,
+];
 /// `gEfiPersistentVirtualCdGuid` 08018188-42CD-BB48-100F-5387D53DED3D, as stored.
-pub const NFIT_GUID_PERSISTENT_VIRTUAL_CD: [u8; 16] =
-    [0x88, 0x81, 0x01, 0x08, 0xCD, 0x42, 0x48, 0xBB, 0x10, 0x0F, 0x53, 0x87, 0xD5, 0x3D, 0xED, 0x3D];
+pub const NFIT_GUID_PERSISTENT_VIRTUAL_CD: [u8; 16] = [
+    0x88, 0x81, 0x01, 0x08, 0xCD, 0x42, 0x48, 0xBB, 0x10, 0x0F, 0x53, 0x87, 0xD5, 0x3D, 0xED, 0x3D,
+];
 
 const HEADER_LEN: usize = 40;
 const SPA_MIN_LEN: usize = 56;
 
-fn problem<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'_, M, L>, offset: usize, what: &'static str) {
-    ctx.log(Event::NfitProblem { offset: offset as u32, what });
+fn problem<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
+    ctx: &mut Ctx<'_, M, L>,
+    offset: usize,
+    what: &'static str,
+) {
+    ctx.log(Event::NfitProblem {
+        offset: offset as u32,
+        what,
+    });
 }
 
 /// Rule 20 header checks, rule 21 structure walk, rule 22 SPA checks.
-pub(crate) fn parse<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'_, M, L>, buf: &[u8]) {
+pub(crate) fn parse<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
+    ctx: &mut Ctx<'_, M, L>,
+    buf: &[u8],
+) {
     if buf.len() < HEADER_LEN || &buf[0..4] != b"NFIT" {
         return problem(ctx, 0, "no NFIT signature or shorter than 40 bytes");
     }
@@ -115,5 +129,8 @@ fn spa<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
         bios_drive: 0xFF,
     };
     *ordinal = ordinal.saturating_add(1);
-    ctx.offer(Found { image, via: FoundVia::NFIT });
+    ctx.offer(Found {
+        image,
+        via: FoundVia::NFIT,
+    });
 }

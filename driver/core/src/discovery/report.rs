@@ -41,17 +41,30 @@ impl fmt::Display for RefusalReason {
             }
             RefusalReason::LowMemory => f.write_str("below 1 MiB (rule 27)"),
             RefusalReason::AboveMaxPhys { max_phys_end } => {
-                write!(f, "ends above max physical address {max_phys_end:#x} (rule 24)")
+                write!(
+                    f,
+                    "ends above max physical address {max_phys_end:#x} (rule 24)"
+                )
             }
             RefusalReason::AboveFourGiB => f.write_str("MEMDISK image ends above 4 GiB (rule 18)"),
-            RefusalReason::TooLarge { limit } => write!(f, "larger than {limit:#x} bytes (rule 25)"),
+            RefusalReason::TooLarge { limit } => {
+                write!(f, "larger than {limit:#x} bytes (rule 25)")
+            }
             RefusalReason::TooSmall => f.write_str("shorter than one block (rule 25)"),
             RefusalReason::Overflow => f.write_str("address arithmetic overflow (rule 4)"),
             RefusalReason::CdTooShort => f.write_str("CD memdrive under 4 sectors (rule 13)"),
-            RefusalReason::NoCdFilesystem => f.write_str("CD without ISO9660/UDF descriptors (rule 28)"),
+            RefusalReason::NoCdFilesystem => {
+                f.write_str("CD without ISO9660/UDF descriptors (rule 28)")
+            }
             RefusalReason::ContentUnreadable => f.write_str("content unreadable (rule 28)"),
-            RefusalReason::Overlap { other_base, other_length } => {
-                write!(f, "overlaps image {other_base:#x}+{other_length:#x} (rule 26)")
+            RefusalReason::Overlap {
+                other_base,
+                other_length,
+            } => {
+                write!(
+                    f,
+                    "overlaps image {other_base:#x}+{other_length:#x} (rule 26)"
+                )
             }
             RefusalReason::TooManyImages => f.write_str("too many images"),
         }
@@ -71,7 +84,11 @@ pub struct Refusal {
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "refused {} image {:#x}+{:#x}: {}", self.source, self.phys_base, self.length, self.reason)
+        write!(
+            f,
+            "refused {} image {:#x}+{:#x}: {}",
+            self.source, self.phys_base, self.length, self.reason
+        )
     }
 }
 
@@ -163,7 +180,12 @@ pub enum Event<'a> {
     /// Info (§3.3): a 16-slot build; slots 9–16 read from `table`.
     SixteenSlotTable { base: u32, table: u32 },
     /// Info: a drive-map slot that is not a RAM image.
-    SlotSkipped { table: u64, slot: u8, from_drive: u8, why: SlotSkip },
+    SlotSkipped {
+        table: u64,
+        slot: u8,
+        from_drive: u8,
+        why: SlotSkip,
+    },
     /// Warning (§4.5, §9 D1): a GRUB4DOS signature not on the chain and not at the BDA top:
     /// a stale copy (template in GRUB4DOS's own image, string literal, previous boot). Ignored.
     StaleCopySkipped { signature: u32 },
@@ -185,11 +207,25 @@ pub enum Event<'a> {
     NfitProblem { offset: u32, what: &'static str },
     /// Info: the image length was reduced (`why` names the rule: CD volume size, floppy CHS,
     /// whole blocks).
-    LengthCapped { base: u64, from: u64, to: u64, why: &'static str },
+    LengthCapped {
+        base: u64,
+        from: u64,
+        to: u64,
+        why: &'static str,
+    },
     /// Warning (rule 25, 28): the content looks odd but the image is still exposed.
-    ContentWarning { base: u64, kind: DeviceKind, what: &'static str },
+    ContentWarning {
+        base: u64,
+        kind: DeviceKind,
+        what: &'static str,
+    },
     /// Info (§9 F1): an exact duplicate was merged into the image found first.
-    Merged { base: u64, length: u64, kept: LoaderSource, dropped: LoaderSource },
+    Merged {
+        base: u64,
+        length: u64,
+        kept: LoaderSource,
+        dropped: LoaderSource,
+    },
     /// Warning (rule 30): a candidate was refused.
     Refused(&'a Refusal),
     /// Warning: more refusals than `MAX_REFUSED`; this one is only logged.
@@ -214,49 +250,121 @@ impl fmt::Display for Vendor<'_> {
 impl fmt::Display for Event<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::HookFound { hook, vendor } => write!(f, "safe hook at {hook:#x} vendor '{}'", Vendor(vendor)),
-            Event::UnknownVendor { hook, vendor } => {
-                write!(f, "safe hook at {hook:#x}: unknown vendor '{}', skipped", Vendor(vendor))
+            Event::HookFound { hook, vendor } => {
+                write!(f, "safe hook at {hook:#x} vendor '{}'", Vendor(vendor))
             }
-            Event::BadVendor { hook } => write!(f, "safe hook at {hook:#x}: non-ASCII vendor, chain walk stops"),
+            Event::UnknownVendor { hook, vendor } => {
+                write!(
+                    f,
+                    "safe hook at {hook:#x}: unknown vendor '{}', skipped",
+                    Vendor(vendor)
+                )
+            }
+            Event::BadVendor { hook } => write!(
+                f,
+                "safe hook at {hook:#x}: non-ASCII vendor, chain walk stops"
+            ),
             Event::ChainLoop { hook } => write!(f, "INT 13h chain loops at {hook:#x}"),
             Event::ChainTooLong => f.write_str("INT 13h chain longer than 16 hooks, walk stopped"),
-            Event::ChainEnd { vector } => write!(f, "INT 13h chain ends at {:04x}:{:04x}", vector >> 16, vector & 0xFFFF),
+            Event::ChainEnd { vector } => write!(
+                f,
+                "INT 13h chain ends at {:04x}:{:04x}",
+                vector >> 16,
+                vector & 0xFFFF
+            ),
             Event::HookInFreeMemory { hook, bda_top } => {
-                write!(f, "safe hook at {hook:#x} lies below the BDA top {bda_top:#x}")
+                write!(
+                    f,
+                    "safe hook at {hook:#x} lies below the BDA top {bda_top:#x}"
+                )
             }
-            Event::Grub4DosNonStandard { hook, why } => write!(f, "GRUB4DOS hook at {hook:#x} not parsed: {why}"),
-            Event::Grub4DosHeader { base, what } => write!(f, "GRUB4DOS block at {base:#x}: {what}"),
+            Event::Grub4DosNonStandard { hook, why } => {
+                write!(f, "GRUB4DOS hook at {hook:#x} not parsed: {why}")
+            }
+            Event::Grub4DosHeader { base, what } => {
+                write!(f, "GRUB4DOS block at {base:#x}: {what}")
+            }
             Event::SixteenSlotTable { base, table } => {
-                write!(f, "GRUB4DOS block at {base:#x}: 16-slot build, second table at {table:#x}")
+                write!(
+                    f,
+                    "GRUB4DOS block at {base:#x}: 16-slot build, second table at {table:#x}"
+                )
             }
-            Event::SlotSkipped { table, slot, from_drive, why } => {
-                write!(f, "slot {slot} (drive {from_drive:#04x}) of table {table:#x} skipped: {why}")
+            Event::SlotSkipped {
+                table,
+                slot,
+                from_drive,
+                why,
+            } => {
+                write!(
+                    f,
+                    "slot {slot} (drive {from_drive:#04x}) of table {table:#x} skipped: {why}"
+                )
             }
             Event::StaleCopySkipped { signature } => {
                 write!(f, "stale GRUB4DOS signature at {signature:#x} ignored (not on chain, not at BDA top)")
             }
-            Event::UnchainedBlock { base } => write!(f, "GRUB4DOS block at BDA top {base:#x} used although not on the INT 13h chain"),
+            Event::UnchainedBlock { base } => write!(
+                f,
+                "GRUB4DOS block at BDA top {base:#x} used although not on the INT 13h chain"
+            ),
             Event::UefiPage { page, grub4efi } => {
-                write!(f, "{} page at {page:#x}", if *grub4efi { "grub4efi" } else { "a1ive GRUB2 g4d" })
+                write!(
+                    f,
+                    "{} page at {page:#x}",
+                    if *grub4efi {
+                        "grub4efi"
+                    } else {
+                        "a1ive GRUB2 g4d"
+                    }
+                )
             }
-            Event::ExtraUefiPage { page } => write!(f, "additional GRUB4DOS-compatible UEFI page at {page:#x} (possibly stale)"),
-            Event::NonAlignedBase { base, source } => write!(f, "{source} image base {base:#x} not 4 KiB-aligned"),
+            Event::ExtraUefiPage { page } => write!(
+                f,
+                "additional GRUB4DOS-compatible UEFI page at {page:#x} (possibly stale)"
+            ),
+            Event::NonAlignedBase { base, source } => {
+                write!(f, "{source} image base {base:#x} not 4 KiB-aligned")
+            }
             Event::MbftRejected { mbft, why } => write!(f, "mBFT at {mbft:#x} rejected: {why}"),
             Event::MbftWarning { mbft, what } => write!(f, "mBFT at {mbft:#x}: {what}"),
-            Event::MemdiskKindMismatch { mbft, driveno, shift } => {
+            Event::MemdiskKindMismatch {
+                mbft,
+                driveno,
+                shift,
+            } => {
                 write!(f, "mBFT at {mbft:#x}: driveno {driveno:#04x} disagrees with sector_shift {shift}; using the shift")
             }
             Event::NfitProblem { offset, what } => write!(f, "NFIT at offset {offset:#x}: {what}"),
-            Event::LengthCapped { base, from, to, why } => {
-                write!(f, "image {base:#x}: length {from:#x} reduced to {to:#x} ({why})")
+            Event::LengthCapped {
+                base,
+                from,
+                to,
+                why,
+            } => {
+                write!(
+                    f,
+                    "image {base:#x}: length {from:#x} reduced to {to:#x} ({why})"
+                )
             }
-            Event::ContentWarning { base, kind, what } => write!(f, "{kind} image {base:#x}: {what}"),
-            Event::Merged { base, length, kept, dropped } => {
-                write!(f, "image {base:#x}+{length:#x} from {dropped} merged into the {kept} entry")
+            Event::ContentWarning { base, kind, what } => {
+                write!(f, "{kind} image {base:#x}: {what}")
+            }
+            Event::Merged {
+                base,
+                length,
+                kept,
+                dropped,
+            } => {
+                write!(
+                    f,
+                    "image {base:#x}+{length:#x} from {dropped} merged into the {kept} entry"
+                )
             }
             Event::Refused(r) => fmt::Display::fmt(r, f),
-            Event::RefusalListFull => f.write_str("refusal list full; further refusals only logged"),
+            Event::RefusalListFull => {
+                f.write_str("refusal list full; further refusals only logged")
+            }
         }
     }
 }

@@ -32,7 +32,10 @@ pub(crate) fn vendor(hook: &[u8; HOOK_LEN]) -> [u8; 8] {
 
 /// Walk the chain from IVT[0x13] (§2.4). Every hook is dispatched on its vendor; the walk
 /// continues through all of them (chained loaders, observed §5).
-pub(crate) fn walk<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'_, M, L>, seen: &mut Seen) {
+pub(crate) fn walk<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
+    ctx: &mut Ctx<'_, M, L>,
+    seen: &mut Seen,
+) {
     let Some(mut vector) = ctx.mem.low_u32(0x4C) else {
         return;
     };
@@ -69,7 +72,10 @@ pub(crate) fn walk<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &m
         ctx.log(Event::HookFound { hook: lin, vendor });
         // Rule 6: warn when the hook lies in "free" conventional memory below the BDA top.
         if ctx.bda_top != 0 && lin < ctx.bda_top & !0x3FF {
-            ctx.log(Event::HookInFreeMemory { hook: lin, bda_top: ctx.bda_top });
+            ctx.log(Event::HookInFreeMemory {
+                hook: lin,
+                bda_top: ctx.bda_top,
+            });
         }
         match &vendor {
             b"GRUB4DOS" => grub4dos::from_hook(ctx, vector, lin, seen),

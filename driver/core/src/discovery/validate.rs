@@ -17,7 +17,10 @@ use super::content::{check_non_cd, sniff_cd, CdContent};
 use super::memory::{os_ram_hit, ONE_MIB};
 use super::{Ctx, DiscoveryLog, Event, Found, PhysicalMemory, RefusalReason, MAX_IMAGE_BYTES};
 
-pub(crate) fn offer<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'_, M, L>, mut found: Found) {
+pub(crate) fn offer<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
+    ctx: &mut Ctx<'_, M, L>,
+    mut found: Found,
+) {
     let img = found.image;
     let src = img.source;
     let bs = u64::from(img.kind.block_size());
@@ -26,7 +29,12 @@ pub(crate) fn offer<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &
         return ctx.refuse(img.phys_base, img.length, src, RefusalReason::TooSmall);
     }
     if whole != img.length {
-        ctx.log(Event::LengthCapped { base: img.phys_base, from: img.length, to: whole, why: "whole blocks" });
+        ctx.log(Event::LengthCapped {
+            base: img.phys_base,
+            from: img.length,
+            to: whole,
+            why: "whole blocks",
+        });
     }
     let Some(end) = img.phys_base.checked_add(whole) else {
         return ctx.refuse(img.phys_base, whole, src, RefusalReason::Overflow);
@@ -36,7 +44,12 @@ pub(crate) fn offer<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &
     }
     let max_phys_end = ctx.input.effective_max_phys_end();
     if end > max_phys_end {
-        return ctx.refuse(img.phys_base, whole, src, RefusalReason::AboveMaxPhys { max_phys_end });
+        return ctx.refuse(
+            img.phys_base,
+            whole,
+            src,
+            RefusalReason::AboveMaxPhys { max_phys_end },
+        );
     }
     let limit = match ctx.input.total_ram_bytes {
         0 => MAX_IMAGE_BYTES,
@@ -46,7 +59,10 @@ pub(crate) fn offer<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &
         return ctx.refuse(img.phys_base, whole, src, RefusalReason::TooLarge { limit });
     }
     if let Some(r) = os_ram_hit(ctx.input.os_ram, img.phys_base, end) {
-        let reason = RefusalReason::OverlapsOsRam { ram_start: r.start, ram_end: r.end() };
+        let reason = RefusalReason::OverlapsOsRam {
+            ram_start: r.start,
+            ram_end: r.end(),
+        };
         return ctx.refuse(img.phys_base, whole, src, reason);
     }
     found.image.length = whole;
@@ -55,7 +71,9 @@ pub(crate) fn offer<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &
     }
 }
 
-pub(crate) fn finish<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'_, M, L>) {
+pub(crate) fn finish<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
+    ctx: &mut Ctx<'_, M, L>,
+) {
     sniff_all(ctx);
     resolve_overlaps(ctx);
 }
@@ -67,7 +85,11 @@ fn sniff_all<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx
         let img = ctx.out.images[i].image;
         if img.kind != DeviceKind::CdRom {
             if let Some(what) = check_non_cd(&ctx.mem, &img) {
-                ctx.log(Event::ContentWarning { base: img.phys_base, kind: img.kind, what });
+                ctx.log(Event::ContentWarning {
+                    base: img.phys_base,
+                    kind: img.kind,
+                    what,
+                });
             }
             i += 1;
             continue;
@@ -128,7 +150,10 @@ fn resolve_overlaps<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &
                     dropped: b.image.source,
                 });
             } else {
-                let reason = RefusalReason::Overlap { other_base: as_, other_length: a.image.length };
+                let reason = RefusalReason::Overlap {
+                    other_base: as_,
+                    other_length: a.image.length,
+                };
                 ctx.refuse(bs, b.image.length, b.image.source, reason);
             }
             continue 'outer;

@@ -1,7 +1,9 @@
 //! Shared helpers for the discovery tests (included with `#[path]` by each `discovery_*.rs`).
 #![allow(dead_code)]
 
-use rvblk_core::discovery::{discover, Discovered, DiscoveryInput, DiscoveryLog, Event, Firmware, PhysRange};
+use rvblk_core::discovery::{
+    discover, Discovered, DiscoveryInput, DiscoveryLog, Event, Firmware, PhysRange,
+};
 use rvblk_memimage::scenarios::Scenario;
 use rvblk_memimage::PhysMem;
 
@@ -27,7 +29,17 @@ impl DiscoveryLog for Log {
             Event::Grub4DosNonStandard { hook, why } => Event::Grub4DosNonStandard { hook, why },
             Event::Grub4DosHeader { base, what } => Event::Grub4DosHeader { base, what },
             Event::SixteenSlotTable { base, table } => Event::SixteenSlotTable { base, table },
-            Event::SlotSkipped { table, slot, from_drive, why } => Event::SlotSkipped { table, slot, from_drive, why },
+            Event::SlotSkipped {
+                table,
+                slot,
+                from_drive,
+                why,
+            } => Event::SlotSkipped {
+                table,
+                slot,
+                from_drive,
+                why,
+            },
             Event::StaleCopySkipped { signature } => Event::StaleCopySkipped { signature },
             Event::UnchainedBlock { base } => Event::UnchainedBlock { base },
             Event::UefiPage { page, grub4efi } => Event::UefiPage { page, grub4efi },
@@ -35,11 +47,41 @@ impl DiscoveryLog for Log {
             Event::NonAlignedBase { base, source } => Event::NonAlignedBase { base, source },
             Event::MbftRejected { mbft, why } => Event::MbftRejected { mbft, why },
             Event::MbftWarning { mbft, what } => Event::MbftWarning { mbft, what },
-            Event::MemdiskKindMismatch { mbft, driveno, shift } => Event::MemdiskKindMismatch { mbft, driveno, shift },
+            Event::MemdiskKindMismatch {
+                mbft,
+                driveno,
+                shift,
+            } => Event::MemdiskKindMismatch {
+                mbft,
+                driveno,
+                shift,
+            },
             Event::NfitProblem { offset, what } => Event::NfitProblem { offset, what },
-            Event::LengthCapped { base, from, to, why } => Event::LengthCapped { base, from, to, why },
-            Event::ContentWarning { base, kind, what } => Event::ContentWarning { base, kind, what },
-            Event::Merged { base, length, kept, dropped } => Event::Merged { base, length, kept, dropped },
+            Event::LengthCapped {
+                base,
+                from,
+                to,
+                why,
+            } => Event::LengthCapped {
+                base,
+                from,
+                to,
+                why,
+            },
+            Event::ContentWarning { base, kind, what } => {
+                Event::ContentWarning { base, kind, what }
+            }
+            Event::Merged {
+                base,
+                length,
+                kept,
+                dropped,
+            } => Event::Merged {
+                base,
+                length,
+                kept,
+                dropped,
+            },
             Event::RefusalListFull => Event::RefusalListFull,
         };
         self.events.push(owned);
@@ -69,7 +111,13 @@ pub fn run_scenario(s: &Scenario) -> (Discovered, Log) {
 
 /// A BIOS input with the given OS RAM.
 pub fn bios_input(os_ram: &[PhysRange]) -> DiscoveryInput<'_> {
-    DiscoveryInput { os_ram, nfit: None, firmware: Firmware::Bios, max_phys_end: 1 << 52, total_ram_bytes: 0 }
+    DiscoveryInput {
+        os_ram,
+        nfit: None,
+        firmware: Firmware::Bios,
+        max_phys_end: 1 << 52,
+        total_ram_bytes: 0,
+    }
 }
 
 /// The invariants every result must satisfy (also asserted by the fuzz target).
@@ -79,9 +127,18 @@ pub fn check_invariants(d: &Discovered, input: &DiscoveryInput<'_>) {
         let bs = u64::from(img.block_size());
         assert!(img.length >= bs, "image shorter than a block: {img:?}");
         assert_eq!(img.length % bs, 0, "not whole blocks: {img:?}");
-        let end = img.phys_base.checked_add(img.length).expect("end overflows");
+        let end = img
+            .phys_base
+            .checked_add(img.length)
+            .expect("end overflows");
         assert!(img.phys_base >= 0x10_0000, "below 1 MiB: {img:?}");
-        assert!(!input.os_ram.iter().any(|r| r.intersects(img.phys_base, end)), "overlaps OS RAM: {img:?}");
+        assert!(
+            !input
+                .os_ram
+                .iter()
+                .any(|r| r.intersects(img.phys_base, end)),
+            "overlaps OS RAM: {img:?}"
+        );
         for g in &d.images[..i] {
             assert!(
                 end <= g.image.phys_base || g.image.phys_end() <= img.phys_base,
