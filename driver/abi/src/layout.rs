@@ -207,3 +207,18 @@ const _: () = {
     assert!(HW_INIT_DATA_SIZE_VIRTUAL_WIN7 == 176);
     assert!(HW_INIT_DATA_SIZE_SCSIPORT == 128);
 };
+
+check_layout!(unicode_string_layout: UnicodeString {
+    length: 0, 0;
+    maximum_length: 2, 2;
+    buffer: 4, 8;
+} size: 8, 16);
+
+check_layout!(object_attributes_layout: ObjectAttributes {
+    length: 0, 0;
+    root_directory: 4, 8;
+    object_name: 8, 16;
+    attributes: 12, 24;
+    security_descriptor: 16, 32;
+    security_quality_of_service: 20, 40;
+} size: 24, 48);

@@ -60,3 +60,32 @@ pub struct MemoryRegion {
     pub physical_base: AlignedI64,
     pub length: u32,
 }
+
+/// `UNICODE_STRING`: lengths in bytes, not NUL-terminated.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct UnicodeString {
+    pub length: u16,
+    pub maximum_length: u16,
+    pub buffer: *const u16,
+}
+
+/// `OBJECT_ATTRIBUTES` for ZwOpenKey.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ObjectAttributes {
+    pub length: u32,
+    pub root_directory: *mut core::ffi::c_void,
+    pub object_name: *const UnicodeString,
+    pub attributes: u32,
+    pub security_descriptor: *mut core::ffi::c_void,
+    pub security_quality_of_service: *mut core::ffi::c_void,
+}
+
+pub const OBJ_CASE_INSENSITIVE: u32 = 0x40;
+pub const OBJ_KERNEL_HANDLE: u32 = 0x200;
+pub const KEY_QUERY_VALUE: u32 = 0x0001;
+/// KEY_VALUE_INFORMATION_CLASS KeyValuePartialInformation; the result starts with
+/// `{ TitleIndex u32, Type u32, DataLength u32 }` followed by the data.
+pub const KEY_VALUE_PARTIAL_INFORMATION: u32 = 2;
+pub const REG_DWORD: u32 = 4;

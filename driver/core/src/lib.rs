@@ -16,5 +16,6 @@ extern crate std;
 
 pub mod discovery;
 pub mod image;
+pub mod policy;
 pub mod scsi;
 pub mod srb;

@@ -50,6 +50,10 @@ const ALLOWED: &[(&str, u8, &[&str])] = &[
     ("ExFreePoolWithTag", ALL, NT),
     ("DbgPrint", ALL, NT),
     ("ZwQuerySystemInformation", ALL, NT),
+    // The XP flavour reads HKLM\System\Setup\SystemSetupInProgress (setup-mode disk policy).
+    ("ZwOpenKey", ALL, NT),
+    ("ZwQueryValueKey", ALL, NT),
+    ("ZwClose", ALL, NT),
     ("RtlCompareMemory", ALL, NT),
     ("RtlInitUnicodeString", ALL, NT),
     ("KeBugCheckEx", ALL, NT),

@@ -18,3 +18,4 @@ pub mod io;
 pub mod log;
 pub mod medium;
 pub mod nt;
+pub mod port;

@@ -20,6 +20,9 @@ kernel_imports!("ntoskrnl.exe", "system" {
     fn ExAllocatePoolWithTag(pool_type: u32, number_of_bytes: usize, tag: u32) -> *mut c_void;
     fn ExFreePoolWithTag(p: *mut c_void, tag: u32);
     fn ZwQuerySystemInformation(class: u32, info: *mut c_void, length: u32, return_length: *mut u32) -> i32;
+    fn ZwOpenKey(handle: *mut *mut c_void, access: u32, attributes: *const rvblk_abi::ObjectAttributes) -> i32;
+    fn ZwQueryValueKey(handle: *mut c_void, name: *const rvblk_abi::UnicodeString, class: u32, info: *mut c_void, length: u32, result_length: *mut u32) -> i32;
+    fn ZwClose(handle: *mut c_void) -> i32;
 });
 
 kernel_imports!("ntoskrnl.exe", "C" {
@@ -150,4 +153,36 @@ impl SpinLock {
         unsafe { KfReleaseSpinLock(self.0.get(), old) };
         r
     }
+}
+
+/// Reads a REG_DWORD value. `key` and `value` are UTF-16 without NUL. Contract: PASSIVE_LEVEL.
+pub fn read_registry_dword(key: &[u16], value: &[u16]) -> Option<u32> {
+    use rvblk_abi::*;
+    let as_unicode = |s: &[u16]| UnicodeString {
+        length: (s.len() * 2) as u16,
+        maximum_length: (s.len() * 2) as u16,
+        buffer: s.as_ptr(),
+    };
+    let key_name = as_unicode(key);
+    let value_name = as_unicode(value);
+    let attributes = ObjectAttributes {
+        length: core::mem::size_of::<ObjectAttributes>() as u32,
+        root_directory: core::ptr::null_mut(),
+        object_name: &key_name,
+        attributes: OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
+        security_descriptor: core::ptr::null_mut(),
+        security_quality_of_service: core::ptr::null_mut(),
+    };
+    let mut handle: *mut c_void = core::ptr::null_mut();
+    // SAFETY: all pointers refer to locals that outlive the call.
+    if unsafe { ZwOpenKey(&mut handle, KEY_QUERY_VALUE, &attributes) } != status::STATUS_SUCCESS {
+        return None;
+    }
+    let mut info = [0u32; 4];
+    let mut got = 0u32;
+    // SAFETY: `info` is 16 writable bytes, enough for the partial-information header and a DWORD.
+    let st = unsafe { ZwQueryValueKey(handle, &value_name, KEY_VALUE_PARTIAL_INFORMATION, info.as_mut_ptr().cast(), 16, &mut got) };
+    // SAFETY: `handle` was opened above and is closed once.
+    unsafe { ZwClose(handle) };
+    (st == status::STATUS_SUCCESS && info[1] == REG_DWORD && info[2] == 4).then_some(info[3])
 }

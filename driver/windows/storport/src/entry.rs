@@ -21,7 +21,7 @@ fn init_data(size: u32) -> HwInitializationData {
     init.hw_reset_bus = Some(adapter::hw_reset_bus);
     init.hw_adapter_control = Some(adapter::hw_adapter_control);
     init.hw_free_adapter_resources = Some(adapter::hw_free_adapter_resources);
-    init.device_extension_size = core::mem::size_of::<adapter::DeviceState>() as u32;
+    init.device_extension_size = rvblk_kernel::port::DEVICE_EXTENSION_SIZE;
     init.map_buffers = STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE;
     init.tagged_queuing = 1;
     init.auto_request_sense = 1;

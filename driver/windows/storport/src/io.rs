@@ -32,7 +32,7 @@ impl DataBuffers for StorPortBuffers {
 pub unsafe extern "system" fn hw_start_io(ext: *mut c_void, srb: *mut ScsiRequestBlock) -> u8 {
     // SAFETY: StorPort serialises adapter callbacks against StartIo only for stop/remove, when no
     // I/O is in flight; during I/O the state is read-only (shared reference).
-    let st = unsafe { &*ext.cast::<crate::adapter::DeviceState>() };
+    let st = unsafe { &*ext.cast::<rvblk_kernel::port::DeviceState>() };
     // SAFETY: `srb` is live and ours until completion (StorPort contract).
     let r = unsafe { &mut *srb };
     if st.live {

@@ -14,17 +14,3 @@ mod entry;
 mod io;
 mod storport;
 
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    // Kernel code cannot unwind. The core is written to return errors, not panic; reaching this
-    // is a bug, and spinning keeps it visible under a debugger rather than corrupting state.
-    loop {
-        core::hint::spin_loop();
-    }
-}
-
-// The MSVC toolchain expects this symbol whenever floating point appears; rvblk uses none, but
-// core's formatting code references it.
-#[no_mangle]
-#[used]
-static _fltused: i32 = 0;

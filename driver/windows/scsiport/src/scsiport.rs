@@ -1,0 +1,34 @@
+//! scsiport.sys imports (XP DDK; `windows-integration.md` §2.1). ScsiPortNotification is
+//! variadic, hence cdecl.
+
+use core::ffi::c_void;
+use rvblk_abi::{HwInitializationData, ScsiRequestBlock};
+
+#[link(name = "scsiport.sys", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")]
+extern "system" {
+    fn ScsiPortInitialize(arg1: *mut c_void, arg2: *mut c_void, init: *mut HwInitializationData, context: *mut c_void) -> u32;
+}
+
+#[link(name = "scsiport.sys", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")]
+extern "C" {
+    fn ScsiPortNotification(kind: u32, device_extension: *mut c_void, ...);
+}
+
+/// Contract: PASSIVE_LEVEL, from DriverEntry with its two arguments.
+pub fn initialize(driver_object: *mut c_void, registry_path: *mut c_void, init: &mut HwInitializationData) -> i32 {
+    // SAFETY: `init` is fully initialised; SCSIPORT copies it.
+    unsafe { ScsiPortInitialize(driver_object, registry_path, init, core::ptr::null_mut()) as i32 }
+}
+
+/// RequestComplete, then NextRequest so SCSIPORT sends the next SRB (§2.3).
+///
+/// # Safety
+/// Called from HwStartIo with the live SRB this miniport owns; it belongs to SCSIPORT afterwards.
+pub unsafe fn complete_and_ask_next(device_extension: *mut c_void, srb: *mut ScsiRequestBlock) {
+    use rvblk_abi::notification::{NEXT_REQUEST, REQUEST_COMPLETE};
+    // SAFETY: per the caller's contract; these notifications take (ext, srb) and (ext).
+    unsafe {
+        ScsiPortNotification(REQUEST_COMPLETE, device_extension, srb);
+        ScsiPortNotification(NEXT_REQUEST, device_extension);
+    }
+}
