@@ -163,6 +163,31 @@ fn missing_dir<W: WimStore>(wim: &mut W, image: u32, file: &str) -> Result<Optio
     Ok(top_missing)
 }
 
+/// `path` with each existing component spelled as in the image (lookups are case-insensitive, but
+/// a replaced file should keep its original name, e.g. `config/system` stays lower case).
+fn actual_path<W: WimStore>(wim: &mut W, image: u32, path: &str) -> Result<String> {
+    let mut cur = String::new();
+    let mut parts = path.split('/').filter(|p| !p.is_empty()).peekable();
+    while let Some(part) = parts.next() {
+        let listing = wim.list_dir(image, if cur.is_empty() { "/" } else { &cur })?;
+        match listing.iter().find(|n| n.eq_ignore_ascii_case(part)) {
+            Some(n) => {
+                cur.push('/');
+                cur.push_str(n);
+            }
+            None => {
+                cur.push('/');
+                cur.push_str(part);
+                for rest in parts.by_ref() {
+                    cur.push('/');
+                    cur.push_str(rest);
+                }
+            }
+        }
+    }
+    Ok(cur)
+}
+
 /// Loads an image's SYSTEM hive into a scratch file opened for writing.
 fn load_hive(wim: &mut Wim, image: u32) -> Result<(Hive, std::path::PathBuf)> {
     let bytes = wim.read_file(image, WIM_SYSTEM_HIVE)?.ok_or_else(|| {
@@ -243,7 +268,7 @@ pub fn inject(path: &Path, pkg: &Package, sel: Selection) -> Result<WimReport> {
                     ));
                 }
                 ops.push(FileOp::Put {
-                    wim_path: wim_path.to_string(),
+                    wim_path: actual_path(&mut wim, idx, wim_path)?,
                     source: src.to_path_buf(),
                 });
             }
@@ -258,7 +283,7 @@ pub fn inject(path: &Path, pkg: &Package, sel: Selection) -> Result<WimReport> {
                     changes.push("~ SYSTEM: inject record updated".into());
                 }
                 ops.push(FileOp::Put {
-                    wim_path: WIM_SYSTEM_HIVE.to_string(),
+                    wim_path: actual_path(&mut wim, idx, WIM_SYSTEM_HIVE)?,
                     source: out,
                 });
             }
@@ -322,7 +347,7 @@ pub fn remove(path: &Path, sel: Selection) -> Result<WimReport> {
                     changes.push(format!("~ SYSTEM: {c}"));
                 }
                 ops.push(FileOp::Put {
-                    wim_path: WIM_SYSTEM_HIVE.to_string(),
+                    wim_path: actual_path(&mut wim, idx, WIM_SYSTEM_HIVE)?,
                     source: out,
                 });
             }

@@ -60,7 +60,7 @@ impl Progress {
             return;
         }
         self.last = pct;
-        self.active = true;
+        self.active = self.tty;
         let line = format!(
             "rvblk: {} {}: {:3}% ({} / {} MiB)",
             what,

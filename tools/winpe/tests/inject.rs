@@ -510,3 +510,52 @@ fn usage_errors_exit_2_and_help_exits_0() {
     assert_eq!(o.code, 0);
     assert!(o.stdout.contains("--remove"), "{}", o.stdout);
 }
+
+#[test]
+fn image_paths_are_matched_case_insensitively() {
+    let t = tempfile::tempdir().unwrap();
+    let pkg = package(t.path());
+    let tree = t.path().join("tree");
+    let sys32 = tree.join("WINDOWS/system32");
+    std::fs::create_dir_all(sys32.join("CONFIG")).unwrap();
+    std::fs::create_dir_all(sys32.join("Drivers")).unwrap();
+    std::fs::create_dir_all(tree.join("WINDOWS/inf")).unwrap();
+    system_hive(&sys32.join("CONFIG/system"), false);
+    std::fs::write(sys32.join("NTOSKRNL.EXE"), pe(AMD64)).unwrap();
+    let wim = t.path().join("case.wim");
+    run(std::process::Command::new("wimlib-imagex")
+        .arg("capture")
+        .arg(&tree)
+        .arg(&wim)
+        .arg("PE"));
+    let o = inject(&wim, &pkg, &[]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let paths = wim_paths(&wim, 1);
+    // Existing directories and the hive are reused, not duplicated with another spelling.
+    assert!(
+        paths.contains(&"/WINDOWS/system32/Drivers/rvblk.sys".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"/WINDOWS/inf/rvblk.inf".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.starts_with("/Windows/")),
+        "{paths:?}"
+    );
+    let hive = extract(
+        &wim,
+        1,
+        "/WINDOWS/system32/CONFIG/system",
+        &t.path().join("h"),
+    )
+    .unwrap();
+    let hp = t.path().join("h/system");
+    assert!(!hive.is_empty());
+    check_injected(&hp, "0001");
+    assert!(
+        paths.contains(&"/WINDOWS/system32/CONFIG/system".to_string()),
+        "hive keeps its name: {paths:?}"
+    );
+}
