@@ -33,7 +33,10 @@ pub use content::*;
 pub use efi::Grub4EfiPage;
 pub use g4d::{G4dSlot, Grub4DosBlock};
 pub use memdisk::{MemdiskBlock, MemdiskHook};
-pub use nfit::NfitBuilder;
+pub use nfit::{
+    NfitBuilder, Spa, NFIT_GUID_PERSISTENT_MEMORY, NFIT_GUID_PERSISTENT_VIRTUAL_CD,
+    NFIT_GUID_PERSISTENT_VIRTUAL_DISK, NFIT_GUID_VIRTUAL_CD, NFIT_GUID_VIRTUAL_DISK,
+};
 
 /// Page size of the sparse store.
 pub const PAGE: u64 = 4096;
