@@ -45,8 +45,9 @@ pub fn kernel_binary(package: &str, bin: &str, arch: Arch, features: &[&str]) ->
     } else {
         arch.target.to_string()
     };
-    let feature_tag = if features.is_empty() { "release".to_string() } else { features.join("+") };
-    let target_dir = kernel_target_dir().join(&feature_tag);
+    // One target directory for every variant: a feature change rebuilds only the top crate, and
+    // the binary is copied out right after each build.
+    let target_dir = kernel_target_dir();
     let mut c = Command::new("cargo");
     c.current_dir(driver_dir().join("windows"))
         .env_remove("RUSTFLAGS")

@@ -5,23 +5,51 @@ use crate::discovery;
 use crate::medium::ImageMedium;
 use crate::rvblk_log;
 use arrayvec::ArrayVec;
+use core::sync::atomic::{AtomicU8, Ordering};
 use rvblk_core::image::MemoryImage;
 use rvblk_core::scsi::{Medium, ScsiTarget};
 
 pub const MAX_LUNS: usize = rvblk_core::discovery::MAX_IMAGES;
-/// LUNs per target: SCSIPORT on XP addresses at most 8 logical units per target, so image `n`
-/// sits at target `n / 8`, LUN `n % 8` on both ports.
-pub const LUNS_PER_TARGET: usize = 8;
-pub const MAX_TARGETS: usize = MAX_LUNS.div_ceil(LUNS_PER_TARGET);
+/// Image `n` is target `n`, LUN 0 on path 0: each target answers REPORT LUNS with LUN 0 only
+/// (`rvblk_core::scsi`), and class drivers enumerate LUNs from that answer.
+pub const LUNS_PER_TARGET: usize = 1;
+pub const MAX_TARGETS: usize = MAX_LUNS;
 
 pub struct Lun {
     pub target: ScsiTarget,
     pub medium: ImageMedium,
-    /// First bytes of the image as discovery saw them, re-checked before the first I/O
+    /// First bytes of the image as discovery saw them, re-checked at the first I/O
     /// (`loaders.md` §10 rule 29).
     first_bytes: [u8; 64],
-    /// Set when the re-check failed: the LUN then answers NOT READY-style errors via NO_DEVICE.
+    /// Rule 29 state: UNVERIFIED until the first I/O, then VERIFIED or CHANGED.
+    verified: AtomicU8,
+    /// An image that changed since discovery, or could not be mapped again, stays offline.
     offline: bool,
+}
+
+const UNVERIFIED: u8 = 0;
+const VERIFIED: u8 = 1;
+const CHANGED: u8 = 2;
+
+impl Lun {
+    /// Rule 29, at the first I/O (any IRQL ≤ DISPATCH_LEVEL: only reads the mapped image). Two
+    /// CPUs racing here both compare; the result is the same.
+    pub fn still_intact(&self, index: usize) -> bool {
+        match self.verified.load(Ordering::Acquire) {
+            VERIFIED => return true,
+            CHANGED => return false,
+            _ => {}
+        }
+        let n = (self.target.image().length as usize).min(64);
+        let mut now = [0u8; 64];
+        let same = self.medium.read(0, &mut now[..n]).is_ok() && now[..n] == self.first_bytes[..n];
+        if same {
+            self.verified.store(VERIFIED, Ordering::Release);
+        } else if self.verified.swap(CHANGED, Ordering::AcqRel) != CHANGED {
+            rvblk_log!("lun {}: image changed since discovery; refusing I/O to it", index);
+        }
+        same
+    }
 }
 
 /// Which images to expose (the XP SCSIPORT flavour hides hard-disk images during text-mode setup
@@ -46,6 +74,7 @@ impl Adapter {
 
     /// Discovers and maps every image into `self` (built in place: the table is too big for a
     /// kernel stack). Contract: PASSIVE_LEVEL, `self` empty.
+    #[inline(never)]
     pub fn discover(&mut self, policy: ExposePolicy) {
         let adapter = self;
         let Some(found) = discovery::run() else {
@@ -88,57 +117,28 @@ impl Adapter {
                 image.phys_base,
                 image.length
             );
-            adapter.luns.push(Lun { target: ScsiTarget::new(image), medium, first_bytes, offline: false });
+            adapter.luns.push(Lun {
+                target: ScsiTarget::new(image),
+                medium,
+                first_bytes,
+                verified: AtomicU8::new(UNVERIFIED),
+                offline: false,
+            });
         }
         rvblk_log!("{} image(s) exposed", adapter.luns.len());
-    }
-
-    /// Rule 29: the image must still hold what discovery saw. Called once before I/O starts
-    /// (HwInitialize); a changed image is taken offline.
-    pub fn verify_images(&mut self) {
-        for (i, lun) in self.luns.iter_mut().enumerate() {
-            let n = (lun.target.image().length as usize).min(64);
-            let mut now = [0u8; 64];
-            if lun.medium.read(0, &mut now[..n]).is_err() || now[..n] != lun.first_bytes[..n] {
-                rvblk_log!("lun {}: image changed since discovery; taking it offline", i);
-                lun.offline = true;
-            }
-        }
     }
 
     pub fn lun_count(&self) -> usize {
         self.luns.len()
     }
 
-    /// The LUN at a SCSI address, if it exists and is online.
+    /// The LUN at a SCSI address, if it exists, is online and still holds what discovery saw.
     pub fn lun(&self, path: u8, target: u8, lun: u8) -> Option<&Lun> {
-        if path != 0 || usize::from(lun) >= LUNS_PER_TARGET {
+        if path != 0 || lun != 0 {
             return None;
         }
-        let index = usize::from(target) * LUNS_PER_TARGET + usize::from(lun);
-        self.luns.get(index).filter(|l| !l.offline)
-    }
-
-    /// ScsiStopAdapter: unmap every image but remember the LUN table. Contract: no I/O in flight,
-    /// IRQL ≤ DISPATCH_LEVEL.
-    pub fn suspend(&mut self) {
-        for lun in &mut self.luns {
-            lun.medium.unmap();
-        }
-    }
-
-    /// ScsiRestartAdapter: map the images again (MmMapIoSpace allows DISPATCH_LEVEL). An image
-    /// that cannot be mapped goes offline.
-    pub fn resume(&mut self) {
-        for (i, lun) in self.luns.iter_mut().enumerate() {
-            match ImageMedium::map(lun.target.image()) {
-                Some(m) => lun.medium = m,
-                None => {
-                    rvblk_log!("lun {}: cannot map the image again after restart; offline", i);
-                    lun.offline = true;
-                }
-            }
-        }
+        let index = usize::from(target);
+        self.luns.get(index).filter(|l| !l.offline && l.still_intact(index))
     }
 
     /// Unmaps every image and forgets them. Contract: no I/O in flight, IRQL ≤ DISPATCH_LEVEL.

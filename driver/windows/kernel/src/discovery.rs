@@ -14,7 +14,7 @@ const LOW_END: usize = 0xA_0000;
 const PAGE: usize = 0x1000;
 const LOW_PAGES: usize = LOW_END / PAGE;
 /// OS RAM ranges kept; more than this (never seen: Windows reports a handful) fails safe.
-pub const MAX_OS_RANGES: usize = 128;
+pub const MAX_OS_RANGES: usize = 64;
 
 /// Private copy of [0, 0xA0000) plus on-demand reads above it.
 struct KernelMemory {
@@ -23,6 +23,7 @@ struct KernelMemory {
 }
 
 impl KernelMemory {
+    #[inline(never)]
     fn snapshot() -> Option<Self> {
         let low = nt::alloc_nonpaged(LOW_END)?;
         let mut present = [false; LOW_PAGES];
@@ -85,6 +86,7 @@ impl DiscoveryLog for DbgLog {
 
 /// OS-owned RAM from MmGetPhysicalMemoryRanges. `None` if Windows gave nothing or too much: then
 /// nothing can be proven safe to map and discovery must not run.
+#[inline(never)]
 fn os_ram_ranges() -> Option<ArrayVec<PhysRange, MAX_OS_RANGES>> {
     let p = nt::physical_memory_ranges();
     if p.is_null() {
@@ -113,6 +115,7 @@ fn os_ram_ranges() -> Option<ArrayVec<PhysRange, MAX_OS_RANGES>> {
 
 /// The ACPI NFIT, through ZwQuerySystemInformation(SystemFirmwareTableInformation). Vista+;
 /// XP answers "invalid class" and we simply have no NFIT. The buffer is pool the caller frees.
+#[inline(never)]
 fn nfit_table() -> Option<(*mut u8, usize)> {
     use rvblk_abi::{SystemFirmwareTableInformation as Info, ACPI_TABLE_NFIT, FIRMWARE_PROVIDER_ACPI, FIRMWARE_TABLE_GET};
     let header = core::mem::size_of::<Info>();
@@ -169,6 +172,7 @@ impl Drop for PoolDiscovered {
 
 /// Runs the whole discovery. Contract: PASSIVE_LEVEL. `None` when nothing can be examined safely
 /// (the reason is logged).
+#[inline(never)]
 pub fn run() -> Option<PoolDiscovered> {
     let Some(os_ram) = os_ram_ranges() else {
         rvblk_log!("cannot read the OS memory map (MmGetPhysicalMemoryRanges); exposing nothing");

@@ -99,28 +99,22 @@ pub unsafe fn find_adapter(
     SP_RETURN_FOUND
 }
 
-/// HwInitialize: rule 29 re-check of every image before I/O starts.
-///
-/// # Safety
-/// As [`state`]; adapter callback.
-pub unsafe fn initialize(ext: *mut c_void) -> u8 {
-    // SAFETY: forwarded contract.
-    let st = unsafe { state(ext) };
-    if st.live {
-        st.adapter.verify_images();
-    }
+/// HwInitialize runs at device IRQL, where nothing may be mapped: everything was prepared in
+/// HwFindAdapter, and the rule-29 re-check happens at each LUN's first I/O.
+pub fn initialize(_ext: *mut c_void) -> u8 {
     1
 }
 
-/// HwAdapterControl: query, stop (unmap everything), restart (map again).
+/// HwAdapterControl: query, stop, restart. Stop and restart run at device IRQL, where
+/// MmMapIoSpace/MmUnmapIoSpace are not allowed, so the mappings stay in place until
+/// HwFreeAdapterResources (PASSIVE_LEVEL) releases them; nothing is in flight while stopped.
 ///
 /// # Safety
 /// As [`state`]; for ScsiQuerySupportedControlTypes `params` is a SCSI_SUPPORTED_CONTROL_TYPE_LIST
 /// with room for MaxControlType booleans. IRQL ≤ DISPATCH_LEVEL.
 pub unsafe fn adapter_control(ext: *mut c_void, control: u32, params: *mut c_void) -> u32 {
     use rvblk_abi::adapter_control::*;
-    // SAFETY: forwarded contract.
-    let st = unsafe { state(ext) };
+    let _ = ext;
     match control {
         QUERY_SUPPORTED_CONTROL_TYPES => {
             let list = params.cast::<SupportedControlTypeList>();
@@ -136,18 +130,7 @@ pub unsafe fn adapter_control(ext: *mut c_void, control: u32, params: *mut c_voi
             }
             STATUS_SUCCESS
         }
-        STOP_ADAPTER => {
-            if st.live {
-                st.adapter.suspend();
-            }
-            STATUS_SUCCESS
-        }
-        RESTART_ADAPTER => {
-            if st.live {
-                st.adapter.resume();
-            }
-            STATUS_SUCCESS
-        }
+        STOP_ADAPTER | RESTART_ADAPTER => STATUS_SUCCESS,
         _ => {
             crate::rvblk_log!("unsupported adapter control {}", control);
             STATUS_UNSUCCESSFUL

@@ -11,13 +11,18 @@ use rvblk_kernel::{nt, port, rvblk_log};
 /// Setup is running unless `HKLM\System\Setup\SystemSetupInProgress` exists and is 0: it is 1
 /// during GUI-mode setup and absent in text mode (`anchors.md` §6).
 fn setup_in_progress() -> bool {
-    let key: [u16; 30] = utf16("\\Registry\\Machine\\System\\Setup");
-    let value: [u16; 22] = utf16("SystemSetupInProgress");
-    nt::read_registry_dword(&key, &value) != Some(0)
+    const KEY: &str = "\\Registry\\Machine\\System\\Setup";
+    const VALUE: &str = "SystemSetupInProgress";
+    // Evaluated at compile time: a length mismatch is a build error, not a runtime panic.
+    const KEY_UTF16: [u16; KEY.len()] = utf16(KEY);
+    const VALUE_UTF16: [u16; VALUE.len()] = utf16(VALUE);
+    nt::read_registry_dword(&KEY_UTF16, &VALUE_UTF16) != Some(0)
 }
 
+/// ASCII to UTF-16, for registry names (const context only).
 const fn utf16<const N: usize>(s: &str) -> [u16; N] {
     let b = s.as_bytes();
+    assert!(b.len() == N);
     let mut out = [0u16; N];
     let mut i = 0;
     while i < N {
@@ -61,8 +66,7 @@ pub unsafe extern "system" fn hw_find_adapter(
 /// # Safety
 /// SCSIPORT contract.
 pub unsafe extern "system" fn hw_initialize(ext: *mut c_void) -> u8 {
-    // SAFETY: SCSIPORT's contract is port::initialize's.
-    unsafe { port::initialize(ext) }
+    port::initialize(ext)
 }
 
 /// No hardware, no interrupts.

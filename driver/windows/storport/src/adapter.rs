@@ -25,8 +25,7 @@ pub unsafe extern "system" fn hw_find_adapter(
 /// # Safety
 /// StorPort contract: valid extension.
 pub unsafe extern "system" fn hw_initialize(ext: *mut c_void) -> u8 {
-    // SAFETY: StorPort's contract is port::initialize's.
-    unsafe { port::initialize(ext) }
+    port::initialize(ext)
 }
 
 /// # Safety
