@@ -153,7 +153,7 @@ fn discovery_fuzz_smoke() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(d)
     };
-    let mut rng = XorShift(env("RVBLK_FUZZ_SEED", 0x5EED_0FD1_5C0B_E5) | 1);
+    let mut rng = XorShift(env("RVBLK_FUZZ_SEED", 0x005E_ED0F_D15C_0BE5) | 1);
     let iterations = env("RVBLK_FUZZ_ITERS", 250) as usize;
     let mut found = 0usize;
     for base in &bases {
