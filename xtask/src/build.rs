@@ -15,9 +15,21 @@ pub struct Arch {
     pub spec_file: bool,
 }
 
-pub const X86: Arch = Arch { dir: "x86", target: "targets/i686-rvblk-windows-kernel.json", spec_file: true };
-pub const AMD64: Arch = Arch { dir: "amd64", target: "x86_64-pc-windows-msvc", spec_file: false };
-pub const ARM64: Arch = Arch { dir: "arm64", target: "aarch64-pc-windows-msvc", spec_file: false };
+pub const X86: Arch = Arch {
+    dir: "x86",
+    target: "targets/i686-rvblk-windows-kernel.json",
+    spec_file: true,
+};
+pub const AMD64: Arch = Arch {
+    dir: "amd64",
+    target: "x86_64-pc-windows-msvc",
+    spec_file: false,
+};
+pub const ARM64: Arch = Arch {
+    dir: "arm64",
+    target: "aarch64-pc-windows-msvc",
+    spec_file: false,
+};
 pub const STORPORT_ARCHES: [Arch; 3] = [X86, AMD64, ARM64];
 
 fn driver_dir() -> PathBuf {
@@ -34,14 +46,24 @@ pub fn ensure_toolchains() -> Result<()> {
     c.args(["component", "add", "rust-src", "--toolchain", "nightly"]);
     cmd::run(&mut c)?;
     let mut c = Command::new("rustup");
-    c.args(["target", "add", "i686-unknown-linux-gnu", "x86_64-pc-windows-msvc", "i686-pc-windows-msvc", "aarch64-pc-windows-msvc"]);
+    c.args([
+        "target",
+        "add",
+        "i686-unknown-linux-gnu",
+        "x86_64-pc-windows-msvc",
+        "i686-pc-windows-msvc",
+        "aarch64-pc-windows-msvc",
+    ]);
     cmd::run(&mut c)
 }
 
 /// Builds one kernel binary and returns the path of the linked image.
 pub fn kernel_binary(package: &str, bin: &str, arch: Arch, features: &[&str]) -> Result<PathBuf> {
     let target = if arch.spec_file {
-        driver_dir().join(arch.target).to_string_lossy().into_owned()
+        driver_dir()
+            .join(arch.target)
+            .to_string_lossy()
+            .into_owned()
     } else {
         arch.target.to_string()
     };
@@ -52,8 +74,23 @@ pub fn kernel_binary(package: &str, bin: &str, arch: Arch, features: &[&str]) ->
     c.current_dir(driver_dir().join("windows"))
         .env_remove("RUSTFLAGS")
         .env("CARGO_TARGET_DIR", &target_dir)
-        .args(["+nightly", "build", "--release", "--package", package, "--bin", bin, "--target", &target])
-        .args(["-Z", "build-std=core,compiler_builtins", "-Z", "build-std-features=compiler-builtins-mem"]);
+        .args([
+            "+nightly",
+            "build",
+            "--release",
+            "--package",
+            package,
+            "--bin",
+            bin,
+            "--target",
+            &target,
+        ])
+        .args([
+            "-Z",
+            "build-std=core,compiler_builtins",
+            "-Z",
+            "build-std-features=compiler-builtins-mem",
+        ]);
     if arch.spec_file {
         c.args(["-Z", "json-target-spec"]);
     }
@@ -61,8 +98,15 @@ pub fn kernel_binary(package: &str, bin: &str, arch: Arch, features: &[&str]) ->
         c.args(["--features", &features.join(",")]);
     }
     cmd::run(&mut c)?;
-    let triple_dir = if arch.spec_file { "i686-rvblk-windows-kernel" } else { arch.target };
-    let out = target_dir.join(triple_dir).join("release").join(format!("{bin}.exe"));
+    let triple_dir = if arch.spec_file {
+        "i686-rvblk-windows-kernel"
+    } else {
+        arch.target
+    };
+    let out = target_dir
+        .join(triple_dir)
+        .join("release")
+        .join(format!("{bin}.exe"));
     if out.is_file() {
         Ok(out)
     } else {

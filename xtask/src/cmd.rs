@@ -7,12 +7,17 @@ pub type Result<T> = std::result::Result<T, String>;
 
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent")
+        .to_path_buf()
 }
 
 /// The workspace target directory (honours CARGO_TARGET_DIR).
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 pub fn cargo() -> Command {
@@ -24,7 +29,9 @@ pub fn cargo() -> Command {
 /// Runs `cmd`, failing with its description if it cannot start or exits non-zero.
 pub fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: running {}", describe(cmd));
-    let status = cmd.status().map_err(|e| format!("cannot start {}: {e}", describe(cmd)))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {}: {e}", describe(cmd)))?;
     if status.success() {
         Ok(())
     } else {
@@ -40,4 +47,3 @@ pub fn describe(cmd: &Command) -> String {
     }
     s
 }
-

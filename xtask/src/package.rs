@@ -19,15 +19,27 @@ struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options { pfx: None, password: String::new(), out: cmd::target_dir().join("package") };
+    let mut o = Options {
+        pfx: None,
+        password: String::new(),
+        out: cmd::target_dir().join("package"),
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value"))
+        };
         match a.as_str() {
             "--pfx" => o.pfx = Some(PathBuf::from(value()?)),
             "--password" => o.password = value()?,
             "--out" => o.out = PathBuf::from(value()?),
-            _ => return Err(format!("package: unknown option {a:?} (see cargo xtask help)")),
+            _ => {
+                return Err(format!(
+                    "package: unknown option {a:?} (see cargo xtask help)"
+                ))
+            }
         }
     }
     if o.pfx.is_none() {
@@ -43,7 +55,8 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
     if let Some(dir) = to.parent() {
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    fs::copy(from, to).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))?;
+    fs::copy(from, to)
+        .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))?;
     Ok(())
 }
 
@@ -54,17 +67,23 @@ fn write(path: &Path, text: &str) -> Result<()> {
 /// The test certificate: the user's PFX, or one generated once per target directory and reused.
 fn signer(o: &Options) -> Result<rvblk_sign::Signer> {
     if let Some(pfx) = &o.pfx {
-        return rvblk_sign::Signer::from_pfx(pfx, &o.password).map_err(|e| format!("{}: {e}", pfx.display()));
+        return rvblk_sign::Signer::from_pfx(pfx, &o.password)
+            .map_err(|e| format!("{}: {e}", pfx.display()));
     }
-    let cached = cmd::target_dir().join("package-cert").join("rvblk-test.pfx");
+    let cached = cmd::target_dir()
+        .join("package-cert")
+        .join("rvblk-test.pfx");
     if cached.is_file() {
-        return rvblk_sign::Signer::from_pfx(&cached, "").map_err(|e| format!("{}: {e}", cached.display()));
+        return rvblk_sign::Signer::from_pfx(&cached, "")
+            .map_err(|e| format!("{}: {e}", cached.display()));
     }
     eprintln!("xtask: generating a test code-signing certificate (once per target directory)");
-    let s = rvblk_sign::Signer::generate_test("CN=rvblk test signing (not trusted outside test mode)")
-        .map_err(|e| format!("cannot generate the test certificate: {e}"))?;
+    let s =
+        rvblk_sign::Signer::generate_test("CN=rvblk test signing (not trusted outside test mode)")
+            .map_err(|e| format!("cannot generate the test certificate: {e}"))?;
     fs::create_dir_all(cached.parent().unwrap()).map_err(|e| e.to_string())?;
-    s.write_pfx(&cached, "").map_err(|e| format!("{}: {e}", cached.display()))?;
+    s.write_pfx(&cached, "")
+        .map_err(|e| format!("{}: {e}", cached.display()))?;
     Ok(s)
 }
 
@@ -94,7 +113,9 @@ pub fn run(args: &[String]) -> Result<PathBuf> {
     rvblk_xp::write_xp_package(pkg).map_err(|e| format!("XP files: {e}"))?;
     let signer = signer(&o)?;
     rvblk_sign::sign_package(pkg, &signer).map_err(|e| format!("signing: {e}"))?;
-    signer.write_cert_der(&pkg.join("rvblk-test.cer")).map_err(|e| format!("certificate: {e}"))?;
+    signer
+        .write_cert_der(&pkg.join("rvblk-test.cer"))
+        .map_err(|e| format!("certificate: {e}"))?;
     rvblk_xp::write_xp_package(pkg).map_err(|e| format!("XP files: {e}"))?;
 
     selftest_builds()?;

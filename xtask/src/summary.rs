@@ -65,7 +65,11 @@ fn parse_result_line(line: &str) -> Option<(u64, u64)> {
     let rest = line.trim().strip_prefix("test result: ")?;
     let num = |key: &str| -> Option<u64> {
         let before = rest.split(key).next()?;
-        before.rsplit(|c: char| !c.is_ascii_digit()).find(|s| !s.is_empty())?.parse().ok()
+        before
+            .rsplit(|c: char| !c.is_ascii_digit())
+            .find(|s| !s.is_empty())?
+            .parse()
+            .ok()
     };
     Some((num(" passed")?, num(" failed")?))
 }
@@ -74,19 +78,33 @@ fn harness_env(cmd: &mut Command, pkg: &Path) {
     let t = cmd::target_dir();
     cmd.env("RVBLK_PACKAGE_DIR", pkg)
         .env("RVBLK_HARNESS", t.join("release").join("rvblk-harness"))
-        .env("RVBLK_HARNESS_X86", t.join("i686-unknown-linux-gnu").join("release").join("rvblk-harness"))
+        .env(
+            "RVBLK_HARNESS_X86",
+            t.join("i686-unknown-linux-gnu")
+                .join("release")
+                .join("rvblk-harness"),
+        )
         .env("RVBLK_SELFTEST_DIR", t.join("selftest"));
 }
 
 fn build_harness() -> Result<()> {
     cmd::run(cmd::cargo().args(["build", "--release", "-p", "rvblk-harness"]))?;
-    cmd::run(cmd::cargo().args(["build", "--release", "-p", "rvblk-harness", "--target", "i686-unknown-linux-gnu"]))
+    cmd::run(cmd::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "rvblk-harness",
+        "--target",
+        "i686-unknown-linux-gnu",
+    ]))
 }
 
 pub fn test(args: &[String]) -> Result<()> {
     let fuzz_seconds: u64 = match args {
         [] => 20,
-        [flag, n] if flag == "--fuzz-seconds" => n.parse().map_err(|_| "--fuzz-seconds needs a number")?,
+        [flag, n] if flag == "--fuzz-seconds" => {
+            n.parse().map_err(|_| "--fuzz-seconds needs a number")?
+        }
         _ => return Err("test takes no arguments except --fuzz-seconds N".into()),
     };
     let mut tally = Tally::default();
@@ -103,16 +121,37 @@ pub fn test(args: &[String]) -> Result<()> {
     tally.check("harness build (x64 and x86 hosts)", build_harness());
 
     let mut c = cmd::cargo();
-    c.args(["test", "--workspace", "--release", "--", "--include-ignored"]);
+    c.args([
+        "test",
+        "--workspace",
+        "--release",
+        "--",
+        "--include-ignored",
+    ]);
     harness_env(&mut c, &pkg);
-    tally.cargo_test("workspace tests (host, package checks, harness, MEMDISK end-to-end)", &mut c);
+    tally.cargo_test(
+        "workspace tests (host, package checks, harness, MEMDISK end-to-end)",
+        &mut c,
+    );
 
     let mut c = cmd::cargo();
-    c.args(["test", "--release", "-p", "rvblk-abi", "-p", "rvblk-core", "--target", "i686-unknown-linux-gnu"]);
+    c.args([
+        "test",
+        "--release",
+        "-p",
+        "rvblk-abi",
+        "-p",
+        "rvblk-core",
+        "--target",
+        "i686-unknown-linux-gnu",
+    ]);
     tally.cargo_test("x86 layouts and core on a 32-bit host", &mut c);
 
     for target in ["cdb", "discovery"] {
-        tally.check(&format!("fuzz {target} ({fuzz_seconds} s)"), run_fuzz(target, fuzz_seconds));
+        tally.check(
+            &format!("fuzz {target} ({fuzz_seconds} s)"),
+            run_fuzz(target, fuzz_seconds),
+        );
     }
     finish(tally)
 }
@@ -130,7 +169,11 @@ fn finish(t: Tally) -> Result<()> {
 }
 
 fn ensure_cargo_fuzz() -> Result<()> {
-    let ok = Command::new("cargo").args(["+nightly", "fuzz", "--version"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let ok = Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     if ok.is_ok_and(|s| s.success()) {
         return Ok(());
     }
@@ -143,17 +186,29 @@ fn run_fuzz(target: &str, seconds: u64) -> Result<()> {
     let mut c = Command::new("cargo");
     c.current_dir(&fuzz_dir)
         .env_remove("CARGO_TARGET_DIR")
-        .args(["+nightly", "fuzz", "run", target, "--", &format!("-max_total_time={seconds}"), "-print_final_stats=1"]);
+        .args([
+            "+nightly",
+            "fuzz",
+            "run",
+            target,
+            "--",
+            &format!("-max_total_time={seconds}"),
+            "-print_final_stats=1",
+        ]);
     cmd::run(&mut c)
 }
 
 pub fn fuzz(args: &[String]) -> Result<()> {
-    let target = args.first().ok_or("fuzz needs a target: cdb or discovery")?;
+    let target = args
+        .first()
+        .ok_or("fuzz needs a target: cdb or discovery")?;
     if !matches!(target.as_str(), "cdb" | "discovery") {
         return Err(format!("unknown fuzz target {target:?} (cdb or discovery)"));
     }
     let seconds = match args.get(1) {
-        Some(s) => s.parse().map_err(|_| format!("not a number of seconds: {s:?}"))?,
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("not a number of seconds: {s:?}"))?,
         None => 600,
     };
     run_fuzz(target, seconds)
@@ -174,7 +229,15 @@ pub fn bench(args: &[String]) -> Result<()> {
         .arg(pkg.join("x86").join("rvblk.sys"));
     harness_env(&mut c, &pkg);
     cmd::run(&mut c)?;
-    cmd::run(cmd::cargo().args(["run", "--release", "-q", "-p", "rvblk-winpe", "--bin", "winpe-bench"]))
+    cmd::run(cmd::cargo().args([
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "rvblk-winpe",
+        "--bin",
+        "winpe-bench",
+    ]))
 }
 
 #[cfg(test)]
@@ -187,7 +250,10 @@ mod tests {
             parse_result_line("test result: ok. 12 passed; 0 failed; 3 ignored; 0 measured; 0 filtered out; finished in 0.1s"),
             Some((12, 0))
         );
-        assert_eq!(parse_result_line("test result: FAILED. 1 passed; 2 failed; 0 ignored"), Some((1, 2)));
+        assert_eq!(
+            parse_result_line("test result: FAILED. 1 passed; 2 failed; 0 ignored"),
+            Some((1, 2))
+        );
         assert_eq!(parse_result_line("running 3 tests"), None);
     }
 }

@@ -18,7 +18,10 @@ pub enum DisksOption {
 /// case-insensitive, unknown or malformed tokens are ignored, the last `disks=` wins. The string
 /// ends at the first NUL (it comes from a C string) or at the end of the slice.
 pub fn parse_disks_option(argument: &[u8]) -> DisksOption {
-    let end = argument.iter().position(|&b| b == 0).unwrap_or(argument.len());
+    let end = argument
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(argument.len());
     let mut result = DisksOption::Unset;
     for token in argument[..end].split(|&b| matches!(b, b';' | b',' | b' ' | b'\t')) {
         let Some(eq) = token.iter().position(|&b| b == b'=') else {
@@ -82,9 +85,21 @@ mod tests {
         assert_eq!(parse_disks_option(b"disks=on"), DisksOption::On);
         assert_eq!(parse_disks_option(b"DISKS=Off"), DisksOption::Off);
         assert_eq!(parse_disks_option(b"foo=1; disks=on,bar"), DisksOption::On);
-        assert_eq!(parse_disks_option(b"disks=on disks=off"), DisksOption::Off, "last one wins");
-        assert_eq!(parse_disks_option(b"disks=maybe"), DisksOption::Unset, "malformed values are ignored");
-        assert_eq!(parse_disks_option(b"disks=on\0disks=off"), DisksOption::On, "stops at NUL");
+        assert_eq!(
+            parse_disks_option(b"disks=on disks=off"),
+            DisksOption::Off,
+            "last one wins"
+        );
+        assert_eq!(
+            parse_disks_option(b"disks=maybe"),
+            DisksOption::Unset,
+            "malformed values are ignored"
+        );
+        assert_eq!(
+            parse_disks_option(b"disks=on\0disks=off"),
+            DisksOption::On,
+            "stops at NUL"
+        );
         assert_eq!(parse_disks_option(b"=on;disks;disks="), DisksOption::Unset);
     }
 
@@ -92,10 +107,23 @@ mod tests {
     fn service_and_setup_decide_when_unset() {
         let path = w("\\Registry\\Machine\\System\\CurrentControlSet\\Services\\RvBlkXpd");
         assert_eq!(service_name_of(&path), w("RvBlkXpd").as_slice());
-        assert!(expose_disks(DisksOption::Unset, service_name_of(&path), true));
-        assert!(!expose_disks(DisksOption::Unset, &w("rvblkxp"), true), "default service hides disks in setup");
-        assert!(expose_disks(DisksOption::Unset, &w("rvblkxp"), false), "and shows them afterwards");
-        assert!(!expose_disks(DisksOption::Off, &w("rvblkxpd"), false), "an explicit option wins");
+        assert!(expose_disks(
+            DisksOption::Unset,
+            service_name_of(&path),
+            true
+        ));
+        assert!(
+            !expose_disks(DisksOption::Unset, &w("rvblkxp"), true),
+            "default service hides disks in setup"
+        );
+        assert!(
+            expose_disks(DisksOption::Unset, &w("rvblkxp"), false),
+            "and shows them afterwards"
+        );
+        assert!(
+            !expose_disks(DisksOption::Off, &w("rvblkxpd"), false),
+            "an explicit option wins"
+        );
         assert!(expose_disks(DisksOption::On, &w("rvblkxp"), true));
         assert_eq!(service_name_of(&w("noslash")), w("noslash").as_slice());
     }

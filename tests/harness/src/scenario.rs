@@ -46,9 +46,17 @@ impl Setup {
         // Images are planted sparsely (only the bytes tests look at), and a guest with a PCI hole
         // has memory above `total_ram_bytes` (6 GiB guest: up to 0x1_C000_0000): cover every
         // expected image range too, so the driver can map all of it.
-        let images_end = s.expected.iter().map(|e| e.phys_base + e.length).max().unwrap_or(0);
+        let images_end = s
+            .expected
+            .iter()
+            .map(|e| e.phys_base + e.length)
+            .max()
+            .unwrap_or(0);
         let images_end = (images_end + 0xFFF) & !0xFFF;
-        let size = top.max(images_end).max(s.total_ram_bytes.min(8 << 30)).max(16 << 20);
+        let size = top
+            .max(images_end)
+            .max(s.total_ram_bytes.min(8 << 30))
+            .max(16 << 20);
         let phys = PhysMem::from_segments(size, &[])?;
         for p in s.mem.pages() {
             phys.write(p, &s.mem.bytes(p, 4096))?;

@@ -46,7 +46,10 @@ impl Lun {
         if same {
             self.verified.store(VERIFIED, Ordering::Release);
         } else if self.verified.swap(CHANGED, Ordering::AcqRel) != CHANGED {
-            rvblk_log!("lun {}: image changed since discovery; refusing I/O to it", index);
+            rvblk_log!(
+                "lun {}: image changed since discovery; refusing I/O to it",
+                index
+            );
         }
         same
     }
@@ -69,7 +72,9 @@ pub struct Adapter {
 
 impl Adapter {
     pub const fn empty() -> Self {
-        Self { luns: ArrayVec::new_const() }
+        Self {
+            luns: ArrayVec::new_const(),
+        }
     }
 
     /// Discovers and maps every image into `self` (built in place: the table is too big for a
@@ -138,7 +143,9 @@ impl Adapter {
             return None;
         }
         let index = usize::from(target);
-        self.luns.get(index).filter(|l| !l.offline && l.still_intact(index))
+        self.luns
+            .get(index)
+            .filter(|l| !l.offline && l.still_intact(index))
     }
 
     /// Unmaps every image and forgets them. Contract: no I/O in flight, IRQL ≤ DISPATCH_LEVEL.

@@ -7,7 +7,8 @@
 use crate::{nt, rvblk_log};
 use arrayvec::ArrayVec;
 use rvblk_core::discovery::{
-    discover_into, Discovered, DiscoveryInput, DiscoveryLog, Event, Firmware, PhysRange, PhysicalMemory, Unreadable,
+    discover_into, Discovered, DiscoveryInput, DiscoveryLog, Event, Firmware, PhysRange,
+    PhysicalMemory, Unreadable,
 };
 
 const LOW_END: usize = 0xA_0000;
@@ -52,12 +53,25 @@ impl PhysicalMemory for KernelMemory {
     fn read(&self, phys: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
         let end = phys.checked_add(buf.len() as u64).ok_or(Unreadable)?;
         if end <= LOW_END as u64 {
-            let (first, last) = (phys as usize / PAGE, (end as usize).saturating_sub(1) / PAGE);
+            let (first, last) = (
+                phys as usize / PAGE,
+                (end as usize).saturating_sub(1) / PAGE,
+            );
             if buf.is_empty() || !(first..=last).all(|p| self.present[p]) {
-                return if buf.is_empty() { Ok(()) } else { Err(Unreadable) };
+                return if buf.is_empty() {
+                    Ok(())
+                } else {
+                    Err(Unreadable)
+                };
             }
             // SAFETY: `phys..end` lies inside the LOW_END-byte snapshot.
-            unsafe { core::ptr::copy_nonoverlapping(self.low.add(phys as usize), buf.as_mut_ptr(), buf.len()) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    self.low.add(phys as usize),
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                )
+            };
             return Ok(());
         }
         // Above low memory the core only reads a few KiB of candidates it has already checked
@@ -68,7 +82,11 @@ impl PhysicalMemory for KernelMemory {
         let va = nt::map_io_space(start, span, phys >= 0x10_0000).ok_or(Unreadable)?;
         // SAFETY: the mapping covers `start..start+span` ⊇ `phys..end`.
         unsafe {
-            core::ptr::copy_nonoverlapping(va.add((phys - start) as usize), buf.as_mut_ptr(), buf.len());
+            core::ptr::copy_nonoverlapping(
+                va.add((phys - start) as usize),
+                buf.as_mut_ptr(),
+                buf.len(),
+            );
             nt::unmap_io_space(va, span);
         }
         Ok(())
@@ -102,7 +120,10 @@ fn os_ram_ranges() -> Option<ArrayVec<PhysRange, MAX_OS_RANGES>> {
         if base == 0 && len == 0 {
             break;
         }
-        if out.try_push(PhysRange::new(base as u64, len as u64)).is_err() {
+        if out
+            .try_push(PhysRange::new(base as u64, len as u64))
+            .is_err()
+        {
             ok = false;
             break;
         }
@@ -117,7 +138,10 @@ fn os_ram_ranges() -> Option<ArrayVec<PhysRange, MAX_OS_RANGES>> {
 /// XP answers "invalid class" and we simply have no NFIT. The buffer is pool the caller frees.
 #[inline(never)]
 fn nfit_table() -> Option<(*mut u8, usize)> {
-    use rvblk_abi::{SystemFirmwareTableInformation as Info, ACPI_TABLE_NFIT, FIRMWARE_PROVIDER_ACPI, FIRMWARE_TABLE_GET};
+    use rvblk_abi::{
+        SystemFirmwareTableInformation as Info, ACPI_TABLE_NFIT, FIRMWARE_PROVIDER_ACPI,
+        FIRMWARE_TABLE_GET,
+    };
     let header = core::mem::size_of::<Info>();
     let ask = |buf: *mut u8, len: u32, ret: &mut u32| {
         let info = Info {
@@ -130,18 +154,29 @@ fn nfit_table() -> Option<(*mut u8, usize)> {
         // unaligned-safe and the query fills the rest.
         unsafe {
             buf.cast::<Info>().write_unaligned(info);
-            nt::query_system_information(rvblk_abi::SYSTEM_FIRMWARE_TABLE_INFORMATION_CLASS, buf, len, ret)
+            nt::query_system_information(
+                rvblk_abi::SYSTEM_FIRMWARE_TABLE_INFORMATION_CLASS,
+                buf,
+                len,
+                ret,
+            )
         }
     };
     let mut probe = [0u8; 16];
     let mut need = 0u32;
     let st = ask(probe.as_mut_ptr(), header as u32, &mut need);
-    if st != rvblk_abi::status::STATUS_BUFFER_TOO_SMALL || (need as usize) <= header || need > (1 << 20) {
+    if st != rvblk_abi::status::STATUS_BUFFER_TOO_SMALL
+        || (need as usize) <= header
+        || need > (1 << 20)
+    {
         return None;
     }
     let buf = nt::alloc_nonpaged(need as usize)?;
     let mut got = 0u32;
-    if ask(buf, need, &mut got) != rvblk_abi::status::STATUS_SUCCESS || got as usize <= header || got > need {
+    if ask(buf, need, &mut got) != rvblk_abi::status::STATUS_SUCCESS
+        || got as usize <= header
+        || got > need
+    {
         // SAFETY: our own allocation, unused afterwards.
         unsafe { nt::free_pool(buf) };
         return None;
@@ -197,7 +232,11 @@ pub fn run() -> Option<PoolDiscovered> {
         // SAFETY: `nfit` is our pool buffer of `len` initialised bytes, freed below after use.
         nfit: nfit.map(|(p, len)| unsafe { core::slice::from_raw_parts(p.add(16), len - 16) }),
         firmware: Firmware::Unknown,
-        max_phys_end: if cfg!(target_arch = "x86") { 1 << 36 } else { 0 },
+        max_phys_end: if cfg!(target_arch = "x86") {
+            1 << 36
+        } else {
+            0
+        },
         total_ram_bytes: total,
     };
     // SAFETY: `found.0` is our initialised pool object; discovery overwrites it in place.

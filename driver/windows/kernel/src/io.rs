@@ -59,7 +59,12 @@ unsafe fn execute_scsi(adapter: &Adapter, srb: &mut ScsiRequestBlock, buffers: &
     };
     let cdb_len = usize::from(srb.cdb_length).min(srb.cdb.len());
     let cdb = srb.cdb;
-    let outcome = lun.target.execute(&cdb[..cdb_len], data, DataDirection::from_srb_flags(flags), &lun.medium);
+    let outcome = lun.target.execute(
+        &cdb[..cdb_len],
+        data,
+        DataDirection::from_srb_flags(flags),
+        &lun.medium,
+    );
     #[cfg(feature = "selftest-overread")]
     if outcome.status() == rvblk_core::scsi::CommandStatus::Good && cdb[0] == 0x28 && len > 0 {
         // Deliberate fault for the harness's verifier self-test: one byte past the buffer.
@@ -70,7 +75,12 @@ unsafe fn execute_scsi(adapter: &Adapter, srb: &mut ScsiRequestBlock, buffers: &
         &mut []
     } else {
         // SAFETY: valid for SenseInfoBufferLength bytes (contract).
-        unsafe { core::slice::from_raw_parts_mut(srb.sense_info_buffer.cast(), usize::from(srb.sense_info_buffer_length)) }
+        unsafe {
+            core::slice::from_raw_parts_mut(
+                srb.sense_info_buffer.cast(),
+                usize::from(srb.sense_info_buffer_length),
+            )
+        }
     };
     let done = srb::complete(&outcome, flags, sense);
     srb.srb_status = done.srb_status;

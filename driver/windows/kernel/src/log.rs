@@ -30,7 +30,10 @@ impl Write for Line {
 
 /// Emits `rvblk: <args>\n`.
 pub fn line(args: fmt::Arguments<'_>) {
-    let mut l = Line { buf: [0; LINE_MAX + 1], len: 0 };
+    let mut l = Line {
+        buf: [0; LINE_MAX + 1],
+        len: 0,
+    };
     let _ = l.write_str("rvblk: ");
     let _ = l.write_fmt(args);
     if l.len == LINE_MAX {

@@ -13,23 +13,25 @@ use crate::nt;
 use rvblk_core::image::MemoryImage;
 use rvblk_core::scsi::{Medium, MediumError};
 
-/// Images up to this size are mapped whole on x86 too (floppies, small disks).
+/// Images up to this size are mapped whole on x86 too (floppies, small disks, small PE ISOs).
 #[cfg(target_arch = "x86")]
-pub const WHOLE_MAP_LIMIT: u64 = 16 << 20;
+pub const WHOLE_MAP_LIMIT: u64 = 64 << 20;
 /// Size of one x86 view window.
 #[cfg(target_arch = "x86")]
-pub const VIEW_BYTES: u64 = 2 << 20;
-/// Windows per x86 image: 8 × 2 MiB = 16 MiB of system address space per image.
+pub const VIEW_BYTES: u64 = 1 << 20;
+/// Windows per x86 image: 64 × 1 MiB = 64 MiB of system address space per image, a budget a
+/// 32-bit kernel (XP's system PTE pool included) can spare for one or two images.
 #[cfg(target_arch = "x86")]
-pub const VIEW_SLOTS: usize = 8;
+pub const VIEW_SLOTS: usize = 64;
 
 /// One image's bytes, reachable from the I/O path.
 pub struct ImageMedium {
     phys_base: u64,
     length: u64,
     whole: *mut u8,
+    /// The x86 view cache, in pool (it is too big for the stack and the LUN table).
     #[cfg(target_arch = "x86")]
-    views: Option<ViewCache>,
+    views: *mut ViewCache,
 }
 
 // SAFETY: after `map` the fields never change; concurrent copies to/from the image are what a
@@ -46,11 +48,14 @@ impl ImageMedium {
         let length = image.length;
         #[cfg(target_arch = "x86")]
         if length > WHOLE_MAP_LIMIT {
+            let views = nt::alloc_nonpaged(core::mem::size_of::<ViewCache>())?.cast::<ViewCache>();
+            // SAFETY: fresh pool of the right size; pool alignment (8) suits ViewCache.
+            unsafe { ViewCache::init(views, image.phys_base, length) };
             return Some(Self {
                 phys_base: image.phys_base,
                 length,
                 whole: core::ptr::null_mut(),
-                views: Some(ViewCache::new(image.phys_base, length)),
+                views,
             });
         }
         let len = usize::try_from(length).ok()?;
@@ -60,7 +65,7 @@ impl ImageMedium {
             length,
             whole,
             #[cfg(target_arch = "x86")]
-            views: None,
+            views: core::ptr::null_mut(),
         })
     }
 
@@ -78,8 +83,14 @@ impl ImageMedium {
             self.whole = core::ptr::null_mut();
         }
         #[cfg(target_arch = "x86")]
-        if let Some(v) = self.views.as_mut() {
-            v.unmap_all();
+        if !self.views.is_null() {
+            // SAFETY: our pool object, initialised in `map`; no I/O in flight (contract), so
+            // nothing else references it; freed once, then forgotten.
+            unsafe {
+                (*self.views).unmap_all();
+                nt::free_pool(self.views.cast());
+            }
+            self.views = core::ptr::null_mut();
         }
     }
 
@@ -96,32 +107,48 @@ impl Medium for ImageMedium {
     fn read(&self, offset: u64, dst: &mut [u8]) -> Result<(), MediumError> {
         self.check(offset, dst.len())?;
         #[cfg(target_arch = "x86")]
-        if let Some(v) = &self.views {
+        // SAFETY: non-null `views` is our initialised pool object, alive until `unmap`.
+        if let Some(v) = unsafe { self.views.as_ref() } {
             return v.copy(offset, dst.len(), |chunk_src, at| {
                 // SAFETY: `chunk_src` is valid for the chunk length inside a pinned view, and
                 // `dst[at..]` has at least that many bytes (ViewCache::copy splits exactly).
                 unsafe {
-                    core::ptr::copy_nonoverlapping(chunk_src.0, dst.as_mut_ptr().add(at), chunk_src.1)
+                    core::ptr::copy_nonoverlapping(
+                        chunk_src.0,
+                        dst.as_mut_ptr().add(at),
+                        chunk_src.1,
+                    )
                 }
             });
         }
         // SAFETY: `whole` maps `length` bytes and `offset + dst.len() <= length` was checked; the
         // destination is a distinct buffer owned by the caller.
-        unsafe { core::ptr::copy_nonoverlapping(self.whole.add(offset as usize), dst.as_mut_ptr(), dst.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.whole.add(offset as usize),
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
+        };
         Ok(())
     }
 
     fn write(&self, offset: u64, src: &[u8]) -> Result<(), MediumError> {
         self.check(offset, src.len())?;
         #[cfg(target_arch = "x86")]
-        if let Some(v) = &self.views {
+        // SAFETY: as in `read`.
+        if let Some(v) = unsafe { self.views.as_ref() } {
             return v.copy(offset, src.len(), |chunk_dst, at| {
                 // SAFETY: as in `read`, with the direction reversed.
-                unsafe { core::ptr::copy_nonoverlapping(src.as_ptr().add(at), chunk_dst.0, chunk_dst.1) }
+                unsafe {
+                    core::ptr::copy_nonoverlapping(src.as_ptr().add(at), chunk_dst.0, chunk_dst.1)
+                }
             });
         }
         // SAFETY: as in `read`; the image memory is hidden from Windows, so nothing else owns it.
-        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.whole.add(offset as usize), src.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), self.whole.add(offset as usize), src.len())
+        };
         Ok(())
     }
 }
@@ -157,24 +184,37 @@ mod views {
     }
 
     impl ViewCache {
-        pub fn new(phys_base: u64, length: u64) -> Self {
-            Self {
-                phys_base,
-                length,
-                lock: nt::SpinLock::new(),
-                slots: core::array::from_fn(|_| Slot {
-                    window: UnsafeCell::new(NO_WINDOW),
-                    va: UnsafeCell::new(core::ptr::null_mut()),
-                    len: UnsafeCell::new(0),
-                    users: AtomicU32::new(0),
-                }),
-                hand: UnsafeCell::new(0),
+        /// Initialises a cache in place (it is several KiB: never built on the stack).
+        ///
+        /// # Safety
+        /// `this` is valid for writes of one `ViewCache` and suitably aligned.
+        pub unsafe fn init(this: *mut Self, phys_base: u64, length: u64) {
+            // SAFETY: per the contract; every field is written before the value is used.
+            unsafe {
+                core::ptr::addr_of_mut!((*this).phys_base).write(phys_base);
+                core::ptr::addr_of_mut!((*this).length).write(length);
+                core::ptr::addr_of_mut!((*this).lock).write(nt::SpinLock::new());
+                core::ptr::addr_of_mut!((*this).hand).write(UnsafeCell::new(0));
+                let slots = core::ptr::addr_of_mut!((*this).slots).cast::<Slot>();
+                for i in 0..VIEW_SLOTS {
+                    slots.add(i).write(Slot {
+                        window: UnsafeCell::new(NO_WINDOW),
+                        va: UnsafeCell::new(core::ptr::null_mut()),
+                        len: UnsafeCell::new(0),
+                        users: AtomicU32::new(0),
+                    });
+                }
             }
         }
 
         /// Copies `len` bytes at image `offset`, window by window: `f((ptr, n), at)` moves `n`
         /// bytes between `ptr` (inside a pinned view) and the request buffer at offset `at`.
-        pub fn copy(&self, offset: u64, len: usize, mut f: impl FnMut((*mut u8, usize), usize)) -> Result<(), MediumError> {
+        pub fn copy(
+            &self,
+            offset: u64,
+            len: usize,
+            mut f: impl FnMut((*mut u8, usize), usize),
+        ) -> Result<(), MediumError> {
             let mut done = 0usize;
             while done < len {
                 let pos = offset + done as u64;
@@ -221,7 +261,8 @@ mod views {
                         unsafe { *s.va.get() = core::ptr::null_mut() };
                         unsafe { *s.window.get() = NO_WINDOW };
                     }
-                    let va = nt::map_io_space(self.phys_base + start, len, true).ok_or(MediumError::Busy)?;
+                    let va = nt::map_io_space(self.phys_base + start, len, true)
+                        .ok_or(MediumError::Busy)?;
                     unsafe {
                         *s.va.get() = va;
                         *s.len.get() = len;

@@ -32,7 +32,12 @@ kernel_imports!("ntoskrnl.exe", "C" {
 // LLVM lowers 64-bit division on x86 MSVC targets to these helpers (callee-cleaned, arguments on
 // the stack); ntoskrnl exports them on x86. Only the ones the code really uses end up imported.
 #[cfg(target_arch = "x86")]
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")]
+#[link(
+    name = "ntoskrnl.exe",
+    kind = "raw-dylib",
+    modifiers = "+verbatim",
+    import_name_type = "undecorated"
+)]
 extern "C" {
     #[link_name = "__aulldiv"]
     fn aulldiv();
@@ -47,10 +52,16 @@ extern "C" {
 }
 #[cfg(target_arch = "x86")]
 #[used]
-static X86_ARITHMETIC_HELPERS: [unsafe extern "C" fn(); 5] = [aulldiv, aullrem, alldiv, allrem, allmul];
+static X86_ARITHMETIC_HELPERS: [unsafe extern "C" fn(); 5] =
+    [aulldiv, aullrem, alldiv, allrem, allmul];
 
 #[cfg(target_arch = "x86")]
-#[link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")]
+#[link(
+    name = "hal.dll",
+    kind = "raw-dylib",
+    modifiers = "+verbatim",
+    import_name_type = "undecorated"
+)]
 extern "fastcall" {
     fn KfAcquireSpinLock(lock: *mut usize) -> u8;
     fn KfReleaseSpinLock(lock: *mut usize, new_irql: u8);
@@ -85,7 +96,11 @@ pub unsafe fn free_pool(p: *mut u8) {
 /// refuses such ranges before anything maps them, `loaders.md` §10 rule 23).
 pub fn map_io_space(phys: u64, len: usize, cached: bool) -> Option<*mut u8> {
     let phys = i64::try_from(phys).ok()?;
-    let cache = if cached { rvblk_abi::MM_CACHED } else { rvblk_abi::MM_NON_CACHED };
+    let cache = if cached {
+        rvblk_abi::MM_CACHED
+    } else {
+        rvblk_abi::MM_NON_CACHED
+    };
     // SAFETY: plain mapping request; see the contract above.
     let va = unsafe { MmMapIoSpace(phys, len, cache) };
     (!va.is_null()).then_some(va.cast())
@@ -181,7 +196,16 @@ pub fn read_registry_dword(key: &[u16], value: &[u16]) -> Option<u32> {
     let mut info = [0u32; 4];
     let mut got = 0u32;
     // SAFETY: `info` is 16 writable bytes, enough for the partial-information header and a DWORD.
-    let st = unsafe { ZwQueryValueKey(handle, &value_name, KEY_VALUE_PARTIAL_INFORMATION, info.as_mut_ptr().cast(), 16, &mut got) };
+    let st = unsafe {
+        ZwQueryValueKey(
+            handle,
+            &value_name,
+            KEY_VALUE_PARTIAL_INFORMATION,
+            info.as_mut_ptr().cast(),
+            16,
+            &mut got,
+        )
+    };
     // SAFETY: `handle` was opened above and is closed once.
     unsafe { ZwClose(handle) };
     (st == status::STATUS_SUCCESS && info[1] == REG_DWORD && info[2] == 4).then_some(info[3])

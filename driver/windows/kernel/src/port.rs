@@ -37,7 +37,8 @@ fn field_size<T>(_: &T) -> u32 {
 /// this Windows version's structure has (§1.1; XP's ends at WmiDataProvider).
 macro_rules! set_config {
     ($config:expr, $field:ident, $value:expr) => {{
-        let end = offset_of!(PortConfigurationInformation, $field) as u32 + field_size(&$config.$field);
+        let end =
+            offset_of!(PortConfigurationInformation, $field) as u32 + field_size(&$config.$field);
         if end <= $config.length {
             $config.$field = $value;
         }
@@ -46,7 +47,11 @@ macro_rules! set_config {
 
 /// Fills the fields a RAM-disk miniport sets in HwFindAdapter. `virtual_device` for StorPort
 /// virtual miniports; `map_buffers` as in the init data.
-pub fn fill_config(config: &mut PortConfigurationInformation, virtual_device: bool, map_buffers: u8) {
+pub fn fill_config(
+    config: &mut PortConfigurationInformation,
+    virtual_device: bool,
+    map_buffers: u8,
+) {
     set_config!(config, maximum_transfer_length, MAX_TRANSFER);
     set_config!(config, number_of_physical_breaks, (MAX_TRANSFER >> 12) + 1);
     set_config!(config, alignment_mask, 0);
@@ -59,7 +64,11 @@ pub fn fill_config(config: &mut PortConfigurationInformation, virtual_device: bo
     set_config!(config, auto_request_sense, 1);
     set_config!(config, multiple_request_per_lu, 1);
     set_config!(config, maximum_number_of_targets, MAX_TARGETS as u8);
-    set_config!(config, maximum_number_of_logical_units, LUNS_PER_TARGET as u8);
+    set_config!(
+        config,
+        maximum_number_of_logical_units,
+        LUNS_PER_TARGET as u8
+    );
     set_config!(config, dma64_bit_addresses, SCSI_DMA64_MINIPORT_SUPPORTED);
     if virtual_device {
         set_config!(config, wmi_data_provider, 0);

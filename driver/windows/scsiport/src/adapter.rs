@@ -49,12 +49,16 @@ pub unsafe extern "system" fn hw_find_adapter(
         policy::DisksOption::Unset
     } else {
         // SAFETY: a NUL-terminated C string (SCSIPORT contract).
-        policy::parse_disks_option(unsafe { core::ffi::CStr::from_ptr(argument_string.cast()) }.to_bytes())
+        policy::parse_disks_option(
+            unsafe { core::ffi::CStr::from_ptr(argument_string.cast()) }.to_bytes(),
+        )
     };
     let disks = match option {
         policy::DisksOption::On => true,
         policy::DisksOption::Off => false,
-        policy::DisksOption::Unset => crate::entry::DISKS_SERVICE.load(Ordering::Relaxed) || !setup_in_progress(),
+        policy::DisksOption::Unset => {
+            crate::entry::DISKS_SERVICE.load(Ordering::Relaxed) || !setup_in_progress()
+        }
     };
     if !disks {
         rvblk_log!("setup mode: hard-disk images stay hidden (use the \"RAM CD + RAM disks\" entry or disks=on)");
@@ -86,7 +90,11 @@ pub unsafe extern "system" fn hw_reset_bus(_ext: *mut c_void, _path_id: u32) -> 
 
 /// # Safety
 /// SCSIPORT contract (see port::adapter_control).
-pub unsafe extern "system" fn hw_adapter_control(ext: *mut c_void, control: u32, params: *mut c_void) -> u32 {
+pub unsafe extern "system" fn hw_adapter_control(
+    ext: *mut c_void,
+    control: u32,
+    params: *mut c_void,
+) -> u32 {
     // SAFETY: SCSIPORT's contract is port::adapter_control's.
     unsafe { port::adapter_control(ext, control, params) }
 }

@@ -14,16 +14,26 @@ pub static DISKS_SERVICE: AtomicBool = AtomicBool::new(false);
 /// # Safety
 /// Called once by the I/O manager at PASSIVE_LEVEL; `registry_path` is a UNICODE_STRING.
 #[no_mangle]
-pub unsafe extern "system" fn DriverEntry(driver_object: *mut c_void, registry_path: *mut c_void) -> i32 {
-    rvblk_kernel::rvblk_log!("rvblkxp {} loading (SCSIPORT miniport)", env!("CARGO_PKG_VERSION"));
+pub unsafe extern "system" fn DriverEntry(
+    driver_object: *mut c_void,
+    registry_path: *mut c_void,
+) -> i32 {
+    rvblk_kernel::rvblk_log!(
+        "rvblkxp {} loading (SCSIPORT miniport)",
+        env!("CARGO_PKG_VERSION")
+    );
     if !registry_path.is_null() {
         // SAFETY: the I/O manager passes a valid UNICODE_STRING for the service key.
         let path = unsafe { &*registry_path.cast::<UnicodeString>() };
         if !path.buffer.is_null() {
             // SAFETY: `length` bytes of UTF-16 at `buffer` (UNICODE_STRING contract).
-            let units = unsafe { core::slice::from_raw_parts(path.buffer, usize::from(path.length) / 2) };
+            let units =
+                unsafe { core::slice::from_raw_parts(path.buffer, usize::from(path.length) / 2) };
             let name = policy::service_name_of(units);
-            DISKS_SERVICE.store(policy::expose_disks(policy::DisksOption::Unset, name, true), Ordering::Relaxed);
+            DISKS_SERVICE.store(
+                policy::expose_disks(policy::DisksOption::Unset, name, true),
+                Ordering::Relaxed,
+            );
         }
     }
     let mut init = HwInitializationData::zeroed();

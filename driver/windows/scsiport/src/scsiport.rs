@@ -4,20 +4,51 @@
 use core::ffi::c_void;
 use rvblk_abi::{HwInitializationData, ScsiRequestBlock};
 
-#[cfg_attr(target_arch = "x86", link(name = "scsiport.sys", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated"))]
-#[cfg_attr(not(target_arch = "x86"), link(name = "scsiport.sys", kind = "raw-dylib", modifiers = "+verbatim"))]
+#[cfg_attr(
+    target_arch = "x86",
+    link(
+        name = "scsiport.sys",
+        kind = "raw-dylib",
+        modifiers = "+verbatim",
+        import_name_type = "undecorated"
+    )
+)]
+#[cfg_attr(
+    not(target_arch = "x86"),
+    link(name = "scsiport.sys", kind = "raw-dylib", modifiers = "+verbatim")
+)]
 extern "system" {
-    fn ScsiPortInitialize(arg1: *mut c_void, arg2: *mut c_void, init: *mut HwInitializationData, context: *mut c_void) -> u32;
+    fn ScsiPortInitialize(
+        arg1: *mut c_void,
+        arg2: *mut c_void,
+        init: *mut HwInitializationData,
+        context: *mut c_void,
+    ) -> u32;
 }
 
-#[cfg_attr(target_arch = "x86", link(name = "scsiport.sys", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated"))]
-#[cfg_attr(not(target_arch = "x86"), link(name = "scsiport.sys", kind = "raw-dylib", modifiers = "+verbatim"))]
+#[cfg_attr(
+    target_arch = "x86",
+    link(
+        name = "scsiport.sys",
+        kind = "raw-dylib",
+        modifiers = "+verbatim",
+        import_name_type = "undecorated"
+    )
+)]
+#[cfg_attr(
+    not(target_arch = "x86"),
+    link(name = "scsiport.sys", kind = "raw-dylib", modifiers = "+verbatim")
+)]
 extern "C" {
     fn ScsiPortNotification(kind: u32, device_extension: *mut c_void, ...);
 }
 
 /// Contract: PASSIVE_LEVEL, from DriverEntry with its two arguments.
-pub fn initialize(driver_object: *mut c_void, registry_path: *mut c_void, init: &mut HwInitializationData) -> i32 {
+pub fn initialize(
+    driver_object: *mut c_void,
+    registry_path: *mut c_void,
+    init: &mut HwInitializationData,
+) -> i32 {
     // SAFETY: `init` is fully initialised; SCSIPORT copies it.
     unsafe { ScsiPortInitialize(driver_object, registry_path, init, core::ptr::null_mut()) as i32 }
 }

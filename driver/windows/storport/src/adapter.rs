@@ -19,7 +19,16 @@ pub unsafe extern "system" fn hw_find_adapter(
     again: *mut u8,
 ) -> u32 {
     // SAFETY: StorPort's contract is port::find_adapter's.
-    unsafe { port::find_adapter(ext, config, again, true, STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE, ExposePolicy::ALL) }
+    unsafe {
+        port::find_adapter(
+            ext,
+            config,
+            again,
+            true,
+            STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE,
+            ExposePolicy::ALL,
+        )
+    }
 }
 
 /// # Safety
@@ -37,7 +46,11 @@ pub unsafe extern "system" fn hw_reset_bus(_ext: *mut c_void, _path_id: u32) -> 
 
 /// # Safety
 /// StorPort contract (see port::adapter_control).
-pub unsafe extern "system" fn hw_adapter_control(ext: *mut c_void, control: u32, params: *mut c_void) -> u32 {
+pub unsafe extern "system" fn hw_adapter_control(
+    ext: *mut c_void,
+    control: u32,
+    params: *mut c_void,
+) -> u32 {
     // SAFETY: StorPort's contract is port::adapter_control's.
     unsafe { port::adapter_control(ext, control, params) }
 }

@@ -28,7 +28,8 @@ fn init_data(size: u32) -> HwInitializationData {
     init.multiple_request_per_lu = 1;
     init.receive_event = 1;
     if size >= HW_INIT_DATA_SIZE_WIN8 {
-        init.feature_support = STOR_FEATURE_VIRTUAL_MINIPORT | STOR_FEATURE_FULL_PNP_DEVICE_CAPABILITIES;
+        init.feature_support =
+            STOR_FEATURE_VIRTUAL_MINIPORT | STOR_FEATURE_FULL_PNP_DEVICE_CAPABILITIES;
         init.srb_type_flags = SRB_TYPE_FLAG_SCSI_REQUEST_BLOCK;
         init.address_type_flags = ADDRESS_TYPE_FLAG_BTL8;
     } else {
@@ -41,13 +42,22 @@ fn init_data(size: u32) -> HwInitializationData {
 /// # Safety
 /// Called once by the I/O manager at PASSIVE_LEVEL with its driver object and registry path.
 #[no_mangle]
-pub unsafe extern "system" fn DriverEntry(driver_object: *mut c_void, registry_path: *mut c_void) -> i32 {
-    rvblk_kernel::rvblk_log!("rvblk {} loading (StorPort virtual miniport)", env!("CARGO_PKG_VERSION"));
+pub unsafe extern "system" fn DriverEntry(
+    driver_object: *mut c_void,
+    registry_path: *mut c_void,
+) -> i32 {
+    rvblk_kernel::rvblk_log!(
+        "rvblk {} loading (StorPort virtual miniport)",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut init = init_data(HW_INIT_DATA_SIZE_WIN8);
     MAPS_READ_WRITE_BUFFERS.store(true, Ordering::Relaxed);
     let mut status = crate::storport::initialize(driver_object, registry_path, &mut init);
     if status != status::STATUS_SUCCESS {
-        rvblk_kernel::rvblk_log!("StorPort refused the Windows 8 structure ({:#x}); using the Windows 7 layout", status as u32);
+        rvblk_kernel::rvblk_log!(
+            "StorPort refused the Windows 8 structure ({:#x}); using the Windows 7 layout",
+            status as u32
+        );
         let mut init = init_data(HW_INIT_DATA_SIZE_VIRTUAL_WIN7);
         MAPS_READ_WRITE_BUFFERS.store(false, Ordering::Relaxed);
         status = crate::storport::initialize(driver_object, registry_path, &mut init);

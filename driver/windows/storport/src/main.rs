@@ -13,4 +13,3 @@ mod adapter;
 mod entry;
 mod io;
 mod storport;
-
