@@ -1,24 +1,6 @@
-//! Link as a kernel driver with rust-lld (`windows-integration.md` §6).
+//! rvblk.sys: Vista SP1 and later.
+include!("../link-driver.rs");
+
 fn main() {
-    let target = std::env::var("TARGET").unwrap_or_default();
-    if !target.contains("windows") {
-        return;
-    }
-    for arg in [
-        "/DRIVER",
-        "/SUBSYSTEM:NATIVE,6.00",
-        "/ENTRY:DriverEntry",
-        "/NODEFAULTLIB",
-        "/RELEASE",
-        "/NXCOMPAT",
-        "/DYNAMICBASE",
-        "/TSAWARE:NO",
-        "/INCREMENTAL:NO",
-        "/DEBUG:NONE",
-        "/MANIFEST:NO",
-        "/ALIGN:4096",
-        "/FILEALIGN:512",
-    ] {
-        println!("cargo:rustc-link-arg-bins={arg}");
-    }
+    link_as_driver("6.00");
 }
