@@ -93,6 +93,9 @@ pub fn kernel_binary(package: &str, bin: &str, arch: Arch, features: &[&str]) ->
         ]);
     if arch.spec_file {
         c.args(["-Z", "json-target-spec"]);
+        // LLVM puts x86 COFF jump tables inside .text; with none, every byte of .text is an
+        // instruction and the package test's linear disassembly (no x87/MMX/SSE) is exact.
+        c.env("RUSTFLAGS", "-Cjump-tables=no");
     }
     if !features.is_empty() {
         c.args(["--features", &features.join(",")]);
