@@ -313,3 +313,100 @@ pub fn check(booted: &Booted, r: &Report) -> Vec<String> {
     }
     p
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::{self, Booted};
+    use crate::{memdisk, serial::BootLog};
+    use std::time::Duration;
+
+    fn booted(c: case::Case) -> Booted {
+        Booted {
+            case: c,
+            dir: PathBuf::from("/nonexistent/rvblk-e2e-unit"),
+            image_path: PathBuf::from("/w/test.iso"),
+            image_sha256: "ab".repeat(32),
+            image_len: 2083 * 2048,
+            dump: PathBuf::from("/w/ram.dump"),
+            log: BootLog::default(),
+            memdisk: memdisk::Memdisk {
+                hook: 0x9F00A,
+                mbft: 0x9F660,
+                diskbuf: 0x0FBC_E000,
+                disksize: 2083,
+                sector_shift: 11,
+                driveno: 0xE0,
+                configflags: 2,
+            },
+            os_ram: Vec::new(),
+            total_ram: 0x0FFE_0000,
+            qemu_time: Duration::ZERO,
+        }
+    }
+
+    fn report(json: &str) -> Report {
+        let (luns, refused, verifier_failures) = parse_report(json).unwrap();
+        Report {
+            luns,
+            refused,
+            verifier_failures,
+            exit_ok: true,
+            stdout: String::new(),
+            stderr: String::new(),
+            time: Duration::ZERO,
+        }
+    }
+
+    const GOOD: &str = r#"{"luns":[{"kind":"cdrom","block_size":2048,"blocks":2083,"read_only":true,"source":"memdisk","phys_base":264036352,"sha256":"ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB","matches":["/w/test.iso"],"target":0,"lun":0}],"refused":[],"verifier_failures":[]}"#;
+
+    #[test]
+    fn accepts_the_right_lun_and_names_every_wrong_field() {
+        let b = booted(case::ISO_RAW);
+        assert_eq!(check(&b, &report(GOOD)), Vec::<String>::new());
+        let bad = GOOD
+            .replace("\"cdrom\"", "\"disk\"")
+            .replace("2083", "2082")
+            .replace("true", "false")
+            .replace("\"/w/test.iso\"", "")
+            .replace("ABAB", "CDCD")
+            .replace("264036352", "null");
+        let p = check(&b, &report(&bad));
+        for what in [
+            "kind",
+            "blocks",
+            "read_only",
+            "matches",
+            "sha256",
+            "phys_base",
+        ] {
+            assert!(
+                p.iter().any(|x| x.starts_with(what)),
+                "{what} not flagged: {p:?}"
+            );
+        }
+        let two = GOOD.replace("}],\"refused\"", "},{\"kind\":\"disk\",\"block_size\":512,\"blocks\":1,\"read_only\":false,\"source\":\"memdisk\",\"phys_base\":1,\"sha256\":\"\",\"matches\":[]}],\"refused\"");
+        assert!(check(&b, &report(&two))
+            .iter()
+            .any(|x| x.contains("exactly one LUN")));
+        let vf = GOOD.replace(
+            "\"verifier_failures\":[]",
+            "\"verifier_failures\":[\"SRB completed twice\"]",
+        );
+        assert!(check(&b, &report(&vf))
+            .iter()
+            .any(|x| x.contains("SRB completed twice")));
+    }
+
+    #[test]
+    fn refusal_case_needs_a_refusal_naming_os_ram() {
+        let b = booted(case::USABLE_RAM_REFUSED);
+        let ok = r#"{"luns":[],"refused":[{"phys_base":264036352,"reason":"overlaps OS RAM 0x100000-0xffe0000 (rule 23)"}],"verifier_failures":[]}"#;
+        assert_eq!(check(&b, &report(ok)), Vec::<String>::new());
+        assert!(!check(&b, &report(GOOD)).is_empty());
+        let vague = ok.replace("overlaps OS RAM 0x100000-0xffe0000 (rule 23)", "no");
+        assert!(check(&b, &report(&vague))
+            .iter()
+            .any(|x| x.contains("reason")));
+    }
+}
