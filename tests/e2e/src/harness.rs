@@ -162,7 +162,8 @@ pub fn parse_report(stdout: &str) -> Result<Parsed, String> {
     Ok((luns, refused, failures))
 }
 
-/// `rvblk-harness run --driver DRIVER --ram DUMP --os-ram 0xSTART:0xLEN ... --expect IMAGE --json`.
+/// `rvblk-harness run --driver DRIVER --ram DUMP --os-ram 0xSTART:0xLEN ... --expect IMAGE --json
+/// --verbose`.
 pub fn run(harness: &Path, driver: &Path, booted: &Booted) -> Result<Report, String> {
     let mut cmd = Command::new(harness);
     cmd.arg("run")
@@ -174,7 +175,11 @@ pub fn run(harness: &Path, driver: &Path, booted: &Booted) -> Result<Report, Str
         cmd.arg("--os-ram")
             .arg(format!("{:#x}:{:#x}", r.start, r.len));
     }
-    cmd.arg("--expect").arg(&booted.image_path).arg("--json");
+    // `--verbose` puts the driver's DbgPrint lines on stderr: the tests check its discovery log.
+    cmd.arg("--expect")
+        .arg(&booted.image_path)
+        .arg("--json")
+        .arg("--verbose");
     let t0 = Instant::now();
     let out = cmd
         .output()

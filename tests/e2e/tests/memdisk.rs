@@ -2,7 +2,8 @@
 //! (through the harness CLI). One `#[test]` per case; see `rvblk_e2e::case` for the table.
 //!
 //! Which discovery path each case pins down (remove the path, the case fails):
-//! * IVT safe-hook chain → every case with `via_chain` (core check asserts `via` ∋ ivt-chain);
+//! * IVT safe-hook chain → every case with `via_chain` (core check asserts `via` ∋ ivt-chain; the
+//!   binaries' log must show MEMDISK's safe hook reached);
 //!   walking *through* a hook of another vendor → `memdisk_behind_foreign_safe_hook`.
 //! * mBFT scan → `memdisk_chain_hidden_mbft_scan_only` (the chain ends at an unsafe hook).
 //! * MEMDISK mBFT/MDI parsing (kind, shift, size, ro) → every LUN case.
@@ -11,7 +12,7 @@
 
 use rvblk_core::discovery::{
     self, DiscoveryInput, DiscoveryLog, Event, Firmware, FoundVia, PhysRange, PhysicalMemory,
-    RefusalReason, Unreadable,
+    Refusal, RefusalReason, Unreadable,
 };
 use rvblk_core::image::{DeviceKind, LoaderSource, WritePolicy};
 use rvblk_e2e::case::{self, Booted, Case, Expect};
@@ -137,6 +138,44 @@ fn core_check(b: &Booted) {
     }
 }
 
+/// Lines the real driver's discovery log (DbgPrint, `rvblk: ` + the core's event text) must or
+/// must not contain. The texts come from the core's own `Display`, so wording changes there
+/// cannot break this; a driver that stops logging them fails here with the line it lacks.
+fn driver_log_expectations(b: &Booted) -> (Vec<String>, Vec<String>) {
+    let memdisk_hook = Event::HookFound {
+        hook: b.memdisk.hook,
+        vendor: *b"MEMDISK ",
+    }
+    .to_string();
+    let (mut must, mut must_not) = (Vec::new(), Vec::new());
+    // The chain walk of the *binary* reached MEMDISK's safe hook (or, hidden, did not).
+    if b.case.via_chain {
+        must.push(memdisk_hook);
+    } else {
+        must_not.push(memdisk_hook);
+    }
+    if b.case.expect == Expect::RefusedOsRam {
+        // Rule 30: the refusal is logged, naming the OS RAM range it overlaps.
+        let base = u64::from(b.memdisk.diskbuf);
+        let hit = b
+            .os_ram
+            .iter()
+            .find(|r| r.overlaps(base, b.image_len))
+            .expect("image overlaps OS RAM");
+        let r = Refusal {
+            phys_base: base,
+            length: b.image_len,
+            source: LoaderSource::Memdisk,
+            reason: RefusalReason::OverlapsOsRam {
+                ram_start: hit.start,
+                ram_end: hit.end(),
+            },
+        };
+        must.push(r.to_string());
+    }
+    (must, must_not)
+}
+
 /// The real binaries through the harness CLI, x64 then x86.
 fn harness_check(b: &Booted) {
     let harness = harness::harness_binary().unwrap_or_else(|e| panic!("{}: {e}", b.case.name));
@@ -154,6 +193,33 @@ fn harness_check(b: &Booted) {
         );
         for p in harness::check(b, &r) {
             problems.push(format!("[{arch}] {p}"));
+        }
+        // The harness echoes each DbgPrint line twice (live and in its closing log); keep one.
+        let mut log: Vec<&str> = Vec::new();
+        for t in r
+            .stderr
+            .lines()
+            .filter_map(|l| l.split_once("rvblk: ").map(|(_, t)| t.trim()))
+        {
+            if !log.contains(&t) {
+                log.push(t);
+            }
+        }
+        let (must, must_not) = driver_log_expectations(b);
+        for m in must.iter().filter(|m| !log.contains(&m.as_str())) {
+            problems.push(format!("[{arch}] driver log lacks {m:?}"));
+        }
+        for m in must_not.iter().filter(|m| log.contains(&m.as_str())) {
+            problems.push(format!(
+                "[{arch}] driver log has {m:?}, which this case rules out"
+            ));
+        }
+        if arch == "amd64" && std::env::var_os("RVBLK_E2E_VERBOSE").is_some() {
+            eprintln!(
+                "{} [{arch}]: driver log:\n  {}",
+                b.case.name,
+                log.join("\n  ")
+            );
         }
         if !problems.is_empty() && std::env::var_os("RVBLK_E2E_VERBOSE").is_some() {
             eprintln!("stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
