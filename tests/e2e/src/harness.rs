@@ -162,13 +162,25 @@ pub fn parse_report(stdout: &str) -> Result<Parsed, String> {
     Ok((luns, refused, failures))
 }
 
-/// `rvblk-harness run --driver DRIVER --ram DUMP --os-ram 0xSTART:0xLEN ... --expect IMAGE --json
-/// --verbose`.
-pub fn run(harness: &Path, driver: &Path, booted: &Booted) -> Result<Report, String> {
+/// The StorPort personalities every case runs under: Windows 8+ (full HW_INITIALIZATION_DATA,
+/// buffers mapped) and Windows 7 (smaller structure, buffers reached through
+/// GetSystemAddress).
+pub const PERSONALITIES: [&str; 2] = ["win8", "win7"];
+
+/// `rvblk-harness run --driver DRIVER --personality P --ram DUMP --os-ram 0xSTART:0xLEN ...
+/// --expect IMAGE --json --verbose`.
+pub fn run(
+    harness: &Path,
+    driver: &Path,
+    personality: &str,
+    booted: &Booted,
+) -> Result<Report, String> {
     let mut cmd = Command::new(harness);
     cmd.arg("run")
         .arg("--driver")
         .arg(driver)
+        .arg("--personality")
+        .arg(personality)
         .arg("--ram")
         .arg(&booted.dump);
     for r in &booted.os_ram {

@@ -176,53 +176,57 @@ fn driver_log_expectations(b: &Booted) -> (Vec<String>, Vec<String>) {
     (must, must_not)
 }
 
-/// The real binaries through the harness CLI, x64 then x86.
+/// The real binaries through the harness CLI: x64 and x86, each under the Windows 8+ and the
+/// Windows 7 StorPort personality.
 fn harness_check(b: &Booted) {
     let harness = harness::harness_binary().unwrap_or_else(|e| panic!("{}: {e}", b.case.name));
+    let verbose = std::env::var_os("RVBLK_E2E_VERBOSE").is_some();
+    let (must, must_not) = driver_log_expectations(b);
     let mut problems = Vec::new();
     for arch in harness::ARCHES {
         let driver = harness::driver(arch).unwrap_or_else(|e| panic!("{}: {e}", b.case.name));
-        let r = harness::run(&harness, &driver, b)
-            .unwrap_or_else(|e| panic!("{} [{arch}]: harness run failed: {e}", b.case.name));
-        eprintln!(
-            "{} [{arch}]: harness {:.2?}, {} LUN(s), {} refused",
-            b.case.name,
-            r.time,
-            r.luns.len(),
-            r.refused.len()
-        );
-        for p in harness::check(b, &r) {
-            problems.push(format!("[{arch}] {p}"));
-        }
-        // The harness echoes each DbgPrint line twice (live and in its closing log); keep one.
-        let mut log: Vec<&str> = Vec::new();
-        for t in r
-            .stderr
-            .lines()
-            .filter_map(|l| l.split_once("rvblk: ").map(|(_, t)| t.trim()))
-        {
-            if !log.contains(&t) {
-                log.push(t);
-            }
-        }
-        let (must, must_not) = driver_log_expectations(b);
-        for m in must.iter().filter(|m| !log.contains(&m.as_str())) {
-            problems.push(format!("[{arch}] driver log lacks {m:?}"));
-        }
-        for m in must_not.iter().filter(|m| log.contains(&m.as_str())) {
-            problems.push(format!(
-                "[{arch}] driver log has {m:?}, which this case rules out"
-            ));
-        }
-        if arch == "amd64" && std::env::var_os("RVBLK_E2E_VERBOSE").is_some() {
+        for personality in harness::PERSONALITIES {
+            let run = format!("[{arch} {personality}]");
+            let r = harness::run(&harness, &driver, personality, b)
+                .unwrap_or_else(|e| panic!("{} {run}: harness run failed: {e}", b.case.name));
             eprintln!(
-                "{} [{arch}]: driver log:\n  {}",
+                "{} {run}: harness {:.2?}, {} LUN(s), {} refused",
                 b.case.name,
-                log.join("\n  ")
+                r.time,
+                r.luns.len(),
+                r.refused.len()
             );
-        }
-        if !problems.is_empty() && std::env::var_os("RVBLK_E2E_VERBOSE").is_some() {
-            eprintln!("stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+            let before = problems.len();
+            problems.extend(
+                harness::check(b, &r)
+                    .into_iter()
+                    .map(|p| format!("{run} {p}")),
+            );
+            // The harness echoes each DbgPrint line twice (live and in its closing log); keep one.
+            let mut log: Vec<&str> = Vec::new();
+            for t in r
+                .stderr
+                .lines()
+                .filter_map(|l| l.split_once("rvblk: ").map(|(_, t)| t.trim()))
+            {
+                if !log.contains(&t) {
+                    log.push(t);
+                }
+            }
+            for m in must.iter().filter(|m| !log.contains(&m.as_str())) {
+                problems.push(format!("{run} driver log lacks {m:?}"));
+            }
+            for m in must_not.iter().filter(|m| log.contains(&m.as_str())) {
+                problems.push(format!(
+                    "{run} driver log has {m:?}, which this case rules out"
+                ));
+            }
+            if verbose && (problems.len() > before || (arch == "amd64" && personality == "win8")) {
+                eprintln!("{} {run}: driver log:\n  {}", b.case.name, log.join("\n  "));
+            }
+            if verbose && problems.len() > before {
+                eprintln!("stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+            }
         }
     }
     assert!(
