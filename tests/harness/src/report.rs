@@ -269,7 +269,8 @@ fn read_lun(
     let chunk_blocks = (max / bs).max(1);
     let mut h = Sha256::new();
     for e in expects.iter_mut() {
-        e.ok = e.len <= info.bytes();
+        // An empty file "equals" anything over its own zero length; it matches nothing.
+        e.ok = e.len > 0 && e.len <= info.bytes();
     }
     let mut lba = 0u64;
     let mut fbuf = Vec::new();

@@ -95,6 +95,7 @@ pub fn tiny_pe(triple: &str, cfgs: &[&str]) -> PathBuf {
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let name = format!("tiny_{triple}{}.sys", cfgs.join("_"));
     let out = out_dir.join(name);
+    let tmp = private_path(&out);
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tiny.rs");
     let mut c = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
     c.args([
@@ -120,7 +121,7 @@ pub fn tiny_pe(triple: &str, cfgs: &[&str]) -> PathBuf {
         "link-arg=/NODEFAULTLIB",
     ])
     .args(["--crate-type", "bin", "-o"])
-    .arg(&out)
+    .arg(&tmp)
     .arg(&src);
     for cfg in cfgs {
         c.args(["--cfg", cfg]);
@@ -130,13 +131,28 @@ pub fn tiny_pe(triple: &str, cfgs: &[&str]) -> PathBuf {
         st.success(),
         "compiling the tiny test PE for {triple} failed (is the target installed?)"
     );
+    publish(&tmp, &out);
     out
+}
+
+/// A private name next to `out` (process id + per-call counter): tests run in parallel and may
+/// build the same PE at once.
+fn private_path(out: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    out.with_extension(format!("sys.{}.{n}", std::process::id()))
+}
+
+/// Moves the private build into place atomically (rename), so readers see a whole file.
+fn publish(tmp: &Path, out: &Path) {
+    std::fs::rename(tmp, out).expect("rename the built test PE into place");
 }
 
 /// Compiles `testdata/mock.rs` (a minimal virtual miniport) for a Windows target.
 pub fn mock_pe(triple: &str, cfgs: &[&str]) -> PathBuf {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("mock_{triple}{}.sys", cfgs.join("_")));
+    let tmp = private_path(&out);
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/mock.rs");
     let mut c = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
     c.args([
@@ -164,7 +180,7 @@ pub fn mock_pe(triple: &str, cfgs: &[&str]) -> PathBuf {
         "link-arg=/NODEFAULTLIB",
     ])
     .args(["--crate-type", "bin", "-o"])
-    .arg(&out)
+    .arg(&tmp)
     .arg(&src);
     for cfg in cfgs {
         c.args(["--cfg", cfg]);
@@ -173,5 +189,6 @@ pub fn mock_pe(triple: &str, cfgs: &[&str]) -> PathBuf {
         c.status().expect("rustc").success(),
         "compiling the mock miniport failed"
     );
+    publish(&tmp, &out);
     out
 }

@@ -81,9 +81,11 @@ fn faults_x86_win7() {
     faults("x86", "win7");
 }
 
-/// Writes the g4d_both scenario as a sparse dump plus the ISO/HDD images as files.
-pub fn dump_g4d_both() -> (PathBuf, Vec<String>, Vec<PathBuf>) {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("g4d_both");
+/// Writes the g4d_both scenario as a sparse dump plus the ISO/HDD images as files, in a
+/// directory of the caller's own (`tag`): tests run in parallel and must not rewrite each
+/// other's inputs.
+pub fn dump_g4d_both(tag: &str) -> (PathBuf, Vec<String>, Vec<PathBuf>) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("g4d_both-{tag}"));
     std::fs::create_dir_all(&dir).unwrap();
     let s = rvblk_memimage::scenarios::g4d_both();
     let dump = dir.join("ram.dump");
@@ -113,7 +115,7 @@ fn run_cli(arch: &str, personality: &str) {
     if arch == "x86" {
         common::ensure_x86_helper();
     }
-    let (dump, os_ram, files) = dump_g4d_both();
+    let (dump, os_ram, files) = dump_g4d_both(&format!("{arch}-{personality}"));
     let mut args: Vec<String> = vec![
         "run".into(),
         "--driver".into(),
