@@ -164,13 +164,37 @@ mod views {
 
     const NO_WINDOW: u64 = u64::MAX;
 
+    /// What a slot maps. Read or written only with the cache lock held, or while the slot is
+    /// pinned (`users > 0`, which stops anyone from replacing it), or with exclusive access.
+    struct Mapping {
+        /// Window index (offset / VIEW_BYTES), or NO_WINDOW.
+        window: u64,
+        va: *mut u8,
+        len: usize,
+    }
+
     struct Slot {
-        /// Window index (offset / VIEW_BYTES) or NO_WINDOW. Changed only under the lock.
-        window: UnsafeCell<u64>,
-        va: UnsafeCell<*mut u8>,
-        len: UnsafeCell<usize>,
+        mapping: UnsafeCell<Mapping>,
         /// Requests copying through this view right now; > 0 pins it.
         users: AtomicU32,
+    }
+
+    /// Slot state and the replacement hand, all guarded by the cache lock.
+    struct Locked<'a> {
+        cache: &'a ViewCache,
+    }
+
+    impl Locked<'_> {
+        fn mapping(&mut self, i: usize) -> &mut Mapping {
+            // SAFETY: a `Locked` exists only inside `lock.with` (see `ViewCache::locked`), so
+            // the lock is held and no other `&mut Mapping` to this slot exists.
+            unsafe { &mut *self.cache.slots[i].mapping.get() }
+        }
+
+        fn hand(&mut self) -> &mut usize {
+            // SAFETY: as in `mapping`: the lock is held.
+            unsafe { &mut *self.cache.hand.get() }
+        }
     }
 
     /// A few mapped windows of one image (x86 only).
@@ -198,13 +222,20 @@ mod views {
                 let slots = core::ptr::addr_of_mut!((*this).slots).cast::<Slot>();
                 for i in 0..VIEW_SLOTS {
                     slots.add(i).write(Slot {
-                        window: UnsafeCell::new(NO_WINDOW),
-                        va: UnsafeCell::new(core::ptr::null_mut()),
-                        len: UnsafeCell::new(0),
+                        mapping: UnsafeCell::new(Mapping {
+                            window: NO_WINDOW,
+                            va: core::ptr::null_mut(),
+                            len: 0,
+                        }),
                         users: AtomicU32::new(0),
                     });
                 }
             }
+        }
+
+        /// Runs `f` with the lock held and access to the guarded state.
+        fn locked<R>(&self, f: impl FnOnce(Locked<'_>) -> R) -> R {
+            self.lock.with(|| f(Locked { cache: self }))
         }
 
         /// Copies `len` bytes at image `offset`, window by window: `f((ptr, n), at)` moves `n`
@@ -220,57 +251,54 @@ mod views {
                 let pos = offset + done as u64;
                 let window = pos / VIEW_BYTES;
                 let within = (pos % VIEW_BYTES) as usize;
-                let slot = self.pin(window)?;
-                let s = &self.slots[slot];
-                // SAFETY: the slot is pinned (users > 0), so `va`/`len` cannot change until unpin.
-                let (va, vlen) = unsafe { (*s.va.get(), *s.len.get()) };
+                let (slot, va, vlen) = self.pin(window)?;
                 let n = (vlen - within).min(len - done);
-                // SAFETY: `within + n <= vlen`, inside the pinned mapping.
+                // SAFETY: `within + n <= vlen`: inside the mapping, which stays in place while
+                // the slot is pinned.
                 f((unsafe { va.add(within) }, n), done);
-                s.users.fetch_sub(1, Ordering::Release);
+                self.slots[slot].users.fetch_sub(1, Ordering::Release);
                 done += n;
             }
             Ok(())
         }
 
-        /// Finds or maps `window` and pins it. Busy when every slot is pinned or mapping fails.
-        fn pin(&self, window: u64) -> Result<usize, MediumError> {
-            self.lock.with(|| {
-                // SAFETY (whole closure): slot `window`/`va`/`len` and `hand` are only touched
-                // with the lock held; `users` is atomic.
-                for (i, s) in self.slots.iter().enumerate() {
-                    if unsafe { *s.window.get() } == window {
-                        s.users.fetch_add(1, Ordering::Acquire);
-                        return Ok(i);
+        /// Finds or maps `window`, pins its slot and returns (slot, va, len). Busy when every
+        /// slot is pinned or the mapping fails.
+        fn pin(&self, window: u64) -> Result<(usize, *mut u8, usize), MediumError> {
+            self.locked(|mut g| {
+                for i in 0..VIEW_SLOTS {
+                    let m = g.mapping(i);
+                    if m.window == window {
+                        let found = (i, m.va, m.len);
+                        self.slots[i].users.fetch_add(1, Ordering::Acquire);
+                        return Ok(found);
                     }
                 }
-                let hand = unsafe { &mut *self.hand.get() };
+                let start = *g.hand();
                 for step in 0..VIEW_SLOTS {
-                    let i = (*hand + step) % VIEW_SLOTS;
-                    let s = &self.slots[i];
-                    if s.users.load(Ordering::Acquire) != 0 {
+                    let i = (start + step) % VIEW_SLOTS;
+                    if self.slots[i].users.load(Ordering::Acquire) != 0 {
                         continue;
                     }
-                    let start = window * VIEW_BYTES;
-                    let len = (self.length - start).min(VIEW_BYTES) as usize;
-                    let va = unsafe { *s.va.get() };
-                    if !va.is_null() {
-                        // SAFETY: unpinned slot: no request uses this view; it is exactly the
-                        // mapping recorded in the slot. MmUnmapIoSpace allows DISPATCH_LEVEL.
-                        unsafe { nt::unmap_io_space(va, *s.len.get()) };
-                        unsafe { *s.va.get() = core::ptr::null_mut() };
-                        unsafe { *s.window.get() = NO_WINDOW };
+                    let first = window * VIEW_BYTES;
+                    let len = (self.length - first).min(VIEW_BYTES) as usize;
+                    let m = g.mapping(i);
+                    if !m.va.is_null() {
+                        // SAFETY: the slot is unpinned, so no request uses this view, and it is
+                        // exactly the mapping recorded here. MmUnmapIoSpace allows DISPATCH_LEVEL.
+                        unsafe { nt::unmap_io_space(m.va, m.len) };
+                        *m = Mapping {
+                            window: NO_WINDOW,
+                            va: core::ptr::null_mut(),
+                            len: 0,
+                        };
                     }
-                    let va = nt::map_io_space(self.phys_base + start, len, true)
+                    let va = nt::map_io_space(self.phys_base + first, len, true)
                         .ok_or(MediumError::Busy)?;
-                    unsafe {
-                        *s.va.get() = va;
-                        *s.len.get() = len;
-                        *s.window.get() = window;
-                    }
-                    s.users.fetch_add(1, Ordering::Acquire);
-                    *hand = (i + 1) % VIEW_SLOTS;
-                    return Ok(i);
+                    *m = Mapping { window, va, len };
+                    self.slots[i].users.fetch_add(1, Ordering::Acquire);
+                    *g.hand() = (i + 1) % VIEW_SLOTS;
+                    return Ok((i, va, len));
                 }
                 Err(MediumError::Busy)
             })
@@ -279,14 +307,17 @@ mod views {
         /// Contract: no I/O in flight.
         pub fn unmap_all(&mut self) {
             for s in &mut self.slots {
-                let va = *s.va.get_mut();
-                if !va.is_null() {
+                let m = s.mapping.get_mut();
+                if !m.va.is_null() {
                     // SAFETY: exclusive access (`&mut self`) and no I/O in flight; this is the
                     // slot's own live mapping.
-                    unsafe { nt::unmap_io_space(va, *s.len.get_mut()) };
+                    unsafe { nt::unmap_io_space(m.va, m.len) };
                 }
-                *s.va.get_mut() = core::ptr::null_mut();
-                *s.window.get_mut() = NO_WINDOW;
+                *m = Mapping {
+                    window: NO_WINDOW,
+                    va: core::ptr::null_mut(),
+                    len: 0,
+                };
             }
         }
     }

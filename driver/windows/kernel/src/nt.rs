@@ -152,6 +152,13 @@ pub struct SpinLock(core::cell::UnsafeCell<usize>);
 unsafe impl Sync for SpinLock {}
 
 #[cfg(target_arch = "x86")]
+impl Default for SpinLock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(target_arch = "x86")]
 impl SpinLock {
     pub const fn new() -> Self {
         Self(core::cell::UnsafeCell::new(0))
