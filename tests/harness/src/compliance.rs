@@ -26,6 +26,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("simple_commands", simple_commands),
     ("full_media_read", full_media_read),
     ("read_opcodes_agree", read_opcodes_agree),
+    ("verify_bytchk", verify_bytchk),
     ("write_read_back", write_read_back),
     ("write_protect", write_protect),
     ("bad_cdbs", bad_cdbs),
@@ -484,6 +485,61 @@ fn read_opcodes_agree(c: &Ctx<'_>) -> Result<(), String> {
                     format!("READ opcode {:#x} returns different data", cdb[0])
                 })?,
             }
+        }
+    }
+    Ok(())
+}
+
+/// VERIFY 10/12/16 with BYTCHK=1: the data-out buffer is compared with the medium. Equal data
+/// gives GOOD, one changed byte gives MISCOMPARE. Under the Win7 personality these buffers are
+/// unmapped like READ/WRITE ones, so this also checks that the driver fetches their address.
+fn verify_bytchk(c: &Ctx<'_>) -> Result<(), String> {
+    let mut io = Io::new(c.a);
+    for (i, _) in &c.luns {
+        let bs = i.block_size;
+        let lba = (i.blocks / 2).min(0x1f_0000) as u32;
+        let n = 2u32.min(i.blocks as u32 - lba);
+        let (t, l) = (i.target, i.lun);
+        let (o, good) = io.data_in(t, l, &scsi::cdb_rw10(scsi::READ10, lba, n as u16), n * bs);
+        ensure(o.ok(), || {
+            format!("READ(10) before VERIFY: {:#x}", o.srb_status)
+        })?;
+        let (x, c4) = (lba.to_be_bytes(), n.to_be_bytes());
+        let cdbs: [Vec<u8>; 3] = [
+            vec![0x2F, 0x02, x[0], x[1], x[2], x[3], 0, c4[2], c4[3], 0],
+            vec![
+                0xAF, 0x02, x[0], x[1], x[2], x[3], c4[0], c4[1], c4[2], c4[3], 0, 0,
+            ],
+            {
+                let x8 = (lba as u64).to_be_bytes();
+                let mut v = vec![0x8F, 0x02];
+                v.extend_from_slice(&x8);
+                v.extend_from_slice(&c4);
+                v.extend_from_slice(&[0, 0]);
+                v
+            },
+        ];
+        let mut bad = good.clone();
+        bad[bs as usize / 2] ^= 0x5A;
+        for cdb in &cdbs {
+            let o = io.data_out(t, l, cdb, &good);
+            ensure(o.ok(), || {
+                format!(
+                    "VERIFY {:#x} BYTCHK=1 with the medium's own data: {:#x} {:?}",
+                    cdb[0],
+                    o.srb_status,
+                    o.sense_key()
+                )
+            })?;
+            let o = io.data_out(t, l, cdb, &bad);
+            ensure(!o.ok() && o.sense_key().map(|k| k.0) == Some(0x0E), || {
+                format!(
+                    "VERIFY {:#x} BYTCHK=1 with one changed byte: {:#x} {:?}, expected MISCOMPARE",
+                    cdb[0],
+                    o.srb_status,
+                    o.sense_key()
+                )
+            })?;
         }
     }
     Ok(())

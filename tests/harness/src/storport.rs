@@ -111,10 +111,27 @@ impl Outcome {
     }
 }
 
+/// Opcodes whose data buffer Vista/7 StorPort leaves unmapped in this emulation: every SBC/MMC
+/// command that moves medium data (READ/WRITE 6/10/12/16, VERIFY 10/12/16, WRITE AND VERIFY
+/// 10/12/16, READ CD). Kept independent of the driver's own classification: the harness is
+/// the oracle, and erring wide makes the Win7 personality stricter.
 pub fn is_rw_opcode(op: u8) -> bool {
     matches!(
         op,
-        0x08 | 0x0A | 0x28 | 0x2A | 0xA8 | 0xAA | 0x88 | 0x8A | 0x2F | 0x8F
+        0x08 | 0x0A
+            | 0x28
+            | 0x2A
+            | 0xA8
+            | 0xAA
+            | 0x88
+            | 0x8A
+            | 0x2F
+            | 0xAF
+            | 0x8F
+            | 0x2E
+            | 0xAE
+            | 0x8E
+            | 0xBE
     )
 }
 

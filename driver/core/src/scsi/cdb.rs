@@ -113,6 +113,28 @@ impl Opcode {
         }
     }
 
+    /// Commands whose data buffer carries medium data (reads, writes, VERIFY with BYTCHK, READ
+    /// CD). Vista/7 StorPort leaves exactly such buffers unmapped, so a port must fetch their
+    /// system address itself (`windows-integration.md` §1.10).
+    pub const fn moves_medium_data(self) -> bool {
+        use Opcode::*;
+        matches!(
+            self,
+            Read6
+                | Read10
+                | Read12
+                | Read16
+                | Write6
+                | Write10
+                | Write12
+                | Write16
+                | Verify10
+                | Verify12
+                | Verify16
+                | ReadCd
+        )
+    }
+
     /// Commands defined only by MMC-6; a direct-access LUN answers them with INVALID COMMAND
     /// OPERATION CODE.
     pub const fn is_mmc_only(self) -> bool {

@@ -6,6 +6,7 @@ use crate::entry::MAPS_READ_WRITE_BUFFERS;
 use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 use rvblk_abi::ScsiRequestBlock;
+use rvblk_core::scsi::cdb::Opcode;
 use rvblk_kernel::io::{execute, DataBuffers};
 
 struct StorPortBuffers {
@@ -22,7 +23,10 @@ fn is_read_write(cdb0: u8) -> bool {
 
 impl DataBuffers for StorPortBuffers {
     fn system_address(&self, srb: &mut ScsiRequestBlock) -> Option<*mut u8> {
-        if MAPS_READ_WRITE_BUFFERS.load(Ordering::Relaxed) || !is_read_write(srb.cdb[0]) {
+        // Unknown opcodes never reach the buffer (the core rejects them first), so only the
+        // commands the core serves with medium data need the Win7 path.
+        let medium_data = Opcode::from_u8(srb.cdb[0]).is_some_and(Opcode::moves_medium_data);
+        if MAPS_READ_WRITE_BUFFERS.load(Ordering::Relaxed) || !medium_data {
             return (!srb.data_buffer.is_null()).then_some(srb.data_buffer.cast());
         }
         // SAFETY: `srb` is the live SRB of this HwStartIo call; IRQL ≤ DISPATCH_LEVEL.
