@@ -92,44 +92,49 @@ pub fn run(args: &[&str]) -> Out {
 
 /// Compiles `testdata/tiny.rs` for a Windows target into a kernel-style PE.
 pub fn tiny_pe(triple: &str, cfgs: &[&str]) -> PathBuf {
-    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let name = format!("tiny_{triple}{}.sys", cfgs.join("_"));
-    let out = out_dir.join(name);
+    compile_testdata("tiny", triple, cfgs)
+}
+
+/// Compiles `testdata/mock.rs` (a minimal virtual miniport) for a Windows target.
+pub fn mock_pe(triple: &str, cfgs: &[&str]) -> PathBuf {
+    compile_testdata("mock", triple, cfgs)
+}
+
+/// Builds `testdata/<name>.rs` into `<tmp>/<name>_<triple><cfgs>.sys` with rustc + rust-lld.
+fn compile_testdata(name: &str, triple: &str, cfgs: &[&str]) -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}_{triple}{}.sys", cfgs.join("_")));
     let tmp = private_path(&out);
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tiny.rs");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("testdata/{name}.rs"));
     let mut c = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
-    c.args([
-        "--edition",
-        "2021",
-        "--target",
-        triple,
-        "-C",
-        "panic=abort",
-        "-C",
-        "opt-level=1",
-        "-C",
-        "linker=rust-lld",
-    ])
-    .args([
-        "-C",
-        "link-arg=/ENTRY:DriverEntry",
-        "-C",
-        "link-arg=/SUBSYSTEM:NATIVE",
-        "-C",
-        "link-arg=/DRIVER",
-        "-C",
-        "link-arg=/NODEFAULTLIB",
-    ])
-    .args(["--crate-type", "bin", "-o"])
-    .arg(&tmp)
-    .arg(&src);
+    c.args(["--edition", "2021", "--target", triple])
+        .args([
+            "-C",
+            "panic=abort",
+            "-C",
+            "opt-level=1",
+            "-C",
+            "linker=rust-lld",
+            "-A",
+            "warnings",
+        ])
+        .args([
+            "-C",
+            "link-arg=/ENTRY:DriverEntry",
+            "-C",
+            "link-arg=/SUBSYSTEM:NATIVE",
+        ])
+        .args(["-C", "link-arg=/DRIVER", "-C", "link-arg=/NODEFAULTLIB"])
+        .args(["--crate-type", "bin", "-o"])
+        .arg(&tmp)
+        .arg(&src);
     for cfg in cfgs {
         c.args(["--cfg", cfg]);
     }
     let st = c.status().expect("rustc");
     assert!(
         st.success(),
-        "compiling the tiny test PE for {triple} failed (is the target installed?)"
+        "compiling testdata/{name}.rs for {triple} failed (is the target installed?)"
     );
     publish(&tmp, &out);
     out
@@ -146,49 +151,4 @@ fn private_path(out: &Path) -> PathBuf {
 /// Moves the private build into place atomically (rename), so readers see a whole file.
 fn publish(tmp: &Path, out: &Path) {
     std::fs::rename(tmp, out).expect("rename the built test PE into place");
-}
-
-/// Compiles `testdata/mock.rs` (a minimal virtual miniport) for a Windows target.
-pub fn mock_pe(triple: &str, cfgs: &[&str]) -> PathBuf {
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("mock_{triple}{}.sys", cfgs.join("_")));
-    let tmp = private_path(&out);
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/mock.rs");
-    let mut c = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
-    c.args([
-        "--edition",
-        "2021",
-        "--target",
-        triple,
-        "-C",
-        "panic=abort",
-        "-C",
-        "opt-level=1",
-        "-C",
-        "linker=rust-lld",
-        "-A",
-        "warnings",
-    ])
-    .args([
-        "-C",
-        "link-arg=/ENTRY:DriverEntry",
-        "-C",
-        "link-arg=/SUBSYSTEM:NATIVE",
-        "-C",
-        "link-arg=/DRIVER",
-        "-C",
-        "link-arg=/NODEFAULTLIB",
-    ])
-    .args(["--crate-type", "bin", "-o"])
-    .arg(&tmp)
-    .arg(&src);
-    for cfg in cfgs {
-        c.args(["--cfg", cfg]);
-    }
-    assert!(
-        c.status().expect("rustc").success(),
-        "compiling the mock miniport failed"
-    );
-    publish(&tmp, &out);
-    out
 }

@@ -426,6 +426,50 @@ impl PeBuilder {
     }
 }
 
+/// Compiles `src` (a `#![no_std] #![no_main]` Rust file) into a native-subsystem kernel-style PE
+/// for `target` with rustc and rust-lld, in `dir`, and returns the image bytes. A real linker's
+/// output for tests that must not rely on [`PeBuilder`]'s own idea of the format.
+pub fn compile_native_driver(
+    dir: &std::path::Path,
+    target: &str,
+    src: &str,
+) -> Result<Vec<u8>, String> {
+    let rs = dir.join(format!("drv-{target}.rs"));
+    let out = dir.join(format!("drv-{target}.sys"));
+    std::fs::write(&rs, src).map_err(|e| format!("{}: {e}", rs.display()))?;
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let status = std::process::Command::new(rustc)
+        .args([
+            "--edition",
+            "2021",
+            "--target",
+            target,
+            "-O",
+            "-C",
+            "panic=abort",
+        ])
+        .args(["-C", "linker=rust-lld", "--crate-type", "bin"])
+        .args(["-C", "link-arg=/SUBSYSTEM:NATIVE", "-C", "link-arg=/DRIVER"])
+        .args([
+            "-C",
+            "link-arg=/ENTRY:DriverEntry",
+            "-C",
+            "link-arg=/RELEASE",
+        ])
+        .args(["-C", "link-arg=/NODEFAULTLIB", "-C", "link-arg=/DEBUG:NONE"])
+        .arg(&rs)
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .map_err(|e| format!("cannot run rustc: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "rustc failed for {target} (is the rustup target installed?)"
+        ));
+    }
+    std::fs::read(&out).map_err(|e| format!("{}: {e}", out.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,40 +5,10 @@ use rvblk_pe::build::{ImportSpec, PeBuilder};
 use rvblk_pe::scan::{instruction_scan, SimdClass};
 use rvblk_pe::{Pe, MACHINE_AMD64, MACHINE_ARM64, MACHINE_I386, SUBSYSTEM_NATIVE};
 use std::path::Path;
-use std::process::Command;
 
 /// Compile `src` as a no_std native driver for `target` with rust-lld; returns the image bytes.
 fn compile(dir: &Path, target: &str, src: &str) -> Vec<u8> {
-    let rs = dir.join(format!("drv-{target}.rs"));
-    let out = dir.join(format!("drv-{target}.sys"));
-    std::fs::write(&rs, src).unwrap();
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let status = Command::new(rustc)
-        .args([
-            "--edition",
-            "2021",
-            "--target",
-            target,
-            "-O",
-            "-C",
-            "panic=abort",
-        ])
-        .args(["-C", "linker=rust-lld", "--crate-type", "bin"])
-        .args(["-C", "link-arg=/SUBSYSTEM:NATIVE", "-C", "link-arg=/DRIVER"])
-        .args([
-            "-C",
-            "link-arg=/ENTRY:DriverEntry",
-            "-C",
-            "link-arg=/RELEASE",
-        ])
-        .args(["-C", "link-arg=/NODEFAULTLIB", "-C", "link-arg=/DEBUG:NONE"])
-        .arg(&rs)
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .expect("run rustc");
-    assert!(status.success(), "rustc failed for {target}");
-    std::fs::read(out).unwrap()
+    rvblk_pe::build::compile_native_driver(dir, target, src).unwrap()
 }
 
 const DRIVER: &str = r#"

@@ -81,36 +81,7 @@ pub extern "system" fn DriverEntry(a: *mut u8, b: *mut u8) -> i32 {
 
 /// A real native-subsystem image linked by rust-lld for `target`.
 fn compile(dir: &Path, target: &str) -> Vec<u8> {
-    let rs = dir.join(format!("drv-{target}.rs"));
-    let out = dir.join(format!("drv-{target}.sys"));
-    std::fs::write(&rs, DRIVER).unwrap();
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let status = Command::new(rustc)
-        .args([
-            "--edition",
-            "2021",
-            "--target",
-            target,
-            "-O",
-            "-C",
-            "panic=abort",
-        ])
-        .args(["-C", "linker=rust-lld", "--crate-type", "bin"])
-        .args(["-C", "link-arg=/SUBSYSTEM:NATIVE", "-C", "link-arg=/DRIVER"])
-        .args([
-            "-C",
-            "link-arg=/ENTRY:DriverEntry",
-            "-C",
-            "link-arg=/RELEASE",
-        ])
-        .args(["-C", "link-arg=/NODEFAULTLIB", "-C", "link-arg=/DEBUG:NONE"])
-        .arg(&rs)
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .expect("run rustc");
-    assert!(status.success(), "rustc failed for {target}");
-    std::fs::read(out).unwrap()
+    rvblk_pe::build::compile_native_driver(dir, target, DRIVER).unwrap()
 }
 
 const TARGETS: [&str; 3] = [

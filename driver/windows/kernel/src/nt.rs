@@ -5,6 +5,9 @@
 
 use core::ffi::c_void;
 
+/// `raw-dylib` imports from a kernel module: undecorated names on x86
+/// (`windows-integration.md` §1.11), `+verbatim` so `ntoskrnl.exe` is not taken as `…exe.dll`.
+#[macro_export]
 macro_rules! kernel_imports {
     ($dll:literal, $abi:literal { $($body:tt)* }) => {
         #[cfg_attr(target_arch = "x86", link(name = $dll, kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated"))]

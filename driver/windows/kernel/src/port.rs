@@ -121,9 +121,8 @@ pub fn initialize(_ext: *mut c_void) -> u8 {
 /// # Safety
 /// As [`state`]; for ScsiQuerySupportedControlTypes `params` is a SCSI_SUPPORTED_CONTROL_TYPE_LIST
 /// with room for MaxControlType booleans. IRQL ≤ DISPATCH_LEVEL.
-pub unsafe fn adapter_control(ext: *mut c_void, control: u32, params: *mut c_void) -> u32 {
+pub unsafe fn adapter_control(_ext: *mut c_void, control: u32, params: *mut c_void) -> u32 {
     use rvblk_abi::adapter_control::*;
-    let _ = ext;
     match control {
         QUERY_SUPPORTED_CONTROL_TYPES => {
             let list = params.cast::<SupportedControlTypeList>();

@@ -4,44 +4,18 @@
 use core::ffi::c_void;
 use rvblk_abi::{HwInitializationData, ScsiRequestBlock};
 
-#[cfg_attr(
-    target_arch = "x86",
-    link(
-        name = "scsiport.sys",
-        kind = "raw-dylib",
-        modifiers = "+verbatim",
-        import_name_type = "undecorated"
-    )
-)]
-#[cfg_attr(
-    not(target_arch = "x86"),
-    link(name = "scsiport.sys", kind = "raw-dylib", modifiers = "+verbatim")
-)]
-extern "system" {
+rvblk_kernel::kernel_imports!("scsiport.sys", "system" {
     fn ScsiPortInitialize(
         arg1: *mut c_void,
         arg2: *mut c_void,
         init: *mut HwInitializationData,
         context: *mut c_void,
     ) -> u32;
-}
+});
 
-#[cfg_attr(
-    target_arch = "x86",
-    link(
-        name = "scsiport.sys",
-        kind = "raw-dylib",
-        modifiers = "+verbatim",
-        import_name_type = "undecorated"
-    )
-)]
-#[cfg_attr(
-    not(target_arch = "x86"),
-    link(name = "scsiport.sys", kind = "raw-dylib", modifiers = "+verbatim")
-)]
-extern "C" {
+rvblk_kernel::kernel_imports!("scsiport.sys", "C" {
     fn ScsiPortNotification(kind: u32, device_extension: *mut c_void, ...);
-}
+});
 
 /// Contract: PASSIVE_LEVEL, from DriverEntry with its two arguments.
 pub fn initialize(

@@ -4,45 +4,19 @@
 use core::ffi::c_void;
 use rvblk_abi::{HwInitializationData, ScsiRequestBlock};
 
-#[cfg_attr(
-    target_arch = "x86",
-    link(
-        name = "storport.sys",
-        kind = "raw-dylib",
-        modifiers = "+verbatim",
-        import_name_type = "undecorated"
-    )
-)]
-#[cfg_attr(
-    not(target_arch = "x86"),
-    link(name = "storport.sys", kind = "raw-dylib", modifiers = "+verbatim")
-)]
-extern "system" {
+rvblk_kernel::kernel_imports!("storport.sys", "system" {
     fn StorPortInitialize(
         arg1: *mut c_void,
         arg2: *mut c_void,
         init: *mut HwInitializationData,
         context: *mut c_void,
     ) -> u32;
-}
+});
 
-#[cfg_attr(
-    target_arch = "x86",
-    link(
-        name = "storport.sys",
-        kind = "raw-dylib",
-        modifiers = "+verbatim",
-        import_name_type = "undecorated"
-    )
-)]
-#[cfg_attr(
-    not(target_arch = "x86"),
-    link(name = "storport.sys", kind = "raw-dylib", modifiers = "+verbatim")
-)]
-extern "C" {
+rvblk_kernel::kernel_imports!("storport.sys", "C" {
     fn StorPortNotification(kind: u32, device_extension: *mut c_void, ...);
     fn StorPortExtendedFunction(function: u32, device_extension: *mut c_void, ...) -> u32;
-}
+});
 
 /// Contract: PASSIVE_LEVEL, from DriverEntry, with the two arguments DriverEntry received.
 pub fn initialize(
