@@ -13,14 +13,6 @@ struct StorPortBuffers {
     ext: *mut c_void,
 }
 
-/// READ/WRITE opcodes whose buffers Vista/7 StorPort leaves unmapped.
-fn is_read_write(cdb0: u8) -> bool {
-    matches!(
-        cdb0,
-        0x08 | 0x0A | 0x28 | 0x2A | 0xA8 | 0xAA | 0x88 | 0x8A | 0x2F | 0x8F | 0x2E | 0x8E | 0xBE
-    )
-}
-
 impl DataBuffers for StorPortBuffers {
     fn system_address(&self, srb: &mut ScsiRequestBlock) -> Option<*mut u8> {
         // Unknown opcodes never reach the buffer (the core rejects them first), so only the
