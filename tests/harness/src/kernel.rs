@@ -1,5 +1,5 @@
-//! The emulated ntoskrnl/hal/storport exports the driver imports, with per-thread IRQL, pool and
-//! mapping tracking, fault injection and verifier checks. Exports have no context argument, so
+//! The emulated ntoskrnl/hal/storport/scsiport exports the driver imports, with per-thread IRQL,
+//! pool, mapping and registry-handle tracking, fault injection and verifier checks. Exports have no context argument, so
 //! the active `Kernel` is process-global (one session at a time, see `Kernel::activate`).
 
 use crate::mem::{self, GuardedBuf, PAGE};
@@ -22,12 +22,42 @@ pub const STATUS_SUCCESS: i32 = 0;
 pub const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
 pub const STATUS_INFO_LENGTH_MISMATCH: i32 = 0xC000_0004_u32 as i32;
 pub const STATUS_INVALID_INFO_CLASS: i32 = 0xC000_0003_u32 as i32;
-use rvblk_abi::status::{STATUS_BUFFER_TOO_SMALL, STATUS_NOT_FOUND};
+pub const STATUS_INVALID_HANDLE: i32 = 0xC000_0008_u32 as i32;
+pub const STATUS_OBJECT_NAME_INVALID: i32 = 0xC000_0033_u32 as i32;
+pub const STATUS_OBJECT_NAME_NOT_FOUND: i32 = 0xC000_0034_u32 as i32;
+pub const STATUS_BUFFER_OVERFLOW: i32 = 0x8000_0005_u32 as i32;
+use rvblk_abi::status::{STATUS_BUFFER_TOO_SMALL, STATUS_NOT_FOUND, STATUS_NO_SUCH_DEVICE};
+
+/// A registry value of the emulated hive.
+#[derive(Clone, Debug)]
+pub enum RegValue {
+    Dword(u32),
+    Sz(String),
+}
+
+impl RegValue {
+    /// (REG_* type, data bytes as the registry stores them).
+    fn encode(&self) -> (u32, Vec<u8>) {
+        match self {
+            RegValue::Dword(v) => (rvblk_abi::REG_DWORD, v.to_le_bytes().to_vec()),
+            RegValue::Sz(s) => (
+                1,
+                s.encode_utf16()
+                    .chain(std::iter::once(0))
+                    .flat_map(u16::to_le_bytes)
+                    .collect(),
+            ),
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Personality {
     Win8,
     Win7,
+    /// Windows XP/2003 SCSIPORT: a legacy (non-PnP) miniport, HwFindAdapter from inside
+    /// ScsiPortInitialize, serialised HwStartIo, RequestComplete + NextRequest.
+    Xp,
 }
 
 impl Personality {
@@ -35,19 +65,73 @@ impl Personality {
         match self {
             Personality::Win8 => "win8",
             Personality::Win7 => "win7",
+            Personality::Xp => "xp",
         }
     }
     pub fn parse(s: &str) -> Option<Personality> {
         match s {
             "win8" | "win8+" | "win10" => Some(Personality::Win8),
             "win7" => Some(Personality::Win7),
+            "xp" | "2003" | "scsiport" => Some(Personality::Xp),
             _ => None,
+        }
+    }
+    /// The port driver this personality emulates.
+    pub fn port(self) -> &'static str {
+        match self {
+            Personality::Xp => "SCSIPORT",
+            _ => "StorPort",
+        }
+    }
+}
+
+/// Where Windows setup stands, as the driver sees it in
+/// `HKLM\System\Setup\SystemSetupInProgress` (`anchors.md` §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupPhase {
+    /// An installed system: the value exists and is 0.
+    Installed,
+    /// Text-mode setup: the setup hive has no `System\Setup` key at all.
+    TextMode,
+    /// GUI-mode setup: the value is 1.
+    GuiMode,
+}
+
+impl SetupPhase {
+    pub fn parse(s: &str) -> Option<SetupPhase> {
+        match s {
+            "installed" | "none" => Some(SetupPhase::Installed),
+            "textmode" | "text" => Some(SetupPhase::TextMode),
+            "guimode" | "gui" => Some(SetupPhase::GuiMode),
+            _ => None,
+        }
+    }
+}
+
+/// What a legacy (SCSIPORT) miniport gets from its service configuration.
+#[derive(Clone, Debug)]
+pub struct LegacyConfig {
+    pub setup: SetupPhase,
+    /// `Parameters\Device\DriverParameter`, passed to HwFindAdapter as ArgumentString.
+    pub argument_string: Option<String>,
+    /// The service name (the last component of DriverEntry's RegistryPath).
+    pub service: Option<String>,
+}
+
+impl Default for LegacyConfig {
+    fn default() -> Self {
+        LegacyConfig {
+            setup: SetupPhase::Installed,
+            argument_string: None,
+            service: None,
         }
     }
 }
 
 thread_local! {
     static IRQL: Cell<u8> = const { Cell::new(PASSIVE_LEVEL) };
+    /// Inside a miniport entry point the port called (ScsiPortNotification is only legal there).
+    static IN_MINIPORT: Cell<bool> = const { Cell::new(false) };
     static TID: Cell<usize> = const { Cell::new(0) };
 }
 static NEXT_TID: AtomicUsize = AtomicUsize::new(1);
@@ -66,6 +150,14 @@ pub fn at_irql<R>(l: u8, f: impl FnOnce() -> R) -> R {
     set_irql(l);
     let r = f();
     set_irql(old);
+    r
+}
+
+/// Runs `f` as a port-to-miniport call (HwStartIo, HwFindAdapter, ...).
+pub fn in_miniport<R>(f: impl FnOnce() -> R) -> R {
+    let old = IN_MINIPORT.with(|c| c.replace(true));
+    let r = f();
+    IN_MINIPORT.with(|c| c.set(old));
     r
 }
 
@@ -124,6 +216,8 @@ pub struct KernelConfig {
     pub os_ram: Vec<(u64, u64)>,
     pub nfit: Option<Vec<u8>>,
     pub verbose: bool,
+    /// Registry and service facts for the SCSIPORT personality.
+    pub legacy: LegacyConfig,
 }
 
 pub struct Kernel {
@@ -150,6 +244,11 @@ pub struct Kernel {
     pub peak_pool_bytes: AtomicU64,
     /// Fails the process on the first verifier failure (used by nothing by default).
     pub stop_on_failure: AtomicBool,
+    /// Open registry handles (ZwOpenKey) and what they name.
+    handles: Mutex<HashMap<usize, String>>,
+    next_handle: AtomicUsize,
+    /// What ScsiPortInitialize built (SCSIPORT calls HwFindAdapter from inside it).
+    pub legacy_start: Mutex<Option<crate::scsiport::Started>>,
 }
 
 static CURRENT: AtomicPtr<Kernel> = AtomicPtr::new(std::ptr::null_mut());
@@ -200,6 +299,9 @@ impl Kernel {
             pool_bytes: AtomicU64::new(0),
             peak_pool_bytes: AtomicU64::new(0),
             stop_on_failure: AtomicBool::new(false),
+            handles: Mutex::new(HashMap::new()),
+            next_handle: AtomicUsize::new(1),
+            legacy_start: Mutex::new(None),
         })
     }
 
@@ -247,7 +349,7 @@ impl Kernel {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn check_irql(&self, api: &str, max: u8) -> bool {
+    pub(crate) fn check_irql(&self, api: &str, max: u8) -> bool {
         let l = irql();
         if l > max {
             self.fail(format!(
@@ -279,6 +381,16 @@ impl Kernel {
                 m.pa, m.size
             ));
         }
+        for (h, key) in self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            out.push(format!(
+                "registry handle leaked: {h:#x} ({key}) never passed to ZwClose"
+            ));
+        }
         out.sort();
         out
     }
@@ -286,6 +398,10 @@ impl Kernel {
     /// Releases leaked pool/mappings (after reporting them).
     pub fn reclaim(&self) {
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         for (_, m) in self.maps.lock().unwrap_or_else(|e| e.into_inner()).drain() {
             mem::unregister_guards(m.base as usize, m.base as usize + m.total);
             mem::unmap(m.base, m.total);
@@ -607,6 +723,197 @@ impl Kernel {
         }
     }
 
+    // ---- registry (ZwOpenKey / ZwQueryValueKey / ZwClose) ----
+
+    /// The values of an emulated registry key (names as given, compared case-insensitively),
+    /// or None when the key does not exist.
+    fn registry_key(&self, path: &str) -> Option<Vec<(&'static str, RegValue)>> {
+        let lower = path.trim_end_matches('\\').to_ascii_lowercase();
+        let services = "\\registry\\machine\\system\\currentcontrolset\\services\\";
+        let service = self.service_name().to_ascii_lowercase();
+        if lower == "\\registry\\machine\\system\\setup" {
+            return match self.cfg.legacy.setup {
+                SetupPhase::TextMode => None,
+                SetupPhase::Installed => Some(vec![("SystemSetupInProgress", RegValue::Dword(0))]),
+                SetupPhase::GuiMode => Some(vec![("SystemSetupInProgress", RegValue::Dword(1))]),
+            };
+        }
+        let rest = lower.strip_prefix(services)?;
+        if rest == service || rest == format!("{service}\\parameters") {
+            return Some(Vec::new());
+        }
+        if rest == format!("{service}\\parameters\\device") {
+            let mut v = vec![
+                ("NumberOfRequests", RegValue::Dword(0xff)),
+                ("MaximumSGList", RegValue::Dword(0xff)),
+            ];
+            if let Some(a) = &self.cfg.legacy.argument_string {
+                v.push(("DriverParameter", RegValue::Sz(a.clone())));
+            }
+            return Some(v);
+        }
+        None
+    }
+
+    /// The driver's service name (the key DriverEntry's RegistryPath names).
+    pub fn service_name(&self) -> String {
+        match (&self.cfg.legacy.service, self.cfg.personality) {
+            (Some(s), _) => s.clone(),
+            (None, Personality::Xp) => "rvblkxp".into(),
+            (None, _) => "rvblk".into(),
+        }
+    }
+
+    fn open_key(
+        &self,
+        out: *mut usize,
+        access: u32,
+        oa: *const rvblk_abi::ObjectAttributes,
+    ) -> i32 {
+        self.check_irql("ZwOpenKey", PASSIVE_LEVEL);
+        if out.is_null() || oa.is_null() {
+            self.fail("ZwOpenKey with a NULL KeyHandle or ObjectAttributes");
+            return STATUS_INVALID_PARAMETER;
+        }
+        // SAFETY: non-null OBJECT_ATTRIBUTES from the driver.
+        let a = unsafe { oa.read_unaligned() };
+        if a.length as usize != std::mem::size_of::<rvblk_abi::ObjectAttributes>() {
+            self.fail(format!(
+                "ZwOpenKey: OBJECT_ATTRIBUTES.Length {} (expected {})",
+                a.length,
+                std::mem::size_of::<rvblk_abi::ObjectAttributes>()
+            ));
+            return STATUS_INVALID_PARAMETER;
+        }
+        let Some(name) = self.unicode(a.object_name, "ZwOpenKey ObjectName") else {
+            return STATUS_OBJECT_NAME_INVALID;
+        };
+        if !a.root_directory.is_null() {
+            self.log_line(format!(
+                "[harness] ZwOpenKey relative to a root handle is not emulated ({name})"
+            ));
+            return STATUS_OBJECT_NAME_NOT_FOUND;
+        }
+        if a.attributes & rvblk_abi::OBJ_KERNEL_HANDLE == 0 {
+            self.log_line(format!(
+                "[harness] ZwOpenKey({name}) without OBJ_KERNEL_HANDLE: the handle is reachable from the current process"
+            ));
+        }
+        if access & !0x0002_0019 != 0 {
+            self.fail(format!(
+                "ZwOpenKey({name}) asks for access {access:#x}: more than KEY_READ for a key the driver only reads"
+            ));
+        }
+        if self.registry_key(&name).is_none() {
+            return STATUS_OBJECT_NAME_NOT_FOUND;
+        }
+        // Kernel handles have the top bit set.
+        let n = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        let h = (usize::MAX << (usize::BITS - 1)) | (n << 2);
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(h, name);
+        // SAFETY: non-null HANDLE out-pointer from the driver.
+        unsafe { out.write_unaligned(h) };
+        STATUS_SUCCESS
+    }
+
+    fn query_value_key(
+        &self,
+        h: usize,
+        name: *const rvblk_abi::UnicodeString,
+        class: u32,
+        info: *mut u8,
+        len: u32,
+        ret: *mut u32,
+    ) -> i32 {
+        self.check_irql("ZwQueryValueKey", PASSIVE_LEVEL);
+        let key = self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&h)
+            .cloned();
+        let Some(key) = key else {
+            self.fail(format!(
+                "ZwQueryValueKey with handle {h:#x}, which is not an open key [bug check 0x93]"
+            ));
+            return STATUS_INVALID_HANDLE;
+        };
+        if ret.is_null() {
+            self.fail("ZwQueryValueKey with a NULL ResultLength (it is not optional)");
+            return STATUS_INVALID_PARAMETER;
+        }
+        let Some(value) = self.unicode(name, "ZwQueryValueKey ValueName") else {
+            return STATUS_OBJECT_NAME_INVALID;
+        };
+        if class != rvblk_abi::KEY_VALUE_PARTIAL_INFORMATION {
+            self.log_line(format!(
+                "[harness] ZwQueryValueKey information class {class} not emulated"
+            ));
+            return STATUS_INVALID_PARAMETER;
+        }
+        let values = self.registry_key(&key).unwrap_or_default();
+        let Some((_, v)) = values.iter().find(|(n, _)| n.eq_ignore_ascii_case(&value)) else {
+            return STATUS_OBJECT_NAME_NOT_FOUND;
+        };
+        let (ty, data) = v.encode();
+        let need = 12 + data.len() as u32;
+        // SAFETY: non-null ULONG out-pointer.
+        unsafe { ret.write_unaligned(need) };
+        if info.is_null() || len < 12 {
+            return STATUS_BUFFER_TOO_SMALL;
+        }
+        // SAFETY: the caller passes `len` writable bytes at `info`.
+        let out = unsafe { std::slice::from_raw_parts_mut(info, len as usize) };
+        out[0..4].copy_from_slice(&0u32.to_le_bytes());
+        out[4..8].copy_from_slice(&ty.to_le_bytes());
+        out[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        if len < need {
+            return STATUS_BUFFER_OVERFLOW;
+        }
+        out[12..need as usize].copy_from_slice(&data);
+        STATUS_SUCCESS
+    }
+
+    fn close(&self, h: usize) -> i32 {
+        self.check_irql("ZwClose", PASSIVE_LEVEL);
+        if self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&h)
+            .is_none()
+        {
+            self.fail(format!(
+                "ZwClose({h:#x}): not an open handle (double close?) [bug check 0x93 INVALID_KERNEL_HANDLE]"
+            ));
+            return STATUS_INVALID_HANDLE;
+        }
+        STATUS_SUCCESS
+    }
+
+    /// Reads a driver-supplied UNICODE_STRING, failing on malformed ones.
+    fn unicode(&self, p: *const rvblk_abi::UnicodeString, what: &str) -> Option<String> {
+        if p.is_null() {
+            self.fail(format!("{what}: NULL UNICODE_STRING"));
+            return None;
+        }
+        // SAFETY: non-null UNICODE_STRING from the driver.
+        let u = unsafe { p.read_unaligned() };
+        if u.length % 2 != 0 || u.length > u.maximum_length || u.buffer.is_null() {
+            self.fail(format!(
+                "{what}: malformed UNICODE_STRING (Length {}, MaximumLength {}, Buffer {:p})",
+                u.length, u.maximum_length, u.buffer
+            ));
+            return None;
+        }
+        // SAFETY: `Length` bytes of UTF-16 at `Buffer` (UNICODE_STRING contract).
+        let units = unsafe { std::slice::from_raw_parts(u.buffer, usize::from(u.length) / 2) };
+        Some(String::from_utf16_lossy(units))
+    }
+
     // ---- storport ----
 
     fn storport_initialize(
@@ -627,6 +934,12 @@ impl Kernel {
         let full = rvblk_abi::HW_INIT_DATA_SIZE_WIN8;
         let virt = rvblk_abi::HW_INIT_DATA_SIZE_VIRTUAL_WIN7;
         let ok = match self.cfg.personality {
+            Personality::Xp => {
+                self.log_line(
+                    "[harness] StorPortInitialize under the xp personality: XP/2003 setup has no storport.sys (use the SCSIPORT build, rvblkxp.sys)".into(),
+                );
+                return STATUS_NO_SUCH_DEVICE as u32;
+            }
             Personality::Win8 => {
                 size == full || size == virt || (cfg!(target_arch = "x86") && size == 108)
             }
@@ -646,12 +959,17 @@ impl Kernel {
         STATUS_SUCCESS as u32
     }
 
-    fn notification(&self, ty: u32, ext: usize, a1: usize) {
+    fn notification(&self, port: &str, ty: u32, ext: usize, a1: usize) {
         use rvblk_abi::notification::*;
         let de = self.device_extension.load(Ordering::Relaxed);
         if ext != de {
             self.fail(format!(
-                "StorPortNotification({ty}) with HwDeviceExtension {ext:#x}, expected {de:#x}"
+                "{port}Notification({ty}) with HwDeviceExtension {ext:#x}, expected {de:#x}"
+            ));
+        }
+        if self.cfg.personality == Personality::Xp && !IN_MINIPORT.with(|c| c.get()) {
+            self.fail(format!(
+                "{port}Notification({ty}) outside a miniport entry point (SCSIPORT allows it only in HwStartIo, HwInterrupt, HwTimer, ...)"
             ));
         }
         match ty {
@@ -667,7 +985,7 @@ impl Kernel {
                     .cloned();
                 match t {
                     None => self.fail(format!(
-                        "StorPortNotification(RequestComplete) for {a1:#x}, which is not an SRB the port issued"
+                        "{port}Notification(RequestComplete) for {a1:#x}, which is not an SRB the port issued"
                     )),
                     Some(t) => {
                         let n = t.completions.fetch_add(1, Ordering::SeqCst) + 1;
@@ -679,7 +997,7 @@ impl Kernel {
                         ) {
                             Ok(_) => {}
                             Err(SRB_DONE) => self.fail(format!(
-                                "SRB {a1:#x} completed twice (RequestComplete #{n}) [Storport would bug check / corrupt the IRP]"
+                                "SRB {a1:#x} completed twice (RequestComplete #{n}) [{port} would bug check / corrupt the IRP]"
                             )),
                             Err(_) => self.fail(format!(
                                 "RequestComplete for SRB {a1:#x}, which is not outstanding"
@@ -691,14 +1009,16 @@ impl Kernel {
             NEXT_REQUEST | NEXT_LU_REQUEST => {
                 self.next_request.fetch_add(1, Ordering::Relaxed);
             }
-            _ => self.log_line(format!(
-                "[harness] StorPortNotification type {ty:#x} ignored"
-            )),
+            _ => self.log_line(format!("[harness] {port}Notification type {ty:#x} ignored")),
         }
     }
 
     fn extended_function(&self, code: u32, ext: usize, a1: usize, a2: usize) -> u32 {
         use rvblk_abi::stor_status;
+        if self.cfg.personality == Personality::Xp {
+            self.fail("StorPortExtendedFunction called under SCSIPORT");
+            return stor_status::NOT_IMPLEMENTED;
+        }
         if code != rvblk_abi::EXT_FUNCTION_GET_SYSTEM_ADDRESS {
             self.log_line(format!(
                 "[harness] StorPortExtendedFunction({code}) not implemented"
@@ -859,7 +1179,9 @@ macro_rules! sysfn {
         #[cfg(target_arch = "x86_64")]
         extern "win64" fn $name($($a: $t),*) $(-> $r)? $body
         #[cfg(target_arch = "x86")]
-        extern "stdcall" fn $name($($a: $t),*) $(-> $r)? $body
+        extern "stdcall" fn $name($($a: $t),*) $(-> $r)? {
+            crate::stack::realigned(|| $body)
+        }
     )*};
 }
 
@@ -868,7 +1190,9 @@ macro_rules! cdeclfn {
         #[cfg(target_arch = "x86_64")]
         extern "win64" fn $name($($a: $t),*) $(-> $r)? $body
         #[cfg(target_arch = "x86")]
-        extern "C" fn $name($($a: $t),*) $(-> $r)? $body
+        extern "C" fn $name($($a: $t),*) $(-> $r)? {
+            crate::stack::realigned(|| $body)
+        }
     )*};
 }
 
@@ -904,6 +1228,18 @@ sysfn! {
     fn zw_query_system_information(class: u32, buf: *mut u8, len: u32, ret: *mut u32) -> i32 {
         current().query_system_information(class, buf, len, ret)
     }
+    fn zw_open_key(out: *mut usize, access: u32, oa: *const rvblk_abi::ObjectAttributes) -> i32 {
+        current().open_key(out, access, oa)
+    }
+    fn zw_query_value_key(h: usize, name: *const rvblk_abi::UnicodeString, class: u32, info: *mut u8, len: u32, ret: *mut u32) -> i32 {
+        current().query_value_key(h, name, class, info, len, ret)
+    }
+    fn zw_close(h: usize) -> i32 {
+        current().close(h)
+    }
+    fn scsi_port_initialize(drv: *mut c_void, reg: *mut c_void, init: *const u8, ctx: *mut c_void) -> u32 {
+        crate::scsiport::initialize(current(), drv, reg, init, ctx) as u32
+    }
     fn ke_get_current_irql() -> u8 {
         irql()
     }
@@ -921,18 +1257,22 @@ sysfn! {
 
 #[cfg(target_arch = "x86")]
 extern "fastcall" fn kf_acquire_spin_lock(lock: *mut usize) -> u8 {
-    current().acquire(lock)
+    crate::stack::realigned(|| current().acquire(lock))
 }
 
 #[cfg(target_arch = "x86")]
 extern "fastcall" fn kf_release_spin_lock(lock: *mut usize, old: u8) {
-    current().release(lock, old)
+    crate::stack::realigned(|| current().release(lock, old))
 }
 
 cdeclfn! {
     fn storport_notification(ty: u32, ext: usize, a1: usize, a2: usize, a3: usize) {
         let _ = (a2, a3);
-        current().notification(ty, ext, a1)
+        current().notification("StorPort", ty, ext, a1)
+    }
+    fn scsi_port_notification(ty: u32, ext: usize, a1: usize, a2: usize, a3: usize) {
+        let _ = (a2, a3);
+        current().notification("ScsiPort", ty, ext, a1)
     }
     fn storport_extended_function(code: u32, ext: usize, a1: usize, a2: usize, a3: usize) -> u32 {
         let _ = a3;
@@ -997,6 +1337,11 @@ pub fn resolve(dll: &str, name: &str) -> Option<usize> {
         ("storport.sys", "StorPortExtendedFunction") => {
             storport_extended_function as *const () as usize
         }
+        ("scsiport.sys", "ScsiPortInitialize") => scsi_port_initialize as *const () as usize,
+        ("scsiport.sys", "ScsiPortNotification") => scsi_port_notification as *const () as usize,
+        ("ntoskrnl.exe", "ZwOpenKey") => zw_open_key as *const () as usize,
+        ("ntoskrnl.exe", "ZwQueryValueKey") => zw_query_value_key as *const () as usize,
+        ("ntoskrnl.exe", "ZwClose") => zw_close as *const () as usize,
         ("ntoskrnl.exe", "MmMapIoSpace") => mm_map_io_space as *const () as usize,
         ("ntoskrnl.exe", "MmUnmapIoSpace") => mm_unmap_io_space as *const () as usize,
         ("ntoskrnl.exe", "MmGetPhysicalMemoryRanges") => {

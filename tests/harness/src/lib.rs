@@ -1,4 +1,4 @@
-//! Runs the real rvblk .sys binaries under an emulated StorPort/ntoskrnl kernel, with
+//! Runs the real rvblk .sys binaries under an emulated StorPort or SCSIPORT/ntoskrnl kernel, with
 //! Driver-Verifier-like checks (guard pages, SRB completion rules, IRQL, leaks, small kernel
 //! stacks, fault injection), a SCSI compliance suite, a stress test and benchmarks.
 //!
@@ -17,5 +17,6 @@ pub mod phys;
 pub mod report;
 pub mod scenario;
 pub mod scsi;
+pub mod scsiport;
 pub mod stack;
 pub mod storport;

@@ -1,7 +1,7 @@
-//! `rvblk-harness`: run a real rvblk.sys (x64 in this process, x86 in the 32-bit helper)
-//! under the emulated StorPort kernel.
+//! `rvblk-harness`: run a real rvblk.sys or rvblkxp.sys (x64 in this process, x86 in the
+//! 32-bit helper) under the emulated StorPort or SCSIPORT kernel.
 
-use rvblk_harness::kernel::Personality;
+use rvblk_harness::kernel::{LegacyConfig, Personality, SetupPhase};
 use rvblk_harness::report::{self, RunOptions};
 use rvblk_harness::{helper, pe};
 use std::path::PathBuf;
@@ -9,11 +9,24 @@ use std::process::exit;
 
 const USAGE: &str = "usage:
   rvblk-harness run --driver PATH.sys --ram DUMP [--os-ram START:LEN ...] [--expect IMAGE ...]
-                    [--personality win8|win7] [--nfit FILE] [--no-write] [--verbose] [--json]
+                    [--personality win8|win7|xp] [--nfit FILE] [--no-write] [--verbose] [--json]
+                    [--setup installed|textmode|guimode] [--driver-parameter STR] [--service NAME]
   rvblk-harness bench --driver PATH.sys [--x86-driver PATH.sys] [--size-mib N]
-  rvblk-harness suite --driver PATH.sys [--personality win8|win7] [--only NAME]
-  rvblk-harness faults --driver PATH.sys [--personality win8|win7]
-  rvblk-harness imports --driver PATH.sys";
+  rvblk-harness suite --driver PATH.sys [--personality win8|win7|xp] [--only NAME]
+  rvblk-harness faults --driver PATH.sys [--personality win8|win7|xp]
+  rvblk-harness imports --driver PATH.sys
+
+personalities:
+  win8   StorPort, Windows 8 and later (full HW_INITIALIZATION_DATA, buffers mapped)
+  win7   StorPort, Vista/7 (virtual miniport structure; READ/WRITE buffers unmapped)
+  xp     SCSIPORT, Windows XP/2003 legacy miniport (rvblkxp.sys)
+xp options (the driver's registry as SCSIPORT and setup present it):
+  --setup installed|textmode|guimode   HKLM\\System\\Setup\\SystemSetupInProgress = 0 | key
+                                       absent | 1 (default: installed)
+  --driver-parameter STR               Parameters\\Device\\DriverParameter (HwFindAdapter's
+                                       ArgumentString), e.g. disks=on
+  --service NAME                       the service the driver runs as (default rvblkxp;
+                                       rvblkxpd is the \"RAM CD + RAM disks\" entry)";
 
 fn die(msg: &str) -> ! {
     eprintln!("rvblk-harness: {msg}");
@@ -86,6 +99,7 @@ fn main() {
     let mut size_mib = 256u64;
     let mut prefix = String::new();
     let mut only = None;
+    let mut legacy = LegacyConfig::default();
     while a.i + 1 < a.v.len() {
         a.i += 1;
         let f = a.v[a.i].clone();
@@ -117,6 +131,16 @@ fn main() {
             }
             "--prefix" => prefix = a.value(&f),
             "--only" => only = Some(a.value(&f)),
+            "--setup" => {
+                let v = a.value(&f);
+                legacy.setup = SetupPhase::parse(&v).unwrap_or_else(|| {
+                    die(&format!(
+                        "unknown setup phase {v} (installed, textmode or guimode)"
+                    ))
+                })
+            }
+            "--driver-parameter" => legacy.argument_string = Some(a.value(&f)),
+            "--service" => legacy.service = Some(a.value(&f)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 exit(0)
@@ -138,6 +162,7 @@ fn main() {
                 nfit,
                 verbose,
                 no_write,
+                legacy,
             };
             match report::run(&opts) {
                 Ok(r) => {

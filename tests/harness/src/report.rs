@@ -1,6 +1,6 @@
 //! `rvblk-harness run`: discover, read every LUN fully, try one write per disk, report.
 
-use crate::kernel::{Kernel, KernelConfig, Personality};
+use crate::kernel::{Kernel, KernelConfig, LegacyConfig, Personality};
 use crate::phys::PhysMem;
 use crate::scsi::{self, Io, LunInfo};
 use crate::storport::Adapter;
@@ -178,11 +178,13 @@ impl RunReport {
             })
             .collect();
         let f: Vec<String> = self.failures.iter().map(|s| json_str(s)).collect();
+        let notes: Vec<String> = self.notes.iter().map(|s| json_str(s)).collect();
         format!(
-            "{{\"luns\":[{}],\"refused\":[{}],\"verifier_failures\":[{}]}}",
+            "{{\"luns\":[{}],\"refused\":[{}],\"verifier_failures\":[{}],\"notes\":[{}]}}",
             luns.join(","),
             refused.join(","),
-            f.join(",")
+            f.join(","),
+            notes.join(",")
         )
     }
 
@@ -239,6 +241,8 @@ pub struct RunOptions {
     pub verbose: bool,
     /// Skip the write test (read-only inspection).
     pub no_write: bool,
+    /// Setup phase, DriverParameter and service name (SCSIPORT personality).
+    pub legacy: LegacyConfig,
 }
 
 pub fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -394,6 +398,7 @@ pub fn make_kernel(opts: &RunOptions) -> Result<Arc<Kernel>, String> {
             os_ram: opts.os_ram.clone(),
             nfit: opts.nfit.clone(),
             verbose: opts.verbose,
+            legacy: opts.legacy.clone(),
         },
         Arc::new(phys),
     ))
@@ -421,6 +426,13 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
             rep.failures = k.failures();
             rep.notes.push(format!("adapter did not start: {e}"));
             rep.log = k.log();
+            // The port's own explanation (e.g. a StorPort driver under the xp personality).
+            rep.notes.extend(
+                rep.log
+                    .iter()
+                    .filter_map(|l| l.strip_prefix("[harness] "))
+                    .map(str::to_string),
+            );
             let (_, refused, bad) = parse_log(&rep.log);
             rep.refused = refused;
             rep.failures.extend(bad);

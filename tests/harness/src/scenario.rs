@@ -1,6 +1,6 @@
 //! Physical-memory setups for the suite and benchmarks, built with `rvblk-memimage`.
 
-use crate::kernel::{Kernel, KernelConfig, Personality};
+use crate::kernel::{Kernel, KernelConfig, LegacyConfig, Personality};
 use crate::phys::PhysMem;
 use rvblk_core::image::{DeviceKind, LoaderSource, WritePolicy};
 use rvblk_memimage::scenarios::{self, Scenario};
@@ -145,6 +145,7 @@ impl Setup {
                 os_ram: self.os_ram.clone(),
                 nfit: self.nfit.clone(),
                 verbose,
+                legacy: LegacyConfig::default(),
             },
             self.phys.clone(),
         )

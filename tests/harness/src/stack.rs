@@ -52,8 +52,60 @@ std::arch::global_asm!(
     "ret",
 );
 
+// The x86 Windows ABI keeps the stack 4-byte aligned; i686 Linux code assumes 16 and may use
+// aligned SSE stores on locals. Kernel exports the driver calls realign first (same stack).
+#[cfg(target_arch = "x86")]
+std::arch::global_asm!(
+    ".text",
+    ".globl rvblk_harness_call_aligned",
+    ".type rvblk_harness_call_aligned,@function",
+    "rvblk_harness_call_aligned:",
+    // cdecl: [esp+4] = arg, [esp+8] = fn
+    "push ebp",
+    "mov ebp, esp",
+    "mov eax, [ebp+8]",
+    "mov ecx, [ebp+12]",
+    "and esp, -16",
+    "sub esp, 12",
+    "push eax",
+    "call ecx",
+    "mov esp, ebp",
+    "pop ebp",
+    "ret",
+);
+
 unsafe extern "C" {
     fn rvblk_harness_call_on_stack(arg: *mut u8, f: unsafe extern "C" fn(*mut u8), top: *mut u8);
+    #[cfg(target_arch = "x86")]
+    fn rvblk_harness_call_aligned(arg: *mut u8, f: unsafe extern "C" fn(*mut u8));
+}
+
+/// Runs `f` with the stack aligned as the host ABI expects (x86: 16 bytes; a no-op on x64,
+/// whose Windows ABI already guarantees it). For harness code the driver calls into.
+pub fn realigned<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86")]
+    {
+        let mut f = Some(f);
+        let mut result = None;
+        let mut call = || {
+            if let Some(f) = f.take() {
+                result = Some(f());
+            }
+        };
+        let mut payload = Payload {
+            f: &mut call,
+            panic: None,
+        };
+        // SAFETY: `tramp` only touches `payload`, which outlives the call; the trampoline
+        // restores the caller's stack pointer.
+        unsafe { rvblk_harness_call_aligned(&mut payload as *mut Payload<'_> as *mut u8, tramp) };
+        if let Some(p) = payload.panic {
+            std::panic::resume_unwind(p);
+        }
+        result.expect("callback did not run")
+    }
+    #[cfg(not(target_arch = "x86"))]
+    f()
 }
 
 struct KStack {

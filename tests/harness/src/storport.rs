@@ -1,6 +1,8 @@
 //! Emulated StorPort: driver load, DriverEntry/StorPortInitialize validation, the virtual
 //! HwFindAdapter with a guarded PORT_CONFIGURATION_INFORMATION, HwInitialize, SRB issue through
 //! HwStartIo at DISPATCH_LEVEL (from any number of threads), adapter control and removal.
+//! The same `Adapter` drives a legacy SCSIPORT miniport under the xp personality (its start-up
+//! happens inside ScsiPortInitialize, see `scsiport`; HwStartIo is serialised there).
 
 use crate::kernel::{
     self, Active, Kernel, Personality, SrbTrack, DIRQL, DISPATCH_LEVEL, PASSIVE_LEVEL,
@@ -197,9 +199,8 @@ impl Drop for SrbSlot {
 struct HwFns {
     initialize: HwInitializeFn,
     start_io: HwStartIoFn,
-    find_adapter: VirtualHwFindAdapterFn,
     reset_bus: HwResetBusFn,
-    adapter_control: HwAdapterControlFn,
+    adapter_control: Option<HwAdapterControlFn>,
     free_resources: Option<HwFreeAdapterResourcesFn>,
 }
 
@@ -236,6 +237,9 @@ pub struct Adapter {
     pub supported_controls: Vec<bool>,
     pub init_size: u32,
     map_rw: bool,
+    /// SCSIPORT: HwStartIo is serialised, and every data buffer is mapped or none is.
+    legacy: bool,
+    serial: std::sync::Mutex<()>,
     _ext: GuardedBuf,
     _objects: Vec<GuardedBuf>,
     pub image: LoadedImage,
@@ -282,6 +286,10 @@ impl Adapter {
     /// control-type query, as StorPort does for a root-enumerated virtual adapter.
     pub fn start(driver: &[u8], k: Arc<Kernel>) -> Result<Adapter, StartError> {
         let active = k.activate();
+        let service_key = format!(
+            "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\{}",
+            k.service_name()
+        );
         let image = pe::load(driver, &kernel::resolve).map_err(|e| StartError::Load(e.0))?;
         crate::crash::set_image(image.base(), image.size());
         let mut objects = Vec::new();
@@ -297,16 +305,13 @@ impl Adapter {
             (dobj_p as *mut u16).write(4);
             (dobj_p.add(2) as *mut u16).write(dobj_size as u16);
         }
-        let reg = unicode_string(
-            "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\rvblk",
-            "RegistryPath UNICODE_STRING",
-        );
+        let reg = unicode_string(&service_key, "RegistryPath UNICODE_STRING");
         let reg_p = reg.tail(mem::round_up(
             if cfg!(target_pointer_width = "64") {
                 16
             } else {
                 8
-            } + "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\rvblk".len() * 2
+            } + service_key.len() * 2
                 + 2,
             8,
         ));
@@ -321,6 +326,9 @@ impl Adapter {
                 unsafe { entry(dobj_p as *mut c_void, reg_p as *mut c_void) }
             })
         });
+        if k.cfg.personality == Personality::Xp {
+            return Self::start_legacy(k, st, image, objects, active);
+        }
         if st != 0 {
             return Err(StartError::DriverEntry(st));
         }
@@ -337,7 +345,7 @@ impl Adapter {
         // SAFETY: `init` is a zero-padded copy of full-structure size.
         let d: HwInitializationData =
             unsafe { std::ptr::read_unaligned(init.as_ptr() as *const HwInitializationData) };
-        let hw = validate_init(&k, &d)?;
+        let (hw, find_adapter) = validate_init(&k, &d)?;
         let map_rw = k.cfg.personality == Personality::Win8
             && d.map_buffers == rvblk_abi::STOR_MAP_ALL_BUFFERS_INCLUDING_READ_WRITE;
         if k.cfg.personality == Personality::Win8 && !map_rw {
@@ -356,8 +364,8 @@ impl Adapter {
         // PORT_CONFIGURATION_INFORMATION, ending exactly at a guard page at `Length`.
         let full = size_of::<PortConfigurationInformation>() as u32;
         let length = match k.cfg.personality {
-            Personality::Win8 => full,
             Personality::Win7 => full - 24,
+            _ => full,
         };
         let cbuf = GuardedBuf::new(
             length as usize,
@@ -375,7 +383,7 @@ impl Adapter {
             kernel::at_irql(PASSIVE_LEVEL, || {
                 // SAFETY: the 7-parameter virtual HwFindAdapter with valid arguments.
                 unsafe {
-                    (hw.find_adapter)(
+                    find_adapter(
                         ext_p as *mut c_void,
                         pdo as *mut c_void,
                         fdo as *mut c_void,
@@ -402,6 +410,8 @@ impl Adapter {
             supported_controls: Vec::new(),
             init_size: d.hw_initialization_data_size,
             map_rw,
+            legacy: false,
+            serial: std::sync::Mutex::new(()),
             _ext: ext,
             _objects: objects,
             image,
@@ -415,6 +425,72 @@ impl Adapter {
         }
         a.query_controls();
         Ok(a)
+    }
+
+    /// After DriverEntry under SCSIPORT: ScsiPortInitialize already ran HwFindAdapter and
+    /// HwInitialize (see `scsiport::initialize`).
+    fn start_legacy(
+        k: Arc<Kernel>,
+        status: i32,
+        image: LoadedImage,
+        objects: Vec<GuardedBuf>,
+        active: Active,
+    ) -> Result<Adapter, StartError> {
+        let started = k
+            .legacy_start
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(s) = started else {
+            if status != 0 {
+                return Err(StartError::DriverEntry(status));
+            }
+            return Err(StartError::Invalid(
+                "DriverEntry succeeded without calling ScsiPortInitialize".into(),
+            ));
+        };
+        match s.find_result {
+            None => return Err(StartError::DriverEntry(status)),
+            Some(r) if r != rvblk_abi::SP_RETURN_FOUND => return Err(StartError::NotFound(r)),
+            Some(_) => {}
+        }
+        if !s.initialized {
+            return Err(StartError::Initialize);
+        }
+        if status != 0 {
+            // SCSIPORT keeps the adapter, but the I/O manager unloads a driver whose
+            // DriverEntry fails: everything the adapter holds would dangle.
+            k.fail(format!(
+                "DriverEntry returned {status:#010x} after a successful ScsiPortInitialize"
+            ));
+            return Err(StartError::DriverEntry(status));
+        }
+        let d = s.init;
+        let hw = HwFns {
+            initialize: d.hw_initialize.expect("validated by ScsiPortInitialize"),
+            start_io: d.hw_start_io.expect("validated by ScsiPortInitialize"),
+            reset_bus: d.hw_reset_bus.expect("validated by ScsiPortInitialize"),
+            // Only a PnP SCSIPORT miniport gets HwAdapterControl calls.
+            adapter_control: None,
+            free_resources: None,
+        };
+        Ok(Adapter {
+            k: k.clone(),
+            hw,
+            cfg: s.cfg,
+            srb_ext_size: d.srb_extension_size as usize,
+            supported_controls: Vec::new(),
+            init_size: d.hw_initialization_data_size,
+            map_rw: d.map_buffers != 0,
+            legacy: true,
+            serial: std::sync::Mutex::new(()),
+            _ext: s.ext.expect("a found adapter has an extension"),
+            _objects: objects,
+            image,
+            stopped: false,
+            removed: false,
+            _active: active,
+        })
     }
 
     fn ext_ptr(&self) -> *mut c_void {
@@ -467,7 +543,10 @@ impl Adapter {
     }
 
     fn adapter_control_raw(&self, ty: u32, params: *mut c_void, level: u8) -> u32 {
-        let f = self.hw.adapter_control;
+        let Some(f) = self.hw.adapter_control else {
+            // A legacy SCSIPORT adapter lives until shutdown; nothing stops or restarts it.
+            return 0;
+        };
         let e = self.ext_ptr();
         on_kernel_stack(|| {
             kernel::at_irql(level, || {
@@ -502,9 +581,11 @@ impl Adapter {
         let f = self.hw.reset_bus;
         let e = self.ext_ptr();
         on_kernel_stack(|| {
-            kernel::at_irql(DISPATCH_LEVEL, || {
-                // SAFETY: HwResetBus(DeviceExtension, PathId).
-                unsafe { f(e, 0) != 0 }
+            kernel::in_miniport(|| {
+                kernel::at_irql(DISPATCH_LEVEL, || {
+                    // SAFETY: HwResetBus(DeviceExtension, PathId).
+                    unsafe { f(e, 0) != 0 }
+                })
             })
         })
     }
@@ -516,6 +597,9 @@ impl Adapter {
             return Vec::new();
         }
         self.removed = true;
+        if self.legacy {
+            return self.retire_legacy();
+        }
         if !self.stopped {
             let r = self.stop();
             if r != 0 {
@@ -540,6 +624,26 @@ impl Adapter {
         leaks
     }
 
+    /// A legacy SCSIPORT miniport is never unloaded: what it maps and allocates for its images
+    /// stays until shutdown, so only registry handles count as leaks.
+    fn retire_legacy(&mut self) -> Vec<String> {
+        let all = self.k.leaks();
+        let (leaks, held): (Vec<String>, Vec<String>) = all
+            .into_iter()
+            .partition(|l| l.starts_with("registry handle"));
+        if !held.is_empty() {
+            self.k.log_line(format!(
+                "[harness] legacy adapter retired holding {} pool block(s)/mapping(s) until shutdown",
+                held.len()
+            ));
+        }
+        for l in &leaks {
+            self.k.fail(format!("after start: {l}"));
+        }
+        self.k.reclaim();
+        leaks
+    }
+
     pub fn new_slot(&self) -> SrbSlot {
         let srb_size = size_of::<ScsiRequestBlock>();
         let srb_page = GuardedBuf::new(srb_size, "the SRB");
@@ -555,7 +659,11 @@ impl Adapter {
         mem::register_guard(
             fake.start() as usize,
             fake.cap(),
-            "Srb->DataBuffer of a READ/WRITE SRB that Storport did not map (Win7 personality or MapBuffers != 3): use StorPortGetSystemAddress",
+            if self.legacy {
+                "Srb->DataBuffer under SCSIPORT with MapBuffers = FALSE: not a system address"
+            } else {
+                "Srb->DataBuffer of a READ/WRITE SRB that Storport did not map (Win7 personality or MapBuffers != 3): use StorPortGetSystemAddress"
+            },
         );
         let srb = srb_page.tail(srb_size) as *mut ScsiRequestBlock;
         let track = Arc::new(SrbTrack::default());
@@ -584,9 +692,14 @@ impl Adapter {
         let len = req.len as usize;
         let real = slot.data.tail(len);
         let rw = req.function == 0 && req.cdb.first().is_some_and(|&o| is_rw_opcode(o));
+        let unmapped = if self.legacy {
+            !self.map_rw
+        } else {
+            rw && !self.map_rw
+        };
         let data_buffer = if req.dir == Dir::None && len == 0 {
             std::ptr::null_mut()
-        } else if rw && !self.map_rw {
+        } else if unmapped {
             slot.fake.tail(len)
         } else {
             real
@@ -654,12 +767,26 @@ impl Adapter {
             .store(kernel::SRB_IN_FLIGHT, Ordering::SeqCst);
         let f = self.hw.start_io;
         let e = self.ext_ptr();
+        // SCSIPORT sends one request at a time and only after the miniport asked for the next.
+        let serial = self
+            .legacy
+            .then(|| self.serial.lock().unwrap_or_else(|e| e.into_inner()));
+        let asked_before = k.next_request.load(Ordering::SeqCst);
         let ret = on_kernel_stack(|| {
-            kernel::at_irql(DISPATCH_LEVEL, || {
-                // SAFETY: HwStartIo(DeviceExtension, Srb) with a fully initialised SRB.
-                unsafe { f(e, srb) }
+            kernel::in_miniport(|| {
+                kernel::at_irql(DISPATCH_LEVEL, || {
+                    // SAFETY: HwStartIo(DeviceExtension, Srb) with a fully initialised SRB.
+                    unsafe { f(e, srb) }
+                })
             })
         });
+        if self.legacy && k.next_request.load(Ordering::SeqCst) == asked_before {
+            k.fail(format!(
+                "{}: HwStartIo returned without ScsiPortNotification(NextRequest): SCSIPORT sends this adapter no further request",
+                describe(req)
+            ));
+        }
+        drop(serial);
         let state = slot.track.state.swap(kernel::SRB_IDLE, Ordering::SeqCst);
         // SAFETY: the SRB memory is ours again (the driver completed it or failed to).
         let s = unsafe { *srb };
@@ -790,7 +917,10 @@ pub fn describe(req: &Request) -> String {
     }
 }
 
-fn validate_init(k: &Kernel, d: &HwInitializationData) -> Result<HwFns, StartError> {
+fn validate_init(
+    k: &Kernel,
+    d: &HwInitializationData,
+) -> Result<(HwFns, VirtualHwFindAdapterFn), StartError> {
     let size = d.hw_initialization_data_size;
     let mut errs = Vec::new();
     if d.adapter_interface_type != rvblk_abi::INTERFACE_TYPE_INTERNAL {
@@ -870,17 +1000,19 @@ fn validate_init(k: &Kernel, d: &HwInitializationData) -> Result<HwFns, StartErr
             errs.join("; ")
         )));
     }
-    Ok(HwFns {
-        initialize: d.hw_initialize.expect("checked"),
-        start_io: d.hw_start_io.expect("checked"),
-        // SAFETY: non-null function pointer with the virtual HwFindAdapter prototype.
-        find_adapter: unsafe {
-            std::mem::transmute::<*const c_void, VirtualHwFindAdapterFn>(d.hw_find_adapter)
+    // SAFETY: non-null function pointer with the virtual HwFindAdapter prototype.
+    let find_adapter =
+        unsafe { std::mem::transmute::<*const c_void, VirtualHwFindAdapterFn>(d.hw_find_adapter) };
+    Ok((
+        HwFns {
+            initialize: d.hw_initialize.expect("checked"),
+            start_io: d.hw_start_io.expect("checked"),
+            reset_bus: d.hw_reset_bus.expect("checked"),
+            adapter_control: d.hw_adapter_control,
+            free_resources: d.hw_free_adapter_resources,
         },
-        reset_bus: d.hw_reset_bus.expect("checked"),
-        adapter_control: d.hw_adapter_control.expect("checked"),
-        free_resources: d.hw_free_adapter_resources,
-    })
+        find_adapter,
+    ))
 }
 
 macro_rules! cfg_put {
@@ -893,15 +1025,21 @@ macro_rules! cfg_put {
     };
 }
 
+/// Reads a field the miniport may have set, or the type's default when the field lies past
+/// `Length` (it does not exist in that port's structure).
 macro_rules! cfg_get {
-    ($ci:expr, $field:ident) => {{
+    ($ci:expr, $len:expr, $field:ident) => {{
         let p = $ci as *const PortConfigurationInformation;
-        // SAFETY: callers only read fields inside `Length`.
-        unsafe { std::ptr::addr_of!((*p).$field).read_unaligned() }
+        if offset_of!(PortConfigurationInformation, $field) < $len as usize {
+            // SAFETY: the field lies inside the `Length` bytes at `ci`.
+            unsafe { std::ptr::addr_of!((*p).$field).read_unaligned() }
+        } else {
+            Default::default()
+        }
     }};
 }
 
-fn prefill_config(ci: *mut u8, length: u32, d: &HwInitializationData) {
+pub(crate) fn prefill_config(ci: *mut u8, length: u32, d: &HwInitializationData) {
     // SAFETY: `length` writable bytes at `ci`.
     unsafe { std::ptr::write_bytes(ci, 0, length as usize) };
     cfg_put!(ci, length, length, length);
@@ -935,18 +1073,18 @@ fn prefill_config(ci: *mut u8, length: u32, d: &HwInitializationData) {
     cfg_put!(ci, length, initial_lun_queue_depth, 250u32);
 }
 
-fn check_config(k: &Kernel, ci: *mut u8, length: u32) -> PortConfig {
+pub(crate) fn check_config(k: &Kernel, ci: *mut u8, length: u32) -> PortConfig {
     let c = PortConfig {
-        length: cfg_get!(ci, length),
-        max_transfer: cfg_get!(ci, maximum_transfer_length),
-        physical_breaks: cfg_get!(ci, number_of_physical_breaks),
-        buses: cfg_get!(ci, number_of_buses),
-        max_targets: cfg_get!(ci, maximum_number_of_targets),
-        max_luns: cfg_get!(ci, maximum_number_of_logical_units),
-        map_buffers: cfg_get!(ci, map_buffers),
-        sync_model: cfg_get!(ci, synchronization_model),
-        virtual_device: cfg_get!(ci, virtual_device) != 0,
-        alignment_mask: cfg_get!(ci, alignment_mask),
+        length: cfg_get!(ci, length, length),
+        max_transfer: cfg_get!(ci, length, maximum_transfer_length),
+        physical_breaks: cfg_get!(ci, length, number_of_physical_breaks),
+        buses: cfg_get!(ci, length, number_of_buses),
+        max_targets: cfg_get!(ci, length, maximum_number_of_targets),
+        max_luns: cfg_get!(ci, length, maximum_number_of_logical_units),
+        map_buffers: cfg_get!(ci, length, map_buffers),
+        sync_model: cfg_get!(ci, length, synchronization_model),
+        virtual_device: cfg_get!(ci, length, virtual_device) != 0,
+        alignment_mask: cfg_get!(ci, length, alignment_mask),
     };
     let mut bad = Vec::new();
     if c.length != length {
@@ -970,7 +1108,10 @@ fn check_config(k: &Kernel, ci: *mut u8, length: u32) -> PortConfig {
     if c.max_luns == 0 {
         bad.push("MaximumNumberOfLogicalUnits is 0".to_string());
     }
-    if cfg_get!(ci, scatter_gather) == 0 || cfg_get!(ci, master) == 0 {
+    // StorPort requires both; under SCSIPORT a miniport that does no DMA may leave them.
+    if k.cfg.personality != Personality::Xp
+        && (cfg_get!(ci, length, scatter_gather) == 0 || cfg_get!(ci, length, master) == 0)
+    {
         bad.push("ScatterGather and Master must be TRUE".to_string());
     }
     if c.sync_model > 1 {
@@ -980,7 +1121,7 @@ fn check_config(k: &Kernel, ci: *mut u8, length: u32) -> PortConfig {
         if !c.virtual_device {
             bad.push("VirtualDevice not set TRUE".to_string());
         }
-        let srb_type: u8 = cfg_get!(ci, srb_type);
+        let srb_type: u8 = cfg_get!(ci, length, srb_type);
         if srb_type != 0 {
             bad.push(format!(
                 "SrbType {srb_type}: this port only issues classic SCSI_REQUEST_BLOCKs"

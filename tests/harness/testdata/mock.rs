@@ -1,6 +1,8 @@
 //! A minimal StorPort virtual miniport used to test the harness end to end without the real
 //! driver: one 8 MiB disk at a fixed physical address (the g4d_both scenario's HDD), served
 //! through MmMapIoSpace. `--cfg double_complete` / `--cfg overread` build broken variants.
+//! `--cfg scsiport` builds it as a legacy XP SCSIPORT miniport instead; with it,
+//! `no_next_request`, `config_past_length` and `again` build broken variants.
 #![no_std]
 #![no_main]
 #![allow(clippy::missing_safety_doc)]
@@ -20,6 +22,14 @@ imports!("storport.sys", "C", {
     fn StorPortNotification(ty: u32, ext: *mut c_void, ...);
     fn StorPortExtendedFunction(code: u32, ext: *mut c_void, ...) -> u32;
 });
+#[cfg(scsiport)]
+imports!("scsiport.sys", "system", {
+    fn ScsiPortInitialize(a: *mut c_void, b: *mut c_void, c: *mut u8, d: *mut c_void) -> u32;
+});
+#[cfg(scsiport)]
+imports!("scsiport.sys", "C", {
+    fn ScsiPortNotification(ty: u32, ext: *mut c_void, ...);
+});
 imports!("ntoskrnl.exe", "system", {
     fn MmMapIoSpace(pa: i64, size: usize, cache: u32) -> *mut u8;
     fn MmUnmapIoSpace(va: *mut u8, size: usize);
@@ -38,6 +48,7 @@ const BLOCKS: u32 = (LEN / 512) as u32;
 mod off {
     pub const SIZE: u32 = 208;
     pub const VSIZE: u32 = 176;
+    pub const XP_SIZE: u32 = 128;
     pub const MAP_BUFFERS: usize = 88;
     pub const ADAPTER_CONTROL: usize = 120;
     pub const FREE: usize = 136;
@@ -58,6 +69,7 @@ mod off {
 mod off {
     pub const SIZE: u32 = 128;
     pub const VSIZE: u32 = 104;
+    pub const XP_SIZE: u32 = 80;
     pub const MAP_BUFFERS: usize = 56;
     pub const ADAPTER_CONTROL: usize = 76;
     pub const FREE: usize = 84;
@@ -83,6 +95,60 @@ unsafe fn r<T: Copy>(p: *const u8, o: usize) -> T {
     (p.add(o) as *const T).read_unaligned()
 }
 
+#[cfg(scsiport)]
+#[no_mangle]
+pub unsafe extern "system" fn DriverEntry(d: *mut c_void, rp: *mut c_void) -> i32 {
+    let mut init = [0u8; 256];
+    let i = init.as_mut_ptr();
+    w(i, 0, off::XP_SIZE);
+    w(i, 4, 1u32);
+    w(i, 8, hw_initialize as usize);
+    w(i, 8 + P, hw_start_io as usize);
+    w(i, 8 + 3 * P, hw_find_adapter_legacy as usize);
+    w(i, 8 + 4 * P, hw_reset_bus as usize);
+    w(i, 8 + 7 * P, 64u32);
+    w(i, off::MAP_BUFFERS, 1u8);
+    ScsiPortInitialize(d, rp, i, core::ptr::null_mut()) as i32
+}
+
+#[cfg(scsiport)]
+unsafe extern "system" fn hw_find_adapter_legacy(ext: *mut u8, c: *mut c_void, b: *mut c_void, a: *const u8, ci: *mut u8, again: *mut u8) -> u32 {
+    let r = hw_find_adapter(ext, c, b, core::ptr::null_mut(), a, ci, again);
+    #[cfg(again)]
+    {
+        *again = 1;
+    }
+    r
+}
+
+/// Completes `srb` the way the port expects.
+unsafe fn complete(ext: *mut u8, srb: *mut u8) {
+    #[cfg(not(scsiport))]
+    StorPortNotification(0, ext as *mut c_void, srb);
+    #[cfg(scsiport)]
+    {
+        ScsiPortNotification(0, ext as *mut c_void, srb);
+        #[cfg(not(no_next_request))]
+        ScsiPortNotification(1, ext as *mut c_void);
+    }
+}
+
+/// The data buffer's system address (Win7 StorPort maps READ/WRITE buffers only on request).
+unsafe fn system_address(ext: *mut u8, srb: *mut u8) -> *mut u8 {
+    #[cfg(not(scsiport))]
+    {
+        let mut buf: *mut u8 = core::ptr::null_mut();
+        StorPortExtendedFunction(5, ext as *mut c_void, srb, &mut buf as *mut *mut u8);
+        buf
+    }
+    #[cfg(scsiport)]
+    {
+        let _ = ext;
+        r::<usize>(srb, off::S_DATA) as *mut u8
+    }
+}
+
+#[cfg(not(scsiport))]
 #[no_mangle]
 pub unsafe extern "system" fn DriverEntry(d: *mut c_void, rp: *mut c_void) -> i32 {
     let mut init = [0u8; 256];
@@ -125,8 +191,10 @@ unsafe extern "system" fn hw_find_adapter(ext: *mut u8, _c: *mut c_void, _b: *mu
     w(ci, off::C_MAPBUF, 3u8);
     w(ci, off::C_TARGETS, 1u8);
     w(ci, off::C_LUNS, 1u8);
-    w(ci, off::C_SYNC, 1u32);
-    if (len as usize) > off::C_VIRTUAL {
+    if (len as usize) > off::C_SYNC {
+        w(ci, off::C_SYNC, 1u32);
+    }
+    if (len as usize) > off::C_VIRTUAL || cfg!(config_past_length) {
         w(ci, off::C_VIRTUAL, 1u8);
     }
     DbgPrint(b"%s\0".as_ptr(), b"rvblk: lun 0: kind=disk block_size=512 blocks=16384 read_only=0 source=grub4dos phys_base=0xf3ce000 length=0x800000\0".as_ptr());
@@ -257,8 +325,7 @@ unsafe extern "system" fn hw_start_io(ext: *mut u8, srb: *mut u8) -> u8 {
                 } else if len > xfer as usize {
                     w(srb, 3, 6u8);
                 } else {
-                    let mut buf: *mut u8 = core::ptr::null_mut();
-                    StorPortExtendedFunction(5, ext as *mut c_void, srb, &mut buf as *mut *mut u8);
+                    let buf = system_address(ext, srb);
                     let img = (r::<usize>(ext, 0) as *mut u8).add((lba * 512) as usize);
                     if op == 0x2A || op == 0x8A {
                         core::ptr::copy_nonoverlapping(buf, img, len);
@@ -271,14 +338,14 @@ unsafe extern "system" fn hw_start_io(ext: *mut u8, srb: *mut u8) -> u8 {
                     w(srb, 3, 1u8);
                     #[cfg(double_complete)]
                     if op == 0x28 {
-                        StorPortNotification(0, ext as *mut c_void, srb);
+                        complete(ext, srb);
                     }
                 }
             }
             _ => sense(srb, 5, 0x20),
         }
     }
-    StorPortNotification(0, ext as *mut c_void, srb);
+    complete(ext, srb);
     1
 }
 

@@ -32,6 +32,26 @@ pub fn packaged(arch: &str) -> PathBuf {
     p
 }
 
+/// The packaged driver a personality loads: `rvblk.sys` under StorPort, the SCSIPORT build
+/// `rvblkxp.sys` under xp (`xp/` for x86, `xp/<arch>/` otherwise).
+pub fn packaged_for(arch: &str, personality: &str) -> PathBuf {
+    if personality != "xp" {
+        return packaged(arch);
+    }
+    let dir = package_dir().join("xp");
+    let p = if arch == "x86" {
+        dir.join("rvblkxp.sys")
+    } else {
+        dir.join(arch).join("rvblkxp.sys")
+    };
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo xtask package` first (or set RVBLK_PACKAGE_DIR)",
+        p.display()
+    );
+    p
+}
+
 /// Makes sure the 32-bit helper exists next to the harness binary (builds it if needed).
 pub fn ensure_x86_helper() {
     if std::env::var_os("RVBLK_HARNESS_X86").is_some() {

@@ -13,6 +13,7 @@ fn kernel() -> Arc<Kernel> {
             os_ram: vec![],
             nfit: None,
             verbose: false,
+            legacy: Default::default(),
         },
         Arc::new(PhysMem::from_segments(1 << 20, &[]).unwrap()),
     )
@@ -182,4 +183,73 @@ fn verifier_catches_overread_in_mock() {
         "{}",
         o.stdout
     );
+}
+
+#[test]
+fn mock_scsiport_miniport_runs_clean_under_xp() {
+    let o = mock_run(&["scsiport"], "xp");
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains("\"verifier_failures\":[]"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("hdd.img\"]"),
+        "image not matched: {}",
+        o.stdout
+    );
+}
+
+#[test]
+fn verifier_catches_missing_next_request_under_scsiport() {
+    let o = mock_run(&["scsiport", "no_next_request"], "xp");
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stdout
+            .contains("without ScsiPortNotification(NextRequest)"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn verifier_catches_config_write_past_the_xp_structure() {
+    let o = mock_run(&["scsiport", "config_past_length"], "xp");
+    assert_eq!(o.code, rvblk_harness::crash::CRASH_EXIT, "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("fields past WmiDataProvider do not exist on XP"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn verifier_catches_again_under_scsiport() {
+    let o = mock_run(&["scsiport", "again"], "xp");
+    assert_ne!(o.code, 0);
+    assert!(o.stdout.contains("*Again = TRUE"), "{}", o.stdout);
+}
+
+#[test]
+fn port_mismatch_is_a_clear_start_failure() {
+    // A StorPort miniport on XP and a SCSIPORT one under the StorPort personalities.
+    for (cfgs, pers, why) in [
+        (&[][..], "xp", "XP/2003 setup has no storport.sys"),
+        (
+            &["scsiport"][..],
+            "win8",
+            "run SCSIPORT miniports with --personality xp",
+        ),
+    ] {
+        let o = mock_run(cfgs, pers);
+        assert_ne!(o.code, 0, "{pers}: {}", o.stdout);
+        assert!(
+            o.stdout.contains("DriverEntry returned 0xc000000e"),
+            "{pers}: {}",
+            o.stdout
+        );
+        assert!(o.stdout.contains(why), "{pers}: {}", o.stdout);
+    }
 }

@@ -1,13 +1,14 @@
-//! The real packaged binaries (`cargo xtask package` → target/package/{amd64,x86}/rvblk.sys,
-//! or RVBLK_PACKAGE_DIR) under both StorPort personalities: compliance suite, fault injection
-//! and the `run` CLI over a RAM dump.
+//! The real packaged binaries (`cargo xtask package` → target/package/{amd64,x86}/rvblk.sys
+//! and xp/rvblkxp.sys, or RVBLK_PACKAGE_DIR) under both StorPort personalities and SCSIPORT
+//! (xp): compliance suite, fault injection and the `run` CLI over a RAM dump, including the XP
+//! setup-mode disk policy.
 mod common;
 
 use rvblk_harness::scenario::Setup;
 use std::path::PathBuf;
 
 fn suite(arch: &str, personality: &str) {
-    let d = common::packaged(arch);
+    let d = common::packaged_for(arch, personality);
     if arch == "x86" {
         common::ensure_x86_helper();
     }
@@ -32,7 +33,7 @@ fn suite(arch: &str, personality: &str) {
 }
 
 fn faults(arch: &str, personality: &str) {
-    let d = common::packaged(arch);
+    let d = common::packaged_for(arch, personality);
     if arch == "x86" {
         common::ensure_x86_helper();
     }
@@ -110,12 +111,15 @@ pub fn dump_g4d_both(tag: &str) -> (PathBuf, Vec<String>, Vec<PathBuf>) {
     (dump, os_ram, files)
 }
 
-fn run_cli(arch: &str, personality: &str) {
-    let d = common::packaged(arch);
+/// `rvblk-harness run --json` over the g4d_both dump (one ISO, one HDD image); returns the JSON
+/// and the image files in the scenario's order (ISO first).
+fn run_json(arch: &str, personality: &str, extra: &[&str]) -> (String, Vec<PathBuf>) {
+    let d = common::packaged_for(arch, personality);
     if arch == "x86" {
         common::ensure_x86_helper();
     }
-    let (dump, os_ram, files) = dump_g4d_both(&format!("{arch}-{personality}"));
+    let tag = format!("{arch}-{personality}{}", extra.join("_").replace('=', "-"));
+    let (dump, os_ram, files) = dump_g4d_both(&tag);
     let mut args: Vec<String> = vec![
         "run".into(),
         "--driver".into(),
@@ -126,6 +130,7 @@ fn run_cli(arch: &str, personality: &str) {
         personality.into(),
         "--json".into(),
     ];
+    args.extend(extra.iter().map(|s| s.to_string()));
     for r in &os_ram {
         args.push("--os-ram".into());
         args.push(r.clone());
@@ -137,25 +142,30 @@ fn run_cli(arch: &str, personality: &str) {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = common::run(&a);
     assert_eq!(o.code, 0, "run failed");
-    let j = o.stdout.trim();
+    let j = o.stdout.trim().to_string();
     assert!(j.starts_with("{\"luns\":[{"), "{j}");
     assert!(j.contains("\"verifier_failures\":[]"), "{j}");
-    assert!(
-        j.contains("\"kind\":\"cdrom\"") && j.contains("\"kind\":\"disk\""),
-        "{j}"
-    );
     assert!(j.contains("\"source\":\"grub4dos\""), "{j}");
-    for f in &files {
-        assert!(
-            j.contains(&format!("\"matches\":[\"{}\"]", f.display())),
-            "{} not matched: {j}",
-            f.display()
-        );
-    }
     assert!(
         j.contains(&format!("\"phys_base\":{}", 0x0FBC_E000u64)),
         "{j}"
     );
+    (j, files)
+}
+
+fn matched(j: &str, f: &std::path::Path) -> bool {
+    j.contains(&format!("\"matches\":[\"{}\"]", f.display()))
+}
+
+fn run_cli(arch: &str, personality: &str) {
+    let (j, files) = run_json(arch, personality, &[]);
+    assert!(
+        j.contains("\"kind\":\"cdrom\"") && j.contains("\"kind\":\"disk\""),
+        "{j}"
+    );
+    for f in &files {
+        assert!(matched(&j, f), "{} not matched: {j}", f.display());
+    }
 }
 
 #[test]
@@ -165,4 +175,63 @@ fn run_cli_x64_win8() {
 #[test]
 fn run_cli_x86_win7() {
     run_cli("x86", "win7");
+}
+#[test]
+fn run_cli_x86_xp() {
+    run_cli("x86", "xp");
+}
+
+#[test]
+fn suite_x86_xp() {
+    suite("x86", "xp");
+}
+#[test]
+fn faults_x86_xp() {
+    faults("x86", "xp");
+}
+
+/// XP setup installs to the lowest-numbered disk, so while setup runs rvblkxp shows RAM CDs only,
+/// unless `disks=on` (DriverParameter) or the `rvblkxpd` service asks for disks too; an installed
+/// system sees every image unless `disks=off` (`anchors.md` §6, `inf/xp/README.md`).
+#[test]
+fn xp_setup_disk_policy_x86() {
+    let cases: [(&[&str], bool); 7] = [
+        (&["--setup", "textmode"], false),
+        (&["--setup", "guimode"], false),
+        (
+            &["--setup", "textmode", "--driver-parameter", "disks=on"],
+            true,
+        ),
+        (&["--setup", "guimode", "--service", "rvblkxpd"], true),
+        (&["--setup", "installed"], true),
+        (
+            &["--setup", "installed", "--driver-parameter", "disks=off"],
+            false,
+        ),
+        (
+            &[
+                "--setup",
+                "textmode",
+                "--service",
+                "rvblkxpd",
+                "--driver-parameter",
+                "disks=off",
+            ],
+            false,
+        ),
+    ];
+    for (extra, disks) in cases {
+        let (j, files) = run_json("x86", "xp", extra);
+        assert!(
+            j.contains("\"kind\":\"cdrom\""),
+            "{extra:?}: the ISO must always show: {j}"
+        );
+        assert!(matched(&j, &files[0]), "{extra:?}: ISO not matched: {j}");
+        assert_eq!(
+            j.contains("\"kind\":\"disk\""),
+            disks,
+            "{extra:?}: disk shown should be {disks}: {j}"
+        );
+        assert_eq!(matched(&j, &files[1]), disks, "{extra:?}: {j}");
+    }
 }
