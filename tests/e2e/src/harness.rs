@@ -1,5 +1,5 @@
-//! Running the real `rvblk.sys` binaries through the harness CLI (`rvblk-harness run ... --json`)
-//! on a MEMDISK dump, and checking its report against the case.
+//! Running the real `rvblk.sys` and `rvblkxp.sys` binaries through the harness CLI
+//! (`rvblk-harness run ... --json`) on a MEMDISK dump, and checking its report against the case.
 
 use crate::case::{Booted, Expect};
 use crate::json::{self, Json};
@@ -35,12 +35,52 @@ pub fn package_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/package"))
 }
 
-/// The two architectures whose real binaries every case runs.
-pub const ARCHES: [&str; 2] = ["amd64", "x86"];
+/// One way every case runs a real binary: architecture and harness personality.
+#[derive(Clone, Copy, Debug)]
+pub struct Flavour {
+    pub arch: &'static str,
+    pub personality: &'static str,
+}
 
-/// `<package>/<arch>/rvblk.sys`, or an error telling how to build it.
-pub fn driver(arch: &str) -> Result<PathBuf, String> {
-    let p = package_dir().join(arch).join("rvblk.sys");
+/// StorPort `rvblk.sys` on x64 and x86 under Windows 8+ (full HW_INITIALIZATION_DATA, buffers
+/// mapped) and Windows 7 (smaller structure, buffers reached through GetSystemAddress), and
+/// the SCSIPORT `rvblkxp.sys` under XP/2003 (an installed system: every image exposed).
+pub const FLAVOURS: [Flavour; 6] = [
+    Flavour {
+        arch: "amd64",
+        personality: "win8",
+    },
+    Flavour {
+        arch: "amd64",
+        personality: "win7",
+    },
+    Flavour {
+        arch: "x86",
+        personality: "win8",
+    },
+    Flavour {
+        arch: "x86",
+        personality: "win7",
+    },
+    Flavour {
+        arch: "x86",
+        personality: "xp",
+    },
+    Flavour {
+        arch: "amd64",
+        personality: "xp",
+    },
+];
+
+/// The packaged binary a flavour loads: `<package>/<arch>/rvblk.sys` under StorPort,
+/// `<package>/xp/rvblkxp.sys` (x86) or `<package>/xp/<arch>/rvblkxp.sys` under xp; or an error
+/// telling how to build it.
+pub fn driver(f: Flavour) -> Result<PathBuf, String> {
+    let p = match (f.personality, f.arch) {
+        ("xp", "x86") => package_dir().join("xp").join("rvblkxp.sys"),
+        ("xp", arch) => package_dir().join("xp").join(arch).join("rvblkxp.sys"),
+        (_, arch) => package_dir().join(arch).join("rvblk.sys"),
+    };
     if p.is_file() {
         Ok(p)
     } else {
@@ -162,17 +202,13 @@ pub fn parse_report(stdout: &str) -> Result<Parsed, String> {
     Ok((luns, refused, failures))
 }
 
-/// The StorPort personalities every case runs under: Windows 8+ (full HW_INITIALIZATION_DATA,
-/// buffers mapped) and Windows 7 (smaller structure, buffers reached through
-/// GetSystemAddress).
-pub const PERSONALITIES: [&str; 2] = ["win8", "win7"];
-
-/// `rvblk-harness run --driver DRIVER --personality P --ram DUMP --os-ram 0xSTART:0xLEN ...
-/// --expect IMAGE --json --verbose`.
+/// `rvblk-harness run --driver DRIVER --personality P [EXTRA ...] --ram DUMP
+/// --os-ram 0xSTART:0xLEN ... --expect IMAGE --json --verbose`.
 pub fn run(
     harness: &Path,
     driver: &Path,
     personality: &str,
+    extra: &[&str],
     booted: &Booted,
 ) -> Result<Report, String> {
     let mut cmd = Command::new(harness);
@@ -181,6 +217,7 @@ pub fn run(
         .arg(driver)
         .arg("--personality")
         .arg(personality)
+        .args(extra)
         .arg("--ram")
         .arg(&booted.dump);
     for r in &booted.os_ram {

@@ -176,62 +176,114 @@ fn driver_log_expectations(b: &Booted) -> (Vec<String>, Vec<String>) {
     (must, must_not)
 }
 
-/// The real binaries through the harness CLI: x64 and x86, each under the Windows 8+ and the
-/// Windows 7 StorPort personality.
+/// The real binaries through the harness CLI: `rvblk.sys` for x64 and x86, each under the
+/// Windows 8+ and the Windows 7 StorPort personality, and `rvblkxp.sys` under XP's SCSIPORT.
 fn harness_check(b: &Booted) {
     let harness = harness::harness_binary().unwrap_or_else(|e| panic!("{}: {e}", b.case.name));
     let verbose = std::env::var_os("RVBLK_E2E_VERBOSE").is_some();
     let (must, must_not) = driver_log_expectations(b);
     let mut problems = Vec::new();
-    for arch in harness::ARCHES {
-        let driver = harness::driver(arch).unwrap_or_else(|e| panic!("{}: {e}", b.case.name));
-        for personality in harness::PERSONALITIES {
-            let run = format!("[{arch} {personality}]");
-            let r = harness::run(&harness, &driver, personality, b)
-                .unwrap_or_else(|e| panic!("{} {run}: harness run failed: {e}", b.case.name));
-            eprintln!(
-                "{} {run}: harness {:.2?}, {} LUN(s), {} refused",
-                b.case.name,
-                r.time,
-                r.luns.len(),
-                r.refused.len()
-            );
-            let before = problems.len();
-            problems.extend(
-                harness::check(b, &r)
-                    .into_iter()
-                    .map(|p| format!("{run} {p}")),
-            );
-            // The harness echoes each DbgPrint line twice (live and in its closing log); keep one.
-            let mut log: Vec<&str> = Vec::new();
-            for t in r
-                .stderr
-                .lines()
-                .filter_map(|l| l.split_once("rvblk: ").map(|(_, t)| t.trim()))
-            {
-                if !log.contains(&t) {
-                    log.push(t);
-                }
+    for flavour in harness::FLAVOURS {
+        let (arch, personality) = (flavour.arch, flavour.personality);
+        let driver = harness::driver(flavour).unwrap_or_else(|e| panic!("{}: {e}", b.case.name));
+        let run = format!("[{arch} {personality}]");
+        let r = harness::run(&harness, &driver, personality, &[], b)
+            .unwrap_or_else(|e| panic!("{} {run}: harness run failed: {e}", b.case.name));
+        eprintln!(
+            "{} {run}: harness {:.2?}, {} LUN(s), {} refused",
+            b.case.name,
+            r.time,
+            r.luns.len(),
+            r.refused.len()
+        );
+        let before = problems.len();
+        problems.extend(
+            harness::check(b, &r)
+                .into_iter()
+                .map(|p| format!("{run} {p}")),
+        );
+        // The harness echoes each DbgPrint line twice (live and in its closing log); keep one.
+        let mut log: Vec<&str> = Vec::new();
+        for t in r
+            .stderr
+            .lines()
+            .filter_map(|l| l.split_once("rvblk: ").map(|(_, t)| t.trim()))
+        {
+            if !log.contains(&t) {
+                log.push(t);
             }
-            for m in must.iter().filter(|m| !log.contains(&m.as_str())) {
-                problems.push(format!("{run} driver log lacks {m:?}"));
-            }
-            for m in must_not.iter().filter(|m| log.contains(&m.as_str())) {
-                problems.push(format!(
-                    "{run} driver log has {m:?}, which this case rules out"
-                ));
-            }
-            if verbose && (problems.len() > before || (arch == "amd64" && personality == "win8")) {
-                eprintln!("{} {run}: driver log:\n  {}", b.case.name, log.join("\n  "));
-            }
-            if verbose && problems.len() > before {
-                eprintln!("stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-            }
+        }
+        for m in must.iter().filter(|m| !log.contains(&m.as_str())) {
+            problems.push(format!("{run} driver log lacks {m:?}"));
+        }
+        for m in must_not.iter().filter(|m| log.contains(&m.as_str())) {
+            problems.push(format!(
+                "{run} driver log has {m:?}, which this case rules out"
+            ));
+        }
+        if verbose && (problems.len() > before || (arch == "amd64" && personality == "win8")) {
+            eprintln!("{} {run}: driver log:\n  {}", b.case.name, log.join("\n  "));
+        }
+        if verbose && problems.len() > before {
+            eprintln!("stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
         }
     }
     assert!(
         problems.is_empty(),
         "{}: real driver binaries:\n  {}",
+        b.case.name,
+        problems.join("\n  ")
+    );
+}
+
+/// XP setup installs to the lowest-numbered disk, so while setup runs `rvblkxp.sys` keeps a RAM
+/// hard-disk image hidden (and says so in its log) unless `disks=on`; CDs and floppies always
+/// show (`anchors.md` §6).
+fn xp_setup_mode_check(b: &Booted) {
+    let harness = harness::harness_binary().unwrap_or_else(|e| panic!("{}: {e}", b.case.name));
+    let flavour = harness::Flavour {
+        arch: "x86",
+        personality: "xp",
+    };
+    let driver = harness::driver(flavour).unwrap_or_else(|e| panic!("{}: {e}", b.case.name));
+    let hidden = matches!(b.case.expect, Expect::Lun { kind: "disk", .. });
+    let mut problems = Vec::new();
+    for (extra, expect_hidden) in [
+        (&["--setup", "textmode"][..], hidden),
+        (&["--setup", "guimode"][..], hidden),
+        (
+            &["--setup", "textmode", "--driver-parameter", "disks=on"][..],
+            false,
+        ),
+    ] {
+        let run = format!("[x86 xp {}]", extra.join(" "));
+        let r = harness::run(&harness, &driver, "xp", extra, b)
+            .unwrap_or_else(|e| panic!("{} {run}: harness run failed: {e}", b.case.name));
+        if !expect_hidden {
+            problems.extend(
+                harness::check(b, &r)
+                    .into_iter()
+                    .map(|p| format!("{run} {p}")),
+            );
+            continue;
+        }
+        if !r.luns.is_empty() || !r.verifier_failures.is_empty() || !r.exit_ok {
+            problems.push(format!(
+                "{run} the disk image must stay hidden: LUNs {:?}, verifier {:?}",
+                r.luns, r.verifier_failures
+            ));
+        }
+        let note = format!(
+            "not exposing disk image at phys_base={:#x} in setup mode",
+            b.memdisk.diskbuf
+        );
+        if !r.stderr.contains(&note) {
+            problems.push(format!("{run} driver log lacks {note:?}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{}: rvblkxp.sys in setup mode:\n  {}",
         b.case.name,
         problems.join("\n  ")
     );
@@ -255,6 +307,7 @@ fn run(case: Case) {
         return;
     }
     harness_check(&b);
+    xp_setup_mode_check(&b);
 }
 
 #[test]
