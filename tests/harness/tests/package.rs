@@ -189,6 +189,18 @@ fn suite_x86_xp() {
 fn faults_x86_xp() {
     faults("x86", "xp");
 }
+#[test]
+fn suite_x64_xp() {
+    suite("amd64", "xp");
+}
+#[test]
+fn faults_x64_xp() {
+    faults("amd64", "xp");
+}
+#[test]
+fn run_cli_x64_xp() {
+    run_cli("amd64", "xp");
+}
 
 /// XP setup installs to the lowest-numbered disk, so while setup runs rvblkxp shows RAM CDs only,
 /// unless `disks=on` (DriverParameter) or the `rvblkxpd` service asks for disks too; an installed
