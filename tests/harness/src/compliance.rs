@@ -1021,15 +1021,21 @@ pub fn run_scenario(
     };
     let mut pairs = Vec::new();
     let mut enum_err = None;
-    if luns.len() != setup.expected.len() {
+    // 32-bit XP has no firmware-table query, so NFIT RAM disks cannot be found there.
+    let expected: Vec<&ExpectedLun> = setup
+        .expected
+        .iter()
+        .filter(|e| personality != Personality::Xp || e.source != "nfit")
+        .collect();
+    if luns.len() != expected.len() {
         enum_err = Some(format!(
             "found {} LUN(s), expected {}",
             luns.len(),
-            setup.expected.len()
+            expected.len()
         ));
     }
     for (n, i) in luns.iter().enumerate() {
-        if let Some(e) = setup.expected.get(n) {
+        if let Some(&e) = expected.get(n) {
             pairs.push((i.clone(), e.clone()));
         }
     }

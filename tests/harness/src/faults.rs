@@ -140,7 +140,13 @@ pub fn main(driver: &Path, personality: Personality, verbose: bool) -> i32 {
         "x86"
     };
     let (mut passed, mut failed) = (Vec::new(), Vec::new());
-    for sc in ["g4d_both", "nfit_ramdisks"] {
+    // No NFIT under XP (no firmware-table query there): sweep a MEMDISK layout instead.
+    let scenarios = if personality == Personality::Xp {
+        ["g4d_both", "memdisk_iso"]
+    } else {
+        ["g4d_both", "nfit_ramdisks"]
+    };
+    for sc in scenarios {
         match Setup::named(sc) {
             Ok(s) => {
                 let (p, f) = sweep(&bytes, &s, personality, verbose);

@@ -625,7 +625,11 @@ impl Kernel {
 
     fn query_system_information(&self, class: u32, buf: *mut u8, len: u32, ret: *mut u32) -> i32 {
         self.check_irql("ZwQuerySystemInformation", PASSIVE_LEVEL);
-        if class != rvblk_abi::SYSTEM_FIRMWARE_TABLE_INFORMATION_CLASS {
+        // SystemFirmwareTableInformation arrived with Server 2003 SP1 / XP x64; 32-bit XP, the
+        // main SCSIPORT target, rejects it (so no NFIT there).
+        if class != rvblk_abi::SYSTEM_FIRMWARE_TABLE_INFORMATION_CLASS
+            || self.cfg.personality == Personality::Xp
+        {
             self.log_line(format!(
                 "[harness] ZwQuerySystemInformation class {class} not emulated"
             ));
