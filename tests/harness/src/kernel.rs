@@ -249,6 +249,8 @@ pub struct Kernel {
     next_handle: AtomicUsize,
     /// What ScsiPortInitialize built (SCSIPORT calls HwFindAdapter from inside it).
     pub legacy_start: Mutex<Option<crate::scsiport::Started>>,
+    /// DriverEntry's DriverObject and RegistryPath, which the port initialisation must be given.
+    pub entry_args: Mutex<(usize, usize)>,
 }
 
 static CURRENT: AtomicPtr<Kernel> = AtomicPtr::new(std::ptr::null_mut());
@@ -302,6 +304,7 @@ impl Kernel {
             handles: Mutex::new(HashMap::new()),
             next_handle: AtomicUsize::new(1),
             legacy_start: Mutex::new(None),
+            entry_args: Mutex::new((0, 0)),
         })
     }
 
@@ -918,6 +921,16 @@ impl Kernel {
         Some(String::from_utf16_lossy(units))
     }
 
+    /// The port's initialisation must get DriverEntry's own two arguments.
+    pub(crate) fn check_entry_args(&self, api: &str, drv: *mut c_void, reg: *mut c_void) {
+        let (d, r) = *self.entry_args.lock().unwrap_or_else(|e| e.into_inner());
+        if (drv as usize, reg as usize) != (d, r) {
+            self.fail(format!(
+                "{api}(DriverObject {drv:p}, RegistryPath {reg:p}): not the {d:#x}/{r:#x} DriverEntry received"
+            ));
+        }
+    }
+
     // ---- storport ----
 
     fn storport_initialize(
@@ -927,11 +940,12 @@ impl Kernel {
         init: *const u8,
         ctx: *mut c_void,
     ) -> u32 {
-        let _ = (reg, ctx);
+        let _ = ctx;
         if drv.is_null() || init.is_null() {
             self.fail("StorPortInitialize with NULL DriverObject or HwInitializationData");
             return STATUS_INVALID_PARAMETER as u32;
         }
+        self.check_entry_args("StorPortInitialize", drv, reg);
         self.check_irql("StorPortInitialize", PASSIVE_LEVEL);
         // SAFETY: the first ULONG of the caller's HW_INITIALIZATION_DATA.
         let size = unsafe { (init as *const u32).read_unaligned() };

@@ -53,6 +53,7 @@ pub(crate) fn initialize(
         k.fail("ScsiPortInitialize with a NULL DriverObject, RegistryPath or HwInitializationData");
         return STATUS_INVALID_PARAMETER;
     }
+    k.check_entry_args("ScsiPortInitialize", drv, reg);
     if k.legacy_start
         .lock()
         .unwrap_or_else(|e| e.into_inner())

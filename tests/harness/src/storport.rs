@@ -320,6 +320,7 @@ impl Adapter {
         // SAFETY: the entry point of a loaded, relocated, bound image has this prototype.
         let entry: DriverEntryFn =
             unsafe { std::mem::transmute::<usize, DriverEntryFn>(image.entry()) };
+        *k.entry_args.lock().unwrap_or_else(|e| e.into_inner()) = (dobj_p as usize, reg_p as usize);
         let st = on_kernel_stack(|| {
             kernel::at_irql(PASSIVE_LEVEL, || {
                 // SAFETY: calling the driver's DriverEntry with valid objects.

@@ -162,13 +162,20 @@ fn compile_testdata(name: &str, triple: &str, cfgs: &[&str]) -> PathBuf {
 
 /// A private name next to `out` (process id + per-call counter): tests run in parallel and may
 /// build the same PE at once.
+/// Inside a private directory: rustc keeps its intermediate objects next to the output, named
+/// after the crate, so two builds of one test crate must not share a directory.
 fn private_path(out: &Path) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    out.with_extension(format!("sys.{}.{n}", std::process::id()))
+    let dir = out.with_extension(format!("build.{}.{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a private build directory");
+    dir.join(out.file_name().expect("an output file name"))
 }
 
 /// Moves the private build into place atomically (rename), so readers see a whole file.
 fn publish(tmp: &Path, out: &Path) {
     std::fs::rename(tmp, out).expect("rename the built test PE into place");
+    if let Some(dir) = tmp.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
