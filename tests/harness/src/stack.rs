@@ -85,24 +85,9 @@ unsafe extern "C" {
 pub fn realigned<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86")]
     {
-        let mut f = Some(f);
-        let mut result = None;
-        let mut call = || {
-            if let Some(f) = f.take() {
-                result = Some(f());
-            }
-        };
-        let mut payload = Payload {
-            f: &mut call,
-            panic: None,
-        };
-        // SAFETY: `tramp` only touches `payload`, which outlives the call; the trampoline
-        // restores the caller's stack pointer.
-        unsafe { rvblk_harness_call_aligned(&mut payload as *mut Payload<'_> as *mut u8, tramp) };
-        if let Some(p) = payload.panic {
-            std::panic::resume_unwind(p);
-        }
-        result.expect("callback did not run")
+        // SAFETY: the trampoline calls `tramp(arg)` once on this stack, realigned, and restores
+        // the caller's stack pointer.
+        through(f, |arg| unsafe { rvblk_harness_call_aligned(arg, tramp) })
     }
     #[cfg(not(target_arch = "x86"))]
     f()
@@ -175,6 +160,27 @@ struct Payload<'a> {
     panic: Option<Box<dyn std::any::Any + Send>>,
 }
 
+/// Runs `f` through an assembly trampoline: `invoke(arg)` must call `tramp(arg)` exactly once.
+/// A panic in `f` is carried across the foreign frames and resumed here.
+fn through<R>(f: impl FnOnce() -> R, invoke: impl FnOnce(*mut u8)) -> R {
+    let mut f = Some(f);
+    let mut result = None;
+    let mut call = || {
+        if let Some(f) = f.take() {
+            result = Some(f());
+        }
+    };
+    let mut payload = Payload {
+        f: &mut call,
+        panic: None,
+    };
+    invoke(&mut payload as *mut Payload<'_> as *mut u8);
+    if let Some(p) = payload.panic {
+        std::panic::resume_unwind(p);
+    }
+    result.expect("callback did not run")
+}
+
 unsafe extern "C" fn tramp(arg: *mut u8) {
     // SAFETY: `arg` is the `Payload` passed by `on_kernel_stack`, alive for the whole call.
     let p = unsafe { &mut *(arg as *mut Payload<'_>) };
@@ -194,24 +200,11 @@ pub fn on_kernel_stack<R>(f: impl FnOnce() -> R) -> R {
         let mut s = s.borrow_mut();
         s.get_or_insert_with(KStack::new).top()
     });
-    let mut f = Some(f);
-    let mut result = None;
-    let mut call = || {
-        if let Some(f) = f.take() {
-            result = Some(f());
-        }
-    };
-    let mut payload = Payload {
-        f: &mut call,
-        panic: None,
-    };
-    ON_KSTACK.with(|c| c.set(true));
-    // SAFETY: `top` is the 16-byte aligned top of a live stack owned by this thread, not in use
-    // (ON_KSTACK was false); `tramp` only touches `payload`, which outlives the call.
-    unsafe { rvblk_harness_call_on_stack(&mut payload as *mut Payload<'_> as *mut u8, tramp, top) };
-    ON_KSTACK.with(|c| c.set(false));
-    if let Some(p) = payload.panic {
-        std::panic::resume_unwind(p);
-    }
-    result.expect("callback did not run")
+    through(f, |arg| {
+        ON_KSTACK.with(|c| c.set(true));
+        // SAFETY: `top` is the 16-byte aligned top of a live stack owned by this thread, not in
+        // use (ON_KSTACK was false); `tramp` only touches the payload, which outlives the call.
+        unsafe { rvblk_harness_call_on_stack(arg, tramp, top) };
+        ON_KSTACK.with(|c| c.set(false));
+    })
 }
