@@ -977,7 +977,8 @@ impl Kernel {
         STATUS_SUCCESS as u32
     }
 
-    fn notification(&self, port: &str, ty: u32, ext: usize, a1: usize) {
+    fn notification(&self, port: &str, ty: u32, ext: usize, args: [usize; 3]) {
+        let a1 = args[0];
         use rvblk_abi::notification::*;
         let de = self.device_extension.load(Ordering::Relaxed);
         if ext != de {
@@ -1024,7 +1025,18 @@ impl Kernel {
                     }
                 }
             }
-            NEXT_REQUEST | NEXT_LU_REQUEST => {
+            // NextLuRequest also makes the adapter ready for its next request (as in SCSIPORT).
+            NEXT_REQUEST => {
+                self.next_request.fetch_add(1, Ordering::Relaxed);
+            }
+            NEXT_LU_REQUEST => {
+                // Variadic UCHARs arrive promoted to int: only the low 32 bits are defined.
+                if args.iter().any(|&a| a as u32 > 0xff) {
+                    self.fail(format!(
+                        "{port}Notification(NextLuRequest, {:#x}, {:#x}, {:#x}): PathId/TargetId/Lun are UCHARs",
+                        args[0], args[1], args[2]
+                    ));
+                }
                 self.next_request.fetch_add(1, Ordering::Relaxed);
             }
             _ => self.log_line(format!("[harness] {port}Notification type {ty:#x} ignored")),
@@ -1285,12 +1297,10 @@ extern "fastcall" fn kf_release_spin_lock(lock: *mut usize, old: u8) {
 
 cdeclfn! {
     fn storport_notification(ty: u32, ext: usize, a1: usize, a2: usize, a3: usize) {
-        let _ = (a2, a3);
-        current().notification("StorPort", ty, ext, a1)
+        current().notification("StorPort", ty, ext, [a1, a2, a3])
     }
     fn scsi_port_notification(ty: u32, ext: usize, a1: usize, a2: usize, a3: usize) {
-        let _ = (a2, a3);
-        current().notification("ScsiPort", ty, ext, a1)
+        current().notification("ScsiPort", ty, ext, [a1, a2, a3])
     }
     fn storport_extended_function(code: u32, ext: usize, a1: usize, a2: usize, a3: usize) -> u32 {
         let _ = a3;

@@ -27,15 +27,26 @@ pub fn initialize(
     unsafe { ScsiPortInitialize(driver_object, registry_path, init, core::ptr::null_mut()) as i32 }
 }
 
-/// RequestComplete, then NextRequest so SCSIPORT sends the next SRB (§2.3).
+/// RequestComplete, then NextRequest so SCSIPORT sends the next SRB, and NextLuRequest for the
+/// same LU because the adapter declares tagged queuing and several requests per LU (§2.3).
 ///
 /// # Safety
 /// Called from HwStartIo with the live SRB this miniport owns; it belongs to SCSIPORT afterwards.
 pub unsafe fn complete_and_ask_next(device_extension: *mut c_void, srb: *mut ScsiRequestBlock) {
-    use rvblk_abi::notification::{NEXT_REQUEST, REQUEST_COMPLETE};
-    // SAFETY: per the caller's contract; these notifications take (ext, srb) and (ext).
+    use rvblk_abi::notification::{NEXT_LU_REQUEST, NEXT_REQUEST, REQUEST_COMPLETE};
+    // SAFETY: the SRB is still ours until RequestComplete; read its address first.
+    let (path, target, lun) = unsafe { ((*srb).path_id, (*srb).target_id, (*srb).lun) };
+    // SAFETY: per the caller's contract; these notifications take (ext, srb), (ext) and
+    // (ext, PathId, TargetId, Lun), the UCHARs promoted to int as for any variadic call.
     unsafe {
         ScsiPortNotification(REQUEST_COMPLETE, device_extension, srb);
         ScsiPortNotification(NEXT_REQUEST, device_extension);
+        ScsiPortNotification(
+            NEXT_LU_REQUEST,
+            device_extension,
+            u32::from(path),
+            u32::from(target),
+            u32::from(lun),
+        );
     }
 }
