@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::menu::{menu_lst, MenuOptions};
 use crate::slipstream::{self, Change, Options, Report};
-use crate::{write_xp_package, XpError, DRIVER_FILE, F6_IMAGE_NAME};
+use crate::{write_xp_package, XpError, DRIVER_FILE};
 
 /// Windows XP / Server 2003 (x86): put the legacy SCSIPORT driver rvblkxp.sys where setup needs it.
 #[derive(Debug, Parser)]
@@ -68,9 +68,14 @@ enum Command {
         #[arg(long)]
         no_swap: bool,
     },
-    /// Write txtsetup.oem, rvblkxp.inf, the tag file and rvblk-f6.img into a driver package
+    /// Write txtsetup.oem, rvblkxp.inf, the tag file and the F6 floppy images into a driver package
+    #[command(
+        long_about = "Write txtsetup.oem, rvblkxp.inf and the tag file next to each driver of a\n\
+        driver package, and one F6 floppy image per driver: xp/rvblkxp.sys (x86, required) gives\n\
+        rvblk-f6.img, xp/amd64/rvblkxp.sys (x64, optional) gives rvblk-f6-amd64.img."
+    )]
     Package {
-        /// Driver package directory holding xp/rvblkxp.sys
+        /// Driver package directory holding xp/rvblkxp.sys (and xp/amd64/rvblkxp.sys)
         #[arg(value_name = "DIR", default_value = "target/package")]
         package: PathBuf,
     },
@@ -145,12 +150,9 @@ fn run(command: Command) -> Result<(), XpError> {
             Ok(())
         }
         Command::Package { package } => {
-            write_xp_package(&package)?;
-            println!(
-                "wrote {} and {}",
-                package.join("xp").display(),
-                package.join(F6_IMAGE_NAME).display()
-            );
+            for image in write_xp_package(&package)? {
+                println!("wrote {}", image.display());
+            }
             Ok(())
         }
     }

@@ -1,5 +1,5 @@
-//! Independent checks on the XP package: txtsetup.oem, the INF, and the F6 floppy image read
-//! back with the standard FAT tools (mtools, fsck.fat).
+//! Independent checks on the XP package: txtsetup.oem, the INF, and the F6 floppy images (x86 and
+//! x64) read back with the standard FAT tools (mtools, fsck.fat).
 
 mod common;
 
@@ -7,18 +7,27 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use common::{parse_ini, run, section, TempDir};
+use common::{fake_driver, parse_ini, run, section, TempDir};
+use rvblk_xp::XpArch;
 
-fn fake_package(dir: &Path, with_cat: bool) {
-    let xp = dir.join("xp");
-    fs::create_dir_all(&xp).unwrap();
-    let driver: Vec<u8> = (0..40_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    fs::write(xp.join("rvblkxp.sys"), driver).unwrap();
-    if with_cat {
-        fs::write(xp.join("rvblkxp.cat"), b"0\x82fake catalog").unwrap();
+/// The drivers of `arches` (and catalogs beside them if `with_cat`): the package as
+/// `cargo xtask package` leaves it before the XP files are written.
+fn fake_package(dir: &Path, with_cat: bool, arches: &[XpArch]) {
+    for &arch in arches {
+        let arch_dir = dir.join(arch.package_dir());
+        fs::create_dir_all(&arch_dir).unwrap();
+        fs::write(dir.join(arch.driver_path()), fake_driver(arch)).unwrap();
+        if with_cat {
+            fs::write(arch_dir.join("rvblkxp.cat"), b"0\x82fake catalog").unwrap();
+        }
     }
+}
+
+/// The PE machine of a driver image.
+fn pe_machine(image: &[u8]) -> u16 {
+    let pe = u32::from_le_bytes(image[0x3c..0x40].try_into().unwrap()) as usize;
+    assert_eq!(&image[pe..pe + 4], b"PE\0\0", "a PE image");
+    u16::from_le_bytes(image[pe + 4..pe + 6].try_into().unwrap())
 }
 
 /// Root directory of the floppy as mtools lists it: upper-case 8.3 name -> size.
@@ -41,10 +50,10 @@ fn floppy_file(img: &Path, name: &str) -> Vec<u8> {
     )
 }
 
-/// Everything the floppy must satisfy, for a package made by us or by `cargo xtask package`.
-fn check_package(dir: &Path) {
-    let img = dir.join("rvblk-f6.img");
-    let image = fs::read(&img).expect("rvblk-f6.img in the package");
+/// Everything `arch`'s floppy must satisfy, for a package made by us or by `cargo xtask package`.
+fn check_floppy(dir: &Path, arch: XpArch) {
+    let img = dir.join(arch.f6_image_name());
+    let image = fs::read(&img).unwrap_or_else(|e| panic!("{}: {e}", img.display()));
     assert_eq!(image.len(), 1_474_560, "1.44 MB image");
 
     // fsck.fat: clean, read-only check.
@@ -64,14 +73,14 @@ fn check_package(dir: &Path) {
     }
 
     // Byte-for-byte: the floppy holds exactly the package's files (mtype and mcopy).
-    let xp = dir.join("xp");
+    let arch_dir = dir.join(arch.package_dir());
     for (on_floppy, in_package) in [
         ("TXTSETUP.OEM", "txtsetup.oem"),
         ("RVBLKXP.SYS", "rvblkxp.sys"),
         ("RVBLKXP.INF", "rvblkxp.inf"),
         ("RVBLKXP.TAG", "RVBLKXP.TAG"),
     ] {
-        let want = fs::read(xp.join(in_package)).unwrap();
+        let want = fs::read(arch_dir.join(in_package)).unwrap();
         assert_eq!(floppy_file(&img, on_floppy), want, "{on_floppy} (mtype)");
     }
     let copy_dir = TempDir::new("mcopy");
@@ -86,10 +95,16 @@ fn check_package(dir: &Path) {
             target.to_str().unwrap(),
         ],
     );
+    let driver = fs::read(&target).unwrap();
     assert_eq!(
-        fs::read(&target).unwrap(),
-        fs::read(xp.join("rvblkxp.sys")).unwrap(),
+        driver,
+        fs::read(dir.join(arch.driver_path())).unwrap(),
         "mcopy"
+    );
+    assert_eq!(
+        pe_machine(&driver),
+        arch.pe_machine(),
+        "the {arch:?} driver"
     );
 
     // txtsetup.oem: ANSI, CRLF; names only files on the floppy.
@@ -151,8 +166,12 @@ fn check_package(dir: &Path) {
         );
     }
     // Plain text, independent of the parser.
+    let disks_line = format!(
+        "[Disks]\r\nd1 = \"rvblk driver disk for Windows XP/2003 {}\", \\RVBLKXP.TAG, \\\r\n",
+        arch.label()
+    );
     for line in [
-        "[Disks]\r\nd1 = \"rvblk driver disk for Windows XP/2003 x86\", \\RVBLKXP.TAG, \\\r\n",
+        disks_line.as_str(),
         "[Defaults]\r\nSCSI = rvblkxp\r\n",
         "[Files.SCSI.rvblkxp]\r\ndriver  = d1, rvblkxp.sys, rvblkxp\r\ninf     = d1, rvblkxp.inf\r\n",
         "[Files.SCSI.rvblkxpd]\r\ndriver  = d1, rvblkxp.sys, rvblkxpd\r\ninf     = d1, rvblkxp.inf\r\n",
@@ -196,17 +215,25 @@ fn check_package(dir: &Path) {
         driver_ver.starts_with("01/01/2025,") && driver_ver.split('.').count() == 4,
         "{driver_ver}"
     );
-    let models = section(&ini, "rvblk_Models");
-    let hwids: Vec<&str> = models.iter().map(|(_, v)| v[1].as_str()).collect();
-    assert_eq!(
-        hwids,
-        [
-            "DETECTED\\Isa\\rvblkxp",
-            "DETECTED\\rvblkxp",
-            "DETECTED\\Isa\\rvblkxpd",
-            "DETECTED\\rvblkxpd"
-        ]
-    );
+    // x86 uses the undecorated models, x64 only the NTamd64 ones: the same devices in both.
+    let manufacturer = section(&ini, "Manufacturer");
+    assert_eq!(manufacturer[0].1, ["rvblk_Models", "NTamd64"]);
+    for models in ["rvblk_Models", "rvblk_Models.NTamd64"] {
+        let hwids: Vec<&str> = section(&ini, models)
+            .iter()
+            .map(|(_, v)| v[1].as_str())
+            .collect();
+        assert_eq!(
+            hwids,
+            [
+                "DETECTED\\Isa\\rvblkxp",
+                "DETECTED\\rvblkxp",
+                "DETECTED\\Isa\\rvblkxpd",
+                "DETECTED\\rvblkxpd"
+            ],
+            "[{models}]"
+        );
+    }
     for svc in ["rvblkxp", "rvblkxpd"] {
         let service: BTreeMap<_, _> = section(&ini, &format!("{svc}_Service"))
             .iter()
@@ -228,52 +255,101 @@ fn check_package(dir: &Path) {
     assert!(inf.contains(
         "HKR, \"Parameters\\Device\", \"DriverParameter\", 0x00000002, \"disks=on\"\r\n"
     ));
-    let files = section(&ini, "SourceDisksFiles");
-    assert_eq!(files, &[("rvblkxp.sys".to_string(), vec!["1".to_string()])]);
     let names = section(&ini, "SourceDisksNames");
     assert_eq!(
         names[0].1[1].to_ascii_uppercase(),
         tag,
         "INF source disk tag = floppy tag"
     );
+    // Where each architecture's rvblkxp.sys is, relative to this INF: the floppy's own
+    // architecture's driver is the one on the floppy; the other one is not beside it.
+    let sources = |platform: &str| section(&ini, &format!("SourceDisksFiles.{platform}")).to_vec();
+    let (x86, amd64) = (sources("x86"), sources("amd64"));
+    let beside = vec![("rvblkxp.sys".to_string(), vec!["1".to_string()])];
+    match arch {
+        XpArch::X86 => {
+            assert_eq!(x86, beside);
+            let sub = vec!["1".to_string(), "amd64".to_string()];
+            assert_eq!(amd64, [("rvblkxp.sys".to_string(), sub)]);
+        }
+        XpArch::Amd64 => {
+            assert_eq!(amd64, beside);
+            assert!(x86.is_empty(), "no x86 driver beside the x64 INF: {x86:?}");
+        }
+    }
+}
+
+/// Both floppies if the package has the x64 driver, else the x86 one alone.
+fn check_package(dir: &Path) {
+    check_floppy(dir, XpArch::X86);
+    if dir.join(XpArch::Amd64.driver_path()).exists() {
+        check_floppy(dir, XpArch::Amd64);
+        // The xp\ copy of the INF finds the x64 driver in amd64\.
+        let x86_inf = fs::read_to_string(dir.join("xp/rvblkxp.inf")).unwrap();
+        assert!(x86_inf.contains("[SourceDisksFiles.amd64]\r\nrvblkxp.sys = 1,amd64\r\n"));
+        assert!(dir.join("xp/amd64/rvblkxp.sys").is_file());
+    }
 }
 
 #[test]
 fn package_without_catalog() {
     let dir = TempDir::new("pkg");
-    fake_package(dir.path(), false);
-    rvblk_xp::write_xp_package(dir.path()).unwrap();
+    fake_package(dir.path(), false, &XpArch::ALL);
+    let images = rvblk_xp::write_xp_package(dir.path()).unwrap();
+    assert_eq!(
+        images,
+        [
+            dir.path().join("rvblk-f6.img"),
+            dir.path().join("rvblk-f6-amd64.img")
+        ]
+    );
     check_package(dir.path());
-    let listing = floppy_listing(&dir.path().join("rvblk-f6.img"));
-    assert_eq!(listing.len(), 4, "{listing:?}");
+    for arch in XpArch::ALL {
+        let listing = floppy_listing(&dir.path().join(arch.f6_image_name()));
+        assert_eq!(listing.len(), 4, "{listing:?}");
+    }
 }
 
 #[test]
 fn package_with_catalog() {
     let dir = TempDir::new("pkgcat");
-    fake_package(dir.path(), true);
+    fake_package(dir.path(), true, &XpArch::ALL);
     rvblk_xp::write_xp_package(dir.path()).unwrap();
     check_package(dir.path());
-    let img = dir.path().join("rvblk-f6.img");
-    assert_eq!(floppy_file(&img, "RVBLKXP.CAT"), b"0\x82fake catalog");
+    for arch in XpArch::ALL {
+        let img = dir.path().join(arch.f6_image_name());
+        assert_eq!(floppy_file(&img, "RVBLKXP.CAT"), b"0\x82fake catalog");
+    }
+}
+
+#[test]
+fn package_without_the_x64_driver() {
+    let dir = TempDir::new("pkgx86");
+    fake_package(dir.path(), false, &[XpArch::X86]);
+    let images = rvblk_xp::write_xp_package(dir.path()).unwrap();
+    assert_eq!(images, [dir.path().join("rvblk-f6.img")]);
+    check_package(dir.path());
+    assert!(!dir.path().join("rvblk-f6-amd64.img").exists());
+    assert!(!dir.path().join("xp/amd64").exists());
 }
 
 #[test]
 fn package_is_deterministic() {
     let a = TempDir::new("deta");
     let b = TempDir::new("detb");
-    fake_package(a.path(), false);
-    fake_package(b.path(), false);
+    fake_package(a.path(), false, &XpArch::ALL);
+    fake_package(b.path(), false, &XpArch::ALL);
     rvblk_xp::write_xp_package(a.path()).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
     rvblk_xp::write_xp_package(b.path()).unwrap();
     let read = |d: &Path, f: &str| fs::read(d.join(f)).unwrap();
-    for f in [
-        "rvblk-f6.img",
-        "xp/txtsetup.oem",
-        "xp/rvblkxp.inf",
-        "xp/RVBLKXP.TAG",
-    ] {
+    let mut files = vec!["rvblk-f6.img".to_string(), "rvblk-f6-amd64.img".to_string()];
+    for arch in XpArch::ALL {
+        for f in ["txtsetup.oem", "rvblkxp.inf", "RVBLKXP.TAG"] {
+            files.push(format!("{}/{f}", arch.package_dir()));
+        }
+    }
+    for f in &files {
         assert!(
             read(a.path(), f) == read(b.path(), f),
             "{f} differs between two runs"
@@ -281,15 +357,22 @@ fn package_is_deterministic() {
     }
     // Writing again over an existing package gives the same bytes too.
     rvblk_xp::write_xp_package(a.path()).unwrap();
-    assert!(read(a.path(), "rvblk-f6.img") == read(b.path(), "rvblk-f6.img"));
+    for f in ["rvblk-f6.img", "rvblk-f6-amd64.img"] {
+        assert!(read(a.path(), f) == read(b.path(), f));
+    }
 }
 
 #[test]
-fn package_needs_the_driver() {
+fn package_needs_the_x86_driver() {
     let dir = TempDir::new("nodrv");
     let err = rvblk_xp::write_xp_package(dir.path()).unwrap_err();
     assert!(err.to_string().contains("rvblkxp.sys not found"), "{err}");
+    // The x64 driver alone is not enough either, and nothing is written.
+    fake_package(dir.path(), false, &[XpArch::Amd64]);
+    let err = rvblk_xp::write_xp_package(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("rvblkxp.sys not found"), "{err}");
     assert!(!dir.path().join("rvblk-f6.img").exists());
+    assert!(!dir.path().join("rvblk-f6-amd64.img").exists());
 }
 
 #[test]
@@ -297,5 +380,10 @@ fn package_needs_the_driver() {
 fn real_package() {
     let dir = std::env::var_os("RVBLK_PACKAGE_DIR")
         .expect("RVBLK_PACKAGE_DIR names the package directory");
-    check_package(Path::new(&dir));
+    let dir = Path::new(&dir);
+    assert!(
+        dir.join("xp/amd64/rvblkxp.sys").is_file(),
+        "cargo xtask package ships the x64 XP driver"
+    );
+    check_package(dir);
 }

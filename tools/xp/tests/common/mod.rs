@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use rvblk_xp::XpArch;
+
 /// A fresh, empty directory under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -26,6 +28,18 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A stand-in driver: a PE signature with `arch`'s machine, then filler.
+pub fn fake_driver(arch: XpArch) -> Vec<u8> {
+    let mut driver: Vec<u8> = (0..40_000u32)
+        .map(|i| ((i.wrapping_mul(2_654_435_761) >> 13) as u8) ^ (arch.pe_machine() as u8))
+        .collect();
+    driver[..2].copy_from_slice(b"MZ");
+    driver[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+    driver[0x80..0x84].copy_from_slice(b"PE\0\0");
+    driver[0x84..0x86].copy_from_slice(&arch.pe_machine().to_le_bytes());
+    driver
 }
 
 /// Runs a command and returns its stdout, failing the test with a clear message if the tool
