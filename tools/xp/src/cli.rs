@@ -8,17 +8,19 @@ use clap::{Parser, Subcommand};
 
 use crate::menu::{menu_lst, MenuOptions};
 use crate::slipstream::{self, Change, Options, Report};
-use crate::{write_xp_package, XpError, DRIVER_FILE};
+use crate::{write_xp_package, XpArch, XpError};
 
-/// Windows XP / Server 2003 (x86): put the legacy SCSIPORT driver rvblkxp.sys where setup needs it.
+/// Windows XP / Server 2003 (x86 and x64): put the legacy SCSIPORT driver rvblkxp.sys where setup
+/// needs it.
 #[derive(Debug, Parser)]
 #[command(
     name = "rvblk xp",
     after_help = "Two ways to give XP setup the driver:\n  \
-        - F6: boot with rvblk-f6.img mapped as (fd0) (see `rvblk xp menu`);\n  \
-        - slipstream: add it to the i386 directory of the setup source (`rvblk xp slipstream`),\n    \
-          then rebuild the ISO. Setup cannot copy OEM files back from a RAM floppy in text mode,\n    \
-          so slipstreaming is the more reliable of the two."
+        - F6: boot with rvblk-f6.img (x86) or rvblk-f6-amd64.img (XP x64 / Server 2003 x64)\n    \
+          mapped as (fd0) (see `rvblk xp menu`);\n  \
+        - slipstream: add it to the i386 (or amd64) directory of the setup source\n    \
+          (`rvblk xp slipstream`), then rebuild the ISO. Setup cannot copy OEM files back from a\n    \
+          RAM floppy in text mode, so slipstreaming is the more reliable of the two."
 )]
 struct XpCli {
     #[command(subcommand)]
@@ -27,25 +29,30 @@ struct XpCli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Add rvblkxp.sys to an XP/2003 i386 setup source (txtsetup.sif, dosnet.inf)
-    #[command(long_about = "Add rvblkxp.sys to an XP/2003 i386 setup source.\n\n\
+    /// Add rvblkxp.sys to an XP/2003 i386 or amd64 setup source (txtsetup.sif, dosnet.inf)
+    #[command(
+        long_about = "Add rvblkxp.sys to an XP/2003 setup source: the i386 directory of 32-bit\n\
+        XP/2003, or the amd64 directory of XP x64 / Server 2003 x64 (which gets the x64 driver).\n\n\
         Copies the driver (uncompressed) into the directory and adds to txtsetup.sif the lines\n\
         [SourceDisksFiles]     rvblkxp.sys = 1,,,,,,4_,4,1,,,1,4\n\
         [SCSI.Load]            rvblkxp = rvblkxp.sys,4\n\
         [SCSI]                 rvblkxp = \"rvblk RAM disk/CD (GRUB4DOS/MEMDISK)\"\n\
         [HardwareIdsDatabase]  DETECTED\\Isa\\rvblkxp = \"rvblkxp\", DETECTED\\rvblkxp = \"rvblkxp\"\n\
-        and to dosnet.inf [Files] the line d1,rvblkxp.sys.\n\n\
+        and to dosnet.inf [Files] the line d1,rvblkxp.sys. In an amd64 tree the first line goes to\n\
+        [SourceDisksFiles.amd64] (to [SourceDisksFiles] if there is none).\n\n\
         Running it again changes nothing. The first change to each file saves its original as\n\
         <file>.rvblk-orig (never overwritten). Files are edited in their own encoding and line\n\
         ends; anything unexpected (no [SCSI.Load] section, binary data, UTF-16 without BOM, an\n\
-        amd64 tree...) is refused and left unchanged.")]
+        ia64 tree, a driver of the other architecture...) is refused and left unchanged."
+    )]
     Slipstream {
-        /// The i386 directory of the setup source (holding txtsetup.sif)
-        i386_dir: PathBuf,
-        /// Driver package directory holding xp/rvblkxp.sys
+        /// The i386 or amd64 directory of the setup source (holding txtsetup.sif)
+        #[arg(value_name = "SETUP_DIR")]
+        setup_dir: PathBuf,
+        /// Driver package directory holding xp/rvblkxp.sys (x86) and xp/amd64/rvblkxp.sys (x64)
         #[arg(long, value_name = "DIR", default_value = "target/package")]
         package: PathBuf,
-        /// Use FILE as rvblkxp.sys instead of the package's xp/rvblkxp.sys
+        /// Use FILE as rvblkxp.sys instead of the package's driver for the tree's architecture
         #[arg(long, value_name = "FILE", conflicts_with = "remove")]
         driver: Option<PathBuf>,
         /// Expose RAM hard-disk images during setup too (installs service rvblkxpd instead of
@@ -107,16 +114,22 @@ pub fn xp(args: Vec<OsString>) -> ExitCode {
 fn run(command: Command) -> Result<(), XpError> {
     match command {
         Command::Slipstream {
-            i386_dir,
+            setup_dir,
             package,
             driver,
             disks,
             remove,
         } => {
             let report = if remove {
-                slipstream::remove(&i386_dir)?
+                slipstream::remove(&setup_dir)?
             } else {
-                let path = driver.unwrap_or_else(|| package.join("xp").join(DRIVER_FILE));
+                let path = match driver {
+                    Some(path) => path,
+                    None => {
+                        let arch: XpArch = slipstream::setup_arch(&setup_dir)?;
+                        package.join(arch.driver_path())
+                    }
+                };
                 let bytes = std::fs::read(&path).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::NotFound {
                         XpError::Missing {
@@ -133,7 +146,7 @@ fn run(command: Command) -> Result<(), XpError> {
                         }
                     }
                 })?;
-                slipstream::slipstream(&i386_dir, &bytes, Options { disks })?
+                slipstream::slipstream(&setup_dir, &bytes, Options { disks })?
             };
             print_report(&report);
             Ok(())

@@ -1,9 +1,14 @@
-//! Slipstreaming `rvblkxp.sys` into an XP/2003 `i386` setup source (no F6 needed).
+//! Slipstreaming `rvblkxp.sys` into an XP/2003 setup source (no F6 needed): the `i386` directory
+//! of 32-bit XP/2003 or the `amd64` directory of XP x64 / Server 2003 x64, which gets the x64
+//! driver. The architecture comes from `txtsetup.sif` (an x64 one has `[SourceDisksNames.amd64]`
+//! or `[SourceDisksFiles.amd64]`) and must agree with the directory's name when that is `i386`
+//! or `amd64`, and with the driver's PE machine.
 //!
 //! Edits, all idempotent (a second run leaves every byte as it was):
 //!
 //! * `txtsetup.sif`
-//!   * `[SourceDisksFiles]` (or `[SourceDisksFiles.x86]` when the former is absent):
+//!   * i386: `[SourceDisksFiles]` (or `[SourceDisksFiles.x86]` when the former is absent);
+//!     amd64: `[SourceDisksFiles.amd64]` (or `[SourceDisksFiles]` when the former is absent):
 //!     `rvblkxp.sys = 1,,,,,,4_,4,1,,,1,4`
 //!   * `[SCSI.Load]`: `<svc> = rvblkxp.sys,4`
 //!   * `[SCSI]`: `<svc> = "<description>"`
@@ -24,13 +29,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::package::write_atomic;
-use crate::{XpError, DRIVER_FILE, SERVICE, SERVICE_DISKS};
+use crate::{XpArch, XpError, DRIVER_FILE, SERVICE, SERVICE_DISKS};
 
 /// Suffix of the backup of an edited file.
 pub const BACKUP_SUFFIX: &str = ".rvblk-orig";
 
-/// The `[SourceDisksFiles]` line: disk 1 (the i386 source), text-mode boot media order `4_`,
-/// destination dir 4 (`system32\drivers`), upgrade disposition 1, WinPE fields `1,4`.
+/// The `[SourceDisksFiles]` line: disk 1 (the i386 or amd64 source directory itself), text-mode
+/// boot media order `4_`, destination dir 4 (`system32\drivers`), upgrade disposition 1, WinPE
+/// fields `1,4`.
 pub const SOURCE_DISKS_FILES_VALUE: &str = "1,,,,,,4_,4,1,,,1,4";
 
 /// What `rvblk xp slipstream` should set up.
@@ -90,12 +96,23 @@ impl Report {
     }
 }
 
-/// Adds `driver` (the bytes of `rvblkxp.sys`) to the setup source in `i386`.
-pub fn slipstream(i386: &Path, driver: &[u8], options: Options) -> Result<Report, XpError> {
-    let tree = Tree::open(i386)?;
+/// The architecture of the setup source in `dir` (`i386` or `amd64`), from its `txtsetup.sif`:
+/// which `rvblkxp.sys` [`slipstream`] needs.
+pub fn setup_arch(dir: &Path) -> Result<XpArch, XpError> {
+    let tree = Tree::open(dir)?;
+    let sif = TextFile::read(&tree.sif)?;
+    tree.arch(&sif)
+}
+
+/// Adds `driver` (the bytes of `rvblkxp.sys` for the setup source's architecture, see
+/// [`setup_arch`]) to the setup source in `dir`.
+pub fn slipstream(dir: &Path, driver: &[u8], options: Options) -> Result<Report, XpError> {
+    let tree = Tree::open(dir)?;
     // Read and check everything before writing anything.
     let sif = TextFile::read(&tree.sif)?;
-    let new_sif = edit_txtsetup_sif(&sif, &tree.sif, Some(options))?;
+    let arch = tree.arch(&sif)?;
+    check_driver_machine(driver, arch, &tree.sif)?;
+    let new_sif = edit_txtsetup_sif(&sif, &tree.sif, arch, Some(options))?;
     let dosnet = match &tree.dosnet {
         Some(path) => {
             let file = TextFile::read(path)?;
@@ -123,14 +140,17 @@ pub fn slipstream(i386: &Path, driver: &[u8], options: Options) -> Result<Report
             .files
             .push((path.clone(), save_edit(path, &file, &edited)?)),
         None => {
-            report
-                .files
-                .push((i386.join("dosnet.inf"), Change::Skipped));
+            report.files.push((dir.join("dosnet.inf"), Change::Skipped));
             report.notes.push(format!(
                 "no dosnet.inf in {}: skipped it (only winnt.exe/winnt32.exe read it; booting the CD does not)",
-                i386.display()
+                dir.display()
             ));
         }
+    }
+    if arch == XpArch::Amd64 {
+        report
+            .notes
+            .push("x64 (amd64) setup source: added the x64 rvblkxp.sys".to_string());
     }
     report.notes.push(format!(
         "service {}: {}",
@@ -146,14 +166,15 @@ pub fn slipstream(i386: &Path, driver: &[u8], options: Options) -> Result<Report
 
 /// Undoes [`slipstream`]: restores each edited file from its backup when nothing else changed it
 /// since, otherwise removes just the lines rvblk added; deletes the driver file.
-pub fn remove(i386: &Path) -> Result<Report, XpError> {
-    let tree = Tree::open(i386)?;
+pub fn remove(dir: &Path) -> Result<Report, XpError> {
+    let tree = Tree::open(dir)?;
     let sif = TextFile::read(&tree.sif)?;
+    let arch = tree.arch(&sif)?;
     let sif_plan = plan_removal(
         &tree.sif,
         &sif,
-        |f, p| edit_txtsetup_sif(f, p, None),
-        |f, p, o| edit_txtsetup_sif(f, p, Some(o)),
+        |f, p| edit_txtsetup_sif(f, p, arch, None),
+        |f, p, o| edit_txtsetup_sif(f, p, arch, Some(o)),
     )?;
     let dosnet_plan = match &tree.dosnet {
         Some(path) => {
@@ -285,6 +306,8 @@ struct Tree {
     sif: PathBuf,
     dosnet: Option<PathBuf>,
     driver_name: String,
+    /// What the directory's name says (`i386`, `amd64`), if it says anything.
+    named: Option<XpArch>,
 }
 
 impl Tree {
@@ -293,7 +316,7 @@ impl Tree {
         if !meta.is_dir() {
             return Err(XpError::unrecognised(
                 dir,
-                "not a directory (give the i386 directory of the setup source)",
+                "not a directory (give the i386 or amd64 directory of the setup source)",
             ));
         }
         let dir_name = dir
@@ -304,13 +327,14 @@ impl Tree {
                     .map(|n| n.to_string_lossy().to_ascii_lowercase())
             })
             .unwrap_or_default();
-        if dir_name == "amd64" || dir_name == "ia64" {
+        if dir_name == "ia64" {
             return Err(XpError::Unsupported(format!(
-                "{}: {dir_name} setup trees (XP x64 / Server 2003 x64 or Itanium) are not supported: \
-                 rvblk has only an x86 XP/2003 driver; give an i386 tree of 32-bit XP/2003",
+                "{}: Itanium (ia64) setup trees are not supported: rvblk has XP/2003 drivers for \
+                 x86 (i386) and x64 (amd64) only",
                 dir.display()
             )));
         }
+        let named = XpArch::ALL.into_iter().find(|a| dir_name == a.setup_dir());
         let entries = list_dir(dir)?;
         let find = |name: &str| {
             entries
@@ -319,13 +343,17 @@ impl Tree {
                 .map(|e| dir.join(e))
         };
         let Some(sif) = find("txtsetup.sif") else {
-            let sub = entries.iter().find(|e| e.eq_ignore_ascii_case("i386"));
+            let sub = entries.iter().find(|e| {
+                XpArch::ALL
+                    .iter()
+                    .any(|a| e.eq_ignore_ascii_case(a.setup_dir()))
+            });
             let hint = match sub {
                 Some(s) => format!(
                     "this looks like the CD root: give {}",
                     dir.join(s).display()
                 ),
-                None => "give the i386 directory of an XP/2003 setup source".to_string(),
+                None => "give the i386 or amd64 directory of an XP/2003 setup source".to_string(),
             };
             return Err(XpError::Missing {
                 path: dir.join("txtsetup.sif"),
@@ -354,11 +382,83 @@ impl Tree {
             dosnet: find("dosnet.inf"),
             sif,
             driver_name,
+            named,
         })
     }
 
     fn driver_path(&self) -> PathBuf {
         self.dir.join(&self.driver_name)
+    }
+
+    /// The architecture of `sif` (this tree's `txtsetup.sif`), checked against the directory's
+    /// name.
+    fn arch(&self, sif: &TextFile) -> Result<XpArch, XpError> {
+        let has = |name: &str| !sections(&sif.lines, name).is_empty();
+        if has("SourceDisksNames.ia64") || has("SourceDisksFiles.ia64") {
+            return Err(XpError::Unsupported(format!(
+                "{}: an Itanium (ia64) txtsetup.sif: rvblk has XP/2003 drivers for x86 (i386) and \
+                 x64 (amd64) only",
+                self.sif.display()
+            )));
+        }
+        let arch = if has("SourceDisksNames.amd64") || has("SourceDisksFiles.amd64") {
+            XpArch::Amd64
+        } else {
+            XpArch::X86
+        };
+        match self.named {
+            Some(named) if named != arch => Err(XpError::unrecognised(
+                &self.sif,
+                format!(
+                    "the directory is named {} but this is the txtsetup.sif of an {} ({}) setup \
+                     source",
+                    named.setup_dir(),
+                    arch.label(),
+                    arch.setup_dir()
+                ),
+            )),
+            _ => Ok(arch),
+        }
+    }
+}
+
+/// The `Machine` field of a PE image, or `None` if `bytes` is not one.
+fn pe_machine(bytes: &[u8]) -> Option<u16> {
+    let field = |o: usize, n: usize| bytes.get(o..o.checked_add(n)?);
+    let u16_at = |o: usize| Some(u16::from_le_bytes(field(o, 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(field(o, 4)?.try_into().ok()?));
+    if bytes.get(..2)? != b"MZ" {
+        return None;
+    }
+    let pe = usize::try_from(u32_at(0x3c)?).ok()?;
+    if field(pe, 4)? != b"PE\0\0" {
+        return None;
+    }
+    u16_at(pe.checked_add(4)?)
+}
+
+/// Refuses a driver built for the other architecture (checked when `driver` is a PE image).
+fn check_driver_machine(driver: &[u8], arch: XpArch, sif: &Path) -> Result<(), XpError> {
+    match pe_machine(driver) {
+        Some(machine) if machine != arch.pe_machine() => {
+            let is = XpArch::ALL
+                .into_iter()
+                .find(|a| a.pe_machine() == machine)
+                .map_or_else(
+                    || format!("an image for PE machine {machine:#06x}"),
+                    |a| format!("an {} image", a.label()),
+                );
+            Err(XpError::Unsupported(format!(
+                "the driver given is {is}, but {} belongs to an {} ({}) setup source: \
+                 use the {} rvblkxp.sys ({} in the package)",
+                sif.display(),
+                arch.label(),
+                arch.setup_dir(),
+                arch.label(),
+                arch.driver_path().display()
+            )))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -636,27 +736,24 @@ const REQUIRED_SIF_SECTIONS: [&str; 3] = ["SCSI.Load", "SCSI", "HardwareIdsDatab
 fn edit_txtsetup_sif(
     file: &TextFile,
     path: &Path,
+    arch: XpArch,
     options: Option<Options>,
 ) -> Result<TextFile, XpError> {
     let lines = &file.lines;
-    let files_section = if !sections(lines, "SourceDisksFiles").is_empty() {
-        "SourceDisksFiles"
-    } else if !sections(lines, "SourceDisksFiles.x86").is_empty() {
-        "SourceDisksFiles.x86"
-    } else {
-        let reason = if !sections(lines, "SourceDisksFiles.amd64").is_empty() {
-            "an x64 (amd64) txtsetup.sif: rvblk has only an x86 XP/2003 driver".to_string()
-        } else {
-            "no [SourceDisksFiles] section: not a txtsetup.sif".to_string()
-        };
-        return Err(XpError::unrecognised(path, reason));
+    // The section for the driver's own platform first where that is the usual place.
+    let candidates = match arch {
+        XpArch::X86 => ["SourceDisksFiles", "SourceDisksFiles.x86"],
+        XpArch::Amd64 => ["SourceDisksFiles.amd64", "SourceDisksFiles"],
     };
-    if !sections(lines, "SourceDisksFiles.amd64").is_empty() {
-        return Err(XpError::Unsupported(format!(
-            "{}: an x64 (amd64) txtsetup.sif: rvblk has only an x86 XP/2003 driver",
-            path.display()
-        )));
-    }
+    let Some(files_section) = candidates
+        .into_iter()
+        .find(|name| !sections(lines, name).is_empty())
+    else {
+        return Err(XpError::unrecognised(
+            path,
+            "no [SourceDisksFiles] section: not a txtsetup.sif",
+        ));
+    };
     for s in REQUIRED_SIF_SECTIONS {
         if sections(lines, s).is_empty() {
             return Err(XpError::unrecognised(
@@ -778,6 +875,21 @@ mod tests {
         assert_eq!(once.bytes, twice.bytes);
         let removed = edit_dosnet(&twice, Path::new("t"), false).unwrap();
         assert_eq!(removed.bytes, f.bytes);
+    }
+
+    #[test]
+    fn pe_machine_reads_only_pe_images() {
+        let mut image = vec![0u8; 0x100];
+        image[..2].copy_from_slice(b"MZ");
+        image[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        image[0x80..0x84].copy_from_slice(b"PE\0\0");
+        image[0x84..0x86].copy_from_slice(&0x8664u16.to_le_bytes());
+        assert_eq!(pe_machine(&image), Some(0x8664));
+        assert_eq!(pe_machine(&image[..0x85]), None, "truncated");
+        image[0x3c..0x40].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(pe_machine(&image), None, "header offset out of the file");
+        assert_eq!(pe_machine(b"MZ"), None);
+        assert_eq!(pe_machine(b"not a driver"), None);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `rvblk xp slipstream` on synthetic i386 trees.
+//! `rvblk xp slipstream` on synthetic i386 and amd64 trees.
 
 mod common;
 
@@ -7,9 +7,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use common::TempDir;
+use common::{fake_driver, TempDir};
 use rvblk_xp::slipstream::{self, Options};
-use rvblk_xp::XpError;
+use rvblk_xp::{XpArch, XpError};
 
 const SIF: &str = "\
 ; Synthetic txtsetup.sif in the shape of XP's
@@ -337,25 +337,196 @@ fn refuses_malformed_dosnet_before_touching_anything() {
     refused(&i386, "no [Files] section: not a dosnet.inf");
 }
 
-#[test]
-fn refuses_amd64_trees() {
-    let dir = TempDir::new("amd64");
-    let amd64 = dir.path().join("amd64");
+/// A synthetic amd64\txtsetup.sif in the shape of XP x64's / Server 2003 x64's: the x64 files
+/// come from disk 1 = \amd64 and are listed in [SourceDisksFiles.amd64].
+const SIF64: &str = "\
+; Synthetic amd64 txtsetup.sif
+[Version]
+signature = \"$Windows NT$\"
+LayoutInf = layout.inf
+
+[SourceDisksNames.amd64]
+1 = %cdname%,%cdtagfilea%,,\\amd64
+
+[SourceDisksFiles]
+vgaoem.fon = 1,,,,,,,20,0,0
+
+[SourceDisksFiles.amd64]
+atapi.sys = 1,,,,,,3_,4,1,,,1,4
+
+[HardwareIdsDatabase]
+*PNP0600 = \"atapi\"
+
+[SCSI.Load]
+atapi = atapi.sys,4
+
+[SCSI]
+atapi = \"IDE/ESDI Hard Disk Controller\"
+";
+
+const SIF64_AFTER: &str = "\
+; Synthetic amd64 txtsetup.sif
+[Version]
+signature = \"$Windows NT$\"
+LayoutInf = layout.inf
+
+[SourceDisksNames.amd64]
+1 = %cdname%,%cdtagfilea%,,\\amd64
+
+[SourceDisksFiles]
+vgaoem.fon = 1,,,,,,,20,0,0
+
+[SourceDisksFiles.amd64]
+atapi.sys = 1,,,,,,3_,4,1,,,1,4
+rvblkxp.sys = 1,,,,,,4_,4,1,,,1,4
+
+[HardwareIdsDatabase]
+*PNP0600 = \"atapi\"
+DETECTED\\Isa\\rvblkxp = \"rvblkxp\"
+DETECTED\\rvblkxp = \"rvblkxp\"
+
+[SCSI.Load]
+atapi = atapi.sys,4
+rvblkxp = rvblkxp.sys,4
+
+[SCSI]
+atapi = \"IDE/ESDI Hard Disk Controller\"
+rvblkxp = \"rvblk RAM disk/CD (GRUB4DOS/MEMDISK)\"
+";
+
+/// An amd64 tree (directory `AMD64`, as on the CD) with a CRLF txtsetup.sif and dosnet.inf.
+fn tree64(tag: &str, sif: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(tag);
+    let amd64 = dir.path().join("AMD64");
     fs::create_dir(&amd64).unwrap();
-    fs::write(amd64.join("txtsetup.sif"), crlf(SIF)).unwrap();
-    refused(&amd64, "amd64");
-    // An amd64 txtsetup.sif in a directory with another name.
+    fs::write(amd64.join("TXTSETUP.SIF"), crlf(sif)).unwrap();
+    fs::write(amd64.join("DOSNET.INF"), crlf(DOSNET)).unwrap();
+    (dir, amd64)
+}
+
+#[test]
+fn amd64_tree_gets_the_x64_driver() {
+    let (_dir, amd64) = tree64("amd64", SIF64);
+    let before = snapshot(&amd64);
+    assert_eq!(slipstream::setup_arch(&amd64).unwrap(), XpArch::Amd64);
+    let driver = fake_driver(XpArch::Amd64);
+    let report = slipstream::slipstream(&amd64, &driver, Options::default()).unwrap();
+    assert!(report.notes.iter().any(|n| n.contains("x64")), "{report:?}");
+    assert_eq!(
+        fs::read(amd64.join("TXTSETUP.SIF")).unwrap(),
+        crlf(SIF64_AFTER)
+    );
+    let dosnet_after = DOSNET.to_string() + "d1,rvblkxp.sys\n";
+    assert_eq!(
+        fs::read(amd64.join("DOSNET.INF")).unwrap(),
+        crlf(&dosnet_after)
+    );
+    assert_eq!(fs::read(amd64.join("RVBLKXP.SYS")).unwrap(), driver);
+    // Idempotent, and --remove gives the original tree back.
+    let after_one = snapshot(&amd64);
+    let report = slipstream::slipstream(&amd64, &driver, Options::default()).unwrap();
+    assert!(report.unchanged(), "{report:?}");
+    assert_eq!(snapshot(&amd64), after_one);
+    slipstream::remove(&amd64).unwrap();
+    assert_eq!(snapshot(&amd64), before);
+}
+
+#[test]
+fn amd64_tree_without_a_decorated_files_section() {
+    // Some guides add x64 drivers to the undecorated section; with no [SourceDisksFiles.amd64]
+    // that is where the line goes.
+    let sif = SIF64.replace("\n[SourceDisksFiles.amd64]\n", "");
+    let (_dir, amd64) = tree64("amd64plain", &sif);
+    slipstream::slipstream(&amd64, &fake_driver(XpArch::Amd64), Options::default()).unwrap();
+    let after = String::from_utf8(fs::read(amd64.join("TXTSETUP.SIF")).unwrap()).unwrap();
+    assert!(
+        after.contains(
+            "[SourceDisksFiles]\r\nvgaoem.fon = 1,,,,,,,20,0,0\r\natapi.sys = 1,,,,,,3_,4,1,,,1,4\r\nrvblkxp.sys = 1,,,,,,4_,4,1,,,1,4\r\n"
+        ),
+        "{after}"
+    );
+}
+
+/// Expects `slipstream` with `driver` to fail mentioning `needle` and to leave `dir` alone.
+fn refused_driver(dir: &Path, driver: &[u8], needle: &str) {
+    let before = snapshot(dir);
+    let err = slipstream::slipstream(dir, driver, Options::default()).unwrap_err();
+    assert!(
+        err.to_string().contains(needle),
+        "{err} should mention {needle:?}"
+    );
+    assert_eq!(snapshot(dir), before, "tree unchanged after: {err}");
+}
+
+#[test]
+fn refuses_a_driver_of_the_other_architecture() {
+    let (_dir, amd64) = tree64("wrongdrv64", SIF64);
+    refused_driver(
+        &amd64,
+        &fake_driver(XpArch::X86),
+        "the driver given is an x86 image",
+    );
+    let (_dir, i386) = tree("wrongdrv32");
+    refused_driver(
+        &i386,
+        &fake_driver(XpArch::Amd64),
+        "the driver given is an x64 image",
+    );
+    // The right one is accepted.
+    slipstream::slipstream(&i386, &fake_driver(XpArch::X86), Options::default()).unwrap();
+}
+
+#[test]
+fn refuses_trees_whose_name_and_txtsetup_sif_disagree() {
+    // An x86 txtsetup.sif in a directory named amd64, and the other way round.
+    let (_dir, amd64) = tree64("misnamed64", SIF);
+    refused(
+        &amd64,
+        "named amd64 but this is the txtsetup.sif of an x86 (i386)",
+    );
+    let (_dir, i386) = tree("misnamed32");
+    fs::write(i386.join("txtsetup.sif"), crlf(SIF64)).unwrap();
+    refused(
+        &i386,
+        "named i386 but this is the txtsetup.sif of an x64 (amd64)",
+    );
+    // Any other name: the txtsetup.sif decides.
+    let dir = TempDir::new("x64src");
     let other = dir.path().join("x64src");
     fs::create_dir(&other).unwrap();
-    let sif = SIF.replace("[SourceDisksFiles]\n", "[SourceDisksFiles.amd64]\n");
+    fs::write(other.join("txtsetup.sif"), crlf(SIF64)).unwrap();
+    assert_eq!(slipstream::setup_arch(&other).unwrap(), XpArch::Amd64);
+}
+
+#[test]
+fn refuses_itanium_trees() {
+    let dir = TempDir::new("ia64");
+    let ia64 = dir.path().join("ia64");
+    fs::create_dir(&ia64).unwrap();
+    fs::write(ia64.join("txtsetup.sif"), crlf(SIF)).unwrap();
+    refused(&ia64, "Itanium (ia64) setup trees are not supported");
+    let other = dir.path().join("src");
+    fs::create_dir(&other).unwrap();
+    let sif = SIF.replace("[SourceDisksNames.x86]\n", "[SourceDisksNames.ia64]\n");
     fs::write(other.join("txtsetup.sif"), crlf(&sif)).unwrap();
-    refused(&other, "x64 (amd64) txtsetup.sif");
+    refused(&other, "an Itanium (ia64) txtsetup.sif");
 }
 
 #[test]
 fn refuses_the_cd_root_with_a_hint() {
-    let (dir, _i386) = tree("cdroot");
+    let (dir, i386) = tree("cdroot");
     refused(dir.path(), "this looks like the CD root");
+    let err = refused(dir.path(), "this looks like the CD root");
+    assert!(
+        err.to_string().contains(&i386.display().to_string()),
+        "{err}"
+    );
+    let (dir, amd64) = tree64("cdroot64", SIF64);
+    let err = refused(dir.path(), "this looks like the CD root");
+    assert!(
+        err.to_string().contains(&amd64.display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -399,6 +570,25 @@ fn cli_slipstream_and_remove() {
         ExitCode::FAILURE
     );
     assert_eq!(cli(&["slipstream"]), ExitCode::from(2));
+    // An x86 driver given for an i386 tree is fine, for an amd64 tree it is refused.
+    let x86 = dir.path().join("x86.sys");
+    fs::write(&x86, fake_driver(XpArch::X86)).unwrap();
+    let (dir64, amd64) = tree64("cli64", SIF64);
+    let a = amd64.to_str().unwrap();
+    assert_eq!(
+        cli(&["slipstream", a, "--driver", x86.to_str().unwrap()]),
+        ExitCode::FAILURE
+    );
+    assert_eq!(snapshot(&amd64).len(), 2, "nothing written");
+    // Without --driver the package's driver for the tree's architecture is used.
+    fs::create_dir_all(pkg.join("xp/amd64")).unwrap();
+    fs::write(pkg.join("xp/amd64/rvblkxp.sys"), fake_driver(XpArch::Amd64)).unwrap();
+    assert_eq!(cli(&["slipstream", a, "--package", p]), ExitCode::SUCCESS);
+    assert_eq!(
+        fs::read(amd64.join("RVBLKXP.SYS")).unwrap(),
+        fake_driver(XpArch::Amd64)
+    );
+    drop(dir64);
     assert_eq!(cli(&["menu", "--iso", "/isos/xp.iso"]), ExitCode::SUCCESS);
     assert_eq!(cli(&["--help"]), ExitCode::SUCCESS);
 }
