@@ -1,7 +1,7 @@
 //! `cargo xtask <task>`: the project's build, test and benchmark entry points.
 //!
-//! * `package` — release drivers for x86/x64/arm64 (+ the XP flavour), INF, XP files, F6 floppy,
-//!   test-signed, in `target/package/`.
+//! * `package` — release drivers for x86/x64/arm64 (+ the XP/2003 flavour for x86 and x64), INFs,
+//!   XP files, F6 floppies, test-signed, in `target/package/`.
 //! * `test` — everything: host tests, package checks, harness suites, MEMDISK end-to-end, short
 //!   fuzz runs; ends with `N passed, N failed`.
 //! * `bench` — harness benchmarks and the WIM injection benchmark.
@@ -19,8 +19,9 @@ cargo xtask <TASK>
 
 TASKS:
     package [--pfx FILE [--password P]] [--out DIR]
-              Build release drivers (x86, x64, arm64 StorPort; x86 SCSIPORT for XP), sign them
-              with a test certificate (or FILE) and write the package to target/package/
+              Build release drivers (x86, x64, arm64 StorPort; x86 and x64 SCSIPORT for
+              XP/2003), sign them with a test certificate (or FILE) and write the package to
+              target/package/
     test      Build the package and run every test of the project (needs QEMU, syslinux-common,
               wimtools, libhivex-bin, osslsigncode, mtools, nasm, xorriso; .ci/run installs them)
     bench     Run the benchmarks (harness I/O vs memcpy, WIM injection vs wimlib)

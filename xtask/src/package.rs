@@ -1,11 +1,13 @@
 //! `cargo xtask package`: the driver package in `target/package/`.
 //!
 //! Layout: `rvblk.inf`, `rvblk.cat`, `rvblk-test.cer`, `{x86,amd64,arm64}/rvblk.sys`,
-//! `xp/{rvblkxp.sys,rvblkxp.inf,txtsetup.oem,…}`, `rvblk-f6.img`, `README.txt`, `LICENSE.txt`.
+//! `xp/{rvblkxp.sys,rvblkxp.inf,txtsetup.oem,…}` (x86), `xp/amd64/{…}` (x64), `rvblk-f6.img`,
+//! `rvblk-f6-amd64.img`, `README.txt`, `LICENSE.txt`.
 //! Deliberately broken self-test builds for the harness go to `target/selftest/<fault>/`.
 
 use crate::build::{self, Arch, AMD64, STORPORT_ARCHES, X86};
 use crate::cmd::{self, Result};
+use rvblk_xp::XpArch;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -100,16 +102,18 @@ pub fn run(args: &[String]) -> Result<PathBuf> {
         let sys = build::kernel_binary("rvblk-storport", "rvblk", arch, &[])?;
         copy(&sys, &pkg.join(arch.dir).join("rvblk.sys"))?;
     }
-    let xp = build::kernel_binary("rvblk-scsiport", "rvblkxp", X86, &[])?;
-    copy(&xp, &pkg.join("xp").join("rvblkxp.sys"))?;
+    for (arch, xp_arch) in [(X86, XpArch::X86), (AMD64, XpArch::Amd64)] {
+        let sys = build::kernel_binary("rvblk-scsiport", "rvblkxp", arch, &[])?;
+        copy(&sys, &pkg.join(xp_arch.driver_path()))?;
+    }
 
     let root = cmd::root();
     copy(&root.join("inf").join("rvblk.inf"), &pkg.join("rvblk.inf"))?;
     write(&pkg.join("README.txt"), PACKAGE_README)?;
     copy(&root.join("LICENSE"), &pkg.join("LICENSE.txt"))?;
 
-    // XP files first (so the catalog covers rvblkxp.inf), sign, then rebuild the F6 floppy so it
-    // carries the signed rvblkxp.sys. Both XP writes are deterministic.
+    // XP files first (so the catalog covers both rvblkxp.inf copies), sign, then rebuild the F6
+    // floppies so they carry the signed drivers. Both XP writes are deterministic.
     rvblk_xp::write_xp_package(pkg).map_err(|e| format!("XP files: {e}"))?;
     let signer = signer(&o)?;
     rvblk_sign::sign_package(pkg, &signer).map_err(|e| format!("signing: {e}"))?;
@@ -143,12 +147,15 @@ rvblk — RAM disk and RAM CD-ROM driver for images loaded by GRUB4DOS, grub4efi
 
 rvblk.inf, rvblk.cat          Vista SP1 .. Windows 11 (StorPort virtual miniport), root device ROOT\\RVBLK
 x86/, amd64/, arm64/          rvblk.sys for each architecture (test-signed)
-xp/                           Windows XP/2003 text-mode and GUI-mode setup (SCSIPORT, txtsetup.oem)
-rvblk-f6.img                  1.44 MB F6 floppy for XP setup (map it as (fd0) in GRUB4DOS)
+xp/                           Windows XP/2003 x86 text-mode and GUI-mode setup (SCSIPORT driver,
+                              txtsetup.oem, rvblkxp.inf for x86 and x64)
+xp/amd64/                     the same for Windows XP x64 / Server 2003 x64
+rvblk-f6.img                  1.44 MB F6 floppy for XP/2003 x86 setup (map it as (fd0) in GRUB4DOS)
+rvblk-f6-amd64.img            1.44 MB F6 floppy for XP x64 / Server 2003 x64 setup
 rvblk-test.cer                the test certificate the drivers and the catalog are signed with
 
 64-bit Windows loads only signed kernel drivers. This package is signed with a test certificate:
 enable test signing (bcdedit /set testsigning on; Secure Boot must be off) or re-sign the
 package with your own certificate. See the project README for installation, slipstreaming into
-WinPE/Setup media (rvblk winpe prepare) and XP (rvblk xp slipstream).
+WinPE/Setup media (rvblk winpe prepare) and XP/2003, x86 or x64 (rvblk xp slipstream).
 ";
