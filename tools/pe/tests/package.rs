@@ -14,8 +14,11 @@ const X64: u8 = 2;
 const A64: u8 = 4;
 /// The XP/2003 SCSIPORT build (x86).
 const XP: u8 = 8;
+/// The XP x64 / Server 2003 x64 SCSIPORT build (NT 5.2 x64).
+const XP64: u8 = 16;
 const MODERN: u8 = X86 | X64 | A64;
-const ALL: u8 = MODERN | XP;
+const XP_BOTH: u8 = XP | XP64;
+const ALL: u8 = MODERN | XP_BOTH;
 
 const NT: &[&str] = &["ntoskrnl.exe"];
 const HAL: &[&str] = &["hal.dll"];
@@ -24,8 +27,11 @@ const STOR: &[&str] = &["storport.sys"];
 const SCSI: &[&str] = &["scsiport.sys"];
 
 /// The exports the driver may import: `(name, builds where it exists, DLLs exporting it)`.
-/// Everything here exists on Windows 7 (and, for `XP` entries, on Windows XP SP3 x86). Adding a
-/// name means checking it against the oldest target's export table.
+/// Everything here exists on Windows 7 (and, for `XP` entries, on Windows XP SP3 x86; for `XP64`
+/// entries, on Windows Server 2003 SP1 x64 = XP x64, checked against the NT 5.2 export lists of
+/// ReactOS's ntoskrnl/hal/scsiport specs, which mark x86-only and x64-only exports, and
+/// Microsoft's DDI pages). Adding a name means checking it against the oldest target's export
+/// table.
 const ALLOWED: &[(&str, u8, &[&str])] = &[
     // storport.sys (Vista SP1+ virtual miniport interface; all present on Windows 7)
     ("StorPortInitialize", MODERN, STOR),
@@ -33,14 +39,14 @@ const ALLOWED: &[(&str, u8, &[&str])] = &[
     ("StorPortExtendedFunction", MODERN, STOR),
     ("StorPortGetLogicalUnit", MODERN, STOR),
     ("StorPortDebugPrint", MODERN, STOR),
-    // scsiport.sys (XP/2003 legacy miniport)
-    ("ScsiPortInitialize", XP, SCSI),
-    ("ScsiPortNotification", XP, SCSI),
-    ("ScsiPortGetLogicalUnit", XP, SCSI),
-    ("ScsiPortCompleteRequest", XP, SCSI),
-    ("ScsiPortMoveMemory", XP, SCSI),
-    ("ScsiPortStallExecution", XP, SCSI),
-    ("ScsiPortLogError", XP, SCSI),
+    // scsiport.sys (XP/2003 legacy miniport; the same exports on x64)
+    ("ScsiPortInitialize", XP_BOTH, SCSI),
+    ("ScsiPortNotification", XP_BOTH, SCSI),
+    ("ScsiPortGetLogicalUnit", XP_BOTH, SCSI),
+    ("ScsiPortCompleteRequest", XP_BOTH, SCSI),
+    ("ScsiPortMoveMemory", XP_BOTH, SCSI),
+    ("ScsiPortStallExecution", XP_BOTH, SCSI),
+    ("ScsiPortLogError", XP_BOTH, SCSI),
     // memory manager, pool, misc kernel
     ("MmMapIoSpace", ALL, NT),
     ("MmUnmapIoSpace", ALL, NT),
@@ -57,15 +63,16 @@ const ALLOWED: &[(&str, u8, &[&str])] = &[
     ("RtlCompareMemory", ALL, NT),
     ("RtlInitUnicodeString", ALL, NT),
     ("KeBugCheckEx", ALL, NT),
-    // timing: a HAL export on x86, ntoskrnl on x64/arm64
+    // timing: a HAL export on x86 and on NT 5.2 x64, ntoskrnl on Windows 7 x64/arm64
     ("KeQueryPerformanceCounter", ALL, NT_HAL),
     ("KeStallExecutionProcessor", ALL, NT_HAL),
-    // spin locks and IRQL: x86 HAL fastcall exports; x64/arm64 ntoskrnl
+    // spin locks and IRQL: x86 HAL fastcall exports; x64/arm64 ntoskrnl (KeGetCurrentIrql is an
+    // inline CR8 read on NT 5.2 x64, not an export)
     ("KfAcquireSpinLock", X86 | XP, HAL),
     ("KfReleaseSpinLock", X86 | XP, HAL),
-    ("KeGetCurrentIrql", ALL, NT_HAL),
-    ("KeAcquireSpinLockRaiseToDpc", X64 | A64, NT),
-    ("KeReleaseSpinLock", X64 | A64, NT),
+    ("KeGetCurrentIrql", MODERN | XP, NT_HAL),
+    ("KeAcquireSpinLockRaiseToDpc", X64 | A64 | XP64, NT),
+    ("KeReleaseSpinLock", X64 | A64 | XP64, NT),
     // C runtime pieces ntoskrnl exports
     ("memcpy", ALL, NT),
     ("memset", ALL, NT),
@@ -145,7 +152,19 @@ fn check_imports(pe: &Pe<'_>, build: u8, dlls: &[&str], problems: &mut Vec<Strin
     }
 }
 
-fn check_scan(pe: &Pe<'_>, forbidden: &[SimdClass], problems: &mut Vec<String>) {
+fn check_scan(pe: &Pe<'_>, problems: &mut Vec<String>) {
+    // Windows saves no x87/MMX state for kernel code; x86 kernel code may not use SSE either,
+    // x64 kernel code may (the kernel saves XMM registers), AVX nowhere. arm64: not scanned.
+    let forbidden: &[SimdClass] = match pe.machine {
+        MACHINE_I386 => &[
+            SimdClass::X87,
+            SimdClass::Mmx,
+            SimdClass::Sse,
+            SimdClass::Avx,
+        ],
+        MACHINE_AMD64 => &[SimdClass::X87, SimdClass::Mmx, SimdClass::Avx],
+        _ => return,
+    };
     let report = instruction_scan(pe);
     assert!(report.scanned, "{:?}", report.not_scanned_reason);
     let bad: Vec<_> = report.of_class(forbidden).collect();
@@ -160,18 +179,39 @@ fn check_scan(pe: &Pe<'_>, forbidden: &[SimdClass], problems: &mut Vec<String>) 
     }
 }
 
-fn check_modern(rel: &str, machine: u16, build: u8) {
+/// What one kernel binary of the package must be.
+struct Expected {
+    machine: u16,
+    /// The build's bit in [`ALLOWED`].
+    build: u8,
+    /// The DLLs it may import from.
+    dlls: &'static [&'static str],
+    /// PE subsystem version, when the build pins it (the XP builds).
+    subsystem_version: Option<(u16, u16)>,
+}
+
+/// Parses `rel` in the package and collects every way it differs from `want`; fails listing
+/// them all.
+fn check_driver(rel: &str, want: &Expected) {
     let data = read(rel);
     let pe = Pe::parse(&data).unwrap_or_else(|e| panic!("{rel}: {e}"));
     let mut problems = Vec::new();
-    if pe.machine != machine {
+    if pe.machine != want.machine {
         problems.push(format!(
-            "machine {:#06x}, expected {machine:#06x}",
-            pe.machine
+            "machine {:#06x}, expected {:#06x}",
+            pe.machine, want.machine
         ));
     }
     if pe.subsystem != SUBSYSTEM_NATIVE {
         problems.push(format!("subsystem {}, expected 1 (NATIVE)", pe.subsystem));
+    }
+    if let Some((major, minor)) = want.subsystem_version {
+        if pe.subsystem_version != (major, minor) {
+            problems.push(format!(
+                "subsystem version {}.{:02}, expected {major}.{minor:02}",
+                pe.subsystem_version.0, pe.subsystem_version.1
+            ));
+        }
     }
     if !pe.checksum_valid() {
         problems.push(format!(
@@ -179,6 +219,9 @@ fn check_modern(rel: &str, machine: u16, build: u8) {
             pe.checksum,
             pe.computed_checksum()
         ));
+    }
+    if pe.security_directory().is_none() {
+        problems.push("no embedded signature (cargo xtask package signs every .sys)".into());
     }
     if !pe.has_dll_characteristics(dc::NX_COMPAT) {
         problems.push("NX_COMPAT not set".into());
@@ -204,35 +247,28 @@ fn check_modern(rel: &str, machine: u16, build: u8) {
             s.name, s.characteristics
         ));
     }
-    check_imports(
-        &pe,
-        build,
-        &["ntoskrnl.exe", "hal.dll", "storport.sys"],
-        &mut problems,
-    );
-    match machine {
-        MACHINE_I386 => check_scan(
-            &pe,
-            &[
-                SimdClass::X87,
-                SimdClass::Mmx,
-                SimdClass::Sse,
-                SimdClass::Avx,
-            ],
-            &mut problems,
-        ),
-        MACHINE_AMD64 => check_scan(
-            &pe,
-            &[SimdClass::X87, SimdClass::Mmx, SimdClass::Avx],
-            &mut problems,
-        ),
-        _ => {} // arm64: not scanned
-    }
+    check_imports(&pe, want.build, want.dlls, &mut problems);
+    check_scan(&pe, &mut problems);
     assert!(
         problems.is_empty(),
         "{rel}: {} problem(s):\n  {}",
         problems.len(),
         problems.join("\n  ")
+    );
+}
+
+const STORPORT_DLLS: &[&str] = &["ntoskrnl.exe", "hal.dll", "storport.sys"];
+const SCSIPORT_DLLS: &[&str] = &["scsiport.sys", "ntoskrnl.exe", "hal.dll"];
+
+fn check_modern(rel: &str, machine: u16, build: u8) {
+    check_driver(
+        rel,
+        &Expected {
+            machine,
+            build,
+            dlls: STORPORT_DLLS,
+            subsystem_version: None,
+        },
     );
 }
 
@@ -262,51 +298,49 @@ fn xp_driver_if_present() {
         eprintln!("{rel} not in the package: skipped");
         return;
     }
-    let data = read(rel);
-    let pe = Pe::parse(&data).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    let mut problems = Vec::new();
-    if pe.machine != MACHINE_I386 {
-        problems.push(format!("machine {:#06x}, expected 0x014c", pe.machine));
-    }
-    if pe.subsystem != SUBSYSTEM_NATIVE {
-        problems.push(format!("subsystem {}, expected 1 (NATIVE)", pe.subsystem));
-    }
-    if pe.subsystem_version != (5, 1) {
-        problems.push(format!(
-            "subsystem version {}.{:02}, expected 5.01",
-            pe.subsystem_version.0, pe.subsystem_version.1
-        ));
-    }
-    if !pe.checksum_valid() {
-        problems.push(format!(
-            "checksum {:#010x} invalid (computed {:#010x})",
-            pe.checksum,
-            pe.computed_checksum()
-        ));
-    }
-    if pe.relocs_stripped() {
-        problems.push("RELOCS_STRIPPED set".into());
-    }
-    check_imports(
-        &pe,
-        XP,
-        &["scsiport.sys", "ntoskrnl.exe", "hal.dll"],
-        &mut problems,
+    check_driver(
+        rel,
+        &Expected {
+            machine: MACHINE_I386,
+            build: XP,
+            dlls: SCSIPORT_DLLS,
+            subsystem_version: Some((5, 1)),
+        },
     );
-    check_scan(
-        &pe,
-        &[
-            SimdClass::X87,
-            SimdClass::Mmx,
-            SimdClass::Sse,
-            SimdClass::Avx,
-        ],
-        &mut problems,
+}
+
+/// XP x64 / Server 2003 x64 (NT 5.2): `cargo xtask package` always builds it.
+#[test]
+#[ignore = "needs the driver package: run by cargo xtask test"]
+fn xp_amd64_driver() {
+    check_driver(
+        "xp/amd64/rvblkxp.sys",
+        &Expected {
+            machine: MACHINE_AMD64,
+            build: XP64,
+            dlls: SCSIPORT_DLLS,
+            subsystem_version: Some((5, 2)),
+        },
     );
-    assert!(
-        problems.is_empty(),
-        "{rel}: {} problem(s):\n  {}",
-        problems.len(),
-        problems.join("\n  ")
-    );
+}
+
+/// The allowlist itself: an XP x64 entry never claims an x86-only export.
+#[test]
+fn xp64_allowlist_has_no_x86_only_exports() {
+    for (name, builds, _) in ALLOWED {
+        if builds & XP64 != 0 {
+            assert!(
+                !name.starts_with("Kf") && !name.starts_with('_'),
+                "{name} is an x86-only export"
+            );
+        }
+    }
+    let xp64: Vec<&str> = ALLOWED
+        .iter()
+        .filter(|(_, b, _)| b & XP64 != 0)
+        .map(|(n, _, _)| *n)
+        .collect();
+    for needed in ["ScsiPortInitialize", "ScsiPortNotification", "MmMapIoSpace"] {
+        assert!(xp64.contains(&needed), "{needed}");
+    }
 }
