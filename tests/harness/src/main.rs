@@ -82,6 +82,10 @@ fn main() {
     let Some(cmd) = argv.first().cloned() else {
         die(USAGE)
     };
+    if matches!(cmd.as_str(), "-h" | "--help" | "help") {
+        println!("{USAGE}");
+        exit(0)
+    }
     let mut a = Args {
         v: argv.clone(),
         i: 0,

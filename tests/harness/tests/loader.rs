@@ -241,3 +241,14 @@ fn port_mismatch_is_a_clear_start_failure() {
         assert!(o.stdout.contains(why), "{pers}: {}", o.stdout);
     }
 }
+
+#[test]
+fn help_explains_every_personality() {
+    for args in [&["--help"][..], &["suite", "--help"][..]] {
+        let o = common::run(args);
+        assert_eq!(o.code, 0, "{args:?}");
+        for p in ["win8", "win7", "xp", "--setup", "--driver-parameter"] {
+            assert!(o.stdout.contains(p), "{args:?}: {p} missing:\n{}", o.stdout);
+        }
+    }
+}
