@@ -26,6 +26,9 @@ pub const STATUS_INVALID_HANDLE: i32 = 0xC000_0008_u32 as i32;
 pub const STATUS_OBJECT_NAME_INVALID: i32 = 0xC000_0033_u32 as i32;
 pub const STATUS_OBJECT_NAME_NOT_FOUND: i32 = 0xC000_0034_u32 as i32;
 pub const STATUS_BUFFER_OVERFLOW: i32 = 0x8000_0005_u32 as i32;
+const REG_SZ: u32 = 1;
+/// KEY_READ: all a driver that only reads its configuration needs.
+const KEY_READ: u32 = 0x0002_0019;
 use rvblk_abi::status::{STATUS_BUFFER_TOO_SMALL, STATUS_NOT_FOUND, STATUS_NO_SUCH_DEVICE};
 
 /// A registry value of the emulated hive.
@@ -41,7 +44,7 @@ impl RegValue {
         match self {
             RegValue::Dword(v) => (rvblk_abi::REG_DWORD, v.to_le_bytes().to_vec()),
             RegValue::Sz(s) => (
-                1,
+                REG_SZ,
                 s.encode_utf16()
                     .chain(std::iter::once(0))
                     .flat_map(u16::to_le_bytes)
@@ -384,16 +387,22 @@ impl Kernel {
                 m.pa, m.size
             ));
         }
-        for (h, key) in self
+        out.extend(self.handle_leaks());
+        out.sort();
+        out
+    }
+
+    /// Registry handles still open, as human-readable lines.
+    pub fn handle_leaks(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
             .handles
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-        {
-            out.push(format!(
-                "registry handle leaked: {h:#x} ({key}) never passed to ZwClose"
-            ));
-        }
+            .map(|(h, key)| {
+                format!("registry handle leaked: {h:#x} ({key}) never passed to ZwClose")
+            })
+            .collect();
         out.sort();
         out
     }
@@ -806,7 +815,7 @@ impl Kernel {
                 "[harness] ZwOpenKey({name}) without OBJ_KERNEL_HANDLE: the handle is reachable from the current process"
             ));
         }
-        if access & !0x0002_0019 != 0 {
+        if access & !KEY_READ != 0 {
             self.fail(format!(
                 "ZwOpenKey({name}) asks for access {access:#x}: more than KEY_READ for a key the driver only reads"
             ));
@@ -1415,4 +1424,101 @@ pub fn resolve(dll: &str, name: &str) -> Option<usize> {
         _ => return None,
     };
     Some(f)
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+    use rvblk_abi::{ObjectAttributes, UnicodeString, OBJ_KERNEL_HANDLE};
+
+    fn kernel(setup: SetupPhase) -> Arc<Kernel> {
+        Kernel::new(
+            KernelConfig {
+                personality: Personality::Xp,
+                os_ram: vec![],
+                nfit: None,
+                verbose: false,
+                legacy: LegacyConfig {
+                    setup,
+                    ..LegacyConfig::default()
+                },
+            },
+            Arc::new(PhysMem::from_segments(1 << 20, &[]).unwrap()),
+        )
+    }
+
+    fn unicode(units: &[u16]) -> UnicodeString {
+        UnicodeString {
+            length: (units.len() * 2) as u16,
+            maximum_length: (units.len() * 2) as u16,
+            buffer: units.as_ptr(),
+        }
+    }
+
+    /// ZwOpenKey + ZwQueryValueKey(SystemSetupInProgress) as the driver does; returns the
+    /// handle (left open) and the DWORD, if any.
+    fn read_setup_value(k: &Kernel) -> (Option<usize>, Option<u32>) {
+        let key: Vec<u16> = "\\Registry\\Machine\\System\\Setup"
+            .encode_utf16()
+            .collect();
+        let value: Vec<u16> = "SystemSetupInProgress".encode_utf16().collect();
+        let name = unicode(&key);
+        let oa = ObjectAttributes {
+            length: std::mem::size_of::<ObjectAttributes>() as u32,
+            root_directory: std::ptr::null_mut(),
+            object_name: &name,
+            attributes: OBJ_KERNEL_HANDLE,
+            security_descriptor: std::ptr::null_mut(),
+            security_quality_of_service: std::ptr::null_mut(),
+        };
+        let mut h = 0usize;
+        if k.open_key(&mut h, rvblk_abi::KEY_QUERY_VALUE, &oa) != STATUS_SUCCESS {
+            return (None, None);
+        }
+        let mut info = [0u32; 4];
+        let mut got = 0u32;
+        let st = k.query_value_key(
+            h,
+            &unicode(&value),
+            rvblk_abi::KEY_VALUE_PARTIAL_INFORMATION,
+            info.as_mut_ptr().cast(),
+            16,
+            &mut got,
+        );
+        assert_eq!(got, 16);
+        (Some(h), (st == STATUS_SUCCESS).then_some(info[3]))
+    }
+
+    #[test]
+    fn setup_phases_read_as_the_driver_expects() {
+        for (phase, want) in [
+            (SetupPhase::Installed, Some(0)),
+            (SetupPhase::GuiMode, Some(1)),
+            (SetupPhase::TextMode, None),
+        ] {
+            let k = kernel(phase);
+            let (h, v) = read_setup_value(&k);
+            assert_eq!(v, want, "{phase:?}");
+            if let Some(h) = h {
+                assert_eq!(k.close(h), STATUS_SUCCESS);
+            }
+            assert!(k.leaks().is_empty() && k.failures().is_empty(), "{phase:?}");
+        }
+    }
+
+    #[test]
+    fn open_handles_are_leaks_and_double_close_is_caught() {
+        let k = kernel(SetupPhase::Installed);
+        let (h, _) = read_setup_value(&k);
+        let h = h.expect("the key exists on an installed system");
+        assert_eq!(k.handle_leaks().len(), 1, "{:?}", k.handle_leaks());
+        assert_eq!(k.close(h), STATUS_SUCCESS);
+        assert!(k.handle_leaks().is_empty());
+        assert_eq!(k.close(h), STATUS_INVALID_HANDLE);
+        assert!(
+            k.failures().iter().any(|f| f.contains("double close")),
+            "{:?}",
+            k.failures()
+        );
+    }
 }

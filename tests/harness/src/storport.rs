@@ -628,14 +628,11 @@ impl Adapter {
     /// A legacy SCSIPORT miniport is never unloaded: what it maps and allocates for its images
     /// stays until shutdown, so only registry handles count as leaks.
     fn retire_legacy(&mut self) -> Vec<String> {
-        let all = self.k.leaks();
-        let (leaks, held): (Vec<String>, Vec<String>) = all
-            .into_iter()
-            .partition(|l| l.starts_with("registry handle"));
-        if !held.is_empty() {
+        let leaks = self.k.handle_leaks();
+        let held = self.k.leaks().len() - leaks.len();
+        if held > 0 {
             self.k.log_line(format!(
-                "[harness] legacy adapter retired holding {} pool block(s)/mapping(s) until shutdown",
-                held.len()
+                "[harness] legacy adapter retired holding {held} pool block(s)/mapping(s) until shutdown"
             ));
         }
         for l in &leaks {

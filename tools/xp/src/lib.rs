@@ -84,8 +84,8 @@ impl XpArch {
     /// The PE `Machine` of a driver for this architecture.
     pub fn pe_machine(self) -> u16 {
         match self {
-            XpArch::X86 => 0x014c,
-            XpArch::Amd64 => 0x8664,
+            XpArch::X86 => rvblk_pe::MACHINE_I386,
+            XpArch::Amd64 => rvblk_pe::MACHINE_AMD64,
         }
     }
 }

@@ -422,25 +422,10 @@ impl Tree {
     }
 }
 
-/// The `Machine` field of a PE image, or `None` if `bytes` is not one.
-fn pe_machine(bytes: &[u8]) -> Option<u16> {
-    let field = |o: usize, n: usize| bytes.get(o..o.checked_add(n)?);
-    let u16_at = |o: usize| Some(u16::from_le_bytes(field(o, 2)?.try_into().ok()?));
-    let u32_at = |o: usize| Some(u32::from_le_bytes(field(o, 4)?.try_into().ok()?));
-    if bytes.get(..2)? != b"MZ" {
-        return None;
-    }
-    let pe = usize::try_from(u32_at(0x3c)?).ok()?;
-    if field(pe, 4)? != b"PE\0\0" {
-        return None;
-    }
-    u16_at(pe.checked_add(4)?)
-}
-
 /// Refuses a driver built for the other architecture (checked when `driver` is a PE image).
 fn check_driver_machine(driver: &[u8], arch: XpArch, sif: &Path) -> Result<(), XpError> {
-    match pe_machine(driver) {
-        Some(machine) if machine != arch.pe_machine() => {
+    match rvblk_pe::Pe::parse(driver).map(|pe| pe.machine) {
+        Ok(machine) if machine != arch.pe_machine() => {
             let is = XpArch::ALL
                 .into_iter()
                 .find(|a| a.pe_machine() == machine)
@@ -875,21 +860,6 @@ mod tests {
         assert_eq!(once.bytes, twice.bytes);
         let removed = edit_dosnet(&twice, Path::new("t"), false).unwrap();
         assert_eq!(removed.bytes, f.bytes);
-    }
-
-    #[test]
-    fn pe_machine_reads_only_pe_images() {
-        let mut image = vec![0u8; 0x100];
-        image[..2].copy_from_slice(b"MZ");
-        image[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
-        image[0x80..0x84].copy_from_slice(b"PE\0\0");
-        image[0x84..0x86].copy_from_slice(&0x8664u16.to_le_bytes());
-        assert_eq!(pe_machine(&image), Some(0x8664));
-        assert_eq!(pe_machine(&image[..0x85]), None, "truncated");
-        image[0x3c..0x40].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(pe_machine(&image), None, "header offset out of the file");
-        assert_eq!(pe_machine(b"MZ"), None);
-        assert_eq!(pe_machine(b"not a driver"), None);
     }
 
     #[test]

@@ -25,9 +25,7 @@ fn fake_package(dir: &Path, with_cat: bool, arches: &[XpArch]) {
 
 /// The PE machine of a driver image.
 fn pe_machine(image: &[u8]) -> u16 {
-    let pe = u32::from_le_bytes(image[0x3c..0x40].try_into().unwrap()) as usize;
-    assert_eq!(&image[pe..pe + 4], b"PE\0\0", "a PE image");
-    u16::from_le_bytes(image[pe + 4..pe + 6].try_into().unwrap())
+    rvblk_pe::Pe::parse(image).expect("a PE image").machine
 }
 
 /// Root directory of the floppy as mtools lists it: upper-case 8.3 name -> size.

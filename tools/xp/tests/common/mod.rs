@@ -30,16 +30,14 @@ impl Drop for TempDir {
     }
 }
 
-/// A stand-in driver: a PE signature with `arch`'s machine, then filler.
+/// A stand-in driver: a real (tiny) PE image for `arch`'s machine with 40 KB of filler data.
 pub fn fake_driver(arch: XpArch) -> Vec<u8> {
-    let mut driver: Vec<u8> = (0..40_000u32)
+    let filler: Vec<u8> = (0..40_000u32)
         .map(|i| ((i.wrapping_mul(2_654_435_761) >> 13) as u8) ^ (arch.pe_machine() as u8))
         .collect();
-    driver[..2].copy_from_slice(b"MZ");
-    driver[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
-    driver[0x80..0x84].copy_from_slice(b"PE\0\0");
-    driver[0x84..0x86].copy_from_slice(&arch.pe_machine().to_le_bytes());
-    driver
+    let mut pe = rvblk_pe::build::PeBuilder::new(arch.pe_machine());
+    pe.section(".data", 0xC000_0040, &filler);
+    pe.build()
 }
 
 /// Runs a command and returns its stdout, failing the test with a clear message if the tool
