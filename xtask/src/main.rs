@@ -6,8 +6,10 @@
 //!   fuzz runs; ends with `N passed, N failed`.
 //! * `bench` — harness benchmarks and the WIM injection benchmark.
 //! * `fuzz <cdb|discovery> [SECONDS]` — a long fuzz run.
+//! * `citations [--fix]` — every cited `docs/` file and section exists (`citations.rs`).
 
 mod build;
+mod citations;
 mod cmd;
 mod package;
 mod summary;
@@ -27,6 +29,10 @@ TASKS:
     bench     Run the benchmarks (harness I/O vs memcpy, WIM injection vs wimlib)
     fuzz <cdb|discovery> [SECONDS]
               Run one fuzz target with cargo-fuzz (installed on first use), default 600 s
+    citations [--fix]
+              Check that every citation of a document (`docs/loaders.md` §10 rule 23) names a
+              file and section that exist in the repository; --fix first rewrites the old
+              shared/spec and anchors.md forms to docs/ names
 ";
 
 fn main() -> ExitCode {
@@ -36,6 +42,7 @@ fn main() -> ExitCode {
         Some("test") => summary::test(&args[1..]),
         Some("bench") => summary::bench(&args[1..]),
         Some("fuzz") => summary::fuzz(&args[1..]),
+        Some("citations") => citations::run(&args[1..]),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
