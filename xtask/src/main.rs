@@ -31,8 +31,8 @@ TASKS:
               Run one fuzz target with cargo-fuzz (installed on first use), default 600 s
     citations [--fix]
               Check that every citation of a document (`docs/loaders.md` §10 rule 23) names a
-              file and section that exist in the repository; --fix first rewrites the old
-              shared/spec and anchors.md forms to docs/ names
+              file and section that exist in the repository; --fix first rewrites citations
+              of the old research notes (shared/spec/…, anchors) to their docs/ names
 ";
 
 fn main() -> ExitCode {
