@@ -1,5 +1,5 @@
 // Shared by the kernel binaries' build scripts (`include!`d): link as a kernel driver with
-// rust-lld (`windows-integration.md` §6). `subsystem` is the minimum NT version, e.g. "6.00".
+// rust-lld (`docs/windows-integration.md` §6). `subsystem` is the minimum NT version, e.g. "6.00".
 fn link_as_driver(subsystem: &str) {
     let target = std::env::var("TARGET").unwrap_or_default();
     if !target.contains("windows") {

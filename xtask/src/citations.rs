@@ -526,6 +526,21 @@ mod tests {
         (doc.into(), sec.into(), vec![])
     }
 
+    /// The repository itself: every citation in the tree can be followed in a clone.
+    #[test]
+    fn repository_citations_resolve() {
+        let problems: Vec<String> = check_repository(&crate::cmd::root())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            problems.is_empty(),
+            "citations that cannot be followed (`cargo xtask citations --fix` rewrites the old \
+             research-note names):\n{}",
+            problems.join("\n")
+        );
+    }
+
     #[test]
     fn finds_the_forms_the_code_uses() {
         assert_eq!(

@@ -1,4 +1,4 @@
-//! Miniport callback signatures (`windows-integration.md` §1.4), in the Windows calling
+//! Miniport callback signatures (`docs/windows-integration.md` §1.4), in the Windows calling
 //! convention of each architecture: `"system"` when building for Windows, and the same
 //! convention spelled explicitly (stdcall, win64) on a Linux host, where the harness runs the
 //! driver.

@@ -1,5 +1,5 @@
 //! `PORT_CONFIGURATION_INFORMATION` (StorPort WDK 10; the XP SCSIPORT structure is the prefix up
-//! to `WmiDataProvider`) — `windows-integration.md` §1.5, §2.1. The port pre-fills it and sets
+//! to `WmiDataProvider`) — `docs/windows-integration.md` §1.5, §2.1. The port pre-fills it and sets
 //! `length`; a miniport must never write a field that ends beyond `length`.
 
 use crate::MemoryRegion;

@@ -1,4 +1,4 @@
-//! Constants from `windows-integration.md` §1.3, §1.7, §1.8, §1.10, §1.11.
+//! Constants from `docs/windows-integration.md` §1.3, §1.7, §1.8, §1.10, §1.11.
 
 /// NTSTATUS values the driver returns or checks.
 pub mod status {
@@ -84,7 +84,7 @@ pub const MM_CACHED: u32 = 1;
 /// POOL_TYPE: NonPagedPoolNx exists from Windows 8; NonPagedPool everywhere.
 pub const NON_PAGED_POOL: u32 = 0;
 
-/// ZwQuerySystemInformation class and firmware-table constants (`loaders.md` §6.4).
+/// ZwQuerySystemInformation class and firmware-table constants (`docs/loaders.md` §6.4).
 pub const SYSTEM_FIRMWARE_TABLE_INFORMATION_CLASS: u32 = 76;
 pub const FIRMWARE_PROVIDER_ACPI: u32 = u32::from_be_bytes(*b"ACPI");
 pub const FIRMWARE_TABLE_GET: u32 = 1;

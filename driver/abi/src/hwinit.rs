@@ -1,5 +1,5 @@
 //! `HW_INITIALIZATION_DATA` (StorPort WDK 10 layout; SCSIPORT and the Vista SP1/Win7 virtual
-//! layout are prefixes of it) — `windows-integration.md` §1.2, §2.1.
+//! layout are prefixes of it) — `docs/windows-integration.md` §1.2, §2.1.
 
 use crate::callbacks::*;
 use core::ffi::c_void;

@@ -1,4 +1,4 @@
-//! Compile-time layout checks against `windows-integration.md` §1.2, §1.5, §1.6 (and §2.1). They
+//! Compile-time layout checks against `docs/windows-integration.md` §1.2, §1.5, §1.6 (and §2.1). They
 //! run for whatever target the crate is built for: x86/x64/arm64 Windows for the driver, and
 //! i686/x86-64 Linux for the harness and the host tests. Each entry is (field, x86, x64).
 

@@ -1,6 +1,6 @@
 //! The small slice of the StorPort / SCSIPORT / ntoskrnl ABI that rvblk uses.
 //!
-//! Layouts follow `shared/spec/windows-integration.md` §1.2 (HW_INITIALIZATION_DATA), §1.5
+//! Layouts follow `docs/windows-integration.md` §1.2 (HW_INITIALIZATION_DATA), §1.5
 //! (PORT_CONFIGURATION_INFORMATION), §1.6 (SCSI_REQUEST_BLOCK), §2.1 (SCSIPORT sizes). Every
 //! structure is `#[repr(C)]`; 64-bit integers that MSVC aligns to 8 on x86 use [`AlignedI64`], so
 //! the same definitions give the MSVC x86 layout on `i686-unknown-linux-gnu` too (the test

@@ -1,4 +1,4 @@
-//! The classic `SCSI_REQUEST_BLOCK` (`windows-integration.md` §1.6), shared by StorPort and
+//! The classic `SCSI_REQUEST_BLOCK` (`docs/windows-integration.md` §1.6), shared by StorPort and
 //! SCSIPORT, and the header of `SCSI_PNP_REQUEST_BLOCK`.
 
 use core::ffi::c_void;

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-/// What kind of SCSI device an image becomes (`loaders.md` §3.4, §5.4, §6.3).
+/// What kind of SCSI device an image becomes (`docs/loaders.md` §3.4, §5.4, §6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DeviceKind {
     /// Fixed hard disk, 512-byte blocks, peripheral device type 0.
@@ -43,11 +43,11 @@ impl fmt::Display for DeviceKind {
 pub enum LoaderSource {
     /// GRUB4DOS BIOS build: handler block reached from IVT[0x13] or found by the page scan.
     Grub4Dos,
-    /// grub4efi or a1ive's GRUB2 `g4d` page below 640 KiB (`loaders.md` §4).
+    /// grub4efi or a1ive's GRUB2 `g4d` page below 640 KiB (`docs/loaders.md` §4).
     Grub4Efi,
-    /// syslinux MEMDISK mBFT (`loaders.md` §5).
+    /// syslinux MEMDISK mBFT (`docs/loaders.md` §5).
     Memdisk,
-    /// ACPI NFIT SPA range with a RAM-disk GUID (`loaders.md` §6).
+    /// ACPI NFIT SPA range with a RAM-disk GUID (`docs/loaders.md` §6).
     Nfit,
 }
 
@@ -69,7 +69,7 @@ impl fmt::Display for LoaderSource {
     }
 }
 
-/// What the loader says about writes (`loaders.md` §3.2 X/Y bits, §5.4 configflags bit 0).
+/// What the loader says about writes (`docs/loaders.md` §3.2 X/Y bits, §5.4 configflags bit 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WritePolicy {
     ReadWrite,

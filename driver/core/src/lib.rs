@@ -2,7 +2,7 @@
 //!
 //! * [`image`] — what a discovered RAM image is ([`image::MemoryImage`]).
 //! * [`discovery`] — finding images left by GRUB4DOS, grub4efi, MEMDISK and UEFI NFIT RAM disks in
-//!   physical memory (`shared/spec/loaders.md` §9, validated per §10).
+//!   physical memory (`docs/loaders.md` §9, validated per §10).
 //! * [`scsi`] — the SCSI targets (SBC-3 disk, MMC-6 CD-ROM, removable floppy) that serve them.
 //! * [`srb`] — how a target's outcome becomes an SRB completion (status bytes, sense, lengths).
 //!

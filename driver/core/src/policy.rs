@@ -1,5 +1,5 @@
 //! Which images to expose, decided from the XP flavour's configuration (`inf/xp/README.md`,
-//! `anchors.md` §6: XP setup installs onto the lowest-numbered disk, so RAM hard-disk images are
+//! `docs/peers.md` §6: XP setup installs onto the lowest-numbered disk, so RAM hard-disk images are
 //! hidden during setup unless the user asks for them).
 //!
 //! Inputs: the HwFindAdapter `ArgumentString` (SCSIPORT passes the `Parameters\Device`

@@ -1,4 +1,4 @@
-//! SRB decisions that do not depend on StorPort or SCSIPORT (`windows-integration.md` §1.6–1.8):
+//! SRB decisions that do not depend on StorPort or SCSIPORT (`docs/windows-integration.md` §1.6–1.8):
 //! what to do with each SRB function, and how a target's [`Outcome`] becomes the SRB's
 //! SrbStatus, ScsiStatus, DataTransferLength and sense bytes.
 //!
@@ -10,7 +10,7 @@ use bitflags::bitflags;
 
 use crate::scsi::{CommandStatus, DataDirection, Outcome};
 
-/// SRB_FUNCTION_* codes (srb.h; `windows-integration.md` §1.7).
+/// SRB_FUNCTION_* codes (srb.h; `docs/windows-integration.md` §1.7).
 pub mod function {
     pub const EXECUTE_SCSI: u8 = 0x00;
     pub const CLAIM_DEVICE: u8 = 0x01;
@@ -43,7 +43,7 @@ pub mod function {
     pub const STORAGE_REQUEST_BLOCK: u8 = 0x28;
 }
 
-/// SrbStatus values (`windows-integration.md` §1.8).
+/// SrbStatus values (`docs/windows-integration.md` §1.8).
 pub mod status {
     pub const PENDING: u8 = 0x00;
     pub const SUCCESS: u8 = 0x01;
@@ -78,7 +78,7 @@ pub mod scsi_status {
 }
 
 bitflags! {
-    /// SRB_FLAGS_* (srb.h; `windows-integration.md` §1.6).
+    /// SRB_FLAGS_* (srb.h; `docs/windows-integration.md` §1.6).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct SrbFlags: u32 {
         const QUEUE_ACTION_ENABLE = 0x0000_0002;
@@ -111,7 +111,7 @@ impl DataDirection {
     }
 }
 
-/// What the miniport does with an SRB, by function code (`windows-integration.md` §1.7).
+/// What the miniport does with an SRB, by function code (`docs/windows-integration.md` §1.7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SrbAction {
     /// Address check, then [`ScsiTarget::execute`](crate::scsi::ScsiTarget::execute) and

@@ -1,5 +1,5 @@
-//! Golden tests: the real-world layouts of `loaders-observed.md` (§3 MEMDISK, §4 GRUB4DOS,
-//! §4.5 stale copies, §5 chained loaders) and the UEFI cases of `loaders.md` §4/§6.
+//! Golden tests: the real-world layouts of `docs/loaders-observed.md` (§3 MEMDISK, §4 GRUB4DOS,
+//! §4.5 stale copies, §5 chained loaders) and the UEFI cases of `docs/loaders.md` §4/§6.
 
 #[path = "discovery_common/mod.rs"]
 mod common;
@@ -18,7 +18,7 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// `loaders-observed.md` §3.1: the full ISO-case mBFT bytes.
+/// `docs/loaders-observed.md` §3.1: the full ISO-case mBFT bytes.
 #[test]
 fn memdisk_iso_mbft_bytes_match_observed_hex() {
     let expected = hex(
@@ -42,7 +42,7 @@ fn memdisk_iso_mbft_bytes_match_observed_hex() {
     );
 }
 
-/// `loaders-observed.md` §4.1–§4.2: header, hook and slot bytes of the 0.4.6a block.
+/// `docs/loaders-observed.md` §4.1–§4.2: header, hook and slot bytes of the 0.4.6a block.
 #[test]
 fn grub4dos_block_bytes_match_observed() {
     let blk = Grub4DosBlock::new(0x9CC00);

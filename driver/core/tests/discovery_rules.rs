@@ -1,4 +1,4 @@
-//! One or more golden tests per validation rule of `loaders.md` §10 (named `ruleNN_*`), plus the
+//! One or more golden tests per validation rule of `docs/loaders.md` §10 (named `ruleNN_*`), plus the
 //! firmware gating and scan rules of §9.
 
 #[path = "discovery_common/mod.rs"]

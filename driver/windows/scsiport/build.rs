@@ -1,5 +1,5 @@
 //! rvblkxp.sys: subsystem version 5.01 on x86 so Windows XP loads it; 5.02 on x64, whose oldest
-//! Windows is XP x64 / Server 2003 x64, NT 5.2 (`windows-integration.md` §6, Subsystem row).
+//! Windows is XP x64 / Server 2003 x64, NT 5.2 (`docs/windows-integration.md` §6, Subsystem row).
 include!("../link-driver.rs");
 
 fn main() {

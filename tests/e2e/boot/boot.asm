@@ -213,7 +213,7 @@ hook_prev:
         dd      0
 %endif
 %ifdef FOREIGN_HOOK
-; A safe hook (SafeMBRHook layout, loaders.md 2.2) of a vendor no driver knows.
+; A safe hook (SafeMBRHook layout, docs/loaders.md §2.2) of a vendor no driver knows.
 hook:
         jmp     near hook_handler       ; +0x00, 3 bytes
         db      '$INT13SF'              ; +0x03

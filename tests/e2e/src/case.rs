@@ -1,6 +1,6 @@
 //! The MEMDISK cases and the part of each that needs no driver: build the image, boot it under
 //! MEMDISK in QEMU, dump guest RAM, and check that the experiment itself went as recorded in
-//! `loaders-observed.md` §3 (MEMDISK put the image where its mBFT says, byte for byte; the hooked
+//! `docs/loaders-observed.md` §3 (MEMDISK put the image where its mBFT says, byte for byte; the hooked
 //! E820 map reserves it).
 
 use crate::images::{self, BootVariant};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// NT disk signature written at MBR offset 0x1B8 (non-zero, so that no loader rewrites it;
-/// `loaders-observed.md` §4.4). "TMEM" as in the recorded experiment.
+/// `docs/loaders-observed.md` §4.4). "TMEM" as in the recorded experiment.
 pub const DISK_SIGNATURE: u32 = 0x4D45_4D54;
 /// HDD geometry recorded in the partition entry; MEMDISK takes heads/sectors from it.
 pub const HDD_HEADS: u32 = 4;

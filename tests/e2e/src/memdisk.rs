@@ -1,5 +1,5 @@
-//! A small, independent reader of MEMDISK's structures in a low-memory dump (`loaders.md` §5,
-//! `loaders-observed.md` §3). It serves the smart dump and checks the experiment itself (that
+//! A small, independent reader of MEMDISK's structures in a low-memory dump (`docs/loaders.md` §5,
+//! `docs/loaders-observed.md` §3). It serves the smart dump and checks the experiment itself (that
 //! MEMDISK put what we expect where it says); it is deliberately *not* the driver's discovery.
 
 /// What one MEMDISK instance says about its image.

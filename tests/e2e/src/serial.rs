@@ -101,7 +101,7 @@ pub const PAGE: u64 = 4096;
 /// The OS RAM ranges Windows would report for this map: every type-1 (usable) entry, rounded
 /// **inward** to whole 4 KiB pages (MmGetPhysicalMemoryRanges describes whole pages, and a
 /// partial page is not usable RAM to the memory manager), adjacent ranges merged, empty ones
-/// dropped. MEMDISK's 2 KiB type-1 sliver right after an ISO (`loaders-observed.md` §3.2) thus
+/// dropped. MEMDISK's 2 KiB type-1 sliver right after an ISO (`docs/loaders-observed.md` §3.2) thus
 /// disappears, and the page it shares with the image end is not RAM.
 pub fn os_ram(map: &[E820Entry]) -> Vec<Range> {
     let mut v: Vec<Range> = map

@@ -238,7 +238,7 @@ fn harness_check(b: &Booted) {
 
 /// XP setup installs to the lowest-numbered disk, so while setup runs `rvblkxp.sys` keeps a RAM
 /// hard-disk image hidden (and says so in its log) unless `disks=on`; CDs and floppies always
-/// show (`anchors.md` §6).
+/// show (`docs/peers.md` §6).
 fn xp_setup_mode_check(b: &Booted) {
     let harness = harness::harness_binary().unwrap_or_else(|e| panic!("{}: {e}", b.case.name));
     let flavour = harness::Flavour {

@@ -89,7 +89,7 @@ impl Personality {
 }
 
 /// Where Windows setup stands, as the driver sees it in
-/// `HKLM\System\Setup\SystemSetupInProgress` (`anchors.md` §6).
+/// `HKLM\System\Setup\SystemSetupInProgress` (`docs/peers.md` §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetupPhase {
     /// An installed system: the value exists and is 0.

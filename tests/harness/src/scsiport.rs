@@ -1,5 +1,5 @@
 //! Emulated Windows XP/2003 SCSIPORT for a legacy (non-PnP) miniport
-//! (`windows-integration.md` §2): ScsiPortInitialize validates the XP-sized
+//! (`docs/windows-integration.md` §2): ScsiPortInitialize validates the XP-sized
 //! HW_INITIALIZATION_DATA and, like the real port, calls HwFindAdapter (6 parameters, with the
 //! service's `DriverParameter` as ArgumentString) and HwInitialize from inside the driver's
 //! DriverEntry. A miniport without an interrupt is synchronised by a spin lock, so HwInitialize

@@ -204,7 +204,7 @@ fn run_cli_x64_xp() {
 
 /// XP setup installs to the lowest-numbered disk, so while setup runs rvblkxp shows RAM CDs only,
 /// unless `disks=on` (DriverParameter) or the `rvblkxpd` service asks for disks too; an installed
-/// system sees every image unless `disks=off` (`anchors.md` §6, `inf/xp/README.md`).
+/// system sees every image unless `disks=off` (`docs/peers.md` §6, `inf/xp/README.md`).
 #[test]
 fn xp_setup_disk_policy_x86() {
     let cases: [(&[&str], bool); 7] = [

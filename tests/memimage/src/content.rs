@@ -1,4 +1,4 @@
-//! Image-content markers that discovery sniffs (`loaders.md` §9 F3): only the few sectors it
+//! Image-content markers that discovery sniffs (`docs/loaders.md` §9 F3): only the few sectors it
 //! reads are planted, so multi-GiB images stay sparse.
 
 use crate::PhysMem;
@@ -75,7 +75,7 @@ pub fn plant_mbr(mem: &mut PhysMem, phys: u64, disk_signature: u32, partitions: 
     mem.write(phys, &s);
 }
 
-/// The observed 8 MiB test HDD's MBR (`loaders-observed.md` §1): one type 0x83 partition,
+/// The observed 8 MiB test HDD's MBR (`docs/loaders-observed.md` §1): one type 0x83 partition,
 /// LBA 128…16383, disk signature 0x4D454D54.
 pub fn plant_observed_hdd_mbr(mem: &mut PhysMem, phys: u64) {
     plant_mbr(mem, phys, 0x4D45_4D54, &[(0x83, 128, 16384 - 128)]);

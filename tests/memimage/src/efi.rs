@@ -1,4 +1,4 @@
-//! GRUB4DOS-compatible pages under UEFI (`loaders.md` §4): grub4efi (`GRUB4EFI` at +0x100) and
+//! GRUB4DOS-compatible pages under UEFI (`docs/loaders.md` §4): grub4efi (`GRUB4EFI` at +0x100) and
 //! a1ive's GRUB2 `g4d` module (`"   $INT13SFGRUB4DOS"` at +0xE0, no marker).
 
 use crate::{G4dSlot, PhysMem};

@@ -1,5 +1,5 @@
-//! GRUB4DOS BIOS handler block and drive-map slots (`loaders.md` §3; observed bytes from
-//! `loaders-observed.md` §4.1–§4.2, GRUB4DOS 0.4.6a 2024-02-26).
+//! GRUB4DOS BIOS handler block and drive-map slots (`docs/loaders.md` §3; observed bytes from
+//! `docs/loaders-observed.md` §4.1–§4.2, GRUB4DOS 0.4.6a 2024-02-26).
 
 use crate::PhysMem;
 
@@ -245,7 +245,7 @@ pub struct Grub4DosBlock {
 }
 
 impl Grub4DosBlock {
-    /// The observed 0.4.6a block (`loaders-observed.md` §4.1) at `base` with no slots.
+    /// The observed 0.4.6a block (`docs/loaders-observed.md` §4.1) at `base` with no slots.
     pub fn new(base: u64) -> Self {
         Grub4DosBlock {
             base,

@@ -5,8 +5,8 @@
 //!   read, so tests can assert that discovery never touched OS RAM. **Unbacked pages read as
 //!   zero** by default (like a hole in a sparse `pmemsave` dump); [`PhysMem::set_unbacked`] and
 //!   [`PhysMem::mark_unreadable`] make reads fail instead.
-//! * Typed planters reproducing the structures of `shared/spec/loaders.md` and the bytes
-//!   observed in `loaders-observed.md`: [`g4d`] (GRUB4DOS BIOS block and slots), [`memdisk`]
+//! * Typed planters reproducing the structures of `docs/loaders.md` and the bytes
+//!   observed in `docs/loaders-observed.md`: [`g4d`] (GRUB4DOS BIOS block and slots), [`memdisk`]
 //!   (driver header, safe hook, mBFT, MDI, patch area), [`efi`] (grub4efi / a1ive pages),
 //!   [`nfit`] (NFIT table builder), [`content`] (ISO9660/UDF/MBR/GPT/BPB markers), plus IVT/BDA
 //!   helpers here.
@@ -233,7 +233,7 @@ impl PhysMem {
         assert!(bad.is_empty(), "reads touched OS RAM: {bad:x?}");
     }
 
-    // ---- IVT / BDA (loaders.md §1) ----
+    // ---- IVT / BDA (docs/loaders.md §1) ----
 
     /// Set IVT entry `vector` to `seg:off`.
     pub fn plant_ivt(&mut self, vector: u8, seg: u16, off: u16) -> &mut Self {
@@ -252,7 +252,7 @@ impl PhysMem {
     }
 
     /// A pristine SeaBIOS-like low memory: IVT[0x13] = F000:E3FE, IVT[0x15] = F000:F859,
-    /// BDA 0x413 = 639 KiB, 0x410 = 0x27, 0x475 = 1 (values observed in loaders-observed.md).
+    /// BDA 0x413 = 639 KiB, 0x410 = 0x27, 0x475 = 1 (values observed in docs/loaders-observed.md).
     pub fn with_bios_defaults(&mut self) -> &mut Self {
         self.plant_ivt(0x13, 0xF000, 0xE3FE)
             .plant_ivt(0x15, 0xF000, 0xF859)

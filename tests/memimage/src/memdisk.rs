@@ -1,5 +1,5 @@
-//! syslinux MEMDISK resident block (`loaders.md` §5; observed bytes from
-//! `loaders-observed.md` §3.1, MEMDISK 6.04).
+//! syslinux MEMDISK resident block (`docs/loaders.md` §5; observed bytes from
+//! `docs/loaders-observed.md` §3.1, MEMDISK 6.04).
 
 use crate::PhysMem;
 

@@ -1,4 +1,4 @@
-//! ACPI NFIT builder (`loaders.md` §6.2): 36-byte header + 4 reserved bytes, then structures.
+//! ACPI NFIT builder (`docs/loaders.md` §6.2): 36-byte header + 4 reserved bytes, then structures.
 
 pub use rvblk_core::discovery::{
     NFIT_GUID_PERSISTENT_VIRTUAL_CD, NFIT_GUID_PERSISTENT_VIRTUAL_DISK, NFIT_GUID_VIRTUAL_CD,

@@ -1,5 +1,5 @@
-//! Complete layouts reproducing `loaders-observed.md` (QEMU `pc`, SeaBIOS, MEMDISK 6.04,
-//! GRUB4DOS 0.4.6a) plus UEFI cases from `loaders.md` §4/§6, each with the OS RAM ranges Windows
+//! Complete layouts reproducing `docs/loaders-observed.md` (QEMU `pc`, SeaBIOS, MEMDISK 6.04,
+//! GRUB4DOS 0.4.6a) plus UEFI cases from `docs/loaders.md` §4/§6, each with the OS RAM ranges Windows
 //! would report (the E820 map the loader served, type 1, shrunk to whole pages) and the images
 //! discovery must find.
 

@@ -1,5 +1,5 @@
 //! BCD stores (`\boot\BCD`, `\efi\microsoft\boot\BCD`): registry hives with
-//! `Objects\{GUID}\Elements\<type>\Element` (spec `windows-integration.md` §5.5).
+//! `Objects\{GUID}\Elements\<type>\Element` (spec `docs/windows-integration.md` §5.5).
 //!
 //! `on` writes the Boolean element as REG_BINARY `01` (exactly one byte). `off` deletes the
 //! element from the object, which is what `bcdedit /deletevalue` does and means "off" (the

@@ -1,7 +1,7 @@
 //! Offline injection of rvblk into WinPE/Setup `boot.wim` images and BCD stores, from Linux.
 //!
 //! * [`inject`]: add the driver, its INF and the SYSTEM hive entries of
-//!   `windows-integration.md` §5 to the images of a WIM, or remove them again.
+//!   `docs/windows-integration.md` §5 to the images of a WIM, or remove them again.
 //! * [`bcd`]: set or clear test-signing / nointegritychecks in a BCD store.
 //! * [`prepare`]: the whole job on an extracted ISO tree.
 //! * [`info`]: what rvblk finds in a WIM, BCD store or SYSTEM hive.

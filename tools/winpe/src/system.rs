@@ -1,4 +1,4 @@
-//! The SYSTEM hive part of an injection (spec `windows-integration.md` §5.3): service key, root
+//! The SYSTEM hive part of an injection (spec `docs/windows-integration.md` §5.3): service key, root
 //! devnode with `ConfigFlags` = 0, class driver key and (Vista/7) CriticalDeviceDatabase entry,
 //! for each control set `\Select` says will boot. Works on any [`RegistryHive`].
 //!

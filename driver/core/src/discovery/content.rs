@@ -1,4 +1,4 @@
-//! Content sniffing (`loaders.md` §9 F3, rule 28).
+//! Content sniffing (`docs/loaders.md` §9 F3, rule 28).
 //!
 //! Every read stays inside the candidate's own range, which already passed the OS-RAM test
 //! (rule 23), and reads at most a few hundred bytes: the volume descriptors at blocks 16…47 for

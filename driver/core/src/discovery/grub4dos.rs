@@ -1,4 +1,4 @@
-//! GRUB4DOS BIOS handler block and drive-map slots (`loaders.md` §3, §9 B2, rules 9–14).
+//! GRUB4DOS BIOS handler block and drive-map slots (`docs/loaders.md` §3, §9 B2, rules 9–14).
 //!
 //! The slot parser is shared with the UEFI grub4efi/a1ive page (§4), which uses the same slot
 //! layout.

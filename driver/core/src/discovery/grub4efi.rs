@@ -1,4 +1,4 @@
-//! GRUB4DOS-compatible page scan (`loaders.md` §4, §4.5 observed, §9 D).
+//! GRUB4DOS-compatible page scan (`docs/loaders.md` §4, §4.5 observed, §9 D).
 //!
 //! * D1, BIOS layout (1 KiB steps): `$INT13SFGRUB4DOS` at q + 0x103, table at q + 0x20. A block
 //!   is accepted **only** when it sits at the BDA-derived base (`BDA[0x413] × 1024`) — a resident

@@ -1,4 +1,4 @@
-//! syslinux MEMDISK: safe hook +0x1B → mBFT → MDI + patch area (`loaders.md` §5, §9 B3 and C,
+//! syslinux MEMDISK: safe hook +0x1B → mBFT → MDI + patch area (`docs/loaders.md` §5, §9 B3 and C,
 //! rules 15–19).
 
 use crate::image::{DeviceKind, LoaderSource, MemoryImage, WritePolicy};

@@ -1,5 +1,5 @@
 //! Physical-memory access for discovery: the platform trait and the guard every read goes
-//! through (`loaders.md` §8, §10 rules 1–3 and 23).
+//! through (`docs/loaders.md` §8, §10 rules 1–3 and 23).
 //!
 //! Two kinds of reads exist:
 //!

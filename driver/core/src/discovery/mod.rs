@@ -1,4 +1,4 @@
-//! Discovery of RAM images in physical memory (`shared/spec/loaders.md` §9, rules in §10).
+//! Discovery of RAM images in physical memory (`docs/loaders.md` §9, rules in §10).
 //!
 //! [`discover`] runs the algorithm of §9:
 //!
@@ -53,7 +53,7 @@ pub const MAX_IMAGE_BYTES: u64 = 1 << 40;
 /// Default maximum physical address when `DiscoveryInput::max_phys_end` is 0 (x64: 52 bits).
 pub const DEFAULT_MAX_PHYS_END: u64 = 1 << 52;
 
-/// How the machine booted (`loaders.md` §8 "Firmware type").
+/// How the machine booted (`docs/loaders.md` §8 "Firmware type").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Firmware {
     /// Legacy BIOS: IVT chain, mBFT scan, BIOS page scan, NFIT.

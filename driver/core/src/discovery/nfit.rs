@@ -1,4 +1,4 @@
-//! ACPI NFIT RAM-disk SPA ranges (`loaders.md` §6, §9 E, rules 20–22).
+//! ACPI NFIT RAM-disk SPA ranges (`docs/loaders.md` §6, §9 E, rules 20–22).
 //!
 //! The table comes from the caller as bytes (it is not read from physical memory), so
 //! `MemoryImage::table_address` holds the **byte offset of the SPA structure within the NFIT**

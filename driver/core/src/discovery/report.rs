@@ -4,7 +4,7 @@ use core::fmt;
 
 use crate::image::{DeviceKind, LoaderSource};
 
-/// Why a candidate image was not exposed (`loaders.md` §10). Short `Display` for logs.
+/// Why a candidate image was not exposed (`docs/loaders.md` §10). Short `Display` for logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RefusalReason {
     /// Rule 23: the range intersects OS-managed RAM `[ram_start, ram_end)`.

@@ -1,4 +1,4 @@
-//! The INT 13h "safe hook" chain (`loaders.md` §2, §9 B, rules 5–8).
+//! The INT 13h "safe hook" chain (`docs/loaders.md` §2, §9 B, rules 5–8).
 
 use super::memory::{far_to_linear, le32, LOW_END};
 use super::{grub4dos, memdisk, Ctx, DiscoveryLog, Event, PhysicalMemory, Seen, MAX_HOPS};

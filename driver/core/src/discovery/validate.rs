@@ -1,4 +1,4 @@
-//! Normalisation and validation of candidates (`loaders.md` §9 F, rules 4, 23–28).
+//! Normalisation and validation of candidates (`docs/loaders.md` §9 F, rules 4, 23–28).
 //!
 //! * [`offer`] runs when a loader parser produces a candidate: whole blocks, overflow (rule 4),
 //!   below 1 MiB (rules 12, 18, 27), maximum physical address (rule 24), size bounds (rule 25)

@@ -112,7 +112,7 @@ pub(super) fn write(
         return Outcome::good(0);
     }
     if image.write_policy == WritePolicy::DiscardWrites {
-        // GRUB4DOS "fake write" (loaders.md §3.2): accepted, consumed and dropped.
+        // GRUB4DOS "fake write" (docs/loaders.md §3.2): accepted, consumed and dropped.
         return Outcome::good(len);
     }
     match medium.write(offset, src) {

@@ -115,7 +115,7 @@ impl Opcode {
 
     /// Commands whose data buffer carries medium data (reads, writes, VERIFY with BYTCHK, READ
     /// CD). Vista/7 StorPort leaves exactly such buffers unmapped, so a port must fetch their
-    /// system address itself (`windows-integration.md` §1.10).
+    /// system address itself (`docs/windows-integration.md` §1.10).
     pub const fn moves_medium_data(self) -> bool {
         use Opcode::*;
         matches!(

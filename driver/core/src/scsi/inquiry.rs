@@ -3,7 +3,7 @@
 //!
 //! Identifiers are derived from the image identity (source, phys_base, length, kind) so they are
 //! stable across boots with the same loader command line and distinct between images
-//! (anchors.md §5 item 4: unique IDs; §6: a valid serial number).
+//! (docs/peers.md §5 item 4: unique IDs; §6: a valid serial number).
 
 use crate::image::{DeviceKind, MemoryImage};
 
@@ -16,7 +16,7 @@ const REVISION: [u8; 4] = pad(env!("CARGO_PKG_VERSION"));
 const VERSION_SPC4: u8 = 0x06;
 /// HISUP | RESPONSE DATA FORMAT 2 (SPC-4 §6.4.2).
 const HISUP_FORMAT2: u8 = 0x12;
-/// CMDQUE (byte 7): the LUN accepts many commands at once (windows-integration.md §1.9).
+/// CMDQUE (byte 7): the LUN accepts many commands at once (docs/windows-integration.md §1.9).
 const CMDQUE: u8 = 0x02;
 const RMB: u8 = 0x80;
 const STANDARD_LEN: usize = 36;

@@ -1,7 +1,7 @@
 //! The one sense-data builder (fixed format, SPC-4 §4.5.3).
 //!
 //! Every CHECK CONDITION the targets raise goes through [`SenseData`]; the port copies
-//! [`SenseData::to_bytes`] into the SRB's sense buffer (autosense, `windows-integration.md` §1.8).
+//! [`SenseData::to_bytes`] into the SRB's sense buffer (autosense, `docs/windows-integration.md` §1.8).
 
 use super::buf::Be16;
 

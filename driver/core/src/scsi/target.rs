@@ -12,7 +12,7 @@ use super::{allows, block, mmc, mode, DataDirection, Medium, Outcome};
 const SELECT_WELL_KNOWN_ONLY: u8 = 0x01;
 
 /// A SCSI target for one RAM image. Immutable after construction, hence `Sync`: the port calls
-/// [`ScsiTarget::execute`] from many CPUs at once without locks (windows-integration.md §1.9).
+/// [`ScsiTarget::execute`] from many CPUs at once without locks (docs/windows-integration.md §1.9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScsiTarget {
     image: MemoryImage,

@@ -19,7 +19,7 @@ pub struct Lun {
     pub target: ScsiTarget,
     pub medium: ImageMedium,
     /// First bytes of the image as discovery saw them, re-checked at the first I/O
-    /// (`loaders.md` §10 rule 29).
+    /// (`docs/loaders.md` §10 rule 29).
     first_bytes: [u8; 64],
     /// Rule 29 state: UNVERIFIED until the first I/O, then VERIFIED or CHANGED.
     verified: AtomicU8,
@@ -56,7 +56,7 @@ impl Lun {
 }
 
 /// Which images to expose (the XP SCSIPORT flavour hides hard-disk images during text-mode setup
-/// unless asked, `anchors.md` §6).
+/// unless asked, `docs/peers.md` §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExposePolicy {
     pub disks: bool,

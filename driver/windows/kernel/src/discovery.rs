@@ -1,7 +1,7 @@
 //! Discovery inside Windows (PASSIVE_LEVEL, HwFindAdapter): snapshot low memory, read the OS RAM
 //! ranges and the NFIT, run `rvblk_core::discovery`, log the result.
 //!
-//! `loaders.md` §8: low memory is read once, in 4 KiB non-cached pieces (mapping the whole
+//! `docs/loaders.md` §8: low memory is read once, in 4 KiB non-cached pieces (mapping the whole
 //! first MiB bug-checks some Windows 10 builds), into a private pool copy that the core parses.
 
 use crate::{nt, rvblk_log};

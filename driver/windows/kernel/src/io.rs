@@ -7,7 +7,7 @@ use rvblk_core::scsi::DataDirection;
 use rvblk_core::srb::{self, status, SrbAction, SrbFlags};
 
 /// How the port reaches an SRB's data buffer (StorPort Win7 needs StorPortGetSystemAddress for
-/// READ/WRITE, `windows-integration.md` §1.10).
+/// READ/WRITE, `docs/windows-integration.md` §1.10).
 pub trait DataBuffers {
     /// A system-space address for the SRB's data buffer, valid for `DataTransferLength` bytes.
     fn system_address(&self, srb: &mut ScsiRequestBlock) -> Option<*mut u8>;

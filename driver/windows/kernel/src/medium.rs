@@ -1,7 +1,7 @@
 //! Byte access to a mapped RAM image: the I/O path (HwStartIo, IRQL ≤ DISPATCH_LEVEL, many
 //! CPUs at once).
 //!
-//! Images are mapped at discovery time, never per request (`windows-integration.md` §1.12):
+//! Images are mapped at discovery time, never per request (`docs/windows-integration.md` §1.12):
 //! * x64/arm64 map each image once, whole, cached.
 //! * x86 has little system address space, so images larger than [`WHOLE_MAP_LIMIT`] go through
 //!   a small per-image cache of [`VIEW_BYTES`] windows ([`ViewCache`]), mapped on first use and

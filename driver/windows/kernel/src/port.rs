@@ -1,5 +1,5 @@
 //! What both port flavours share around their callbacks: the device-extension state and the
-//! PORT_CONFIGURATION_INFORMATION values (`windows-integration.md` §1.5, §2.2).
+//! PORT_CONFIGURATION_INFORMATION values (`docs/windows-integration.md` §1.5, §2.2).
 
 use crate::adapter::{Adapter, LUNS_PER_TARGET, MAX_TARGETS};
 use core::ffi::c_void;

@@ -9,7 +9,7 @@ use rvblk_kernel::adapter::ExposePolicy;
 use rvblk_kernel::{nt, port, rvblk_log};
 
 /// Setup is running unless `HKLM\System\Setup\SystemSetupInProgress` exists and is 0: it is 1
-/// during GUI-mode setup and absent in text mode (`anchors.md` §6).
+/// during GUI-mode setup and absent in text mode (`docs/peers.md` §6).
 fn setup_in_progress() -> bool {
     const KEY: &str = "\\Registry\\Machine\\System\\Setup";
     const VALUE: &str = "SystemSetupInProgress";

@@ -1,5 +1,5 @@
 //! HwStartIo under SCSIPORT: serialised by the port; complete synchronously, then ask for the
-//! next request (`windows-integration.md` §2.3). MapBuffers = TRUE makes DataBuffer a system
+//! next request (`docs/windows-integration.md` §2.3). MapBuffers = TRUE makes DataBuffer a system
 //! address for every SRB (§1.10).
 
 use core::ffi::c_void;

@@ -5,7 +5,7 @@ use rvblk_abi::*;
 use rvblk_kernel::adapter::ExposePolicy;
 use rvblk_kernel::port;
 
-/// VirtualHwStorFindAdapter (7 parameters, `windows-integration.md` §0 item 2).
+/// VirtualHwStorFindAdapter (7 parameters, `docs/windows-integration.md` §0 item 2).
 ///
 /// # Safety
 /// StorPort contract: PASSIVE_LEVEL, valid extension and ConfigInfo.

@@ -1,5 +1,5 @@
 //! DriverEntry: hand StorPort our callbacks. One binary serves every version from Vista SP1 to
-//! Windows 11 (`windows-integration.md` §1.1): try the Windows 8+ structure first and fall back to
+//! Windows 11 (`docs/windows-integration.md` §1.1): try the Windows 8+ structure first and fall back to
 //! the Vista SP1/Windows 7 VIRTUAL_HW_INITIALIZATION_DATA size when StorPort refuses it.
 
 use crate::{adapter, io};

@@ -1,5 +1,5 @@
 //! HwStartIo: StorPort calls it for virtual miniports without any lock, at IRQL ≤
-//! DISPATCH_LEVEL, on several CPUs at once (`windows-integration.md` §1.9). A RAM disk finishes
+//! DISPATCH_LEVEL, on several CPUs at once (`docs/windows-integration.md` §1.9). A RAM disk finishes
 //! every request here and completes it at once.
 
 use crate::entry::MAPS_READ_WRITE_BUFFERS;
