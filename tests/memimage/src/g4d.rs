@@ -349,7 +349,7 @@ impl Grub4DosBlock {
 }
 
 /// Plant the `$INT13SFGRUB4DOS` string literal at `phys` followed by text that decodes as
-/// garbage slots (the stale hit observed at 0x57E2B, §4.5).
+/// garbage slots (the stale hit at 0x57E2B, observed §4.5).
 pub fn plant_signature_literal(mem: &mut PhysMem, phys: u64) {
     mem.write(phys, b"$INT13SFGRUB4DOS");
     mem.write(

@@ -186,7 +186,7 @@ pub enum Event<'a> {
         from_drive: u8,
         why: SlotSkip,
     },
-    /// Warning (§4.5, §9 D1): a GRUB4DOS signature not on the chain and not at the BDA top:
+    /// Warning (observed §4.5, §9 D1): a GRUB4DOS signature not on the chain and not at the BDA top:
     /// a stale copy (template in GRUB4DOS's own image, string literal, previous boot). Ignored.
     StaleCopySkipped { signature: u32 },
     /// Info (§9 D1): GRUB4DOS block at the BDA top accepted although not on the chain.
