@@ -55,8 +55,7 @@ const INTERESTING: [u64; 16] = [
 
 fn sixteen_slot() -> Scenario {
     let mut s = scenarios::g4d_nomem();
-    let mut blk = Grub4DosBlock::new(0x9CC00);
-    blk.sixteen_slot = true;
+    let mut blk = Grub4DosBlock::sixteen(0x9CC00);
     blk.slots = (0..12u64)
         .map(|i| G4dSlot::memdrive_hdd(0x80 + i as u8, 0x1000_0000 + i * (8 << 20), 8 << 20))
         .collect();

@@ -58,7 +58,7 @@ fn grub4dos_size_byte_runs_past_low_memory() {
     let mut m = bios_mem();
     let mut blk = Grub4DosBlock::new(0x9F000);
     blk.size_kib = 0xFF;
-    blk.fragment = false; // forces the 16-slot FRAGMENT search over the (bounded) block
+    blk.fragment = false; // forces the older-layout FRAGMENT search over the (bounded) block
     blk.slots = vec![G4dSlot::memdrive_cd(0x0FBC_E000, 2083 * 2048)];
     blk.install(&mut m);
     plant_iso9660(&mut m, 0x0FBC_E000, 2083);

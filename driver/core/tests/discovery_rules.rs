@@ -361,17 +361,25 @@ fn rule10_at_most_8_slots_in_an_8_slot_build() {
 
 #[test]
 fn rule10_sixteen_slot_build_reads_second_array() {
-    let mut m = bios_mem();
-    let mut blk = Grub4DosBlock::new(0x9CC00);
-    blk.sixteen_slot = true;
-    blk.slots = (0..12u64)
-        .map(|i| G4dSlot::memdrive_hdd(0x80 + i as u8, 0x1000_0000 + i * MIB8, MIB8))
-        .collect();
-    blk.install(&mut m);
-    let (d, log) = go(&m);
-    assert_eq!(d.images.len(), 12);
-    assert_eq!(d.images[11].image.slot, 11);
-    assert!(log.any(|e| matches!(e, Event::SixteenSlotTable { base: 0x9CC00, table: t } if *t == 0x9CC00 + 0x948 - 216)));
+    // Current source with MAP_NUM_16 (second table ends at `int13end`) and the 2014–2021 builds
+    // (second table right before `FRAGMENT`), `docs/loaders-grub4dos-disk.md` §3.3.
+    for (blk, table) in [
+        (Grub4DosBlock::sixteen(0x9CC00), 0x9CC00 + 0x3020),
+        (Grub4DosBlock::sixteen_old(0x9CC00), 0x9CC00 + 0x2A40 - 216),
+    ] {
+        let mut m = bios_mem();
+        let mut blk = blk;
+        blk.slots = (0..12u64)
+            .map(|i| G4dSlot::memdrive_hdd(0x80 + i as u8, 0x1000_0000 + i * MIB8, MIB8))
+            .collect();
+        blk.install(&mut m);
+        let (d, log) = go(&m);
+        assert_eq!(d.images.len(), 12, "{:?}", blk.layout);
+        assert_eq!(d.images[11].image.slot, 11);
+        assert!(log.any(
+            |e| matches!(e, Event::SixteenSlotTable { base: 0x9CC00, table: t } if *t == table)
+        ));
+    }
 }
 
 #[test]

@@ -29,6 +29,26 @@ impl DiscoveryLog for Log {
             Event::Grub4DosNonStandard { hook, why } => Event::Grub4DosNonStandard { hook, why },
             Event::Grub4DosHeader { base, what } => Event::Grub4DosHeader { base, what },
             Event::SixteenSlotTable { base, table } => Event::SixteenSlotTable { base, table },
+            Event::SecondTableRejected { base, table, why } => {
+                Event::SecondTableRejected { base, table, why }
+            }
+            Event::DiskBacked {
+                source,
+                emulated_drive,
+                bios_drive,
+                extents,
+                length,
+            } => Event::DiskBacked {
+                source,
+                emulated_drive,
+                bios_drive,
+                extents,
+                length,
+            },
+            Event::DiskRefused(r) => Event::DiskRefused(Box::leak(Box::new(*r))),
+            Event::VentoyParam { addr } => Event::VentoyParam { addr },
+            Event::VentoyRejected { addr, why } => Event::VentoyRejected { addr, why },
+            Event::VentoyRamDisk { phys, size } => Event::VentoyRamDisk { phys, size },
             Event::SlotSkipped {
                 table,
                 slot,
