@@ -200,7 +200,8 @@ fn grub4dos_verdict<D: BackingDisk>(image: &DiskBackedImage, d: &D) -> Verdict {
     }
 }
 
-/// Read `len` (≤ 8) image bytes at image offset `off` through the extents.
+/// Read `len` (≤ 8) image bytes at image offset `off` through the extents. Extents are whole
+/// sectors and the fields read lie within one 512-byte sector, so they never straddle two.
 fn read_image<D: BackingDisk>(
     image: &DiskBackedImage,
     d: &D,
@@ -208,17 +209,11 @@ fn read_image<D: BackingDisk>(
     len: usize,
 ) -> Result<[u8; 8], Unreadable> {
     let mut buf = [0u8; 8];
-    let (disk_off, run) = image.locate(off).ok_or(Unreadable)?;
-    if run < len as u64 {
-        // The field straddles two extents: read it piece by piece.
-        for (i, b) in buf[..len].iter_mut().enumerate() {
-            let (o, _) = image.locate(off + i as u64).ok_or(Unreadable)?;
-            let mut one = [0u8; 1];
-            d.read(o, &mut one)?;
-            *b = one[0];
+    match image.locate(off) {
+        Some((disk_off, run)) if run >= len as u64 => {
+            d.read(disk_off, &mut buf[..len])?;
+            Ok(buf)
         }
-        return Ok(buf);
+        _ => Err(Unreadable),
     }
-    d.read(disk_off, &mut buf[..len])?;
-    Ok(buf)
 }
