@@ -37,6 +37,8 @@ const REGION_LEN: u32 = 16;
 const MAX_REGIONS: u32 = 4096;
 /// Where BIOS scanning starts when BDA 0x413 is unusable (§3.1).
 const BIOS_SCAN_FALLBACK: u32 = 0x8_0000;
+/// GRUB's chain head in front of a UEFI memdisk image (§4).
+const CHAIN_HEAD: u64 = 2616;
 
 /// A `ventoy_os_param` record that passed §2.4 step 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -383,9 +385,12 @@ fn from_param<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     true
 }
 
-/// §4 UEFI memdisk: `VentoyRamDisk` = {u64 address of the first image byte, u64 size}. The size
-/// is 2616 bytes short for ISO/IMG images (the chain head GRUB puts in front of the image), so
-/// it is rounded up to whole blocks (the allocation covers that). A CD if "CD001" is at image offset 0x8001, else a hard disk.
+/// §4 UEFI memdisk: `VentoyRamDisk` = {u64 address of the first image byte, u64 size}. For
+/// ISO/IMG images the size is 2616 bytes short: GRUB's chain head (whose first 512 bytes are an
+/// os_param) sits in front of the image. That record's checksum is unreliable (the buffer is not
+/// zeroed), so its image size is used when its GUID is present and the size lies in
+/// [size, size + 2616]; otherwise (VHD boot, where the size is exact) the variable's size. The
+/// length is then rounded up to whole blocks. A CD if "CD001" is at image offset 0x8001.
 fn ram_disk<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     ctx: &mut Ctx<'_, M, L>,
     bytes: &[u8],
@@ -398,10 +403,27 @@ fn ram_disk<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
         return;
     }
     let phys = le64(bytes, 0);
-    let size = le64(bytes, 8);
-    ctx.log(Event::VentoyRamDisk { phys, size });
+    let var_size = le64(bytes, 8);
+    ctx.log(Event::VentoyRamDisk {
+        phys,
+        size: var_size,
+    });
+    let mut head = [0u8; OS_PARAM_LEN];
+    let size = match phys.checked_sub(CHAIN_HEAD) {
+        Some(h)
+            if h >= ONE_MIB && ctx.mem.read(h, &mut head).is_ok() && head[..16] == VENTOY_GUID =>
+        {
+            let recorded = le64(&head, 0x1AD);
+            if (var_size..=var_size.saturating_add(CHAIN_HEAD)).contains(&recorded) {
+                recorded
+            } else {
+                var_size
+            }
+        }
+        _ => var_size,
+    };
     let mut pvd = [0u8; 6];
-    let is_cd = size > 0x8006
+    let is_cd = var_size > 0x8006
         && phys
             .checked_add(0x8000)
             .is_some_and(|p| p >= ONE_MIB && ctx.mem.read(p, &mut pvd).is_ok())
