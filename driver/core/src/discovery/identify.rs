@@ -1,5 +1,5 @@
 //! Which of the disks Windows enumerated holds a disk-backed image (`docs/loaders-grub4dos-disk.md`
-//! §3.11, `docs/ventoy.md` §2.4 step 3). Decided by evidence only: exactly one disk must match
+//! §3.11, `docs/ventoy.md` §2.4 step 6). Decided by evidence only: exactly one disk must match
 //! and none may contradict the loader's record, otherwise the image is refused with the reason.
 //!
 //! * **Ventoy** records the 16 bytes at LBA 0 + 0x180, the NT signature at LBA 0 + 0x1B8 and the

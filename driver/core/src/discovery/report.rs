@@ -271,7 +271,7 @@ impl fmt::Display for DiskRefusal {
     }
 }
 
-/// Why a Ventoy `ventoy_os_param` candidate was not used (`docs/ventoy.md` §1, §2.4 step 1).
+/// Why a Ventoy `ventoy_os_param` candidate was not used (`docs/ventoy.md` §1, §2.4 steps 1–2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VentoyProblem {
     /// Fewer than 512 bytes (UEFI variable) or the record does not fit below 0xA0000.

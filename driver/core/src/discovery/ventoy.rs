@@ -9,7 +9,7 @@
 //!   BDA top to 0xA0000 (§3.1; the `iBFT`-wrapped form is found by the same scan, its record is
 //!   16-byte aligned at +80). The extent list is read from physical memory through the guarded
 //!   reader (never below 1 MiB, never OS RAM) and turned into a [`DiskBackedImage`] (§2.4
-//!   steps 2 and 4). The `VentoyRamDisk` variable (§4, UEFI memdisk) becomes a RAM image.
+//!   steps 2–5). The `VentoyRamDisk` variable (§4, UEFI memdisk) becomes a RAM image.
 //!   BIOS memdisk mode is syslinux MEMDISK and is found by the mBFT path.
 
 use arrayvec::ArrayVec;
@@ -186,7 +186,7 @@ pub fn parse_image_location(
     Ok((iss, dss, regions))
 }
 
-/// §2.4 steps 2 and 4: consecutive image sectors, no region at disk sector 0, whole disk sectors
+/// §2.4 steps 3 and 5: consecutive image sectors, no region at disk sector 0, whole disk sectors
 /// per region, total covering the file. Adjacent runs are merged.
 fn build_image(
     p: &OsParam,
@@ -234,7 +234,7 @@ fn build_image(
     }
     let iss64 = u64::from(iss);
     let covered = next_image_sector * iss64;
-    // The runs cover the file, with less than one image sector of slack (§2.4 step 2).
+    // The runs cover the file, with less than one image sector of slack (§2.4 step 3).
     if covered < p.image_size || covered - p.image_size >= iss64 {
         return Err(DiskRefusalReason::ExtentTotal {
             extents_bytes: covered,
@@ -289,7 +289,7 @@ pub(crate) fn find<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     }
 }
 
-/// §3.1: 16-byte steps through [BDA top, 0xA0000); the first record that passes step 1 and
+/// §3.1: 16-byte steps through [BDA top, 0xA0000); the first record that passes §2.4 step 1 and
 /// whose extent list reads back is used. GUID hits with a bad checksum are common (the GUID is
 /// ASCII text in Ventoy's menus) and are not logged one by one.
 fn scan_low<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(ctx: &mut Ctx<'_, M, L>) {
