@@ -436,6 +436,19 @@ fn rule11_only_memdrives_are_ram() {
         )),
         3
     );
+    // They are disk-backed images instead (`docs/loaders-grub4dos-disk.md` §3.9): TO sectors of
+    // 2048 bytes for the CD drive (bit 14), 512 otherwise.
+    assert_eq!(
+        d.disk_backed
+            .iter()
+            .map(|i| (i.bios_drive, i.sector_size, i.kind, i.length))
+            .collect::<Vec<_>>(),
+        vec![
+            (0xFF, 2048, DeviceKind::Disk, MIB8 / 512 * 2048),
+            (0x80, 512, DeviceKind::CdRom, 8332 * 512),
+            (0x80, 512, DeviceKind::Disk, 5 * 512),
+        ]
+    );
 }
 
 #[test]
@@ -476,6 +489,11 @@ fn rule14_fragment_map_ignored_for_ram_and_fragmented_maps_not_ram() {
     m.write(0x9CC00 + 0x148, &[0xFF, 0xFF, 0xFF, 0x80, 1, 2, 3, 4]);
     let (d, _) = go(&m);
     assert_eq!(bases(&d), vec![IMG]);
+    assert!(d.disk_backed.is_empty());
+    assert_eq!(
+        d.disk_refused.iter().map(|r| r.reason).collect::<Vec<_>>(),
+        vec![rvblk_core::discovery::DiskRefusalReason::BadFragmentRecord]
+    );
 }
 
 // ---------------------------------------------------------------- MEMDISK (rules 15–19)

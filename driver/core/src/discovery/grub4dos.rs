@@ -369,7 +369,8 @@ fn old_fragment_marker<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
 /// * the first table is full (GRUB4DOS keeps slots packed, so slot 9 is used only after 1–8);
 /// * every entry is a plausible slot ([`Slot::plausible`]) or zero, packed, with new from_drives;
 /// * the terminator (9th entry) is zero;
-/// * it holds at least one slot (an all-zero candidate is skipped in favour of the other layout).
+/// * it holds at least one slot (an all-zero candidate is skipped in favour of the other layout);
+/// * for the older layout, the dword at +0xFC is 16.
 fn second_table<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     ctx: &mut Ctx<'_, M, L>,
     base: u32,
@@ -388,7 +389,11 @@ fn second_table<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     }
     let current =
         find_marker(ctx, base + 0x200 + TABLE_BYTES, search_end, INT13END).map(|m| m - TABLE_BYTES);
-    let older = old_fragment_marker(ctx, base, search_end).map(|m| m - TABLE_BYTES);
+    // GRUB4DOS's own restart code takes the older layout's second table only when the dword at
+    // +0xFC is 16; so does rvblk.
+    let older = old_fragment_marker(ctx, base, search_end)
+        .filter(|_| ctx.mem.low_u32(u64::from(base) + 0xFC) == Some(16))
+        .map(|m| m - TABLE_BYTES);
     for table in [current, older].into_iter().flatten() {
         match check_second_table(ctx, table, &first_drives) {
             Ok(true) => return Some(table),
