@@ -362,17 +362,28 @@ fn from_param<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
         ctx.refuse_disk(refusal(DiskRefusalReason::TooManyExtents { count: n }));
         return true;
     }
-    // Stream the regions (16 bytes each) instead of buffering the whole list.
+    // Stream the regions in reads of up to 16 regions (256 bytes: few reads, little kernel
+    // stack) instead of buffering the whole list.
+    const CHUNK: u32 = 16;
     let mem = &ctx.mem;
     let mut unreadable = false;
-    let regions = (0..n).map_while(|i| {
-        let mut r = [0u8; REGION_LEN as usize];
-        let at = loc + u64::from(LOCATION_HEADER + i * REGION_LEN);
-        if mem.read(at, &mut r).is_err() {
-            unreadable = true;
+    let mut buf = [0u8; (CHUNK * REGION_LEN) as usize];
+    let mut i = 0u32;
+    let regions = core::iter::from_fn(|| {
+        if i >= n || unreadable {
             return None;
         }
-        Some(VentoyRegion::decode(&r))
+        let k = (i % CHUNK * REGION_LEN) as usize;
+        if k == 0 {
+            let len = ((n - i).min(CHUNK) * REGION_LEN) as usize;
+            let at = loc + u64::from(LOCATION_HEADER) + u64::from(i) * u64::from(REGION_LEN);
+            if mem.read(at, &mut buf[..len]).is_err() {
+                unreadable = true;
+                return None;
+            }
+        }
+        i += 1;
+        Some(VentoyRegion::decode(&buf[k..k + REGION_LEN as usize]))
     });
     let built = build_image(p, iss, dss, regions, table_address);
     if unreadable {
