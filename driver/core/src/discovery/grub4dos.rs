@@ -115,12 +115,13 @@ pub(crate) struct TableInfo {
     pub(crate) via: FoundVia,
     /// a1ive's module may produce 512-byte-aligned bases: no alignment warning (rule 12).
     pub(crate) allow_unaligned: bool,
-    /// BIOS block: disk-backed slots become [`DiskBackedImage`] candidates, fragmented ones
-    /// through the fragment map at this address (`None`: no `FRAGMENT` marker found).
+    /// `Some` for a BIOS block: its disk-backed slots become [`DiskBackedImage`] candidates,
+    /// fragmented ones through this fragment map. `None` (UEFI pages): they are only logged.
     pub(crate) disk_backed: Option<FragmentMap>,
 }
 
-/// Where a block's fragment map lies: `[start, end)` in low memory, after the `FRAGMENT` marker.
+/// Where a block's fragment map lies: `[start, end)` in low memory, after the `FRAGMENT` marker
+/// (`start` is `None` when the block has no marker).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct FragmentMap {
     pub(crate) start: Option<u32>,
