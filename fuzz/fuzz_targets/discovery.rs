@@ -3,9 +3,10 @@
 //!
 //! Low memory is built from a few structured seeds (IVT[0x13]/BDA values that point at the
 //! usual loader addresses) plus arbitrary patches; a few arbitrary high pages; an arbitrary OS
-//! RAM list and optional NFIT bytes. Asserts: no panic, and every exposed image satisfies the
-//! invariants (whole blocks, ≥ 1 block, ≥ 1 MiB, no overlap with OS RAM or another image), and
-//! no read above low memory touched OS RAM.
+//! RAM list, optional NFIT bytes and optional Ventoy UEFI variable bytes. Asserts: no panic,
+//! every exposed image satisfies the invariants (whole blocks, ≥ 1 block, ≥ 1 MiB, no overlap
+//! with OS RAM or another image), every disk-backed image has sane extents (non-empty, disjoint,
+//! no overflow, covering its length), and no read above low memory touched OS RAM.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -13,7 +14,8 @@ use std::collections::BTreeMap;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rvblk_core::discovery::{
-    discover, DiscoveryInput, DiscoveryLog, Event, Firmware, PhysRange, PhysicalMemory, Unreadable,
+    discover_with, Discovered, DiscoveryInput, DiscoveryLog, Event, Firmware, Handoff, PhysRange,
+    PhysicalMemory, Unreadable,
 };
 
 const PAGE: u64 = 4096;
@@ -29,6 +31,8 @@ struct Input {
     firmware: u8,
     max_phys_end: u64,
     total_ram: u64,
+    ventoy_os_param: Option<Vec<u8>>,
+    ventoy_ram_disk: Option<Vec<u8>>,
 }
 
 struct Mem {
@@ -105,7 +109,29 @@ fuzz_target!(|input: Input| {
         max_phys_end: input.max_phys_end,
         total_ram_bytes: input.total_ram,
     };
-    let d = discover(&mem, &di, &mut Sink);
+    let handoff = Handoff {
+        ventoy_os_param: input.ventoy_os_param.as_deref(),
+        ventoy_ram_disk: input.ventoy_ram_disk.as_deref(),
+    };
+    let mut d = Discovered::default();
+    discover_with(&mem, &di, &handoff, &mut Sink, &mut d);
+    for img in &d.disk_backed {
+        let ss = u64::from(img.sector_size);
+        let bs = u64::from(img.block_size());
+        assert!(img.length >= bs && img.length % bs == 0, "{img:?}");
+        assert!(!img.extents.is_empty(), "{img:?}");
+        let mut total = 0u64;
+        for (i, e) in img.extents.iter().enumerate() {
+            assert!(e.sectors > 0, "{img:?}");
+            let end = e.start.checked_add(e.sectors).expect("extent end overflows");
+            end.checked_mul(ss).expect("extent byte end overflows");
+            for o in &img.extents[..i] {
+                assert!(end <= o.start || o.start + o.sectors <= e.start, "{img:?}");
+            }
+            total = total.checked_add(e.sectors * ss).expect("total overflows");
+        }
+        assert!(total >= img.length, "{img:?}");
+    }
     for (i, f) in d.images.iter().enumerate() {
         let img = f.image;
         let bs = u64::from(img.block_size());

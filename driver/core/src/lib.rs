@@ -1,8 +1,11 @@
 //! rvblk core: everything that can be decided without Windows.
 //!
-//! * [`image`] — what a discovered RAM image is ([`image::MemoryImage`]).
+//! * [`image`] — what a discovered image is: in RAM ([`image::MemoryImage`]) or on a disk
+//!   ([`image::DiskBackedImage`]).
 //! * [`discovery`] — finding images left by GRUB4DOS, grub4efi, MEMDISK and UEFI NFIT RAM disks in
-//!   physical memory (`docs/loaders.md` §9, validated per §10).
+//!   physical memory (`docs/loaders.md` §9, validated per §10), GRUB4DOS direct maps and
+//!   Ventoy's hand-off that leave the image on a disk (`docs/loaders.md` §3.9,
+//!   `docs/ventoy.md`), and which disk holds such an image (§3.11).
 //! * [`scsi`] — the SCSI targets (SBC-3 disk, MMC-6 CD-ROM, removable floppy) that serve them.
 //! * [`srb`] — how a target's outcome becomes an SRB completion (status bytes, sense, lengths).
 //!

@@ -58,7 +58,7 @@ fn grub4dos_size_byte_runs_past_low_memory() {
     let mut m = bios_mem();
     let mut blk = Grub4DosBlock::new(0x9F000);
     blk.size_kib = 0xFF;
-    blk.fragment = false; // forces the 16-slot FRAGMENT search over the (bounded) block
+    blk.fragment = false; // forces the older-layout FRAGMENT search over the (bounded) block
     blk.slots = vec![G4dSlot::memdrive_cd(0x0FBC_E000, 2083 * 2048)];
     blk.install(&mut m);
     plant_iso9660(&mut m, 0x0FBC_E000, 2083);
@@ -183,4 +183,70 @@ fn nfit_with_many_tiny_structures_terminates() {
     };
     let (d, _) = run(&m, &input);
     assert!(d.images.is_empty());
+}
+
+#[test]
+fn older_16_slot_layout_needs_the_0xfc_marker() {
+    let mut m = bios_mem();
+    let mut blk = rvblk_memimage::Grub4DosBlock::sixteen_old(0x9CC00);
+    blk.marker_fc = false;
+    blk.slots = (0..10u64)
+        .map(|i| G4dSlot::memdrive_hdd(0x80 + i as u8, 0x1000_0000 + i * (8 << 20), 8 << 20))
+        .collect();
+    blk.install(&mut m);
+    for i in 0..10u64 {
+        rvblk_memimage::plant_observed_hdd_mbr(&mut m, 0x1000_0000 + i * (8 << 20));
+    }
+    let (d, _) = run(&m, &bios_input(&[]));
+    assert_eq!(d.images.len(), 8);
+}
+
+#[test]
+fn ventoy_region_count_in_the_hundreds_of_millions_is_refused_without_reading_it() {
+    use rvblk_core::discovery::DiskRefusalReason;
+    use rvblk_memimage::{VentoyLocation, VentoyParam};
+    let mut m = bios_mem();
+    m.set_bda_basemem_kib(624);
+    let n: u32 = (u32::MAX - 28) / 16;
+    let p = VentoyParam {
+        location_len: 28 + 16 * n,
+        ..VentoyParam::observed_iso()
+    };
+    p.plant(&mut m, 0x9E6F0);
+    let mut loc = VentoyLocation::runs(2048, &[(2083, 3868)]);
+    loc.plant(&mut m, p.location_addr);
+    m.write_u32(p.location_addr + 0x18, n);
+    let (d, _) = run(&m, &bios_input(&[]));
+    assert!(d.disk_backed.is_empty());
+    assert_eq!(
+        d.disk_refused.iter().map(|r| r.reason).collect::<Vec<_>>(),
+        vec![DiskRefusalReason::TooManyExtents { count: n }]
+    );
+    assert!(m.reads().iter().all(|r| r.phys < p.location_addr + 4096));
+    // A list whose regions (merging into one extent) run into an unreadable page.
+    let mut m2 = bios_mem();
+    m2.set_bda_basemem_kib(624);
+    loc = VentoyLocation::runs(
+        2048,
+        &(0..400u32)
+            .map(|i| (1, 5000 + 4 * u64::from(i)))
+            .collect::<Vec<_>>(),
+    );
+    let p2 = VentoyParam {
+        image_size: 400 * 2048,
+        ..VentoyParam::observed_iso()
+    }
+    .with_location(&loc);
+    p2.plant(&mut m2, 0x9E6F0);
+    loc.plant(&mut m2, p2.location_addr);
+    m2.mark_unreadable(p2.location_addr + 0x1000, 0x1000);
+    let (d, log) = run(&m2, &bios_input(&[]));
+    assert!(d.disk_backed.is_empty() && d.disk_refused.is_empty());
+    assert!(log.any(|e| matches!(
+        e,
+        Event::VentoyRejected {
+            why: rvblk_core::discovery::VentoyProblem::LocationUnreadable,
+            ..
+        }
+    )));
 }

@@ -204,7 +204,7 @@ fn observed_g4d_fd0() {
 }
 
 #[test]
-fn observed_g4d_no_mem_disk_backed_slot_skipped() {
+fn observed_g4d_no_mem_disk_backed_slot_is_a_disk_backed_cd() {
     let s = scenarios::g4d_nomem();
     check(&s);
     let (d, log) = run_scenario(&s);
@@ -217,6 +217,26 @@ fn observed_g4d_no_mem_disk_backed_slot_skipped() {
             ..
         }
     )));
+    // Observed slot: from 0xFF, to 0x80, to_cylinder 0xA006, the file's LBA 0x8E4, 8332 sectors
+    // (`docs/loaders.md` §3.9).
+    use rvblk_core::image::{BackingSource, DiskEvidence, Extent};
+    assert_eq!(d.disk_backed.len(), 1);
+    let img = &d.disk_backed[0];
+    assert_eq!(img.source, BackingSource::Grub4Dos);
+    assert_eq!((img.emulated_drive, img.bios_drive), (0xFF, 0x80));
+    assert_eq!(img.kind, rvblk_core::image::DeviceKind::CdRom);
+    assert_eq!(img.sector_size, 512);
+    assert_eq!(
+        img.extents.to_vec(),
+        vec![Extent {
+            start: 0x8E4,
+            sectors: 8332
+        }]
+    );
+    assert_eq!(img.blocks(), 2083);
+    assert!(img.is_read_only());
+    assert_eq!(img.evidence, DiskEvidence::BiosDrive);
+    assert_eq!((img.table_address, img.slot), (0x9CC20, 0));
 }
 
 #[test]

@@ -361,17 +361,25 @@ fn rule10_at_most_8_slots_in_an_8_slot_build() {
 
 #[test]
 fn rule10_sixteen_slot_build_reads_second_array() {
-    let mut m = bios_mem();
-    let mut blk = Grub4DosBlock::new(0x9CC00);
-    blk.sixteen_slot = true;
-    blk.slots = (0..12u64)
-        .map(|i| G4dSlot::memdrive_hdd(0x80 + i as u8, 0x1000_0000 + i * MIB8, MIB8))
-        .collect();
-    blk.install(&mut m);
-    let (d, log) = go(&m);
-    assert_eq!(d.images.len(), 12);
-    assert_eq!(d.images[11].image.slot, 11);
-    assert!(log.any(|e| matches!(e, Event::SixteenSlotTable { base: 0x9CC00, table: t } if *t == 0x9CC00 + 0x948 - 216)));
+    // Current source with MAP_NUM_16 (second table ends at `int13end`) and the 2014–2021 builds
+    // (second table right before `FRAGMENT`), `docs/loaders.md` §3.3.
+    for (blk, table) in [
+        (Grub4DosBlock::sixteen(0x9CC00), 0x9CC00 + 0x3020),
+        (Grub4DosBlock::sixteen_old(0x9CC00), 0x9CC00 + 0x2A40 - 216),
+    ] {
+        let mut m = bios_mem();
+        let mut blk = blk;
+        blk.slots = (0..12u64)
+            .map(|i| G4dSlot::memdrive_hdd(0x80 + i as u8, 0x1000_0000 + i * MIB8, MIB8))
+            .collect();
+        blk.install(&mut m);
+        let (d, log) = go(&m);
+        assert_eq!(d.images.len(), 12, "{:?}", blk.layout);
+        assert_eq!(d.images[11].image.slot, 11);
+        assert!(log.any(
+            |e| matches!(e, Event::SixteenSlotTable { base: 0x9CC00, table: t } if *t == table)
+        ));
+    }
 }
 
 #[test]
@@ -428,6 +436,19 @@ fn rule11_only_memdrives_are_ram() {
         )),
         3
     );
+    // They are disk-backed images instead (`docs/loaders.md` §3.9): TO sectors of
+    // 2048 bytes for the CD drive (bit 14), 512 otherwise.
+    assert_eq!(
+        d.disk_backed
+            .iter()
+            .map(|i| (i.bios_drive, i.sector_size, i.kind, i.length))
+            .collect::<Vec<_>>(),
+        vec![
+            (0xFF, 2048, DeviceKind::Disk, MIB8 / 512 * 2048),
+            (0x80, 512, DeviceKind::CdRom, 8332 * 512),
+            (0x80, 512, DeviceKind::Disk, 5 * 512),
+        ]
+    );
 }
 
 #[test]
@@ -468,6 +489,11 @@ fn rule14_fragment_map_ignored_for_ram_and_fragmented_maps_not_ram() {
     m.write(0x9CC00 + 0x148, &[0xFF, 0xFF, 0xFF, 0x80, 1, 2, 3, 4]);
     let (d, _) = go(&m);
     assert_eq!(bases(&d), vec![IMG]);
+    assert!(d.disk_backed.is_empty());
+    assert_eq!(
+        d.disk_refused.iter().map(|r| r.reason).collect::<Vec<_>>(),
+        vec![rvblk_core::discovery::DiskRefusalReason::BadFragmentRecord]
+    );
 }
 
 // ---------------------------------------------------------------- MEMDISK (rules 15–19)

@@ -114,6 +114,28 @@ impl G4dSlot {
         }
     }
 
+    /// An HDD image mapped from a disk without `--mem` (`map /x.img (hd1)`): TO the BIOS disk
+    /// `to`, LBA start, 512-byte sectors.
+    pub fn disk_backed_hdd(from: u8, to: u8, lba: u64, sectors: u64) -> Self {
+        G4dSlot {
+            from_drive: from,
+            to_drive: to,
+            max_head: 0x03,
+            max_sector: 0x20,
+            to_cylinder: 0x8006,
+            to_head: 0xFE,
+            to_sector: 0x7F,
+            start_sector: lba,
+            sector_count: sectors,
+        }
+    }
+
+    /// Mark the map fragmented (to_cylinder bit 10): the extents are in the fragment map.
+    pub fn fragmented(mut self) -> Self {
+        self.to_cylinder |= 0x0400;
+        self
+    }
+
     /// An ISO mapped from a disk without `--mem` (observed: to 0x80, to_cylinder 0xA006, start
     /// = the file's LBA, exact count). Not RAM.
     pub fn disk_backed_cd(from: u8, to: u8, lba: u64, sectors: u64) -> Self {
@@ -202,6 +224,40 @@ impl G4dSlot {
     }
 }
 
+/// Where a build keeps slots 9–16 (`docs/loaders.md` §3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum G4dLayout {
+    /// 8 slots; `FRAGMENT` at +0x140.
+    Eight,
+    /// Current source with `MAP_NUM_16`: `FRAGMENT` at +0x140, second table ends at `int13end`.
+    Sixteen,
+    /// 2014-08..2021-12 builds: second table right before `FRAGMENT` at `old_fragment_offset`.
+    SixteenOld,
+}
+
+/// One fragment-map record: `{u16 len = 4 + 16n, from, to, n × {start, count}}` (§3.6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FragmentRecord {
+    pub from: u8,
+    pub to: u8,
+    pub extents: Vec<(u64, u64)>,
+}
+
+impl FragmentRecord {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let len = 4 + 16 * self.extents.len();
+        let mut b = Vec::with_capacity(len);
+        b.extend_from_slice(&(len as u16).to_le_bytes());
+        b.push(self.from);
+        b.push(self.to);
+        for &(start, count) in &self.extents {
+            b.extend_from_slice(&start.to_le_bytes());
+            b.extend_from_slice(&count.to_le_bytes());
+        }
+        b
+    }
+}
+
 /// A GRUB4DOS BIOS handler block (§3.1). [`Grub4DosBlock::new`] gives the observed 0.4.6a
 /// values; every field can be changed to build corrupt variants.
 #[derive(Clone, Debug)]
@@ -229,15 +285,21 @@ pub struct Grub4DosBlock {
     pub flags: u32,
     /// +0x11B int13_scheme (1).
     pub int13_scheme: u32,
-    /// Up to 8 slots (16 with `sixteen_slot`).
+    /// Up to 8 slots (16 with a 16-slot `layout`).
     pub slots: Vec<G4dSlot>,
-    /// Write `FRAGMENT` (at +0x140, or at `fragment_offset` for 16-slot builds).
+    /// Write `FRAGMENT` (at +0x140, or at `old_fragment_offset` for [`G4dLayout::SixteenOld`]).
     pub fragment: bool,
-    /// 2014-08..2021-12 build: slots 9–16 in a second array right before `FRAGMENT` at
-    /// `fragment_offset`.
-    pub sixteen_slot: bool,
-    /// Where `FRAGMENT` sits in a 16-slot build (after a 2 KiB EDD buffer; default 0x948).
-    pub fragment_offset: u64,
+    /// Where slots 9–16 and `FRAGMENT` live (`docs/loaders.md` §3.3).
+    pub layout: G4dLayout,
+    /// Handler offset of the ASCII `int13end` marker (written when `Some`).
+    pub int13end_offset: Option<u64>,
+    /// Bytes planted right before `int13end` in an 8-slot build (the tail of the 2 KiB CD
+    /// sector buffer, which may hold anything).
+    pub cd_buffer_tail: Vec<u8>,
+    /// [`G4dLayout::SixteenOld`]: where `FRAGMENT` sits (8-aligned, in 0x2800..0x3000).
+    pub old_fragment_offset: u64,
+    /// Fragment-map records written after the `FRAGMENT` marker (§3.6).
+    pub fragments: Vec<FragmentRecord>,
     /// +0xFC u32 = 16 (0.4.6a builds).
     pub marker_fc: bool,
     /// INT 15h handler offset used by [`Grub4DosBlock::install`] (observed 0x20FC).
@@ -263,11 +325,48 @@ impl Grub4DosBlock {
             int13_scheme: 1,
             slots: Vec::new(),
             fragment: true,
-            sixteen_slot: false,
-            fragment_offset: 0x948,
+            layout: G4dLayout::Eight,
+            int13end_offset: None,
+            cd_buffer_tail: Vec::new(),
+            old_fragment_offset: 0x2A40,
+            fragments: Vec::new(),
             marker_fc: true,
             int15_offset: 0x20FC,
         }
+    }
+
+    /// A 2024 build of current source with `MAP_NUM_16`: 13 KiB, `int13end` at +0x30F8 (the
+    /// second table at +0x3020).
+    pub fn sixteen(base: u64) -> Self {
+        Grub4DosBlock {
+            size_kib: 13,
+            layout: G4dLayout::Sixteen,
+            int13end_offset: Some(0x30F8),
+            ..Grub4DosBlock::new(base)
+        }
+    }
+
+    /// The matching 8-slot build: `int13end` at +0x3020, preceded by the CD buffer's tail.
+    pub fn eight_with_int13end(base: u64, cd_buffer_tail: Vec<u8>) -> Self {
+        Grub4DosBlock {
+            size_kib: 13,
+            int13end_offset: Some(0x3020),
+            cd_buffer_tail,
+            ..Grub4DosBlock::new(base)
+        }
+    }
+
+    /// A 2014-08..2021-12 16-slot build: second table before `FRAGMENT` at +0x2A40.
+    pub fn sixteen_old(base: u64) -> Self {
+        Grub4DosBlock {
+            layout: G4dLayout::SixteenOld,
+            ..Grub4DosBlock::new(base)
+        }
+    }
+
+    pub fn fragment_record(mut self, r: FragmentRecord) -> Self {
+        self.fragments.push(r);
+        self
     }
 
     pub fn slot(mut self, s: G4dSlot) -> Self {
@@ -323,17 +422,34 @@ impl Grub4DosBlock {
             mem.write_u32(b + 0xFC, 16);
         }
         mem.write(b + 0x100, &self.hook_bytes());
-        if self.sixteen_slot {
-            let mut second = vec![0u8; 9 * 24];
-            for (i, s) in self.slots.iter().skip(8).take(8).enumerate() {
-                second[i * 24..i * 24 + 24].copy_from_slice(&s.to_bytes());
+        let mut second = vec![0u8; 9 * 24];
+        for (i, s) in self.slots.iter().skip(8).take(8).enumerate() {
+            second[i * 24..i * 24 + 24].copy_from_slice(&s.to_bytes());
+        }
+        if let Some(end) = self.int13end_offset {
+            match self.layout {
+                G4dLayout::Sixteen => {
+                    mem.write(b + end - 216, &second);
+                }
+                _ => {
+                    let tail = &self.cd_buffer_tail;
+                    mem.write(b + end - tail.len() as u64, tail);
+                }
             }
-            mem.write(b + self.fragment_offset - 216, &second);
-            if self.fragment {
-                mem.write(b + self.fragment_offset, b"FRAGMENT");
+            mem.write(b + end, b"int13end");
+        }
+        let fragment_at = match self.layout {
+            G4dLayout::SixteenOld => {
+                mem.write(b + self.old_fragment_offset - 216, &second);
+                b + self.old_fragment_offset
             }
-        } else if self.fragment {
-            mem.write(b + 0x140, b"FRAGMENT");
+            _ => b + 0x140,
+        };
+        if self.fragment {
+            mem.write(fragment_at, b"FRAGMENT");
+            let mut map: Vec<u8> = self.fragments.iter().flat_map(|r| r.to_bytes()).collect();
+            map.extend_from_slice(&[0, 0]);
+            mem.write(fragment_at + 8, &map);
         }
     }
 

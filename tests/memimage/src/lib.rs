@@ -8,18 +8,21 @@
 //! * Typed planters reproducing the structures of `docs/loaders.md` and the bytes
 //!   observed in `docs/loaders-observed.md`: [`g4d`] (GRUB4DOS BIOS block and slots), [`memdisk`]
 //!   (driver header, safe hook, mBFT, MDI, patch area), [`efi`] (grub4efi / a1ive pages),
-//!   [`nfit`] (NFIT table builder), [`content`] (ISO9660/UDF/MBR/GPT/BPB markers), plus IVT/BDA
-//!   helpers here.
+//!   [`nfit`] (NFIT table builder), [`ventoy`] (os_param, iBFT wrapper, extent list),
+//!   [`disk`] (a sparse backing disk for identification tests), [`content`]
+//!   (ISO9660/UDF/MBR/GPT/BPB markers), plus IVT/BDA helpers here.
 //! * [`scenarios`]: complete observed layouts (memory + OS RAM ranges + expected images).
 //! * [`PhysMem::write_dump`] / [`PhysMem::load_dump`]: a sparse raw file whose offsets are
 //!   physical addresses (the format of QEMU's `pmemsave`).
 
 pub mod content;
+pub mod disk;
 pub mod efi;
 pub mod g4d;
 pub mod memdisk;
 pub mod nfit;
 pub mod scenarios;
+pub mod ventoy;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -30,13 +33,15 @@ use std::path::Path;
 use rvblk_core::discovery::{PhysRange, PhysicalMemory, Unreadable};
 
 pub use content::*;
+pub use disk::SparseDisk;
 pub use efi::Grub4EfiPage;
-pub use g4d::{G4dSlot, Grub4DosBlock};
+pub use g4d::{FragmentRecord, G4dLayout, G4dSlot, Grub4DosBlock};
 pub use memdisk::{MemdiskBlock, MemdiskHook};
 pub use nfit::{
     NfitBuilder, Spa, NFIT_GUID_PERSISTENT_MEMORY, NFIT_GUID_PERSISTENT_VIRTUAL_CD,
     NFIT_GUID_PERSISTENT_VIRTUAL_DISK, NFIT_GUID_VIRTUAL_CD, NFIT_GUID_VIRTUAL_DISK,
 };
+pub use ventoy::{VentoyLocation, VentoyParam};
 
 /// Page size of the sparse store.
 pub const PAGE: u64 = 4096;

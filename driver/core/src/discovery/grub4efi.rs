@@ -54,6 +54,7 @@ pub(crate) fn scan<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
                 source: LoaderSource::Grub4Efi,
                 via: FoundVia::PAGE_SCAN,
                 allow_unaligned: !grub4efi,
+                disk_backed: None,
             };
             parse_slots(ctx, q, 0, &mut DriveSet::default(), info);
         }

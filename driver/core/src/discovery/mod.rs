@@ -15,30 +15,45 @@
 //!   rejection (rule 26). Output order: chain order (slots in table order), mBFT scan, page scan,
 //!   NFIT.
 //!
+//! Images that stay on a disk are a second result list ([`Discovered::disk_backed`]): GRUB4DOS
+//! slots whose TO drive is a real disk ([`grub4dos`], `docs/loaders.md` §3.9) and
+//! Ventoy's hand-off ([`ventoy`], `docs/ventoy.md`), found in low memory (BIOS) or given as the
+//! bytes of Ventoy's UEFI variables ([`Handoff`]). [`identify_backing_disk`] then picks the disk
+//! that holds such an image among the disks the port sees.
+//!
 //! Nothing here allocates or writes memory; stack use is a few KiB (the result lists plus a
 //! 1 KiB scan buffer).
 
 mod content;
 mod grub4dos;
 mod grub4efi;
+mod identify;
 mod memdisk;
 mod memory;
 mod nfit;
 mod report;
 mod safehook;
 mod validate;
+mod ventoy;
 
 use arrayvec::ArrayVec;
 use bitflags::bitflags;
 
-use crate::image::{LoaderSource, MemoryImage};
+use crate::image::{DiskBackedImage, LoaderSource, MemoryImage};
 
+pub use identify::{identify_backing_disk, BackingDisk, IdentifyRefusal};
 pub use memory::{PhysRange, PhysicalMemory, Unreadable};
 pub use nfit::{
     NFIT_GUID_PERSISTENT_VIRTUAL_CD, NFIT_GUID_PERSISTENT_VIRTUAL_DISK, NFIT_GUID_VIRTUAL_CD,
     NFIT_GUID_VIRTUAL_DISK,
 };
-pub use report::{DiscoveryLog, Event, MbftProblem, NoLog, Refusal, RefusalReason, SlotSkip};
+pub use report::{
+    DiscoveryLog, DiskRefusal, DiskRefusalReason, Event, MbftProblem, NoLog, Refusal,
+    RefusalReason, SlotSkip, VentoyProblem,
+};
+pub use ventoy::{
+    parse_image_location, parse_os_param, OsParam, VentoyRegion, OS_PARAM_LEN, VENTOY_GUID,
+};
 
 use memory::Mem;
 
@@ -46,6 +61,10 @@ use memory::Mem;
 pub const MAX_IMAGES: usize = 32;
 /// Maximum number of refusals recorded (further ones are only logged).
 pub const MAX_REFUSED: usize = 32;
+/// Maximum number of disk-backed images kept (GRUB4DOS direct maps plus Ventoy).
+pub const MAX_DISK_IMAGES: usize = 8;
+/// Maximum number of disk-backed refusals recorded (further ones are only logged).
+pub const MAX_DISK_REFUSED: usize = 16;
 /// Maximum safe-hook chain length (rule 7).
 pub const MAX_HOPS: usize = 16;
 /// Absolute size cap for one image (rule 25): 1 TiB.
@@ -105,6 +124,8 @@ bitflags! {
         const PAGE_SCAN = 1 << 2;
         /// §9 E: an ACPI NFIT SPA range.
         const NFIT = 1 << 3;
+        /// A UEFI variable the port read (`docs/ventoy.md` §4: `VentoyRamDisk`).
+        const FIRMWARE_VARIABLE = 1 << 4;
     }
 }
 
@@ -116,6 +137,7 @@ impl core::fmt::Display for FoundVia {
             ("mbft-scan", FoundVia::MBFT_SCAN),
             ("page-scan", FoundVia::PAGE_SCAN),
             ("nfit", FoundVia::NFIT),
+            ("uefi-variable", FoundVia::FIRMWARE_VARIABLE),
         ] {
             if self.contains(flag) {
                 if !first {
@@ -136,11 +158,26 @@ pub struct Found {
     pub via: FoundVia,
 }
 
-/// The result of [`discover`]: images in presentation order (§9 F2) and refusals (rule 30).
+/// The result of [`discover`]: RAM images in presentation order (§9 F2) and their refusals
+/// (rule 30), then disk-backed images and their refusals. The two lists are independent: a RAM
+/// image is served from memory, a disk-backed one once its disk is identified.
 #[derive(Clone, Debug, Default)]
 pub struct Discovered {
     pub images: ArrayVec<Found, MAX_IMAGES>,
     pub refused: ArrayVec<Refusal, MAX_REFUSED>,
+    /// Images on a real disk, in table order (GRUB4DOS slots, then Ventoy).
+    pub disk_backed: ArrayVec<DiskBackedImage, MAX_DISK_IMAGES>,
+    pub disk_refused: ArrayVec<DiskRefusal, MAX_DISK_REFUSED>,
+}
+
+/// Hand-off data the port read from firmware variables (UEFI only; reading them is the port's
+/// job, `docs/ventoy.md` §3.2, §4). Everything is untrusted bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Handoff<'a> {
+    /// The bytes of the `VentoyOsParam` variable (512 expected).
+    pub ventoy_os_param: Option<&'a [u8]>,
+    /// The bytes of the `VentoyRamDisk` variable (16 expected: u64 address, u64 size).
+    pub ventoy_ram_disk: Option<&'a [u8]>,
 }
 
 /// Run discovery (§9 A–F). Never writes memory; reads only low memory and the first few KiB of
@@ -164,8 +201,21 @@ pub fn discover_into(
     log: &mut impl DiscoveryLog,
     out: &mut Discovered,
 ) {
+    discover_with(mem, input, &Handoff::default(), log, out);
+}
+
+/// [`discover_into`] plus the firmware-variable hand-offs the port read ([`Handoff`]).
+pub fn discover_with(
+    mem: &impl PhysicalMemory,
+    input: &DiscoveryInput<'_>,
+    handoff: &Handoff<'_>,
+    log: &mut impl DiscoveryLog,
+    out: &mut Discovered,
+) {
     out.images.clear();
     out.refused.clear();
+    out.disk_backed.clear();
+    out.disk_refused.clear();
     let mut ctx = Ctx::new(mem, input, log, out);
     let mut seen = Seen::default();
     if input.firmware != Firmware::Uefi {
@@ -176,6 +226,7 @@ pub fn discover_into(
     if let Some(table) = input.nfit {
         nfit::parse(&mut ctx, table);
     }
+    ventoy::find(&mut ctx, handoff);
     validate::finish(&mut ctx);
 }
 
@@ -259,6 +310,19 @@ impl<'a, M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized> Ctx<'a, M, L> {
         if self.out.refused.try_push(r).is_err() {
             self.log.event(&Event::RefusalListFull);
         }
+    }
+
+    /// Record a disk-backed refusal and log it.
+    pub(crate) fn refuse_disk(&mut self, r: DiskRefusal) {
+        self.log.event(&Event::DiskRefused(&r));
+        if self.out.disk_refused.try_push(r).is_err() {
+            self.log.event(&Event::RefusalListFull);
+        }
+    }
+
+    /// Offer a disk-backed candidate: extent rules ([`validate::offer_disk`]).
+    pub(crate) fn offer_disk(&mut self, image: DiskBackedImage) {
+        validate::offer_disk(self, image);
     }
 
     /// Offer a candidate: the range rules run now (so hostile tables cannot fill the list),

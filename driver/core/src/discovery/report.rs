@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::image::{DeviceKind, LoaderSource};
+use crate::image::{BackingSource, DeviceKind, LoaderSource};
 
 /// Why a candidate image was not exposed (`docs/loaders.md` §10). Short `Display` for logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -113,7 +113,7 @@ impl fmt::Display for SlotSkip {
             SlotSkip::SpecialDrive => "special drive (PXE/initrd/FB)",
             SlotSkip::DuplicateDrive => "duplicate from_drive",
             SlotSkip::ZeroCount => "zero sector count",
-            SlotSkip::DiskBacked => "disk-backed mapping, not RAM",
+            SlotSkip::DiskBacked => "disk-backed mapping, not RAM (see disk-backed list)",
             SlotSkip::InSitu => "in-situ flag on a memdrive",
         })
     }
@@ -155,6 +155,170 @@ impl fmt::Display for MbftProblem {
     }
 }
 
+/// Why a disk-backed candidate (GRUB4DOS direct map, Ventoy hand-off) was not accepted
+/// (`docs/loaders.md` §3.9–§3.10, `docs/ventoy.md` §2.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DiskRefusalReason {
+    /// GRUB4DOS in-situ mapping (to_sector bit 7): a partition re-labelled in place, not an image.
+    InSitu,
+    /// GRUB4DOS "bifurcate" TO drive (to_cylinder bit 12): a drive number above 0xFF.
+    Bifurcate,
+    /// to_cylinder bit 10 (fragmented) but no `FRAGMENT` map, or no record for this drive.
+    NoFragmentRecord,
+    /// The fragment record is malformed (length not 4 + 16n, runs past the map, TO drive differs).
+    BadFragmentRecord,
+    /// More extents than `MAX_EXTENTS`.
+    TooManyExtents { count: u32 },
+    /// An extent with zero sectors.
+    EmptyExtent,
+    /// Sector or byte arithmetic overflowed, or an extent ends past the plausible disk size.
+    Overflow,
+    /// Two extents share backing-disk sectors.
+    OverlappingExtents,
+    /// The extents do not add up to the image size the loader recorded.
+    ExtentTotal {
+        extents_bytes: u64,
+        image_bytes: u64,
+    },
+    /// An extent ends past the disk size the loader recorded (Ventoy).
+    PastDiskEnd { disk_size: u64 },
+    /// Shorter than one block of the emulated device.
+    TooSmall,
+    /// Longer than the absolute cap (`MAX_IMAGE_BYTES`).
+    TooLarge,
+    /// Ventoy chain type 2: a WIM boot whose list maps memory, not a file on the disk.
+    VentoyWimChain,
+    /// A Ventoy region with disk start 0 (data that came from memory, not from the disk).
+    VentoyMemoryRegion,
+    /// Ventoy's image sectors are not consecutive, or do not convert to whole disk sectors.
+    VentoyRegionLayout,
+    /// Backing sector size the driver cannot address (not 512, 2048 or 4096).
+    SectorSize { size: u32 },
+    /// More disk-backed images than `MAX_DISK_IMAGES`.
+    TooManyImages,
+}
+
+impl fmt::Display for DiskRefusalReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            DiskRefusalReason::InSitu => f.write_str("in-situ mapping is not an image"),
+            DiskRefusalReason::Bifurcate => f.write_str("bifurcate TO drive (number above 0xFF)"),
+            DiskRefusalReason::NoFragmentRecord => {
+                f.write_str("fragmented map without a FRAGMENT record for its drive")
+            }
+            DiskRefusalReason::BadFragmentRecord => f.write_str("malformed fragment record"),
+            DiskRefusalReason::TooManyExtents { count } => {
+                write!(f, "{count} extents, more than the driver keeps")
+            }
+            DiskRefusalReason::EmptyExtent => f.write_str("extent with zero sectors"),
+            DiskRefusalReason::Overflow => f.write_str("extent arithmetic overflow"),
+            DiskRefusalReason::OverlappingExtents => f.write_str("extents overlap on the disk"),
+            DiskRefusalReason::ExtentTotal {
+                extents_bytes,
+                image_bytes,
+            } => write!(
+                f,
+                "extents cover {extents_bytes:#x} bytes, image is {image_bytes:#x}"
+            ),
+            DiskRefusalReason::PastDiskEnd { disk_size } => {
+                write!(f, "extent past the recorded disk end {disk_size:#x}")
+            }
+            DiskRefusalReason::TooSmall => f.write_str("shorter than one block"),
+            DiskRefusalReason::TooLarge => f.write_str("larger than the image size cap"),
+            DiskRefusalReason::VentoyWimChain => {
+                f.write_str("Ventoy WIM chain (list maps memory, not the file)")
+            }
+            DiskRefusalReason::VentoyMemoryRegion => {
+                f.write_str("Ventoy region at disk sector 0 (memory-backed)")
+            }
+            DiskRefusalReason::VentoyRegionLayout => {
+                f.write_str("Ventoy regions not consecutive or not whole disk sectors")
+            }
+            DiskRefusalReason::SectorSize { size } => {
+                write!(f, "unsupported backing sector size {size}")
+            }
+            DiskRefusalReason::TooManyImages => f.write_str("too many disk-backed images"),
+        }
+    }
+}
+
+/// A disk-backed candidate that was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DiskRefusal {
+    pub source: BackingSource,
+    /// Emulated (FROM) drive of a GRUB4DOS slot; 0xFF for Ventoy.
+    pub emulated_drive: u8,
+    /// Backing (TO) BIOS drive; 0xFF when unknown.
+    pub bios_drive: u8,
+    /// Physical address of the slot table / os_param record (0 for a UEFI variable).
+    pub table_address: u64,
+    pub slot: u8,
+    pub reason: DiskRefusalReason,
+}
+
+impl fmt::Display for DiskRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "refused {} disk-backed image (drive {:#04x} on BIOS disk {:#04x}, table {:#x} slot {}): {}",
+            self.source,
+            self.emulated_drive,
+            self.bios_drive,
+            self.table_address,
+            self.slot,
+            self.reason
+        )
+    }
+}
+
+/// Why a Ventoy `ventoy_os_param` candidate was not used (`docs/ventoy.md` §1, §2.4 steps 1–2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VentoyProblem {
+    /// Fewer than 512 bytes (UEFI variable) or the record does not fit below 0xA0000.
+    Short,
+    /// The first 16 bytes are not Ventoy's GUID.
+    NoGuid,
+    /// The byte sum of the 512 bytes is not 0.
+    BadChecksum,
+    /// No image-location list (address 0: GRUB's own heap copy, or the ACPI-table form).
+    NoLocation,
+    /// Location address not 4 KiB-aligned.
+    LocationUnaligned,
+    /// Location length is not 28 + 16n with n ≥ 1.
+    BadLocationLength,
+    /// The location list could not be read (below 1 MiB, in OS RAM, or unmapped).
+    LocationUnreadable,
+    /// The location list does not start with Ventoy's GUID.
+    LocationGuid,
+    /// Image sector size not 512/2048 or disk sector size not 512/4096.
+    BadSectorSize,
+    /// Chain type above 2.
+    BadChainType,
+    /// The image path has no NUL terminator within its 384 bytes.
+    PathNotTerminated,
+    /// Image size 0, or disk size 0.
+    BadSize,
+}
+
+impl fmt::Display for VentoyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VentoyProblem::Short => "record truncated",
+            VentoyProblem::NoGuid => "no Ventoy GUID",
+            VentoyProblem::BadChecksum => "bad checksum",
+            VentoyProblem::NoLocation => "no image-location list",
+            VentoyProblem::LocationUnaligned => "location list not 4 KiB-aligned",
+            VentoyProblem::BadLocationLength => "location length is not 28 + 16n",
+            VentoyProblem::LocationUnreadable => "location list unreadable",
+            VentoyProblem::LocationGuid => "location list without Ventoy GUID",
+            VentoyProblem::BadSectorSize => "bad image/disk sector size",
+            VentoyProblem::BadChainType => "bad chain type",
+            VentoyProblem::PathNotTerminated => "image path not NUL-terminated",
+            VentoyProblem::BadSize => "zero image or disk size",
+        })
+    }
+}
+
 /// Informational and warning events. Nothing here changes the result; refusals also appear in
 /// [`Discovered::refused`](super::Discovered).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,6 +343,29 @@ pub enum Event<'a> {
     Grub4DosHeader { base: u32, what: &'static str },
     /// Info (§3.3): a 16-slot build; slots 9–16 read from `table`.
     SixteenSlotTable { base: u32, table: u32 },
+    /// Info (`docs/loaders.md` §3.3): a candidate second slot table that does not
+    /// hold valid slots (in 8-slot builds those bytes are a CD sector buffer); not used.
+    SecondTableRejected {
+        base: u32,
+        table: u32,
+        why: &'static str,
+    },
+    /// Info: a disk-backed image was accepted (the port must still find its disk).
+    DiskBacked {
+        source: BackingSource,
+        emulated_drive: u8,
+        bios_drive: u8,
+        extents: u8,
+        length: u64,
+    },
+    /// Warning: a disk-backed candidate was refused (also in `Discovered::disk_refused`).
+    DiskRefused(&'a DiskRefusal),
+    /// Info (`docs/ventoy.md` §3): a valid `ventoy_os_param` record (`addr` 0: UEFI variable).
+    VentoyParam { addr: u64 },
+    /// Warning: a `ventoy_os_param` candidate with a valid GUID was not used.
+    VentoyRejected { addr: u64, why: VentoyProblem },
+    /// Info (`docs/ventoy.md` §4): Ventoy's UEFI memdisk (`VentoyRamDisk`) at `phys`.
+    VentoyRamDisk { phys: u64, size: u64 },
     /// Info: a drive-map slot that is not a RAM image.
     SlotSkipped {
         table: u64,
@@ -289,6 +476,34 @@ impl fmt::Display for Event<'_> {
                     f,
                     "GRUB4DOS block at {base:#x}: 16-slot build, second table at {table:#x}"
                 )
+            }
+            Event::SecondTableRejected { base, table, why } => write!(
+                f,
+                "GRUB4DOS block at {base:#x}: no second slot table at {table:#x} ({why})"
+            ),
+            Event::DiskBacked {
+                source,
+                emulated_drive,
+                bios_drive,
+                extents,
+                length,
+            } => write!(
+                f,
+                "{source} disk-backed image: drive {emulated_drive:#04x} on BIOS disk {bios_drive:#04x}, {extents} extent(s), {length:#x} bytes"
+            ),
+            Event::DiskRefused(r) => fmt::Display::fmt(r, f),
+            Event::VentoyParam { addr } => {
+                if *addr == 0 {
+                    f.write_str("Ventoy os_param from the UEFI variable")
+                } else {
+                    write!(f, "Ventoy os_param at {addr:#x}")
+                }
+            }
+            Event::VentoyRejected { addr, why } => {
+                write!(f, "Ventoy os_param at {addr:#x} rejected: {why}")
+            }
+            Event::VentoyRamDisk { phys, size } => {
+                write!(f, "Ventoy UEFI memdisk at {phys:#x}, {size:#x} bytes")
             }
             Event::SlotSkipped {
                 table,

@@ -7,15 +7,122 @@
 //!   resolves duplicates and overlaps (rule 26, §9 F1): exact duplicates merge into the entry
 //!   found first (chain before scans before NFIT); any other overlap refuses the later one.
 //!
+//! * [`offer_disk`] checks a disk-backed candidate's extents (`docs/loaders.md`
+//!   §3.10): at least one, none empty, no overflow, inside the plausible disk size (and the
+//!   recorded disk size for Ventoy), pairwise disjoint, covering the image, which is whole
+//!   blocks and within the size cap.
+//!
 //! Rule 27's ACPI/MMIO part is not checked here: the NFIT's own physical address and the PnP
 //! MMIO list are not inputs (MMIO is never in `os_ram`, and images there would fail the sniff
 //! for CDs). Rule 29 is the port's job (see `image_fingerprint`).
 
-use crate::image::DeviceKind;
+use crate::image::{DeviceKind, DiskBackedImage, DiskEvidence};
 
 use super::content::{check_non_cd, sniff_cd, CdContent};
 use super::memory::{os_ram_hit, ONE_MIB};
-use super::{Ctx, DiscoveryLog, Event, Found, PhysicalMemory, RefusalReason, MAX_IMAGE_BYTES};
+use super::{
+    Ctx, DiscoveryLog, DiskRefusal, DiskRefusalReason, Event, Found, PhysicalMemory, RefusalReason,
+    MAX_IMAGE_BYTES,
+};
+
+/// No backing disk is larger than this (1 PiB): an extent past it is corrupt, whatever disk the
+/// port later finds (`docs/loaders.md` §3.10).
+pub const MAX_BACKING_DISK_BYTES: u64 = 1 << 50;
+
+pub(crate) fn offer_disk<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
+    ctx: &mut Ctx<'_, M, L>,
+    mut img: DiskBackedImage,
+) {
+    let refusal = |reason| DiskRefusal {
+        source: img.source,
+        emulated_drive: img.emulated_drive,
+        bios_drive: img.bios_drive,
+        table_address: img.table_address,
+        slot: img.slot,
+        reason,
+    };
+    match check_extents(&img) {
+        Err(reason) => ctx.refuse_disk(refusal(reason)),
+        Ok(()) => {
+            // Parsers already produce whole blocks; keep the invariant here too.
+            let bs = u64::from(img.kind.block_size());
+            img.length = img.length / bs * bs;
+            let event = Event::DiskBacked {
+                source: img.source,
+                emulated_drive: img.emulated_drive,
+                bios_drive: img.bios_drive,
+                extents: img.extents.len() as u8,
+                length: img.length,
+            };
+            let r = refusal(DiskRefusalReason::TooManyImages);
+            if ctx.out.disk_backed.try_push(img).is_err() {
+                ctx.refuse_disk(r);
+            } else {
+                ctx.log(event);
+            }
+        }
+    }
+}
+
+fn check_extents(img: &DiskBackedImage) -> Result<(), DiskRefusalReason> {
+    let ss = u64::from(img.sector_size);
+    if !matches!(img.sector_size, 512 | 2048 | 4096) {
+        return Err(DiskRefusalReason::SectorSize {
+            size: img.sector_size,
+        });
+    }
+    if img.extents.is_empty() {
+        return Err(DiskRefusalReason::TooSmall);
+    }
+    let disk_limit = match img.evidence {
+        DiskEvidence::Ventoy { disk_size, .. } => Some(disk_size),
+        DiskEvidence::BiosDrive => None,
+    };
+    let mut total = 0u64;
+    for (i, e) in img.extents.iter().enumerate() {
+        if e.sectors == 0 {
+            return Err(DiskRefusalReason::EmptyExtent);
+        }
+        let end_byte = e
+            .start
+            .checked_add(e.sectors)
+            .and_then(|end| end.checked_mul(ss))
+            .filter(|&b| b <= MAX_BACKING_DISK_BYTES)
+            .ok_or(DiskRefusalReason::Overflow)?;
+        if let Some(disk_size) = disk_limit {
+            if end_byte > disk_size {
+                return Err(DiskRefusalReason::PastDiskEnd { disk_size });
+            }
+        }
+        // Both ends are < 2^50, so these cannot overflow.
+        let end = e.start + e.sectors;
+        if img.extents[..i]
+            .iter()
+            .any(|o| e.start < o.start + o.sectors && o.start < end)
+        {
+            return Err(DiskRefusalReason::OverlappingExtents);
+        }
+        total = total
+            .checked_add(e.sectors * ss)
+            .ok_or(DiskRefusalReason::Overflow)?;
+    }
+    let bs = u64::from(img.kind.block_size());
+    if img.length < bs {
+        return Err(DiskRefusalReason::TooSmall);
+    }
+    if img.length > MAX_IMAGE_BYTES {
+        return Err(DiskRefusalReason::TooLarge);
+    }
+    // The extents must cover the image, and not by more than one backing sector of slack
+    // (Ventoy rounds the last run up to a whole image sector; GRUB4DOS CDs drop < 2048 bytes).
+    if total < img.length || total - img.length >= ss.max(bs) {
+        return Err(DiskRefusalReason::ExtentTotal {
+            extents_bytes: total,
+            image_bytes: img.length,
+        });
+    }
+    Ok(())
+}
 
 pub(crate) fn offer<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     ctx: &mut Ctx<'_, M, L>,

@@ -4,6 +4,7 @@
 use rvblk_core::discovery::{
     discover, Discovered, DiscoveryInput, DiscoveryLog, Event, Firmware, PhysRange,
 };
+use rvblk_core::image::DiskEvidence;
 use rvblk_memimage::scenarios::Scenario;
 use rvblk_memimage::PhysMem;
 
@@ -29,6 +30,26 @@ impl DiscoveryLog for Log {
             Event::Grub4DosNonStandard { hook, why } => Event::Grub4DosNonStandard { hook, why },
             Event::Grub4DosHeader { base, what } => Event::Grub4DosHeader { base, what },
             Event::SixteenSlotTable { base, table } => Event::SixteenSlotTable { base, table },
+            Event::SecondTableRejected { base, table, why } => {
+                Event::SecondTableRejected { base, table, why }
+            }
+            Event::DiskBacked {
+                source,
+                emulated_drive,
+                bios_drive,
+                extents,
+                length,
+            } => Event::DiskBacked {
+                source,
+                emulated_drive,
+                bios_drive,
+                extents,
+                length,
+            },
+            Event::DiskRefused(r) => Event::DiskRefused(Box::leak(Box::new(*r))),
+            Event::VentoyParam { addr } => Event::VentoyParam { addr },
+            Event::VentoyRejected { addr, why } => Event::VentoyRejected { addr, why },
+            Event::VentoyRamDisk { phys, size } => Event::VentoyRamDisk { phys, size },
             Event::SlotSkipped {
                 table,
                 slot,
@@ -122,6 +143,31 @@ pub fn bios_input(os_ram: &[PhysRange]) -> DiscoveryInput<'_> {
 
 /// The invariants every result must satisfy (also asserted by the fuzz target).
 pub fn check_invariants(d: &Discovered, input: &DiscoveryInput<'_>) {
+    for img in &d.disk_backed {
+        let ss = u64::from(img.sector_size);
+        let bs = u64::from(img.block_size());
+        assert!(matches!(img.sector_size, 512 | 2048 | 4096), "{img:?}");
+        assert!(img.length >= bs && img.length % bs == 0, "{img:?}");
+        assert!(!img.extents.is_empty(), "{img:?}");
+        let mut total = 0u64;
+        for (i, e) in img.extents.iter().enumerate() {
+            assert!(e.sectors > 0, "{img:?}");
+            let end = e
+                .start
+                .checked_add(e.sectors)
+                .expect("extent end overflows");
+            let end_byte = end.checked_mul(ss).expect("extent byte end overflows");
+            if let DiskEvidence::Ventoy { disk_size, .. } = img.evidence {
+                assert!(end_byte <= disk_size, "{img:?}");
+            }
+            for o in &img.extents[..i] {
+                assert!(end <= o.start || o.start + o.sectors <= e.start, "{img:?}");
+            }
+            total = total.checked_add(e.sectors * ss).expect("total overflows");
+        }
+        assert!(total >= img.length, "{img:?}");
+        assert_eq!(img.extent_bytes(), total);
+    }
     for (i, f) in d.images.iter().enumerate() {
         let img = f.image;
         let bs = u64::from(img.block_size());
