@@ -23,5 +23,4 @@ pub mod memdisk;
 pub mod pattern;
 pub mod qemu;
 pub mod serial;
-pub mod sha256;
 pub mod tools;
