@@ -18,7 +18,6 @@ pub mod case;
 pub mod harness;
 pub mod images;
 pub mod iso;
-pub mod json;
 pub mod memdisk;
 pub mod pattern;
 pub mod qemu;
