@@ -59,22 +59,21 @@ pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Io(path.to_path_buf(), e))
 }
 
-/// Write `data` to `path` atomically: a temporary file in the same directory, then a rename.
+/// Write `data` to `path` atomically: a temporary file in the same directory, synced, then
+/// renamed over `path`; on an error the temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.rvblk-sign-{}.tmp", std::process::id()));
-    std::fs::write(&tmp, data).map_err(|e| Error::Io(tmp.clone(), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::Io(path.to_path_buf(), e)
-    })
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::Io(dir.into(), e))?;
+    tmp.write_all(data)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| Error::Io(tmp.path().into(), e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::Io(path.to_path_buf(), e.error))?;
+    Ok(())
 }
 
 /// The default subject of test certificates.

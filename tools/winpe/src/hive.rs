@@ -279,24 +279,17 @@ pub fn commit_in_place(hive: &mut Hive) -> Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.rvblk-tmp"));
-    let result = (|| {
-        hive.commit_to(&tmp)?;
-        let perms = std::fs::metadata(&path)
-            .map_err(|e| Error::io(&path, "stat", &e))?
-            .permissions();
-        std::fs::set_permissions(&tmp, perms).map_err(|e| Error::io(&tmp, "chmod", &e))?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(&tmp, "fsync", &e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "cannot replace", &e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, "create", &e))?;
+    hive.commit_to(tmp.path())?;
+    let perms = std::fs::metadata(&path)
+        .map_err(|e| Error::io(&path, "stat", &e))?
+        .permissions();
+    std::fs::set_permissions(tmp.path(), perms).map_err(|e| Error::io(tmp.path(), "chmod", &e))?;
+    // hivex wrote the file through its own descriptor: reopen it to sync what it wrote.
+    std::fs::File::open(tmp.path())
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(tmp.path(), "fsync", &e))?;
+    tmp.persist(&path)
+        .map_err(|e| Error::io(&path, "cannot replace", &e.error))?;
+    Ok(())
 }

@@ -74,27 +74,20 @@ fn write_arch(package_dir: &Path, arch: XpArch, driver: &[u8]) -> Result<PathBuf
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
-/// reader never sees a half-written file.
+/// reader never sees a half-written file; on an error the temporary file is removed.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), XpError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.rvblk-tmp"));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp).map_err(|e| XpError::io(&tmp, "create", e))?;
-        file.write_all(bytes)
-            .map_err(|e| XpError::io(&tmp, "write", e))?;
-        file.sync_all().map_err(|e| XpError::io(&tmp, "sync", e))?;
-        drop(file);
-        fs::rename(&tmp, path).map_err(|e| XpError::io(path, "replace", e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(|e| XpError::io(dir, "create", e))?;
+    tmp.write_all(bytes)
+        .map_err(|e| XpError::io(tmp.path(), "write", e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| XpError::io(tmp.path(), "sync", e))?;
+    tmp.persist(path)
+        .map_err(|e| XpError::io(path, "replace", e.error))?;
+    Ok(())
 }
