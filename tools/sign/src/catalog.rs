@@ -30,26 +30,35 @@
 //! Windows 7 only understands SHA-1 ("version 1") catalogs; rvblk's Windows 7 path relies on the
 //! embedded signatures, not on the catalog.
 
+use crate::asn1::{CatNameValue, CertificateTrustList, TrustedSubject};
 use crate::authenticode::{
-    pe_hash, signed_data, spc_indirect_data_flat, spc_indirect_data_pe, HashAlg,
+    attribute, der_error, pe_hash, signed_data, spc_indirect_data_flat, spc_indirect_data_pe,
+    HashAlg, OID_SPC_INDIRECT_DATA,
 };
-use crate::der::{ctx_prim, octets, oid, seq, set_of, uint, utc_time, utf16le_nul};
 use crate::{read, write_atomic, Error, Result, Signer};
+use der::asn1::{Any, BmpString, ObjectIdentifier, OctetString, SetOfVec, UtcTime};
+use der::{Tag, TagNumber};
 use sha2::{Digest, Sha256};
+use spki::AlgorithmIdentifierOwned;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// szOID_CTL.
-pub const OID_CTL: &str = "1.3.6.1.4.1.311.10.1";
+pub const OID_CTL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.10.1");
 /// szOID_CATALOG_LIST.
-pub const OID_CATALOG_LIST: &str = "1.3.6.1.4.1.311.12.1.1";
+pub const OID_CATALOG_LIST: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.12.1.1");
 /// szOID_CATALOG_LIST_MEMBER2 (SHA-256 catalogs).
-pub const OID_CATALOG_LIST_MEMBER2: &str = "1.3.6.1.4.1.311.12.1.3";
+pub const OID_CATALOG_LIST_MEMBER2: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.12.1.3");
 /// CAT_NAMEVALUE_OBJID.
-pub const OID_CAT_NAMEVALUE: &str = "1.3.6.1.4.1.311.12.2.1";
+pub const OID_CAT_NAMEVALUE: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.12.2.1");
 /// CAT_MEMBERINFO2_OBJID.
-pub const OID_CAT_MEMBERINFO2: &str = "1.3.6.1.4.1.311.12.2.3";
+pub const OID_CAT_MEMBERINFO2: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.12.2.3");
 /// Name/value flags: CRYPTCAT_ATTR_AUTHENTICATED | NAMEASCII | DATAASCII.
-pub const NAMEVALUE_FLAGS: u64 = 0x1001_0001;
+pub const NAMEVALUE_FLAGS: u32 = 0x1001_0001;
 /// OSAttr written for every member: Windows 7, 8, 8.1 and 10/11.
 pub const OS_ATTR: &str = "2:6.1,2:6.2,2:6.3,2:10.0";
 /// `thisUpdate` of every catalog (2024-01-01T00:00:00Z): fixed for reproducible output.
@@ -136,54 +145,71 @@ pub fn package_members(package_dir: &Path) -> Result<Vec<Member>> {
     Ok(members)
 }
 
-fn name_value(name: &str, value: &str) -> Vec<u8> {
-    seq(&[
-        &oid(OID_CAT_NAMEVALUE),
-        &set_of(&[&seq(&[
-            &crate::der::bmp(name),
-            &uint(NAMEVALUE_FLAGS),
-            &octets(&utf16le_nul(value)),
-        ])]),
-    ])
+/// UTF-16LE bytes with a terminating NUL (Windows `WCHAR*`, as catalogs store values).
+fn utf16le_nul(s: &str) -> Vec<u8> {
+    s.encode_utf16()
+        .chain([0])
+        .flat_map(u16::to_le_bytes)
+        .collect()
 }
 
-/// The DER of the CTL (the catalog's signed content) for `members`.
-pub fn ctl(members: &[Member]) -> Vec<u8> {
-    let mut entries = Vec::new();
+fn name_value(name: &str, value: &str) -> Result<x509_cert::attr::Attribute> {
+    let nv = CatNameValue {
+        tag: BmpString::from_utf8(name).map_err(der_error)?,
+        flags: NAMEVALUE_FLAGS,
+        value: OctetString::new(utf16le_nul(value)).map_err(der_error)?,
+    };
+    attribute(OID_CAT_NAMEVALUE, &nv)
+}
+
+/// The CTL (the catalog's signed content) for `members`.
+pub fn ctl(members: &[Member]) -> Result<CertificateTrustList> {
+    let mut subjects = Vec::new();
     let mut list_id = Sha256::new();
     for m in members {
         list_id.update(&m.hash);
         let spc = if m.is_pe {
-            spc_indirect_data_pe(HashAlg::Sha256, &m.hash)
+            spc_indirect_data_pe(HashAlg::Sha256, &m.hash)?
         } else {
-            spc_indirect_data_flat(HashAlg::Sha256, &m.hash)
+            spc_indirect_data_flat(HashAlg::Sha256, &m.hash)?
         };
-        let attrs = [
-            seq(&[&oid(OID_CAT_MEMBERINFO2), &set_of(&[&ctx_prim(2, &[])])]),
-            name_value("File", &m.name),
-            name_value("OSAttr", OS_ATTR),
-            seq(&[
-                &oid(crate::authenticode::OID_SPC_INDIRECT_DATA),
-                &set_of(&[&spc]),
-            ]),
+        // CAT_MEMBERINFO2's value as Inf2Cat writes it: an empty `[2]` primitive.
+        let member_info = Any::new(
+            Tag::ContextSpecific {
+                constructed: false,
+                number: TagNumber::N2,
+            },
+            Vec::new(),
+        )
+        .map_err(der_error)?;
+        let attributes = vec![
+            attribute(OID_CAT_MEMBERINFO2, &member_info)?,
+            name_value("File", &m.name)?,
+            name_value("OSAttr", OS_ATTR)?,
+            attribute(OID_SPC_INDIRECT_DATA, &spc)?,
         ];
-        let refs: Vec<&[u8]> = attrs.iter().map(|a| a.as_slice()).collect();
-        entries.push(seq(&[&octets(&m.hash), &set_of(&refs)]));
+        subjects.push(TrustedSubject {
+            subject_identifier: OctetString::new(m.hash.clone()).map_err(der_error)?,
+            attributes: SetOfVec::try_from(attributes).map_err(der_error)?,
+        });
     }
-    let entry_refs: Vec<&[u8]> = entries.iter().map(|e| e.as_slice()).collect();
     let list_id = list_id.finalize();
-    seq(&[
-        &seq(&[&oid(OID_CATALOG_LIST)]),
-        &octets(&list_id[..16]),
-        &utc_time(THIS_UPDATE),
-        &seq(&[&oid(OID_CATALOG_LIST_MEMBER2), &crate::der::null()]),
-        &seq(&[&entry_refs.concat()]),
-    ])
+    Ok(CertificateTrustList {
+        subject_usage: vec![OID_CATALOG_LIST],
+        list_identifier: OctetString::new(&list_id[..16]).map_err(der_error)?,
+        this_update: UtcTime::from_unix_duration(Duration::from_secs(THIS_UPDATE))
+            .map_err(der_error)?,
+        subject_algorithm: AlgorithmIdentifierOwned {
+            oid: OID_CATALOG_LIST_MEMBER2,
+            parameters: Some(Any::null()),
+        },
+        trusted_subjects: subjects,
+    })
 }
 
 /// Build and sign a catalog over `members`.
 pub fn build_catalog(members: &[Member], signer: &Signer) -> Result<Vec<u8>> {
-    signed_data(OID_CTL, &ctl(members), signer, false)
+    signed_data(OID_CTL, &ctl(members)?, signer, false)
 }
 
 /// The catalog file name the package's INF names with `CatalogFile=` (undecorated entry first,
