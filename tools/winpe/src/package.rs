@@ -67,19 +67,6 @@ impl fmt::Display for Arch {
     }
 }
 
-/// Reads the COFF `Machine` field of a PE image (`MZ`, `e_lfanew` at 0x3c, `PE\0\0`).
-pub fn pe_machine(data: &[u8]) -> Option<u16> {
-    if data.len() < 0x40 || &data[..2] != b"MZ" {
-        return None;
-    }
-    let off = u32::from_le_bytes(data[0x3c..0x40].try_into().ok()?) as usize;
-    let hdr = data.get(off..off.checked_add(6)?)?;
-    if &hdr[..4] != b"PE\0\0" {
-        return None;
-    }
-    Some(u16::from_le_bytes([hdr[4], hdr[5]]))
-}
-
 /// Facts taken from `rvblk.inf` (with defaults when the INF leaves something out).
 #[derive(Debug, Clone)]
 pub struct InfInfo {
@@ -410,16 +397,5 @@ mod tests {
             u64::from_le_bytes(i.driver_date_data()),
             133_857_792_000_000_000
         );
-    }
-
-    #[test]
-    fn pe() {
-        let mut d = vec![0u8; 0x100];
-        d[..2].copy_from_slice(b"MZ");
-        d[0x3c] = 0x80;
-        d[0x80..0x84].copy_from_slice(b"PE\0\0");
-        d[0x84..0x86].copy_from_slice(&0x8664u16.to_le_bytes());
-        assert_eq!(pe_machine(&d), Some(0x8664));
-        assert_eq!(pe_machine(b"nope"), None);
     }
 }
