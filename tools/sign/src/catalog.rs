@@ -212,9 +212,10 @@ pub fn build_catalog(members: &[Member], signer: &Signer) -> Result<Vec<u8>> {
     signed_data(OID_CTL, &ctl(members)?, signer, false)
 }
 
-/// The catalog file name the package's INF names with `CatalogFile=` (undecorated entry first,
-/// then a decorated `CatalogFile.NT...` one), or `rvblk.cat`. The INF is `rvblk.inf` in the
-/// package directory, else the first `*.inf` there. UTF-16LE INFs (with BOM) are understood.
+/// The catalog file name the package's INF names with `CatalogFile=` in `[Version]`
+/// (undecorated entry first, then a decorated `CatalogFile.NT...` one), or `rvblk.cat`. The
+/// INF is `rvblk.inf` in the package directory, else the first `*.inf` there (read by
+/// `rvblk-inf`: UTF-16LE with BOM, UTF-8 or ANSI).
 pub fn catalog_name(package_dir: &Path) -> Result<String> {
     let mut inf = package_dir.join("rvblk.inf");
     if !inf.exists() {
@@ -233,35 +234,22 @@ pub fn catalog_name(package_dir: &Path) -> Result<String> {
             None => return Ok("rvblk.cat".into()),
         }
     }
-    let raw = read(&inf)?;
-    let text = if raw.starts_with(&[0xff, 0xfe]) {
-        let units: Vec<u16> = raw[2..]
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        String::from_utf16_lossy(&units)
-    } else {
-        String::from_utf8_lossy(raw.strip_prefix(&[0xef, 0xbb, 0xbf]).unwrap_or(&raw)).into_owned()
+    let inf = rvblk_inf::Inf::from_bytes(&read(&inf)?);
+    let usable = |v: String| (!v.is_empty() && !v.contains(['/', '\\'])).then_some(v);
+    let entries = inf.section("Version").unwrap_or_default();
+    let undecorated = entries
+        .iter()
+        .filter(|e| e.key.eq_ignore_ascii_case("CatalogFile"))
+        .find_map(|e| usable(inf.resolve(&e.value)));
+    let decorated = || {
+        entries
+            .iter()
+            .filter(|e| e.key.to_ascii_lowercase().starts_with("catalogfile."))
+            .find_map(|e| usable(inf.resolve(&e.value)))
     };
-    let mut decorated = None;
-    for line in text.lines() {
-        let line = line.split(';').next().unwrap_or("").trim();
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let key = key.trim().to_ascii_lowercase();
-        let value = value.trim().trim_matches('"').to_string();
-        if value.is_empty() || value.contains(['/', '\\']) {
-            continue;
-        }
-        if key == "catalogfile" {
-            return Ok(value);
-        }
-        if key.starts_with("catalogfile.") && decorated.is_none() {
-            decorated = Some(value);
-        }
-    }
-    Ok(decorated.unwrap_or_else(|| "rvblk.cat".into()))
+    Ok(undecorated
+        .or_else(decorated)
+        .unwrap_or_else(|| "rvblk.cat".into()))
 }
 
 /// Write and sign the catalog of `package_dir` (named by [`catalog_name`], placed in the package
@@ -279,4 +267,46 @@ pub fn sign_catalog(package_dir: &Path, signer: &Signer) -> Result<PathBuf> {
     let path = package_dir.join(name);
     write_atomic(&path, &cat)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name_for(inf: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rvblk.inf"), inf).unwrap();
+        catalog_name(dir.path()).unwrap()
+    }
+
+    #[test]
+    fn catalog_name_comes_from_version() {
+        assert_eq!(
+            name_for(b"[Version]\r\nCatalogFile.NTamd64=b.cat\r\nCatalogFile = \"a.cat\" ; x\r\n"),
+            "a.cat"
+        );
+        assert_eq!(
+            name_for(b"[Version]\nCatalogFile.NTx86=%Cat%\n[Strings]\nCat=s.cat\n"),
+            "s.cat"
+        );
+        assert_eq!(
+            name_for(b"[Other]\nCatalogFile=o.cat\n"),
+            "rvblk.cat",
+            "only [Version]"
+        );
+        assert_eq!(
+            name_for(b"[Version]\nCatalogFile=..\\up.cat\n"),
+            "rvblk.cat",
+            "no paths"
+        );
+        let utf16: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain(
+                "[Version]\r\nCatalogFile=u.cat\r\n"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes),
+            )
+            .collect();
+        assert_eq!(name_for(&utf16), "u.cat");
+    }
 }
