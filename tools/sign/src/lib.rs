@@ -62,21 +62,9 @@ pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Io(path.to_path_buf(), e))
 }
 
-/// Write `data` to `path` atomically: a temporary file in the same directory, synced, then
-/// renamed over `path`; on an error the temporary file is removed and `path` is untouched.
+/// Write `data` to `path` atomically (`rvblk-outfile`): on an error `path` is untouched.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::Io(dir.into(), e))?;
-    tmp.write_all(data)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| Error::Io(tmp.path().into(), e))?;
-    tmp.persist(path)
-        .map_err(|e| Error::Io(path.to_path_buf(), e.error))?;
-    Ok(())
+    rvblk_outfile::write(path, data).map_err(|e| Error::Io(e.path, e.source))
 }
 
 /// The default subject of test certificates.

@@ -271,25 +271,10 @@ impl RegistryHive for Hive {
     }
 }
 
-/// Commits `hive` over its own file safely: write a sibling temp file, fsync, rename into place
-/// (keeping the original's permissions). An interruption leaves the old file intact.
+/// Commits `hive` over its own file atomically (`rvblk-outfile`: a sibling temporary file that
+/// hivex writes, synced, renamed into place with the original's mode). An interruption leaves
+/// the old file intact.
 pub fn commit_in_place(hive: &mut Hive) -> Result<()> {
     let path = hive.path().to_path_buf();
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, "create", &e))?;
-    hive.commit_to(tmp.path())?;
-    let perms = std::fs::metadata(&path)
-        .map_err(|e| Error::io(&path, "stat", &e))?
-        .permissions();
-    std::fs::set_permissions(tmp.path(), perms).map_err(|e| Error::io(tmp.path(), "chmod", &e))?;
-    // hivex wrote the file through its own descriptor: reopen it to sync what it wrote.
-    std::fs::File::open(tmp.path())
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(tmp.path(), "fsync", &e))?;
-    tmp.persist(&path)
-        .map_err(|e| Error::io(&path, "cannot replace", &e.error))?;
-    Ok(())
+    rvblk_outfile::replace_with(&path, |_, tmp| hive.commit_to(tmp))
 }

@@ -2,7 +2,6 @@
 //! (x64) and one F6 floppy image per architecture (`rvblk-f6.img`, `rvblk-f6-amd64.img`).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::floppy::build_f6_image;
@@ -73,21 +72,8 @@ fn write_arch(package_dir: &Path, arch: XpArch, driver: &[u8]) -> Result<PathBuf
     Ok(path)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
-/// reader never sees a half-written file; on an error the temporary file is removed.
+/// Writes `bytes` to `path` atomically (`rvblk-outfile`), so a reader never sees a
+/// half-written file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), XpError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).map_err(|e| XpError::io(dir, "create", e))?;
-    tmp.write_all(bytes)
-        .map_err(|e| XpError::io(tmp.path(), "write", e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| XpError::io(tmp.path(), "sync", e))?;
-    tmp.persist(path)
-        .map_err(|e| XpError::io(path, "replace", e.error))?;
-    Ok(())
+    rvblk_outfile::write(path, bytes).map_err(|e| XpError::io(&e.path, e.action, e.source))
 }
