@@ -6,7 +6,8 @@
 use crate::images::{self, BootVariant};
 use crate::qemu::{self, Guest, GuestConfig, Machine};
 use crate::serial::{self, BootLog, E820Entry, Range};
-use crate::{memdisk, pattern, sha256};
+use crate::{memdisk, pattern};
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -239,7 +240,10 @@ pub fn boot_and_dump(case: &Case, work_root: &Path) -> Booted {
         case: *case,
         dir: dir.clone(),
         image_path,
-        image_sha256: sha256::hex(&bytes),
+        image_sha256: Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
         image_len: bytes.len() as u64,
         dump: dir.join("ram.dump"),
         log: BootLog::default(),

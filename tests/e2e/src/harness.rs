@@ -2,7 +2,7 @@
 //! (`rvblk-harness run ... --json`) on a MEMDISK dump, and checking its report against the case.
 
 use crate::case::{Booted, Expect};
-use crate::json::{self, Json};
+use rvblk_report::{Lun, Refusal};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -91,115 +91,16 @@ pub fn driver(f: Flavour) -> Result<PathBuf, String> {
     }
 }
 
-/// One LUN of the report.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lun {
-    pub kind: String,
-    pub block_size: u64,
-    pub blocks: u64,
-    pub read_only: bool,
-    pub source: String,
-    /// `null` in the report when the harness could not tell.
-    pub phys_base: Option<u64>,
-    pub sha256: String,
-    pub matches: Vec<String>,
-}
-
-/// One refusal of the report.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refused {
-    pub phys_base: u64,
-    pub reason: String,
-}
-
 /// The harness's `--json` report plus how the process ended.
 #[derive(Clone, Debug)]
 pub struct Report {
     pub luns: Vec<Lun>,
-    pub refused: Vec<Refused>,
+    pub refused: Vec<Refusal>,
     pub verifier_failures: Vec<String>,
     pub exit_ok: bool,
     pub stdout: String,
     pub stderr: String,
     pub time: Duration,
-}
-
-fn field<'a>(o: &'a Json, k: &str, what: &str) -> Result<&'a Json, String> {
-    o.get(k).ok_or_else(|| format!("{what}: no \"{k}\""))
-}
-
-/// The three lists of a report: LUNs, refusals, verifier failures.
-pub type Parsed = (Vec<Lun>, Vec<Refused>, Vec<String>);
-
-/// Parses the report object (the whole stdout, or else its last line that is a JSON object).
-pub fn parse_report(stdout: &str) -> Result<Parsed, String> {
-    let v = match json::parse(stdout) {
-        Ok(v) => v,
-        Err(_) => stdout
-            .lines()
-            .rev()
-            .filter(|l| l.trim_start().starts_with('{'))
-            .find_map(|l| json::parse(l).ok())
-            .ok_or("no JSON object in the harness output")?,
-    };
-    let mut luns = Vec::new();
-    for l in field(&v, "luns", "report")?
-        .as_array()
-        .ok_or("luns is not an array")?
-    {
-        let num = |k| {
-            field(l, k, "lun")?
-                .as_u64()
-                .ok_or_else(|| format!("lun.{k} is not a number"))
-        };
-        let s = |k| {
-            field(l, k, "lun")?
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| format!("lun.{k} is not a string"))
-        };
-        luns.push(Lun {
-            kind: s("kind")?,
-            block_size: num("block_size")?,
-            blocks: num("blocks")?,
-            read_only: field(l, "read_only", "lun")?
-                .as_bool()
-                .ok_or("lun.read_only is not a bool")?,
-            source: s("source")?,
-            phys_base: field(l, "phys_base", "lun")?.as_u64(),
-            sha256: s("sha256")?,
-            matches: field(l, "matches", "lun")?
-                .as_array()
-                .ok_or("lun.matches is not an array")?
-                .iter()
-                .filter_map(|m| m.as_str().map(str::to_string))
-                .collect(),
-        });
-    }
-    let mut refused = Vec::new();
-    for r in v.get("refused").and_then(Json::as_array).unwrap_or(&[]) {
-        refused.push(Refused {
-            phys_base: field(r, "phys_base", "refused")?
-                .as_u64()
-                .ok_or("refused.phys_base is not a number")?,
-            reason: field(r, "reason", "refused")?
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        });
-    }
-    let failures = v
-        .get("verifier_failures")
-        .and_then(Json::as_array)
-        .unwrap_or(&[])
-        .iter()
-        .map(|f| {
-            f.as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("{f:?}"))
-        })
-        .collect();
-    Ok((luns, refused, failures))
 }
 
 /// `rvblk-harness run --driver DRIVER --personality P [EXTRA ...] --ram DUMP
@@ -235,16 +136,16 @@ pub fn run(
         .map_err(|e| format!("cannot run {}: {e}", harness.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let (luns, refused, verifier_failures) = parse_report(&stdout).map_err(|e| {
+    let report = rvblk_report::Report::from_harness_output(&stdout).map_err(|e| {
         format!(
             "{e}\nexit: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
             out.status
         )
     })?;
     Ok(Report {
-        luns,
-        refused,
-        verifier_failures,
+        luns: report.luns,
+        refused: report.refused,
+        verifier_failures: report.verifier_failures,
         exit_ok: out.status.success(),
         stdout,
         stderr,
@@ -288,12 +189,12 @@ pub fn check(booted: &Booted, r: &Report) -> Vec<String> {
                     }
                 };
                 want(
-                    l.kind == kind,
+                    l.kind.as_str() == kind,
                     format!("kind {:?}, expected {kind:?}", l.kind),
                     &mut p,
                 );
                 want(
-                    l.block_size == block_size,
+                    u64::from(l.block_size) == block_size,
                     format!("block_size {}, expected {block_size}", l.block_size),
                     &mut p,
                 );
@@ -400,11 +301,11 @@ mod tests {
     }
 
     fn report(json: &str) -> Report {
-        let (luns, refused, verifier_failures) = parse_report(json).unwrap();
+        let r = rvblk_report::Report::from_harness_output(json).unwrap();
         Report {
-            luns,
-            refused,
-            verifier_failures,
+            luns: r.luns,
+            refused: r.refused,
+            verifier_failures: r.verifier_failures,
             exit_ok: true,
             stdout: String::new(),
             stderr: String::new(),
@@ -439,7 +340,7 @@ mod tests {
                 "{what} not flagged: {p:?}"
             );
         }
-        let two = GOOD.replace("}],\"refused\"", "},{\"kind\":\"disk\",\"block_size\":512,\"blocks\":1,\"read_only\":false,\"source\":\"memdisk\",\"phys_base\":1,\"sha256\":\"\",\"matches\":[]}],\"refused\"");
+        let two = GOOD.replace("}],\"refused\"", "},{\"kind\":\"disk\",\"block_size\":512,\"blocks\":1,\"read_only\":false,\"source\":\"memdisk\",\"phys_base\":1,\"sha256\":\"\",\"matches\":[],\"target\":0,\"lun\":1}],\"refused\"");
         assert!(check(&b, &report(&two))
             .iter()
             .any(|x| x.contains("exactly one LUN")));
@@ -455,7 +356,7 @@ mod tests {
     #[test]
     fn refusal_case_needs_a_refusal_naming_os_ram() {
         let b = booted(case::USABLE_RAM_REFUSED);
-        let ok = r#"{"luns":[],"refused":[{"phys_base":264036352,"reason":"overlaps OS RAM 0x100000-0xffe0000 (rule 23)"}],"verifier_failures":[]}"#;
+        let ok = r#"{"luns":[],"refused":[{"phys_base":264036352,"reason":"overlaps OS RAM 0x100000-0xffe0000 (rule 23)","source":"memdisk","length":4265984}],"verifier_failures":[]}"#;
         assert_eq!(check(&b, &report(ok)), Vec::<String>::new());
         assert!(!check(&b, &report(GOOD)).is_empty());
         let vague = ok.replace("overlaps OS RAM 0x100000-0xffe0000 (rule 23)", "no");

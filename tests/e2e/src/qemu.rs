@@ -1,7 +1,7 @@
 //! Booting MEMDISK in QEMU (TCG) and dumping guest RAM over QMP.
 
-use crate::json::{self, Json};
 use crate::{memdisk, serial, tools};
+use serde_json::{json, Value};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::FileExt;
@@ -144,13 +144,13 @@ impl Guest {
             greeting.get("QMP").is_some(),
             "unexpected QMP greeting {greeting:?}"
         );
-        q.execute("qmp_capabilities", "{}");
+        q.execute("qmp_capabilities", json!({}));
         q
     }
 
     /// Sends `quit` (best effort) and waits for QEMU to exit.
     pub fn quit(mut self, mut qmp: Qmp) {
-        let _ = writeln!(qmp.writer, "{{\"execute\":\"quit\"}}");
+        let _ = writeln!(qmp.writer, "{}", json!({ "execute": "quit" }));
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(5) {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -178,20 +178,20 @@ pub struct Qmp {
 }
 
 impl Qmp {
-    fn read_message(&mut self) -> Json {
+    fn read_message(&mut self) -> Value {
         let mut line = String::new();
         let n = self.reader.read_line(&mut line).expect("read from QMP");
         assert!(n > 0, "QMP connection closed");
-        json::parse(&line).unwrap_or_else(|e| panic!("bad QMP JSON {line:?}: {e}"))
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad QMP JSON {line:?}: {e}"))
     }
 
     /// Runs one command (`args` is a JSON object) and returns its `return` value; skips events;
     /// panics on an `error` reply.
-    pub fn execute(&mut self, command: &str, args: &str) -> Json {
+    pub fn execute(&mut self, command: &str, args: Value) -> Value {
         writeln!(
             self.writer,
-            "{{\"execute\":{},\"arguments\":{args}}}",
-            json::quote(command)
+            "{}",
+            json!({ "execute": command, "arguments": args })
         )
         .expect("write to QMP");
         loop {
@@ -200,23 +200,22 @@ impl Qmp {
                 return r.clone();
             }
             if let Some(e) = m.get("error") {
-                panic!("QMP {command} failed: {e:?}");
+                panic!("QMP {command} failed: {e}");
             }
         }
     }
 
     /// `stop`: freezes the guest so the dump is consistent.
     pub fn stop(&mut self) {
-        self.execute("stop", "{}");
+        self.execute("stop", json!({}));
     }
 
     /// `pmemsave` of physical `[start, start + len)` to `file` (QEMU writes the file).
     pub fn pmemsave(&mut self, start: u64, len: u64, file: &Path) {
-        let args = format!(
-            "{{\"val\":{start},\"size\":{len},\"filename\":{}}}",
-            json::quote(&file.display().to_string())
+        self.execute(
+            "pmemsave",
+            json!({ "val": start, "size": len, "filename": file.display().to_string() }),
         );
-        self.execute("pmemsave", &args);
     }
 }
 

@@ -1197,11 +1197,7 @@ pub fn emergency_report(msg: &str, json: bool) {
     }
     fails.push(msg.to_string());
     if json {
-        let list: Vec<String> = fails.iter().map(|f| crate::report::json_str(f)).collect();
-        println!(
-            "{{\"luns\":[],\"refused\":[],\"verifier_failures\":[{}]}}",
-            list.join(",")
-        );
+        println!("{}", rvblk_report::Report::failed(fails.clone()).to_json());
     }
     for l in &log_tail {
         eprintln!("  log: {l}");

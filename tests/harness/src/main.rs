@@ -185,8 +185,8 @@ fn main() {
                 Err(e) => {
                     if json {
                         println!(
-                            "{{\"luns\":[],\"refused\":[],\"verifier_failures\":[{}]}}",
-                            report::json_str(&e)
+                            "{}",
+                            rvblk_report::Report::failed(vec![e.clone()]).to_json()
                         );
                     }
                     eprintln!("rvblk-harness: {e}");

@@ -4,28 +4,12 @@ use crate::kernel::{Kernel, KernelConfig, LegacyConfig, Personality};
 use crate::phys::PhysMem;
 use crate::scsi::{self, Io, LunInfo};
 use crate::storport::Adapter;
+use rvblk_report::LunKind;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-pub fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
 
 /// A `rvblk: lun N: ...` line of the driver's log.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -144,48 +128,39 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The `--json` report (shape: `rvblk_report`, shared with the end-to-end tests).
     pub fn to_json(&self) -> String {
-        let luns: Vec<String> = self
-            .luns
-            .iter()
-            .map(|l| {
-                format!(
-                    "{{\"kind\":{},\"block_size\":{},\"blocks\":{},\"read_only\":{},\"source\":{},\"phys_base\":{},\"sha256\":{},\"matches\":[{}],\"target\":{},\"lun\":{}}}",
-                    json_str(&l.kind),
-                    l.info.block_size,
-                    l.info.blocks,
-                    l.read_only,
-                    json_str(&l.source),
-                    l.phys_base.map_or("null".to_string(), |p| p.to_string()),
-                    json_str(&l.sha256),
-                    l.matches.iter().map(|m| json_str(m)).collect::<Vec<_>>().join(","),
-                    l.info.target,
-                    l.info.lun
-                )
-            })
-            .collect();
-        let refused: Vec<String> = self
-            .refused
-            .iter()
-            .map(|r| {
-                format!(
-                    "{{\"phys_base\":{},\"reason\":{},\"source\":{},\"length\":{}}}",
-                    r.phys_base,
-                    json_str(&r.reason),
-                    json_str(&r.source),
-                    r.length
-                )
-            })
-            .collect();
-        let f: Vec<String> = self.failures.iter().map(|s| json_str(s)).collect();
-        let notes: Vec<String> = self.notes.iter().map(|s| json_str(s)).collect();
-        format!(
-            "{{\"luns\":[{}],\"refused\":[{}],\"verifier_failures\":[{}],\"notes\":[{}]}}",
-            luns.join(","),
-            refused.join(","),
-            f.join(","),
-            notes.join(",")
-        )
+        rvblk_report::Report {
+            luns: self
+                .luns
+                .iter()
+                .map(|l| rvblk_report::Lun {
+                    kind: LunKind::from_name(&l.kind).unwrap_or_else(|| kind_of(&l.info)),
+                    block_size: l.info.block_size,
+                    blocks: l.info.blocks,
+                    read_only: l.read_only,
+                    source: l.source.clone(),
+                    phys_base: l.phys_base,
+                    sha256: l.sha256.clone(),
+                    matches: l.matches.clone(),
+                    target: l.info.target,
+                    lun: l.info.lun,
+                })
+                .collect(),
+            refused: self
+                .refused
+                .iter()
+                .map(|r| rvblk_report::Refusal {
+                    phys_base: r.phys_base,
+                    reason: r.reason.clone(),
+                    source: r.source.clone(),
+                    length: r.length,
+                })
+                .collect(),
+            verifier_failures: self.failures.clone(),
+            notes: self.notes.clone(),
+        }
+        .to_json()
     }
 
     pub fn to_text(&self) -> String {
@@ -377,13 +352,13 @@ fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> S
     }
 }
 
-pub fn kind_of(info: &LunInfo) -> &'static str {
+pub fn kind_of(info: &LunInfo) -> LunKind {
     if info.is_cd() {
-        "cdrom"
+        LunKind::Cdrom
     } else if info.removable && info.bytes() <= 2_949_120 {
-        "floppy"
+        LunKind::Floppy
     } else {
-        "disk"
+        LunKind::Disk
     }
 }
 
@@ -462,7 +437,7 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
             let scsi_ro = info.is_cd() || info.write_protected;
             let (kind, source, phys_base) = match &ll {
                 Some(l) => {
-                    let kind_ok = l.kind == scsi_kind
+                    let kind_ok = l.kind == scsi_kind.as_str()
                         || (!info.is_cd() && (l.kind == "disk" || l.kind == "floppy"));
                     if !kind_ok {
                         k.fail(format!("LUN {}:{}: log says kind={} but INQUIRY reports device type {} ({scsi_kind})", info.target, info.lun, l.kind, info.device_type));

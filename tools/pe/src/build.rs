@@ -33,6 +33,25 @@ struct BSection {
     virtual_size: u32,
 }
 
+/// Sections laid out one after another at section-aligned RVAs.
+struct Placement {
+    sections: Vec<BSection>,
+    /// RVA of each section, by index.
+    rvas: Vec<u32>,
+    /// Where the next section goes.
+    next_rva: u32,
+    alignment: u32,
+}
+
+impl Placement {
+    /// Appends `s` at [`Placement::next_rva`] (where a generated section's contents assumed it).
+    fn place(&mut self, s: BSection) {
+        self.rvas.push(self.next_rva);
+        self.next_rva += align(s.virtual_size, self.alignment);
+        self.sections.push(s);
+    }
+}
+
 /// Builder of PE images. Defaults: a native-subsystem x64 driver-like image with NX_COMPAT and
 /// DYNAMIC_BASE, section alignment 0x1000, file alignment 0x200, subsystem version 6.1.
 #[derive(Debug, Clone)]
@@ -155,18 +174,20 @@ impl PeBuilder {
         let size_of_headers = align(headers_len, self.file_alignment);
 
         // Pass 1: RVAs of user sections.
-        let mut sections = self.sections.clone();
-        let mut rva = align(size_of_headers, self.section_alignment);
-        let mut rvas = Vec::new();
-        for s in &sections {
-            rvas.push(rva);
-            rva += align(s.virtual_size, self.section_alignment);
+        let mut layout = Placement {
+            sections: Vec::new(),
+            rvas: Vec::new(),
+            next_rva: align(size_of_headers, self.section_alignment),
+            alignment: self.section_alignment,
+        };
+        for s in &self.sections {
+            layout.place(s.clone());
         }
         let resolve = |r: SectionRef, rvas: &[u32]| rvas[r.0] + r.1;
         let mut dirs = [(0u32, 0u32); 16];
 
         if !self.imports.is_empty() {
-            let base = rva;
+            let base = layout.next_rva;
             let ndll = self.imports.len() as u32;
             let desc_len = (ndll + 1) * 20;
             let mut thunk_tables = Vec::new(); // (ilt_off, iat_off)
@@ -219,18 +240,16 @@ impl PeBuilder {
             dirs[crate::dir::IMPORT] = (base, desc_len);
             dirs[crate::dir::IAT] = (base + iat_start, iat_end - iat_start);
             let vs = buf.len() as u32;
-            sections.push(BSection {
+            layout.place(BSection {
                 name: *b".idata\0\0",
                 characteristics: sf::CNT_INITIALIZED_DATA | sf::MEM_READ | sf::MEM_WRITE,
                 data: buf,
                 virtual_size: vs,
             });
-            rvas.push(base);
-            rva += align(vs, self.section_alignment);
         }
 
         if let Some((dll_name, exports)) = &self.exports {
-            let base = rva;
+            let base = layout.next_rva;
             let mut sorted: Vec<_> = exports.iter().collect();
             sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             let n = sorted.len() as u32;
@@ -253,7 +272,7 @@ impl PeBuilder {
             put(&mut buf, 36, base + ords);
             for (i, (name, at)) in sorted.iter().enumerate() {
                 let i = i as u32;
-                let target = resolve(*at, &rvas);
+                let target = resolve(*at, &layout.rvas);
                 put(&mut buf, eat + 4 * i, target);
                 let nrva = base + buf.len() as u32;
                 buf.extend_from_slice(name.as_bytes());
@@ -264,22 +283,20 @@ impl PeBuilder {
             }
             let vs = buf.len() as u32;
             dirs[crate::dir::EXPORT] = (base, vs);
-            sections.push(BSection {
+            layout.place(BSection {
                 name: *b".edata\0\0",
                 characteristics: sf::CNT_INITIALIZED_DATA | sf::MEM_READ,
                 data: buf,
                 virtual_size: vs,
             });
-            rvas.push(base);
-            rva += align(vs, self.section_alignment);
         }
 
         if !self.relocations.is_empty() {
-            let base = rva;
+            let base = layout.next_rva;
             let mut targets: Vec<u32> = self
                 .relocations
                 .iter()
-                .map(|r| resolve(*r, &rvas))
+                .map(|r| resolve(*r, &layout.rvas))
                 .collect();
             targets.sort_unstable();
             let mut buf = Vec::new();
@@ -303,16 +320,15 @@ impl PeBuilder {
             }
             let vs = buf.len() as u32;
             dirs[crate::dir::BASERELOC] = (base, vs);
-            sections.push(BSection {
+            layout.place(BSection {
                 name: *b".reloc\0\0",
                 characteristics: sf::CNT_INITIALIZED_DATA | sf::MEM_READ | sf::MEM_DISCARDABLE,
                 data: buf,
                 virtual_size: vs,
             });
-            rvas.push(base);
-            rva += align(vs, self.section_alignment);
         }
-        let size_of_image = rva;
+        let size_of_image = layout.next_rva;
+        let Placement { sections, rvas, .. } = layout;
 
         // Pass 2: file layout.
         let mut out = vec![0u8; size_of_headers as usize];

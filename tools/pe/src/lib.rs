@@ -269,6 +269,41 @@ pub struct ImportedDll {
     pub dll: String,
     /// Functions, in table order.
     pub functions: Vec<ImportedFunction>,
+    /// RVA of the DLL's import address table (`FirstThunk`): function `i`'s slot is at
+    /// `iat_rva + i * pointer size`, which a loader overwrites with the bound address.
+    pub iat_rva: u32,
+}
+
+/// One base relocation: the image address at `rva` must be adjusted by the load delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relocation {
+    /// RVA of the field to patch.
+    pub rva: u32,
+    /// `IMAGE_REL_BASED_*` type (3 = HIGHLOW, 32-bit; 10 = DIR64, 64-bit; others as stored).
+    pub kind: u8,
+}
+
+/// `IMAGE_REL_BASED_HIGHLOW`.
+pub const REL_BASED_HIGHLOW: u8 = 3;
+/// `IMAGE_REL_BASED_DIR64`.
+pub const REL_BASED_DIR64: u8 = 10;
+
+/// The COFF `Machine` of a PE image, reading only the DOS header and the PE signature (to pick a
+/// process or refuse an architecture before a full [`Pe::parse`]).
+pub fn machine(data: &[u8]) -> Result<u16> {
+    rd_u16(data, coff_header_offset(data)?, "COFF header")
+}
+
+/// File offset of the COFF header (after `MZ`, `e_lfanew` and `PE\0\0`).
+fn coff_header_offset(data: &[u8]) -> Result<usize> {
+    if data.len() < 0x40 || &data[0..2] != b"MZ" {
+        return Err(PeError::BadMagic("DOS header (MZ)"));
+    }
+    let pe_offset = rd_u32(data, 0x3c, "e_lfanew")? as usize;
+    if data.get(pe_offset..pe_offset.saturating_add(4)) != Some(b"PE\0\0") {
+        return Err(PeError::BadMagic("PE signature"));
+    }
+    Ok(pe_offset + 4)
 }
 
 /// One exported function.
@@ -361,14 +396,8 @@ pub(crate) fn rd_u64(d: &[u8], off: usize, what: &'static str) -> Result<u64> {
 impl<'a> Pe<'a> {
     /// Parse the headers, section table, imports, exports and relocations.
     pub fn parse(data: &'a [u8]) -> Result<Pe<'a>> {
-        if data.len() < 0x40 || &data[0..2] != b"MZ" {
-            return Err(PeError::BadMagic("DOS header (MZ)"));
-        }
-        let pe_offset = rd_u32(data, 0x3c, "e_lfanew")? as usize;
-        if data.get(pe_offset..pe_offset + 4) != Some(b"PE\0\0") {
-            return Err(PeError::BadMagic("PE signature"));
-        }
-        let coff = pe_offset + 4;
+        let coff = coff_header_offset(data)?;
+        let pe_offset = coff - 4;
         let machine = rd_u16(data, coff, "COFF header")?;
         let nsections = rd_u16(data, coff + 2, "COFF header")? as usize;
         let timestamp = rd_u32(data, coff + 4, "COFF header")?;
@@ -465,7 +494,7 @@ impl<'a> Pe<'a> {
         let (name, exports) = pe.parse_exports()?;
         pe.export_dll_name = name;
         pe.exports = exports;
-        pe.relocation_count = pe.parse_relocations()?;
+        pe.relocation_count = pe.relocations()?.len();
         Ok(pe)
     }
 
@@ -637,7 +666,11 @@ impl<'a> Pe<'a> {
                     return Err(PeError::Malformed("unterminated import thunk table".into()));
                 }
             }
-            out.push(ImportedDll { dll, functions });
+            out.push(ImportedDll {
+                dll,
+                functions,
+                iat_rva: first_thunk,
+            });
             desc += 20;
             if out.len() > 10_000 {
                 return Err(PeError::Malformed("unterminated import directory".into()));
@@ -700,17 +733,21 @@ impl<'a> Pe<'a> {
         Ok((dll_name, out))
     }
 
-    fn parse_relocations(&self) -> Result<usize> {
+    /// The base relocations (absolute-type padding entries left out).
+    pub fn relocations(&self) -> Result<Vec<Relocation>> {
         let d = self.directory(dir::BASERELOC);
         if d.virtual_address == 0 || d.size == 0 {
-            return Ok(0);
+            return Ok(Vec::new());
         }
-        let mut count = 0;
+        let mut out = Vec::new();
         let mut pos = 0u32;
         while pos + 8 <= d.size {
+            let page = self.u32_at_rva(d.virtual_address + pos, "relocation block")?;
             let block_size = self.u32_at_rva(d.virtual_address + pos + 4, "relocation block")?;
             if block_size < 8 {
-                break;
+                return Err(PeError::Malformed(format!(
+                    "relocation block at +{pos:#x} has size {block_size}"
+                )));
             }
             let entries = (block_size - 8) / 2;
             for e in 0..entries {
@@ -719,13 +756,17 @@ impl<'a> Pe<'a> {
                     .rva_to_offset(rva)
                     .ok_or(PeError::BadRva("relocation entry", rva))?;
                 let v = rd_u16(self.data, off, "relocation entry")?;
-                if v >> 12 != 0 {
-                    count += 1;
+                let kind = (v >> 12) as u8;
+                if kind != 0 {
+                    out.push(Relocation {
+                        rva: page.wrapping_add(u32::from(v & 0xfff)),
+                        kind,
+                    });
                 }
             }
             pos += block_size;
         }
-        Ok(count)
+        Ok(out)
     }
 }
 
@@ -762,6 +803,25 @@ pub fn update_checksum(data: &mut [u8]) -> Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn machine_needs_only_the_dos_header_and_pe_signature() {
+        let mut d = vec![0u8; 0x100];
+        d[..2].copy_from_slice(b"MZ");
+        d[0x3c] = 0x80;
+        d[0x80..0x84].copy_from_slice(b"PE\0\0");
+        d[0x84..0x86].copy_from_slice(&MACHINE_AMD64.to_le_bytes());
+        assert_eq!(machine(&d).unwrap(), MACHINE_AMD64);
+        assert!(Pe::parse(&d).is_err(), "no optional header: not a whole PE");
+        d[0x80] = b'X';
+        assert!(matches!(machine(&d), Err(PeError::BadMagic(_))));
+        assert!(machine(b"MZ").is_err());
+        d[0x3c] = 0xff;
+        d[0x3d] = 0xff;
+        d[0x3e] = 0xff;
+        d[0x3f] = 0xff;
+        assert!(machine(&d).is_err(), "e_lfanew past the end");
+    }
 
     #[test]
     fn decorated_names() {

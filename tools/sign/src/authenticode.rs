@@ -24,36 +24,74 @@
 //! rounded up to 8) appended to the image; the security directory points at it (a file offset)
 //! and the PE checksum is recomputed.
 
-use crate::der::{content_of, ctx, ctx_prim, null, octets, oid, seq, set_of, tlv, uint};
+use crate::asn1::{
+    DigestInfo, SpcAttributeTypeAndOptionalValue, SpcIndirectDataContent, SpcLink, SpcPeImageData,
+    SpcSpOpusInfo, SpcStatementType,
+};
 use crate::{Error, Result, Signer};
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::signed_data::{
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+};
+use der::asn1::{Any, BitString, ObjectIdentifier, OctetString, SetOfVec};
+use der::{Decode, Encode, SliceReader};
 use rvblk_pe::{dir, Pe};
 use sha2::{Digest, Sha256};
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::attr::Attribute;
+
+const fn oid(dotted: &str) -> ObjectIdentifier {
+    ObjectIdentifier::new_unwrap(dotted)
+}
 
 /// `1.2.840.113549.1.7.2` signedData.
-pub const OID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
+pub const OID_SIGNED_DATA: ObjectIdentifier = oid("1.2.840.113549.1.7.2");
+/// `1.2.840.113549.1.9.3` contentType (signed attribute).
+pub const OID_CONTENT_TYPE: ObjectIdentifier = oid("1.2.840.113549.1.9.3");
+/// `1.2.840.113549.1.9.4` messageDigest (signed attribute).
+pub const OID_MESSAGE_DIGEST: ObjectIdentifier = oid("1.2.840.113549.1.9.4");
 /// `1.3.6.1.4.1.311.2.1.4` SPC_INDIRECT_DATA_OBJID.
-pub const OID_SPC_INDIRECT_DATA: &str = "1.3.6.1.4.1.311.2.1.4";
+pub const OID_SPC_INDIRECT_DATA: ObjectIdentifier = oid("1.3.6.1.4.1.311.2.1.4");
 /// `1.3.6.1.4.1.311.2.1.15` SPC_PE_IMAGE_DATAOBJ.
-pub const OID_SPC_PE_IMAGE_DATA: &str = "1.3.6.1.4.1.311.2.1.15";
+pub const OID_SPC_PE_IMAGE_DATA: ObjectIdentifier = oid("1.3.6.1.4.1.311.2.1.15");
 /// `1.3.6.1.4.1.311.2.1.25` SPC_CAB_DATA_OBJID (used for flat files in catalogs).
-pub const OID_SPC_CAB_DATA: &str = "1.3.6.1.4.1.311.2.1.25";
+pub const OID_SPC_CAB_DATA: ObjectIdentifier = oid("1.3.6.1.4.1.311.2.1.25");
 /// `1.3.6.1.4.1.311.2.1.12` SPC_SP_OPUS_INFO_OBJID.
-pub const OID_SPC_SP_OPUS_INFO: &str = "1.3.6.1.4.1.311.2.1.12";
+pub const OID_SPC_SP_OPUS_INFO: ObjectIdentifier = oid("1.3.6.1.4.1.311.2.1.12");
 /// `1.3.6.1.4.1.311.2.1.11` SPC_STATEMENT_TYPE_OBJID.
-pub const OID_SPC_STATEMENT_TYPE: &str = "1.3.6.1.4.1.311.2.1.11";
+pub const OID_SPC_STATEMENT_TYPE: ObjectIdentifier = oid("1.3.6.1.4.1.311.2.1.11");
 /// `1.3.6.1.4.1.311.2.1.21` SPC_INDIVIDUAL_SP_KEY_PURPOSE_OBJID.
-pub const OID_SPC_INDIVIDUAL: &str = "1.3.6.1.4.1.311.2.1.21";
+pub const OID_SPC_INDIVIDUAL: ObjectIdentifier = oid("1.3.6.1.4.1.311.2.1.21");
 /// `2.16.840.1.101.3.4.2.1` SHA-256.
-pub const OID_SHA256: &str = "2.16.840.1.101.3.4.2.1";
+pub const OID_SHA256: ObjectIdentifier = oid("2.16.840.1.101.3.4.2.1");
 /// `1.3.14.3.2.26` SHA-1.
-pub const OID_SHA1: &str = "1.3.14.3.2.26";
+pub const OID_SHA1: ObjectIdentifier = oid("1.3.14.3.2.26");
 /// `1.2.840.113549.1.1.1` rsaEncryption.
-pub const OID_RSA: &str = "1.2.840.113549.1.1.1";
+pub const OID_RSA: ObjectIdentifier = oid("1.2.840.113549.1.1.1");
 
 /// `WIN_CERT_REVISION_2_0`.
 pub const WIN_CERT_REVISION_2_0: u16 = 0x0200;
 /// `WIN_CERT_TYPE_PKCS_SIGNED_DATA`.
 pub const WIN_CERT_TYPE_PKCS_SIGNED_DATA: u16 = 0x0002;
+
+/// A DER encoding error (of data this crate built itself).
+pub(crate) fn der_error(e: der::Error) -> Error {
+    Error::Crypto(format!("DER encoding: {e}"))
+}
+
+/// `value` as an ANY (its DER encoding).
+pub(crate) fn any(value: &impl Encode) -> Result<Any> {
+    Any::from_der(&value.to_der().map_err(der_error)?).map_err(der_error)
+}
+
+/// `AlgorithmIdentifier { oid, NULL }`, as Windows writes digest and RSA algorithms.
+fn algorithm(oid: ObjectIdentifier) -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned {
+        oid,
+        parameters: Some(Any::null()),
+    }
+}
 
 /// Digest algorithm of a PE hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,12 +104,11 @@ pub enum HashAlg {
 
 impl HashAlg {
     /// `AlgorithmIdentifier { oid, NULL }`.
-    pub fn algorithm_identifier(self) -> Vec<u8> {
-        let o = match self {
+    pub fn algorithm_identifier(self) -> AlgorithmIdentifierOwned {
+        algorithm(match self {
             HashAlg::Sha1 => OID_SHA1,
             HashAlg::Sha256 => OID_SHA256,
-        };
-        seq(&[&oid(o), &null()])
+        })
     }
 
     fn digest(self, parts: &[&[u8]]) -> Vec<u8> {
@@ -150,78 +187,115 @@ pub fn pe_hash(data: &[u8], alg: HashAlg) -> Result<Vec<u8>> {
     ]))
 }
 
+fn spc_indirect_data(
+    value_type: ObjectIdentifier,
+    value: &impl Encode,
+    alg: HashAlg,
+    hash: &[u8],
+) -> Result<SpcIndirectDataContent> {
+    Ok(SpcIndirectDataContent {
+        data: SpcAttributeTypeAndOptionalValue {
+            value_type,
+            value: any(value)?,
+        },
+        message_digest: DigestInfo {
+            digest_algorithm: alg.algorithm_identifier(),
+            digest: OctetString::new(hash).map_err(der_error)?,
+        },
+    })
+}
+
 /// `SpcIndirectDataContent` for a PE image hash.
-pub fn spc_indirect_data_pe(alg: HashAlg, hash: &[u8]) -> Vec<u8> {
-    let obsolete: Vec<u8> = "<<<Obsolete>>>"
-        .encode_utf16()
-        .flat_map(|u| u.to_be_bytes())
-        .collect();
-    let pe_image_data = seq(&[
-        &tlv(0x03, &[0x00]),
-        &ctx(0, &ctx(2, &ctx_prim(0, &obsolete))),
-    ]);
-    let value = seq(&[&oid(OID_SPC_PE_IMAGE_DATA), &pe_image_data]);
-    let digest_info = seq(&[&alg.algorithm_identifier(), &octets(hash)]);
-    seq(&[&value, &digest_info])
+pub fn spc_indirect_data_pe(alg: HashAlg, hash: &[u8]) -> Result<SpcIndirectDataContent> {
+    let pe_image_data = SpcPeImageData {
+        flags: BitString::new(0, Vec::new()).map_err(der_error)?,
+        file: Some(SpcLink::file("<<<Obsolete>>>").map_err(der_error)?),
+    };
+    spc_indirect_data(OID_SPC_PE_IMAGE_DATA, &pe_image_data, alg, hash)
 }
 
-/// `SpcIndirectDataContent` for a flat file (INF) hash, as catalogs carry it.
-pub fn spc_indirect_data_flat(alg: HashAlg, hash: &[u8]) -> Vec<u8> {
-    let value = seq(&[&oid(OID_SPC_CAB_DATA), &ctx(2, &ctx_prim(0, &[]))]);
-    let digest_info = seq(&[&alg.algorithm_identifier(), &octets(hash)]);
-    seq(&[&value, &digest_info])
+/// `SpcIndirectDataContent` for a flat file (INF) hash, as catalogs carry it: the value is
+/// an empty `file` link.
+pub fn spc_indirect_data_flat(alg: HashAlg, hash: &[u8]) -> Result<SpcIndirectDataContent> {
+    let link = SpcLink::file("").map_err(der_error)?;
+    spc_indirect_data(OID_SPC_CAB_DATA, &link, alg, hash)
 }
 
-fn attribute(type_oid: &str, value: &[u8]) -> Vec<u8> {
-    seq(&[&oid(type_oid), &set_of(&[value])])
+/// An attribute with one value.
+pub(crate) fn attribute(oid: ObjectIdentifier, value: &impl Encode) -> Result<Attribute> {
+    let value = any(value)?;
+    Ok(Attribute {
+        oid,
+        values: SetOfVec::try_from(vec![value]).map_err(der_error)?,
+    })
 }
 
-/// A PKCS#7 `ContentInfo(signedData)` over `content` (a complete DER TLV) of type
-/// `content_type`, signed by `signer` with RSA/SHA-256. The messageDigest attribute is the
-/// SHA-256 of the content's value octets (Authenticode/catalog convention).
+/// A PKCS#7 `ContentInfo(signedData)` over `content` of type `content_type`, signed by
+/// `signer` with RSA/SHA-256, DER encoded. The content is carried PKCS#7 v1.5 style (the
+/// structure itself, not wrapped in an OCTET STRING) and the messageDigest attribute is the
+/// SHA-256 of its value octets (without tag and length), as Authenticode and catalogs define.
 pub fn signed_data(
-    content_type: &str,
-    content: &[u8],
+    content_type: ObjectIdentifier,
+    content: &impl Encode,
     signer: &Signer,
     authenticode: bool,
 ) -> Result<Vec<u8>> {
-    let sha256 = HashAlg::Sha256.algorithm_identifier();
-    let message_digest = Sha256::digest(content_of(content));
+    let content = any(content)?;
+    let message_digest =
+        OctetString::new(Sha256::digest(content.value()).to_vec()).map_err(der_error)?;
     let mut attrs = vec![
-        attribute("1.2.840.113549.1.9.3", &oid(content_type)),
-        attribute("1.2.840.113549.1.9.4", &octets(&message_digest)),
-        attribute(OID_SPC_SP_OPUS_INFO, &seq(&[])),
+        attribute(OID_CONTENT_TYPE, &content_type)?,
+        attribute(OID_MESSAGE_DIGEST, &message_digest)?,
+        attribute(OID_SPC_SP_OPUS_INFO, &SpcSpOpusInfo::default())?,
     ];
     if authenticode {
-        attrs.push(attribute(
-            OID_SPC_STATEMENT_TYPE,
-            &seq(&[&oid(OID_SPC_INDIVIDUAL)]),
-        ));
+        let individual: SpcStatementType = vec![OID_SPC_INDIVIDUAL];
+        attrs.push(attribute(OID_SPC_STATEMENT_TYPE, &individual)?);
     }
-    let attr_refs: Vec<&[u8]> = attrs.iter().map(|a| a.as_slice()).collect();
-    let signed_attrs = set_of(&attr_refs);
-    let signature = signer.sign_sha256(&signed_attrs)?;
-    let (issuer, serial) = signer.issuer_and_serial()?;
-    let signer_info = seq(&[
-        &uint(1),
-        &seq(&[&issuer, &serial]),
-        &sha256,
-        &ctx(0, crate::der::content_of(&signed_attrs)),
-        &seq(&[&oid(OID_RSA), &null()]),
-        &octets(&signature),
-    ]);
-    let certs: Vec<u8> = signer
-        .certificates()
-        .flat_map(|c| c.iter().copied())
-        .collect();
-    let sd = seq(&[
-        &uint(1),
-        &set_of(&[&sha256]),
-        &seq(&[&oid(content_type), &ctx(0, content)]),
-        &ctx(0, &certs),
-        &set_of(&[&signer_info]),
-    ]);
-    Ok(seq(&[&oid(OID_SIGNED_DATA), &ctx(0, &sd)]))
+    let signed_attrs = SetOfVec::try_from(attrs).map_err(der_error)?;
+    // The signature covers the attributes encoded as a SET OF (tag 0x31), not as the
+    // `[0] IMPLICIT` field they are stored in (RFC 5652 §5.4).
+    let signature = signer.sign_sha256(&signed_attrs.to_der().map_err(der_error)?)?;
+    let certs = signer.certificates()?;
+    let leaf = &certs[0].tbs_certificate;
+    let signer_info = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: leaf.issuer.clone(),
+            serial_number: leaf.serial_number.clone(),
+        }),
+        digest_alg: HashAlg::Sha256.algorithm_identifier(),
+        signed_attrs: Some(signed_attrs),
+        signature_algorithm: algorithm(OID_RSA),
+        signature: OctetString::new(signature).map_err(der_error)?,
+        unsigned_attrs: None,
+    };
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::try_from(vec![HashAlg::Sha256.algorithm_identifier()])
+            .map_err(der_error)?,
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: content_type,
+            econtent: Some(content),
+        },
+        certificates: Some(CertificateSet(
+            SetOfVec::try_from(
+                certs
+                    .into_iter()
+                    .map(CertificateChoices::Certificate)
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(der_error)?,
+        )),
+        crls: None,
+        signer_infos: SignerInfos(SetOfVec::try_from(vec![signer_info]).map_err(der_error)?),
+    };
+    ContentInfo {
+        content_type: OID_SIGNED_DATA,
+        content: any(&sd)?,
+    }
+    .to_der()
+    .map_err(der_error)
 }
 
 /// Remove an existing embedded signature: truncate at the certificate table and clear the
@@ -246,7 +320,7 @@ pub fn sign_pe(data: &[u8], signer: &Signer) -> Result<Vec<u8>> {
     let hash = pe_hash(&out, HashAlg::Sha256)?;
     let p7 = signed_data(
         OID_SPC_INDIRECT_DATA,
-        &spc_indirect_data_pe(HashAlg::Sha256, &hash),
+        &spc_indirect_data_pe(HashAlg::Sha256, &hash)?,
         signer,
         true,
     )?;
@@ -275,7 +349,11 @@ pub fn embedded_pkcs7(data: &[u8]) -> Result<Option<Vec<u8>>> {
     }
     let len = u32::from_le_bytes(data[off..off + 4].try_into().expect("4 bytes")) as usize;
     let body = &data[off + 8..off + len.min(size)];
-    let (_, hdr, content) =
-        crate::der::read_tlv(body).ok_or_else(|| Error::Pe("bad PKCS#7 blob".into()))?;
-    Ok(Some(body[..hdr + content.len()].to_vec()))
+    // The blob is padded to 8 bytes: its own length is what one ContentInfo decodes from.
+    let mut reader =
+        SliceReader::new(body).map_err(|e| Error::Pe(format!("bad PKCS#7 blob: {e}")))?;
+    ContentInfo::decode(&mut reader).map_err(|e| Error::Pe(format!("bad PKCS#7 blob: {e}")))?;
+    let end = usize::try_from(der::Reader::position(&reader))
+        .map_err(|e| Error::Pe(format!("bad PKCS#7 blob: {e}")))?;
+    Ok(Some(body[..end].to_vec()))
 }

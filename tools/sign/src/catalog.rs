@@ -30,26 +30,35 @@
 //! Windows 7 only understands SHA-1 ("version 1") catalogs; rvblk's Windows 7 path relies on the
 //! embedded signatures, not on the catalog.
 
+use crate::asn1::{CatNameValue, CertificateTrustList, TrustedSubject};
 use crate::authenticode::{
-    pe_hash, signed_data, spc_indirect_data_flat, spc_indirect_data_pe, HashAlg,
+    attribute, der_error, pe_hash, signed_data, spc_indirect_data_flat, spc_indirect_data_pe,
+    HashAlg, OID_SPC_INDIRECT_DATA,
 };
-use crate::der::{ctx_prim, octets, oid, seq, set_of, uint, utc_time, utf16le_nul};
 use crate::{read, write_atomic, Error, Result, Signer};
+use der::asn1::{Any, BmpString, ObjectIdentifier, OctetString, SetOfVec, UtcTime};
+use der::{Tag, TagNumber};
 use sha2::{Digest, Sha256};
+use spki::AlgorithmIdentifierOwned;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// szOID_CTL.
-pub const OID_CTL: &str = "1.3.6.1.4.1.311.10.1";
+pub const OID_CTL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.10.1");
 /// szOID_CATALOG_LIST.
-pub const OID_CATALOG_LIST: &str = "1.3.6.1.4.1.311.12.1.1";
+pub const OID_CATALOG_LIST: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.12.1.1");
 /// szOID_CATALOG_LIST_MEMBER2 (SHA-256 catalogs).
-pub const OID_CATALOG_LIST_MEMBER2: &str = "1.3.6.1.4.1.311.12.1.3";
+pub const OID_CATALOG_LIST_MEMBER2: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.12.1.3");
 /// CAT_NAMEVALUE_OBJID.
-pub const OID_CAT_NAMEVALUE: &str = "1.3.6.1.4.1.311.12.2.1";
+pub const OID_CAT_NAMEVALUE: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.12.2.1");
 /// CAT_MEMBERINFO2_OBJID.
-pub const OID_CAT_MEMBERINFO2: &str = "1.3.6.1.4.1.311.12.2.3";
+pub const OID_CAT_MEMBERINFO2: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.12.2.3");
 /// Name/value flags: CRYPTCAT_ATTR_AUTHENTICATED | NAMEASCII | DATAASCII.
-pub const NAMEVALUE_FLAGS: u64 = 0x1001_0001;
+pub const NAMEVALUE_FLAGS: u32 = 0x1001_0001;
 /// OSAttr written for every member: Windows 7, 8, 8.1 and 10/11.
 pub const OS_ATTR: &str = "2:6.1,2:6.2,2:6.3,2:10.0";
 /// `thisUpdate` of every catalog (2024-01-01T00:00:00Z): fixed for reproducible output.
@@ -136,59 +145,77 @@ pub fn package_members(package_dir: &Path) -> Result<Vec<Member>> {
     Ok(members)
 }
 
-fn name_value(name: &str, value: &str) -> Vec<u8> {
-    seq(&[
-        &oid(OID_CAT_NAMEVALUE),
-        &set_of(&[&seq(&[
-            &crate::der::bmp(name),
-            &uint(NAMEVALUE_FLAGS),
-            &octets(&utf16le_nul(value)),
-        ])]),
-    ])
+/// UTF-16LE bytes with a terminating NUL (Windows `WCHAR*`, as catalogs store values).
+fn utf16le_nul(s: &str) -> Vec<u8> {
+    s.encode_utf16()
+        .chain([0])
+        .flat_map(u16::to_le_bytes)
+        .collect()
 }
 
-/// The DER of the CTL (the catalog's signed content) for `members`.
-pub fn ctl(members: &[Member]) -> Vec<u8> {
-    let mut entries = Vec::new();
+fn name_value(name: &str, value: &str) -> Result<x509_cert::attr::Attribute> {
+    let nv = CatNameValue {
+        tag: BmpString::from_utf8(name).map_err(der_error)?,
+        flags: NAMEVALUE_FLAGS,
+        value: OctetString::new(utf16le_nul(value)).map_err(der_error)?,
+    };
+    attribute(OID_CAT_NAMEVALUE, &nv)
+}
+
+/// The CTL (the catalog's signed content) for `members`.
+pub fn ctl(members: &[Member]) -> Result<CertificateTrustList> {
+    let mut subjects = Vec::new();
     let mut list_id = Sha256::new();
     for m in members {
         list_id.update(&m.hash);
         let spc = if m.is_pe {
-            spc_indirect_data_pe(HashAlg::Sha256, &m.hash)
+            spc_indirect_data_pe(HashAlg::Sha256, &m.hash)?
         } else {
-            spc_indirect_data_flat(HashAlg::Sha256, &m.hash)
+            spc_indirect_data_flat(HashAlg::Sha256, &m.hash)?
         };
-        let attrs = [
-            seq(&[&oid(OID_CAT_MEMBERINFO2), &set_of(&[&ctx_prim(2, &[])])]),
-            name_value("File", &m.name),
-            name_value("OSAttr", OS_ATTR),
-            seq(&[
-                &oid(crate::authenticode::OID_SPC_INDIRECT_DATA),
-                &set_of(&[&spc]),
-            ]),
+        // CAT_MEMBERINFO2's value as Inf2Cat writes it: an empty `[2]` primitive.
+        let member_info = Any::new(
+            Tag::ContextSpecific {
+                constructed: false,
+                number: TagNumber::N2,
+            },
+            Vec::new(),
+        )
+        .map_err(der_error)?;
+        let attributes = vec![
+            attribute(OID_CAT_MEMBERINFO2, &member_info)?,
+            name_value("File", &m.name)?,
+            name_value("OSAttr", OS_ATTR)?,
+            attribute(OID_SPC_INDIRECT_DATA, &spc)?,
         ];
-        let refs: Vec<&[u8]> = attrs.iter().map(|a| a.as_slice()).collect();
-        entries.push(seq(&[&octets(&m.hash), &set_of(&refs)]));
+        subjects.push(TrustedSubject {
+            subject_identifier: OctetString::new(m.hash.clone()).map_err(der_error)?,
+            attributes: SetOfVec::try_from(attributes).map_err(der_error)?,
+        });
     }
-    let entry_refs: Vec<&[u8]> = entries.iter().map(|e| e.as_slice()).collect();
     let list_id = list_id.finalize();
-    seq(&[
-        &seq(&[&oid(OID_CATALOG_LIST)]),
-        &octets(&list_id[..16]),
-        &utc_time(THIS_UPDATE),
-        &seq(&[&oid(OID_CATALOG_LIST_MEMBER2), &crate::der::null()]),
-        &seq(&[&entry_refs.concat()]),
-    ])
+    Ok(CertificateTrustList {
+        subject_usage: vec![OID_CATALOG_LIST],
+        list_identifier: OctetString::new(&list_id[..16]).map_err(der_error)?,
+        this_update: UtcTime::from_unix_duration(Duration::from_secs(THIS_UPDATE))
+            .map_err(der_error)?,
+        subject_algorithm: AlgorithmIdentifierOwned {
+            oid: OID_CATALOG_LIST_MEMBER2,
+            parameters: Some(Any::null()),
+        },
+        trusted_subjects: subjects,
+    })
 }
 
 /// Build and sign a catalog over `members`.
 pub fn build_catalog(members: &[Member], signer: &Signer) -> Result<Vec<u8>> {
-    signed_data(OID_CTL, &ctl(members), signer, false)
+    signed_data(OID_CTL, &ctl(members)?, signer, false)
 }
 
-/// The catalog file name the package's INF names with `CatalogFile=` (undecorated entry first,
-/// then a decorated `CatalogFile.NT...` one), or `rvblk.cat`. The INF is `rvblk.inf` in the
-/// package directory, else the first `*.inf` there. UTF-16LE INFs (with BOM) are understood.
+/// The catalog file name the package's INF names with `CatalogFile=` in `[Version]`
+/// (undecorated entry first, then a decorated `CatalogFile.NT...` one), or `rvblk.cat`. The
+/// INF is `rvblk.inf` in the package directory, else the first `*.inf` there (read by
+/// `rvblk-inf`: UTF-16LE with BOM, UTF-8 or ANSI).
 pub fn catalog_name(package_dir: &Path) -> Result<String> {
     let mut inf = package_dir.join("rvblk.inf");
     if !inf.exists() {
@@ -207,35 +234,22 @@ pub fn catalog_name(package_dir: &Path) -> Result<String> {
             None => return Ok("rvblk.cat".into()),
         }
     }
-    let raw = read(&inf)?;
-    let text = if raw.starts_with(&[0xff, 0xfe]) {
-        let units: Vec<u16> = raw[2..]
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        String::from_utf16_lossy(&units)
-    } else {
-        String::from_utf8_lossy(raw.strip_prefix(&[0xef, 0xbb, 0xbf]).unwrap_or(&raw)).into_owned()
+    let inf = rvblk_inf::Inf::from_bytes(&read(&inf)?);
+    let usable = |v: String| (!v.is_empty() && !v.contains(['/', '\\'])).then_some(v);
+    let entries = inf.section("Version").unwrap_or_default();
+    let undecorated = entries
+        .iter()
+        .filter(|e| e.key.eq_ignore_ascii_case("CatalogFile"))
+        .find_map(|e| usable(inf.resolve(&e.value)));
+    let decorated = || {
+        entries
+            .iter()
+            .filter(|e| e.key.to_ascii_lowercase().starts_with("catalogfile."))
+            .find_map(|e| usable(inf.resolve(&e.value)))
     };
-    let mut decorated = None;
-    for line in text.lines() {
-        let line = line.split(';').next().unwrap_or("").trim();
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let key = key.trim().to_ascii_lowercase();
-        let value = value.trim().trim_matches('"').to_string();
-        if value.is_empty() || value.contains(['/', '\\']) {
-            continue;
-        }
-        if key == "catalogfile" {
-            return Ok(value);
-        }
-        if key.starts_with("catalogfile.") && decorated.is_none() {
-            decorated = Some(value);
-        }
-    }
-    Ok(decorated.unwrap_or_else(|| "rvblk.cat".into()))
+    Ok(undecorated
+        .or_else(decorated)
+        .unwrap_or_else(|| "rvblk.cat".into()))
 }
 
 /// Write and sign the catalog of `package_dir` (named by [`catalog_name`], placed in the package
@@ -253,4 +267,46 @@ pub fn sign_catalog(package_dir: &Path, signer: &Signer) -> Result<PathBuf> {
     let path = package_dir.join(name);
     write_atomic(&path, &cat)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name_for(inf: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rvblk.inf"), inf).unwrap();
+        catalog_name(dir.path()).unwrap()
+    }
+
+    #[test]
+    fn catalog_name_comes_from_version() {
+        assert_eq!(
+            name_for(b"[Version]\r\nCatalogFile.NTamd64=b.cat\r\nCatalogFile = \"a.cat\" ; x\r\n"),
+            "a.cat"
+        );
+        assert_eq!(
+            name_for(b"[Version]\nCatalogFile.NTx86=%Cat%\n[Strings]\nCat=s.cat\n"),
+            "s.cat"
+        );
+        assert_eq!(
+            name_for(b"[Other]\nCatalogFile=o.cat\n"),
+            "rvblk.cat",
+            "only [Version]"
+        );
+        assert_eq!(
+            name_for(b"[Version]\nCatalogFile=..\\up.cat\n"),
+            "rvblk.cat",
+            "no paths"
+        );
+        let utf16: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain(
+                "[Version]\r\nCatalogFile=u.cat\r\n"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes),
+            )
+            .collect();
+        assert_eq!(name_for(&utf16), "u.cat");
+    }
 }

@@ -7,6 +7,9 @@
 //! * [`catalog::sign_catalog`]: write and sign the package's `.cat`.
 //! * [`sign_package`]: all `.sys` files of a package directory, then its catalog.
 //!
+//! The CMS structures come from the `cms` crate, the Microsoft ones inside them are `der` types
+//! ([`asn1`]), certificates are `x509-cert`, PEM is `der`'s.
+//!
 //! Signatures are deterministic: no signing-time attribute is added and RSA PKCS#1 v1.5 is
 //! deterministic, so signing the same input twice gives byte-identical output.
 
@@ -17,10 +20,10 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub mod asn1;
 pub mod authenticode;
 pub mod catalog;
 pub mod cli;
-pub mod der;
 
 pub use authenticode::{pe_hash, sign_pe, HashAlg};
 
@@ -59,22 +62,9 @@ pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Io(path.to_path_buf(), e))
 }
 
-/// Write `data` to `path` atomically: a temporary file in the same directory, then a rename.
+/// Write `data` to `path` atomically (`rvblk-outfile`): on an error `path` is untouched.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.rvblk-sign-{}.tmp", std::process::id()));
-    std::fs::write(&tmp, data).map_err(|e| Error::Io(tmp.clone(), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::Io(path.to_path_buf(), e)
-    })
+    rvblk_outfile::write(path, data).map_err(|e| Error::Io(e.path, e.source))
 }
 
 /// The default subject of test certificates.
@@ -165,14 +155,14 @@ impl Signer {
             .and_then(|_| builder.add_extension(&ExtendedKeyUsage(vec![const_oid_code_signing()])))
             .and_then(|_| {
                 builder.add_extension(&SubjectKeyIdentifier(
-                    ::der::asn1::OctetString::new(ski.to_vec()).expect("20 bytes"),
+                    der::asn1::OctetString::new(ski.to_vec()).expect("20 bytes"),
                 ))
             })
             .map_err(crypto("certificate extension"))?;
         let cert = builder
             .build::<rsa::pkcs1v15::Signature>()
             .map_err(crypto("certificate signing"))?;
-        let cert_der = ::der::Encode::to_der(&cert).map_err(crypto("certificate encoding"))?;
+        let cert_der = der::Encode::to_der(&cert).map_err(crypto("certificate encoding"))?;
         Ok(Signer {
             key,
             cert_der,
@@ -254,7 +244,8 @@ impl Signer {
 
     /// The certificate as PEM (`-----BEGIN CERTIFICATE-----`), e.g. for `osslsigncode -CAfile`.
     pub fn cert_pem(&self) -> String {
-        pem_encode("CERTIFICATE", &self.cert_der)
+        der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &self.cert_der)
+            .expect("a certificate's DER fits in PEM")
     }
 
     /// SHA-1 thumbprint of the certificate (what `certutil` and signtool show), upper-case hex.
@@ -263,27 +254,12 @@ impl Signer {
     }
 
     /// Certificates to embed in a signature: the leaf, then the rest of the chain.
-    pub(crate) fn certificates(&self) -> impl Iterator<Item = &[u8]> {
-        std::iter::once(self.cert_der.as_slice())
-            .chain(self.extra_certs.iter().map(|c| c.as_slice()))
-    }
-
-    /// The DER of the certificate's issuer Name and serial number INTEGER.
-    pub(crate) fn issuer_and_serial(&self) -> Result<(Vec<u8>, Vec<u8>)> {
-        use ::der::{Decode, Encode};
-        let cert =
-            x509_cert::Certificate::from_der(&self.cert_der).map_err(crypto("certificate"))?;
-        let issuer = cert
-            .tbs_certificate
-            .issuer
-            .to_der()
-            .map_err(crypto("issuer"))?;
-        let serial = cert
-            .tbs_certificate
-            .serial_number
-            .to_der()
-            .map_err(crypto("serial"))?;
-        Ok((issuer, serial))
+    pub(crate) fn certificates(&self) -> Result<Vec<x509_cert::Certificate>> {
+        use der::Decode;
+        std::iter::once(&self.cert_der)
+            .chain(&self.extra_certs)
+            .map(|c| x509_cert::Certificate::from_der(c).map_err(crypto("certificate")))
+            .collect()
     }
 
     /// RSA PKCS#1 v1.5 signature with SHA-256 over `data`.
@@ -324,38 +300,13 @@ fn normalize_dn(dn: &str) -> String {
         .to_string()
 }
 
-fn const_oid_code_signing() -> ::der::asn1::ObjectIdentifier {
-    ::der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3")
+fn const_oid_code_signing() -> der::asn1::ObjectIdentifier {
+    der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3")
 }
 
 /// Upper-case hex.
 pub fn hex_upper(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02X}")).collect()
-}
-
-fn pem_encode(label: &str, der: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = String::new();
-    for chunk in der.chunks(3) {
-        let n = chunk.len();
-        let v = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= n {
-                b64.push(T[((v >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                b64.push('=');
-            }
-        }
-    }
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("ascii"));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 /// Sign one PE file in place (atomically): embedded Authenticode SHA-256, checksum updated.
@@ -391,20 +342,5 @@ mod tests {
     fn dn_normalization() {
         assert_eq!(normalize_dn(" CN=a b , O=c"), "CN=a b,O=c");
         assert_eq!(normalize_dn("CN=a\\, b,O=c"), "CN=a\\, b,O=c");
-    }
-
-    #[test]
-    fn pem_roundtrip_shape() {
-        let p = pem_encode("X", &[0xff; 50]);
-        assert!(p.starts_with("-----BEGIN X-----\n"));
-        assert!(p.contains("/w==") || p.contains("//8="), "{p}");
-        assert_eq!(
-            pem_encode("X", b"abc"),
-            "-----BEGIN X-----\nYWJj\n-----END X-----\n"
-        );
-        assert_eq!(
-            pem_encode("X", b"ab"),
-            "-----BEGIN X-----\nYWI=\n-----END X-----\n"
-        );
     }
 }

@@ -383,26 +383,7 @@ fn package_catalog_lists_the_right_hashes_and_verifies() {
 
     // Every .sys: embedded signature and catalog membership.
     for arch in ["amd64", "x86", "arm64"] {
-        let sys = pkg.join(arch).join("rvblk.sys");
-        let (ok, out) = verify_pe(&ca, &sys);
-        assert!(ok, "{arch}: {out}");
-        assert!(Pe::parse(&std::fs::read(&sys).unwrap())
-            .unwrap()
-            .checksum_valid());
-        let o = Command::new(osslsigncode())
-            .args(["verify", "-CAfile"])
-            .arg(&ca)
-            .arg("-catalog")
-            .arg(&cat)
-            .arg("-in")
-            .arg(&sys)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{arch}: not in catalog: {}",
-            String::from_utf8_lossy(&o.stdout)
-        );
+        verify_signed_member(&ca, &cat, &pkg.join(arch).join("rvblk.sys"));
     }
     // A file that is not in the package is not in the catalog.
     let stranger = dir.path().join("stranger.sys");
@@ -510,15 +491,17 @@ fn cli_cert_then_sign_and_errors_leave_inputs_untouched() {
     let img = compile(dir.path(), "x86_64-pc-windows-msvc");
     let sys = dir.path().join("drv.sys");
     std::fs::write(&sys, &img).unwrap();
-    let code = rvblk_sign::cli::sign(args(&[
-        "file",
-        "--pfx",
-        pfx.to_str().unwrap(),
-        "--password",
-        "s3cret",
-        sys.to_str().unwrap(),
-    ]));
-    assert_eq!(code, ExitCode::SUCCESS);
+    let sign_file = |password: &str, file: &Path| {
+        rvblk_sign::cli::sign(args(&[
+            "file",
+            "--pfx",
+            pfx.to_str().unwrap(),
+            "--password",
+            password,
+            file.to_str().unwrap(),
+        ]))
+    };
+    assert_eq!(sign_file("s3cret", &sys), ExitCode::SUCCESS);
     let ca = dir.path().join("cli.pem");
     std::fs::write(&ca, loaded.cert_pem()).unwrap();
     let (ok, text) = verify_pe(&ca, &sys);
@@ -526,27 +509,11 @@ fn cli_cert_then_sign_and_errors_leave_inputs_untouched() {
 
     // Errors: non-zero exit, inputs untouched.
     let signed = std::fs::read(&sys).unwrap();
-    let code = rvblk_sign::cli::sign(args(&[
-        "file",
-        "--pfx",
-        pfx.to_str().unwrap(),
-        "--password",
-        "nope",
-        sys.to_str().unwrap(),
-    ]));
-    assert_ne!(code, ExitCode::SUCCESS);
+    assert_ne!(sign_file("nope", &sys), ExitCode::SUCCESS);
     assert_eq!(std::fs::read(&sys).unwrap(), signed);
     let junk = dir.path().join("junk.sys");
     std::fs::write(&junk, b"MZ not really").unwrap();
-    let code = rvblk_sign::cli::sign(args(&[
-        "file",
-        "--pfx",
-        pfx.to_str().unwrap(),
-        "--password",
-        "s3cret",
-        junk.to_str().unwrap(),
-    ]));
-    assert_ne!(code, ExitCode::SUCCESS);
+    assert_ne!(sign_file("s3cret", &junk), ExitCode::SUCCESS);
     assert_eq!(std::fs::read(&junk).unwrap(), b"MZ not really");
     assert_ne!(rvblk_sign::cli::sign(args(&["bogus"])), ExitCode::SUCCESS);
     assert_ne!(rvblk_sign::cli::sign(args(&["file"])), ExitCode::SUCCESS);
@@ -610,27 +577,33 @@ fn real_package_signs_and_verifies() {
     sys.retain(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("sys")));
     assert!(!sys.is_empty());
     for s in &sys {
-        let (ok, out) = verify_pe(&ca, s);
-        assert!(ok, "{}: {out}", s.display());
-        assert!(Pe::parse(&std::fs::read(s).unwrap())
-            .unwrap()
-            .checksum_valid());
-        let o = Command::new(osslsigncode())
-            .args(["verify", "-CAfile"])
-            .arg(&ca)
-            .arg("-catalog")
-            .arg(&cat)
-            .arg("-in")
-            .arg(s)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{} not in {}",
-            s.display(),
-            cat.display()
-        );
+        verify_signed_member(&ca, &cat, s);
     }
+}
+
+/// `sys` carries a valid embedded signature and checksum, and its hash is a member of `cat`.
+fn verify_signed_member(ca: &Path, cat: &Path, sys: &Path) {
+    let (ok, out) = verify_pe(ca, sys);
+    assert!(ok, "{}: {out}", sys.display());
+    assert!(Pe::parse(&std::fs::read(sys).unwrap())
+        .unwrap()
+        .checksum_valid());
+    let o = Command::new(osslsigncode())
+        .args(["verify", "-CAfile"])
+        .arg(ca)
+        .arg("-catalog")
+        .arg(cat)
+        .arg("-in")
+        .arg(sys)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{} not in {}: {}",
+        sys.display(),
+        cat.display(),
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -55,6 +55,12 @@ impl Error {
     }
 }
 
+impl From<rvblk_outfile::Error> for Error {
+    fn from(e: rvblk_outfile::Error) -> Self {
+        Error::io(&e.path, e.action, &e.source)
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.msg)

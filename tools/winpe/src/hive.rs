@@ -271,32 +271,10 @@ impl RegistryHive for Hive {
     }
 }
 
-/// Commits `hive` over its own file safely: write a sibling temp file, fsync, rename into place
-/// (keeping the original's permissions). An interruption leaves the old file intact.
+/// Commits `hive` over its own file atomically (`rvblk-outfile`: a sibling temporary file that
+/// hivex writes, synced, renamed into place with the original's mode). An interruption leaves
+/// the old file intact.
 pub fn commit_in_place(hive: &mut Hive) -> Result<()> {
     let path = hive.path().to_path_buf();
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.rvblk-tmp"));
-    let result = (|| {
-        hive.commit_to(&tmp)?;
-        let perms = std::fs::metadata(&path)
-            .map_err(|e| Error::io(&path, "stat", &e))?
-            .permissions();
-        std::fs::set_permissions(&tmp, perms).map_err(|e| Error::io(&tmp, "chmod", &e))?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(&tmp, "fsync", &e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "cannot replace", &e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    rvblk_outfile::replace_with(&path, |_, tmp| hive.commit_to(tmp))
 }

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hive::Hive;
-use crate::package::{pe_machine, Arch, Package};
+use crate::package::{Arch, Package};
 use crate::store::{FileOp, ImageInfo, WimStore};
 use crate::system::{self, WIM_INF_PATH, WIM_KERNEL, WIM_SYSTEM_HIVE, WIM_SYS_PATH};
 use crate::wim::Wim;
@@ -124,11 +124,11 @@ pub fn image_arch<W: WimStore>(wim: &mut W, info: &ImageInfo) -> Result<Arch> {
             format!("image {}: cannot tell its architecture (no WINDOWS/ARCH metadata and no \\Windows\\System32\\ntoskrnl.exe)", info.index),
         )
     })?;
-    let m = pe_machine(&kernel).ok_or_else(|| {
+    let m = rvblk_pe::machine(&kernel).map_err(|e| {
         Error::new(
             ErrorKind::Arch,
             format!(
-                "image {}: \\Windows\\System32\\ntoskrnl.exe is not a PE image",
+                "image {}: \\Windows\\System32\\ntoskrnl.exe is not a PE image ({e})",
                 info.index
             ),
         )

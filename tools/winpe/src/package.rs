@@ -2,6 +2,7 @@
 //! facts the registry entries need (provider, version, date, descriptions, install section).
 
 use crate::error::{Error, ErrorKind, Result};
+use rvblk_inf::Inf;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -67,19 +68,6 @@ impl fmt::Display for Arch {
     }
 }
 
-/// Reads the COFF `Machine` field of a PE image (`MZ`, `e_lfanew` at 0x3c, `PE\0\0`).
-pub fn pe_machine(data: &[u8]) -> Option<u16> {
-    if data.len() < 0x40 || &data[..2] != b"MZ" {
-        return None;
-    }
-    let off = u32::from_le_bytes(data[0x3c..0x40].try_into().ok()?) as usize;
-    let hdr = data.get(off..off.checked_add(6)?)?;
-    if &hdr[..4] != b"PE\0\0" {
-        return None;
-    }
-    Some(u16::from_le_bytes([hdr[4], hdr[5]]))
-}
-
 /// Facts taken from `rvblk.inf` (with defaults when the INF leaves something out).
 #[derive(Debug, Clone)]
 pub struct InfInfo {
@@ -127,128 +115,10 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Decodes an INF: UTF-16LE with BOM, UTF-8 (with or without BOM), else Latin-1.
-fn decode_text(b: &[u8]) -> String {
-    if b.starts_with(&[0xff, 0xfe]) {
-        let u: Vec<u16> = b[2..]
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        return String::from_utf16_lossy(&u);
-    }
-    let b = b.strip_prefix(&[0xef, 0xbb, 0xbf]).unwrap_or(b);
-    match std::str::from_utf8(b) {
-        Ok(s) => s.to_string(),
-        Err(_) => b.iter().map(|&c| c as char).collect(),
-    }
-}
-
-/// A minimal INF reader: sections of `key = value` lines (comments after `;`, quotes removed,
-/// `%token%` resolved from `[Strings]`).
-struct Inf {
-    sections: Vec<(String, Vec<(String, String)>)>,
-    strings: HashMap<String, String>,
-}
-
-impl Inf {
-    fn parse(text: &str) -> Inf {
-        let mut sections: Vec<(String, Vec<(String, String)>)> = Vec::new();
-        for raw in text.lines() {
-            let line = strip_comment(raw).trim().to_string();
-            if line.is_empty() {
-                continue;
-            }
-            if line.starts_with('[') && line.ends_with(']') {
-                sections.push((line[1..line.len() - 1].trim().to_string(), Vec::new()));
-                continue;
-            }
-            let Some((_, entries)) = sections.last_mut() else {
-                continue;
-            };
-            let (k, v) = match line.split_once('=') {
-                Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
-                None => (String::new(), line.clone()),
-            };
-            entries.push((k, v));
-        }
-        let mut strings = HashMap::new();
-        for (name, entries) in &sections {
-            if name.eq_ignore_ascii_case("Strings") {
-                for (k, v) in entries {
-                    strings.insert(k.to_ascii_lowercase(), unquote(v));
-                }
-            }
-        }
-        Inf { sections, strings }
-    }
-
-    fn section(&self, name: &str) -> Option<&[(String, String)]> {
-        self.sections
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, e)| e.as_slice())
-    }
-
-    fn get(&self, section: &str, key: &str) -> Option<String> {
-        self.section(section)?
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| self.resolve(v))
-    }
-
-    fn resolve(&self, v: &str) -> String {
-        let v = unquote(v);
-        let mut out = String::new();
-        let mut rest = v.as_str();
-        while let Some(start) = rest.find('%') {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 1..];
-            match after.find('%') {
-                Some(end) => {
-                    let token = &after[..end];
-                    match self.strings.get(&token.to_ascii_lowercase()) {
-                        Some(s) => out.push_str(s),
-                        None if token.is_empty() => out.push('%'),
-                        None => out.push_str(token),
-                    }
-                    rest = &after[end + 1..];
-                }
-                None => {
-                    out.push_str(&rest[start..]);
-                    rest = "";
-                }
-            }
-        }
-        out.push_str(rest);
-        out
-    }
-}
-
-fn strip_comment(line: &str) -> &str {
-    let mut in_quotes = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' => in_quotes = !in_quotes,
-            ';' if !in_quotes => return &line[..i],
-            _ => {}
-        }
-    }
-    line
-}
-
-fn unquote(v: &str) -> String {
-    let v = v.trim();
-    if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
-        v[1..v.len() - 1].replace("\"\"", "\"")
-    } else {
-        v.to_string()
-    }
-}
-
 /// Extracts [`InfInfo`] from INF text. Missing facts fall back to neutral defaults
 /// (provider/manufacturer "rvblk", date 01/01/2025, version 0.0.0.0).
 pub fn parse_inf(bytes: &[u8]) -> InfInfo {
-    let inf = Inf::parse(&decode_text(bytes));
+    let inf = Inf::from_bytes(bytes);
     let provider = inf
         .get("Version", "Provider")
         .unwrap_or_else(|| "rvblk".into());
@@ -274,13 +144,11 @@ pub fn parse_inf(bytes: &[u8]) -> InfInfo {
     // [Manufacturer] %Mfg% = Models, NTx86, NTamd64, NTarm64
     if let Some((mfg_key, models)) = inf
         .section("Manufacturer")
-        .and_then(|e| e.first())
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .and_then(|e| e.first().map(|e| (e.key.clone(), e.value.clone())))
     {
         manufacturer = inf.resolve(&mfg_key);
-        let mut parts = models.split(',').map(str::trim);
-        let base = parts.next().unwrap_or("").to_string();
-        let decorations: Vec<&str> = parts.collect();
+        let parts = rvblk_inf::fields(&models);
+        let (base, decorations) = parts.split_first().expect("fields() returns at least one");
         for arch in [Arch::X86, Arch::Amd64, Arch::Arm64] {
             let decorated = decorations
                 .iter()
@@ -293,11 +161,13 @@ pub fn parse_inf(bytes: &[u8]) -> InfInfo {
             let Some(entries) = candidates.iter().flatten().find_map(|s| inf.section(s)) else {
                 continue;
             };
-            for (desc, rhs) in entries {
-                let mut fields = rhs.split(',').map(str::trim);
-                let section = fields.next().unwrap_or("");
-                if fields.any(|id| id.eq_ignore_ascii_case(HARDWARE_ID)) {
-                    device_desc = inf.resolve(desc);
+            for entry in entries {
+                let fields = entry.fields();
+                let Some((section, ids)) = fields.split_first() else {
+                    continue;
+                };
+                if ids.iter().any(|id| id.eq_ignore_ascii_case(HARDWARE_ID)) {
+                    device_desc = inf.resolve(&entry.key);
                     // Windows picks the most specific decorated DDInstall section.
                     let best = [
                         format!("{section}.{}", arch.inf_decoration()),
@@ -410,16 +280,5 @@ mod tests {
             u64::from_le_bytes(i.driver_date_data()),
             133_857_792_000_000_000
         );
-    }
-
-    #[test]
-    fn pe() {
-        let mut d = vec![0u8; 0x100];
-        d[..2].copy_from_slice(b"MZ");
-        d[0x3c] = 0x80;
-        d[0x80..0x84].copy_from_slice(b"PE\0\0");
-        d[0x84..0x86].copy_from_slice(&0x8664u16.to_le_bytes());
-        assert_eq!(pe_machine(&d), Some(0x8664));
-        assert_eq!(pe_machine(b"nope"), None);
     }
 }

@@ -2,7 +2,6 @@
 //! (x64) and one F6 floppy image per architecture (`rvblk-f6.img`, `rvblk-f6-amd64.img`).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::floppy::build_f6_image;
@@ -73,28 +72,8 @@ fn write_arch(package_dir: &Path, arch: XpArch, driver: &[u8]) -> Result<PathBuf
     Ok(path)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
-/// reader never sees a half-written file.
+/// Writes `bytes` to `path` atomically (`rvblk-outfile`), so a reader never sees a
+/// half-written file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), XpError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.rvblk-tmp"));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp).map_err(|e| XpError::io(&tmp, "create", e))?;
-        file.write_all(bytes)
-            .map_err(|e| XpError::io(&tmp, "write", e))?;
-        file.sync_all().map_err(|e| XpError::io(&tmp, "sync", e))?;
-        drop(file);
-        fs::rename(&tmp, path).map_err(|e| XpError::io(path, "replace", e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    rvblk_outfile::write(path, bytes).map_err(|e| XpError::io(&e.path, e.action, e.source))
 }

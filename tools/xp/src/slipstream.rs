@@ -588,18 +588,11 @@ fn content(line: &str) -> &str {
     line.trim_end_matches(['\r', '\n']).trim()
 }
 
-fn section_name(line: &str) -> Option<&str> {
-    let c = content(line);
-    let inner = c.strip_prefix('[')?;
-    let close = inner.find(']')?;
-    Some(inner[..close].trim())
-}
-
 fn sections(lines: &[String], name: &str) -> Vec<Section> {
     let mut out = Vec::new();
     let mut current: Option<usize> = None;
     for (i, line) in lines.iter().enumerate() {
-        if let Some(n) = section_name(line) {
+        if let Some(n) = rvblk_inf::section_header(line) {
             if let Some(h) = current.take() {
                 out.push(Section { header: h, end: i });
             }
@@ -615,16 +608,6 @@ fn sections(lines: &[String], name: &str) -> Vec<Section> {
         });
     }
     out
-}
-
-/// The key of an INF line `key = value` (quotes removed), or `None` for blanks and comments.
-fn line_key(line: &str) -> Option<String> {
-    let c = content(line);
-    if c.is_empty() || c.starts_with(';') || c.starts_with('[') {
-        return None;
-    }
-    let key = c.split_once('=').map_or(c, |(k, _)| k).trim();
-    Some(key.trim_matches('"').to_string())
 }
 
 /// One wanted state of a section: keys we own, and the lines we want for some of them.
@@ -749,11 +732,13 @@ fn edit_txtsetup_sif(
     }
 
     let services = [SERVICE, SERVICE_DISKS];
-    let is_driver = |line: &str| line_key(line).filter(|k| k.eq_ignore_ascii_case(DRIVER_FILE));
-    let is_service =
-        |line: &str| line_key(line).filter(|k| services.iter().any(|s| k.eq_ignore_ascii_case(s)));
+    let is_driver =
+        |line: &str| rvblk_inf::entry_key(line).filter(|k| k.eq_ignore_ascii_case(DRIVER_FILE));
+    let is_service = |line: &str| {
+        rvblk_inf::entry_key(line).filter(|k| services.iter().any(|s| k.eq_ignore_ascii_case(s)))
+    };
     let is_hwid = |line: &str| {
-        line_key(line).filter(|k| {
+        rvblk_inf::entry_key(line).filter(|k| {
             services.iter().any(|s| {
                 k.eq_ignore_ascii_case(&format!("DETECTED\\{s}"))
                     || k.eq_ignore_ascii_case(&format!("DETECTED\\Isa\\{s}"))
@@ -816,17 +801,15 @@ fn edit_dosnet(file: &TextFile, path: &Path, add: bool) -> Result<TextFile, XpEr
             "no [Files] section: not a dosnet.inf",
         ));
     }
+    // `d1,rvblkxp.sys`: disk, file.
     let is_driver = |line: &str| {
-        let c = content(line);
-        if c.starts_with(';') || c.contains('=') {
+        let ("", value) = rvblk_inf::split_entry(line)? else {
             return None;
-        }
-        let mut fields = c.split(',').map(str::trim);
-        let _disk = fields.next()?;
-        fields
-            .next()
+        };
+        rvblk_inf::fields(value)
+            .into_iter()
+            .nth(1)
             .filter(|f| f.eq_ignore_ascii_case(DRIVER_FILE))
-            .map(str::to_string)
     };
     let edit = SectionEdit {
         section: "Files",

@@ -55,51 +55,27 @@ pub fn run(program: &str, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// A minimal INI/INF parser written for the tests (independent of the library): sections in
-/// order, each with its non-comment lines as (key, values) with quotes removed.
+/// An INF-style file as the tests inspect it: sections in order, each with its non-comment
+/// lines as (key, fields) with quotes removed.
 pub type Ini = Vec<(String, Vec<(String, Vec<String>)>)>;
 
+/// Reads a generated file with `rvblk-inf`, the tools' INF reader (the templates that write
+/// these files do not use it).
 pub fn parse_ini(text: &str) -> Ini {
-    let mut out: Ini = Vec::new();
-    for raw in text.lines() {
-        let line = strip_comment(raw).trim();
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix('[') {
-            let name = rest
-                .strip_suffix(']')
-                .expect("section header closes")
-                .trim();
-            out.push((name.to_string(), Vec::new()));
-            continue;
-        }
-        let (key, value) = match line.split_once('=') {
-            Some((k, v)) => (k.trim().to_string(), v),
-            None => (String::new(), line),
-        };
-        let values = value
-            .split(',')
-            .map(|v| v.trim().trim_matches('"').to_string())
-            .collect();
-        out.last_mut()
-            .expect("line before the first section")
-            .1
-            .push((key, values));
-    }
-    out
-}
-
-fn strip_comment(line: &str) -> &str {
-    let mut in_quotes = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' => in_quotes = !in_quotes,
-            ';' | '#' if !in_quotes => return &line[..i],
-            _ => {}
-        }
-    }
-    line
+    rvblk_inf::Inf::parse(text)
+        .sections
+        .into_iter()
+        .map(|(name, entries)| {
+            let entries = entries
+                .into_iter()
+                .map(|e| {
+                    let fields = e.fields();
+                    (e.key, fields)
+                })
+                .collect();
+            (name, entries)
+        })
+        .collect()
 }
 
 pub fn section<'a>(ini: &'a Ini, name: &str) -> &'a [(String, Vec<String>)] {
