@@ -83,6 +83,58 @@ fn render_designators(d: &Result<Vec<(u8, u8)>, String>) -> String {
     }
 }
 
+/// MODE SENSE parameter data split into named parts (SPC-4 §7.5.5, §7.5.6): `medium-type`,
+/// `device-specific`, `block-descriptors` and `page XX` (`page XX/YY` for subpages), each
+/// rendered in hex. A page cut short by the allocation length is left out.
+pub fn mode_fields(cdb: &[u8], d: &[u8]) -> Vec<(String, String)> {
+    let ten = cdb.first() == Some(&0x5A);
+    let (hlen, medium, dsp, bdl) = if ten {
+        let bdl = d
+            .get(6..8)
+            .map_or(0, |x| usize::from(u16::from_be_bytes([x[0], x[1]])));
+        (8, d.get(2), d.get(3), bdl)
+    } else {
+        (
+            4,
+            d.get(1),
+            d.get(2),
+            d.get(3).map_or(0, |&x| usize::from(x)),
+        )
+    };
+    let mut out = Vec::new();
+    if let Some(m) = medium {
+        out.push(("medium-type".to_string(), format!("{m:02x}")));
+    }
+    if let Some(x) = dsp {
+        out.push(("device-specific".to_string(), format!("{x:02x}")));
+    }
+    if d.len() < hlen {
+        return out;
+    }
+    let bd = &d[hlen..(hlen + bdl).min(d.len())];
+    out.push(("block-descriptors".to_string(), hex(bd)));
+    let mut p = hlen + bdl;
+    while p + 2 <= d.len() {
+        let spf = d[p] & 0x40 != 0;
+        let (name, len) = if spf {
+            let Some(l) = d.get(p + 2..p + 4) else { break };
+            (
+                format!("page {:02x}/{:02x}", d[p] & 0x3F, d[p + 1]),
+                4 + usize::from(u16::from_be_bytes([l[0], l[1]])),
+            )
+        } else {
+            (
+                format!("page {:02x}", d[p] & 0x3F),
+                2 + usize::from(d[p + 1]),
+            )
+        };
+        let Some(page) = d.get(p..p + len) else { break };
+        out.push((name, hex(page)));
+        p += len;
+    }
+    out
+}
+
 /// Runs of differing bytes in `[0, min(len))` as `data[a]` / `data[a..b]` diffs.
 fn byte_runs(q: &[u8], r: &[u8], out: &mut Vec<Diff>) {
     let n = q.len().min(r.len());
@@ -108,8 +160,46 @@ fn byte_runs(q: &[u8], r: &[u8], out: &mut Vec<Diff>) {
     }
 }
 
-/// Compares QEMU's answer `q` with rvblk's `r` for a CDB whose data is compared as `form`.
-pub fn compare(form: Form, q: &Answer, r: &Answer) -> Vec<Diff> {
+/// The length the parameter data declares for itself (its header's length field plus the
+/// header bytes before it), for the commands whose data has one; `None` for the others
+/// (medium data, READ CAPACITY), which are compared up to the transferred length. Linux's sg
+/// does not always learn the residual count from QEMU, so the transferred count alone would
+/// compare padding.
+pub fn declared_len(cdb: &[u8], d: &[u8]) -> Option<usize> {
+    let b16 = |o: usize| {
+        d.get(o..o + 2)
+            .map(|x| usize::from(u16::from_be_bytes([x[0], x[1]])))
+    };
+    let b32 = |o: usize| {
+        d.get(o..o + 4)
+            .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]) as usize)
+    };
+    match *cdb.first()? {
+        // INQUIRY: ADDITIONAL LENGTH (SPC-4 §6.4.2) or the VPD PAGE LENGTH (§7.8.1).
+        0x12 if cdb.get(1)? & 1 == 0 => Some(usize::from(*d.get(4)?) + 5),
+        0x12 => Some(b16(2)? + 4),
+        // REQUEST SENSE: ADDITIONAL SENSE LENGTH (SPC-4 §4.5.2, §4.5.3).
+        0x03 => Some(usize::from(*d.get(7)?) + 8),
+        // MODE SENSE(6)/(10): MODE DATA LENGTH (SPC-4 §7.5.5).
+        0x1A => Some(usize::from(*d.first()?) + 1),
+        0x5A => Some(b16(0)? + 2),
+        // GET CONFIGURATION: DATA LENGTH (MMC-6 §6.6.2.1).
+        0x46 => Some(b32(0)? + 4),
+        // READ TOC, READ DISC/TRACK INFORMATION: DATA LENGTH (MMC-6 §6.26.3, §6.22.3, §6.27.3).
+        0x43 | 0x51 | 0x52 => Some(b16(0)? + 2),
+        // GET EVENT STATUS NOTIFICATION: EVENT DATA LENGTH counts the bytes after the field
+        // (MMC-6 §6.7.2.1; Windows' classpnp subtracts the two header bytes that follow it).
+        0x4A => Some(b16(0)? + 2),
+        // MECHANISM STATUS: header plus SLOT TABLE LENGTH (MMC-6 §6.11.3).
+        0xBD => Some(b16(6)? + 8),
+        // REPORT LUNS: LUN LIST LENGTH (SPC-4 §6.33.2).
+        0xA0 => Some(b32(0)? + 8),
+        _ => None,
+    }
+}
+
+/// Compares QEMU's answer `q` with rvblk's `r` to `cdb`, whose data is compared as `form`.
+pub fn compare(form: Form, cdb: &[u8], q: &Answer, r: &Answer) -> Vec<Diff> {
     let mut out = Vec::new();
     let (
         Answer::Scsi {
@@ -153,6 +243,11 @@ pub fn compare(form: Form, q: &Answer, r: &Answer) -> Vec<Diff> {
         return out;
     }
     let (mut qd, mut rd) = (qd.clone(), rd.clone());
+    for d in [&mut qd, &mut rd] {
+        if let Some(n) = declared_len(cdb, d) {
+            d.truncate(n);
+        }
+    }
     match form {
         Form::Exact => {}
         Form::StdInquiry => {
@@ -200,6 +295,33 @@ pub fn compare(form: Form, q: &Answer, r: &Answer) -> Vec<Diff> {
             qd.truncate(2);
             rd.truncate(2);
         }
+        Form::ModeSense => {
+            let (a, b) = (mode_fields(cdb, &qd), mode_fields(cdb, &rd));
+            for (name, qv) in &a {
+                let rv = b
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or("absent".to_string(), |x| x.1.clone());
+                if *qv != rv {
+                    out.push(Diff {
+                        field: name.clone(),
+                        qemu: qv.clone(),
+                        rvblk: rv,
+                    });
+                }
+            }
+            for (name, rv) in &b {
+                if !a.iter().any(|(n, _)| n == name) {
+                    out.push(Diff {
+                        field: name.clone(),
+                        qemu: "absent".into(),
+                        rvblk: rv.clone(),
+                    });
+                }
+            }
+            // The parts were compared one by one (the MODE DATA LENGTH follows from them).
+            return out;
+        }
         Form::Vpd83 => {
             let (a, b) = (designators(&qd), designators(&rd));
             let (a, b) = (render_designators(&a), render_designators(&b));
@@ -229,26 +351,63 @@ pub fn compare(form: Form, q: &Answer, r: &Answer) -> Vec<Diff> {
 mod tests {
     use super::*;
 
+    const INQ: [u8; 6] = [0x12, 0, 0, 0, 36, 0];
+    const READ: [u8; 10] = [0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+
+    #[test]
+    fn mode_pages_are_compared_one_by_one() {
+        let ms6 = [0x1A, 0, 0x3F, 0, 255, 0];
+        let q = [15, 0, 0x80, 0, 0x08, 2, 0x04, 0, 0x1C, 6, 0, 0, 0, 0, 0, 0];
+        let r = [11, 0, 0x90, 0, 0x08, 2, 0x00, 0];
+        let d = compare(Form::ModeSense, &ms6, &Answer::good(&q), &Answer::good(&r));
+        let f: Vec<_> = d
+            .iter()
+            .map(|d| (d.field.as_str(), d.qemu.as_str(), d.rvblk.as_str()))
+            .collect();
+        assert_eq!(
+            f,
+            vec![
+                ("device-specific", "80", "90"),
+                ("page 08", "08020400", "08020000"),
+                ("page 1c", "1c06000000000000", "absent"),
+            ]
+        );
+    }
+
+    #[test]
+    fn declared_lengths_cut_padding() {
+        let mut q = vec![0u8; 64];
+        q[4] = 31;
+        let mut r = vec![0u8; 36];
+        r[4] = 31;
+        assert!(compare(Form::Exact, &INQ, &Answer::good(&q), &Answer::good(&r)).is_empty());
+        q[4] = 32;
+        let d = compare(Form::Exact, &INQ, &Answer::good(&q), &Answer::good(&r));
+        assert_eq!(d[0].field, "length");
+        assert_eq!(d[1].field, "data[4]");
+    }
+
     #[test]
     fn identity_fields_are_compared_by_form() {
         let mut q = vec![0u8; 36];
+        q[4] = 31;
         q[8..36].copy_from_slice(b"QEMU    QEMU CD-ROM     2.5+");
         let mut r = q.clone();
         r[8..36].copy_from_slice(b"RVBLK   RAM CD-ROM      0.1 ");
-        assert!(compare(Form::StdInquiry, &Answer::good(&q), &Answer::good(&r)).is_empty());
+        assert!(compare(Form::StdInquiry, &INQ, &Answer::good(&q), &Answer::good(&r)).is_empty());
         r[9] = 0x01;
-        let d = compare(Form::StdInquiry, &Answer::good(&q), &Answer::good(&r));
+        let d = compare(Form::StdInquiry, &INQ, &Answer::good(&q), &Answer::good(&r));
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].field, "vendor-form");
         // The same bytes compared exactly differ.
-        assert!(!compare(Form::Exact, &Answer::good(&q), &Answer::good(&r)).is_empty());
+        assert!(!compare(Form::Exact, &INQ, &Answer::good(&q), &Answer::good(&r)).is_empty());
     }
 
     #[test]
     fn status_sense_length_and_byte_runs() {
         let q = Answer::check(5, 0x20, 0);
         let r = Answer::check(5, 0x24, 0);
-        let d = compare(Form::Exact, &q, &r);
+        let d = compare(Form::Exact, &READ, &q, &r);
         assert_eq!(
             d,
             vec![Diff {
@@ -257,10 +416,11 @@ mod tests {
                 rvblk: "02 05/24/00".into()
             }]
         );
-        let d = compare(Form::Exact, &Answer::good(&[]), &r);
+        let d = compare(Form::Exact, &READ, &Answer::good(&[]), &r);
         assert_eq!(d[0].field, "status");
         let d = compare(
             Form::Exact,
+            &READ,
             &Answer::good(&[1, 2, 3, 4]),
             &Answer::good(&[1, 9, 9, 4, 5]),
         );

@@ -103,7 +103,7 @@ fn compare_all(
                 q.get(&e.id).unwrap_or(&missing),
                 r.get(&e.id).unwrap_or(&missing),
             );
-            let diffs = compare::compare(e.form, qa, ra)
+            let diffs = compare::compare(e.form, &e.cdb, qa, ra)
                 .into_iter()
                 .map(|d| {
                     let row = table::find(rows, device.name(), &e.id, &d).map(|r| r.number.clone());

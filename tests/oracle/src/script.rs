@@ -86,6 +86,8 @@ pub enum Form {
     Vpd80,
     /// VPD 83h: designation descriptors by form (well-formed list, code sets, types).
     Vpd83,
+    /// MODE SENSE(6)/(10): header fields, block descriptors and each mode page on its own.
+    ModeSense,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,6 +144,9 @@ impl List {
     }
     fn inn(&mut self, id: impl Into<String>, len: u32, cdb: &[u8]) {
         self.push(id, Dir::In, len, cdb, Form::Exact);
+    }
+    fn mode(&mut self, id: impl Into<String>, len: u32, cdb: &[u8]) {
+        self.push(id, Dir::In, len, cdb, Form::ModeSense);
     }
     fn none(&mut self, id: impl Into<String>, cdb: &[u8]) {
         self.push(id, Dir::None, 0, cdb, Form::Exact);
@@ -228,7 +233,13 @@ pub fn entries(device: DeviceKind, blocks: u64) -> Vec<Entry> {
         );
     }
     l.inn("vpd-00-alloc4", 4, &[0x12, 1, 0, 0, 4, 0]);
-    l.inn("vpd-83-alloc4", 4, &[0x12, 1, 0x83, 0, 4, 0]);
+    l.push(
+        "vpd-83-alloc4",
+        Dir::In,
+        4,
+        &[0x12, 1, 0x83, 0, 4, 0],
+        Form::Vpd83,
+    );
     l.inn("vpd-ff", 255, &[0x12, 1, 0xFF, 0, 255, 0]);
 
     // READ CAPACITY (SBC-3 §5.15, §5.16).
@@ -250,32 +261,32 @@ pub fn entries(device: DeviceKind, blocks: u64) -> Vec<Entry> {
     for page in MODE_PAGES {
         for pc in 0..4u8 {
             let b2 = (pc << 6) | page;
-            l.inn(
+            l.mode(
                 format!("mode-sense6-{page:02x}-pc{pc}"),
                 255,
                 &[0x1A, 0, b2, 0, 255, 0],
             );
-            l.inn(
+            l.mode(
                 format!("mode-sense10-{page:02x}-pc{pc}"),
                 512,
                 &[0x5A, 0, b2, 0, 0, 0, 0, 0x02, 0x00, 0],
             );
         }
     }
-    l.inn("mode-sense6-3f-dbd", 255, &[0x1A, 0x08, 0x3F, 0, 255, 0]);
-    l.inn(
+    l.mode("mode-sense6-3f-dbd", 255, &[0x1A, 0x08, 0x3F, 0, 255, 0]);
+    l.mode(
         "mode-sense10-3f-dbd",
         512,
         &[0x5A, 0x08, 0x3F, 0, 0, 0, 0, 2, 0, 0],
     );
-    l.inn("mode-sense6-3f-alloc4", 4, &[0x1A, 0, 0x3F, 0, 4, 0]);
-    l.inn(
+    l.mode("mode-sense6-3f-alloc4", 4, &[0x1A, 0, 0x3F, 0, 4, 0]);
+    l.mode(
         "mode-sense10-3f-alloc8",
         8,
         &[0x5A, 0, 0x3F, 0, 0, 0, 0, 0, 8, 0],
     );
-    l.inn("mode-sense6-page-3e", 255, &[0x1A, 0, 0x3E, 0, 255, 0]);
-    l.inn(
+    l.mode("mode-sense6-page-3e", 255, &[0x1A, 0, 0x3E, 0, 255, 0]);
+    l.mode(
         "mode-sense6-subpage-ff",
         255,
         &[0x1A, 0, 0x3F, 0xFF, 255, 0],

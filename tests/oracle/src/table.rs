@@ -1,7 +1,7 @@
 //! The one table of listed differences, read from `docs/scsi-oracle.md` (the rows after the
 //! `<!-- oracle-table -->` marker). Columns: `| # | devices | CDB ids | field | QEMU | rvblk |
 //! reason | clause |`. A row lists a difference when the device is among its devices (`*` for
-//! all), the CDB id matches one of its comma-separated `*`-globs, the field matches its glob
+//! all), the CDB id matches one of its comma-separated `*`-globs, the field one of its globs
 //! and both rendered values match (`*` matches anything; use it only where the reason covers
 //! every value). Values may be wrapped in backticks.
 
@@ -12,7 +12,7 @@ pub struct Row {
     pub number: String,
     pub devices: Vec<String>,
     pub ids: Vec<String>,
-    pub field: String,
+    pub fields: Vec<String>,
     pub qemu: String,
     pub rvblk: String,
     pub reason: String,
@@ -79,7 +79,7 @@ pub fn parse(markdown: &str) -> Result<Vec<Row>, String> {
             number: cells[0].clone(),
             devices: list(&cells[1]),
             ids: list(&cells[2]),
-            field: cells[3].clone(),
+            fields: list(&cells[3]),
             qemu: cells[4].clone(),
             rvblk: cells[5].clone(),
             reason: cells[6].clone(),
@@ -102,7 +102,7 @@ impl Row {
         let val = |p: &str, v: &str| p == "*" || p == v;
         (self.devices.iter().any(|x| x == "*" || x == device))
             && self.ids.iter().any(|g| glob(g, id))
-            && glob(&self.field, &d.field)
+            && self.fields.iter().any(|g| glob(g, &d.field))
             && val(&self.qemu, &d.qemu)
             && val(&self.rvblk, &d.rvblk)
     }
