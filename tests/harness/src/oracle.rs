@@ -55,7 +55,7 @@ pub struct ScriptLine {
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits in {s:?}"));
     }
     (0..s.len())
@@ -121,7 +121,7 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptLine>, String> {
 /// A GRUB4DOS setup with `image` mapped as `kind` at [`IMAGE_BASE`].
 pub fn setup_for(image: &[u8], kind: Kind, writable: bool) -> Result<Setup, String> {
     let bytes = image.len() as u64;
-    if bytes == 0 || bytes % 512 != 0 {
+    if bytes == 0 || !bytes.is_multiple_of(512) {
         return Err(format!(
             "image of {bytes} bytes: must be a non-empty multiple of 512"
         ));

@@ -96,7 +96,7 @@ fn worker(
         t.ops.fetch_add(1, Ordering::Relaxed);
         let n = 1 + r() % MAX_BLOCKS;
         let lba = r() % (blocks - n + 1);
-        let long = r() % 4 == 0;
+        let long = r().is_multiple_of(4);
         let (off, len) = ((lba as usize) * BLOCK, n as usize * BLOCK);
         let kind = r() % 100;
         if kind >= 97 {

@@ -466,7 +466,7 @@ mod tests {
 
     #[test]
     fn versions_sort_numerically() {
-        let mut v = vec!["6.1.0-9-amd64", "6.1.0-57-amd64", "6.1.0-10-amd64"];
+        let mut v = ["6.1.0-9-amd64", "6.1.0-57-amd64", "6.1.0-10-amd64"];
         v.sort_by_key(|s| version_key(s));
         assert_eq!(v.last(), Some(&"6.1.0-57-amd64"));
     }

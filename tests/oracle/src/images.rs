@@ -13,7 +13,7 @@ pub const FLOPPY_BYTES: u64 = 1440 << 10;
 fn pattern(len: u64, tag: u64) -> Vec<u8> {
     let mut v = Vec::with_capacity(len as usize);
     for i in 0..len / 8 {
-        let x = (i * 8 ^ tag).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i >> 3);
+        let x = ((i * 8) ^ tag).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i >> 3);
         v.extend_from_slice(&x.to_le_bytes());
     }
     v
