@@ -202,6 +202,16 @@ fn run(cli: &Cli) -> Result<bool, String> {
             path: cli.package.join("x86/rvblk.sys"),
             personality: "win8",
         },
+        Binary {
+            label: "xp-x86",
+            path: cli.package.join("xp/rvblkxp.sys"),
+            personality: "xp",
+        },
+        Binary {
+            label: "xp-x64",
+            path: cli.package.join("xp/amd64/rvblkxp.sys"),
+            personality: "xp",
+        },
     ];
     let mut outcomes = Vec::new();
     let mut mutant_results = Vec::new();
