@@ -222,27 +222,33 @@ fn worker(
     }
 }
 
-/// `rvblk-harness torture --driver X.sys [--ops N] [--threads T] [--size-mib M] [--seed S]`.
-pub fn main(argv: &[String]) -> Result<i32, String> {
-    let path = oracle::driver_arg(argv)?;
-    let driver = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let num = |name: &str, default: u64| -> Result<u64, String> {
-        flag(argv, name).map_or(Ok(default), |v| {
-            v.parse()
-                .map_err(|_| format!("{name}: not a number: {v:?}"))
-        })
-    };
-    let ops = num("--ops", 1_000_000)?;
-    let threads = num("--threads", 4)?.clamp(1, 64);
-    // Above 64 MiB so that the x86 driver serves it through its view cache, whose remapping
-    // is where I/O-time faults land.
-    let size = num("--size-mib", 80)?.max(1) << 20;
-    let seed = num("--seed", 0x5eed_f00d)?;
+/// What to run.
+pub struct Options {
+    pub ops: u64,
+    pub threads: u64,
+    pub size: u64,
+    pub seed: u64,
+    /// Self-check of the checker: flip one image byte in emulated RAM, behind the driver's
+    /// back, before the final read-back; the run must then report a mismatch.
+    pub corrupt_behind_driver: bool,
+}
+
+/// What a run found.
+pub struct Report {
+    pub line: String,
+    pub mismatches: u64,
+    pub problems: Vec<String>,
+    pub verifier_failures: Vec<String>,
+}
+
+/// Runs the torture against `driver` (bytes of a .sys of this process's architecture).
+pub fn run(driver: &[u8], name: &str, o: &Options) -> Result<Report, String> {
+    let (ops, threads, size, seed) = (o.ops, o.threads.clamp(1, 64), o.size, o.seed);
     let mut r = rng(seed);
     let image: Vec<u8> = (0..size / 8).flat_map(|_| r().to_le_bytes()).collect();
     let setup = oracle::setup_for(&image, Kind::Disk, true)?;
     let k = setup.kernel(Personality::Win8, false);
-    let mut a = Adapter::start(&driver, k.clone())
+    let mut a = Adapter::start(driver, k.clone())
         .map_err(|e| format!("adapter did not start: {e:?}; {:?}", k.failures()))?;
     let luns = Io::new(&a).enumerate()?;
     let [lun] = luns.as_slice() else {
@@ -284,10 +290,17 @@ pub fn main(argv: &[String]) -> Result<i32, String> {
         .iter()
         .filter(|l| l.contains("fault injection"))
         .count();
+    if o.corrupt_behind_driver {
+        let at = oracle::IMAGE_BASE + size / 3;
+        let mut b = [0u8];
+        setup.phys.read(at, &mut b)?;
+        b[0] ^= 0x40;
+        setup.phys.write(at, &b)?;
+    }
     let mut final_diff = 0u64;
     {
         let mut io = Io::new(&a);
-        let per = 128u32;
+        let per = (STRIPE / BLOCK) as u32;
         for (i, stripe) in shadow.iter().enumerate() {
             let stripe = stripe.lock().unwrap_or_else(|e| e.into_inner());
             let lba = (i * STRIPE / BLOCK) as u64;
@@ -311,9 +324,8 @@ pub fn main(argv: &[String]) -> Result<i32, String> {
     };
     let mismatches = totals.mismatches.load(Ordering::Relaxed) + final_diff;
     let g = |x: &AtomicU64| x.load(Ordering::Relaxed);
-    println!(
-        "torture {arch} {}: {} operations ({} reads, {} writes, {} verifies of which {} expected miscompares, {} out of range) by {threads} threads over {} MiB in {secs:.1} s; {injected} injected faults ({} MmMapIoSpace, {} pool calls), {} BUSY retries; final image check: {} of {} stripes differ; {mismatches} mismatches; {} verifier failures",
-        path.display(),
+    let line = format!(
+        "torture {arch} {name}: {} operations ({} reads, {} writes, {} verifies of which {} expected miscompares, {} out of range) by {threads} threads over {} MiB in {secs:.1} s; {injected} injected faults ({} MmMapIoSpace, {} pool calls), {} BUSY retries; final image check: {} of {} stripes differ; {mismatches} mismatches; {} verifier failures",
         g(&totals.ops),
         g(&totals.reads),
         g(&totals.writes),
@@ -328,11 +340,43 @@ pub fn main(argv: &[String]) -> Result<i32, String> {
         shadow.len(),
         failures.len()
     );
-    for m in report.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+    let problems = report.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok(Report {
+        line,
+        mismatches,
+        problems,
+        verifier_failures: failures,
+    })
+}
+
+/// `rvblk-harness torture --driver X.sys [--ops N] [--threads T] [--size-mib M] [--seed S]`.
+pub fn main(argv: &[String]) -> Result<i32, String> {
+    let path = oracle::driver_arg(argv)?;
+    let driver = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let num = |name: &str, default: u64| -> Result<u64, String> {
+        flag(argv, name).map_or(Ok(default), |v| {
+            v.parse()
+                .map_err(|_| format!("{name}: not a number: {v:?}"))
+        })
+    };
+    let opts = Options {
+        ops: num("--ops", 1_000_000)?,
+        threads: num("--threads", 4)?,
+        // Above 64 MiB so that the x86 driver serves it through its view cache, whose
+        // remapping is where I/O-time faults land.
+        size: num("--size-mib", 80)?.max(1) << 20,
+        seed: num("--seed", 0x5eed_f00d)?,
+        corrupt_behind_driver: false,
+    };
+    let r = run(&driver, &path.display().to_string(), &opts)?;
+    println!("{}", r.line);
+    for m in &r.problems {
         println!("MISMATCH {m}");
     }
-    for f in &failures {
+    for f in &r.verifier_failures {
         println!("VERIFIER FAILURE {f}");
     }
-    Ok(i32::from(mismatches != 0 || !failures.is_empty()))
+    Ok(i32::from(
+        r.mismatches != 0 || !r.verifier_failures.is_empty(),
+    ))
 }
