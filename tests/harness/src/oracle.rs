@@ -10,7 +10,7 @@
 //! `X ID REASON` when the request did not complete with a SCSI status (an SRB status such as
 //! INVALID_REQUEST).
 
-use crate::kernel::{KernelConfig, LegacyConfig, Personality};
+use crate::kernel::Personality;
 use crate::phys::PhysMem;
 use crate::scenario::{ExpectedLun, Setup};
 use crate::scsi::Io;
@@ -180,16 +180,7 @@ pub fn run_script(
     personality: Personality,
     script: &[ScriptLine],
 ) -> Result<(Vec<String>, Vec<String>), String> {
-    let k = crate::kernel::Kernel::new(
-        KernelConfig {
-            personality,
-            os_ram: setup.os_ram.clone(),
-            nfit: None,
-            verbose: false,
-            legacy: LegacyConfig::default(),
-        },
-        setup.phys.clone(),
-    );
+    let k = setup.kernel(personality, false);
     let mut a = Adapter::start(driver, k.clone())
         .map_err(|e| format!("adapter did not start: {e:?}; {:?}", k.failures()))?;
     let mut lines = Vec::new();
