@@ -5,12 +5,14 @@
 //! * `test` — everything: host tests, package checks, harness suites, MEMDISK end-to-end, short
 //!   fuzz runs; ends with `N passed, N failed`.
 //! * `bench` — harness benchmarks and the WIM injection benchmark.
+//! * `oracle` — the differential SCSI test against QEMU and the torture run (`docs/scsi-oracle.md`).
 //! * `fuzz <cdb|discovery> [SECONDS]` — a long fuzz run.
 //! * `citations [--fix]` — every cited `docs/` file and section exists (`citations.rs`).
 
 mod build;
 mod citations;
 mod cmd;
+mod oracle;
 mod package;
 mod summary;
 
@@ -27,6 +29,9 @@ TASKS:
     test      Build the package and run every test of the project (needs QEMU, syslinux-common,
               wimtools, libhivex-bin, osslsigncode, mtools, nasm, xorriso; .ci/run installs them)
     bench     Run the benchmarks (harness I/O vs memcpy, WIM injection vs wimlib)
+    oracle    The differential SCSI test (QEMU's scsi-cd/scsi-hd through Linux's sg driver vs the
+              real rvblk.sys, x64 and x86; docs/scsi-oracle.md) and the 10^6-operation torture
+              run; needs linux-image-amd64, busybox-static, cpio, qemu-system-x86
     fuzz <cdb|discovery> [SECONDS]
               Run one fuzz target with cargo-fuzz (installed on first use), default 600 s
     citations [--fix]
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
         Some("bench") => summary::bench(&args[1..]),
         Some("fuzz") => summary::fuzz(&args[1..]),
         Some("citations") => citations::run(&args[1..]),
+        Some("oracle") => oracle::run(&args[1..]),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -87,7 +87,7 @@ fn harness_env(cmd: &mut Command, pkg: &Path) {
         .env("RVBLK_SELFTEST_DIR", t.join("selftest"));
 }
 
-fn build_harness() -> Result<()> {
+pub(crate) fn build_harness() -> Result<()> {
     cmd::run(cmd::cargo().args(["build", "--release", "-p", "rvblk-harness"]))?;
     cmd::run(cmd::cargo().args([
         "build",
@@ -146,6 +146,8 @@ pub fn test(args: &[String]) -> Result<()> {
         "i686-unknown-linux-gnu",
     ]);
     tally.cargo_test("x86 layouts and core on a 32-bit host", &mut c);
+
+    crate::oracle::checks(&pkg, |what, r| tally.check(what, r));
 
     for target in ["cdb", "discovery"] {
         tally.check(

@@ -15,6 +15,10 @@ const USAGE: &str = "usage:
   rvblk-harness suite --driver PATH.sys [--personality win8|win7|xp] [--only NAME]
   rvblk-harness faults --driver PATH.sys [--personality win8|win7|xp]
   rvblk-harness imports --driver PATH.sys
+  rvblk-harness cdbs --driver PATH.sys --image FILE --kind cd|disk|floppy --script FILE
+                     [--personality win8|win7|xp]   (the SCSI oracle's side; docs/scsi-oracle.md)
+  rvblk-harness torture --driver PATH.sys [--ops N] [--threads T] [--size-mib M] [--seed S]
+                     (random concurrent I/O checked against a shadow copy, faults injected)
 
 personalities:
   win8   StorPort, Windows 8 and later (full HW_INITIALIZATION_DATA, buffers mapped)
@@ -85,6 +89,16 @@ fn main() {
     if matches!(cmd.as_str(), "-h" | "--help" | "help") {
         println!("{USAGE}");
         exit(0)
+    }
+    if matches!(cmd.as_str(), "cdbs" | "torture") {
+        let driver = rvblk_harness::oracle::driver_arg(&argv).unwrap_or_else(|e| die(&e));
+        maybe_delegate(&driver, &argv);
+        let r = if cmd == "cdbs" {
+            rvblk_harness::oracle::main(&argv)
+        } else {
+            rvblk_harness::torture::main(&argv)
+        };
+        exit(r.unwrap_or_else(|e| die(&e)))
     }
     let mut a = Args {
         v: argv.clone(),
