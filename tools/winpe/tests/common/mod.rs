@@ -8,7 +8,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-pub const MINIMAL_HIVE: &str = "/work/shared/fixtures/minimal.hive";
 pub const CLASS: &str = "{4D36E97B-E325-11CE-BFC1-08002BE10318}";
 pub const BOOTMGR: &str = "{9dea862c-5cdd-4e70-acc1-f32b344d4795}";
 pub const LOADER1: &str = "{7619dcc9-fafe-11d9-b411-000476eba25f}";
@@ -148,19 +147,16 @@ pub fn hive_content(hive: &Path) -> String {
     s
 }
 
-fn copy_minimal(path: &Path) {
-    std::fs::copy(MINIMAL_HIVE, path).unwrap();
-    let mut p = std::fs::metadata(path).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    p.set_readonly(false);
-    std::fs::set_permissions(path, p).unwrap();
+/// An empty hive (root key only), from the library's generator: hivex cannot create hives.
+pub fn empty_hive(path: &Path) {
+    rvblk_winpe::hive::write_empty_hive(path).unwrap();
 }
 
 /// A WinPE-like SYSTEM hive: Select (Current=Default=1), ControlSet001 with Services (one
 /// unrelated service), Control\Class\{SCSIAdapter}\0000 (another driver), ServiceGroupOrder with
 /// "SCSI miniport", Enum\Root. With `vista`, also Control\CriticalDeviceDatabase.
 pub fn system_hive(path: &Path, vista: bool) {
-    copy_minimal(path);
+    empty_hive(path);
     let cddb = if vista {
         "cd \\ControlSet001\\Control\nadd CriticalDeviceDatabase\ncd CriticalDeviceDatabase\nadd pci#ven_8086\ncd pci#ven_8086\nsetval 1\nService\nstring:iaStor\n"
     } else {
@@ -182,7 +178,7 @@ cd \\ControlSet001\\Control\\Class\nadd {CLASS}\ncd {CLASS}\nsetval 1\nClass\nst
 
 /// A hive with a ControlSet001 but no Select key.
 pub fn hive_without_select(path: &Path) {
-    copy_minimal(path);
+    empty_hive(path);
     hivexsh_write(
         path,
         "add ControlSet001\ncd ControlSet001\nadd Services\ncommit\n",
@@ -192,7 +188,7 @@ pub fn hive_without_select(path: &Path) {
 /// A BCD store: {bootmgr} (default = LOADER1), two OS loaders, one memdiag-like application.
 /// With `bootmgr` false, no {bootmgr} object.
 pub fn bcd_store(path: &Path, bootmgr: bool) {
-    copy_minimal(path);
+    empty_hive(path);
     let bm = if bootmgr {
         format!(
             "cd \\Objects\nadd {BOOTMGR}\ncd {BOOTMGR}\nadd Description\ncd Description\nsetval 1\nType\ndword:0x10100002\n\
