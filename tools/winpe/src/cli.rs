@@ -3,11 +3,12 @@
 //! Exit codes: 0 success, 1 the operation failed (one-line message on stderr, input untouched),
 //! 2 bad usage.
 
-use crate::bcd::{self, Setting};
+use crate::bcd::{self, DebugSetting, Setting};
 use crate::error::Error;
 use crate::inject::{self, Selection};
 use crate::package::Package;
 use crate::prepare;
+use crate::verifier::VerifierSetting;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -79,9 +80,19 @@ struct InjectArgs {
     /// Driver package: DIR/rvblk.inf and DIR/{x86,amd64,arm64}/rvblk.sys [default: target/package]
     #[arg(long, value_name = "DIR")]
     package: Option<PathBuf>,
-    /// Remove what a previous inject added instead
-    #[arg(long)]
+    /// Remove what a previous inject added instead (Driver Verifier for rvblk.sys included)
+    #[arg(long, conflicts_with = "verifier")]
     remove: bool,
+    /// Driver Verifier for rvblk.sys in each image: standard (`verifier /standard`), a level
+    /// (option bits, e.g. 0x9bb), or off to remove it [bare --verifier: standard]
+    #[arg(
+        long,
+        value_name = "standard|LEVEL|off",
+        num_args = 0..=1,
+        default_missing_value = "standard",
+        value_parser = crate::verifier::parse_setting
+    )]
+    verifier: Option<VerifierSetting>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -99,12 +110,16 @@ struct BcdArgs {
         long,
         value_enum,
         value_name = "on|off",
-        required_unless_present = "nointegritychecks"
+        required_unless_present_any = ["nointegritychecks", "debug"]
     )]
     testsigning: Option<OnOff>,
     /// Disable integrity checks (element 16000048; ignored by Windows 7 and later)
     #[arg(long, value_enum, value_name = "on|off")]
     nointegritychecks: Option<OnOff>,
+    /// Kernel debugger over a serial port: debug (260000a0) on, debugtype serial (15000011 = 0),
+    /// debugport (15000013, default 1 = COM1), baudrate (15000014, default 115200); off deletes them
+    #[arg(long, value_name = "serial[:PORT[,BAUD]]|off", value_parser = parse_debug)]
+    debug: Option<DebugSetting>,
     /// Change every OS loader object, not only the default one
     #[arg(long)]
     all: bool,
@@ -120,6 +135,19 @@ struct PrepareArgs {
     /// Path of the rebuilt ISO as GRUB4DOS sees it, for the menu entry [default: /<tree name>.iso]
     #[arg(long, value_name = "PATH")]
     iso: Option<String>,
+    /// Also set the kernel debugger in every BCD store (see `rvblk winpe bcd --help`)
+    #[arg(long, value_name = "serial[:PORT[,BAUD]]|off", value_parser = parse_debug)]
+    debug: Option<DebugSetting>,
+    /// Driver Verifier for rvblk.sys in each image: standard (`verifier /standard`), a level
+    /// (option bits, e.g. 0x9bb), or off to remove it [bare --verifier: standard]
+    #[arg(
+        long,
+        value_name = "standard|LEVEL|off",
+        num_args = 0..=1,
+        default_missing_value = "standard",
+        value_parser = crate::verifier::parse_setting
+    )]
+    verifier: Option<VerifierSetting>,
 }
 
 #[derive(Parser, Debug)]
@@ -136,6 +164,10 @@ struct PrepareArgs {
 struct InfoCli {
     /// boot.wim, BCD store or SYSTEM hive
     file: PathBuf,
+}
+
+fn parse_debug(s: &str) -> Result<DebugSetting, String> {
+    s.parse()
 }
 
 /// The result of a command: exit code and the text for stdout and stderr.
@@ -217,25 +249,31 @@ fn run_winpe(cmd: WinpeCmd) -> crate::Result<String> {
                 Ok(r.render(&a.wim, true))
             } else {
                 let pkg = Package::open(a.package.as_deref())?;
-                let r = inject::inject(&a.wim, &pkg, sel)?;
+                let opts = inject::InjectOptions {
+                    verifier: a.verifier,
+                };
+                let r = inject::inject_with(&a.wim, &pkg, sel, opts)?;
                 Ok(r.render(&a.wim, false))
             }
         }
         WinpeCmd::Bcd(a) => {
             let mut settings = Vec::new();
             if let Some(v) = a.testsigning {
-                settings.push(Setting {
-                    element: bcd::ELEM_TESTSIGNING,
-                    name: "testsigning",
-                    on: matches!(v, OnOff::On),
-                });
+                settings.push(Setting::boolean(
+                    bcd::ELEM_TESTSIGNING,
+                    "testsigning",
+                    matches!(v, OnOff::On),
+                ));
             }
             if let Some(v) = a.nointegritychecks {
-                settings.push(Setting {
-                    element: bcd::ELEM_NOINTEGRITY,
-                    name: "nointegritychecks",
-                    on: matches!(v, OnOff::On),
-                });
+                settings.push(Setting::boolean(
+                    bcd::ELEM_NOINTEGRITY,
+                    "nointegritychecks",
+                    matches!(v, OnOff::On),
+                ));
+            }
+            if let Some(d) = a.debug {
+                settings.extend(d.settings());
             }
             let changes = bcd::edit_store(&a.bcd, &settings, a.all)?;
             let mut out = String::new();
@@ -252,7 +290,7 @@ fn run_winpe(cmd: WinpeCmd) -> crate::Result<String> {
         }
         WinpeCmd::Prepare(a) => {
             let pkg = Package::open(a.package.as_deref())?;
-            let r = prepare::prepare(&a.tree, &pkg, a.iso.as_deref())?;
+            let r = prepare::prepare(&a.tree, &pkg, a.iso.as_deref(), a.verifier, a.debug)?;
             let mut out = r.wim.render(&r.boot_wim, false);
             for (p, changes) in &r.bcds {
                 if changes.is_empty() {

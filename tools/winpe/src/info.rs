@@ -106,6 +106,8 @@ fn describe_system<H: RegistryHive>(h: &H, indent: &str) -> Result<String> {
         if st.cddb.is_some() {
             show("CDDB", &st.cddb, &mut s);
         }
+        let v = crate::verifier::state(h, &st.control_set)?;
+        show("verifier", &Some(v.describe()), &mut s);
     }
     Ok(s)
 }
@@ -135,9 +137,28 @@ fn describe_bcd<H: RegistryHive>(h: &H, path: &Path) -> Result<String> {
     for g in loaders {
         let is_default = default.as_ref().is_ok_and(|d| d.eq_ignore_ascii_case(&g));
         let desc = bcd::description(h, &g)?.unwrap_or_default();
+        let debug = match bcd::get_bool(h, &g, bcd::ELEM_KERNEL_DEBUGGER)? {
+            Some(true) => {
+                let int = |e| bcd::get_integer(h, &g, e);
+                match (
+                    int(bcd::ELEM_DEBUGGER_TYPE)?,
+                    int(bcd::ELEM_DEBUGGER_PORT)?,
+                    int(bcd::ELEM_DEBUGGER_BAUD)?,
+                ) {
+                    (Some(0), p, b) => format!(
+                        "on (serial, COM{}, {} baud)",
+                        p.map_or("?".into(), |p| p.to_string()),
+                        b.map_or("?".into(), |b| b.to_string())
+                    ),
+                    (None, ..) => "on (transport inherited from {dbgsettings})".into(),
+                    (Some(t), ..) => format!("on (debugtype {t})"),
+                }
+            }
+            v => onoff(v).to_string(),
+        };
         let _ = writeln!(
             s,
-            "{}{g} \"{desc}\": testsigning={} nointegritychecks={}",
+            "{}{g} \"{desc}\": testsigning={} nointegritychecks={} debug={debug}",
             if is_default { "* " } else { "  " },
             onoff(bcd::get_bool(h, &g, bcd::ELEM_TESTSIGNING)?),
             onoff(bcd::get_bool(h, &g, bcd::ELEM_NOINTEGRITY)?)

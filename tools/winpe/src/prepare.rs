@@ -1,10 +1,11 @@
 //! `rvblk winpe prepare`: inject into `sources/boot.wim` (every image), turn test-signing on in
 //! the media BCD stores, and produce the GRUB4DOS menu entry.
 
-use crate::bcd::{self, Setting};
+use crate::bcd::{self, DebugSetting, Setting};
 use crate::error::{Error, ErrorKind, Result};
-use crate::inject::{self, Selection, WimReport};
+use crate::inject::{self, InjectOptions, Selection, WimReport};
 use crate::package::Package;
+use crate::verifier::VerifierSetting;
 use std::path::{Path, PathBuf};
 
 /// Resolves `rel` (`/`-separated) under `root`, matching each component case-insensitively.
@@ -55,7 +56,13 @@ pub fn menu_entry(iso: &str, title: &str) -> String {
 }
 
 /// Runs the whole preparation on the extracted ISO tree `tree`.
-pub fn prepare(tree: &Path, pkg: &Package, iso_path: Option<&str>) -> Result<PrepareReport> {
+pub fn prepare(
+    tree: &Path,
+    pkg: &Package,
+    iso_path: Option<&str>,
+    verifier: Option<VerifierSetting>,
+    debug: Option<DebugSetting>,
+) -> Result<PrepareReport> {
     if !tree.is_dir() {
         return Err(Error::new(
             ErrorKind::Usage,
@@ -86,12 +93,11 @@ pub fn prepare(tree: &Path, pkg: &Package, iso_path: Option<&str>) -> Result<Pre
         bcd::check_store(s, false)?;
         crate::error::ensure_writable(s)?;
     }
-    let wim = inject::inject(&boot_wim, pkg, Selection::All)?;
-    let settings = [Setting {
-        element: bcd::ELEM_TESTSIGNING,
-        name: "testsigning",
-        on: true,
-    }];
+    let wim = inject::inject_with(&boot_wim, pkg, Selection::All, InjectOptions { verifier })?;
+    let mut settings = vec![Setting::boolean(bcd::ELEM_TESTSIGNING, "testsigning", true)];
+    if let Some(d) = debug {
+        settings.extend(d.settings());
+    }
     let mut bcds = Vec::new();
     for s in &stores {
         let changes = bcd::edit_store(s, &settings, false)?;
