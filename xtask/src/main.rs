@@ -6,11 +6,13 @@
 //!   fuzz runs; ends with `N passed, N failed`.
 //! * `bench` — harness benchmarks and the WIM injection benchmark.
 //! * `fuzz <cdb|discovery> [SECONDS]` — a long fuzz run.
+//! * `vm --iso FILE` — boot an ISO from RAM (MEMDISK) in QEMU with the serial port captured.
 
 mod build;
 mod cmd;
 mod package;
 mod summary;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -27,6 +29,9 @@ TASKS:
     bench     Run the benchmarks (harness I/O vs memcpy, WIM injection vs wimlib)
     fuzz <cdb|discovery> [SECONDS]
               Run one fuzz target with cargo-fuzz (installed on first use), default 600 s
+    vm --iso FILE [--ram-mib N] [--serial-log FILE] [--timeout S] [--until TEXT] [--uefi]
+              Boot an ISO from RAM in QEMU (TCG, MEMDISK) with COM1 captured to a file; exits
+              with the guest's status (`cargo xtask vm --help`)
 ";
 
 fn main() -> ExitCode {
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
         Some("test") => summary::test(&args[1..]),
         Some("bench") => summary::bench(&args[1..]),
         Some("fuzz") => summary::fuzz(&args[1..]),
+        Some("vm") => return vm::main(&args[1..]),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
