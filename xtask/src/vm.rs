@@ -208,7 +208,7 @@ pub fn run(a: &VmArgs) -> Result<(Outcome, PathBuf), Refusal> {
                 Some(0) => Outcome::Stopped,
                 // isa-debug-exit: (V << 1) | 1. Status 1 is also QEMU's own failure, told apart
                 // by its message on stderr.
-                Some(c) if c & 1 == 1 && !(c == 1 && !err.trim().is_empty()) => {
+                Some(c) if c & 1 == 1 && (c != 1 || err.trim().is_empty()) => {
                     Outcome::GuestStatus((c >> 1) as u8)
                 }
                 _ => return Err(Refusal(format!("QEMU failed ({st}): {}", err.trim()))),
