@@ -1,0 +1,395 @@
+//! Bootable ISO images in and out, through `xorriso` (Debian package `xorriso`), never a writer
+//! of our own (`docs/tools.md` §ISO).
+//!
+//! [`Iso::open`] reads what the tools need without extracting the image: volume label, the El
+//! Torito boot images (platform, load size, LBA, path) and the file list. [`Iso::extract`] copies
+//! single files out. [`write_modified`] writes a new ISO = the input's tree with some files
+//! replaced, the El Torito boot setup replayed from the input (`-boot_image any replay`), so the
+//! BIOS image (`etfsboot.com`) and the UEFI image (`efisys.bin`) keep their bytes and the label
+//! stays. The output is written to a temporary file next to it, checked (label, every boot
+//! image's bytes), and only then renamed into place; on any failure nothing is left behind.
+
+use std::fmt;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The program used, with its Debian package for error messages.
+pub const XORRISO: &str = "xorriso";
+
+/// A one-line, user-facing error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsoError(pub String);
+
+impl fmt::Display for IsoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for IsoError {}
+
+pub type Result<T> = std::result::Result<T, IsoError>;
+
+/// One El Torito boot image as the catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootImage {
+    /// `BIOS`, `UEFI`, ... as xorriso names the platform.
+    pub platform: String,
+    /// 512-byte sectors the firmware loads.
+    pub load_sectors: u64,
+    /// First 2048-byte block of the image.
+    pub lba: u64,
+    /// Its path in the ISO tree, when it is a file there.
+    pub path: Option<String>,
+}
+
+/// What xorriso reports about an ISO.
+#[derive(Debug, Clone)]
+pub struct Iso {
+    pub path: PathBuf,
+    pub volume_id: String,
+    pub boot_images: Vec<BootImage>,
+    /// Every file, as absolute ISO paths (`/sources/boot.wim`).
+    pub files: Vec<String>,
+}
+
+/// `xorriso` with reports kept to what we parse; fails clearly if it is not installed.
+fn xorriso() -> Command {
+    let mut c = Command::new(XORRISO);
+    c.stdin(Stdio::null());
+    c
+}
+
+fn run_report(args: &[&std::ffi::OsStr], what: &Path) -> Result<(String, String)> {
+    let out = xorriso().args(args).output().map_err(|e| {
+        IsoError(if e.kind() == std::io::ErrorKind::NotFound {
+            "xorriso is not installed: `apt-get install xorriso`".to_string()
+        } else {
+            format!("cannot run xorriso: {e}")
+        })
+    })?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        return Err(IsoError(format!(
+            "{}: not a readable ISO image (truncated or damaged?): {}",
+            what.display(),
+            problems(&stderr)
+        )));
+    }
+    Ok((stdout, stderr))
+}
+
+/// xorriso's own error lines (`FAILURE`, `SORRY`, `FATAL`), or its last line.
+fn problems(stderr: &str) -> String {
+    let bad: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("FAILURE") || l.contains("SORRY") || l.contains("FATAL"))
+        .map(|l| l.trim_start_matches("xorriso : ").trim())
+        .collect();
+    if bad.is_empty() {
+        stderr.lines().last().unwrap_or("").trim().to_string()
+    } else {
+        bad.join("; ")
+    }
+}
+
+/// `'/a/b'` as xorriso quotes paths in `-find` output.
+fn unquote(s: &str) -> String {
+    let t = s.trim();
+    let t = t
+        .strip_prefix('\'')
+        .and_then(|t| t.strip_suffix('\''))
+        .unwrap_or(t);
+    t.replace("'\"'\"'", "'")
+}
+
+impl Iso {
+    /// Reads label, boot catalog and file list of `path`. Refuses files that are not ISO 9660.
+    pub fn open(path: &Path) -> Result<Iso> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| IsoError(format!("{}: cannot read: {e}", path.display())))?;
+        if !meta.is_file() {
+            return Err(IsoError(format!("{}: not a file", path.display())));
+        }
+        // Volume descriptor set starts at block 16 with "\x01CD001".
+        let mut f = std::fs::File::open(path)
+            .map_err(|e| IsoError(format!("{}: cannot read: {e}", path.display())))?;
+        let mut pvd = [0u8; 6];
+        let magic = f
+            .seek(SeekFrom::Start(16 * 2048))
+            .and_then(|_| f.read_exact(&mut pvd));
+        if magic.is_err() || &pvd[1..6] != b"CD001" {
+            return Err(IsoError(format!(
+                "{}: not an ISO 9660 image (no CD001 volume descriptor at block 16)",
+                path.display()
+            )));
+        }
+        let (stdout, stderr) = run_report(
+            &[
+                "-abort_on".as_ref(),
+                "FAILURE".as_ref(),
+                "-return_with".as_ref(),
+                "SORRY".as_ref(),
+                "32".as_ref(),
+                "-indev".as_ref(),
+                path.as_os_str(),
+                "-report_el_torito".as_ref(),
+                "plain".as_ref(),
+                "-find".as_ref(),
+                "/".as_ref(),
+                "-type".as_ref(),
+                "f".as_ref(),
+            ],
+            path,
+        )?;
+        let text = format!("{stderr}\n{stdout}");
+        let volume_id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Volume id    :"))
+            .map(unquote)
+            .unwrap_or_default();
+        let mut boot_images: Vec<BootImage> = Vec::new();
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("El Torito boot img :") {
+                // N Pltf B Emul Ld_seg Hdpt Ldsiz LBA
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                if f.len() >= 8 {
+                    boot_images.push(BootImage {
+                        platform: f[1].to_string(),
+                        load_sectors: f[6].parse().unwrap_or(0),
+                        lba: f[7].parse().unwrap_or(0),
+                        path: None,
+                    });
+                }
+            } else if let Some(rest) = l.strip_prefix("El Torito img path :") {
+                let rest = rest.trim();
+                if let Some((n, p)) = rest.split_once(char::is_whitespace) {
+                    if let Ok(n) = n.parse::<usize>() {
+                        if let Some(b) = boot_images.get_mut(n.wrapping_sub(1)) {
+                            b.path = Some(p.trim().to_string());
+                        }
+                    }
+                }
+            }
+        }
+        let files = stdout
+            .lines()
+            .filter(|l| l.starts_with('\''))
+            .map(unquote)
+            .collect();
+        Ok(Iso {
+            path: path.to_path_buf(),
+            volume_id,
+            boot_images,
+            files,
+        })
+    }
+
+    /// The ISO path of `rel` (`sources/boot.wim`), compared case-insensitively (Windows ISOs
+    /// without Rock Ridge show upper-case ISO 9660 names).
+    pub fn find_ci(&self, rel: &str) -> Option<&str> {
+        let want = format!("/{}", rel.trim_start_matches('/'));
+        self.files
+            .iter()
+            .find(|f| f.eq_ignore_ascii_case(&want))
+            .map(String::as_str)
+    }
+
+    /// Copies the file `iso_path` out to `dest` (a new file).
+    pub fn extract(&self, iso_path: &str, dest: &Path) -> Result<()> {
+        let out = xorriso()
+            .args(["-abort_on", "FAILURE", "-return_with", "SORRY", "32"])
+            .arg("-indev")
+            .arg(&self.path)
+            .args(["-osirrox", "on", "-extract", iso_path])
+            .arg(dest)
+            .stdout(Stdio::null())
+            .output()
+            .map_err(|e| IsoError(format!("cannot run xorriso: {e}")))?;
+        if !out.status.success() || !dest.is_file() {
+            return Err(IsoError(format!(
+                "{}: cannot extract {iso_path} to {}: {}",
+                self.path.display(),
+                dest.display(),
+                problems(&String::from_utf8_lossy(&out.stderr))
+            )));
+        }
+        Ok(())
+    }
+
+    /// The bytes the firmware loads for boot image `b` (`load_sectors` × 512 from its LBA).
+    pub fn boot_image_bytes(&self, b: &BootImage) -> Result<Vec<u8>> {
+        let mut f = std::fs::File::open(&self.path)
+            .map_err(|e| IsoError(format!("{}: cannot read: {e}", self.path.display())))?;
+        let mut buf = vec![0u8; (b.load_sectors * 512) as usize];
+        f.seek(SeekFrom::Start(b.lba * 2048))
+            .and_then(|_| f.read_exact(&mut buf))
+            .map_err(|e| {
+                IsoError(format!(
+                    "{}: boot image at block {} is cut short: {e}",
+                    self.path.display(),
+                    b.lba
+                ))
+            })?;
+        Ok(buf)
+    }
+
+    /// A short human-readable description of the boot records.
+    pub fn describe_boot(&self) -> String {
+        if self.boot_images.is_empty() {
+            return "no El Torito boot record".into();
+        }
+        self.boot_images
+            .iter()
+            .map(|b| {
+                format!(
+                    "{} {} ({} sectors at block {})",
+                    b.platform,
+                    b.path.as_deref().unwrap_or("(hidden image)"),
+                    b.load_sectors,
+                    b.lba
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Writes `output` = `input` with the files `replace` (ISO path, local file) swapped in, the
+/// label and El Torito boot records kept. Progress lines go to stderr when `progress` is set.
+/// `output` appears only when everything, including the check of the result, has succeeded.
+pub fn write_modified(
+    input: &Iso,
+    output: &Path,
+    replace: &[(String, PathBuf)],
+    progress: bool,
+) -> Result<()> {
+    if let (Ok(a), Ok(b)) = (input.path.canonicalize(), output.canonicalize()) {
+        if a == b {
+            return Err(IsoError(format!(
+                "{}: the output must not be the input (the input is never modified)",
+                output.display()
+            )));
+        }
+    }
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out.iso".into());
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".part")
+        .tempfile_in(&dir)
+        .map_err(|e| {
+            IsoError(format!(
+                "{}: cannot create a temporary file there: {e}",
+                dir.display()
+            ))
+        })?;
+    let mut cmd = xorriso();
+    cmd.args(["-abort_on", "FAILURE", "-return_with", "SORRY", "32"])
+        .args(["-report_about", "UPDATE"])
+        .arg("-indev")
+        .arg(&input.path)
+        .arg("-outdev")
+        .arg(tmp.path())
+        .args(["-boot_image", "any", "replay"]);
+    if !input.volume_id.is_empty() {
+        cmd.args(["-volid", &input.volume_id]);
+    }
+    for (iso_path, local) in replace {
+        cmd.arg("-map").arg(local).arg(iso_path);
+    }
+    cmd.arg("-commit")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| IsoError(format!("cannot run xorriso: {e}")))?;
+    let mut all = String::new();
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
+            if progress && line.contains("UPDATE :") && line.contains("% done") {
+                eprintln!(
+                    "rvblk: writing {}: {}",
+                    output.display(),
+                    line.split("UPDATE :").nth(1).unwrap_or("").trim()
+                );
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| IsoError(format!("waiting for xorriso: {e}")))?;
+    if !status.success() {
+        return Err(IsoError(format!(
+            "{}: writing the new ISO failed (nothing written): {}",
+            output.display(),
+            problems(&all)
+        )));
+    }
+    // Check the result before it gets its name: same label, same boot image bytes.
+    let out = Iso::open(tmp.path())?;
+    if out.volume_id != input.volume_id {
+        return Err(IsoError(format!(
+            "{}: xorriso wrote volume label {:?} instead of {:?}; not kept",
+            output.display(),
+            out.volume_id,
+            input.volume_id
+        )));
+    }
+    if out.boot_images.len() != input.boot_images.len() {
+        return Err(IsoError(format!(
+            "{}: the new ISO has {} boot image(s), the input {}; not kept",
+            output.display(),
+            out.boot_images.len(),
+            input.boot_images.len()
+        )));
+    }
+    for (a, b) in input.boot_images.iter().zip(&out.boot_images) {
+        if a.platform != b.platform || input.boot_image_bytes(a)? != out.boot_image_bytes(b)? {
+            return Err(IsoError(format!(
+                "{}: the {} boot image changed while rewriting; not kept",
+                output.display(),
+                a.platform
+            )));
+        }
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| IsoError(format!("{}: cannot sync: {e}", output.display())))?;
+    tmp.persist(output).map_err(|e| {
+        IsoError(format!(
+            "{}: cannot rename the finished ISO into place: {}",
+            output.display(),
+            e.error
+        ))
+    })?;
+    Ok(())
+}
+
+/// A scratch directory for extracted files, next to `near` (the output), so a multi-GB
+/// `boot.wim` lands on the output's file system rather than in a small `/tmp`.
+pub fn scratch_dir(near: &Path) -> Result<tempfile::TempDir> {
+    let dir = match near.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".rvblk-work.")
+        .tempdir_in(&dir)
+        .map_err(|e| {
+            IsoError(format!(
+                "{}: cannot create a work directory there: {e}",
+                dir.display()
+            ))
+        })
+}
