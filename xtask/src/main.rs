@@ -37,7 +37,17 @@ TASKS:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("package") => package::run(&args[1..]).map(|_| ()),
+        Some("package") => package::run(&args[1..]).and_then(|pkg| {
+            // The `rvblk` tool carries the package (tools/rvblk/build.rs): rebuild it now so the
+            // release binary has the files just written.
+            cmd::run(
+                cmd::cargo()
+                    .args(["build", "--release", "-p", "rvblk"])
+                    .env("RVBLK_PACKAGE_DIR", &pkg),
+            )?;
+            eprintln!("xtask: target/release/rvblk carries the package (rvblk package list)");
+            Ok(())
+        }),
         Some("test") => summary::test(&args[1..]),
         Some("bench") => summary::bench(&args[1..]),
         Some("fuzz") => summary::fuzz(&args[1..]),

@@ -96,17 +96,35 @@ fn extract_to(dir: &Path) -> Result<usize, String> {
     Ok(embedded::FILES.len())
 }
 
-/// The embedded package in a temporary directory, for commands given no `--package`.
-fn embedded_dir() -> Option<tempfile::TempDir> {
+/// The embedded package in a temporary directory, for commands given no `--package`
+/// (`Ok(None)`: this binary carries none).
+fn embedded_dir() -> Result<Option<tempfile::TempDir>, String> {
     if embedded::FILES.is_empty() {
-        return None;
+        return Ok(None);
     }
     let d = tempfile::Builder::new()
         .prefix("rvblk-package.")
         .tempdir()
-        .ok()?;
-    extract_to(d.path()).ok()?;
-    Some(d)
+        .map_err(|e| {
+            format!("cannot create a temporary directory for the built-in package: {e}")
+        })?;
+    extract_to(d.path())
+        .map_err(|e| format!("cannot write out the built-in driver package: {e}"))?;
+    Ok(Some(d))
+}
+
+/// [`embedded_dir`], unless the command names its own `--package`.
+fn default_package(args: &[OsString]) -> Result<Option<tempfile::TempDir>, ExitCode> {
+    if args
+        .iter()
+        .any(|a| a == "--package" || a.to_string_lossy().starts_with("--package="))
+    {
+        return Ok(None);
+    }
+    embedded_dir().map_err(|e| {
+        eprintln!("rvblk: error: {e}");
+        ExitCode::from(1)
+    })
 }
 
 fn main() -> ExitCode {
@@ -118,14 +136,16 @@ fn main() -> ExitCode {
         }
     };
     match cli.cmd {
-        Cmd::Winpe(p) => {
-            let pkg = embedded_dir();
-            rvblk_winpe::cli::run_winpe_args_with(p.args, pkg.as_ref().map(|d| d.path())).emit()
-        }
-        Cmd::Xp(p) => {
-            let pkg = embedded_dir();
-            rvblk_xp::cli::xp_with(p.args, pkg.as_ref().map(|d| d.path()))
-        }
+        Cmd::Winpe(p) => match default_package(&p.args) {
+            Ok(pkg) => {
+                rvblk_winpe::cli::run_winpe_args_with(p.args, pkg.as_ref().map(|d| d.path())).emit()
+            }
+            Err(code) => code,
+        },
+        Cmd::Xp(p) => match default_package(&p.args) {
+            Ok(pkg) => rvblk_xp::cli::xp_with(p.args, pkg.as_ref().map(|d| d.path())),
+            Err(code) => code,
+        },
         Cmd::Sign(p) => rvblk_sign::cli::sign(p.args),
         Cmd::Info(p) => rvblk_winpe::cli::info(p.args),
         Cmd::Menu(a) => match menu::render(&a) {

@@ -218,7 +218,20 @@ pub fn prepare_iso(
     for f in std::iter::once(&boot_wim).chain(&stores) {
         make_writable(f)?;
     }
-    let (wim, changes) = prepare_files(&boot_wim, &stores, pkg, opts)?;
+    // Messages name the files inside the ISO, not the work copies.
+    let mut names = vec![(
+        boot_wim.clone(),
+        format!("{}:{wim_in_iso}", input.display()),
+    )];
+    for (local, s) in stores.iter().zip(&stores_in_iso) {
+        names.push((local.clone(), format!("{}:{s}", input.display())));
+    }
+    let (wim, changes) = prepare_files(&boot_wim, &stores, pkg, opts).map_err(|mut e| {
+        for (local, shown) in &names {
+            e.msg = e.msg.replace(&local.display().to_string(), shown);
+        }
+        e
+    })?;
     let mut replace = vec![(wim_in_iso.to_string(), boot_wim.clone())];
     replace.extend(stores_in_iso.iter().cloned().zip(stores.iter().cloned()));
     eprintln!("rvblk: writing {}", output.display());
