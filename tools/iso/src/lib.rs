@@ -116,7 +116,7 @@ impl Iso {
         // Volume descriptor set starts at block 16 with "\x01CD001".
         let mut f = std::fs::File::open(path)
             .map_err(|e| IsoError(format!("{}: cannot read: {e}", path.display())))?;
-        let mut pvd = [0u8; 6];
+        let mut pvd = [0u8; 132];
         let magic = f
             .seek(SeekFrom::Start(16 * 2048))
             .and_then(|_| f.read_exact(&mut pvd));
@@ -125,6 +125,20 @@ impl Iso {
                 "{}: not an ISO 9660 image (no CD001 volume descriptor at block 16)",
                 path.display()
             )));
+        }
+        // ECMA-119 8.4.8 and 8.4.12: volume space size (blocks) at 80, block size at 128, both
+        // little-endian halves first. A file shorter than that lost its end.
+        if pvd[0] == 1 {
+            let blocks = u64::from(u32::from_le_bytes([pvd[80], pvd[81], pvd[82], pvd[83]]));
+            let block = u64::from(u16::from_le_bytes([pvd[128], pvd[129]]));
+            let want = blocks * block;
+            if meta.len() < want {
+                return Err(IsoError(format!(
+                    "{}: truncated ISO: its volume descriptor says {want} bytes, the file has {}",
+                    path.display(),
+                    meta.len()
+                )));
+            }
         }
         let (stdout, stderr) = run_report(
             &[
@@ -209,11 +223,12 @@ impl Iso {
             .output()
             .map_err(|e| IsoError(format!("cannot run xorriso: {e}")))?;
         if !out.status.success() || !dest.is_file() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let first = problems(&err);
+            let first = first.split("; ").next().unwrap_or("").to_string();
             return Err(IsoError(format!(
-                "{}: cannot extract {iso_path} to {}: {}",
-                self.path.display(),
-                dest.display(),
-                problems(&String::from_utf8_lossy(&out.stderr))
+                "{}: cannot copy {iso_path} out of the ISO (damaged image or full disk?): {first}",
+                self.path.display()
             )));
         }
         Ok(())

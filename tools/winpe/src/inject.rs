@@ -216,6 +216,8 @@ fn load_hive(wim: &mut Wim, image: u32) -> Result<(Hive, std::path::PathBuf)> {
 fn prefix_err(path: &Path, image: u32, e: Error) -> Error {
     if e.msg.starts_with(&path.display().to_string()) {
         e
+    } else if e.msg.starts_with(&format!("image {image}:")) {
+        Error::new(e.kind, format!("{}: {}", path.display(), e.msg))
     } else {
         Error::new(
             e.kind,
