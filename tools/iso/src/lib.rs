@@ -4,9 +4,9 @@
 //! [`Iso::open`] reads what the tools need without extracting the image: volume label, the El
 //! Torito boot images (platform, load size, LBA, path) and the file list. [`Iso::extract`] copies
 //! single files out. [`write_modified`] writes a new ISO = the input's tree with some files
-//! replaced, the El Torito boot setup replayed from the input (`-boot_image any replay`), so the
-//! BIOS image (`etfsboot.com`) and the UEFI image (`efisys.bin`) keep their bytes and the label
-//! stays. The output is written to a temporary file next to it, checked (label, every boot
+//! replaced and the El Torito boot images kept from the input (`-boot_image any keep`, which
+//! also keeps images hidden from the tree, as on XP CDs), so the BIOS image (`etfsboot.com`) and
+//! the UEFI image (`efisys.bin`) keep their bytes and the label stays. The output is written to a temporary file next to it, checked (label, every boot
 //! image's bytes), and only then renamed into place; on any failure nothing is left behind.
 
 use std::fmt;
@@ -314,7 +314,7 @@ pub fn write_modified(
         .arg(&input.path)
         .arg("-outdev")
         .arg(tmp.path())
-        .args(["-boot_image", "any", "replay"]);
+        .args(["-boot_image", "any", "keep"]);
     if !input.volume_id.is_empty() {
         cmd.args(["-volid", &input.volume_id]);
     }

@@ -56,11 +56,26 @@ pub fn slipstream_iso(
         input.display()
     );
     let report = slipstream::slipstream(&local, &driver, options)?;
+    // The driver as slipstream wrote it (its spelling follows txtsetup.sif's case).
+    let local_driver = report
+        .files
+        .iter()
+        .map(|(p, _)| p)
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().eq_ignore_ascii_case(DRIVER_FILE))
+        })
+        .cloned()
+        .unwrap_or_else(|| local.join(DRIVER_FILE));
+    let driver_name = local_driver
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| DRIVER_FILE.into());
     let driver_in_iso = iso
         .find_ci(&format!("{}/{DRIVER_FILE}", arch.setup_dir()))
         .map(str::to_string)
-        .unwrap_or_else(|| format!("{dir_in_iso}/{DRIVER_FILE}"));
-    replace.push((driver_in_iso, local.join(DRIVER_FILE)));
+        .unwrap_or_else(|| format!("{dir_in_iso}/{driver_name}"));
+    replace.push((driver_in_iso, local_driver));
     eprintln!("rvblk: writing {}", output.display());
     rvblk_iso::write_modified(&iso, output, &replace, true).map_err(iso_err)?;
     // Report the files as they are inside the new ISO.
