@@ -251,6 +251,17 @@ impl Iso {
         Ok(buf)
     }
 
+    /// Whether the ISO 9660 tree looks like the stub of a UDF-only disc (oscdimg `-u2`, as
+    /// Windows 10/11 media): a lone `README.TXT` and no directories.
+    pub fn looks_udf_only(&self) -> bool {
+        self.files.len() <= 2
+            && self.files.iter().all(|f| f.matches('/').count() == 1)
+            && self
+                .files
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case("/readme.txt"))
+    }
+
     /// A short human-readable description of the boot records.
     pub fn describe_boot(&self) -> String {
         if self.boot_images.is_empty() {
@@ -314,7 +325,9 @@ pub fn write_modified(
         .arg(&input.path)
         .arg("-outdev")
         .arg(tmp.path())
-        .args(["-boot_image", "any", "keep"]);
+        .args(["-boot_image", "any", "keep"])
+        // A Joliet tree too: Windows reads long names from Joliet (or UDF), not from Rock Ridge.
+        .args(["-joliet", "on"]);
     if !input.volume_id.is_empty() {
         cmd.args(["-volid", &input.volume_id]);
     }

@@ -194,10 +194,19 @@ pub fn prepare_iso(
     let wim_in_iso = iso.find_ci("sources/boot.wim").ok_or_else(|| {
         Error::new(
             ErrorKind::Usage,
-            format!(
-                "{}: no sources/boot.wim in the ISO (not a Windows Vista+ Setup/WinPE ISO?)",
-                input.display()
-            ),
+            if iso.looks_udf_only() {
+                format!(
+                    "{}: its ISO 9660 tree holds only README.TXT: the files are in UDF only (as on \
+                     Windows 10/11 media), which xorriso cannot read. Extract it (e.g. `7z x`), run \
+                     `rvblk winpe prepare DIR` on the tree and rebuild the ISO with a UDF-capable tool",
+                    input.display()
+                )
+            } else {
+                format!(
+                    "{}: no sources/boot.wim in the ISO (not a Windows Vista+ Setup/WinPE ISO?)",
+                    input.display()
+                )
+            },
         )
     })?;
     let stores_in_iso: Vec<String> = BCD_STORES

@@ -264,6 +264,36 @@ fn bad_inputs_and_a_full_disk_leave_no_output() {
     assert!(!output.exists());
     assert_eq!(leftovers(&out_dir), Vec::<PathBuf>::new());
 
+    // The ISO 9660 stub of a UDF-only disc (Windows 10/11 media): the message says what to do.
+    let stub_tree = t.path().join("stub");
+    std::fs::create_dir_all(&stub_tree).unwrap();
+    std::fs::write(
+        stub_tree.join("README.TXT"),
+        b"This disc contains a UDF file system",
+    )
+    .unwrap();
+    let stub = t.path().join("stub.iso");
+    run(Command::new("xorriso")
+        .args(["-as", "mkisofs", "-V", "CCCOMA_X64FRE", "-o"])
+        .arg(&stub)
+        .arg(&stub_tree));
+    let o = rvblk(
+        &bin,
+        t.path(),
+        &[
+            &"winpe",
+            &"prepare",
+            &stub,
+            &"-o",
+            &output,
+            &"--package",
+            &pkg,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("UDF only"), "{}", text(&o));
+    assert!(!output.exists());
+
     // A full disk: file size limited to 1 MiB (SIGXFSZ ignored, so writes fail with EFBIG, as
     // they would with ENOSPC), below what the work copy and the new ISO need.
     let o = Command::new("sh")
