@@ -52,6 +52,40 @@ pub struct Iso {
     pub boot_images: Vec<BootImage>,
     /// Every file, as absolute ISO paths (`/sources/boot.wim`).
     pub files: Vec<String>,
+    /// The files were found in the UDF tree (the ISO 9660 tree is a stub, as on Windows 10/11
+    /// media): read with 7-Zip, written with genisoimage (`docs/tools.md` §UDF).
+    pub udf: bool,
+}
+
+/// 7-Zip (Debian `7zip`), which reads UDF.
+pub const SEVEN_ZIP: &str = "7zz";
+/// genisoimage (Debian `genisoimage`), which writes UDF next to ISO 9660.
+pub const GENISOIMAGE: &str = "genisoimage";
+
+/// The files of the UDF tree, listed by 7-Zip (`None` if 7-Zip is missing or finds none).
+fn udf_files(path: &Path) -> Option<Vec<String>> {
+    let out = Command::new(SEVEN_ZIP)
+        .args(["l", "-ba", "-slt", "-tudf"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut files = Vec::new();
+    let mut cur: Option<String> = None;
+    for l in text.lines() {
+        if let Some(p) = l.strip_prefix("Path = ") {
+            cur = Some(format!("/{}", p.trim()));
+        } else if l.trim() == "Folder = -" {
+            if let Some(p) = cur.take() {
+                files.push(p);
+            }
+        }
+    }
+    (!files.is_empty()).then_some(files)
 }
 
 /// `xorriso` with reports kept to what we parse; fails clearly if it is not installed.
@@ -193,12 +227,20 @@ impl Iso {
             .filter(|l| l.starts_with('\''))
             .map(unquote)
             .collect();
-        Ok(Iso {
+        let mut iso = Iso {
             path: path.to_path_buf(),
             volume_id,
             boot_images,
             files,
-        })
+            udf: false,
+        };
+        if iso.looks_udf_only() {
+            if let Some(files) = udf_files(path) {
+                iso.files = files;
+                iso.udf = true;
+            }
+        }
+        Ok(iso)
     }
 
     /// The ISO path of `rel` (`sources/boot.wim`), compared case-insensitively (Windows ISOs
@@ -213,6 +255,9 @@ impl Iso {
 
     /// Copies the file `iso_path` out to `dest` (a new file).
     pub fn extract(&self, iso_path: &str, dest: &Path) -> Result<()> {
+        if self.udf {
+            return self.extract_udf(iso_path, dest);
+        }
         let out = xorriso()
             .args(["-abort_on", "FAILURE", "-return_with", "SORRY", "32"])
             .arg("-indev")
@@ -232,6 +277,39 @@ impl Iso {
             )));
         }
         Ok(())
+    }
+
+    /// [`Iso::extract`] from the UDF tree, through 7-Zip into a directory next to `dest`.
+    fn extract_udf(&self, iso_path: &str, dest: &Path) -> Result<()> {
+        let parent = dest.parent().unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".rvblk-7z.")
+            .tempdir_in(parent)
+            .map_err(|e| {
+                IsoError(format!(
+                    "{}: cannot create a directory: {e}",
+                    parent.display()
+                ))
+            })?;
+        let rel = iso_path.trim_start_matches('/');
+        let out = Command::new(SEVEN_ZIP)
+            .args(["x", "-y", "-bso0", "-bsp0", "-tudf"])
+            .arg(format!("-o{}", tmp.path().display()))
+            .arg(&self.path)
+            .arg(rel)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| IsoError(format!("cannot run 7zz (apt-get install 7zip): {e}")))?;
+        let got = tmp.path().join(rel);
+        if !out.status.success() || !got.is_file() {
+            return Err(IsoError(format!(
+                "{}: cannot copy {iso_path} out of the UDF tree (damaged image or full disk?): {}",
+                self.path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        std::fs::rename(&got, dest)
+            .map_err(|e| IsoError(format!("cannot move to {}: {e}", dest.display())))
     }
 
     /// The bytes the firmware loads for boot image `b` (`load_sectors` × 512 from its LBA).
@@ -318,6 +396,58 @@ pub fn write_modified(
                 dir.display()
             ))
         })?;
+    if input.udf {
+        write_udf(input, &tmp, output, replace, progress)?;
+    } else {
+        write_xorriso(input, &tmp, output, replace, progress)?;
+    }
+    // Check the result before it gets its name: same label, same boot image bytes.
+    let out = Iso::open(tmp.path())?;
+    if out.volume_id != input.volume_id {
+        return Err(IsoError(format!(
+            "{}: xorriso wrote volume label {:?} instead of {:?}; not kept",
+            output.display(),
+            out.volume_id,
+            input.volume_id
+        )));
+    }
+    if out.boot_images.len() != input.boot_images.len() {
+        return Err(IsoError(format!(
+            "{}: the new ISO has {} boot image(s), the input {}; not kept",
+            output.display(),
+            out.boot_images.len(),
+            input.boot_images.len()
+        )));
+    }
+    for (a, b) in input.boot_images.iter().zip(&out.boot_images) {
+        if a.platform != b.platform || input.boot_image_bytes(a)? != out.boot_image_bytes(b)? {
+            return Err(IsoError(format!(
+                "{}: the {} boot image changed while rewriting; not kept",
+                output.display(),
+                a.platform
+            )));
+        }
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| IsoError(format!("{}: cannot sync: {e}", output.display())))?;
+    tmp.persist(output).map_err(|e| {
+        IsoError(format!(
+            "{}: cannot rename the finished ISO into place: {}",
+            output.display(),
+            e.error
+        ))
+    })?;
+    Ok(())
+}
+
+fn write_xorriso(
+    input: &Iso,
+    tmp: &tempfile::NamedTempFile,
+    output: &Path,
+    replace: &[(String, PathBuf)],
+    progress: bool,
+) -> Result<()> {
     let mut cmd = xorriso();
     cmd.args(["-abort_on", "FAILURE", "-return_with", "SORRY", "32"])
         .args(["-report_about", "UPDATE"])
@@ -364,43 +494,125 @@ pub fn write_modified(
             problems(&all)
         )));
     }
-    // Check the result before it gets its name: same label, same boot image bytes.
-    let out = Iso::open(tmp.path())?;
-    if out.volume_id != input.volume_id {
+    Ok(())
+}
+
+/// The UDF route: the whole tree copied out with 7-Zip, the replacements put in, a new ISO 9660 +
+/// Joliet + UDF image made by genisoimage with the input's label and boot images (found in the
+/// tree by their bytes, with the input's load sizes). Checked by the caller like the other route.
+fn write_udf(
+    input: &Iso,
+    tmp: &tempfile::NamedTempFile,
+    output: &Path,
+    replace: &[(String, PathBuf)],
+    progress: bool,
+) -> Result<()> {
+    let work = scratch_dir(output)?;
+    let tree = work.path().join("tree");
+    if progress {
+        eprintln!(
+            "rvblk: copying the UDF tree of {} out (7-Zip)",
+            input.path.display()
+        );
+    }
+    let out = Command::new(SEVEN_ZIP)
+        .args(["x", "-y", "-bso0", "-bsp0", "-tudf"])
+        .arg(format!("-o{}", tree.display()))
+        .arg(&input.path)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| IsoError(format!("cannot run 7zz (apt-get install 7zip): {e}")))?;
+    if !out.status.success() {
         return Err(IsoError(format!(
-            "{}: xorriso wrote volume label {:?} instead of {:?}; not kept",
-            output.display(),
-            out.volume_id,
-            input.volume_id
+            "{}: cannot copy the UDF tree out (damaged image or full disk?): {}",
+            input.path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    if out.boot_images.len() != input.boot_images.len() {
-        return Err(IsoError(format!(
-            "{}: the new ISO has {} boot image(s), the input {}; not kept",
-            output.display(),
-            out.boot_images.len(),
-            input.boot_images.len()
-        )));
-    }
-    for (a, b) in input.boot_images.iter().zip(&out.boot_images) {
-        if a.platform != b.platform || input.boot_image_bytes(a)? != out.boot_image_bytes(b)? {
-            return Err(IsoError(format!(
-                "{}: the {} boot image changed while rewriting; not kept",
-                output.display(),
-                a.platform
-            )));
+    for (iso_path, local) in replace {
+        let dest = tree.join(iso_path.trim_start_matches('/'));
+        if let Some(d) = dest.parent() {
+            std::fs::create_dir_all(d).map_err(|e| IsoError(format!("{}: {e}", d.display())))?;
         }
+        std::fs::copy(local, &dest)
+            .map_err(|e| IsoError(format!("cannot copy to {}: {e}", dest.display())))?;
     }
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| IsoError(format!("{}: cannot sync: {e}", output.display())))?;
-    tmp.persist(output).map_err(|e| {
+    let mut cmd = Command::new(GENISOIMAGE);
+    cmd.args([
+        "-udf",
+        "-allow-limited-size",
+        "-iso-level",
+        "3",
+        "-J",
+        "-joliet-long",
+    ])
+    .args(["-relaxed-filenames", "-V", &input.volume_id]);
+    let mut first = true;
+    for b in &input.boot_images {
+        let want = input.boot_image_bytes(b)?;
+        let rel = input
+            .files
+            .iter()
+            .map(|f| f.trim_start_matches('/'))
+            .find(|f| {
+                std::fs::read(tree.join(f))
+                    .is_ok_and(|d| d.len() >= want.len() && d[..want.len()] == want[..])
+            })
+            .ok_or_else(|| {
+                IsoError(format!(
+                    "{}: the {} boot image is not a file of the UDF tree; cannot rebuild it",
+                    input.path.display(),
+                    b.platform
+                ))
+            })?;
+        if !first {
+            cmd.arg("-eltorito-alt-boot");
+        }
+        first = false;
+        cmd.arg(if b.platform == "UEFI" { "-e" } else { "-b" })
+            .arg(rel)
+            .args(["-no-emul-boot", "-boot-load-size"])
+            .arg(b.load_sectors.to_string());
+    }
+    if !input.boot_images.is_empty() {
+        cmd.args([
+            "-c",
+            "boot.catalog",
+            "-hide",
+            "boot.catalog",
+            "-hide-joliet",
+            "boot.catalog",
+        ]);
+    }
+    cmd.arg("-o").arg(tmp.path()).arg(&tree);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| {
         IsoError(format!(
-            "{}: cannot rename the finished ISO into place: {}",
-            output.display(),
-            e.error
+            "cannot run genisoimage (apt-get install genisoimage): {e}"
         ))
     })?;
+    let mut all = String::new();
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
+            if progress && line.contains("% done") {
+                eprintln!("rvblk: writing {}: {}", output.display(), line.trim());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| IsoError(format!("waiting for genisoimage: {e}")))?;
+    if !status.success() {
+        return Err(IsoError(format!(
+            "{}: writing the new ISO failed (nothing written): {}",
+            output.display(),
+            all.lines().last().unwrap_or("").trim()
+        )));
+    }
     Ok(())
 }
 

@@ -197,8 +197,8 @@ pub fn prepare_iso(
             if iso.looks_udf_only() {
                 format!(
                     "{}: its ISO 9660 tree holds only README.TXT: the files are in UDF only (as on \
-                     Windows 10/11 media), which xorriso cannot read. Extract it (e.g. `7z x`), run \
-                     `rvblk winpe prepare DIR` on the tree and rebuild the ISO with a UDF-capable tool",
+                     Windows 10/11 media), which needs 7-Zip to read and genisoimage to write \
+                     (`apt-get install 7zip genisoimage`)",
                     input.display()
                 )
             } else {

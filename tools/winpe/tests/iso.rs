@@ -370,3 +370,69 @@ fn the_built_binary_works_from_any_directory_without_package() {
         Some(amd64)
     );
 }
+
+#[test]
+fn a_udf_only_windows_iso_is_rebuilt_with_udf() {
+    let Some(bin) = rvblk_bin() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let pkg = package(t.path());
+    let wim = t.path().join("boot.wim");
+    setup_wim(t.path(), &wim, AMD64);
+    let input = udf_only_iso(t.path(), &wim, "CCCOMA_X64FRE");
+    // Independent view: xorriso sees only the stub, 7-Zip sees the files.
+    let listing = run(Command::new("xorriso")
+        .arg("-indev")
+        .arg(&input)
+        .args(["-find", "/", "-type", "f"]));
+    assert_eq!(listing.trim(), "'/README.TXT'");
+    let before = std::fs::read(&input).unwrap();
+    let output = t.path().join("out.iso");
+    let o = rvblk(
+        &bin,
+        t.path(),
+        &[
+            &"winpe",
+            &"prepare",
+            &input,
+            &"-o",
+            &output,
+            &"--package",
+            &pkg,
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+    assert_eq!(leftovers(t.path()), Vec::<PathBuf>::new());
+
+    assert_eq!(volume_id(&output), "CCCOMA_X64FRE");
+    let (a, b) = (el_torito(&input), el_torito(&output));
+    assert_eq!(
+        a.iter().map(|x| (&x.0, x.1)).collect::<Vec<_>>(),
+        b.iter().map(|x| (&x.0, x.1)).collect::<Vec<_>>()
+    );
+    assert_eq!(boot_image_bytes(&input), boot_image_bytes(&output));
+    // The new image has a UDF tree with the changed boot.wim (read by 7-Zip) ...
+    let udf = run(Command::new("7zz").args(["l", "-ba", "-tudf"]).arg(&output));
+    assert!(udf.contains("sources/boot.wim"), "{udf}");
+    // ... and the same files in ISO 9660/Joliet (read by xorriso).
+    let x = t.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    iso_extract(&output, "/sources/boot.wim", &x.join("boot.wim"));
+    assert_eq!(
+        extract(
+            &x.join("boot.wim"),
+            2,
+            "/Windows/System32/drivers/rvblk.sys",
+            &x.join("d")
+        )
+        .as_deref(),
+        Some(AMD64_SYS)
+    );
+    iso_extract(&output, "/efi/microsoft/boot/bcd", &x.join("bcd"));
+    assert_eq!(
+        testsigning(&x.join("bcd")),
+        Some(vec!["\"Element\"=hex(3):01".to_string()])
+    );
+    let o = rvblk(&bin, t.path(), &[&"info", &input]);
+    assert!(text(&o).contains("rvblk: no"), "{}", text(&o));
+}

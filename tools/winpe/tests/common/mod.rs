@@ -513,3 +513,38 @@ pub fn iso_extract(iso: &Path, path: &str, dest: &Path) {
         .args(["-osirrox", "on", "-extract", path])
         .arg(dest));
 }
+
+/// Like [`bootable_iso`], but the files are in UDF only: the ISO 9660 tree shows just
+/// `README.TXT`, as on Windows 10/11 media (built with genisoimage, hiding the rest from ISO 9660).
+pub fn udf_only_iso(dir: &Path, wim: &Path, label: &str) -> PathBuf {
+    let iso = bootable_iso(dir, wim, label);
+    let tree = dir.join(format!("{label}-tree"));
+    std::fs::write(
+        tree.join("README.TXT"),
+        b"This disc contains a UDF file system.",
+    )
+    .unwrap();
+    let udf = dir.join(format!("{label}-udf.iso"));
+    let mut cmd = Command::new("genisoimage");
+    cmd.args(["-quiet", "-udf", "-V", label])
+        .args([
+            "-b",
+            "boot/etfsboot.com",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "8",
+        ])
+        .args([
+            "-eltorito-alt-boot",
+            "-e",
+            "efi/microsoft/boot/efisys.bin",
+            "-no-emul-boot",
+        ])
+        .args(["-boot-load-size", "128"]);
+    for hidden in ["boot", "efi", "sources", "setup.exe", "boot.catalog"] {
+        cmd.args(["-hide", hidden]);
+    }
+    run(cmd.arg("-o").arg(&udf).arg(&tree));
+    std::fs::remove_file(iso).unwrap();
+    udf
+}
