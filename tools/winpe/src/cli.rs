@@ -145,7 +145,8 @@ struct PrepareArgs {
     /// Path of the rebuilt ISO as GRUB4DOS sees it, for the menu entry [default: /<tree name>.iso]
     #[arg(long, value_name = "PATH")]
     iso: Option<String>,
-    /// Also set the kernel debugger in every BCD store (see `rvblk winpe bcd --help`)
+    /// Also set the kernel debugger in every BCD store (see `rvblk winpe bcd --help`) and let
+    /// DbgPrint through in the images (Debug Print Filter\DEFAULT = 0xf; off removes it)
     #[arg(long, value_name = "serial[:PORT[,BAUD]]|off", value_parser = parse_debug)]
     debug: Option<DebugSetting>,
     /// Driver Verifier for rvblk.sys in each image: standard (`verifier /standard`), a level
@@ -270,6 +271,7 @@ fn run_winpe(cmd: WinpeCmd, default_package: Option<&Path>) -> crate::Result<Str
                 let pkg = Package::open(a.package.as_deref().or(default_package))?;
                 let opts = inject::InjectOptions {
                     verifier: a.verifier,
+                    debug_print: None,
                 };
                 let r = inject::inject_with(&a.wim, &pkg, sel, opts)?;
                 Ok(r.render(&a.wim, false))

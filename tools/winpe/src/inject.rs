@@ -232,6 +232,9 @@ pub struct InjectOptions {
     /// Driver Verifier for rvblk.sys in each image's SYSTEM hive (`docs/verifier.md`); `None`
     /// leaves whatever is there.
     pub verifier: Option<VerifierSetting>,
+    /// `DbgPrint` through to the kernel debugger (`Debug Print Filter\DEFAULT`), set or
+    /// removed; `None` leaves it (`docs/verifier.md` §4).
+    pub debug_print: Option<bool>,
 }
 
 /// Injects rvblk into the selected images of the WIM at `path` (see the crate docs).
@@ -299,6 +302,11 @@ pub fn inject_with(
                 hr.modified |= !vr.changes.is_empty();
                 hr.changes.extend(vr.changes);
                 hr.warnings.extend(vr.warnings);
+            }
+            if let Some(on) = opts.debug_print {
+                let c = verifier::set_debug_print(&mut hive, on)?;
+                hr.modified |= !c.is_empty();
+                hr.changes.extend(c);
             }
             if hr.modified {
                 let out = dir.join("SYSTEM.new");

@@ -81,6 +81,7 @@ fn prepare_files(
         Selection::All,
         InjectOptions {
             verifier: opts.verifier,
+            debug_print: opts.debug.map(|d| matches!(d, DebugSetting::Serial { .. })),
         },
     )?;
     let mut settings = vec![Setting::boolean(bcd::ELEM_TESTSIGNING, "testsigning", true)];

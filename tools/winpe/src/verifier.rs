@@ -335,6 +335,43 @@ pub fn state<H: RegistryHive>(h: &H, cs: &str) -> Result<VerifierState> {
     })
 }
 
+/// The debug print filter key, relative to a control set (`docs/verifier.md` §4).
+pub const DEBUG_PRINT_FILTER_KEY: &str = "Control\\Session Manager\\Debug Print Filter";
+/// Its value for `DbgPrint`'s component, and the mask rvblk sets: error, warning, trace and
+/// info levels (bits 0-3), so `DbgPrint` lines reach the debugger on Vista and later.
+pub const DEBUG_PRINT_DEFAULT: &str = "DEFAULT";
+pub const DEBUG_PRINT_MASK: u32 = 0xf;
+
+/// Lets `DbgPrint` through to the kernel debugger (`on`) in every boot control set, or removes
+/// the `DEFAULT` mask again if it is the one rvblk sets (`off`). Returns the change lines.
+pub fn set_debug_print<H: RegistryHive>(h: &mut H, on: bool) -> Result<Vec<String>> {
+    let mut changes = Vec::new();
+    let want = RegValue::dword(DEBUG_PRINT_MASK);
+    for cs in boot_control_sets(h)? {
+        let path = format!("{cs}\\{DEBUG_PRINT_FILTER_KEY}");
+        if on {
+            let key = ensure_path(h, &path)?;
+            if !h
+                .value(key, DEBUG_PRINT_DEFAULT)?
+                .is_some_and(|v| v.same_as(&want))
+            {
+                h.set_value(key, DEBUG_PRINT_DEFAULT, &want)?;
+                changes.push(format!(
+                    "DbgPrint to the debugger: {path}\\{DEBUG_PRINT_DEFAULT} = {DEBUG_PRINT_MASK:#x}"
+                ));
+            }
+        } else if let Some(key) = h.open_path(&path)? {
+            if h.value(key, DEBUG_PRINT_DEFAULT)?
+                .is_some_and(|v| v.same_as(&want))
+            {
+                h.delete_value(key, DEBUG_PRINT_DEFAULT)?;
+                changes.push(format!("deleted {path}\\{DEBUG_PRINT_DEFAULT}"));
+            }
+        }
+    }
+    Ok(changes)
+}
+
 /// For `--verifier` on the command line: clap's value parser.
 pub fn parse_setting(s: &str) -> std::result::Result<VerifierSetting, String> {
     s.parse()

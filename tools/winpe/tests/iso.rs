@@ -62,6 +62,8 @@ fn prepare_iso_to_iso_keeps_label_and_both_boot_records() {
             &"--package",
             &pkg,
             &"--verifier",
+            &"--debug",
+            &"serial",
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
@@ -115,6 +117,11 @@ fn prepare_iso_to_iso_keeps_label_and_both_boot_records() {
             mm.contains(&"\"VerifyDrivers\"=\"rvblk.sys\"".to_string()),
             "{mm:?}"
         );
+        let filter = lsval(
+            &hive,
+            "\\ControlSet001\\Control\\Session Manager\\Debug Print Filter",
+        );
+        assert_eq!(filter, Some(vec!["\"DEFAULT\"=dword:0000000f".to_string()]));
     }
     // Test-signing in every BCD store; other files unchanged.
     for store in ["/boot/bcd", "/efi/microsoft/boot/bcd"] {
@@ -124,6 +131,11 @@ fn prepare_iso_to_iso_keeps_label_and_both_boot_records() {
             testsigning(&local),
             Some(vec!["\"Element\"=hex(3):01".to_string()]),
             "{store}"
+        );
+        assert_eq!(
+            lsval(&local, &format!("Objects\\{LOADER1}\\Elements\\260000a0")),
+            Some(vec!["\"Element\"=hex(3):01".to_string()]),
+            "kernel debugger on in {store}"
         );
         iso_extract(&input, store, &local);
         assert_eq!(testsigning(&local), None, "input store {store} untouched");
