@@ -515,11 +515,14 @@ fn write_udf(
             input.path.display()
         );
     }
+    // 7-Zip's own progress indicator goes to stderr (-bsp2) for the multi-GB copy.
     let out = Command::new(SEVEN_ZIP)
-        .args(["x", "-y", "-bso0", "-bsp0", "-tudf"])
+        .args(["x", "-y", "-bso0", "-tudf"])
+        .arg(if progress { "-bsp2" } else { "-bsp0" })
         .arg(format!("-o{}", tree.display()))
         .arg(&input.path)
         .stdin(Stdio::null())
+        .stderr(if progress { Stdio::inherit() } else { Stdio::piped() })
         .output()
         .map_err(|e| IsoError(format!("cannot run 7zz (apt-get install 7zip): {e}")))?;
     if !out.status.success() {

@@ -375,6 +375,23 @@ fn the_built_binary_works_from_any_directory_without_package() {
         Some(amd64.clone())
     );
     drop(input);
+
+    // XP: slipstream into an i386 tree with the built-in x86 rvblkxp.sys.
+    let i386 = t.path().join("xpcd/i386");
+    std::fs::create_dir_all(&i386).unwrap();
+    std::fs::write(
+        i386.join("txtsetup.sif"),
+        "[Version]\r\nsignature = \"$Windows NT$\"\r\n\r\n[SourceDisksFiles]\r\n\
+         atapi.sys = 1,,,,,,3_,4,1,,,1,4\r\n\r\n[HardwareIdsDatabase]\r\n*PNP0600 = \"atapi\"\r\n\r\n\
+         [SCSI.Load]\r\natapi = atapi.sys,4\r\n\r\n[SCSI]\r\n",
+    )
+    .unwrap();
+    let o = rvblk(&bin, t.path(), &[&"xp", &"slipstream", &"xpcd/i386"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(i386.join("rvblkxp.sys")).unwrap(),
+        std::fs::read(pkg.join("xp/rvblkxp.sys")).unwrap()
+    );
     let o = rvblk(&bin, t.path(), &[&"winpe", &"inject", &"boot.wim"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
