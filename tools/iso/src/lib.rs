@@ -522,7 +522,11 @@ fn write_udf(
         .arg(format!("-o{}", tree.display()))
         .arg(&input.path)
         .stdin(Stdio::null())
-        .stderr(if progress { Stdio::inherit() } else { Stdio::piped() })
+        .stderr(if progress {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        })
         .output()
         .map_err(|e| IsoError(format!("cannot run 7zz (apt-get install 7zip): {e}")))?;
     if !out.status.success() {
@@ -635,4 +639,47 @@ pub fn scratch_dir(near: &Path) -> Result<tempfile::TempDir> {
                 dir.display()
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iso(files: &[&str]) -> Iso {
+        Iso {
+            path: PathBuf::from("x.iso"),
+            volume_id: String::new(),
+            boot_images: Vec::new(),
+            files: files.iter().map(|s| s.to_string()).collect(),
+            udf: false,
+        }
+    }
+
+    #[test]
+    fn lookups_ignore_case() {
+        let i = iso(&["/SOURCES/BOOT.WIM", "/BOOT/BCD"]);
+        assert_eq!(i.find_ci("sources/boot.wim"), Some("/SOURCES/BOOT.WIM"));
+        assert_eq!(i.find_ci("/boot/bcd"), Some("/BOOT/BCD"));
+        assert_eq!(i.find_ci("efi/microsoft/boot/bcd"), None);
+    }
+
+    #[test]
+    fn udf_stub_is_recognised() {
+        assert!(iso(&["/README.TXT"]).looks_udf_only());
+        assert!(!iso(&["/README.TXT", "/SOURCES/BOOT.WIM"]).looks_udf_only());
+        assert!(!iso(&["/docs/readme.txt"]).looks_udf_only());
+        assert!(!iso(&[]).looks_udf_only());
+    }
+
+    #[test]
+    fn xorriso_output_is_read() {
+        assert_eq!(unquote("'/a b/c'"), "/a b/c");
+        assert_eq!(unquote(" 'it'\"'\"'s' "), "it's");
+        let err = "xorriso : NOTE : x\nlibisofs: FAILURE : Read error\nxorriso : SORRY : gave up\n";
+        assert_eq!(
+            problems(err),
+            "libisofs: FAILURE : Read error; SORRY : gave up"
+        );
+        assert_eq!(problems("only\nlast line\n"), "last line");
+    }
 }
