@@ -28,7 +28,11 @@ fn main() {
     println!("cargo:rerun-if-env-changed=RVBLK_PACKAGE_DIR");
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
-    let explicit = std::env::var_os("RVBLK_PACKAGE_DIR").map(PathBuf::from);
+    // A relative RVBLK_PACKAGE_DIR is taken from the workspace root (build scripts run in their
+    // package's directory, not where cargo was started).
+    let explicit = std::env::var_os("RVBLK_PACKAGE_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { manifest.join("../..").join(p) });
     let dir = explicit.clone().unwrap_or_else(|| {
         std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)

@@ -43,7 +43,8 @@ fn main() -> ExitCode {
             cmd::run(
                 cmd::cargo()
                     .args(["build", "--release", "-p", "rvblk"])
-                    .env("RVBLK_PACKAGE_DIR", &pkg),
+                    // Absolute: build scripts run in their own package's directory.
+                    .env("RVBLK_PACKAGE_DIR", pkg.canonicalize().unwrap_or(pkg)),
             )?;
             eprintln!("xtask: target/release/rvblk carries the package (rvblk package list)");
             Ok(())
