@@ -32,7 +32,13 @@ fn main() {
     // package's directory, not where cargo was started).
     let explicit = std::env::var_os("RVBLK_PACKAGE_DIR")
         .map(PathBuf::from)
-        .map(|p| if p.is_absolute() { p } else { manifest.join("../..").join(p) });
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                manifest.join("../..").join(p)
+            }
+        });
     let dir = explicit.clone().unwrap_or_else(|| {
         std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)

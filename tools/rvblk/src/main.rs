@@ -150,7 +150,8 @@ fn main() -> ExitCode {
         Cmd::Info(p) => rvblk_winpe::cli::info(p.args),
         Cmd::Menu(a) => match menu::render(&a) {
             Ok((out, notes)) => {
-                print!("{out}");
+                use std::io::Write as _;
+                let _ = std::io::stdout().lock().write_all(out.as_bytes());
                 for n in notes {
                     eprintln!("note: {n}");
                 }
@@ -167,13 +168,19 @@ fn main() -> ExitCode {
                     eprintln!("rvblk package: {NO_PACKAGE}");
                     return ExitCode::from(1);
                 }
-                println!(
+                // A closed pipe (`| head`) just ends the listing.
+                use std::io::Write as _;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
                     "rvblk {} carries the package built from {}:",
                     env!("CARGO_PKG_VERSION"),
                     embedded::SOURCE
                 );
                 for (rel, bytes) in embedded::FILES {
-                    println!("{:>10}  {rel}", bytes.len());
+                    if writeln!(out, "{:>10}  {rel}", bytes.len()).is_err() {
+                        break;
+                    }
                 }
                 ExitCode::SUCCESS
             }
