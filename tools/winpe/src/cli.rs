@@ -90,7 +90,8 @@ struct InjectArgs {
     #[arg(long, conflicts_with = "verifier")]
     remove: bool,
     /// Driver Verifier for rvblk.sys in each image: standard (`verifier /standard`), a level
-    /// (option bits, e.g. 0x9bb), or off to remove it [bare --verifier: standard]
+    /// (option bits, e.g. 0x9bb), or off to remove it [bare --verifier: standard; before a file
+    /// name write --verifier=standard]
     #[arg(
         long,
         value_name = "standard|LEVEL|off",
@@ -150,7 +151,8 @@ struct PrepareArgs {
     #[arg(long, value_name = "serial[:PORT[,BAUD]]|off", value_parser = parse_debug)]
     debug: Option<DebugSetting>,
     /// Driver Verifier for rvblk.sys in each image: standard (`verifier /standard`), a level
-    /// (option bits, e.g. 0x9bb), or off to remove it [bare --verifier: standard]
+    /// (option bits, e.g. 0x9bb), or off to remove it [bare --verifier: standard; before a file
+    /// name write --verifier=standard]
     #[arg(
         long,
         value_name = "standard|LEVEL|off",
