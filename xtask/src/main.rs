@@ -8,6 +8,7 @@
 //! * `oracle` — the differential SCSI test against QEMU and the torture run (`docs/scsi-oracle.md`).
 //! * `fuzz <cdb|discovery> [SECONDS]` — a long fuzz run.
 //! * `citations [--fix]` — every cited `docs/` file and section exists (`citations.rs`).
+//! * `vm --iso FILE` — boot an ISO from RAM (MEMDISK) in QEMU with the serial port captured.
 
 mod build;
 mod citations;
@@ -15,6 +16,7 @@ mod cmd;
 mod oracle;
 mod package;
 mod summary;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -38,17 +40,32 @@ TASKS:
               Check that every citation of a document (`docs/loaders.md` §10 rule 23) names a
               file and section that exist in the repository; --fix first rewrites citations
               of the old research notes (shared/spec/…, anchors) to their docs/ names
+    vm --iso FILE [--ram-mib N] [--serial-log FILE] [--timeout S] [--until TEXT] [--uefi]
+              Boot an ISO from RAM in QEMU (TCG, MEMDISK) with COM1 captured to a file; exits
+              with the guest's status (`cargo xtask vm --help`)
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("package") => package::run(&args[1..]).map(|_| ()),
+        Some("package") => package::run(&args[1..]).and_then(|pkg| {
+            // The `rvblk` tool carries the package (tools/rvblk/build.rs): rebuild it now so the
+            // release binary has the files just written.
+            cmd::run(
+                cmd::cargo()
+                    .args(["build", "--release", "-p", "rvblk"])
+                    // Absolute: build scripts run in their own package's directory.
+                    .env("RVBLK_PACKAGE_DIR", pkg.canonicalize().unwrap_or(pkg)),
+            )?;
+            eprintln!("xtask: target/release/rvblk carries the package (rvblk package list)");
+            Ok(())
+        }),
         Some("test") => summary::test(&args[1..]),
         Some("bench") => summary::bench(&args[1..]),
         Some("fuzz") => summary::fuzz(&args[1..]),
         Some("citations") => citations::run(&args[1..]),
         Some("oracle") => oracle::run(&args[1..]),
+        Some("vm") => return vm::main(&args[1..]),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -34,6 +34,30 @@ pub struct GuestConfig {
     pub append: String,
 }
 
+/// The QEMU command line that boots `cfg` through MEMDISK: TCG (never KVM), no display, no NIC,
+/// no reboot (a guest reset ends QEMU), COM1 into the file `serial`. Shared with `cargo xtask vm`,
+/// which adds its own devices.
+pub fn memdisk_command(qemu: &Path, memdisk: &Path, cfg: &GuestConfig, serial: &Path) -> Command {
+    let mut cmd = Command::new(qemu);
+    cmd.args(["-accel", "tcg", "-M"])
+        .arg(match cfg.machine {
+            Machine::Pc => "pc",
+            Machine::Q35 => "q35",
+        })
+        .arg("-m")
+        .arg(cfg.mem_mib.to_string())
+        .args(["-display", "none", "-nic", "none", "-no-reboot"])
+        .arg("-serial")
+        .arg(format!("file:{}", serial.display()))
+        .arg("-kernel")
+        .arg(memdisk)
+        .arg("-initrd")
+        .arg(&cfg.initrd)
+        .arg("-append")
+        .arg(&cfg.append);
+    cmd
+}
+
 /// A running guest. Killed when dropped.
 pub struct Guest {
     child: Child,
@@ -60,25 +84,9 @@ impl Guest {
         let stderr = dir.join("qemu.stderr");
         let _ = std::fs::remove_file(&serial);
         let _ = std::fs::remove_file(&qmp_path);
-        let mut cmd = Command::new(qemu);
-        cmd.args(["-accel", "tcg", "-M"])
-            .arg(match cfg.machine {
-                Machine::Pc => "pc",
-                Machine::Q35 => "q35",
-            })
-            .arg("-m")
-            .arg(cfg.mem_mib.to_string())
-            .args(["-display", "none", "-nic", "none", "-no-reboot"])
-            .arg("-serial")
-            .arg(format!("file:{}", serial.display()))
-            .arg("-qmp")
+        let mut cmd = memdisk_command(&qemu, &memdisk, cfg, &serial);
+        cmd.arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp_path.display()))
-            .arg("-kernel")
-            .arg(&memdisk)
-            .arg("-initrd")
-            .arg(&cfg.initrd)
-            .arg("-append")
-            .arg(&cfg.append)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&stderr).expect("create qemu stderr file"));

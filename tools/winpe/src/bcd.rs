@@ -14,13 +14,134 @@ pub const ELEM_DESCRIPTION: &str = "12000004";
 pub const ELEM_TESTSIGNING: &str = "16000049";
 pub const ELEM_NOINTEGRITY: &str = "16000048";
 pub const OS_LOADER_TYPE: u32 = 0x1020_0003;
+/// The kernel debugger for the OS this loader starts (`bcdedit /debug on`), `docs/tools.md` §BCD.
+pub const ELEM_KERNEL_DEBUGGER: &str = "260000a0";
+/// Debugger transport (0 = serial), COM port number and baud rate (`bcdedit /dbgsettings serial
+/// debugport:N baudrate:B`); library elements, valid on any boot application object.
+pub const ELEM_DEBUGGER_TYPE: &str = "15000011";
+pub const ELEM_DEBUGGER_PORT: &str = "15000013";
+pub const ELEM_DEBUGGER_BAUD: &str = "15000014";
 
-/// A Boolean BCD setting to change.
+/// What a setting does to its element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElementValue {
+    /// Boolean element set: REG_BINARY `01`.
+    On,
+    /// Element deleted (as `bcdedit /deletevalue`).
+    Off,
+    /// Integer element: REG_BINARY, 8 bytes little endian.
+    Integer(u64),
+}
+
+/// A BCD setting to change.
 #[derive(Debug, Clone, Copy)]
 pub struct Setting {
     pub element: &'static str,
     pub name: &'static str,
-    pub on: bool,
+    pub value: ElementValue,
+}
+
+impl Setting {
+    pub fn boolean(element: &'static str, name: &'static str, on: bool) -> Setting {
+        Setting {
+            element,
+            name,
+            value: if on {
+                ElementValue::On
+            } else {
+                ElementValue::Off
+            },
+        }
+    }
+}
+
+/// `--debug`: the kernel debugger over a serial port, or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DebugSetting {
+    Serial { port: u8, baud: u32 },
+    Off,
+}
+
+impl DebugSetting {
+    /// The element changes: serial sets all four, off deletes all four.
+    pub fn settings(self) -> Vec<Setting> {
+        let (on, ty, port, baud) = match self {
+            DebugSetting::Serial { port, baud } => (
+                ElementValue::On,
+                ElementValue::Integer(0),
+                ElementValue::Integer(port.into()),
+                ElementValue::Integer(baud.into()),
+            ),
+            DebugSetting::Off => (
+                ElementValue::Off,
+                ElementValue::Off,
+                ElementValue::Off,
+                ElementValue::Off,
+            ),
+        };
+        vec![
+            Setting {
+                element: ELEM_KERNEL_DEBUGGER,
+                name: "debug",
+                value: on,
+            },
+            Setting {
+                element: ELEM_DEBUGGER_TYPE,
+                name: "debugtype",
+                value: ty,
+            },
+            Setting {
+                element: ELEM_DEBUGGER_PORT,
+                name: "debugport",
+                value: port,
+            },
+            Setting {
+                element: ELEM_DEBUGGER_BAUD,
+                name: "baudrate",
+                value: baud,
+            },
+        ]
+    }
+}
+
+impl std::str::FromStr for DebugSetting {
+    type Err = String;
+
+    /// `off`, `serial`, `serial:PORT` or `serial:PORT,BAUD` (defaults COM1, 115200).
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(DebugSetting::Off);
+        }
+        let usage = || {
+            format!(
+                "{s:?}: use serial, serial:PORT or serial:PORT,BAUD (e.g. serial:1,115200), or off"
+            )
+        };
+        let rest = match s.split_once(':') {
+            Some((t, r)) if t.eq_ignore_ascii_case("serial") => Some(r),
+            None if s.eq_ignore_ascii_case("serial") => None,
+            _ => return Err(usage()),
+        };
+        let (port, baud) = match rest {
+            None => (1, 115_200),
+            Some(r) => {
+                let (p, b) = r.split_once(',').unwrap_or((r, "115200"));
+                let port: u8 = p.trim().parse().map_err(|_| usage())?;
+                let baud: u32 = b.trim().parse().map_err(|_| usage())?;
+                (port, baud)
+            }
+        };
+        if port == 0 {
+            return Err(format!("{s:?}: COM port numbers start at 1"));
+        }
+        const BAUDS: [u32; 5] = [9600, 19_200, 38_400, 57_600, 115_200];
+        if !BAUDS.contains(&baud) {
+            return Err(format!(
+                "{s:?}: baud rate {baud} is not one the serial debugger takes ({BAUDS:?})"
+            ));
+        }
+        Ok(DebugSetting::Serial { port, baud })
+    }
 }
 
 /// Whether the hive looks like a BCD store (has `Objects`).
@@ -77,6 +198,19 @@ pub fn os_loaders<H: RegistryHive>(h: &H) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The integer value of `element` on object `guid` (`None` = not set on that object).
+pub fn get_integer<H: RegistryHive>(h: &H, guid: &str, element: &str) -> Result<Option<u64>> {
+    let Some(n) = h.open_path(&format!("Objects\\{guid}\\Elements\\{element}"))? else {
+        return Ok(None);
+    };
+    Ok(h.value(n, "Element")?.map(|v| {
+        let mut b = [0u8; 8];
+        let k = v.data.len().min(8);
+        b[..k].copy_from_slice(&v.data[..k]);
+        u64::from_le_bytes(b)
+    }))
+}
+
 /// The Boolean value of `element` on object `guid` (`None` = not set on that object).
 pub fn get_bool<H: RegistryHive>(h: &H, guid: &str, element: &str) -> Result<Option<bool>> {
     let Some(n) = h.open_path(&format!("Objects\\{guid}\\Elements\\{element}"))? else {
@@ -121,10 +255,6 @@ pub fn apply<H: RegistryHive>(
     settings: &[Setting],
 ) -> Result<Vec<String>> {
     let mut changes = Vec::new();
-    let on = RegValue {
-        ty: REG_BINARY,
-        data: vec![1],
-    };
     for guid in targets {
         let obj = h.open_path(&format!("Objects\\{guid}"))?.ok_or_else(|| {
             Error::new(
@@ -142,8 +272,19 @@ pub fn apply<H: RegistryHive>(
                 Some(n) => h.value(n, "Element")?,
                 None => None,
             };
-            if s.on {
-                if cur.as_ref() == Some(&on) {
+            let want = match s.value {
+                ElementValue::On => Some(RegValue {
+                    ty: REG_BINARY,
+                    data: vec![1],
+                }),
+                ElementValue::Integer(v) => Some(RegValue {
+                    ty: REG_BINARY,
+                    data: v.to_le_bytes().to_vec(),
+                }),
+                ElementValue::Off => None,
+            };
+            if let Some(want) = want {
+                if cur.as_ref() == Some(&want) {
                     continue;
                 }
                 let elements = match elements {
@@ -154,8 +295,12 @@ pub fn apply<H: RegistryHive>(
                     Some(n) => n,
                     None => h.add_child(elements, s.element)?,
                 };
-                h.set_value(el, "Element", &on)?;
-                changes.push(format!("{guid}: {} ({}) = on", s.name, s.element));
+                h.set_value(el, "Element", &want)?;
+                let shown = match s.value {
+                    ElementValue::Integer(v) => v.to_string(),
+                    _ => "on".into(),
+                };
+                changes.push(format!("{guid}: {} ({}) = {shown}", s.name, s.element));
             } else if let Some(n) = el {
                 h.delete_key(n)?;
                 changes.push(format!("{guid}: {} ({}) removed (off)", s.name, s.element));

@@ -3,14 +3,15 @@
 //! Exit codes: 0 success, 1 the operation failed (one-line message on stderr, input untouched),
 //! 2 bad usage.
 
-use crate::bcd::{self, Setting};
-use crate::error::Error;
+use crate::bcd::{self, DebugSetting, Setting};
+use crate::error::{Error, ErrorKind};
 use crate::inject::{self, Selection};
 use crate::package::Package;
 use crate::prepare;
+use crate::verifier::VerifierSetting;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -20,8 +21,8 @@ use std::process::ExitCode;
     long_about = "Inject rvblk into WinPE/Windows Setup media (boot.wim, BCD) from Linux.\n\n\
         For Vista and later the driver must already be inside sources/boot.wim when GRUB4DOS maps the \
         ISO into RAM. `inject` adds it to the WIM images (driver, INF, SYSTEM hive entries: boot-start \
-        service, root devnode, class key), `bcd` turns test-signing on, `prepare` does both on an \
-        extracted ISO tree and prints the GRUB4DOS menu entry.",
+        service, root devnode, class key), `bcd` turns test-signing on, `prepare` does both from an ISO \
+        to a new ISO (or on an extracted tree) and prints the GRUB4DOS menu entry.",
     disable_version_flag = true
 )]
 struct WinpeCli {
@@ -56,12 +57,17 @@ enum WinpeCmd {
         temporary file and a rename, and only if something changes."
     )]
     Bcd(BcdArgs),
-    /// Inject into sources/boot.wim, enable test-signing, print the GRUB4DOS entry
+    /// ISO in, ISO out: inject into sources/boot.wim, enable test-signing, print the menu entry
     #[command(
-        long_about = "The whole job on an extracted Windows Vista+ Setup/WinPE ISO tree: inject \
-        rvblk into every image of sources/boot.wim, turn test-signing on in boot/bcd and \
-        efi/microsoft/boot/bcd (whichever exist; names matched case-insensitively), then print the \
-        GRUB4DOS menu.lst entry that boots the rebuilt ISO from RAM."
+        long_about = "The whole job on a Windows Vista+ Setup/WinPE ISO: inject rvblk into every \
+        image of sources/boot.wim, turn test-signing on in boot/bcd and efi/microsoft/boot/bcd \
+        (whichever exist; names matched case-insensitively), then print the GRUB4DOS menu.lst \
+        entry that boots the ISO from RAM.\n\n\
+        `prepare IN.iso -o OUT.iso` writes a new ISO through xorriso: same volume label, the El \
+        Torito boot records (BIOS etfsboot.com, UEFI efisys.bin) replayed byte for byte and \
+        checked, progress on stderr. IN.iso is never modified; OUT.iso appears only when complete \
+        (it is written to a temporary file next to it and renamed). `prepare DIR` works on an \
+        extracted tree in place instead."
     )]
     Prepare(PrepareArgs),
 }
@@ -76,12 +82,24 @@ struct InjectArgs {
     /// Work on every image
     #[arg(long)]
     all: bool,
-    /// Driver package: DIR/rvblk.inf and DIR/{x86,amd64,arm64}/rvblk.sys [default: target/package]
+    /// Driver package: DIR/rvblk.inf and DIR/{x86,amd64,arm64}/rvblk.sys [default: the package
+    /// built into rvblk, else target/package]
     #[arg(long, value_name = "DIR")]
     package: Option<PathBuf>,
-    /// Remove what a previous inject added instead
-    #[arg(long)]
+    /// Remove what a previous inject added instead (Driver Verifier for rvblk.sys included)
+    #[arg(long, conflicts_with = "verifier")]
     remove: bool,
+    /// Driver Verifier for rvblk.sys in each image: standard (`verifier /standard`), a level
+    /// (option bits, e.g. 0x9bb), or off to remove it [bare --verifier: standard; before a file
+    /// name write --verifier=standard]
+    #[arg(
+        long,
+        value_name = "standard|LEVEL|off",
+        num_args = 0..=1,
+        default_missing_value = "standard",
+        value_parser = crate::verifier::parse_setting
+    )]
+    verifier: Option<VerifierSetting>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -99,12 +117,16 @@ struct BcdArgs {
         long,
         value_enum,
         value_name = "on|off",
-        required_unless_present = "nointegritychecks"
+        required_unless_present_any = ["nointegritychecks", "debug"]
     )]
     testsigning: Option<OnOff>,
     /// Disable integrity checks (element 16000048; ignored by Windows 7 and later)
     #[arg(long, value_enum, value_name = "on|off")]
     nointegritychecks: Option<OnOff>,
+    /// Kernel debugger over a serial port: debug (260000a0) on, debugtype serial (15000011 = 0),
+    /// debugport (15000013, default 1 = COM1), baudrate (15000014, default 115200); off deletes them
+    #[arg(long, value_name = "serial[:PORT[,BAUD]]|off", value_parser = parse_debug)]
+    debug: Option<DebugSetting>,
     /// Change every OS loader object, not only the default one
     #[arg(long)]
     all: bool,
@@ -112,30 +134,56 @@ struct BcdArgs {
 
 #[derive(Args, Debug)]
 struct PrepareArgs {
-    /// The extracted ISO tree (the directory holding sources/, boot/, efi/)
-    tree: PathBuf,
-    /// Driver package: DIR/rvblk.inf and DIR/{x86,amd64,arm64}/rvblk.sys [default: target/package]
+    /// A Windows Vista+ Setup/WinPE ISO (with -o), or its extracted tree (changed in place)
+    input: PathBuf,
+    /// The new ISO to write (for an ISO input; the input is never modified)
+    #[arg(short = 'o', long, value_name = "OUT.iso")]
+    output: Option<PathBuf>,
+    /// Driver package: DIR/rvblk.inf and DIR/{x86,amd64,arm64}/rvblk.sys [default: the package
+    /// built into rvblk, else target/package]
     #[arg(long, value_name = "DIR")]
     package: Option<PathBuf>,
     /// Path of the rebuilt ISO as GRUB4DOS sees it, for the menu entry [default: /<tree name>.iso]
     #[arg(long, value_name = "PATH")]
     iso: Option<String>,
+    /// Also set the kernel debugger in every BCD store (see `rvblk winpe bcd --help`) and let
+    /// DbgPrint through in the images (Debug Print Filter\DEFAULT = 0xf; off removes it)
+    #[arg(long, value_name = "serial[:PORT[,BAUD]]|off", value_parser = parse_debug)]
+    debug: Option<DebugSetting>,
+    /// Driver Verifier for rvblk.sys in each image: standard (`verifier /standard`), a level
+    /// (option bits, e.g. 0x9bb), or off to remove it [bare --verifier: standard; before a file
+    /// name write --verifier=standard]
+    #[arg(
+        long,
+        value_name = "standard|LEVEL|off",
+        num_args = 0..=1,
+        default_missing_value = "standard",
+        value_parser = crate::verifier::parse_setting
+    )]
+    verifier: Option<VerifierSetting>,
 }
 
 #[derive(Parser, Debug)]
 #[command(
     name = "rvblk info",
-    about = "Show what rvblk finds in a boot.wim, a BCD store or a SYSTEM hive",
-    long_about = "Show what rvblk finds in a boot.wim, a BCD store or a SYSTEM hive (detected from \
-        the file's contents).\n\nWIM: each image's index, name, architecture, bootable flag and \
+    about = "Show what rvblk finds in an ISO, a boot.wim, a BCD store or a SYSTEM hive",
+    long_about = "Show what rvblk finds in an ISO, a boot.wim, a BCD store or a SYSTEM hive \
+        (detected from the file's contents).\n\nISO: label, boot records, whether it carries rvblk \
+        (driver version, which images of sources/boot.wim, test-signing, Driver Verifier), then the \
+        BCD stores and boot.wim as below; the ISO is only read (boot.wim and the BCD stores are \
+        copied to a temporary directory).\n\nWIM: each image's index, name, architecture, bootable flag and \
         rvblk's state (driver file, INF, service, devnode, class key). BCD: the default loader and \
         the testsigning/nointegritychecks settings of each OS loader. SYSTEM hive: the \\Select \
         values and rvblk's keys in the control sets that boot.",
     disable_version_flag = true
 )]
 struct InfoCli {
-    /// boot.wim, BCD store or SYSTEM hive
+    /// ISO, boot.wim, BCD store or SYSTEM hive
     file: PathBuf,
+}
+
+fn parse_debug(s: &str) -> Result<DebugSetting, String> {
+    s.parse()
 }
 
 /// The result of a command: exit code and the text for stdout and stderr.
@@ -195,8 +243,14 @@ pub fn winpe(args: Vec<OsString>) -> ExitCode {
 
 /// `rvblk winpe ...` without printing: for embedding and tests.
 pub fn run_winpe_args(args: Vec<OsString>) -> Outcome {
+    run_winpe_args_with(args, None)
+}
+
+/// [`run_winpe_args`] with the package to use when no `--package` is given (the one embedded in
+/// the `rvblk` binary); `None` falls back to `target/package`.
+pub fn run_winpe_args_with(args: Vec<OsString>, default_package: Option<&Path>) -> Outcome {
     match parse::<WinpeCli>("rvblk winpe", args) {
-        Ok(cli) => match run_winpe(cli.cmd) {
+        Ok(cli) => match run_winpe(cli.cmd, default_package) {
             Ok(out) => Outcome::ok(out),
             Err(e) => Outcome::failed(e),
         },
@@ -204,7 +258,7 @@ pub fn run_winpe_args(args: Vec<OsString>) -> Outcome {
     }
 }
 
-fn run_winpe(cmd: WinpeCmd) -> crate::Result<String> {
+fn run_winpe(cmd: WinpeCmd, default_package: Option<&Path>) -> crate::Result<String> {
     match cmd {
         WinpeCmd::Inject(a) => {
             let sel = match (a.index, a.all) {
@@ -216,26 +270,33 @@ fn run_winpe(cmd: WinpeCmd) -> crate::Result<String> {
                 let r = inject::remove(&a.wim, sel)?;
                 Ok(r.render(&a.wim, true))
             } else {
-                let pkg = Package::open(a.package.as_deref())?;
-                let r = inject::inject(&a.wim, &pkg, sel)?;
+                let pkg = Package::open(a.package.as_deref().or(default_package))?;
+                let opts = inject::InjectOptions {
+                    verifier: a.verifier,
+                    debug_print: None,
+                };
+                let r = inject::inject_with(&a.wim, &pkg, sel, opts)?;
                 Ok(r.render(&a.wim, false))
             }
         }
         WinpeCmd::Bcd(a) => {
             let mut settings = Vec::new();
             if let Some(v) = a.testsigning {
-                settings.push(Setting {
-                    element: bcd::ELEM_TESTSIGNING,
-                    name: "testsigning",
-                    on: matches!(v, OnOff::On),
-                });
+                settings.push(Setting::boolean(
+                    bcd::ELEM_TESTSIGNING,
+                    "testsigning",
+                    matches!(v, OnOff::On),
+                ));
             }
             if let Some(v) = a.nointegritychecks {
-                settings.push(Setting {
-                    element: bcd::ELEM_NOINTEGRITY,
-                    name: "nointegritychecks",
-                    on: matches!(v, OnOff::On),
-                });
+                settings.push(Setting::boolean(
+                    bcd::ELEM_NOINTEGRITY,
+                    "nointegritychecks",
+                    matches!(v, OnOff::On),
+                ));
+            }
+            if let Some(d) = a.debug {
+                settings.extend(d.settings());
             }
             let changes = bcd::edit_store(&a.bcd, &settings, a.all)?;
             let mut out = String::new();
@@ -251,8 +312,34 @@ fn run_winpe(cmd: WinpeCmd) -> crate::Result<String> {
             Ok(out)
         }
         WinpeCmd::Prepare(a) => {
-            let pkg = Package::open(a.package.as_deref())?;
-            let r = prepare::prepare(&a.tree, &pkg, a.iso.as_deref())?;
+            let pkg = Package::open(a.package.as_deref().or(default_package))?;
+            let opts = prepare::PrepareOptions {
+                verifier: a.verifier,
+                debug: a.debug,
+            };
+            let r = if a.input.is_dir() {
+                if let Some(o) = &a.output {
+                    return Err(Error::new(
+                        ErrorKind::Usage,
+                        format!(
+                            "-o {}: an extracted tree is changed in place; -o is for an ISO input",
+                            o.display()
+                        ),
+                    ));
+                }
+                prepare::prepare(&a.input, &pkg, a.iso.as_deref(), opts)?
+            } else {
+                let Some(out) = &a.output else {
+                    return Err(Error::new(
+                        ErrorKind::Usage,
+                        format!(
+                            "{}: give the new ISO with -o OUT.iso (the input ISO is never modified)",
+                            a.input.display()
+                        ),
+                    ));
+                };
+                prepare::prepare_iso(&a.input, out, &pkg, a.iso.as_deref(), opts)?
+            };
             let mut out = r.wim.render(&r.boot_wim, false);
             for (p, changes) in &r.bcds {
                 if changes.is_empty() {

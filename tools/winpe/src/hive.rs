@@ -278,3 +278,59 @@ pub fn commit_in_place(hive: &mut Hive) -> Result<()> {
     let path = hive.path().to_path_buf();
     rvblk_outfile::replace_with(&path, |_, tmp| hive.commit_to(tmp))
 }
+
+/// Writes an empty registry hive (only a root key) to `path`. hivex edits hives but cannot create
+/// one, so the tests start from this: a `regf` base block (version 1.3, checksum = XOR of its
+/// first 127 dwords), one 4 KiB `hbin` holding the root `nk` cell (flags: hive entry, no delete,
+/// compressed name), one `sk` cell with an empty self-relative security descriptor that new keys
+/// share, and a free cell for the rest of the bin.
+pub fn write_empty_hive(path: &Path) -> Result<()> {
+    fn put32(b: &mut [u8], at: usize, v: u32) {
+        b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    let mut b = vec![0u8; 0x2000];
+    b[..4].copy_from_slice(b"regf");
+    put32(&mut b, 0x04, 1); // sequence numbers equal: the hive is consistent
+    put32(&mut b, 0x08, 1);
+    put32(&mut b, 0x14, 1); // major version
+    put32(&mut b, 0x18, 3); // minor version
+    put32(&mut b, 0x20, 1); // file format: direct memory load
+    put32(&mut b, 0x24, 0x20); // root cell, relative to the first bin
+    put32(&mut b, 0x28, 0x1000); // size of the bins
+    put32(&mut b, 0x2c, 1); // clustering factor
+    let sum = (0..0x1fc).step_by(4).fold(0u32, |x, i| {
+        x ^ u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+    });
+    put32(&mut b, 0x1fc, sum);
+    let bin = 0x1000;
+    b[bin..bin + 4].copy_from_slice(b"hbin");
+    put32(&mut b, bin + 8, 0x1000);
+    // Root key at bin offset 0x20: a 0x58-byte cell (allocated cells have negative sizes).
+    let nk = bin + 0x20;
+    let name = b"ROOT";
+    put32(&mut b, nk, (-0x58i32) as u32);
+    b[nk + 4..nk + 6].copy_from_slice(b"nk");
+    b[nk + 6..nk + 8].copy_from_slice(&0x2cu16.to_le_bytes());
+    put32(&mut b, nk + 0x14, u32::MAX); // parent: none
+    put32(&mut b, nk + 0x20, u32::MAX); // subkey list: none
+    put32(&mut b, nk + 0x24, u32::MAX);
+    put32(&mut b, nk + 0x2c, u32::MAX); // value list: none
+    put32(&mut b, nk + 0x30, 0x78); // security cell
+    put32(&mut b, nk + 0x34, u32::MAX); // class name: none
+    b[nk + 0x4c..nk + 0x4e].copy_from_slice(&(name.len() as u16).to_le_bytes());
+    b[nk + 0x50..nk + 0x50 + name.len()].copy_from_slice(name);
+    // Security cell at bin offset 0x78: list links to itself, one reference, 20-byte descriptor
+    // (revision 1, control SE_SELF_RELATIVE, no owner, group, SACL or DACL).
+    let sk = bin + 0x78;
+    put32(&mut b, sk, (-0x30i32) as u32);
+    b[sk + 4..sk + 6].copy_from_slice(b"sk");
+    put32(&mut b, sk + 0x08, 0x78);
+    put32(&mut b, sk + 0x0c, 0x78);
+    put32(&mut b, sk + 0x10, 1);
+    put32(&mut b, sk + 0x14, 20);
+    b[sk + 0x18] = 1;
+    b[sk + 0x1a..sk + 0x1c].copy_from_slice(&0x8000u16.to_le_bytes());
+    // The rest of the bin is one free cell.
+    put32(&mut b, bin + 0xa8, 0x1000 - 0xa8);
+    std::fs::write(path, b).map_err(|e| Error::io(path, "cannot write", &e))
+}

@@ -7,6 +7,7 @@ use crate::hive::Hive;
 use crate::package::{Arch, Package};
 use crate::store::{FileOp, ImageInfo, WimStore};
 use crate::system::{self, WIM_INF_PATH, WIM_KERNEL, WIM_SYSTEM_HIVE, WIM_SYS_PATH};
+use crate::verifier::{self, VerifierSetting};
 use crate::wim::Wim;
 use std::path::Path;
 
@@ -215,6 +216,8 @@ fn load_hive(wim: &mut Wim, image: u32) -> Result<(Hive, std::path::PathBuf)> {
 fn prefix_err(path: &Path, image: u32, e: Error) -> Error {
     if e.msg.starts_with(&path.display().to_string()) {
         e
+    } else if e.msg.starts_with(&format!("image {image}:")) {
+        Error::new(e.kind, format!("{}: {}", path.display(), e.msg))
     } else {
         Error::new(
             e.kind,
@@ -223,8 +226,29 @@ fn prefix_err(path: &Path, image: u32, e: Error) -> Error {
     }
 }
 
+/// Extra settings for [`inject_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InjectOptions {
+    /// Driver Verifier for rvblk.sys in each image's SYSTEM hive (`docs/verifier.md`); `None`
+    /// leaves whatever is there.
+    pub verifier: Option<VerifierSetting>,
+    /// `DbgPrint` through to the kernel debugger (`Debug Print Filter\DEFAULT`), set or
+    /// removed; `None` leaves it (`docs/verifier.md` §4).
+    pub debug_print: Option<bool>,
+}
+
 /// Injects rvblk into the selected images of the WIM at `path` (see the crate docs).
 pub fn inject(path: &Path, pkg: &Package, sel: Selection) -> Result<WimReport> {
+    inject_with(path, pkg, sel, InjectOptions::default())
+}
+
+/// [`inject`] with [`InjectOptions`].
+pub fn inject_with(
+    path: &Path,
+    pkg: &Package,
+    sel: Selection,
+    opts: InjectOptions,
+) -> Result<WimReport> {
     let size0 = file_len(path);
     let mut wim = Wim::open(path, true)?;
     let images = wim.images()?;
@@ -272,7 +296,18 @@ pub fn inject(path: &Path, pkg: &Package, sel: Selection) -> Result<WimReport> {
                     source: src.to_path_buf(),
                 });
             }
-            let hr = system::inject(&mut hive, &pkg.inf, arch, &new_files)?;
+            let mut hr = system::inject(&mut hive, &pkg.inf, arch, &new_files)?;
+            if let Some(v) = opts.verifier {
+                let vr = verifier::apply(&mut hive, v, info.build)?;
+                hr.modified |= !vr.changes.is_empty();
+                hr.changes.extend(vr.changes);
+                hr.warnings.extend(vr.warnings);
+            }
+            if let Some(on) = opts.debug_print {
+                let c = verifier::set_debug_print(&mut hive, on)?;
+                hr.modified |= !c.is_empty();
+                hr.changes.extend(c);
+            }
             if hr.modified {
                 let out = dir.join("SYSTEM.new");
                 crate::store::RegistryHive::commit_to(&mut hive, &out)?;
@@ -326,7 +361,11 @@ pub fn remove(path: &Path, sel: Selection) -> Result<WimReport> {
         let info = images[idx as usize - 1].clone();
         let one = (|| -> Result<()> {
             let (mut hive, dir) = load_hive(&mut wim, idx)?;
-            let rr = system::remove(&mut hive)?;
+            let mut rr = system::remove(&mut hive)?;
+            // A verifier setting for a driver that is gone would only confuse the next reader.
+            let vr = verifier::apply(&mut hive, VerifierSetting::Off, info.build)?;
+            rr.changes.extend(vr.changes);
+            rr.warnings.extend(vr.warnings);
             let mut changes = Vec::new();
             let mut ops = Vec::new();
             let mut dirs = Vec::new();

@@ -5,6 +5,7 @@
 //! * [`bcd`]: set or clear test-signing / nointegritychecks in a BCD store.
 //! * [`prepare`]: the whole job on an extracted ISO tree.
 //! * [`info`]: what rvblk finds in a WIM, BCD store or SYSTEM hive.
+//! * [`verifier`]: Driver Verifier for rvblk.sys, switched on offline (`docs/verifier.md`).
 //!
 //! Formats are handled by wimlib and hivex ([`wim::Wim`], [`hive::Hive`]) behind the
 //! [`store::WimStore`] and [`store::RegistryHive`] traits.
@@ -20,6 +21,7 @@ pub mod package;
 pub mod prepare;
 pub mod store;
 pub mod system;
+pub mod verifier;
 pub mod wim;
 
 pub use error::{Error, ErrorKind, Result};

@@ -178,6 +178,8 @@ pub struct ImageInfo {
     pub name: String,
     /// `WINDOWS/ARCH` from the WIM's XML metadata, if recorded.
     pub arch_property: Option<u32>,
+    /// `WINDOWS/VERSION/BUILD` from the XML metadata, if recorded.
+    pub build: Option<u32>,
     pub bootable: bool,
 }
 

@@ -362,6 +362,7 @@ impl WimStore for Wim {
     fn images(&self) -> Result<Vec<ImageInfo>> {
         let info = self.info()?;
         let prop = c_str("WINDOWS/ARCH")?;
+        let build_prop = c_str("WINDOWS/VERSION/BUILD")?;
         let mut out = Vec::new();
         for i in 1..=info.image_count {
             // SAFETY: open WIMStruct, valid index; returns a string owned by the WIMStruct (or
@@ -387,10 +388,24 @@ impl WimStore for Wim {
                     .ok()
                     .and_then(|s| s.trim().parse().ok())
             };
+            // SAFETY: as above; `build_prop` is NUL-terminated.
+            let build = unsafe {
+                ffi::wimlib_get_image_property(self.wim, i as c_int, build_prop.as_ptr())
+            };
+            let build = if build.is_null() {
+                None
+            } else {
+                // SAFETY: non-NULL NUL-terminated string owned by the WIMStruct.
+                unsafe { CStr::from_ptr(build) }
+                    .to_str()
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+            };
             out.push(ImageInfo {
                 index: i,
                 name,
                 arch_property,
+                build,
                 bootable: info.boot_index == i,
             });
         }

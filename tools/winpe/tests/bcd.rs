@@ -135,3 +135,50 @@ fn bcd_errors() {
     // Neither setting given.
     assert_eq!(run_winpe_args(args(&[&"bcd", &store])).code, 2);
 }
+
+#[test]
+fn debug_serial_sets_the_four_elements_then_off_removes_them() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("BCD");
+    bcd_store(&store, true);
+    let before = hive_content(&store);
+    let o = run_winpe_args(args(&[&"bcd", &store, &"--debug", &"serial:2,57600"]));
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(el(&store, LOADER1, "260000a0"), on());
+    let int = |v: u64| {
+        Some(vec![format!(
+            "\"Element\"=hex(3):{}",
+            v.to_le_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        )])
+    };
+    assert_eq!(el(&store, LOADER1, "15000011"), int(0), "debugtype serial");
+    assert_eq!(el(&store, LOADER1, "15000013"), int(2), "debugport");
+    assert_eq!(el(&store, LOADER1, "15000014"), int(57600), "baudrate");
+    assert_eq!(el(&store, LOADER2, "260000a0"), None, "default loader only");
+    let o = rvblk_winpe::cli::run_info_args(args(&[&store]));
+    assert!(
+        o.stdout.contains("debug=on (serial, COM2, 57600 baud)"),
+        "{}",
+        o.stdout
+    );
+
+    // Defaults: COM1 at 115200.
+    let o = run_winpe_args(args(&[&"bcd", &store, &"--debug", &"serial"]));
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(el(&store, LOADER1, "15000013"), int(1));
+    assert_eq!(el(&store, LOADER1, "15000014"), int(115_200));
+
+    let o = run_winpe_args(args(&[&"bcd", &store, &"--debug", &"off"]));
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(hive_content(&store), before);
+
+    for bad in ["serial:0", "serial:1,12345", "usb", "serial:x"] {
+        let o = run_winpe_args(args(&[&"bcd", &store, &"--debug", &bad]));
+        assert_eq!(o.code, 2, "{bad}: {o:?}");
+        assert!(o.stderr.contains(bad), "{bad}: {}", o.stderr);
+    }
+}

@@ -2,29 +2,7 @@
 
 mod common;
 use common::*;
-use std::path::PathBuf;
 use std::process::Command;
-
-/// Builds (if needed) and returns the `rvblk` binary next to this test's target directory.
-fn rvblk_bin() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let profile_dir = exe.parent()?.parent()?.to_path_buf(); // target/<profile>
-    let target_dir = profile_dir.parent()?.to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "rvblk"])
-        .env("CARGO_TARGET_DIR", &target_dir);
-    if profile_dir.file_name()? == "release" {
-        cmd.arg("--release");
-    }
-    let status = cmd.current_dir(env!("CARGO_MANIFEST_DIR")).status().ok()?;
-    if !status.success() {
-        eprintln!("note: building the rvblk binary failed; end-to-end binary tests skipped");
-        return None;
-    }
-    let bin = profile_dir.join("rvblk");
-    bin.is_file().then_some(bin)
-}
 
 #[test]
 fn rvblk_binary_inject_info_bcd_remove() {

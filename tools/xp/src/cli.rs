@@ -4,7 +4,23 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// `--arch` of XP menus: the setup CD's architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MenuArch {
+    X86,
+    Amd64,
+}
+
+impl From<MenuArch> for XpArch {
+    fn from(a: MenuArch) -> XpArch {
+        match a {
+            MenuArch::X86 => XpArch::X86,
+            MenuArch::Amd64 => XpArch::Amd64,
+        }
+    }
+}
 
 use crate::menu::{menu_lst, MenuOptions};
 use crate::slipstream::{self, Change, Options, Report};
@@ -46,12 +62,17 @@ enum Command {
         ia64 tree, a driver of the other architecture...) is refused and left unchanged."
     )]
     Slipstream {
-        /// The i386 or amd64 directory of the setup source (holding txtsetup.sif)
-        #[arg(value_name = "SETUP_DIR")]
+        /// The i386 or amd64 directory of the setup source (holding txtsetup.sif), changed in
+        /// place; or an XP/2003 ISO, with -o
+        #[arg(value_name = "SETUP_DIR|ISO")]
         setup_dir: PathBuf,
+        /// The new ISO to write (for an ISO input; the input is never modified)
+        #[arg(short = 'o', long, value_name = "OUT.iso", conflicts_with = "remove")]
+        output: Option<PathBuf>,
         /// Driver package directory holding xp/rvblkxp.sys (x86) and xp/amd64/rvblkxp.sys (x64)
-        #[arg(long, value_name = "DIR", default_value = "target/package")]
-        package: PathBuf,
+        /// [default: the package built into rvblk, else target/package]
+        #[arg(long, value_name = "DIR")]
+        package: Option<PathBuf>,
         /// Use FILE as rvblkxp.sys instead of the package's driver for the tree's architecture
         #[arg(long, value_name = "FILE", conflicts_with = "remove")]
         driver: Option<PathBuf>,
@@ -63,14 +84,22 @@ enum Command {
         #[arg(long)]
         remove: bool,
     },
-    /// Print a GRUB4DOS menu.lst for installing XP from an ISO in RAM (text mode, GUI mode, first boot)
+    /// Print a GRUB4DOS menu.lst for installing XP from an ISO in RAM (text mode, GUI mode, first
+    /// boot); the same as `rvblk menu --loader grub4dos --xp`
     Menu {
         /// Path of the XP/2003 ISO on the boot device
         #[arg(long, value_name = "PATH", default_value = "/xp.iso")]
         iso: String,
-        /// Path of the rvblk F6 floppy image on the boot device
-        #[arg(long, value_name = "PATH", default_value = "/rvblk-f6.img")]
-        f6: String,
+        /// Path of the rvblk F6 floppy image on the boot device [default: /rvblk-f6.img, or
+        /// /rvblk-f6-amd64.img with --arch amd64]
+        #[arg(long, value_name = "PATH")]
+        f6: Option<String>,
+        /// The setup CD's architecture (amd64: XP x64 / Server 2003 x64)
+        #[arg(long, value_enum, default_value = "x86")]
+        arch: MenuArch,
+        /// map --mem --top: place the ISO at the top of RAM (above 4 GiB needs x64)
+        #[arg(long)]
+        top: bool,
         /// Do not swap (hd0) and (hd1) (the swap is for booting from a USB stick)
         #[arg(long)]
         no_swap: bool,
@@ -90,6 +119,12 @@ enum Command {
 
 /// `rvblk xp ...`.
 pub fn xp(args: Vec<OsString>) -> ExitCode {
+    xp_with(args, None)
+}
+
+/// `rvblk xp ...` with the package to use when no `--package` is given (the one embedded in the
+/// `rvblk` binary); `None` falls back to `target/package`.
+pub fn xp_with(args: Vec<OsString>, default_package: Option<&std::path::Path>) -> ExitCode {
     let argv = std::iter::once(OsString::from("rvblk xp")).chain(args);
     let cli = match XpCli::try_parse_from(argv) {
         Ok(cli) => cli,
@@ -102,7 +137,7 @@ pub fn xp(args: Vec<OsString>) -> ExitCode {
             };
         }
     };
-    match run(cli.command) {
+    match run(cli.command, default_package) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rvblk xp: {e}");
@@ -111,26 +146,25 @@ pub fn xp(args: Vec<OsString>) -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<(), XpError> {
+fn run(command: Command, default_package: Option<&std::path::Path>) -> Result<(), XpError> {
     match command {
         Command::Slipstream {
             setup_dir,
+            output,
             package,
             driver,
             disks,
             remove,
         } => {
-            let report = if remove {
-                slipstream::remove(&setup_dir)?
-            } else {
-                let path = match driver {
-                    Some(path) => path,
-                    None => {
-                        let arch: XpArch = slipstream::setup_arch(&setup_dir)?;
-                        package.join(arch.driver_path())
-                    }
+            let package = package
+                .or_else(|| default_package.map(|p| p.to_path_buf()))
+                .unwrap_or_else(|| PathBuf::from("target/package"));
+            let driver_for = |arch: XpArch| -> Result<Vec<u8>, XpError> {
+                let path = match &driver {
+                    Some(path) => path.clone(),
+                    None => package.join(arch.driver_path()),
                 };
-                let bytes = std::fs::read(&path).map_err(|e| {
+                std::fs::read(&path).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::NotFound {
                         XpError::Missing {
                             path: path.clone(),
@@ -145,18 +179,46 @@ fn run(command: Command) -> Result<(), XpError> {
                             source: e,
                         }
                     }
-                })?;
-                slipstream::slipstream(&setup_dir, &bytes, Options { disks })?
+                })
+            };
+            let report = if remove {
+                slipstream::remove(&setup_dir)?
+            } else if setup_dir.is_file() {
+                let Some(out) = output else {
+                    return Err(XpError::Unsupported(format!(
+                        "{}: give the new ISO with -o OUT.iso (the input ISO is never modified)",
+                        setup_dir.display()
+                    )));
+                };
+                crate::iso::slipstream_iso(&setup_dir, &out, &driver_for, Options { disks })?
+            } else {
+                if let Some(o) = output {
+                    return Err(XpError::Unsupported(format!(
+                        "-o {}: a setup directory is changed in place; -o is for an ISO input",
+                        o.display()
+                    )));
+                }
+                let arch: XpArch = slipstream::setup_arch(&setup_dir)?;
+                slipstream::slipstream(&setup_dir, &driver_for(arch)?, Options { disks })?
             };
             print_report(&report);
             Ok(())
         }
-        Command::Menu { iso, f6, no_swap } => {
+        Command::Menu {
+            iso,
+            f6,
+            arch,
+            top,
+            no_swap,
+        } => {
+            let arch = XpArch::from(arch);
             print!(
                 "{}",
                 menu_lst(&MenuOptions {
+                    arch,
+                    top,
                     iso,
-                    f6,
+                    f6: f6.unwrap_or_else(|| format!("/{}", arch.f6_image_name())),
                     swap_disks: !no_swap
                 })
             );

@@ -19,6 +19,8 @@ pub enum XpError {
     Unsupported(String),
     /// Building the FAT image failed.
     Floppy(String),
+    /// Reading or writing an ISO image (through xorriso) failed.
+    Iso(String),
 }
 
 impl XpError {
@@ -54,6 +56,7 @@ impl fmt::Display for XpError {
             }
             XpError::Unsupported(msg) => write!(f, "{msg}"),
             XpError::Floppy(msg) => write!(f, "cannot build the F6 floppy image: {msg}"),
+            XpError::Iso(msg) => write!(f, "{msg}"),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod floppy;
+pub mod iso;
 pub mod menu;
 pub mod slipstream;
 pub mod templates;

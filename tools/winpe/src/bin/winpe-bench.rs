@@ -14,8 +14,6 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-const MINIMAL_HIVE: &str = "/work/shared/fixtures/minimal.hive";
-
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("winpe-bench: {msg}");
     ExitCode::from(1)
@@ -33,13 +31,7 @@ fn fill(buf: &mut [u8], state: &mut u64) {
 }
 
 fn system_hive(path: &Path) -> rvblk_winpe::Result<()> {
-    let src = std::env::var("RVBLK_MINIMAL_HIVE").unwrap_or_else(|_| MINIMAL_HIVE.into());
-    std::fs::copy(&src, path)
-        .map_err(|e| rvblk_winpe::Error::io(Path::new(&src), "cannot copy", &e))?;
-    let mut p = std::fs::metadata(path).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    p.set_readonly(false);
-    std::fs::set_permissions(path, p).unwrap();
+    rvblk_winpe::hive::write_empty_hive(path)?;
     let mut h = Hive::open(path, true)?;
     let root = h.root();
     let sel = h.add_child(root, "Select")?;

@@ -8,7 +8,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-pub const MINIMAL_HIVE: &str = "/work/shared/fixtures/minimal.hive";
 pub const CLASS: &str = "{4D36E97B-E325-11CE-BFC1-08002BE10318}";
 pub const BOOTMGR: &str = "{9dea862c-5cdd-4e70-acc1-f32b344d4795}";
 pub const LOADER1: &str = "{7619dcc9-fafe-11d9-b411-000476eba25f}";
@@ -148,19 +147,16 @@ pub fn hive_content(hive: &Path) -> String {
     s
 }
 
-fn copy_minimal(path: &Path) {
-    std::fs::copy(MINIMAL_HIVE, path).unwrap();
-    let mut p = std::fs::metadata(path).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    p.set_readonly(false);
-    std::fs::set_permissions(path, p).unwrap();
+/// An empty hive (root key only), from the library's generator: hivex cannot create hives.
+pub fn empty_hive(path: &Path) {
+    rvblk_winpe::hive::write_empty_hive(path).unwrap();
 }
 
 /// A WinPE-like SYSTEM hive: Select (Current=Default=1), ControlSet001 with Services (one
 /// unrelated service), Control\Class\{SCSIAdapter}\0000 (another driver), ServiceGroupOrder with
 /// "SCSI miniport", Enum\Root. With `vista`, also Control\CriticalDeviceDatabase.
 pub fn system_hive(path: &Path, vista: bool) {
-    copy_minimal(path);
+    empty_hive(path);
     let cddb = if vista {
         "cd \\ControlSet001\\Control\nadd CriticalDeviceDatabase\ncd CriticalDeviceDatabase\nadd pci#ven_8086\ncd pci#ven_8086\nsetval 1\nService\nstring:iaStor\n"
     } else {
@@ -182,7 +178,7 @@ cd \\ControlSet001\\Control\\Class\nadd {CLASS}\ncd {CLASS}\nsetval 1\nClass\nst
 
 /// A hive with a ControlSet001 but no Select key.
 pub fn hive_without_select(path: &Path) {
-    copy_minimal(path);
+    empty_hive(path);
     hivexsh_write(
         path,
         "add ControlSet001\ncd ControlSet001\nadd Services\ncommit\n",
@@ -192,7 +188,7 @@ pub fn hive_without_select(path: &Path) {
 /// A BCD store: {bootmgr} (default = LOADER1), two OS loaders, one memdiag-like application.
 /// With `bootmgr` false, no {bootmgr} object.
 pub fn bcd_store(path: &Path, bootmgr: bool) {
-    copy_minimal(path);
+    empty_hive(path);
     let bm = if bootmgr {
         format!(
             "cd \\Objects\nadd {BOOTMGR}\ncd {BOOTMGR}\nadd Description\ncd Description\nsetval 1\nType\ndword:0x10100002\n\
@@ -369,4 +365,186 @@ pub fn args(v: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
 
 pub fn sha(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
+}
+
+/// Builds (if needed) and returns the `rvblk` binary next to this test's target directory.
+pub fn rvblk_bin() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?.to_path_buf(); // target/<profile>
+    let target_dir = profile_dir.parent()?.to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-q", "-p", "rvblk"])
+        .env("CARGO_TARGET_DIR", &target_dir);
+    if profile_dir.file_name()? == "release" {
+        cmd.arg("--release");
+    }
+    let status = cmd.current_dir(env!("CARGO_MANIFEST_DIR")).status().ok()?;
+    if !status.success() {
+        eprintln!("note: building the rvblk binary failed; end-to-end binary tests skipped");
+        return None;
+    }
+    let bin = profile_dir.join("rvblk");
+    bin.is_file().then_some(bin)
+}
+
+/// A small bootable ISO like Windows Setup media, built with xorriso (independent of rvblk):
+/// volume label `label`, El Torito BIOS image `boot/etfsboot.com` (no emulation, 8 sectors) and
+/// UEFI image `efi/microsoft/boot/efisys.bin`, `sources/boot.wim` = `wim`, the two BCD stores
+/// (`bcd_store`) and a few other files. Boot images hold random-looking but fixed bytes.
+pub fn bootable_iso(dir: &Path, wim: &Path, label: &str) -> PathBuf {
+    let tree = dir.join(format!("{label}-tree"));
+    let _ = std::fs::remove_dir_all(&tree);
+    std::fs::create_dir_all(tree.join("boot")).unwrap();
+    std::fs::create_dir_all(tree.join("efi/microsoft/boot")).unwrap();
+    std::fs::create_dir_all(tree.join("sources")).unwrap();
+    let bytes = |n: usize, seed: u32| -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect()
+    };
+    std::fs::write(tree.join("boot/etfsboot.com"), bytes(4096, 1)).unwrap();
+    std::fs::write(
+        tree.join("efi/microsoft/boot/efisys.bin"),
+        bytes(64 * 1024, 2),
+    )
+    .unwrap();
+    std::fs::copy(wim, tree.join("sources/boot.wim")).unwrap();
+    bcd_store(&tree.join("boot/bcd"), true);
+    bcd_store(&tree.join("efi/microsoft/boot/bcd"), true);
+    std::fs::write(tree.join("setup.exe"), b"MZ setup").unwrap();
+    std::fs::write(tree.join("sources/install.wim"), bytes(100_000, 3)).unwrap();
+    let iso = dir.join(format!("{label}.iso"));
+    run(Command::new("xorriso")
+        .args([
+            "-as",
+            "mkisofs",
+            "-iso-level",
+            "3",
+            "-V",
+            label,
+            "-J",
+            "-joliet-long",
+        ])
+        .args([
+            "-b",
+            "boot/etfsboot.com",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "8",
+        ])
+        .args([
+            "-eltorito-alt-boot",
+            "-e",
+            "efi/microsoft/boot/efisys.bin",
+            "-no-emul-boot",
+        ])
+        .arg("-o")
+        .arg(&iso)
+        .arg(&tree));
+    iso
+}
+
+/// `xorriso -report_el_torito plain`: (platform, load sectors, LBA, path) per boot image.
+pub fn el_torito(iso: &Path) -> Vec<(String, u64, u64, String)> {
+    let out = Command::new("xorriso")
+        .arg("-indev")
+        .arg(iso)
+        .args(["-report_el_torito", "plain"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let mut v: Vec<(String, u64, u64, String)> = Vec::new();
+    for l in text.lines() {
+        if let Some(r) = l.strip_prefix("El Torito boot img :") {
+            let f: Vec<&str> = r.split_whitespace().collect();
+            v.push((
+                f[1].into(),
+                f[6].parse().unwrap(),
+                f[7].parse().unwrap(),
+                String::new(),
+            ));
+        } else if let Some(r) = l.strip_prefix("El Torito img path :") {
+            let (n, p) = r.trim().split_once(' ').unwrap();
+            v[n.parse::<usize>().unwrap() - 1].3 = p.trim().to_string();
+        }
+    }
+    v
+}
+
+/// The bytes the firmware loads for each boot image (load sectors x 512 at LBA x 2048).
+pub fn boot_image_bytes(iso: &Path) -> Vec<(String, Vec<u8>)> {
+    let data = std::fs::read(iso).unwrap();
+    el_torito(iso)
+        .into_iter()
+        .map(|(p, n, lba, _)| {
+            let a = (lba * 2048) as usize;
+            (p, data[a..a + (n * 512) as usize].to_vec())
+        })
+        .collect()
+}
+
+/// The volume id as `xorriso -pvd_info` reports it.
+pub fn volume_id(iso: &Path) -> String {
+    let out = Command::new("xorriso")
+        .arg("-indev")
+        .arg(iso)
+        .arg("-pvd_info")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("Volume Id    :"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Copies one file out of an ISO with xorriso.
+pub fn iso_extract(iso: &Path, path: &str, dest: &Path) {
+    let _ = std::fs::remove_file(dest);
+    run(Command::new("xorriso")
+        .arg("-indev")
+        .arg(iso)
+        .args(["-osirrox", "on", "-extract", path])
+        .arg(dest));
+}
+
+/// Like [`bootable_iso`], but the files are in UDF only: the ISO 9660 tree shows just
+/// `README.TXT`, as on Windows 10/11 media (built with genisoimage, hiding the rest from ISO 9660).
+pub fn udf_only_iso(dir: &Path, wim: &Path, label: &str) -> PathBuf {
+    let iso = bootable_iso(dir, wim, label);
+    let tree = dir.join(format!("{label}-tree"));
+    std::fs::write(
+        tree.join("README.TXT"),
+        b"This disc contains a UDF file system.",
+    )
+    .unwrap();
+    let udf = dir.join(format!("{label}-udf.iso"));
+    let mut cmd = Command::new("genisoimage");
+    cmd.args(["-quiet", "-udf", "-V", label])
+        .args([
+            "-b",
+            "boot/etfsboot.com",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "8",
+        ])
+        .args([
+            "-eltorito-alt-boot",
+            "-e",
+            "efi/microsoft/boot/efisys.bin",
+            "-no-emul-boot",
+        ])
+        .args(["-boot-load-size", "128"]);
+    for hidden in ["boot", "efi", "sources", "setup.exe", "boot.catalog"] {
+        cmd.args(["-hide", hidden]);
+    }
+    run(cmd.arg("-o").arg(&udf).arg(&tree));
+    std::fs::remove_file(iso).unwrap();
+    udf
 }
