@@ -7,6 +7,7 @@
 //! * `bench` — harness benchmarks and the WIM injection benchmark.
 //! * `fuzz <cdb|discovery> [SECONDS]` — a long fuzz run.
 
+mod arm64;
 mod build;
 mod cmd;
 mod package;

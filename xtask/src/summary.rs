@@ -1,5 +1,6 @@
 //! `test`, `bench` and `fuzz`: run the suites and report.
 
+use crate::arm64;
 use crate::cmd::{self, Result};
 use crate::package;
 use std::io::{BufRead, BufReader};
@@ -119,6 +120,7 @@ pub fn test(args: &[String]) -> Result<()> {
         }
     };
     tally.check("harness build (x64 and x86 hosts)", build_harness());
+    let arm64 = test_arm64(&mut tally, &pkg);
 
     let mut c = cmd::cargo();
     c.args([
@@ -129,6 +131,10 @@ pub fn test(args: &[String]) -> Result<()> {
         "--include-ignored",
     ]);
     harness_env(&mut c, &pkg);
+    if let Some((tc, helper)) = &arm64 {
+        // The MEMDISK cases add the arm64 flavour when the helper is reachable.
+        arm64::env(&mut c, tc, helper);
+    }
     tally.cargo_test(
         "workspace tests (host, package checks, harness, MEMDISK end-to-end)",
         &mut c,
@@ -154,6 +160,45 @@ pub fn test(args: &[String]) -> Result<()> {
         );
     }
     finish(tally)
+}
+
+/// The arm64 `rvblk.sys` in the aarch64 harness under qemu-aarch64 (`docs/arm64.md`): the
+/// compliance suite and the fault sweep (Windows 8+ StorPort: Windows on ARM64 starts at 10).
+/// Skipped, visibly, where the cross toolchain or the emulator is missing, unless
+/// RVBLK_REQUIRE_ARM64 is set (CI sets it). Returns what the MEMDISK cases need to add arm64.
+fn test_arm64(tally: &mut Tally, pkg: &Path) -> Option<(arm64::Toolchain, std::path::PathBuf)> {
+    let tc = match arm64::toolchain() {
+        Ok(tc) => tc,
+        Err(e) if std::env::var_os("RVBLK_REQUIRE_ARM64").is_some() => {
+            tally.fail(format!("arm64: {e} (RVBLK_REQUIRE_ARM64 is set)"));
+            return None;
+        }
+        Err(e) => {
+            eprintln!("xtask: arm64 execution SKIPPED: {e}");
+            return None;
+        }
+    };
+    let helper = match arm64::build(&tc) {
+        Ok(h) => h,
+        Err(e) => {
+            tally.fail(format!("arm64 harness build: {e}"));
+            return None;
+        }
+    };
+    let x64 = cmd::target_dir().join("release").join("rvblk-harness");
+    let driver = pkg.join("arm64").join("rvblk.sys");
+    for what in ["suite", "faults"] {
+        // Through the x64 CLI, so its delegation to the aarch64 helper is what runs.
+        let mut c = Command::new(&x64);
+        c.args([what, "--personality", "win8", "--driver"])
+            .arg(&driver);
+        arm64::env(&mut c, &tc, &helper);
+        tally.check(
+            &format!("arm64 {what} (win8, qemu-aarch64)"),
+            cmd::run(&mut c),
+        );
+    }
+    Some((tc, helper))
 }
 
 fn finish(t: Tally) -> Result<()> {

@@ -1,5 +1,5 @@
 //! `rvblk-harness`: run a real rvblk.sys or rvblkxp.sys (x64 in this process, x86 in the
-//! 32-bit helper) under the emulated StorPort or SCSIPORT kernel.
+//! 32-bit helper, arm64 in the aarch64 helper) under the emulated StorPort or SCSIPORT kernel.
 
 use rvblk_harness::kernel::{LegacyConfig, Personality, SetupPhase};
 use rvblk_harness::report::{self, RunOptions};
@@ -56,7 +56,9 @@ fn driver_machine(path: &PathBuf) -> u16 {
 /// If the driver is x86 and we are 64-bit, re-run the whole command in the helper.
 fn maybe_delegate(driver: &PathBuf, argv: &[String]) {
     let m = driver_machine(driver);
-    let host = if helper::host_is_64() {
+    let host = if cfg!(target_arch = "aarch64") {
+        pe::MACHINE_ARM64
+    } else if helper::host_is_64() {
         pe::MACHINE_AMD64
     } else {
         pe::MACHINE_I386
@@ -66,6 +68,12 @@ fn maybe_delegate(driver: &PathBuf, argv: &[String]) {
     }
     if m == pe::MACHINE_I386 && helper::host_is_64() {
         match helper::run_x86(argv) {
+            Ok(code) => exit(code),
+            Err(e) => die(&e),
+        }
+    }
+    if m == pe::MACHINE_ARM64 {
+        match helper::run_arm64(argv) {
             Ok(code) => exit(code),
             Err(e) => die(&e),
         }

@@ -7,6 +7,7 @@ use std::fmt;
 
 pub const MACHINE_I386: u16 = 0x14c;
 pub const MACHINE_AMD64: u16 = 0x8664;
+pub const MACHINE_ARM64: u16 = 0xaa64;
 
 #[derive(Debug)]
 pub struct PeError(pub String);
@@ -288,6 +289,8 @@ pub fn load(
     let info = parse(bytes)?;
     let host = if cfg!(target_arch = "x86_64") {
         MACHINE_AMD64
+    } else if cfg!(target_arch = "aarch64") {
+        MACHINE_ARM64
     } else {
         MACHINE_I386
     };
@@ -340,6 +343,14 @@ pub fn load(
                 10 => {
                     let v = rd64(&img, at)?.wrapping_add(delta);
                     img[at..at + 8].copy_from_slice(&v.to_le_bytes());
+                }
+                // ARM64 images carry only DIR64 (ADRP/ADD and branches are PC-relative); the
+                // types in between are ARM32/MIPS/RISC-V instruction fix-ups (`docs/arm64.md` §5).
+                _ if info.machine == MACHINE_ARM64 => {
+                    mem::unmap(base, total);
+                    return err(format!(
+                        "relocation type {t} at RVA {at:#x} in an ARM64 image (only DIR64 is valid)"
+                    ));
                 }
                 _ => {
                     mem::unmap(base, total);

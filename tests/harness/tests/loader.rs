@@ -38,6 +38,10 @@ fn x64_tiny_pe_loads_relocates_and_calls_variadic_dbgprint() {
         log.contains(&"rvblk: n=42 x=beef s=two".to_string()),
         "{log:?}"
     );
+    assert!(
+        log.contains(&"rvblk: seven 1 2 3 4 5 6 one".to_string()),
+        "{log:?}"
+    );
 }
 
 #[test]
@@ -84,6 +88,72 @@ fn x86_tiny_pe_runs_in_the_32_bit_helper() {
         o.stderr.contains("rvblk: n=42 x=beef s=two"),
         "{}",
         o.stderr
+    );
+}
+
+/// Runs the tiny PE built for arm64 through this x64 CLI (delegating to the aarch64 helper).
+fn arm64_tiny_run(cfgs: &[&str]) -> common::Out {
+    let p = common::tiny_pe("aarch64-pc-windows-msvc", cfgs);
+    let dump = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("empty16m-arm64{}.dump", cfgs.join("_")));
+    std::fs::File::create(&dump)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    common::run(&[
+        "run",
+        "--driver",
+        p.to_str().unwrap(),
+        "--ram",
+        dump.to_str().unwrap(),
+        "--json",
+        "--verbose",
+    ])
+}
+
+#[test]
+fn arm64_tiny_pe_runs_in_the_aarch64_helper_with_windows_varargs() {
+    if !common::arm64_ready("arm64_tiny_pe_runs_in_the_aarch64_helper_with_windows_varargs") {
+        return;
+    }
+    let o = arm64_tiny_run(&[]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stdout.contains("DriverEntry returned 0xc0000001"),
+        "{}",
+        o.stdout
+    );
+    for line in ["rvblk: n=42 x=beef s=two", "rvblk: seven 1 2 3 4 5 6 one"] {
+        assert!(o.stderr.contains(line), "{line:?} missing:\n{}", o.stderr);
+    }
+    assert!(!o.stdout.contains("x18"), "{}", o.stdout);
+}
+
+#[test]
+fn arm64_driver_writing_x18_is_a_verifier_failure() {
+    if !common::arm64_ready("arm64_driver_writing_x18_is_a_verifier_failure") {
+        return;
+    }
+    let o = arm64_tiny_run(&["clobber_x18"]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stdout
+            .contains("x18 (the Windows arm64 platform register")
+            && o.stdout.contains("0x1234"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn arm64_helper_lookup_is_relative_to_the_executable() {
+    let c = rvblk_harness::helper::candidates_for(
+        std::path::Path::new("/x/tgt/release/deps/package-1"),
+        rvblk_harness::helper::ARM64_TRIPLE,
+    );
+    assert_eq!(
+        c[0],
+        std::path::PathBuf::from("/x/tgt/aarch64-unknown-linux-gnu/release/rvblk-harness")
     );
 }
 
