@@ -52,6 +52,9 @@ pub extern "C" fn x18_clobbered(found: usize, lr: usize) {
 #[doc(hidden)]
 macro_rules! aarch64_export {
     ($name:ident, $imp:path) => {
+        // The thunk touches only x9 (scratch), its own 96-byte frame and x18, then calls `$imp`
+        // with x0-x7 as the driver passed them; the caller's stack arguments are not forwarded,
+        // so `$imp` takes at most eight register arguments (`docs/arm64.md` §3).
         #[unsafe(naked)]
         unsafe extern "C" fn $name() {
             std::arch::naked_asm!(
