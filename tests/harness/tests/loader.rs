@@ -193,8 +193,12 @@ fn g4d_both_dump(tag: &str) -> (std::path::PathBuf, Vec<String>, std::path::Path
 }
 
 fn mock_run(cfgs: &[&str], personality: &str) -> common::Out {
-    let p = common::mock_pe("x86_64-pc-windows-msvc", cfgs);
-    let tag = format!("{}{}", cfgs.join("_"), personality);
+    mock_run_for("x86_64-pc-windows-msvc", cfgs, personality)
+}
+
+fn mock_run_for(triple: &str, cfgs: &[&str], personality: &str) -> common::Out {
+    let p = common::mock_pe(triple, cfgs);
+    let tag = format!("{}{}{triple}", cfgs.join("_"), personality);
     let (dump, os, img) = g4d_both_dump(&tag);
     let mut args: Vec<String> = vec![
         "run".into(),
@@ -321,4 +325,38 @@ fn help_explains_every_personality() {
             assert!(o.stdout.contains(p), "{args:?}: {p} missing:\n{}", o.stdout);
         }
     }
+}
+
+/// The verifier on arm64: the mock miniport built for aarch64-pc-windows-msvc runs clean, and its
+/// double completion and buffer overread are caught in the aarch64 helper (the overread through
+/// the guard page and the crash handler reading the aarch64 pc, under qemu-aarch64).
+#[test]
+fn arm64_mock_runs_clean_and_its_faults_are_caught() {
+    if !common::arm64_ready("arm64_mock_runs_clean_and_its_faults_are_caught") {
+        return;
+    }
+    let triple = "aarch64-pc-windows-msvc";
+    let o = mock_run_for(triple, &[], "win8");
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    assert!(
+        o.stdout.contains("\"verifier_failures\":[]"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("hdd.img\"]"),
+        "image not matched: {}",
+        o.stdout
+    );
+    let o = mock_run_for(triple, &["double_complete"], "win8");
+    assert_ne!(o.code, 0);
+    assert!(o.stdout.contains("completed twice"), "{}", o.stdout);
+    let o = mock_run_for(triple, &["overread"], "win8");
+    assert_eq!(o.code, rvblk_harness::crash::CRASH_EXIT);
+    assert!(
+        o.stdout.contains("guard page after the SRB data buffer")
+            && o.stdout.contains("driver image RVA"),
+        "{}",
+        o.stdout
+    );
 }
