@@ -24,7 +24,8 @@ fn on_path(pred: impl Fn(&str) -> bool) -> Option<PathBuf> {
         .flat_map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()))
         .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(&pred))
         .collect();
-    // Prefer the unversioned name, then the highest version (aarch64-linux-gnu-gcc-12 ...).
+    // The unversioned name (a symlink to the default compiler) first, else a versioned one
+    // (Debian's gcc-N-aarch64-linux-gnu installs only aarch64-linux-gnu-gcc-N).
     hits.sort_by_key(|p| (p.file_name().map(|n| n.len()), p.clone()));
     hits.into_iter().next()
 }
