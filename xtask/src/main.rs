@@ -10,6 +10,7 @@
 //! * `citations [--fix]` — every cited `docs/` file and section exists (`citations.rs`).
 //! * `vm --iso FILE` — boot an ISO from RAM (MEMDISK) in QEMU with the serial port captured.
 
+mod arm64;
 mod build;
 mod citations;
 mod cmd;

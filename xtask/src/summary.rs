@@ -1,5 +1,6 @@
 //! `test`, `bench` and `fuzz`: run the suites and report.
 
+use crate::arm64;
 use crate::cmd::{self, Result};
 use crate::package;
 use std::io::{BufRead, BufReader};
@@ -119,6 +120,7 @@ pub fn test(args: &[String]) -> Result<()> {
         }
     };
     tally.check("harness build (x64 and x86 hosts)", build_harness());
+    let arm64 = test_arm64(&mut tally);
 
     let mut c = cmd::cargo();
     c.args([
@@ -129,6 +131,12 @@ pub fn test(args: &[String]) -> Result<()> {
         "--include-ignored",
     ]);
     harness_env(&mut c, &pkg);
+    if let Some((tc, helper)) = &arm64 {
+        // The MEMDISK cases add the arm64 flavour when the helper is reachable.
+        arm64::env(&mut c, tc, helper);
+    }
+    // Run under `cargo xtask test`, the arm64 cases never report themselves skipped.
+    c.env("RVBLK_REQUIRE_ARM64", "1");
     tally.cargo_test(
         "workspace tests (host, package checks, harness, MEMDISK end-to-end)",
         &mut c,
@@ -156,6 +164,31 @@ pub fn test(args: &[String]) -> Result<()> {
         );
     }
     finish(tally)
+}
+
+/// Builds the aarch64 harness that runs the arm64 `rvblk.sys` under qemu-aarch64
+/// (`docs/arm64.md`); the workspace tests then run its compliance suite, fault sweep, `run` CLI
+/// and MEMDISK cases (`suite_arm64_win8`, ..., the MEMDISK `[arm64 win8]` flavour). A missing
+/// cross toolchain or emulator is a failure, like a missing QEMU: every shipped binary runs.
+/// Returns what the workspace tests need to reach the helper.
+fn test_arm64(tally: &mut Tally) -> Option<(arm64::Toolchain, std::path::PathBuf)> {
+    let tc = match arm64::toolchain() {
+        Ok(tc) => tc,
+        Err(e) => {
+            tally.fail(format!("arm64: {e} (.ci/run installs what it needs)"));
+            return None;
+        }
+    };
+    match arm64::build(&tc) {
+        Ok(helper) => {
+            tally.passed += 1;
+            Some((tc, helper))
+        }
+        Err(e) => {
+            tally.fail(format!("arm64 harness build: {e}"));
+            None
+        }
+    }
 }
 
 fn finish(t: Tally) -> Result<()> {
@@ -230,6 +263,15 @@ pub fn bench(args: &[String]) -> Result<()> {
         .arg("--x86-driver")
         .arg(pkg.join("x86").join("rvblk.sys"));
     harness_env(&mut c, &pkg);
+    match arm64::toolchain() {
+        Ok(tc) => {
+            let helper = arm64::build(&tc)?;
+            c.arg("--arm64-driver")
+                .arg(pkg.join("arm64").join("rvblk.sys"));
+            arm64::env(&mut c, &tc, &helper);
+        }
+        Err(e) => eprintln!("xtask: arm64 bench SKIPPED: {e}"),
+    }
     cmd::run(&mut c)?;
     cmd::run(cmd::cargo().args([
         "run",

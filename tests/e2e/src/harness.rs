@@ -72,6 +72,23 @@ pub const FLAVOURS: [Flavour; 6] = [
     },
 ];
 
+/// The arm64 `rvblk.sys` under the Windows 8+ personality (Windows on ARM64 starts at 10), run
+/// by the harness's aarch64 helper under qemu-aarch64 (`docs/arm64.md`).
+pub const ARM64: Flavour = Flavour {
+    arch: "arm64",
+    personality: "win8",
+};
+
+/// [`FLAVOURS`], plus [`ARM64`] when `RVBLK_HARNESS_ARM64` names the aarch64 helper (`cargo
+/// xtask test` sets it where the cross toolchain and qemu-aarch64 are installed).
+pub fn flavours() -> Vec<Flavour> {
+    let mut v = FLAVOURS.to_vec();
+    if std::env::var_os("RVBLK_HARNESS_ARM64").is_some() {
+        v.push(ARM64);
+    }
+    v
+}
+
 /// The packaged binary a flavour loads: `<package>/<arch>/rvblk.sys` under StorPort,
 /// `<package>/xp/rvblkxp.sys` (x86) or `<package>/xp/<arch>/rvblkxp.sys` under xp; or an error
 /// telling how to build it.

@@ -1,5 +1,6 @@
 //! MEMDISK in QEMU → RAM dump → discovery (core, directly) and the real x64/x86 `rvblk.sys`
-//! (through the harness CLI). One `#[test]` per case; see `rvblk_e2e::case` for the table.
+//! (and arm64, given the aarch64 helper) through the harness CLI. One `#[test]` per case; see
+//! `rvblk_e2e::case` for the table.
 //!
 //! Which discovery path each case pins down (remove the path, the case fails):
 //! * IVT safe-hook chain → every case with `via_chain` (core check asserts `via` ∋ ivt-chain; the
@@ -183,7 +184,7 @@ fn harness_check(b: &Booted) {
     let verbose = std::env::var_os("RVBLK_E2E_VERBOSE").is_some();
     let (must, must_not) = driver_log_expectations(b);
     let mut problems = Vec::new();
-    for flavour in harness::FLAVOURS {
+    for flavour in harness::flavours() {
         let (arch, personality) = (flavour.arch, flavour.personality);
         let driver = harness::driver(flavour).unwrap_or_else(|e| panic!("{}: {e}", b.case.name));
         let run = format!("[{arch} {personality}]");

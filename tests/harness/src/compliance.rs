@@ -1155,6 +1155,8 @@ pub fn main(driver: &Path, personality: Personality, only: Option<&str>, verbose
     };
     let arch = if cfg!(target_arch = "x86_64") {
         "x64"
+    } else if cfg!(target_arch = "aarch64") {
+        "arm64"
     } else {
         "x86"
     };

@@ -65,6 +65,9 @@ fn ip_of(ctx: *mut libc::c_void) -> usize {
     // SAFETY: as above.
     #[cfg(target_arch = "x86")]
     let ip = unsafe { (*uc).uc_mcontext.gregs[libc::REG_EIP as usize] as usize };
+    // SAFETY: as above.
+    #[cfg(target_arch = "aarch64")]
+    let ip = unsafe { (*uc).uc_mcontext.pc as usize };
     ip
 }
 

@@ -136,6 +136,8 @@ pub fn main(driver: &Path, personality: Personality, verbose: bool) -> i32 {
     };
     let arch = if cfg!(target_arch = "x86_64") {
         "x64"
+    } else if cfg!(target_arch = "aarch64") {
+        "arm64"
     } else {
         "x86"
     };

@@ -1217,7 +1217,28 @@ macro_rules! sysfn {
         extern "stdcall" fn $name($($a: $t),*) $(-> $r)? {
             crate::stack::realigned(|| $body)
         }
+        aarch64_sysfn!(fn $name($($a: $t),*) $(-> $r)? $body);
     )*};
+}
+
+/// arm64: one calling convention for all exports (variadic ones included: `docs/arm64.md` §3),
+/// reached through an x18-preserving thunk.
+#[cfg(target_arch = "aarch64")]
+macro_rules! aarch64_sysfn {
+    (fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? $body:block) => {
+        #[allow(non_snake_case)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            pub(super) extern "C" fn imp($($a: $t),*) $(-> $r)? $body
+        }
+        crate::aarch64_export!($name, $name::imp);
+    };
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+macro_rules! aarch64_sysfn {
+    ($($t:tt)*) => {};
 }
 
 macro_rules! cdeclfn {
@@ -1228,6 +1249,7 @@ macro_rules! cdeclfn {
         extern "C" fn $name($($a: $t),*) $(-> $r)? {
             crate::stack::realigned(|| $body)
         }
+        aarch64_sysfn!(fn $name($($a: $t),*) $(-> $r)? $body);
     )*};
 }
 
@@ -1280,7 +1302,7 @@ sysfn! {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 sysfn! {
     fn ke_acquire_spin_lock_raise_to_dpc(lock: *mut usize) -> u8 {
         current().acquire(lock)
@@ -1393,13 +1415,13 @@ pub fn resolve(dll: &str, name: &str) -> Option<usize> {
         ("ntoskrnl.exe", "memmove") => k_memmove as *const () as usize,
         ("ntoskrnl.exe", "memset") => k_memset as *const () as usize,
         ("ntoskrnl.exe", "memcmp") => k_memcmp as *const () as usize,
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         ("ntoskrnl.exe", "KeGetCurrentIrql") => ke_get_current_irql as *const () as usize,
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         ("ntoskrnl.exe", "KeAcquireSpinLockRaiseToDpc") => {
             ke_acquire_spin_lock_raise_to_dpc as *const () as usize
         }
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         ("ntoskrnl.exe", "KeReleaseSpinLock") => ke_release_spin_lock as *const () as usize,
         #[cfg(target_arch = "x86")]
         ("hal.dll", "KeGetCurrentIrql") => ke_get_current_irql as *const () as usize,

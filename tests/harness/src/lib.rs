@@ -3,8 +3,10 @@
 //! stacks, fault injection), a SCSI compliance suite, a stress test and benchmarks.
 //!
 //! x64 drivers run in a 64-bit process; x86 drivers run in the i686 build of the same crate
-//! (see `helper`).
+//! (see `helper`); arm64 drivers in the aarch64 build, run under `qemu-aarch64` when the
+//! host is not arm64 (`docs/arm64.md`).
 
+pub mod arch;
 pub mod bench;
 pub mod compliance;
 pub mod crash;

@@ -1,5 +1,5 @@
 //! `rvblk-harness`: run a real rvblk.sys or rvblkxp.sys (x64 in this process, x86 in the
-//! 32-bit helper) under the emulated StorPort or SCSIPORT kernel.
+//! 32-bit helper, arm64 in the aarch64 helper) under the emulated StorPort or SCSIPORT kernel.
 
 use rvblk_harness::kernel::{LegacyConfig, Personality, SetupPhase};
 use rvblk_harness::report::{self, RunOptions};
@@ -11,7 +11,8 @@ const USAGE: &str = "usage:
   rvblk-harness run --driver PATH.sys --ram DUMP [--os-ram START:LEN ...] [--expect IMAGE ...]
                     [--personality win8|win7|xp] [--nfit FILE] [--no-write] [--verbose] [--json]
                     [--setup installed|textmode|guimode] [--driver-parameter STR] [--service NAME]
-  rvblk-harness bench --driver PATH.sys [--x86-driver PATH.sys] [--size-mib N]
+  rvblk-harness bench --driver PATH.sys [--x86-driver PATH.sys] [--arm64-driver PATH.sys]
+                      [--size-mib N]
   rvblk-harness suite --driver PATH.sys [--personality win8|win7|xp] [--only NAME]
   rvblk-harness faults --driver PATH.sys [--personality win8|win7|xp]
   rvblk-harness imports --driver PATH.sys
@@ -60,7 +61,9 @@ fn driver_machine(path: &PathBuf) -> u16 {
 /// If the driver is x86 and we are 64-bit, re-run the whole command in the helper.
 fn maybe_delegate(driver: &PathBuf, argv: &[String]) {
     let m = driver_machine(driver);
-    let host = if helper::host_is_64() {
+    let host = if cfg!(target_arch = "aarch64") {
+        pe::MACHINE_ARM64
+    } else if helper::host_is_64() {
         pe::MACHINE_AMD64
     } else {
         pe::MACHINE_I386
@@ -70,6 +73,12 @@ fn maybe_delegate(driver: &PathBuf, argv: &[String]) {
     }
     if m == pe::MACHINE_I386 && helper::host_is_64() {
         match helper::run_x86(argv) {
+            Ok(code) => exit(code),
+            Err(e) => die(&e),
+        }
+    }
+    if m == pe::MACHINE_ARM64 {
+        match helper::run_arm64(argv) {
             Ok(code) => exit(code),
             Err(e) => die(&e),
         }
@@ -106,6 +115,7 @@ fn main() {
     };
     let mut driver = None;
     let mut x86_driver = None;
+    let mut arm64_driver = None;
     let mut ram = None;
     let mut os_ram = Vec::new();
     let mut expect = Vec::new();
@@ -124,6 +134,7 @@ fn main() {
         match f.as_str() {
             "--driver" => driver = Some(PathBuf::from(a.value(&f))),
             "--x86-driver" => x86_driver = Some(PathBuf::from(a.value(&f))),
+            "--arm64-driver" => arm64_driver = Some(PathBuf::from(a.value(&f))),
             "--ram" => ram = Some(PathBuf::from(a.value(&f))),
             "--os-ram" => {
                 os_ram.push(report::parse_range(&a.value(&f)).unwrap_or_else(|e| die(&e)))
@@ -233,6 +244,39 @@ fn main() {
                     helper::run_x86(&args)
                 } else {
                     Ok(rvblk_harness::bench::main(&x, size_mib, "x86_", verbose))
+                };
+                match r {
+                    Ok(c) => code = code.max(c),
+                    Err(e) => {
+                        eprintln!("rvblk-harness: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            if let Some(x) = arm64_driver {
+                // Under qemu-aarch64 (TCG) unless the host is arm64: recorded, not judged.
+                let args = vec![
+                    "bench".to_string(),
+                    "--driver".to_string(),
+                    x.display().to_string(),
+                    "--prefix".to_string(),
+                    "arm64_".to_string(),
+                    "--size-mib".to_string(),
+                    size_mib.to_string(),
+                ];
+                let emulated = !cfg!(target_arch = "aarch64");
+                println!(
+                    "arm64_emulated: {}",
+                    if emulated {
+                        "yes (qemu-aarch64 user mode; recorded, not judged)"
+                    } else {
+                        "no"
+                    }
+                );
+                let r = if emulated {
+                    helper::run_arm64(&args)
+                } else {
+                    Ok(rvblk_harness::bench::main(&x, size_mib, "arm64_", verbose))
                 };
                 match r {
                     Ok(c) => code = code.max(c),

@@ -7,7 +7,7 @@ use crate::mem::{self, PAGE};
 use rvblk_pe::{section_flags, Pe, REL_BASED_DIR64, REL_BASED_HIGHLOW};
 use std::fmt;
 
-pub use rvblk_pe::{MACHINE_AMD64, MACHINE_I386};
+pub use rvblk_pe::{MACHINE_AMD64, MACHINE_ARM64, MACHINE_I386};
 
 #[derive(Debug)]
 pub struct PeError(pub String);
@@ -138,8 +138,15 @@ fn relocate(img: &mut [u8], pe: &Pe<'_>, delta: u64) -> Result<(), PeError> {
     for r in pe.relocations()? {
         let at = r.rva as usize;
         let width = match r.kind {
-            REL_BASED_HIGHLOW => 4,
+            REL_BASED_HIGHLOW if pe.machine != MACHINE_ARM64 => 4,
             REL_BASED_DIR64 => 8,
+            // ARM64 images carry only DIR64 (ADRP/ADD and branches are PC-relative); the types
+            // in between are ARM32/MIPS/RISC-V instruction fix-ups (`docs/arm64.md` §5).
+            t if pe.machine == MACHINE_ARM64 => {
+                return err(format!(
+                    "relocation type {t} at RVA {at:#x} in an ARM64 image (only DIR64 is valid)"
+                ))
+            }
             t => return err(format!("unsupported relocation type {t} at RVA {at:#x}")),
         };
         let field = img
@@ -166,6 +173,8 @@ pub fn load(
     let pe = Pe::parse(bytes)?;
     let host = if cfg!(target_arch = "x86_64") {
         MACHINE_AMD64
+    } else if cfg!(target_arch = "aarch64") {
+        MACHINE_ARM64
     } else {
         MACHINE_I386
     };

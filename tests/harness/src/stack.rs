@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub const KERNEL_STACK: usize = 24 * 1024;
 #[cfg(target_arch = "x86")]
 pub const KERNEL_STACK: usize = 12 * 1024;
+// Windows on ARM64 gives kernel threads the x64 size (`docs/arm64.md` §4).
+#[cfg(target_arch = "aarch64")]
+pub const KERNEL_STACK: usize = 24 * 1024;
 
 const PAINT: u8 = 0x5a;
 
@@ -72,6 +75,29 @@ std::arch::global_asm!(
     "mov esp, ebp",
     "pop ebp",
     "ret",
+);
+
+// x0 = arg, x1 = fn, x2 = 16-byte aligned stack top. Loads the emulated KPCR pointer into x18
+// for the driver (`docs/arm64.md` §2) and restores the host's x18 afterwards.
+#[cfg(target_arch = "aarch64")]
+std::arch::global_asm!(
+    ".text",
+    ".globl rvblk_harness_call_on_stack",
+    ".type rvblk_harness_call_on_stack,%function",
+    "rvblk_harness_call_on_stack:",
+    "stp x29, x30, [sp, #-32]!",
+    "mov x29, sp",
+    "str x18, [sp, #16]",
+    "adrp x18, {kpcr}",
+    "add x18, x18, :lo12:{kpcr}",
+    "ldr x18, [x18]",
+    "mov sp, x2",
+    "blr x1",
+    "mov sp, x29",
+    "ldr x18, [sp, #16]",
+    "ldp x29, x30, [sp], #32",
+    "ret",
+    kpcr = sym crate::arch::aarch64::KPCR,
 );
 
 unsafe extern "C" {
@@ -196,6 +222,8 @@ pub fn on_kernel_stack<R>(f: impl FnOnce() -> R) -> R {
         return f();
     }
     crate::crash::ensure_altstack();
+    #[cfg(target_arch = "aarch64")]
+    crate::arch::aarch64::ensure_kpcr();
     let top = STACK.with(|s| {
         let mut s = s.borrow_mut();
         s.get_or_insert_with(KStack::new).top()

@@ -24,9 +24,23 @@ static mut TABLE: [&[u8]; 2] = [b"one\0", b"two\0"];
 pub extern "system" fn DriverEntry(_d: *mut c_void, _r: *mut c_void) -> i32 {
     // SAFETY: test fixture; single-threaded.
     unsafe {
+        // Windows arm64 reserves x18 (KPCR/TEB); the harness must catch a driver writing it.
+        #[cfg(all(clobber_x18, target_arch = "aarch64"))]
+        core::arch::asm!("mov x18, #0x1234");
         DbgPrint(b"%s\0".as_ptr(), GREETING.as_ptr());
         let t = &*core::ptr::addr_of!(TABLE);
         DbgPrint(b"rvblk: n=%d x=%x s=%s\0".as_ptr(), 42i32, 0xbeefu32, t[1].as_ptr());
+        // Seven variadic arguments: all of x1-x7 on arm64 (docs/arm64.md §3).
+        DbgPrint(
+            b"rvblk: seven %d %d %d %d %d %d %s\0".as_ptr(),
+            1i32,
+            2i32,
+            3i32,
+            4i32,
+            5i32,
+            6i32,
+            t[0].as_ptr(),
+        );
         #[cfg(missing)]
         IoCreateDevice(core::ptr::null_mut());
     }

@@ -179,3 +179,20 @@ fn publish(tmp: &Path, out: &Path) {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// Whether the arm64 cases can run: `RVBLK_HARNESS_ARM64` names the aarch64 helper (`cargo xtask
+/// test` builds it and sets it where the cross toolchain and qemu-aarch64 exist). Without it a
+/// case is reported as skipped on stderr, unless `RVBLK_REQUIRE_ARM64` is set (CI), where the
+/// missing helper fails the case.
+pub fn arm64_ready(case: &str) -> bool {
+    if std::env::var_os("RVBLK_HARNESS_ARM64").is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("RVBLK_REQUIRE_ARM64").is_none(),
+        "{case}: RVBLK_REQUIRE_ARM64 is set but RVBLK_HARNESS_ARM64 is not (build the aarch64 \
+         helper: docs/arm64.md)"
+    );
+    eprintln!("{case}: SKIPPED: no aarch64 harness helper (RVBLK_HARNESS_ARM64 unset)");
+    false
+}

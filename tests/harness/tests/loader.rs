@@ -38,6 +38,10 @@ fn x64_tiny_pe_loads_relocates_and_calls_variadic_dbgprint() {
         log.contains(&"rvblk: n=42 x=beef s=two".to_string()),
         "{log:?}"
     );
+    assert!(
+        log.contains(&"rvblk: seven 1 2 3 4 5 6 one".to_string()),
+        "{log:?}"
+    );
 }
 
 #[test]
@@ -87,6 +91,72 @@ fn x86_tiny_pe_runs_in_the_32_bit_helper() {
     );
 }
 
+/// Runs the tiny PE built for arm64 through this x64 CLI (delegating to the aarch64 helper).
+fn arm64_tiny_run(cfgs: &[&str]) -> common::Out {
+    let p = common::tiny_pe("aarch64-pc-windows-msvc", cfgs);
+    let dump = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("empty16m-arm64{}.dump", cfgs.join("_")));
+    std::fs::File::create(&dump)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    common::run(&[
+        "run",
+        "--driver",
+        p.to_str().unwrap(),
+        "--ram",
+        dump.to_str().unwrap(),
+        "--json",
+        "--verbose",
+    ])
+}
+
+#[test]
+fn arm64_tiny_pe_runs_in_the_aarch64_helper_with_windows_varargs() {
+    if !common::arm64_ready("arm64_tiny_pe_runs_in_the_aarch64_helper_with_windows_varargs") {
+        return;
+    }
+    let o = arm64_tiny_run(&[]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stdout.contains("DriverEntry returned 0xc0000001"),
+        "{}",
+        o.stdout
+    );
+    for line in ["rvblk: n=42 x=beef s=two", "rvblk: seven 1 2 3 4 5 6 one"] {
+        assert!(o.stderr.contains(line), "{line:?} missing:\n{}", o.stderr);
+    }
+    assert!(!o.stdout.contains("x18"), "{}", o.stdout);
+}
+
+#[test]
+fn arm64_driver_writing_x18_is_a_verifier_failure() {
+    if !common::arm64_ready("arm64_driver_writing_x18_is_a_verifier_failure") {
+        return;
+    }
+    let o = arm64_tiny_run(&["clobber_x18"]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stdout
+            .contains("x18 (the Windows arm64 platform register")
+            && o.stdout.contains("0x1234"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn arm64_helper_lookup_is_relative_to_the_executable() {
+    let c = rvblk_harness::helper::candidates_for(
+        std::path::Path::new("/x/tgt/release/deps/package-1"),
+        rvblk_harness::helper::ARM64_TRIPLE,
+    );
+    assert_eq!(
+        c[0],
+        std::path::PathBuf::from("/x/tgt/aarch64-unknown-linux-gnu/release/rvblk-harness")
+    );
+}
+
 #[test]
 fn helper_lookup_is_relative_to_the_executable() {
     let c = rvblk_harness::helper::candidates(std::path::Path::new("/x/tgt/release/rvblk-harness"));
@@ -123,8 +193,12 @@ fn g4d_both_dump(tag: &str) -> (std::path::PathBuf, Vec<String>, std::path::Path
 }
 
 fn mock_run(cfgs: &[&str], personality: &str) -> common::Out {
-    let p = common::mock_pe("x86_64-pc-windows-msvc", cfgs);
-    let tag = format!("{}{}", cfgs.join("_"), personality);
+    mock_run_for("x86_64-pc-windows-msvc", cfgs, personality)
+}
+
+fn mock_run_for(triple: &str, cfgs: &[&str], personality: &str) -> common::Out {
+    let p = common::mock_pe(triple, cfgs);
+    let tag = format!("{}{}{triple}", cfgs.join("_"), personality);
     let (dump, os, img) = g4d_both_dump(&tag);
     let mut args: Vec<String> = vec![
         "run".into(),
@@ -251,4 +325,38 @@ fn help_explains_every_personality() {
             assert!(o.stdout.contains(p), "{args:?}: {p} missing:\n{}", o.stdout);
         }
     }
+}
+
+/// The verifier on arm64: the mock miniport built for aarch64-pc-windows-msvc runs clean, and its
+/// double completion and buffer overread are caught in the aarch64 helper (the overread through
+/// the guard page and the crash handler reading the aarch64 pc, under qemu-aarch64).
+#[test]
+fn arm64_mock_runs_clean_and_its_faults_are_caught() {
+    if !common::arm64_ready("arm64_mock_runs_clean_and_its_faults_are_caught") {
+        return;
+    }
+    let triple = "aarch64-pc-windows-msvc";
+    let o = mock_run_for(triple, &[], "win8");
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    assert!(
+        o.stdout.contains("\"verifier_failures\":[]"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("hdd.img\"]"),
+        "image not matched: {}",
+        o.stdout
+    );
+    let o = mock_run_for(triple, &["double_complete"], "win8");
+    assert_ne!(o.code, 0);
+    assert!(o.stdout.contains("completed twice"), "{}", o.stdout);
+    let o = mock_run_for(triple, &["overread"], "win8");
+    assert_eq!(o.code, rvblk_harness::crash::CRASH_EXIT);
+    assert!(
+        o.stdout.contains("guard page after the SRB data buffer")
+            && o.stdout.contains("driver image RVA"),
+        "{}",
+        o.stdout
+    );
 }

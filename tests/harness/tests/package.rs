@@ -247,3 +247,24 @@ fn xp_setup_disk_policy_x86() {
         assert_eq!(matched(&j, &files[1]), disks, "{extra:?}: {j}");
     }
 }
+
+// arm64: the aarch64 harness under qemu-aarch64, reached through this x64 CLI's delegation
+// (docs/arm64.md). Windows on ARM64 starts at 10, so only the Windows 8+ personality applies.
+#[test]
+fn suite_arm64_win8() {
+    if common::arm64_ready("suite_arm64_win8") {
+        suite("arm64", "win8");
+    }
+}
+#[test]
+fn faults_arm64_win8() {
+    if common::arm64_ready("faults_arm64_win8") {
+        faults("arm64", "win8");
+    }
+}
+#[test]
+fn run_cli_arm64_win8() {
+    if common::arm64_ready("run_cli_arm64_win8") {
+        run_cli("arm64", "win8");
+    }
+}
