@@ -88,8 +88,9 @@ impl Personality {
     }
 }
 
-/// Where Windows setup stands, as the driver sees it in
-/// `HKLM\System\Setup\SystemSetupInProgress` (`anchors.md` §6).
+/// Where Windows stands, as a boot driver sees it in the registry (`docs/driver.md` "Setup
+/// mode"): `HKLM\System\Setup\SystemSetupInProgress` and the boot options the kernel records
+/// in `HKLM\System\CurrentControlSet\Control\SystemStartOptions` before boot drivers start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetupPhase {
     /// An installed system: the value exists and is 0.
@@ -98,6 +99,11 @@ pub enum SetupPhase {
     TextMode,
     /// GUI-mode setup: the value is 1.
     GuiMode,
+    /// An XP-based PE (BartPE, LiveXP, UBCD4Win) booted `/MININT`: a hive derived from the
+    /// setup hive, so no `System\Setup` key either, but `MININT` in the boot options. (The
+    /// kernel's `Control\MiniNT` key appears only after boot drivers have started, so it is not
+    /// emulated.)
+    MiniNt,
 }
 
 impl SetupPhase {
@@ -106,7 +112,19 @@ impl SetupPhase {
             "installed" | "none" => Some(SetupPhase::Installed),
             "textmode" | "text" => Some(SetupPhase::TextMode),
             "guimode" | "gui" => Some(SetupPhase::GuiMode),
+            "minint" | "pe" => Some(SetupPhase::MiniNt),
             _ => None,
+        }
+    }
+
+    /// `SystemStartOptions` as the loader of this phase leaves it (the kernel stores the options
+    /// without their slashes, after a leading space).
+    fn start_options(self) -> &'static str {
+        match self {
+            SetupPhase::Installed | SetupPhase::GuiMode => " NOEXECUTE=OPTIN FASTDETECT",
+            // setupldr's options from txtsetup.sif [SetupData] OsLoadOptions.
+            SetupPhase::TextMode => " FASTDETECT NOGUIBOOT NODEBUG",
+            SetupPhase::MiniNt => " MININT FASTDETECT",
         }
     }
 }
@@ -749,10 +767,16 @@ impl Kernel {
         let service = self.service_name().to_ascii_lowercase();
         if lower == "\\registry\\machine\\system\\setup" {
             return match self.cfg.legacy.setup {
-                SetupPhase::TextMode => None,
+                SetupPhase::TextMode | SetupPhase::MiniNt => None,
                 SetupPhase::Installed => Some(vec![("SystemSetupInProgress", RegValue::Dword(0))]),
                 SetupPhase::GuiMode => Some(vec![("SystemSetupInProgress", RegValue::Dword(1))]),
             };
+        }
+        if lower == "\\registry\\machine\\system\\currentcontrolset\\control" {
+            return Some(vec![(
+                "SystemStartOptions",
+                RegValue::Sz(self.cfg.legacy.setup.start_options().into()),
+            )]);
         }
         let rest = lower.strip_prefix(services)?;
         if rest == service || rest == format!("{service}\\parameters") {
@@ -1494,6 +1518,7 @@ mod registry_tests {
         for (phase, want) in [
             (SetupPhase::Installed, Some(0)),
             (SetupPhase::GuiMode, Some(1)),
+            (SetupPhase::MiniNt, None),
             (SetupPhase::TextMode, None),
         ] {
             let k = kernel(phase);

@@ -27,7 +27,8 @@ pub fn json_str(s: &str) -> String {
     o
 }
 
-/// A `rvblk: lun N: ...` line of the driver's log.
+/// A `rvblk: lun N: ...` line of the driver's log, as parsed by the driver's own definition
+/// (`rvblk_core::log::LunLine`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LogLun {
     pub n: u32,
@@ -68,36 +69,26 @@ pub fn parse_log(log: &[String]) -> (Vec<LogLun>, Vec<LogRefusal>, Vec<String>) 
         if l.starts_with("[harness]") {
             continue;
         }
-        if !l.starts_with("rvblk: ") {
+        if !l.starts_with(rvblk_core::log::PREFIX) {
             bad.push(format!(
                 "driver log line without the \"rvblk: \" prefix: {l:?}"
             ));
             continue;
         }
-        let rest = &l[7..];
-        if let Some(r) = rest.strip_prefix("lun ") {
-            let Some((n, fields)) = r.split_once(": ") else {
-                continue;
-            };
-            let Ok(n) = n.parse::<u32>() else { continue };
-            if !fields.starts_with("kind=") {
-                continue;
-            }
-            let p = || -> Option<LogLun> {
-                Some(LogLun {
-                    n,
-                    kind: kv(fields, "kind")?.to_string(),
-                    block_size: num(kv(fields, "block_size")?)?,
-                    blocks: num(kv(fields, "blocks")?)?,
-                    read_only: kv(fields, "read_only")? == "1",
-                    source: kv(fields, "source")?.to_string(),
-                    phys_base: num(kv(fields, "phys_base")?)?,
-                    length: num(kv(fields, "length")?)?,
-                })
-            };
-            match p() {
-                Some(x) => luns.push(x),
-                None => bad.push(format!("malformed lun line in the driver log: {l:?}")),
+        let rest = &l[rvblk_core::log::PREFIX.len()..];
+        if let Some(parsed) = rvblk_core::log::LunLine::parse(rest) {
+            match parsed {
+                Ok(x) => luns.push(LogLun {
+                    n: x.index,
+                    kind: x.kind.name().to_string(),
+                    block_size: u64::from(x.block_size),
+                    blocks: x.blocks,
+                    read_only: x.read_only,
+                    source: x.source.name().to_string(),
+                    phys_base: x.phys_base,
+                    length: x.length,
+                }),
+                Err(_) => bad.push(format!("malformed lun line in the driver log: {l:?}")),
             }
         } else if let Some(r) = rest.strip_prefix("refused: ") {
             let reason = r

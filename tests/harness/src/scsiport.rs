@@ -171,7 +171,7 @@ pub(crate) fn initialize(
     if unsafe { again_p.read() } != 0 {
         k.fail("HwFindAdapter set *Again = TRUE: SCSIPORT would call it again for a second adapter and present the same images twice");
     }
-    started.cfg = check_config(k, ci, length);
+    started.cfg = check_config(k, ci, length, &d);
     started.ext = Some(ext);
     drop(cbuf);
     let hw_init = d.hw_initialize.expect("validated");

@@ -399,7 +399,7 @@ impl Adapter {
         if r != rvblk_abi::SP_RETURN_FOUND {
             return Err(StartError::NotFound(r));
         }
-        let cfg = check_config(&k, ci, length);
+        let cfg = check_config(&k, ci, length, &d);
         drop(cbuf);
         drop(again);
         let srb_ext_size = d.srb_extension_size as usize;
@@ -1037,6 +1037,51 @@ macro_rules! cfg_get {
     }};
 }
 
+/// SCSIPORT semantics for a legacy miniport with no hardware (`docs/driver.md` "Port
+/// configuration"): Master or a DMA channel makes SCSIPORT build a DMA adapter (HalGetAdapter)
+/// for a device that does no DMA; scatter/gather, 32/64-bit DMA addressing and physical
+/// addresses describe DMA too; MapBuffers must be TRUE because the miniport reads DataBuffer.
+fn check_legacy_dma(ci: *mut u8, length: u32) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (name, value) in [
+        ("Master", cfg_get!(ci, length, master)),
+        ("ScatterGather", cfg_get!(ci, length, scatter_gather)),
+        (
+            "Dma32BitAddresses",
+            cfg_get!(ci, length, dma32_bit_addresses),
+        ),
+        (
+            "NeedPhysicalAddresses",
+            cfg_get!(ci, length, need_physical_addresses),
+        ),
+    ] {
+        if value != 0u8 {
+            bad.push(format!(
+                "{name} = TRUE under SCSIPORT: declares a DMA adapter for a miniport that does no DMA"
+            ));
+        }
+    }
+    let dma64: u8 = cfg_get!(ci, length, dma64_bit_addresses);
+    if dma64 & rvblk_abi::SCSI_DMA64_MINIPORT_SUPPORTED != 0 {
+        bad.push(format!(
+            "Dma64BitAddresses {dma64:#x} claims 64-bit DMA for a miniport that does no DMA"
+        ));
+    }
+    let (channel, port): (u32, u32) = (
+        cfg_get!(ci, length, dma_channel),
+        cfg_get!(ci, length, dma_port),
+    );
+    if channel != SP_UNINITIALIZED_VALUE || port != SP_UNINITIALIZED_VALUE {
+        bad.push(format!(
+            "DmaChannel {channel:#x} / DmaPort {port:#x} set: claims a system DMA controller"
+        ));
+    }
+    if cfg_get!(ci, length, map_buffers) == 0u8 {
+        bad.push("MapBuffers FALSE: Srb->DataBuffer would not be a system address".to_string());
+    }
+    bad
+}
+
 pub(crate) fn prefill_config(ci: *mut u8, length: u32, d: &HwInitializationData) {
     // SAFETY: `length` writable bytes at `ci`.
     unsafe { std::ptr::write_bytes(ci, 0, length as usize) };
@@ -1053,7 +1098,12 @@ pub(crate) fn prefill_config(ci: *mut u8, length: u32, d: &HwInitializationData)
     cfg_put!(ci, length, dma_port, SP_UNINITIALIZED_VALUE);
     cfg_put!(ci, length, initiator_bus_id, [0xffu8; 8]);
     cfg_put!(ci, length, map_buffers, d.map_buffers);
-    cfg_put!(ci, length, need_physical_addresses, 1u8);
+    cfg_put!(
+        ci,
+        length,
+        need_physical_addresses,
+        d.need_physical_addresses
+    );
     cfg_put!(ci, length, tagged_queuing, 1u8);
     cfg_put!(ci, length, auto_request_sense, 1u8);
     cfg_put!(ci, length, multiple_request_per_lu, 1u8);
@@ -1071,7 +1121,14 @@ pub(crate) fn prefill_config(ci: *mut u8, length: u32, d: &HwInitializationData)
     cfg_put!(ci, length, initial_lun_queue_depth, 250u32);
 }
 
-pub(crate) fn check_config(k: &Kernel, ci: *mut u8, length: u32) -> PortConfig {
+/// What HwFindAdapter left in ConfigInfo, checked against the port's rules and against the
+/// init data the driver gave the port (`d`).
+pub(crate) fn check_config(
+    k: &Kernel,
+    ci: *mut u8,
+    length: u32,
+    d: &HwInitializationData,
+) -> PortConfig {
     let c = PortConfig {
         length: cfg_get!(ci, length, length),
         max_transfer: cfg_get!(ci, length, maximum_transfer_length),
@@ -1106,10 +1163,19 @@ pub(crate) fn check_config(k: &Kernel, ci: *mut u8, length: u32) -> PortConfig {
     if c.max_luns == 0 {
         bad.push("MaximumNumberOfLogicalUnits is 0".to_string());
     }
-    // StorPort requires both; under SCSIPORT a miniport that does no DMA may leave them.
-    if k.cfg.personality != Personality::Xp
-        && (cfg_get!(ci, length, scatter_gather) == 0 || cfg_get!(ci, length, master) == 0)
-    {
+    // The port takes MapBuffers from the init data and the miniport may only confirm it: two
+    // different values are two different promises about Srb->DataBuffer (StorPort on Vista/7
+    // rejects 3 in the init data, so the driver must not declare 3 in ConfigInfo either).
+    if c.map_buffers != d.map_buffers {
+        bad.push(format!(
+            "MapBuffers {} differs from HW_INITIALIZATION_DATA.MapBuffers {}: the miniport declares two buffer mappings",
+            c.map_buffers, d.map_buffers
+        ));
+    }
+    if k.cfg.personality == Personality::Xp {
+        bad.extend(check_legacy_dma(ci, length));
+    } else if cfg_get!(ci, length, scatter_gather) == 0 || cfg_get!(ci, length, master) == 0 {
+        // StorPort requires both.
         bad.push("ScatterGather and Master must be TRUE".to_string());
     }
     if c.sync_model > 1 {
