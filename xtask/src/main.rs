@@ -9,6 +9,7 @@
 
 mod build;
 mod cmd;
+mod lints;
 mod package;
 mod summary;
 

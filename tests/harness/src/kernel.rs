@@ -466,10 +466,9 @@ impl Kernel {
         let p = buf.tail(rounded);
         // SAFETY: `p..p+rounded` is writable; fill with garbage like a fresh pool block and
         // mark the alignment slack so overruns into it are found at free time.
-        unsafe {
-            std::ptr::write_bytes(p, 0xC5, size);
-            std::ptr::write_bytes(p.add(size), 0xAB, rounded - size);
-        }
+        unsafe { std::ptr::write_bytes(p, 0xC5, size) };
+        // SAFETY: as above, the slack after the `size` bytes.
+        unsafe { std::ptr::write_bytes(p.wrapping_add(size), 0xAB, rounded - size) };
         let total = self.pool_bytes.fetch_add(size as u64, Ordering::Relaxed) + size as u64;
         self.peak_pool_bytes.fetch_max(total, Ordering::Relaxed);
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).insert(
@@ -507,7 +506,7 @@ impl Kernel {
                     ));
                 }
                 // SAFETY: the slack lies inside the allocation's accessible pages.
-                let slack = unsafe { std::slice::from_raw_parts(p.add(a.size), a.slack) };
+                let slack = unsafe { std::slice::from_raw_parts(p.wrapping_add(a.size), a.slack) };
                 if slack.iter().any(|&b| b != 0xAB) {
                     self.fail(format!(
                         "pool block {p:p} ({} bytes) was overrun (alignment slack modified) [bug check 0xC1]",
@@ -645,10 +644,9 @@ impl Kernel {
             .enumerate()
         {
             // SAFETY: `p` has room for `n` 16-byte entries.
-            unsafe {
-                std::ptr::write_unaligned(p.add(i * 16) as *mut u64, b);
-                std::ptr::write_unaligned(p.add(i * 16 + 8) as *mut u64, l);
-            }
+            unsafe { std::ptr::write_unaligned(p.wrapping_add(i * 16) as *mut u64, b) };
+            // SAFETY: as above.
+            unsafe { std::ptr::write_unaligned(p.wrapping_add(i * 16 + 8) as *mut u64, l) };
         }
         p
     }
@@ -1360,7 +1358,9 @@ cdeclfn! {
     }
     fn k_memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
         // SAFETY: memcmp contract: both ranges are readable.
-        let (x, y) = unsafe { (std::slice::from_raw_parts(a, n), std::slice::from_raw_parts(b, n)) };
+        let x = unsafe { std::slice::from_raw_parts(a, n) };
+        // SAFETY: as above.
+        let y = unsafe { std::slice::from_raw_parts(b, n) };
         match x.cmp(y) {
             std::cmp::Ordering::Less => -1,
             std::cmp::Ordering::Equal => 0,

@@ -259,13 +259,16 @@ fn unicode_string(s: &str, label: &str) -> GuardedBuf {
     let b = GuardedBuf::new(total, label);
     let p = b.tail(mem::round_up(total, 8));
     // SAFETY: the buffer has `round_up(total, 8)` writable bytes at `p`.
-    unsafe {
-        let sbuf = p.add(hdr);
-        std::ptr::copy_nonoverlapping(w.as_ptr() as *const u8, sbuf, w.len() * 2);
-        (p as *mut u16).write((w.len() * 2) as u16);
-        (p.add(2) as *mut u16).write((w.len() * 2 + 2) as u16);
-        (p.add(if hdr == 16 { 8 } else { 4 }) as *mut usize).write(sbuf as usize);
-    }
+    let sbuf = p.wrapping_add(hdr);
+    // SAFETY: as above: the string data after the header.
+    unsafe { std::ptr::copy_nonoverlapping(w.as_ptr() as *const u8, sbuf, w.len() * 2) };
+    // SAFETY: as above: Length.
+    unsafe { (p as *mut u16).write((w.len() * 2) as u16) };
+    // SAFETY: as above: MaximumLength.
+    unsafe { (p.wrapping_add(2) as *mut u16).write((w.len() * 2 + 2) as u16) };
+    let buffer = p.wrapping_add(if hdr == 16 { 8 } else { 4 }) as *mut usize;
+    // SAFETY: as above: Buffer, pointer-aligned in the 8-aligned buffer.
+    unsafe { buffer.write(sbuf as usize) };
     b
 }
 
@@ -301,10 +304,9 @@ impl Adapter {
         let dobj = GuardedBuf::new(dobj_size, "DRIVER_OBJECT");
         let dobj_p = dobj.tail(dobj_size);
         // SAFETY: writable fresh (zeroed) memory: Type = IO_TYPE_DRIVER (4), Size.
-        unsafe {
-            (dobj_p as *mut u16).write(4);
-            (dobj_p.add(2) as *mut u16).write(dobj_size as u16);
-        }
+        unsafe { (dobj_p as *mut u16).write(4) };
+        // SAFETY: as above.
+        unsafe { (dobj_p.wrapping_add(2) as *mut u16).write(dobj_size as u16) };
         let reg = unicode_string(&service_key, "RegistryPath UNICODE_STRING");
         let reg_p = reg.tail(mem::round_up(
             if cfg!(target_pointer_width = "64") {
@@ -514,17 +516,16 @@ impl Adapter {
         let b = GuardedBuf::new(4 + MAX, "SCSI_SUPPORTED_CONTROL_TYPE_LIST");
         let p = b.tail(4 + MAX);
         // SAFETY: writable 4 + MAX bytes at `p`, 4-byte aligned (4 + 20 = 24).
-        unsafe {
-            (p as *mut u32).write(MAX as u32);
-            std::ptr::write_bytes(p.add(4), 0, MAX);
-        }
+        unsafe { (p as *mut u32).write(MAX as u32) };
+        // SAFETY: as above.
+        unsafe { std::ptr::write_bytes(p.wrapping_add(4), 0, MAX) };
         let r = self.adapter_control_raw(
             rvblk_abi::adapter_control::QUERY_SUPPORTED_CONTROL_TYPES,
             p as *mut c_void,
             PASSIVE_LEVEL,
         );
         // SAFETY: as above.
-        let list = unsafe { std::slice::from_raw_parts(p.add(4), MAX) };
+        let list = unsafe { std::slice::from_raw_parts(p.wrapping_add(4), MAX) };
         self.supported_controls = list.iter().map(|&x| x != 0).collect();
         if r != 0 {
             self.k.fail(format!(
@@ -734,9 +735,10 @@ impl Adapter {
         cdb[..req.cdb.len().min(16)].copy_from_slice(&req.cdb[..req.cdb.len().min(16)]);
         let srb = slot.srb;
         // SAFETY: `srb` points at a writable SRB-sized area ending at a guard page.
-        unsafe {
-            std::ptr::write_bytes(srb as *mut u8, 0, size_of::<ScsiRequestBlock>());
-            let s = &mut *srb;
+        unsafe { std::ptr::write_bytes(srb as *mut u8, 0, size_of::<ScsiRequestBlock>()) };
+        // SAFETY: as above; zeroed, so a valid SRB value, and not referenced elsewhere.
+        let s = unsafe { &mut *srb };
+        {
             s.length = size_of::<ScsiRequestBlock>() as u16;
             s.function = req.function;
             s.srb_status = SRB_STATUS_PENDING;

@@ -3,7 +3,8 @@
 //!
 //! `unsafe` lives only in kernel-wrapper modules, each stating the contract of what it wraps:
 //!
-//! * [`nt`] — the ntoskrnl/HAL imports; wrappers with an IRQL rule take an `rvblk_irql` token.
+//! * [`nt`] — the ntoskrnl/HAL imports; wrappers with an IRQL rule take an `rvblk_irql` token;
+//!   the panic handler and `_fltused`.
 //! * [`physmem`] — pool objects, the low-memory snapshot, OS RAM ranges, the NFIT.
 //! * [`medium`] — image mappings and byte access for the I/O path.
 //! * [`srb`] — a safe view of one live SRB and its buffers.
@@ -17,14 +18,21 @@
 //! * [`io`] — HwStartIo's logic (≤ DISPATCH_LEVEL, many CPUs at once).
 //! * [`log`] — `DbgPrint` lines with the `rvblk:` prefix.
 #![no_std]
+// Enforced: only the modules marked `allow(unsafe_code)` below may contain unsafe code.
+#![deny(unsafe_code)]
 
 pub mod adapter;
 pub mod discovery;
+#[allow(unsafe_code)]
 pub mod extension;
 pub mod io;
 pub mod log;
+#[allow(unsafe_code)]
 pub mod medium;
+#[allow(unsafe_code)]
 pub mod nt;
+#[allow(unsafe_code)]
 pub mod physmem;
 pub mod port;
+#[allow(unsafe_code)]
 pub mod srb;

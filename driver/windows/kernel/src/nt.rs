@@ -299,3 +299,18 @@ fn u16_view(words: &mut [u32], units: usize) -> &[u16] {
     // bit pattern valid), within the slice's bounds; the shared borrow keeps it alive.
     unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u16>(), units) }
 }
+
+/// Kernel code cannot unwind. The core returns errors instead of panicking; reaching this is a
+/// bug, and spinning keeps it visible under a debugger rather than corrupting state.
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// The MSVC toolchain expects this symbol whenever floating point may appear; core's formatting
+/// code references it although rvblk does no floating point.
+#[no_mangle]
+#[used]
+static _fltused: i32 = 0;

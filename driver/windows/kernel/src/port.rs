@@ -146,18 +146,3 @@ pub fn free_resources(state: &mut DeviceState, _irql: &Passive) {
         state.live = false;
     }
 }
-
-/// Kernel code cannot unwind. The core returns errors instead of panicking; reaching this is a
-/// bug, and spinning keeps it visible under a debugger rather than corrupting state.
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    loop {
-        core::hint::spin_loop();
-    }
-}
-
-/// The MSVC toolchain expects this symbol whenever floating point may appear; core's formatting
-/// code references it although rvblk does no floating point.
-#[no_mangle]
-#[used]
-static _fltused: i32 = 0;

@@ -9,7 +9,11 @@
 //! * `scsiport.rs` — the scsiport.sys imports and their wrappers.
 #![no_std]
 #![no_main]
+// Enforced: unsafe code only in the trampolines and the scsiport.sys wrappers.
+#![deny(unsafe_code)]
 
 mod miniport;
+#[allow(unsafe_code)]
 mod scsiport;
+#[allow(unsafe_code)]
 mod trampolines;

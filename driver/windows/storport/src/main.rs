@@ -7,7 +7,11 @@
 //! * `storport.rs` — the storport.sys imports and their wrappers.
 #![no_std]
 #![no_main]
+// Enforced: unsafe code only in the trampolines and the storport.sys wrappers.
+#![deny(unsafe_code)]
 
 mod miniport;
+#[allow(unsafe_code)]
 mod storport;
+#[allow(unsafe_code)]
 mod trampolines;
