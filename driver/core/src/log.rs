@@ -1,4 +1,4 @@
-//! The driver's log lines that tools read back. The kernel writes them through `DbgPrint` with
+//! The driver's log lines that tools read back (the LUN table and refusals). The kernel writes them through `DbgPrint` with
 //! [`PREFIX`]; the harness and the end-to-end tests parse the same lines with the same types,
 //! so the text protocol has exactly one definition.
 
@@ -86,7 +86,45 @@ impl fmt::Display for LunLine {
     }
 }
 
-/// A LUN-table line with a missing or unparsable field.
+/// A refused candidate (`loaders.md` §10 rule 30), logged with its reason:
+/// `refused: source=S phys_base=0x… length=0x… reason=…` (the reason runs to the end of the
+/// line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefusalLine<R> {
+    pub source: LoaderSource,
+    pub phys_base: u64,
+    pub length: u64,
+    pub reason: R,
+}
+
+impl<'a> RefusalLine<&'a str> {
+    /// Parses a line without [`PREFIX`]; `None` when it is not a refusal line.
+    pub fn parse(line: &'a str) -> Option<Result<Self, MalformedLine>> {
+        let rest = line.strip_prefix("refused: ")?;
+        let (fields, reason) = rest.split_once(" reason=").unwrap_or((rest, ""));
+        let parse = || -> Option<Self> {
+            Some(Self {
+                source: LoaderSource::from_name(field(fields, "source")?)?,
+                phys_base: number(field(fields, "phys_base")?)?,
+                length: number(field(fields, "length")?)?,
+                reason,
+            })
+        };
+        Some(parse().ok_or(MalformedLine))
+    }
+}
+
+impl<R: fmt::Display> fmt::Display for RefusalLine<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "refused: source={} phys_base={:#x} length={:#x} reason={}",
+            self.source, self.phys_base, self.length, self.reason
+        )
+    }
+}
+
+/// A LUN-table or refusal line with a missing or unparsable field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MalformedLine;
 
@@ -136,6 +174,27 @@ mod tests {
     fn parses_what_it_renders() {
         let l = LunLine::of(7, &image());
         assert_eq!(LunLine::parse(&l.to_string()), Some(Ok(l)));
+    }
+
+    #[test]
+    fn refusal_lines_round_trip() {
+        let r = RefusalLine {
+            source: LoaderSource::Grub4Dos,
+            phys_base: 0x100000,
+            length: 0x800,
+            reason: "overlaps OS RAM 0x100000-0xffe0000 (rule 23)",
+        };
+        let text = r.to_string();
+        assert_eq!(
+            text,
+            "refused: source=grub4dos phys_base=0x100000 length=0x800 reason=overlaps OS RAM 0x100000-0xffe0000 (rule 23)"
+        );
+        assert_eq!(RefusalLine::parse(&text), Some(Ok(r)));
+        assert_eq!(RefusalLine::parse("lun 0: kind=disk"), None);
+        assert_eq!(
+            RefusalLine::parse("refused: source=floppy phys_base=0x0 length=0x0 reason=x"),
+            Some(Err(MalformedLine))
+        );
     }
 
     #[test]

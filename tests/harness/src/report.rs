@@ -49,18 +49,6 @@ pub struct LogRefusal {
     pub reason: String,
 }
 
-fn kv<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-}
-
-fn num(s: &str) -> Option<u64> {
-    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u64::from_str_radix(h, 16).ok(),
-        None => s.parse().ok(),
-    }
-}
-
 pub fn parse_log(log: &[String]) -> (Vec<LogLun>, Vec<LogRefusal>, Vec<String>) {
     let mut luns = Vec::new();
     let mut refused = Vec::new();
@@ -90,22 +78,15 @@ pub fn parse_log(log: &[String]) -> (Vec<LogLun>, Vec<LogRefusal>, Vec<String>) 
                 }),
                 Err(_) => bad.push(format!("malformed lun line in the driver log: {l:?}")),
             }
-        } else if let Some(r) = rest.strip_prefix("refused: ") {
-            let reason = r
-                .split_once("reason=")
-                .map(|x| x.1.to_string())
-                .unwrap_or_default();
-            let p = || -> Option<LogRefusal> {
-                Some(LogRefusal {
-                    source: kv(r, "source")?.to_string(),
-                    phys_base: num(kv(r, "phys_base")?)?,
-                    length: num(kv(r, "length")?)?,
-                    reason: reason.clone(),
-                })
-            };
-            match p() {
-                Some(x) => refused.push(x),
-                None => bad.push(format!("malformed refused line in the driver log: {l:?}")),
+        } else if let Some(parsed) = rvblk_core::log::RefusalLine::parse(rest) {
+            match parsed {
+                Ok(r) => refused.push(LogRefusal {
+                    source: r.source.name().to_string(),
+                    phys_base: r.phys_base,
+                    length: r.length,
+                    reason: r.reason.to_string(),
+                }),
+                Err(_) => bad.push(format!("malformed refused line in the driver log: {l:?}")),
             }
         }
     }
@@ -234,6 +215,14 @@ pub struct RunOptions {
     pub no_write: bool,
     /// Setup phase, DriverParameter and service name (SCSIPORT personality).
     pub legacy: LegacyConfig,
+}
+
+/// Decimal or `0x` hexadecimal.
+fn num(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
 }
 
 pub fn parse_range(s: &str) -> Result<(u64, u64), String> {

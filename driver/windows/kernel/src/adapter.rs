@@ -7,7 +7,7 @@ use crate::medium::ImageMedium;
 use crate::rvblk_log;
 use arrayvec::ArrayVec;
 use rvblk_core::integrity::{Fingerprint, FirstIoCheck, Verdict};
-use rvblk_core::log::LunLine;
+use rvblk_core::log::{LunLine, RefusalLine};
 use rvblk_core::policy::Exposure;
 use rvblk_core::scsi::ScsiTarget;
 use rvblk_irql::Passive;
@@ -55,10 +55,13 @@ impl Adapter {
             }
             let Some(mut medium) = ImageMedium::map(&image, irql) else {
                 rvblk_log!(
-                    "refused: source={} phys_base={:#x} length={:#x} reason=cannot map the image (MmMapIoSpace failed)",
-                    image.source,
-                    image.phys_base,
-                    image.length
+                    "{}",
+                    RefusalLine {
+                        source: image.source,
+                        phys_base: image.phys_base,
+                        length: image.length,
+                        reason: "cannot map the image (MmMapIoSpace failed)",
+                    }
                 );
                 continue;
             };

@@ -6,6 +6,7 @@ use crate::rvblk_log;
 use rvblk_core::discovery::{
     discover_into, Discovered, DiscoveryInput, DiscoveryLog, Event, Firmware,
 };
+use rvblk_core::log::RefusalLine;
 use rvblk_irql::Passive;
 
 /// Turns the core's events into `rvblk:` lines.
@@ -49,11 +50,13 @@ pub fn run(irql: &Passive) -> Option<PoolBox<Discovered>> {
     discover_into(&mem, &input, &mut DbgLog, &mut found);
     for r in found.refused.iter() {
         rvblk_log!(
-            "refused: source={} phys_base={:#x} length={:#x} reason={}",
-            r.source,
-            r.phys_base,
-            r.length,
-            r.reason
+            "{}",
+            RefusalLine {
+                source: r.source,
+                phys_base: r.phys_base,
+                length: r.length,
+                reason: r.reason,
+            }
         );
     }
     Some(found)
