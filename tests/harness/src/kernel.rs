@@ -1513,6 +1513,42 @@ mod registry_tests {
         (Some(h), (st == STATUS_SUCCESS).then_some(info[3]))
     }
 
+    /// The emulated registry of each phase is what the core's decision
+    /// (`rvblk_core::policy::SetupPhase::detect`) reads as that phase.
+    #[test]
+    fn every_emulated_phase_is_detected_as_itself() {
+        use rvblk_core::policy::SetupPhase as Detected;
+        for (phase, want) in [
+            (SetupPhase::Installed, Detected::Installed),
+            (SetupPhase::GuiMode, Detected::GuiMode),
+            (SetupPhase::TextMode, Detected::TextMode),
+            (SetupPhase::MiniNt, Detected::MiniNt),
+        ] {
+            let k = kernel(phase);
+            let (h, in_progress) = read_setup_value(&k);
+            if let Some(h) = h {
+                assert_eq!(k.close(h), STATUS_SUCCESS);
+            }
+            let control = k
+                .registry_key("\\Registry\\Machine\\System\\CurrentControlSet\\Control")
+                .expect("the Control key exists in every phase");
+            let options: Vec<u16> = control
+                .iter()
+                .find_map(|(n, v)| match v {
+                    RegValue::Sz(s) if n.eq_ignore_ascii_case("SystemStartOptions") => {
+                        Some(s.encode_utf16().collect())
+                    }
+                    _ => None,
+                })
+                .expect("SystemStartOptions is a REG_SZ");
+            assert_eq!(
+                Detected::detect(in_progress, Some(&options)),
+                want,
+                "{phase:?}"
+            );
+        }
+    }
+
     #[test]
     fn setup_phases_read_as_the_driver_expects() {
         for (phase, want) in [

@@ -44,7 +44,9 @@ struct Buffer<'s, 'a, P> {
 
 impl<P: PortBuffers> srb::DataBuffer for Buffer<'_, '_, P> {
     fn get(&mut self, usage: BufferUse) -> Option<&mut [u8]> {
-        if self.access.mapped(usage).is_some() {
+        // A buffer the port maps but left NULL (it could not map it) is not looked up another
+        // way: the request is answered BUSY and retried.
+        if self.access.is_mapped(usage) {
             return self.access.mapped(usage);
         }
         self.port.unmapped(self.access, usage, self.irql)

@@ -155,6 +155,11 @@ impl DataAccess<'_> {
         Some(unsafe { core::slice::from_raw_parts_mut(self.data, self.len) })
     }
 
+    /// Whether the port maps the buffer for this usage (it may still be NULL).
+    pub fn is_mapped(&self, usage: BufferUse) -> bool {
+        self.mapping.maps(usage)
+    }
+
     /// DataTransferLength.
     pub fn len(&self) -> usize {
         self.len
