@@ -9,6 +9,8 @@
 //! * [`medium`] — image mappings and byte access for the I/O path.
 //! * [`srb`] — a safe view of one live SRB and its buffers.
 //! * [`extension`] — the port's device extension as a [`port::DeviceState`].
+//! * [`trampolines`] — the adapter callbacks both ports share (HwInitialize, HwResetBus,
+//!   HwAdapterControl), generic over [`trampolines::AdapterCallbacks`].
 //!
 //! The rest is safe Rust called from the ports' trampolines:
 //!
@@ -36,3 +38,5 @@ pub mod physmem;
 pub mod port;
 #[allow(unsafe_code)]
 pub mod srb;
+#[allow(unsafe_code)]
+pub mod trampolines;

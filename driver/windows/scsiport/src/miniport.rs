@@ -6,8 +6,9 @@ use rvblk_abi::PortConfigurationInformation;
 use rvblk_core::policy::{self, Exposure, Service, SetupPhase};
 use rvblk_irql::{Dispatch, Passive};
 use rvblk_kernel::io::PortBuffers;
-use rvblk_kernel::port::{self, AdapterControl, DeviceState, Flavour};
+use rvblk_kernel::port::{self, DeviceState, Flavour};
 use rvblk_kernel::srb::Srb;
+use rvblk_kernel::trampolines::AdapterCallbacks;
 use rvblk_kernel::{nt, rvblk_log};
 
 pub struct RamDisks;
@@ -55,6 +56,9 @@ fn setup_phase(irql: &Passive) -> SetupPhase {
     SetupPhase::detect(in_progress, options)
 }
 
+/// HwInitialize, HwResetBus and HwAdapterControl as every port flavour does them.
+impl AdapterCallbacks for RamDisks {}
+
 impl ScsiMiniport for RamDisks {
     fn find_adapter(
         state: &mut DeviceState,
@@ -77,9 +81,5 @@ impl ScsiMiniport for RamDisks {
 
     fn start_io(state: &DeviceState, srb: &mut Srb<'_>, irql: &Dispatch) {
         rvblk_kernel::io::start_io(state, srb, &MappedOnly, irql);
-    }
-
-    fn adapter_control(_state: &mut DeviceState, control: AdapterControl<'_>) -> u32 {
-        port::adapter_control(control)
     }
 }

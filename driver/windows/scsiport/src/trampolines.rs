@@ -15,11 +15,14 @@ use rvblk_abi::*;
 use rvblk_core::policy::Service;
 use rvblk_irql::{Dispatch, Passive};
 use rvblk_kernel::extension::{self, DEVICE_EXTENSION_SIZE};
-use rvblk_kernel::port::{AdapterControl, DeviceState};
+use rvblk_kernel::port::DeviceState;
 use rvblk_kernel::srb::{BufferMapping, Srb};
+use rvblk_kernel::trampolines::{
+    hw_adapter_control, hw_initialize, hw_reset_bus, AdapterCallbacks,
+};
 
 /// The driver logic behind the SCSIPORT callbacks, safe Rust.
-pub trait ScsiMiniport {
+pub trait ScsiMiniport: AdapterCallbacks {
     /// HwFindAdapter (PASSIVE_LEVEL, inside ScsiPortInitialize). `argument` is the
     /// ArgumentString (the service's `Parameters\Device` DriverParameter) without its NUL.
     fn find_adapter(
@@ -29,18 +32,9 @@ pub trait ScsiMiniport {
         argument: Option<&[u8]>,
         irql: &Passive,
     ) -> u32;
-    /// HwInitialize: everything was prepared in HwFindAdapter.
-    fn initialize(_state: &DeviceState) -> bool {
-        true
-    }
     /// HwStartIo (≤ DISPATCH_LEVEL, serialised by SCSIPORT). Fills the SRB's completion
     /// fields; the trampoline completes it and asks for the next one.
     fn start_io(state: &DeviceState, srb: &mut Srb<'_>, irql: &Dispatch);
-    /// HwResetBus: nothing is ever outstanding, every request completes inside HwStartIo.
-    fn reset_bus(_state: &DeviceState, _path_id: u32) -> bool {
-        true
-    }
-    fn adapter_control(state: &mut DeviceState, control: AdapterControl<'_>) -> u32;
 }
 
 /// HwContext values: the service, as a number (SCSIPORT passes HwContext through untouched).
@@ -143,14 +137,6 @@ unsafe extern "system" fn hw_find_adapter<M: ScsiMiniport>(
     M::find_adapter(state, config, service, argument, &irql)
 }
 
-/// # Safety
-/// SCSIPORT calls it once after HwFindAdapter, serialised, with the adapter's extension.
-unsafe extern "system" fn hw_initialize<M: ScsiMiniport>(ext: *mut c_void) -> u8 {
-    // SAFETY: the adapter's extension, serialised (contract); read only.
-    let state = unsafe { extension::state(ext) };
-    u8::from(M::initialize(state))
-}
-
 /// No hardware, no interrupts: never ours.
 ///
 /// # Safety
@@ -183,28 +169,4 @@ unsafe extern "system" fn hw_start_io<M: ScsiMiniport>(
     // SAFETY: the request is complete, no reference to it remains, handed back exactly once.
     unsafe { scsiport::complete_and_ask_next(ext, srb) };
     1
-}
-
-/// # Safety
-/// SCSIPORT calls it serialised, with the adapter's extension.
-unsafe extern "system" fn hw_reset_bus<M: ScsiMiniport>(ext: *mut c_void, path_id: u32) -> u8 {
-    // SAFETY: the adapter's extension (contract); read only.
-    let state = unsafe { extension::state(ext) };
-    u8::from(M::reset_bus(state, path_id))
-}
-
-/// # Safety
-/// SCSIPORT calls it (PnP miniports only) serialised, with the adapter's extension and, for
-/// ScsiQuerySupportedControlTypes, `params` pointing to a SCSI_SUPPORTED_CONTROL_TYPE_LIST
-/// whose SupportedTypeList has MaxControlType writable BOOLEANs.
-unsafe extern "system" fn hw_adapter_control<M: ScsiMiniport>(
-    ext: *mut c_void,
-    control: u32,
-    params: *mut c_void,
-) -> u32 {
-    // SAFETY: the adapter's extension, exclusive in this serialised callback (contract).
-    let state = unsafe { extension::state_mut(ext) };
-    // SAFETY: for the query, `params` is the list described in the contract.
-    let control = unsafe { extension::adapter_control(control, params) };
-    M::adapter_control(state, control)
 }

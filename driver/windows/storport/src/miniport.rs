@@ -5,10 +5,14 @@ use crate::trampolines::StorMiniport;
 use rvblk_abi::PortConfigurationInformation;
 use rvblk_core::policy::Exposure;
 use rvblk_irql::{Dispatch, Passive};
-use rvblk_kernel::port::{self, AdapterControl, DeviceState, Flavour};
+use rvblk_kernel::port::{self, DeviceState, Flavour};
 use rvblk_kernel::srb::{BufferMapping, Srb};
+use rvblk_kernel::trampolines::AdapterCallbacks;
 
 pub struct RamDisks;
+
+/// HwInitialize, HwResetBus and HwAdapterControl as every port flavour does them.
+impl AdapterCallbacks for RamDisks {}
 
 impl StorMiniport for RamDisks {
     fn find_adapter(
@@ -33,10 +37,6 @@ impl StorMiniport for RamDisks {
         irql: &Dispatch,
     ) {
         rvblk_kernel::io::start_io(state, srb, adapter, irql);
-    }
-
-    fn adapter_control(_state: &mut DeviceState, control: AdapterControl<'_>) -> u32 {
-        port::adapter_control(control)
     }
 
     fn free_resources(state: &mut DeviceState, irql: &Passive) {

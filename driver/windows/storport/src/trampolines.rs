@@ -15,11 +15,14 @@ use core::ffi::c_void;
 use rvblk_abi::*;
 use rvblk_irql::{Dispatch, Passive};
 use rvblk_kernel::extension::{self, DEVICE_EXTENSION_SIZE};
-use rvblk_kernel::port::{AdapterControl, DeviceState};
+use rvblk_kernel::port::DeviceState;
 use rvblk_kernel::srb::{BufferMapping, Srb};
+use rvblk_kernel::trampolines::{
+    hw_adapter_control, hw_initialize, hw_reset_bus, AdapterCallbacks,
+};
 
 /// The driver logic behind the StorPort callbacks, safe Rust.
-pub trait StorMiniport {
+pub trait StorMiniport: AdapterCallbacks {
     /// HwFindAdapter (PASSIVE_LEVEL). `mapping` is what the init data declared.
     fn find_adapter(
         state: &mut DeviceState,
@@ -27,20 +30,10 @@ pub trait StorMiniport {
         mapping: BufferMapping,
         irql: &Passive,
     ) -> u32;
-    /// HwInitialize (device IRQL: nothing may be mapped; everything was prepared in
-    /// HwFindAdapter, and rule 29 is checked at each LUN's first I/O).
-    fn initialize(_state: &DeviceState) -> bool {
-        true
-    }
     /// HwStartIo (≤ DISPATCH_LEVEL, unsynchronised, several CPUs at once,
     /// `windows-integration.md` §1.9). Fills the SRB's completion fields; the trampoline
     /// completes it.
     fn start_io(state: &DeviceState, srb: &mut Srb<'_>, adapter: &StorPortAdapter, irql: &Dispatch);
-    /// HwResetBus: nothing is ever outstanding, every request completes inside HwStartIo.
-    fn reset_bus(_state: &DeviceState, _path_id: u32) -> bool {
-        true
-    }
-    fn adapter_control(state: &mut DeviceState, control: AdapterControl<'_>) -> u32;
     /// HwFreeAdapterResources (PASSIVE_LEVEL, no I/O in flight).
     fn free_resources(state: &mut DeviceState, irql: &Passive);
 }
@@ -172,15 +165,6 @@ unsafe extern "system" fn hw_find_adapter<M: StorMiniport, const MAPPING: u8>(
 }
 
 /// # Safety
-/// StorPort calls it once after HwFindAdapter, at device IRQL, serialised, with the adapter's
-/// device extension (as in [`hw_find_adapter`]).
-unsafe extern "system" fn hw_initialize<M: StorMiniport>(ext: *mut c_void) -> u8 {
-    // SAFETY: the adapter's extension, serialised (contract); read only.
-    let state = unsafe { extension::state(ext) };
-    u8::from(M::initialize(state))
-}
-
-/// # Safety
 /// StorPort calls it at IRQL ≤ DISPATCH_LEVEL, possibly on several CPUs at once, with:
 /// * `ext` — the adapter's device extension, which no adapter callback changes while requests
 ///   are in flight (StorPort serialises stop/remove against I/O);
@@ -216,31 +200,6 @@ unsafe extern "system" fn hw_start_io<M: StorMiniport>(
         unsafe { storport::request_complete(ext, srb) };
     }
     1
-}
-
-/// # Safety
-/// StorPort calls it at IRQL ≤ DISPATCH_LEVEL, serialised, with the adapter's extension.
-unsafe extern "system" fn hw_reset_bus<M: StorMiniport>(ext: *mut c_void, path_id: u32) -> u8 {
-    // SAFETY: the adapter's extension (contract); read only.
-    let state = unsafe { extension::state(ext) };
-    u8::from(M::reset_bus(state, path_id))
-}
-
-/// # Safety
-/// StorPort calls it serialised with the other adapter callbacks, with the adapter's extension
-/// and, for ScsiQuerySupportedControlTypes, `params` pointing to a
-/// SCSI_SUPPORTED_CONTROL_TYPE_LIST whose SupportedTypeList has MaxControlType writable
-/// BOOLEANs.
-unsafe extern "system" fn hw_adapter_control<M: StorMiniport>(
-    ext: *mut c_void,
-    control: u32,
-    params: *mut c_void,
-) -> u32 {
-    // SAFETY: the adapter's extension, exclusive in this serialised callback (contract).
-    let state = unsafe { extension::state_mut(ext) };
-    // SAFETY: for the query, `params` is the list described in the contract.
-    let control = unsafe { extension::adapter_control(control, params) };
-    M::adapter_control(state, control)
 }
 
 /// # Safety
