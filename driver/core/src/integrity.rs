@@ -8,7 +8,7 @@
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use crate::scsi::Medium;
+use crate::scsi::{Medium, MediumError};
 
 /// Bytes of the image that the fingerprint covers (fewer for a smaller image).
 pub const FINGERPRINT_BYTES: usize = 64;
@@ -30,13 +30,13 @@ impl Fingerprint {
         Self(h)
     }
 
-    /// Reads the first bytes of an image of `length` bytes through `medium`. `None` if they
-    /// cannot be read.
-    pub fn read(medium: &impl Medium, length: u64) -> Option<Self> {
-        let n = usize::try_from(length.min(FINGERPRINT_BYTES as u64)).ok()?;
+    /// Reads the first bytes of an image of `length` bytes through `medium`.
+    pub fn read(medium: &impl Medium, length: u64) -> Result<Self, MediumError> {
+        // At most FINGERPRINT_BYTES: the cast cannot truncate.
+        let n = length.min(FINGERPRINT_BYTES as u64) as usize;
         let mut buf = [0u8; FINGERPRINT_BYTES];
-        medium.read(0, &mut buf[..n]).ok()?;
-        Some(Self::of(&buf[..n]))
+        medium.read(0, &mut buf[..n])?;
+        Ok(Self::of(&buf[..n]))
     }
 
     pub const fn value(self) -> u64 {
@@ -48,6 +48,9 @@ impl Fingerprint {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Intact,
+    /// The image could not be read just now (`MediumError::Busy`, e.g. every x86 view pinned):
+    /// no verdict yet; the request is answered BUSY and the check runs again on the retry.
+    Retry,
     /// The image changed since discovery; `first_report` is true exactly once per LUN, so the
     /// port logs the refusal once however many requests arrive.
     Changed {
@@ -57,8 +60,8 @@ pub enum Verdict {
 
 const UNVERIFIED: u8 = 0;
 const INTACT: u8 = 1;
+/// Changed, and already reported once.
 const CHANGED: u8 = 2;
-const CHANGED_REPORTED: u8 = 3;
 
 /// Rule 29 state of one LUN. Safe to share between CPUs: two requests racing at the first I/O
 /// both compare, and the result is the same.
@@ -80,24 +83,29 @@ impl FirstIoCheck {
     }
 
     /// Compares the image with its discovery-time fingerprint on the first call and remembers
-    /// the answer; an unreadable image counts as changed.
+    /// the answer; an image that cannot be read any more counts as changed, one that is only
+    /// busy gets no verdict yet.
     pub fn verify(&self, medium: &impl Medium) -> Verdict {
         match self.state.load(Ordering::Acquire) {
             INTACT => return Verdict::Intact,
-            CHANGED | CHANGED_REPORTED => {
+            CHANGED => {
                 return Verdict::Changed {
                     first_report: false,
                 }
             }
             _ => {}
         }
-        if Fingerprint::read(medium, self.length) == Some(self.expected) {
-            self.state.store(INTACT, Ordering::Release);
-            return Verdict::Intact;
+        match Fingerprint::read(medium, self.length) {
+            Ok(now) if now == self.expected => {
+                self.state.store(INTACT, Ordering::Release);
+                return Verdict::Intact;
+            }
+            Err(MediumError::Busy) => return Verdict::Retry,
+            Ok(_) | Err(MediumError::Unreadable) => {}
         }
-        let before = self.state.swap(CHANGED_REPORTED, Ordering::AcqRel);
+        let before = self.state.swap(CHANGED, Ordering::AcqRel);
         Verdict::Changed {
-            first_report: before != CHANGED_REPORTED,
+            first_report: before != CHANGED,
         }
     }
 }
@@ -123,14 +131,15 @@ mod tests {
         }
     }
 
-    struct Unreadable;
+    /// A medium whose every access fails with one error.
+    struct Failing(MediumError);
 
-    impl Medium for Unreadable {
+    impl Medium for Failing {
         fn read(&self, _: u64, _: &mut [u8]) -> Result<(), MediumError> {
-            Err(MediumError::Unreadable)
+            Err(self.0)
         }
         fn write(&self, _: u64, _: &[u8]) -> Result<(), MediumError> {
-            Err(MediumError::Unreadable)
+            Err(self.0)
         }
     }
 
@@ -179,11 +188,27 @@ mod tests {
         let ram = Ram(RefCell::new([1; 128]));
         let f = Fingerprint::read(&ram, 10).unwrap();
         assert_eq!(f, Fingerprint::of(&[1; 10]));
-        assert_eq!(Fingerprint::read(&Unreadable, 10), None);
+        let unreadable = Failing(MediumError::Unreadable);
+        assert_eq!(
+            Fingerprint::read(&unreadable, 10),
+            Err(MediumError::Unreadable)
+        );
         let check = FirstIoCheck::new(f, 10);
         assert_eq!(
-            check.verify(&Unreadable),
+            check.verify(&unreadable),
             Verdict::Changed { first_report: true }
+        );
+    }
+
+    #[test]
+    fn a_busy_image_gets_its_verdict_on_the_retry() {
+        let ram = Ram(RefCell::new([3; 128]));
+        let check = FirstIoCheck::new(Fingerprint::read(&ram, 128).unwrap(), 128);
+        assert_eq!(check.verify(&Failing(MediumError::Busy)), Verdict::Retry);
+        assert_eq!(
+            check.verify(&ram),
+            Verdict::Intact,
+            "not condemned by a busy moment"
         );
     }
 }

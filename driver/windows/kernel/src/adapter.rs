@@ -25,6 +25,15 @@ pub struct Lun {
     first_io: FirstIoCheck,
 }
 
+/// What a SCSI address leads to.
+pub enum LunLookup<'a> {
+    Ready(&'a Lun),
+    /// Rule 29 could not be checked just now; the port retries the request.
+    Busy,
+    /// No LUN there, or its image changed since discovery.
+    NoDevice,
+}
+
 pub struct Adapter {
     luns: ArrayVec<Lun, MAX_LUNS>,
 }
@@ -65,7 +74,7 @@ impl Adapter {
                 );
                 continue;
             };
-            let Some(fingerprint) = Fingerprint::read(&medium, image.length) else {
+            let Ok(fingerprint) = Fingerprint::read(&medium, image.length) else {
                 medium.unmap();
                 continue;
             };
@@ -85,14 +94,14 @@ impl Adapter {
     }
 
     /// The LUN at a SCSI address, if it exists and still holds what discovery saw.
-    pub fn lun(&self, path: u8, target: u8, lun: u8) -> Option<&Lun> {
-        if path != 0 || lun != 0 {
-            return None;
-        }
+    pub fn lun(&self, path: u8, target: u8, lun: u8) -> LunLookup<'_> {
         let index = usize::from(target);
-        let l = self.luns.get(index)?;
+        let Some(l) = self.luns.get(index).filter(|_| path == 0 && lun == 0) else {
+            return LunLookup::NoDevice;
+        };
         match l.first_io.verify(&l.medium) {
-            Verdict::Intact => Some(l),
+            Verdict::Intact => LunLookup::Ready(l),
+            Verdict::Retry => LunLookup::Busy,
             Verdict::Changed { first_report } => {
                 if first_report {
                     rvblk_log!(
@@ -100,7 +109,7 @@ impl Adapter {
                         index
                     );
                 }
-                None
+                LunLookup::NoDevice
             }
         }
     }

@@ -2,6 +2,7 @@
 //! (`rvblk_core::srb::execute_scsi`), which asks the port for the data buffer only when the
 //! command moves data.
 
+use crate::adapter::LunLookup;
 use crate::port::DeviceState;
 use crate::srb::{DataAccess, Srb};
 use rvblk_core::srb::{self, status, BufferUse, SrbAction};
@@ -55,9 +56,10 @@ impl<P: PortBuffers> srb::DataBuffer for Buffer<'_, '_, P> {
 
 fn execute_scsi(state: &DeviceState, srb: &mut Srb<'_>, port: &impl PortBuffers, irql: &Dispatch) {
     let (path, target, lun) = srb.address();
-    let Some(lun) = state.adapter.lun(path, target, lun) else {
-        srb.set_status(status::NO_DEVICE);
-        return;
+    let lun = match state.adapter.lun(path, target, lun) {
+        LunLookup::Ready(lun) => lun,
+        LunLookup::Busy => return srb.set_status(status::BUSY),
+        LunLookup::NoDevice => return srb.set_status(status::NO_DEVICE),
     };
     let (cdb, cdb_len) = srb.cdb();
     let (flags, length) = (srb.flags(), srb.transfer_length());
