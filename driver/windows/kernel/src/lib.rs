@@ -1,7 +1,8 @@
-//! Kernel-side glue shared by `rvblk.sys` (StorPort) and `rvblk.sys`'s XP sibling `rvblkxp.sys`
-//! (SCSIPORT). `docs/driver.md` describes the layering.
+//! Kernel-side glue shared by `rvblk.sys` (StorPort) and `rvblkxp.sys` (SCSIPORT);
+//! `docs/driver.md` describes the layering.
 //!
-//! `unsafe` lives only in kernel-wrapper modules, each stating the contract of what it wraps:
+//! `unsafe` lives only in the kernel-wrapper modules and the shared trampolines, each stating the
+//! contract of what it wraps:
 //!
 //! * [`nt`] — the ntoskrnl/HAL imports; wrappers with an IRQL rule take an `rvblk_irql` token;
 //!   the panic handler and `_fltused`.
