@@ -5,6 +5,7 @@
 //! * `test` — everything: host tests, package checks, harness suites, MEMDISK end-to-end, short
 //!   fuzz runs; ends with `N passed, N failed`.
 //! * `bench` — harness benchmarks and the WIM injection benchmark.
+//! * `clippy` — clippy over the kernel workspace for every shipped target (`test` runs it too).
 //! * `fuzz <cdb|discovery> [SECONDS]` — a long fuzz run.
 
 mod build;
@@ -26,6 +27,8 @@ TASKS:
     test      Build the package and run every test of the project (needs QEMU, syslinux-common,
               wimtools, libhivex-bin, osslsigncode, mtools, nasm, xorriso; .ci/run installs them)
     bench     Run the benchmarks (harness I/O vs memcpy, WIM injection vs wimlib)
+    clippy    Clippy over the kernel crates (driver/windows) for x86, x64 and arm64 with the
+              shared lint set, warnings as errors (the root workspace: cargo clippy)
     fuzz <cdb|discovery> [SECONDS]
               Run one fuzz target with cargo-fuzz (installed on first use), default 600 s
 ";
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Some("package") => package::run(&args[1..]).map(|_| ()),
         Some("test") => summary::test(&args[1..]),
         Some("bench") => summary::bench(&args[1..]),
+        Some("clippy") if args.len() == 1 => build::kernel_clippy(),
         Some("fuzz") => summary::fuzz(&args[1..]),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");

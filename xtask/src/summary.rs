@@ -119,6 +119,10 @@ pub fn test(args: &[String]) -> Result<()> {
         }
     };
     tally.check("harness build (x64 and x86 hosts)", build_harness());
+    tally.check(
+        "kernel clippy (x86, x64, arm64; shared lint set)",
+        crate::build::kernel_clippy(),
+    );
 
     let mut c = cmd::cargo();
     c.args([
