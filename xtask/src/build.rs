@@ -57,8 +57,9 @@ pub fn ensure_toolchains() -> Result<()> {
     cmd::run(&mut c)
 }
 
-/// Builds one kernel binary and returns the path of the linked image.
-pub fn kernel_binary(package: &str, bin: &str, arch: Arch, features: &[&str]) -> Result<PathBuf> {
+/// `cargo +nightly <subcommand>` for one kernel package and architecture, with build-std and the
+/// x86 target spec, as both the build and clippy need it.
+fn kernel_cargo(subcommand: &str, package: &str, arch: Arch, features: &[&str]) -> Command {
     let target = if arch.spec_file {
         driver_dir()
             .join(arch.target)
@@ -76,12 +77,10 @@ pub fn kernel_binary(package: &str, bin: &str, arch: Arch, features: &[&str]) ->
         .env("CARGO_TARGET_DIR", &target_dir)
         .args([
             "+nightly",
-            "build",
+            subcommand,
             "--release",
             "--package",
             package,
-            "--bin",
-            bin,
             "--target",
             &target,
         ])
@@ -100,7 +99,15 @@ pub fn kernel_binary(package: &str, bin: &str, arch: Arch, features: &[&str]) ->
     if !features.is_empty() {
         c.args(["--features", &features.join(",")]);
     }
+    c
+}
+
+/// Builds one kernel binary and returns the path of the linked image.
+pub fn kernel_binary(package: &str, bin: &str, arch: Arch, features: &[&str]) -> Result<PathBuf> {
+    let mut c = kernel_cargo("build", package, arch, features);
+    c.args(["--bin", bin]);
     cmd::run(&mut c)?;
+    let target_dir = kernel_target_dir();
     let triple_dir = if arch.spec_file {
         "i686-rvblk-windows-kernel"
     } else {
@@ -115,4 +122,28 @@ pub fn kernel_binary(package: &str, bin: &str, arch: Arch, features: &[&str]) ->
     } else {
         Err(format!("the build did not produce {}", out.display()))
     }
+}
+
+/// Clippy over the kernel workspace with its lint set (`driver/windows/Cargo.toml`, the same as
+/// the root workspace's), every warning an error: each shipped package and architecture, and the
+/// self-test feature builds.
+pub fn kernel_clippy() -> Result<()> {
+    let mut runs: Vec<(&str, Arch, Vec<&str>)> = Vec::new();
+    for arch in STORPORT_ARCHES {
+        runs.push(("rvblk-storport", arch, vec![]));
+    }
+    for arch in [X86, AMD64] {
+        runs.push(("rvblk-scsiport", arch, vec![]));
+        runs.push((
+            "rvblk-storport",
+            arch,
+            vec!["selftest-double-complete", "selftest-overread"],
+        ));
+    }
+    for (package, arch, features) in runs {
+        let mut c = kernel_cargo("clippy", package, arch, &features);
+        c.args(["--", "-D", "warnings"]);
+        cmd::run(&mut c)?;
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@
 //!   fuzz runs; ends with `N passed, N failed`.
 //! * `bench` — harness benchmarks and the WIM injection benchmark.
 //! * `oracle` — the differential SCSI test against QEMU and the torture run (`docs/scsi-oracle.md`).
+//! * `clippy` — clippy over the kernel workspace for every shipped target (`test` runs it too).
 //! * `fuzz <cdb|discovery> [SECONDS]` — a long fuzz run.
 //! * `citations [--fix]` — every cited `docs/` file and section exists (`citations.rs`).
 //! * `vm --iso FILE` — boot an ISO from RAM (MEMDISK) in QEMU with the serial port captured.
@@ -15,6 +16,7 @@ mod build;
 mod citations;
 mod cmd;
 mod oracle;
+mod lints;
 mod package;
 mod summary;
 mod vm;
@@ -35,6 +37,8 @@ TASKS:
     oracle    The differential SCSI test (QEMU's scsi-cd/scsi-hd through Linux's sg driver vs the
               real rvblk.sys, x64 and x86; docs/scsi-oracle.md) and the 10^6-operation torture
               run; needs linux-image-amd64, busybox-static, cpio, qemu-system-x86
+    clippy    Clippy over the kernel crates (driver/windows) for x86, x64 and arm64 with the
+              shared lint set, warnings as errors (the root workspace: cargo clippy)
     fuzz <cdb|discovery> [SECONDS]
               Run one fuzz target with cargo-fuzz (installed on first use), default 600 s
     citations [--fix]
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         }),
         Some("test") => summary::test(&args[1..]),
         Some("bench") => summary::bench(&args[1..]),
+        Some("clippy") if args.len() == 1 => build::kernel_clippy(),
         Some("fuzz") => summary::fuzz(&args[1..]),
         Some("citations") => citations::run(&args[1..]),
         Some("oracle") => oracle::run(&args[1..]),

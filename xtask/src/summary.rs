@@ -120,6 +120,10 @@ pub fn test(args: &[String]) -> Result<()> {
         }
     };
     tally.check("harness build (x64 and x86 hosts)", build_harness());
+    tally.check(
+        "kernel clippy (x86, x64, arm64; shared lint set)",
+        crate::build::kernel_clippy(),
+    );
     let arm64 = test_arm64(&mut tally);
 
     let mut c = cmd::cargo();

@@ -88,4 +88,5 @@ pub const KEY_QUERY_VALUE: u32 = 0x0001;
 /// KEY_VALUE_INFORMATION_CLASS KeyValuePartialInformation; the result starts with
 /// `{ TitleIndex u32, Type u32, DataLength u32 }` followed by the data.
 pub const KEY_VALUE_PARTIAL_INFORMATION: u32 = 2;
+pub const REG_SZ: u32 = 1;
 pub const REG_DWORD: u32 = 4;

@@ -33,6 +33,13 @@ impl DeviceKind {
             DeviceKind::Floppy => "floppy",
         }
     }
+
+    /// The kind whose [`name`](Self::name) is `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [DeviceKind::Disk, DeviceKind::CdRom, DeviceKind::Floppy]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
 }
 
 impl fmt::Display for DeviceKind {
@@ -63,6 +70,18 @@ impl LoaderSource {
             LoaderSource::Memdisk => "memdisk",
             LoaderSource::Nfit => "nfit",
         }
+    }
+
+    /// The source whose [`name`](Self::name) is `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            LoaderSource::Grub4Dos,
+            LoaderSource::Grub4Efi,
+            LoaderSource::Memdisk,
+            LoaderSource::Nfit,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
     }
 }
 

@@ -7,7 +7,11 @@
 //!   Ventoy's hand-off that leave the image on a disk (`docs/loaders.md` §3.9,
 //!   `docs/ventoy.md`), and which disk holds such an image (§3.11).
 //! * [`scsi`] — the SCSI targets (SBC-3 disk, MMC-6 CD-ROM, removable floppy) that serve them.
-//! * [`srb`] — how a target's outcome becomes an SRB completion (status bytes, sense, lengths).
+//! * [`srb`] — how a target's outcome becomes an SRB completion (status bytes, sense, lengths),
+//!   and which SRBs need their data buffer at all.
+//! * [`integrity`] — rule 29: an image must be unchanged at its first I/O.
+//! * [`policy`] — which images the XP flavour exposes (setup phase, service, `disks=`).
+//! * [`log`] — the driver's log lines that tools read back (one definition for both sides).
 //!
 //! The crate is `no_std`, allocation-free and has no `unsafe`: the port crates (StorPort,
 //! SCSIPORT) translate kernel structures into calls here and fence all `unsafe` themselves.
@@ -19,6 +23,8 @@ extern crate std;
 
 pub mod discovery;
 pub mod image;
+pub mod integrity;
+pub mod log;
 pub mod policy;
 pub mod scsi;
 pub mod srb;

@@ -2,13 +2,16 @@
 //! what to do with each SRB function, and how a target's [`Outcome`] becomes the SRB's
 //! SrbStatus, ScsiStatus, DataTransferLength and sense bytes.
 //!
-//! The port crates read the raw SRB, call [`action`] and, for EXECUTE_SCSI,
-//! [`ScsiTarget::execute`](crate::scsi::ScsiTarget::execute) followed by [`complete`], then write
-//! the [`SrbCompletion`] fields back and notify the port.
+//! The port crates read the raw SRB, call [`action`] and, for EXECUTE_SCSI, [`execute_scsi`]
+//! (the target's [`execute`](crate::scsi::ScsiTarget::execute) followed by [`complete`]), then
+//! write the [`SrbCompletion`] fields back and notify the port. The port hands over its data
+//! buffer through [`DataBuffer`]: only the core knows which commands move data and which of
+//! them are READ/WRITE, the distinction StorPort's MapBuffers modes make (§1.10).
 
 use bitflags::bitflags;
 
-use crate::scsi::{CommandStatus, DataDirection, Outcome};
+use crate::scsi::cdb::Opcode;
+use crate::scsi::{CommandStatus, DataDirection, Medium, Outcome, ScsiTarget};
 
 /// SRB_FUNCTION_* codes (srb.h; `docs/windows-integration.md` §1.7).
 pub mod function {
@@ -205,4 +208,62 @@ pub fn complete(outcome: &Outcome, flags: SrbFlags, sense_buffer: &mut [u8]) -> 
             sense_length: 0,
         },
     }
+}
+
+/// What an SRB's data buffer holds, as far as the port's buffer mapping cares
+/// (`windows-integration.md` §1.10: StorPort before Windows 8 maps every buffer except those of
+/// READ/WRITE commands).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BufferUse {
+    /// Medium data of a READ/WRITE-family command.
+    MediumData,
+    /// Parameter data of any other command (INQUIRY, MODE SENSE, …).
+    Parameters,
+}
+
+/// How the core obtains an SRB's data buffer from the port.
+pub trait DataBuffer {
+    /// A system-space view of the whole data buffer (`DataTransferLength` bytes), or `None`
+    /// when the port cannot provide one right now (the request is then answered BUSY and the
+    /// port retries it).
+    fn get(&mut self, usage: BufferUse) -> Option<&mut [u8]>;
+}
+
+/// Executes an EXECUTE_SCSI SRB: asks `buffer` for the data buffer only for a command that
+/// moves data (a known opcode with a non-zero `transfer_length`), runs the target and maps the
+/// outcome onto the completion fields. `sense` as in [`complete`].
+pub fn execute_scsi(
+    target: &ScsiTarget,
+    cdb: &[u8],
+    flags: SrbFlags,
+    transfer_length: u32,
+    buffer: &mut impl DataBuffer,
+    sense: &mut [u8],
+    medium: &impl Medium,
+) -> SrbCompletion {
+    let dir = DataDirection::from_srb_flags(flags);
+    let opcode = cdb.first().copied().and_then(Opcode::from_u8);
+    let outcome = match opcode {
+        // Unknown opcodes are rejected before any data moves; nothing to map for them.
+        Some(op) if transfer_length > 0 => {
+            let usage = if op.moves_medium_data() {
+                BufferUse::MediumData
+            } else {
+                BufferUse::Parameters
+            };
+            match buffer.get(usage) {
+                Some(data) => target.execute(cdb, data, dir, medium),
+                None => {
+                    return SrbCompletion {
+                        srb_status: status::BUSY,
+                        scsi_status: scsi_status::GOOD,
+                        data_transfer_length: 0,
+                        sense_length: 0,
+                    }
+                }
+            }
+        }
+        _ => target.execute(cdb, &mut [], dir, medium),
+    };
+    complete(&outcome, flags, sense)
 }

@@ -1,5 +1,7 @@
 //! SRB function decisions and outcome → SRB completion mapping.
 
+mod scsi_common;
+
 use rvblk_core::scsi::{DataDirection, Outcome, SenseData};
 use rvblk_core::srb::{self, function, scsi_status, status, SrbAction, SrbFlags};
 
@@ -135,4 +137,90 @@ fn sense_field_pointer_layout() {
     assert_eq!(&b[15..18], &[0xC0, 0x01, 0x02]);
     let b = SenseData::lba_out_of_range().to_bytes();
     assert_eq!(&b[15..18], &[0, 0, 0]);
+}
+
+mod execute_scsi {
+    //! Which SRBs make the core ask the port for their data buffer, and as what.
+
+    use super::scsi_common::{setup, VecMedium};
+    use rvblk_core::image::{DeviceKind, WritePolicy};
+    use rvblk_core::scsi::ScsiTarget;
+    use rvblk_core::srb::{self, scsi_status, status, BufferUse, DataBuffer, SrbFlags};
+
+    /// Records what it was asked for; `None` when told to fail.
+    struct Port {
+        buf: Vec<u8>,
+        asked: Vec<BufferUse>,
+        available: bool,
+    }
+
+    impl DataBuffer for Port {
+        fn get(&mut self, usage: BufferUse) -> Option<&mut [u8]> {
+            self.asked.push(usage);
+            self.available.then_some(self.buf.as_mut_slice())
+        }
+    }
+
+    fn run(
+        t: &ScsiTarget,
+        m: &VecMedium,
+        cdb: &[u8],
+        len: u32,
+        available: bool,
+    ) -> (Port, srb::SrbCompletion) {
+        let mut port = Port {
+            buf: vec![0; len as usize],
+            asked: Vec::new(),
+            available,
+        };
+        let mut sense = [0u8; 32];
+        let done = srb::execute_scsi(t, cdb, SrbFlags::DATA_IN, len, &mut port, &mut sense, m);
+        (port, done)
+    }
+
+    #[test]
+    fn medium_and_parameter_data_are_told_apart() {
+        let (t, m) = setup(DeviceKind::Disk, 64, WritePolicy::ReadWrite);
+        let (port, done) = run(&t, &m, &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], 512, true);
+        assert_eq!(port.asked, [BufferUse::MediumData], "READ(10)");
+        assert_eq!(
+            (done.srb_status, done.data_transfer_length),
+            (status::SUCCESS, 512)
+        );
+        assert_eq!(
+            port.buf,
+            m.snapshot()[..512],
+            "the data went into the port's buffer"
+        );
+        let (port, done) = run(&t, &m, &[0x12, 0, 0, 0, 36, 0], 36, true);
+        assert_eq!(port.asked, [BufferUse::Parameters], "INQUIRY");
+        assert_eq!(done.srb_status, status::SUCCESS);
+    }
+
+    #[test]
+    fn commands_without_data_never_ask() {
+        let (t, m) = setup(DeviceKind::Disk, 64, WritePolicy::ReadWrite);
+        let (port, done) = run(&t, &m, &[0x00, 0, 0, 0, 0, 0], 0, true);
+        assert!(port.asked.is_empty(), "TEST UNIT READY");
+        assert_eq!(done.srb_status, status::SUCCESS);
+        let (port, done) = run(&t, &m, &[0xEE, 0, 0, 0, 0, 0], 512, true);
+        assert!(port.asked.is_empty(), "an unknown opcode is rejected first");
+        assert_eq!(done.scsi_status, scsi_status::CHECK_CONDITION);
+    }
+
+    #[test]
+    fn an_unavailable_buffer_is_busy_not_an_error() {
+        let (t, m) = setup(DeviceKind::Disk, 64, WritePolicy::ReadWrite);
+        let (port, done) = run(&t, &m, &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], 512, false);
+        assert_eq!(port.asked, [BufferUse::MediumData]);
+        assert_eq!(
+            (
+                done.srb_status,
+                done.data_transfer_length,
+                done.sense_length
+            ),
+            (status::BUSY, 0, 0),
+            "the port retries BUSY requests"
+        );
+    }
 }

@@ -47,13 +47,13 @@ pub fn install() {
     ensure_altstack();
     for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE] {
         // SAFETY: a zeroed sigaction is a valid starting point; we fill handler and flags.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = handler as *const () as usize;
-            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = handler as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        // SAFETY: `sa_mask` is a valid sigset_t inside `sa`.
+        unsafe { libc::sigemptyset(&mut sa.sa_mask) };
+        // SAFETY: `sa` is fully initialised; the old action is not wanted (null).
+        unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) };
     }
 }
 
@@ -84,7 +84,9 @@ pub fn describe_ip(ip: usize) -> String {
 
 extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: `info` is valid in an SA_SIGINFO handler.
-    let addr = unsafe { (*info).si_addr() } as usize;
+    let info = unsafe { &*info };
+    // SAFETY: si_addr is meaningful for the signals this handler is installed for.
+    let addr = unsafe { info.si_addr() } as usize;
     let ip = ip_of(ctx);
     let name = match sig {
         libc::SIGSEGV => "access violation (SIGSEGV)",

@@ -88,8 +88,9 @@ impl Personality {
     }
 }
 
-/// Where Windows setup stands, as the driver sees it in
-/// `HKLM\System\Setup\SystemSetupInProgress` (`docs/peers.md` §6).
+/// Where Windows stands, as a boot driver sees it in the registry (`docs/driver.md` "Setup
+/// mode"): `HKLM\System\Setup\SystemSetupInProgress` and the boot options the kernel records
+/// in `HKLM\System\CurrentControlSet\Control\SystemStartOptions` before boot drivers start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetupPhase {
     /// An installed system: the value exists and is 0.
@@ -98,6 +99,11 @@ pub enum SetupPhase {
     TextMode,
     /// GUI-mode setup: the value is 1.
     GuiMode,
+    /// An XP-based PE (BartPE, LiveXP, UBCD4Win) booted `/MININT`: a hive derived from the
+    /// setup hive, so no `System\Setup` key either, but `MININT` in the boot options. (The
+    /// kernel's `Control\MiniNT` key appears only after boot drivers have started, so it is not
+    /// emulated.)
+    MiniNt,
 }
 
 impl SetupPhase {
@@ -106,7 +112,19 @@ impl SetupPhase {
             "installed" | "none" => Some(SetupPhase::Installed),
             "textmode" | "text" => Some(SetupPhase::TextMode),
             "guimode" | "gui" => Some(SetupPhase::GuiMode),
+            "minint" | "pe" => Some(SetupPhase::MiniNt),
             _ => None,
+        }
+    }
+
+    /// `SystemStartOptions` as the loader of this phase leaves it (the kernel stores the options
+    /// without their slashes, after a leading space).
+    fn start_options(self) -> &'static str {
+        match self {
+            SetupPhase::Installed | SetupPhase::GuiMode => " NOEXECUTE=OPTIN FASTDETECT",
+            // setupldr's options from txtsetup.sif [SetupData] OsLoadOptions.
+            SetupPhase::TextMode => " FASTDETECT NOGUIBOOT NODEBUG",
+            SetupPhase::MiniNt => " MININT FASTDETECT",
         }
     }
 }
@@ -448,10 +466,9 @@ impl Kernel {
         let p = buf.tail(rounded);
         // SAFETY: `p..p+rounded` is writable; fill with garbage like a fresh pool block and
         // mark the alignment slack so overruns into it are found at free time.
-        unsafe {
-            std::ptr::write_bytes(p, 0xC5, size);
-            std::ptr::write_bytes(p.add(size), 0xAB, rounded - size);
-        }
+        unsafe { std::ptr::write_bytes(p, 0xC5, size) };
+        // SAFETY: as above, the slack after the `size` bytes.
+        unsafe { std::ptr::write_bytes(p.wrapping_add(size), 0xAB, rounded - size) };
         let total = self.pool_bytes.fetch_add(size as u64, Ordering::Relaxed) + size as u64;
         self.peak_pool_bytes.fetch_max(total, Ordering::Relaxed);
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).insert(
@@ -489,7 +506,7 @@ impl Kernel {
                     ));
                 }
                 // SAFETY: the slack lies inside the allocation's accessible pages.
-                let slack = unsafe { std::slice::from_raw_parts(p.add(a.size), a.slack) };
+                let slack = unsafe { std::slice::from_raw_parts(p.wrapping_add(a.size), a.slack) };
                 if slack.iter().any(|&b| b != 0xAB) {
                     self.fail(format!(
                         "pool block {p:p} ({} bytes) was overrun (alignment slack modified) [bug check 0xC1]",
@@ -627,10 +644,9 @@ impl Kernel {
             .enumerate()
         {
             // SAFETY: `p` has room for `n` 16-byte entries.
-            unsafe {
-                std::ptr::write_unaligned(p.add(i * 16) as *mut u64, b);
-                std::ptr::write_unaligned(p.add(i * 16 + 8) as *mut u64, l);
-            }
+            unsafe { std::ptr::write_unaligned(p.wrapping_add(i * 16) as *mut u64, b) };
+            // SAFETY: as above.
+            unsafe { std::ptr::write_unaligned(p.wrapping_add(i * 16 + 8) as *mut u64, l) };
         }
         p
     }
@@ -749,10 +765,16 @@ impl Kernel {
         let service = self.service_name().to_ascii_lowercase();
         if lower == "\\registry\\machine\\system\\setup" {
             return match self.cfg.legacy.setup {
-                SetupPhase::TextMode => None,
+                SetupPhase::TextMode | SetupPhase::MiniNt => None,
                 SetupPhase::Installed => Some(vec![("SystemSetupInProgress", RegValue::Dword(0))]),
                 SetupPhase::GuiMode => Some(vec![("SystemSetupInProgress", RegValue::Dword(1))]),
             };
+        }
+        if lower == "\\registry\\machine\\system\\currentcontrolset\\control" {
+            return Some(vec![(
+                "SystemStartOptions",
+                RegValue::Sz(self.cfg.legacy.setup.start_options().into()),
+            )]);
         }
         let rest = lower.strip_prefix(services)?;
         if rest == service || rest == format!("{service}\\parameters") {
@@ -1354,7 +1376,9 @@ cdeclfn! {
     }
     fn k_memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
         // SAFETY: memcmp contract: both ranges are readable.
-        let (x, y) = unsafe { (std::slice::from_raw_parts(a, n), std::slice::from_raw_parts(b, n)) };
+        let x = unsafe { std::slice::from_raw_parts(a, n) };
+        // SAFETY: as above.
+        let y = unsafe { std::slice::from_raw_parts(b, n) };
         match x.cmp(y) {
             std::cmp::Ordering::Less => -1,
             std::cmp::Ordering::Equal => 0,
@@ -1507,11 +1531,48 @@ mod registry_tests {
         (Some(h), (st == STATUS_SUCCESS).then_some(info[3]))
     }
 
+    /// The emulated registry of each phase is what the core's decision
+    /// (`rvblk_core::policy::SetupPhase::detect`) reads as that phase.
+    #[test]
+    fn every_emulated_phase_is_detected_as_itself() {
+        use rvblk_core::policy::SetupPhase as Detected;
+        for (phase, want) in [
+            (SetupPhase::Installed, Detected::Installed),
+            (SetupPhase::GuiMode, Detected::GuiMode),
+            (SetupPhase::TextMode, Detected::TextMode),
+            (SetupPhase::MiniNt, Detected::MiniNt),
+        ] {
+            let k = kernel(phase);
+            let (h, in_progress) = read_setup_value(&k);
+            if let Some(h) = h {
+                assert_eq!(k.close(h), STATUS_SUCCESS);
+            }
+            let control = k
+                .registry_key("\\Registry\\Machine\\System\\CurrentControlSet\\Control")
+                .expect("the Control key exists in every phase");
+            let options: Vec<u16> = control
+                .iter()
+                .find_map(|(n, v)| match v {
+                    RegValue::Sz(s) if n.eq_ignore_ascii_case("SystemStartOptions") => {
+                        Some(s.encode_utf16().collect())
+                    }
+                    _ => None,
+                })
+                .expect("SystemStartOptions is a REG_SZ");
+            assert_eq!(
+                Detected::detect(in_progress, Some(&options)),
+                want,
+                "{phase:?}"
+            );
+        }
+    }
+
     #[test]
     fn setup_phases_read_as_the_driver_expects() {
         for (phase, want) in [
             (SetupPhase::Installed, Some(0)),
             (SetupPhase::GuiMode, Some(1)),
+            (SetupPhase::MiniNt, None),
             (SetupPhase::TextMode, None),
         ] {
             let k = kernel(phase);

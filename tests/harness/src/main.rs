@@ -10,7 +10,8 @@ use std::process::exit;
 const USAGE: &str = "usage:
   rvblk-harness run --driver PATH.sys --ram DUMP [--os-ram START:LEN ...] [--expect IMAGE ...]
                     [--personality win8|win7|xp] [--nfit FILE] [--no-write] [--verbose] [--json]
-                    [--setup installed|textmode|guimode] [--driver-parameter STR] [--service NAME]
+                    [--setup installed|textmode|guimode|minint] [--driver-parameter STR]
+                    [--service NAME]
   rvblk-harness bench --driver PATH.sys [--x86-driver PATH.sys] [--arm64-driver PATH.sys]
                       [--size-mib N]
   rvblk-harness suite --driver PATH.sys [--personality win8|win7|xp] [--only NAME]
@@ -26,8 +27,11 @@ personalities:
   win7   StorPort, Vista/7 (virtual miniport structure; READ/WRITE buffers unmapped)
   xp     SCSIPORT, Windows XP/2003 legacy miniport (rvblkxp.sys)
 xp options (the driver's registry as SCSIPORT and setup present it):
-  --setup installed|textmode|guimode   HKLM\\System\\Setup\\SystemSetupInProgress = 0 | key
-                                       absent | 1 (default: installed)
+  --setup installed|textmode|guimode|minint
+                                       HKLM\\System\\Setup\\SystemSetupInProgress = 0 | key
+                                       absent | 1 | key absent with MININT in
+                                       Control\\SystemStartOptions (an XP-based PE);
+                                       default: installed
   --driver-parameter STR               Parameters\\Device\\DriverParameter (HwFindAdapter's
                                        ArgumentString), e.g. disks=on
   --service NAME                       the service the driver runs as (default rvblkxp;
@@ -164,7 +168,7 @@ fn main() {
                 let v = a.value(&f);
                 legacy.setup = SetupPhase::parse(&v).unwrap_or_else(|| {
                     die(&format!(
-                        "unknown setup phase {v} (installed, textmode or guimode)"
+                        "unknown setup phase {v} (installed, textmode, guimode or minint)"
                     ))
                 })
             }

@@ -11,7 +11,8 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// A `rvblk: lun N: ...` line of the driver's log.
+/// A `rvblk: lun N: ...` line of the driver's log, as parsed by the driver's own definition
+/// (`rvblk_core::log::LunLine`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LogLun {
     pub n: u32,
@@ -32,18 +33,6 @@ pub struct LogRefusal {
     pub reason: String,
 }
 
-fn kv<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-}
-
-fn num(s: &str) -> Option<u64> {
-    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u64::from_str_radix(h, 16).ok(),
-        None => s.parse().ok(),
-    }
-}
-
 pub fn parse_log(log: &[String]) -> (Vec<LogLun>, Vec<LogRefusal>, Vec<String>) {
     let mut luns = Vec::new();
     let mut refused = Vec::new();
@@ -52,53 +41,36 @@ pub fn parse_log(log: &[String]) -> (Vec<LogLun>, Vec<LogRefusal>, Vec<String>) 
         if l.starts_with("[harness]") {
             continue;
         }
-        if !l.starts_with("rvblk: ") {
+        if !l.starts_with(rvblk_core::log::PREFIX) {
             bad.push(format!(
                 "driver log line without the \"rvblk: \" prefix: {l:?}"
             ));
             continue;
         }
-        let rest = &l[7..];
-        if let Some(r) = rest.strip_prefix("lun ") {
-            let Some((n, fields)) = r.split_once(": ") else {
-                continue;
-            };
-            let Ok(n) = n.parse::<u32>() else { continue };
-            if !fields.starts_with("kind=") {
-                continue;
+        let rest = &l[rvblk_core::log::PREFIX.len()..];
+        if let Some(parsed) = rvblk_core::log::LunLine::parse(rest) {
+            match parsed {
+                Ok(x) => luns.push(LogLun {
+                    n: x.index,
+                    kind: x.kind.name().to_string(),
+                    block_size: u64::from(x.block_size),
+                    blocks: x.blocks,
+                    read_only: x.read_only,
+                    source: x.source.name().to_string(),
+                    phys_base: x.phys_base,
+                    length: x.length,
+                }),
+                Err(_) => bad.push(format!("malformed lun line in the driver log: {l:?}")),
             }
-            let p = || -> Option<LogLun> {
-                Some(LogLun {
-                    n,
-                    kind: kv(fields, "kind")?.to_string(),
-                    block_size: num(kv(fields, "block_size")?)?,
-                    blocks: num(kv(fields, "blocks")?)?,
-                    read_only: kv(fields, "read_only")? == "1",
-                    source: kv(fields, "source")?.to_string(),
-                    phys_base: num(kv(fields, "phys_base")?)?,
-                    length: num(kv(fields, "length")?)?,
-                })
-            };
-            match p() {
-                Some(x) => luns.push(x),
-                None => bad.push(format!("malformed lun line in the driver log: {l:?}")),
-            }
-        } else if let Some(r) = rest.strip_prefix("refused: ") {
-            let reason = r
-                .split_once("reason=")
-                .map(|x| x.1.to_string())
-                .unwrap_or_default();
-            let p = || -> Option<LogRefusal> {
-                Some(LogRefusal {
-                    source: kv(r, "source")?.to_string(),
-                    phys_base: num(kv(r, "phys_base")?)?,
-                    length: num(kv(r, "length")?)?,
-                    reason: reason.clone(),
-                })
-            };
-            match p() {
-                Some(x) => refused.push(x),
-                None => bad.push(format!("malformed refused line in the driver log: {l:?}")),
+        } else if let Some(parsed) = rvblk_core::log::RefusalLine::parse(rest) {
+            match parsed {
+                Ok(r) => refused.push(LogRefusal {
+                    source: r.source.name().to_string(),
+                    phys_base: r.phys_base,
+                    length: r.length,
+                    reason: r.reason.to_string(),
+                }),
+                Err(_) => bad.push(format!("malformed refused line in the driver log: {l:?}")),
             }
         }
     }
@@ -218,6 +190,14 @@ pub struct RunOptions {
     pub no_write: bool,
     /// Setup phase, DriverParameter and service name (SCSIPORT personality).
     pub legacy: LegacyConfig,
+}
+
+/// Decimal or `0x` hexadecimal.
+fn num(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
 }
 
 pub fn parse_range(s: &str) -> Result<(u64, u64), String> {

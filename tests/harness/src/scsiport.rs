@@ -130,10 +130,9 @@ pub(crate) fn initialize(
         let b = GuardedBuf::new(n, "the ArgumentString (DriverParameter)");
         let p = b.tail(n);
         // SAFETY: `n` writable bytes at `p`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(a.as_ptr(), p, a.len());
-            p.add(a.len()).write(0);
-        }
+        unsafe { std::ptr::copy_nonoverlapping(a.as_ptr(), p, a.len()) };
+        // SAFETY: as above, the last byte.
+        unsafe { p.wrapping_add(a.len()).write(0) };
         (p, b)
     });
     let arg_p = arg
@@ -171,7 +170,7 @@ pub(crate) fn initialize(
     if unsafe { again_p.read() } != 0 {
         k.fail("HwFindAdapter set *Again = TRUE: SCSIPORT would call it again for a second adapter and present the same images twice");
     }
-    started.cfg = check_config(k, ci, length);
+    started.cfg = check_config(k, ci, length, &d);
     started.ext = Some(ext);
     drop(cbuf);
     let hw_init = d.hw_initialize.expect("validated");

@@ -259,13 +259,16 @@ fn unicode_string(s: &str, label: &str) -> GuardedBuf {
     let b = GuardedBuf::new(total, label);
     let p = b.tail(mem::round_up(total, 8));
     // SAFETY: the buffer has `round_up(total, 8)` writable bytes at `p`.
-    unsafe {
-        let sbuf = p.add(hdr);
-        std::ptr::copy_nonoverlapping(w.as_ptr() as *const u8, sbuf, w.len() * 2);
-        (p as *mut u16).write((w.len() * 2) as u16);
-        (p.add(2) as *mut u16).write((w.len() * 2 + 2) as u16);
-        (p.add(if hdr == 16 { 8 } else { 4 }) as *mut usize).write(sbuf as usize);
-    }
+    let sbuf = p.wrapping_add(hdr);
+    // SAFETY: as above: the string data after the header.
+    unsafe { std::ptr::copy_nonoverlapping(w.as_ptr() as *const u8, sbuf, w.len() * 2) };
+    // SAFETY: as above: Length.
+    unsafe { (p as *mut u16).write((w.len() * 2) as u16) };
+    // SAFETY: as above: MaximumLength.
+    unsafe { (p.wrapping_add(2) as *mut u16).write((w.len() * 2 + 2) as u16) };
+    let buffer = p.wrapping_add(if hdr == 16 { 8 } else { 4 }) as *mut usize;
+    // SAFETY: as above: Buffer, pointer-aligned in the 8-aligned buffer.
+    unsafe { buffer.write(sbuf as usize) };
     b
 }
 
@@ -301,10 +304,9 @@ impl Adapter {
         let dobj = GuardedBuf::new(dobj_size, "DRIVER_OBJECT");
         let dobj_p = dobj.tail(dobj_size);
         // SAFETY: writable fresh (zeroed) memory: Type = IO_TYPE_DRIVER (4), Size.
-        unsafe {
-            (dobj_p as *mut u16).write(4);
-            (dobj_p.add(2) as *mut u16).write(dobj_size as u16);
-        }
+        unsafe { (dobj_p as *mut u16).write(4) };
+        // SAFETY: as above.
+        unsafe { (dobj_p.wrapping_add(2) as *mut u16).write(dobj_size as u16) };
         let reg = unicode_string(&service_key, "RegistryPath UNICODE_STRING");
         let reg_p = reg.tail(mem::round_up(
             if cfg!(target_pointer_width = "64") {
@@ -399,7 +401,7 @@ impl Adapter {
         if r != rvblk_abi::SP_RETURN_FOUND {
             return Err(StartError::NotFound(r));
         }
-        let cfg = check_config(&k, ci, length);
+        let cfg = check_config(&k, ci, length, &d);
         drop(cbuf);
         drop(again);
         let srb_ext_size = d.srb_extension_size as usize;
@@ -514,17 +516,16 @@ impl Adapter {
         let b = GuardedBuf::new(4 + MAX, "SCSI_SUPPORTED_CONTROL_TYPE_LIST");
         let p = b.tail(4 + MAX);
         // SAFETY: writable 4 + MAX bytes at `p`, 4-byte aligned (4 + 20 = 24).
-        unsafe {
-            (p as *mut u32).write(MAX as u32);
-            std::ptr::write_bytes(p.add(4), 0, MAX);
-        }
+        unsafe { (p as *mut u32).write(MAX as u32) };
+        // SAFETY: as above.
+        unsafe { std::ptr::write_bytes(p.wrapping_add(4), 0, MAX) };
         let r = self.adapter_control_raw(
             rvblk_abi::adapter_control::QUERY_SUPPORTED_CONTROL_TYPES,
             p as *mut c_void,
             PASSIVE_LEVEL,
         );
         // SAFETY: as above.
-        let list = unsafe { std::slice::from_raw_parts(p.add(4), MAX) };
+        let list = unsafe { std::slice::from_raw_parts(p.wrapping_add(4), MAX) };
         self.supported_controls = list.iter().map(|&x| x != 0).collect();
         if r != 0 {
             self.k.fail(format!(
@@ -734,9 +735,10 @@ impl Adapter {
         cdb[..req.cdb.len().min(16)].copy_from_slice(&req.cdb[..req.cdb.len().min(16)]);
         let srb = slot.srb;
         // SAFETY: `srb` points at a writable SRB-sized area ending at a guard page.
-        unsafe {
-            std::ptr::write_bytes(srb as *mut u8, 0, size_of::<ScsiRequestBlock>());
-            let s = &mut *srb;
+        unsafe { std::ptr::write_bytes(srb as *mut u8, 0, size_of::<ScsiRequestBlock>()) };
+        // SAFETY: as above; zeroed, so a valid SRB value, and not referenced elsewhere.
+        let s = unsafe { &mut *srb };
+        {
             s.length = size_of::<ScsiRequestBlock>() as u16;
             s.function = req.function;
             s.srb_status = SRB_STATUS_PENDING;
@@ -1037,6 +1039,51 @@ macro_rules! cfg_get {
     }};
 }
 
+/// SCSIPORT semantics for a legacy miniport with no hardware (`docs/driver.md` "Port
+/// configuration"): Master or a DMA channel makes SCSIPORT build a DMA adapter (HalGetAdapter)
+/// for a device that does no DMA; scatter/gather, 32/64-bit DMA addressing and physical
+/// addresses describe DMA too; MapBuffers must be TRUE because the miniport reads DataBuffer.
+fn check_legacy_dma(ci: *mut u8, length: u32) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (name, value) in [
+        ("Master", cfg_get!(ci, length, master)),
+        ("ScatterGather", cfg_get!(ci, length, scatter_gather)),
+        (
+            "Dma32BitAddresses",
+            cfg_get!(ci, length, dma32_bit_addresses),
+        ),
+        (
+            "NeedPhysicalAddresses",
+            cfg_get!(ci, length, need_physical_addresses),
+        ),
+    ] {
+        if value != 0u8 {
+            bad.push(format!(
+                "{name} = TRUE under SCSIPORT: declares a DMA adapter for a miniport that does no DMA"
+            ));
+        }
+    }
+    let dma64: u8 = cfg_get!(ci, length, dma64_bit_addresses);
+    if dma64 & rvblk_abi::SCSI_DMA64_MINIPORT_SUPPORTED != 0 {
+        bad.push(format!(
+            "Dma64BitAddresses {dma64:#x} claims 64-bit DMA for a miniport that does no DMA"
+        ));
+    }
+    let (channel, port): (u32, u32) = (
+        cfg_get!(ci, length, dma_channel),
+        cfg_get!(ci, length, dma_port),
+    );
+    if channel != SP_UNINITIALIZED_VALUE || port != SP_UNINITIALIZED_VALUE {
+        bad.push(format!(
+            "DmaChannel {channel:#x} / DmaPort {port:#x} set: claims a system DMA controller"
+        ));
+    }
+    if cfg_get!(ci, length, map_buffers) == 0u8 {
+        bad.push("MapBuffers FALSE: Srb->DataBuffer would not be a system address".to_string());
+    }
+    bad
+}
+
 pub(crate) fn prefill_config(ci: *mut u8, length: u32, d: &HwInitializationData) {
     // SAFETY: `length` writable bytes at `ci`.
     unsafe { std::ptr::write_bytes(ci, 0, length as usize) };
@@ -1053,7 +1100,12 @@ pub(crate) fn prefill_config(ci: *mut u8, length: u32, d: &HwInitializationData)
     cfg_put!(ci, length, dma_port, SP_UNINITIALIZED_VALUE);
     cfg_put!(ci, length, initiator_bus_id, [0xffu8; 8]);
     cfg_put!(ci, length, map_buffers, d.map_buffers);
-    cfg_put!(ci, length, need_physical_addresses, 1u8);
+    cfg_put!(
+        ci,
+        length,
+        need_physical_addresses,
+        d.need_physical_addresses
+    );
     cfg_put!(ci, length, tagged_queuing, 1u8);
     cfg_put!(ci, length, auto_request_sense, 1u8);
     cfg_put!(ci, length, multiple_request_per_lu, 1u8);
@@ -1071,7 +1123,14 @@ pub(crate) fn prefill_config(ci: *mut u8, length: u32, d: &HwInitializationData)
     cfg_put!(ci, length, initial_lun_queue_depth, 250u32);
 }
 
-pub(crate) fn check_config(k: &Kernel, ci: *mut u8, length: u32) -> PortConfig {
+/// What HwFindAdapter left in ConfigInfo, checked against the port's rules and against the
+/// init data the driver gave the port (`d`).
+pub(crate) fn check_config(
+    k: &Kernel,
+    ci: *mut u8,
+    length: u32,
+    d: &HwInitializationData,
+) -> PortConfig {
     let c = PortConfig {
         length: cfg_get!(ci, length, length),
         max_transfer: cfg_get!(ci, length, maximum_transfer_length),
@@ -1106,10 +1165,19 @@ pub(crate) fn check_config(k: &Kernel, ci: *mut u8, length: u32) -> PortConfig {
     if c.max_luns == 0 {
         bad.push("MaximumNumberOfLogicalUnits is 0".to_string());
     }
-    // StorPort requires both; under SCSIPORT a miniport that does no DMA may leave them.
-    if k.cfg.personality != Personality::Xp
-        && (cfg_get!(ci, length, scatter_gather) == 0 || cfg_get!(ci, length, master) == 0)
-    {
+    // The port takes MapBuffers from the init data and the miniport may only confirm it: two
+    // different values are two different promises about Srb->DataBuffer (StorPort on Vista/7
+    // rejects 3 in the init data, so the driver must not declare 3 in ConfigInfo either).
+    if c.map_buffers != d.map_buffers {
+        bad.push(format!(
+            "MapBuffers {} differs from HW_INITIALIZATION_DATA.MapBuffers {}: the miniport declares two buffer mappings",
+            c.map_buffers, d.map_buffers
+        ));
+    }
+    if k.cfg.personality == Personality::Xp {
+        bad.extend(check_legacy_dma(ci, length));
+    } else if cfg_get!(ci, length, scatter_gather) == 0 || cfg_get!(ci, length, master) == 0 {
+        // StorPort requires both.
         bad.push("ScatterGather and Master must be TRUE".to_string());
     }
     if c.sync_model > 1 {

@@ -1,6 +1,7 @@
 //! A minimal StorPort virtual miniport used to test the harness end to end without the real
 //! driver: one 8 MiB disk at a fixed physical address (the g4d_both scenario's HDD), served
-//! through MmMapIoSpace. `--cfg double_complete` / `--cfg overread` build broken variants.
+//! through MmMapIoSpace. `--cfg double_complete` / `--cfg overread` /
+//! `--cfg map_buffers_mismatch` build broken variants.
 //! `--cfg scsiport` builds it as a legacy XP SCSIPORT miniport instead; with it,
 //! `no_next_request`, `config_past_length` and `again` build broken variants.
 #![no_std]
@@ -159,7 +160,8 @@ pub unsafe extern "system" fn DriverEntry(d: *mut c_void, rp: *mut c_void) -> i3
     w(i, 8 + 3 * P, hw_find_adapter as usize);
     w(i, 8 + 4 * P, hw_reset_bus as usize);
     w(i, 8 + 7 * P, 64u32);
-    w(i, off::MAP_BUFFERS, 3u8);
+    // `--cfg map_buffers_mismatch`: the Vista/7 defect, init data 1 but ConfigInfo 3.
+    w(i, off::MAP_BUFFERS, if cfg!(map_buffers_mismatch) { 1u8 } else { 3u8 });
     w(i, off::MAP_BUFFERS + 2, 1u8);
     w(i, off::MAP_BUFFERS + 3, 1u8);
     w(i, off::MAP_BUFFERS + 4, 1u8);
@@ -191,6 +193,13 @@ unsafe extern "system" fn hw_find_adapter(ext: *mut u8, _c: *mut c_void, _b: *mu
     w(ci, off::C_MAPBUF, 3u8);
     w(ci, off::C_TARGETS, 1u8);
     w(ci, off::C_LUNS, 1u8);
+    // A legacy miniport with no hardware declares no DMA (`--cfg legacy_dma` declares it).
+    #[cfg(all(scsiport, not(legacy_dma)))]
+    {
+        w(ci, off::C_SG, 0u8);
+        w(ci, off::C_MASTER, 0u8);
+        w(ci, off::C_MAPBUF, 1u8);
+    }
     if (len as usize) > off::C_SYNC {
         w(ci, off::C_SYNC, 1u32);
     }

@@ -275,6 +275,36 @@ fn verifier_catches_missing_next_request_under_scsiport() {
     );
 }
 
+/// The Vista/7 defect of issue 12: MapBuffers 1 in the init data, 3 in ConfigInfo. Every
+/// StorPort personality must notice.
+#[test]
+fn verifier_catches_map_buffers_mismatch_in_mock() {
+    for pers in ["win8", "win7"] {
+        let o = mock_run(&["map_buffers_mismatch"], pers);
+        assert!(
+            o.stdout
+                .contains("MapBuffers 3 differs from HW_INITIALIZATION_DATA.MapBuffers 1"),
+            "{pers}: {}",
+            o.stdout
+        );
+    }
+}
+
+/// A SCSIPORT miniport with no hardware must not declare a bus-master DMA adapter.
+#[test]
+fn verifier_catches_dma_adapter_under_scsiport() {
+    let o = mock_run(&["scsiport", "legacy_dma"], "xp");
+    for field in ["Master", "ScatterGather"] {
+        assert!(
+            o.stdout.contains(&format!(
+                "{field} = TRUE under SCSIPORT: declares a DMA adapter"
+            )),
+            "{field}: {}",
+            o.stdout
+        );
+    }
+}
+
 #[test]
 fn verifier_catches_config_write_past_the_xp_structure() {
     let o = mock_run(&["scsiport", "config_past_length"], "xp");

@@ -204,12 +204,20 @@ fn run_cli_x64_xp() {
 
 /// XP setup installs to the lowest-numbered disk, so while setup runs rvblkxp shows RAM CDs only,
 /// unless `disks=on` (DriverParameter) or the `rvblkxpd` service asks for disks too; an installed
-/// system sees every image unless `disks=off` (`docs/peers.md` §6, `inf/xp/README.md`).
+/// system or a MININT PE sees every image unless `disks=off` (`docs/driver.md` "Setup mode",
+/// `inf/xp/README.md`).
 #[test]
 fn xp_setup_disk_policy_x86() {
-    let cases: [(&[&str], bool); 7] = [
+    let cases: [(&[&str], bool); 9] = [
         (&["--setup", "textmode"], false),
         (&["--setup", "guimode"], false),
+        // An XP-based PE booted /MININT has no SystemSetupInProgress either, but it is not
+        // setup: RAM hard disks must appear (`docs/driver.md` "Setup mode").
+        (&["--setup", "minint"], true),
+        (
+            &["--setup", "minint", "--driver-parameter", "disks=off"],
+            false,
+        ),
         (
             &["--setup", "textmode", "--driver-parameter", "disks=on"],
             true,

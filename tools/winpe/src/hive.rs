@@ -54,7 +54,7 @@ unsafe fn take_handles(p: *mut usize) -> Option<Vec<usize>> {
     loop {
         // SAFETY: the array is 0-terminated, so every index up to and including the
         // terminator is in bounds.
-        let v = unsafe { *p.add(i) };
+        let v = unsafe { p.wrapping_add(i).read() };
         if v == 0 {
             break;
         }
@@ -117,15 +117,17 @@ impl Hive {
     }
 
     fn node_name(&self, node: usize) -> Result<String> {
-        // SAFETY: `self.h` is open; `node` came from this hive. Result is malloc'd, owned by us.
-        unsafe { take_cstring(ffi::hivex_node_name(self.h, node)) }
-            .ok_or_else(|| self.fail("reading key name"))
+        // SAFETY: `self.h` is open; `node` came from this hive.
+        let name = unsafe { ffi::hivex_node_name(self.h, node) };
+        // SAFETY: the result is malloc'd (or null) and owned by us.
+        unsafe { take_cstring(name) }.ok_or_else(|| self.fail("reading key name"))
     }
 
     fn read_value(&self, v: usize) -> Result<(String, RegValue)> {
-        // SAFETY: `self.h` is open; `v` came from this hive. Result is malloc'd, owned by us.
-        let name = unsafe { take_cstring(ffi::hivex_value_key(self.h, v)) }
-            .ok_or_else(|| self.fail("reading value name"))?;
+        // SAFETY: `self.h` is open; `v` came from this hive.
+        let name = unsafe { ffi::hivex_value_key(self.h, v) };
+        // SAFETY: the result is malloc'd (or null) and owned by us.
+        let name = unsafe { take_cstring(name) }.ok_or_else(|| self.fail("reading value name"))?;
         let mut t: ffi::hive_type = 0;
         let mut len: usize = 0;
         // SAFETY: out-pointers are valid locals; the returned buffer holds `len` bytes and is
@@ -189,9 +191,10 @@ impl RegistryHive for Hive {
     }
 
     fn children(&self, node: usize) -> Result<Vec<(String, usize)>> {
-        // SAFETY: open handle, node from this hive; result is a malloc'd 0-terminated array.
-        let kids = unsafe { take_handles(ffi::hivex_node_children(self.h, node)) }
-            .ok_or_else(|| self.fail("listing subkeys"))?;
+        // SAFETY: open handle, node from this hive.
+        let kids = unsafe { ffi::hivex_node_children(self.h, node) };
+        // SAFETY: the result is a malloc'd 0-terminated array (or null), owned by us.
+        let kids = unsafe { take_handles(kids) }.ok_or_else(|| self.fail("listing subkeys"))?;
         kids.into_iter()
             .map(|k| Ok((self.node_name(k)?, k)))
             .collect()
@@ -208,9 +211,10 @@ impl RegistryHive for Hive {
     }
 
     fn values(&self, node: usize) -> Result<Vec<(String, RegValue)>> {
-        // SAFETY: open handle, node from this hive; result is a malloc'd 0-terminated array.
-        let vals = unsafe { take_handles(ffi::hivex_node_values(self.h, node)) }
-            .ok_or_else(|| self.fail("listing values"))?;
+        // SAFETY: open handle, node from this hive.
+        let vals = unsafe { ffi::hivex_node_values(self.h, node) };
+        // SAFETY: the result is a malloc'd 0-terminated array (or null), owned by us.
+        let vals = unsafe { take_handles(vals) }.ok_or_else(|| self.fail("listing values"))?;
         vals.into_iter().map(|v| self.read_value(v)).collect()
     }
 

@@ -230,24 +230,20 @@ pub fn discover_with(
     validate::finish(&mut ctx);
 }
 
-/// A cheap fingerprint (FNV-1a over the first 64 bytes) for rule 29: the port records it at
-/// discovery and compares it just before the first I/O. `None` if unreadable or if the image
-/// intersects `os_ram`.
+/// Rule 29's fingerprint ([`crate::integrity::Fingerprint`]) of an image read through physical
+/// memory, for a caller that has no mapping of it yet. `None` if unreadable or if the image
+/// intersects `os_ram`. The ports fingerprint through their mapping instead
+/// ([`crate::integrity::FirstIoCheck`]); both give the same value for the same bytes.
 pub fn image_fingerprint(
     mem: &impl PhysicalMemory,
     image: &MemoryImage,
     os_ram: &[PhysRange],
 ) -> Option<u64> {
     let guard = Mem::new(mem, os_ram);
-    let n = image.length.min(64) as usize;
-    let mut buf = [0u8; 64];
+    let n = image.length.min(crate::integrity::FINGERPRINT_BYTES as u64) as usize;
+    let mut buf = [0u8; crate::integrity::FINGERPRINT_BYTES];
     guard.read(image.phys_base, &mut buf[..n]).ok()?;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in &buf[..n] {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    Some(h)
+    Some(crate::integrity::Fingerprint::of(&buf[..n]).value())
 }
 
 /// Low-memory structures already parsed through the chain, so the scans skip them.

@@ -1,13 +1,16 @@
-//! The adapter's LUN table: one LUN per accepted image, built at PASSIVE_LEVEL, read-only during
-//! I/O.
+//! The adapter's LUN table: one LUN per exposed image, built at PASSIVE_LEVEL, read-only during
+//! I/O. Which images are exposed is the core's decision ([`Exposure`]); rule 29 is the core's
+//! [`FirstIoCheck`].
 
 use crate::discovery;
 use crate::medium::ImageMedium;
 use crate::rvblk_log;
 use arrayvec::ArrayVec;
-use core::sync::atomic::{AtomicU8, Ordering};
-use rvblk_core::image::MemoryImage;
-use rvblk_core::scsi::{Medium, ScsiTarget};
+use rvblk_core::integrity::{Fingerprint, FirstIoCheck, Verdict};
+use rvblk_core::log::{LunLine, RefusalLine};
+use rvblk_core::policy::Exposure;
+use rvblk_core::scsi::ScsiTarget;
+use rvblk_irql::Passive;
 
 pub const MAX_LUNS: usize = rvblk_core::discovery::MAX_IMAGES;
 /// Image `n` is target `n`, LUN 0 on path 0: each target answers REPORT LUNS with LUN 0 only
@@ -18,52 +21,17 @@ pub const MAX_TARGETS: usize = MAX_LUNS;
 pub struct Lun {
     pub target: ScsiTarget,
     pub medium: ImageMedium,
-    /// First bytes of the image as discovery saw them, re-checked at the first I/O
-    /// (`docs/loaders.md` §10 rule 29).
-    first_bytes: [u8; 64],
-    /// Rule 29 state: UNVERIFIED until the first I/O, then VERIFIED or CHANGED.
-    verified: AtomicU8,
-    /// An image that changed since discovery, or could not be mapped again, stays offline.
-    offline: bool,
+    /// Rule 29 (`loaders.md` §10): the image must be unchanged at its first I/O.
+    first_io: FirstIoCheck,
 }
 
-const UNVERIFIED: u8 = 0;
-const VERIFIED: u8 = 1;
-const CHANGED: u8 = 2;
-
-impl Lun {
-    /// Rule 29, at the first I/O (any IRQL ≤ DISPATCH_LEVEL: only reads the mapped image). Two
-    /// CPUs racing here both compare; the result is the same.
-    pub fn still_intact(&self, index: usize) -> bool {
-        match self.verified.load(Ordering::Acquire) {
-            VERIFIED => return true,
-            CHANGED => return false,
-            _ => {}
-        }
-        let n = (self.target.image().length as usize).min(64);
-        let mut now = [0u8; 64];
-        let same = self.medium.read(0, &mut now[..n]).is_ok() && now[..n] == self.first_bytes[..n];
-        if same {
-            self.verified.store(VERIFIED, Ordering::Release);
-        } else if self.verified.swap(CHANGED, Ordering::AcqRel) != CHANGED {
-            rvblk_log!(
-                "lun {}: image changed since discovery; refusing I/O to it",
-                index
-            );
-        }
-        same
-    }
-}
-
-/// Which images to expose (the XP SCSIPORT flavour hides hard-disk images during text-mode setup
-/// unless asked, `docs/peers.md` §6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ExposePolicy {
-    pub disks: bool,
-}
-
-impl ExposePolicy {
-    pub const ALL: Self = Self { disks: true };
+/// What a SCSI address leads to.
+pub enum LunLookup<'a> {
+    Ready(&'a Lun),
+    /// Rule 29 could not be checked just now; the port retries the request.
+    Busy,
+    /// No LUN there, or its image changed since discovery.
+    NoDevice,
 }
 
 pub struct Adapter {
@@ -77,78 +45,76 @@ impl Adapter {
         }
     }
 
-    /// Discovers and maps every image into `self` (built in place: the table is too big for a
-    /// kernel stack). Contract: PASSIVE_LEVEL, `self` empty.
+    /// Discovers and maps every exposed image into `self` (built in place: the table is too big
+    /// for a kernel stack). `self` is empty.
     #[inline(never)]
-    pub fn discover(&mut self, policy: ExposePolicy) {
-        let adapter = self;
-        let Some(found) = discovery::run() else {
+    pub fn discover(&mut self, exposure: Exposure, irql: &Passive) {
+        let Some(found) = discovery::run(irql) else {
             return;
         };
         for f in found.images.iter() {
-            let image: MemoryImage = f.image;
-            if !policy.disks && image.kind == rvblk_core::image::DeviceKind::Disk {
+            let image = f.image;
+            if !exposure.exposes(image.kind) {
                 rvblk_log!(
-                    "not exposing disk image at phys_base={:#x} in setup mode (set disks=on to expose it)",
+                    "not exposing {} image at phys_base={:#x} in setup mode (set disks=on to expose it)",
+                    image.kind,
                     image.phys_base
                 );
                 continue;
             }
-            let Some(medium) = ImageMedium::map(&image) else {
+            let Some(mut medium) = ImageMedium::map(&image, irql) else {
                 rvblk_log!(
-                    "refused: source={} phys_base={:#x} length={:#x} reason=cannot map the image (MmMapIoSpace failed)",
-                    image.source,
-                    image.phys_base,
-                    image.length
+                    "{}",
+                    RefusalLine {
+                        source: image.source,
+                        phys_base: image.phys_base,
+                        length: image.length,
+                        reason: "cannot map the image (MmMapIoSpace failed)",
+                    }
                 );
                 continue;
             };
-            let mut first_bytes = [0u8; 64];
-            let n = (image.length as usize).min(64);
-            if medium.read(0, &mut first_bytes[..n]).is_err() {
-                let mut m = medium;
-                m.unmap();
+            let Ok(fingerprint) = Fingerprint::read(&medium, image.length) else {
+                medium.unmap();
                 continue;
-            }
-            let n_lun = adapter.luns.len();
-            rvblk_log!(
-                "lun {}: kind={} block_size={} blocks={} read_only={} source={} phys_base={:#x} length={:#x}",
-                n_lun,
-                image.kind,
-                image.block_size(),
-                image.blocks(),
-                u8::from(image.is_read_only()),
-                image.source,
-                image.phys_base,
-                image.length
-            );
-            adapter.luns.push(Lun {
+            };
+            let index = self.luns.len();
+            rvblk_log!("{}", LunLine::of(index as u32, &image));
+            self.luns.push(Lun {
                 target: ScsiTarget::new(image),
                 medium,
-                first_bytes,
-                verified: AtomicU8::new(UNVERIFIED),
-                offline: false,
+                first_io: FirstIoCheck::new(fingerprint, image.length),
             });
         }
-        rvblk_log!("{} image(s) exposed", adapter.luns.len());
+        rvblk_log!("{} image(s) exposed", self.luns.len());
     }
 
     pub fn lun_count(&self) -> usize {
         self.luns.len()
     }
 
-    /// The LUN at a SCSI address, if it exists, is online and still holds what discovery saw.
-    pub fn lun(&self, path: u8, target: u8, lun: u8) -> Option<&Lun> {
-        if path != 0 || lun != 0 {
-            return None;
-        }
+    /// The LUN at a SCSI address, if it exists and still holds what discovery saw.
+    pub fn lun(&self, path: u8, target: u8, lun: u8) -> LunLookup<'_> {
         let index = usize::from(target);
-        self.luns
-            .get(index)
-            .filter(|l| !l.offline && l.still_intact(index))
+        let Some(l) = self.luns.get(index).filter(|_| path == 0 && lun == 0) else {
+            return LunLookup::NoDevice;
+        };
+        match l.first_io.verify(&l.medium) {
+            Verdict::Intact => LunLookup::Ready(l),
+            Verdict::Retry => LunLookup::Busy,
+            Verdict::Changed { first_report } => {
+                if first_report {
+                    rvblk_log!(
+                        "lun {}: image changed since discovery; refusing I/O to it",
+                        index
+                    );
+                }
+                LunLookup::NoDevice
+            }
+        }
     }
 
-    /// Unmaps every image and forgets them. Contract: no I/O in flight, IRQL ≤ DISPATCH_LEVEL.
+    /// Unmaps every image and forgets them. No I/O in flight, IRQL ≤ DISPATCH_LEVEL.
     pub fn release(&mut self) {
         for lun in &mut self.luns {
             lun.medium.unmap();

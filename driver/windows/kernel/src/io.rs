@@ -1,92 +1,86 @@
-//! One SRB through the core: address check, data buffer, `ScsiTarget::execute`, completion
-//! fields. Runs in HwStartIo (IRQL ≤ DISPATCH_LEVEL, possibly on several CPUs at once).
+//! HwStartIo's logic, port independent and safe: address check, rule 29, then the core
+//! (`rvblk_core::srb::execute_scsi`), which asks the port for the data buffer only when the
+//! command moves data.
 
-use crate::adapter::Adapter;
-use rvblk_abi::ScsiRequestBlock;
-use rvblk_core::scsi::DataDirection;
-use rvblk_core::srb::{self, status, SrbAction, SrbFlags};
+use crate::adapter::LunLookup;
+use crate::port::DeviceState;
+use crate::srb::{DataAccess, Srb};
+use rvblk_core::srb::{self, status, BufferUse, SrbAction};
+use rvblk_irql::Dispatch;
 
-/// How the port reaches an SRB's data buffer (StorPort Win7 needs StorPortGetSystemAddress for
-/// READ/WRITE, `docs/windows-integration.md` §1.10).
-pub trait DataBuffers {
-    /// A system-space address for the SRB's data buffer, valid for `DataTransferLength` bytes.
-    fn system_address(&self, srb: &mut ScsiRequestBlock) -> Option<*mut u8>;
+/// How a port reaches a data buffer that it did not map (StorPort on Vista/7 for READ/WRITE,
+/// `windows-integration.md` §1.10). The default reaches only mapped buffers.
+pub trait PortBuffers {
+    fn unmapped<'b>(
+        &self,
+        _access: &'b mut DataAccess<'_>,
+        _usage: BufferUse,
+        _irql: &Dispatch,
+    ) -> Option<&'b mut [u8]> {
+        None
+    }
 }
 
-/// Executes `srb` and fills SrbStatus, ScsiStatus, DataTransferLength and the sense buffer. The
-/// caller completes it (RequestComplete) afterwards, exactly once.
-///
-/// # Safety
-/// `srb` is the port's live SRB, owned by the miniport until completion; its SenseInfoBuffer is
-/// valid for SenseInfoBufferLength bytes, and `buffers` returns addresses valid for
-/// DataTransferLength bytes.
-pub unsafe fn execute(adapter: &Adapter, srb: &mut ScsiRequestBlock, buffers: &impl DataBuffers) {
-    srb.srb_status = match srb::action(srb.function) {
-        SrbAction::ExecuteScsi => {
-            // SAFETY: forwarded contract.
-            unsafe { execute_scsi(adapter, srb, buffers) };
-            return;
-        }
+/// Executes `srb` and fills its completion fields. The caller completes it afterwards, once.
+pub fn start_io(state: &DeviceState, srb: &mut Srb<'_>, port: &impl PortBuffers, irql: &Dispatch) {
+    if !state.live {
+        srb.set_status(status::NO_DEVICE);
+        return;
+    }
+    match srb::action(srb.function()) {
+        SrbAction::ExecuteScsi => execute_scsi(state, srb, port, irql),
         // No private IOCTLs and no PnP capabilities beyond the defaults: StorPort treats
         // INVALID_REQUEST as "not handled" for both.
-        SrbAction::IoControl | SrbAction::Pnp => status::INVALID_REQUEST,
-        SrbAction::Complete(s) => s,
-    };
+        SrbAction::IoControl | SrbAction::Pnp => srb.set_status(status::INVALID_REQUEST),
+        SrbAction::Complete(s) => srb.set_status(s),
+    }
 }
 
-unsafe fn execute_scsi(adapter: &Adapter, srb: &mut ScsiRequestBlock, buffers: &impl DataBuffers) {
-    let Some(lun) = adapter.lun(srb.path_id, srb.target_id, srb.lun) else {
-        srb.srb_status = status::NO_DEVICE;
-        srb.data_transfer_length = 0;
-        return;
-    };
-    let flags = SrbFlags::from_bits_retain(srb.srb_flags);
-    let len = srb.data_transfer_length as usize;
-    let data: &mut [u8] = if len == 0 {
-        &mut []
-    } else {
-        match buffers.system_address(srb) {
-            // SAFETY: the port's buffer is valid for DataTransferLength bytes (contract) and
-            // owned by us until completion.
-            Some(p) => unsafe { core::slice::from_raw_parts_mut(p, len) },
-            None => {
-                // The port could not map the buffer (low memory); it retries BUSY requests.
-                srb.srb_status = status::BUSY;
-                srb.data_transfer_length = 0;
-                return;
-            }
+/// The core's view of the SRB's data buffer: mapped by the port, or reached through it.
+struct Buffer<'s, 'a, P> {
+    access: &'s mut DataAccess<'a>,
+    port: &'s P,
+    irql: &'s Dispatch,
+}
+
+impl<P: PortBuffers> srb::DataBuffer for Buffer<'_, '_, P> {
+    fn get(&mut self, usage: BufferUse) -> Option<&mut [u8]> {
+        // A buffer the port maps but left NULL (it could not map it) is not looked up another
+        // way: the request is answered BUSY and retried.
+        if self.access.is_mapped(usage) {
+            return self.access.mapped(usage);
         }
+        self.port.unmapped(self.access, usage, self.irql)
+    }
+}
+
+fn execute_scsi(state: &DeviceState, srb: &mut Srb<'_>, port: &impl PortBuffers, irql: &Dispatch) {
+    let (path, target, lun) = srb.address();
+    let lun = match state.adapter.lun(path, target, lun) {
+        LunLookup::Ready(lun) => lun,
+        LunLookup::Busy => return srb.set_status(status::BUSY),
+        LunLookup::NoDevice => return srb.set_status(status::NO_DEVICE),
     };
-    let cdb_len = usize::from(srb.cdb_length).min(srb.cdb.len());
-    let cdb = srb.cdb;
-    let outcome = lun.target.execute(
+    let (cdb, cdb_len) = srb.cdb();
+    let (flags, length) = (srb.flags(), srb.transfer_length());
+    let (mut access, sense) = srb.buffers();
+    let mut buffer = Buffer {
+        access: &mut access,
+        port,
+        irql,
+    };
+    let done = srb::execute_scsi(
+        &lun.target,
         &cdb[..cdb_len],
-        data,
-        DataDirection::from_srb_flags(flags),
+        flags,
+        length,
+        &mut buffer,
+        sense,
         &lun.medium,
     );
+    srb.finish(&done);
     #[cfg(feature = "selftest-overread")]
-    if outcome.status() == rvblk_core::scsi::CommandStatus::Good && cdb[0] == 0x28 && len > 0 {
-        // Deliberate fault for the harness's verifier self-test: one byte past the buffer.
-        // SAFETY: none — this build exists only to prove the verifier catches it.
-        let _ = unsafe { core::ptr::read_volatile(data.as_ptr().add(len)) };
-    }
-    let sense: &mut [u8] = if srb.sense_info_buffer.is_null() {
-        &mut []
-    } else {
-        // SAFETY: valid for SenseInfoBufferLength bytes (contract).
-        unsafe {
-            core::slice::from_raw_parts_mut(
-                srb.sense_info_buffer.cast(),
-                usize::from(srb.sense_info_buffer_length),
-            )
-        }
-    };
-    let done = srb::complete(&outcome, flags, sense);
-    srb.srb_status = done.srb_status;
-    srb.scsi_status = done.scsi_status;
-    srb.data_transfer_length = done.data_transfer_length;
-    if done.sense_length > 0 || done.srb_status & status::AUTOSENSE_VALID != 0 {
-        srb.sense_info_buffer_length = done.sense_length;
+    if done.srb_status == status::SUCCESS && cdb[0] == 0x28 {
+        srb.selftest_overread();
     }
 }

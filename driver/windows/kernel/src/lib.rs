@@ -1,21 +1,43 @@
-//! Kernel-side glue shared by `rvblk.sys` (StorPort) and `rvblkxp.sys` (SCSIPORT).
+//! Kernel-side glue shared by `rvblk.sys` (StorPort) and `rvblkxp.sys` (SCSIPORT);
+//! `docs/driver.md` describes the layering.
 //!
-//! Everything here runs inside Windows and is the only place, with the port crates' entry
-//! files, where `unsafe` lives. Execution contexts, by file:
+//! `unsafe` lives only in the kernel-wrapper modules and the shared trampolines, each stating the
+//! contract of what it wraps:
 //!
-//! * [`discovery`] — PASSIVE_LEVEL only (HwFindAdapter): low-memory snapshot, OS RAM ranges,
-//!   NFIT, then the core's discovery and the mapping of every accepted image.
-//! * [`medium`] — the I/O path (HwStartIo, up to DISPATCH_LEVEL, many CPUs at once): byte access
-//!   to a mapped image (`rvblk_core::scsi::Medium`).
-//! * [`io`] — SRB → core → SRB completion fields, port independent.
-//! * [`nt`] — the ntoskrnl/HAL imports and their contracts.
+//! * [`nt`] — the ntoskrnl/HAL imports; wrappers with an IRQL rule take an `rvblk_irql` token;
+//!   the panic handler and `_fltused`.
+//! * [`physmem`] — pool objects, the low-memory snapshot, OS RAM ranges, the NFIT.
+//! * [`medium`] — image mappings and byte access for the I/O path.
+//! * [`srb`] — a safe view of one live SRB and its buffers.
+//! * [`extension`] — the port's device extension as a [`port::DeviceState`].
+//! * [`trampolines`] — the adapter callbacks both ports share (HwInitialize, HwResetBus,
+//!   HwAdapterControl), generic over [`trampolines::AdapterCallbacks`].
+//!
+//! The rest is safe Rust called from the ports' trampolines:
+//!
+//! * [`port`] — ConfigInfo per port flavour, HwFindAdapter/HwAdapterControl/free logic.
+//! * [`discovery`] — PASSIVE_LEVEL (HwFindAdapter): runs the core's discovery.
+//! * [`adapter`] — the LUN table, exposure (core policy) and rule 29 (core integrity).
+//! * [`io`] — HwStartIo's logic (≤ DISPATCH_LEVEL, many CPUs at once).
 //! * [`log`] — `DbgPrint` lines with the `rvblk:` prefix.
 #![no_std]
+// Enforced: only the modules marked `allow(unsafe_code)` below may contain unsafe code.
+#![deny(unsafe_code)]
 
 pub mod adapter;
 pub mod discovery;
+#[allow(unsafe_code)]
+pub mod extension;
 pub mod io;
 pub mod log;
+#[allow(unsafe_code)]
 pub mod medium;
+#[allow(unsafe_code)]
 pub mod nt;
+#[allow(unsafe_code)]
+pub mod physmem;
 pub mod port;
+#[allow(unsafe_code)]
+pub mod srb;
+#[allow(unsafe_code)]
+pub mod trampolines;

@@ -1,8 +1,7 @@
 //! Diagnostics through `DbgPrint`, one line per call, always prefixed `rvblk: `.
 //!
-//! The harness parses two line shapes (see `tests/harness`): the LUN table
-//! (`rvblk: lun N: kind=… block_size=… blocks=… read_only=0|1 source=… phys_base=0x… length=0x…`)
-//! and refusals (`rvblk: refused: source=… phys_base=0x… length=0x… reason=…`).
+//! Lines that tools read back are defined in `rvblk_core::log` (the LUN table,
+//! [`rvblk_core::log::LunLine`]); the harness parses them with the same types.
 
 use core::fmt::{self, Write};
 
@@ -34,7 +33,7 @@ pub fn line(args: fmt::Arguments<'_>) {
         buf: [0; LINE_MAX + 1],
         len: 0,
     };
-    let _ = l.write_str("rvblk: ");
+    let _ = l.write_str(rvblk_core::log::PREFIX);
     let _ = l.write_fmt(args);
     if l.len == LINE_MAX {
         l.len -= 1;

@@ -12,6 +12,7 @@
 use crate::nt;
 use rvblk_core::image::MemoryImage;
 use rvblk_core::scsi::{Medium, MediumError};
+use rvblk_irql::Passive;
 
 /// Images up to this size are mapped whole on x86 too (floppies, small disks, small PE ISOs).
 #[cfg(target_arch = "x86")]
@@ -44,11 +45,12 @@ unsafe impl Send for ImageMedium {}
 impl ImageMedium {
     /// Maps `image` for I/O. Contract: PASSIVE_LEVEL (HwFindAdapter). `None` if the mapping
     /// cannot be made (the LUN is then not exposed).
-    pub fn map(image: &MemoryImage) -> Option<Self> {
+    pub fn map(image: &MemoryImage, irql: &Passive) -> Option<Self> {
         let length = image.length;
         #[cfg(target_arch = "x86")]
         if length > WHOLE_MAP_LIMIT {
-            let views = nt::alloc_nonpaged(core::mem::size_of::<ViewCache>())?.cast::<ViewCache>();
+            let views =
+                nt::alloc_nonpaged(core::mem::size_of::<ViewCache>(), irql)?.cast::<ViewCache>();
             // SAFETY: fresh pool of the right size; pool alignment (8) suits ViewCache.
             unsafe { ViewCache::init(views, image.phys_base, length) };
             return Some(Self {
@@ -59,7 +61,7 @@ impl ImageMedium {
             });
         }
         let len = usize::try_from(length).ok()?;
-        let whole = nt::map_io_space(image.phys_base, len, true)?;
+        let whole = nt::map_io_space(image.phys_base, len, true, irql)?;
         Some(Self {
             phys_base: image.phys_base,
             length,
@@ -85,11 +87,10 @@ impl ImageMedium {
         #[cfg(target_arch = "x86")]
         if !self.views.is_null() {
             // SAFETY: our pool object, initialised in `map`; no I/O in flight (contract), so
-            // nothing else references it; freed once, then forgotten.
-            unsafe {
-                (*self.views).unmap_all();
-                nt::free_pool(self.views.cast());
-            }
+            // nothing else references it.
+            unsafe { (*self.views).unmap_all() };
+            // SAFETY: as above; freed once, then forgotten.
+            unsafe { nt::free_pool(self.views.cast()) };
             self.views = core::ptr::null_mut();
         }
     }
@@ -115,7 +116,7 @@ impl Medium for ImageMedium {
                 unsafe {
                     core::ptr::copy_nonoverlapping(
                         chunk_src.0,
-                        dst.as_mut_ptr().add(at),
+                        dst.as_mut_ptr().wrapping_add(at),
                         chunk_src.1,
                     )
                 }
@@ -125,7 +126,7 @@ impl Medium for ImageMedium {
         // destination is a distinct buffer owned by the caller.
         unsafe {
             core::ptr::copy_nonoverlapping(
-                self.whole.add(offset as usize),
+                self.whole.wrapping_add(offset as usize),
                 dst.as_mut_ptr(),
                 dst.len(),
             )
@@ -141,13 +142,21 @@ impl Medium for ImageMedium {
             return v.copy(offset, src.len(), |chunk_dst, at| {
                 // SAFETY: as in `read`, with the direction reversed.
                 unsafe {
-                    core::ptr::copy_nonoverlapping(src.as_ptr().add(at), chunk_dst.0, chunk_dst.1)
+                    core::ptr::copy_nonoverlapping(
+                        src.as_ptr().wrapping_add(at),
+                        chunk_dst.0,
+                        chunk_dst.1,
+                    )
                 }
             });
         }
         // SAFETY: as in `read`; the image memory is hidden from Windows, so nothing else owns it.
         unsafe {
-            core::ptr::copy_nonoverlapping(src.as_ptr(), self.whole.add(offset as usize), src.len())
+            core::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                self.whole.wrapping_add(offset as usize),
+                src.len(),
+            )
         };
         Ok(())
     }
@@ -161,6 +170,7 @@ mod views {
     use super::{nt, MediumError, VIEW_BYTES, VIEW_SLOTS};
     use core::cell::UnsafeCell;
     use core::sync::atomic::{AtomicU32, Ordering};
+    use rvblk_irql::Dispatch;
 
     const NO_WINDOW: u64 = u64::MAX;
 
@@ -213,29 +223,43 @@ mod views {
         /// # Safety
         /// `this` is valid for writes of one `ViewCache` and suitably aligned.
         pub unsafe fn init(this: *mut Self, phys_base: u64, length: u64) {
-            // SAFETY: per the contract; every field is written before the value is used.
-            unsafe {
-                core::ptr::addr_of_mut!((*this).phys_base).write(phys_base);
-                core::ptr::addr_of_mut!((*this).length).write(length);
-                core::ptr::addr_of_mut!((*this).lock).write(nt::SpinLock::new());
-                core::ptr::addr_of_mut!((*this).hand).write(UnsafeCell::new(0));
-                let slots = core::ptr::addr_of_mut!((*this).slots).cast::<Slot>();
-                for i in 0..VIEW_SLOTS {
-                    slots.add(i).write(Slot {
-                        mapping: UnsafeCell::new(Mapping {
-                            window: NO_WINDOW,
-                            va: core::ptr::null_mut(),
-                            len: 0,
-                        }),
-                        users: AtomicU32::new(0),
-                    });
-                }
+            // Every field is written before the value is used; each place below is computed
+            // inside `*this`, which is valid for writes (contract), and nothing is read.
+            // SAFETY: as just stated.
+            let field = unsafe { core::ptr::addr_of_mut!((*this).phys_base) };
+            // SAFETY: as above (the write).
+            unsafe { field.write(phys_base) };
+            // SAFETY: as above.
+            let field = unsafe { core::ptr::addr_of_mut!((*this).length) };
+            // SAFETY: as above (the write).
+            unsafe { field.write(length) };
+            // SAFETY: as above.
+            let field = unsafe { core::ptr::addr_of_mut!((*this).lock) };
+            // SAFETY: as above (the write).
+            unsafe { field.write(nt::SpinLock::new()) };
+            // SAFETY: as above.
+            let field = unsafe { core::ptr::addr_of_mut!((*this).hand) };
+            // SAFETY: as above (the write).
+            unsafe { field.write(UnsafeCell::new(0)) };
+            // SAFETY: as above (a place computation only).
+            let slots = unsafe { core::ptr::addr_of_mut!((*this).slots) }.cast::<Slot>();
+            for i in 0..VIEW_SLOTS {
+                let slot = Slot {
+                    mapping: UnsafeCell::new(Mapping {
+                        window: NO_WINDOW,
+                        va: core::ptr::null_mut(),
+                        len: 0,
+                    }),
+                    users: AtomicU32::new(0),
+                };
+                // SAFETY: slot `i < VIEW_SLOTS` of the array inside `*this`.
+                unsafe { slots.wrapping_add(i).write(slot) };
             }
         }
 
         /// Runs `f` with the lock held and access to the guarded state.
-        fn locked<R>(&self, f: impl FnOnce(Locked<'_>) -> R) -> R {
-            self.lock.with(|| f(Locked { cache: self }))
+        fn locked<R>(&self, f: impl FnOnce(Locked<'_>, &Dispatch) -> R) -> R {
+            self.lock.with(|irql| f(Locked { cache: self }, irql))
         }
 
         /// Copies `len` bytes at image `offset`, window by window: `f((ptr, n), at)` moves `n`
@@ -265,7 +289,7 @@ mod views {
         /// Finds or maps `window`, pins its slot and returns (slot, va, len). Busy when every
         /// slot is pinned or the mapping fails.
         fn pin(&self, window: u64) -> Result<(usize, *mut u8, usize), MediumError> {
-            self.locked(|mut g| {
+            self.locked(|mut g, irql| {
                 for i in 0..VIEW_SLOTS {
                     let m = g.mapping(i);
                     if m.window == window {
@@ -293,7 +317,7 @@ mod views {
                             len: 0,
                         };
                     }
-                    let va = nt::map_io_space(self.phys_base + first, len, true)
+                    let va = nt::map_io_space(self.phys_base + first, len, true, irql)
                         .ok_or(MediumError::Busy)?;
                     *m = Mapping { window, va, len };
                     self.slots[i].users.fetch_add(1, Ordering::Acquire);

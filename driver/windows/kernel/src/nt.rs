@@ -1,12 +1,19 @@
 //! ntoskrnl.exe and hal.dll imports (raw-dylib; undecorated names on x86, per
-//! `docs/windows-integration.md` §1.11) and thin wrappers stating their contracts.
+//! `windows-integration.md` §1.11) and thin wrappers stating their contracts.
 //!
 //! Only functions present on Windows XP/7 are imported, so one binary loads everywhere.
+//!
+//! This is a kernel-wrapper module: each wrapper states its contract, and a wrapper whose
+//! routine has an IRQL rule takes the matching token from `rvblk_irql` instead of saying so in a
+//! comment.
 
 use core::ffi::c_void;
+#[cfg(target_arch = "x86")]
+use rvblk_irql::Dispatch;
+use rvblk_irql::{AtMostDispatch, Passive};
 
 /// `raw-dylib` imports from a kernel module: undecorated names on x86
-/// (`docs/windows-integration.md` §1.11), `+verbatim` so `ntoskrnl.exe` is not taken as `…exe.dll`.
+/// (`windows-integration.md` §1.11), `+verbatim` so `ntoskrnl.exe` is not taken as `…exe.dll`.
 #[macro_export]
 macro_rules! kernel_imports {
     ($dll:literal, $abi:literal { $($body:tt)* }) => {
@@ -73,12 +80,10 @@ extern "fastcall" {
 /// Pool tag `rvbk` (shows as "rvbk" in pool dumps).
 pub const POOL_TAG: u32 = u32::from_le_bytes(*b"rvbk");
 
-/// Non-paged pool allocation. `None` on failure.
-///
-/// Contract: IRQL ≤ DISPATCH_LEVEL (NonPagedPool).
-pub fn alloc_nonpaged(size: usize) -> Option<*mut u8> {
-    // SAFETY: ExAllocatePoolWithTag has no preconditions beyond IRQL ≤ DISPATCH_LEVEL for
-    // non-paged pool, which every caller in this crate respects.
+/// Non-paged pool allocation (IRQL ≤ DISPATCH_LEVEL). `None` on failure.
+pub fn alloc_nonpaged(size: usize, _irql: &impl AtMostDispatch) -> Option<*mut u8> {
+    // SAFETY: ExAllocatePoolWithTag has no precondition beyond IRQL ≤ DISPATCH_LEVEL for
+    // non-paged pool, which the token proves.
     let p = unsafe { ExAllocatePoolWithTag(rvblk_abi::NON_PAGED_POOL, size, POOL_TAG) };
     (!p.is_null()).then_some(p.cast())
 }
@@ -93,18 +98,23 @@ pub unsafe fn free_pool(p: *mut u8) {
     unsafe { ExFreePoolWithTag(p.cast(), 0) }
 }
 
-/// Maps `len` bytes of physical memory at `phys` into system space.
+/// Maps `len` bytes of physical memory at `phys` into system space (IRQL ≤ DISPATCH_LEVEL).
 ///
-/// Contract: IRQL ≤ DISPATCH_LEVEL; the range must not be RAM that Windows manages (discovery
-/// refuses such ranges before anything maps them, `docs/loaders.md` §10 rule 23).
-pub fn map_io_space(phys: u64, len: usize, cached: bool) -> Option<*mut u8> {
+/// Contract: the range must not be RAM that Windows manages (discovery refuses such ranges
+/// before anything maps them, `loaders.md` §10 rule 23).
+pub fn map_io_space(
+    phys: u64,
+    len: usize,
+    cached: bool,
+    _irql: &impl AtMostDispatch,
+) -> Option<*mut u8> {
     let phys = i64::try_from(phys).ok()?;
     let cache = if cached {
         rvblk_abi::MM_CACHED
     } else {
         rvblk_abi::MM_NON_CACHED
     };
-    // SAFETY: plain mapping request; see the contract above.
+    // SAFETY: a plain mapping request at an IRQL the token proves; see the contract above.
     let va = unsafe { MmMapIoSpace(phys, len, cache) };
     (!va.is_null()).then_some(va.cast())
 }
@@ -119,20 +129,25 @@ pub unsafe fn unmap_io_space(va: *mut u8, len: usize) {
     unsafe { MmUnmapIoSpace(va.cast(), len) }
 }
 
-/// `MmGetPhysicalMemoryRanges`: pool array ending with a zero entry, or null.
-///
-/// Contract: PASSIVE_LEVEL. The caller frees the result with [`free_pool`].
-pub fn physical_memory_ranges() -> *mut rvblk_abi::PhysicalMemoryRange {
-    // SAFETY: no arguments; called only from HwFindAdapter at PASSIVE_LEVEL.
+/// `MmGetPhysicalMemoryRanges` (PASSIVE_LEVEL): pool array ending with a zero entry, or null.
+/// The caller frees the result with [`free_pool`].
+pub fn physical_memory_ranges(_irql: &Passive) -> *mut rvblk_abi::PhysicalMemoryRange {
+    // SAFETY: no arguments; PASSIVE_LEVEL as the token proves.
     unsafe { MmGetPhysicalMemoryRanges() }
 }
 
-/// `ZwQuerySystemInformation`. Contract: PASSIVE_LEVEL; `buf` writable for `len` bytes.
+/// `ZwQuerySystemInformation` (PASSIVE_LEVEL).
 ///
 /// # Safety
 /// `buf` must be valid for writes of `len` bytes.
-pub unsafe fn query_system_information(class: u32, buf: *mut u8, len: u32, ret: &mut u32) -> i32 {
-    // SAFETY: per the caller's contract on `buf`.
+pub unsafe fn query_system_information(
+    class: u32,
+    buf: *mut u8,
+    len: u32,
+    ret: &mut u32,
+    _irql: &Passive,
+) -> i32 {
+    // SAFETY: per the caller's contract on `buf`; PASSIVE_LEVEL as the token proves.
     unsafe { ZwQuerySystemInformation(class, buf.cast(), len, ret) }
 }
 
@@ -167,56 +182,135 @@ impl SpinLock {
         Self(core::cell::UnsafeCell::new(0))
     }
 
-    /// Runs `f` with the lock held at DISPATCH_LEVEL. Contract: caller IRQL ≤ DISPATCH_LEVEL;
-    /// `f` must not block or take this lock again.
-    pub fn with<R>(&self, f: impl FnOnce() -> R) -> R {
-        // SAFETY: the lock word lives as long as `self`; KfAcquireSpinLock raises to DISPATCH and
-        // returns the previous IRQL, which KfReleaseSpinLock restores.
+    /// Runs `f` with the lock held, at DISPATCH_LEVEL (`f` gets the token). `f` must not take
+    /// this lock again. Callable from every callback of these miniports but HwInterrupt (they
+    /// all run at ≤ DISPATCH_LEVEL; the I/O path has no token to pass through the core's
+    /// `Medium` trait, which is why this wrapper does not demand one).
+    pub fn with<R>(&self, f: impl FnOnce(&Dispatch) -> R) -> R {
+        // SAFETY: the lock word lives as long as `self`; KfAcquireSpinLock (allowed at the
+        // caller's IRQL ≤ DISPATCH_LEVEL) raises to DISPATCH and returns the previous IRQL,
+        // which KfReleaseSpinLock restores.
         let old = unsafe { KfAcquireSpinLock(self.0.get()) };
-        let r = f();
+        // SAFETY: the lock holds the IRQL at DISPATCH_LEVEL until the release below, and the
+        // token is dropped when `f` returns.
+        let dispatch = unsafe { Dispatch::new_unchecked() };
+        let r = f(&dispatch);
         // SAFETY: releases the acquisition above with the IRQL it returned.
         unsafe { KfReleaseSpinLock(self.0.get(), old) };
         r
     }
 }
 
-/// Reads a REG_DWORD value. `key` and `value` are UTF-16 without NUL. Contract: PASSIVE_LEVEL.
-pub fn read_registry_dword(key: &[u16], value: &[u16]) -> Option<u32> {
-    use rvblk_abi::*;
-    let as_unicode = |s: &[u16]| UnicodeString {
+/// An open registry key, closed on drop.
+struct Key(*mut c_void);
+
+impl Key {
+    /// `ZwOpenKey(KEY_QUERY_VALUE)` on an absolute key name (UTF-16 without NUL).
+    fn open(name: &[u16], _irql: &Passive) -> Option<Self> {
+        use rvblk_abi::*;
+        let key_name = unicode_string(name);
+        let attributes = ObjectAttributes {
+            length: core::mem::size_of::<ObjectAttributes>() as u32,
+            root_directory: core::ptr::null_mut(),
+            object_name: &key_name,
+            attributes: OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
+            security_descriptor: core::ptr::null_mut(),
+            security_quality_of_service: core::ptr::null_mut(),
+        };
+        let mut handle: *mut c_void = core::ptr::null_mut();
+        // SAFETY: all pointers refer to locals that outlive the call; PASSIVE_LEVEL (token).
+        let st = unsafe { ZwOpenKey(&mut handle, KEY_QUERY_VALUE, &attributes) };
+        // Only a successful open owns a handle (a `Key` closes it on drop).
+        if st != status::STATUS_SUCCESS {
+            return None;
+        }
+        Some(Self(handle))
+    }
+
+    /// `ZwQueryValueKey(KeyValuePartialInformation)` into `info` (u32 words, so the header is
+    /// aligned). Returns (type, data length) when the value fits.
+    fn query(&self, value: &[u16], info: &mut [u32]) -> Option<(u32, usize)> {
+        let value_name = unicode_string(value);
+        let len = u32::try_from(core::mem::size_of_val(info)).ok()?;
+        let mut got = 0u32;
+        // SAFETY: `info` is `len` writable bytes; the handle is open (owned by `self`).
+        let st = unsafe {
+            ZwQueryValueKey(
+                self.0,
+                &value_name,
+                rvblk_abi::KEY_VALUE_PARTIAL_INFORMATION,
+                info.as_mut_ptr().cast(),
+                len,
+                &mut got,
+            )
+        };
+        // KEY_VALUE_PARTIAL_INFORMATION: TitleIndex, Type, DataLength, Data.
+        let data_len = *info.get(2)? as usize;
+        (st == rvblk_abi::status::STATUS_SUCCESS && data_len <= (info.len() - 3) * 4)
+            .then_some((info[1], data_len))
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        // SAFETY: the handle was opened by `Key::open` and is closed exactly once, here.
+        unsafe { ZwClose(self.0) };
+    }
+}
+
+fn unicode_string(s: &[u16]) -> rvblk_abi::UnicodeString {
+    rvblk_abi::UnicodeString {
         length: (s.len() * 2) as u16,
         maximum_length: (s.len() * 2) as u16,
         buffer: s.as_ptr(),
-    };
-    let key_name = as_unicode(key);
-    let value_name = as_unicode(value);
-    let attributes = ObjectAttributes {
-        length: core::mem::size_of::<ObjectAttributes>() as u32,
-        root_directory: core::ptr::null_mut(),
-        object_name: &key_name,
-        attributes: OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
-        security_descriptor: core::ptr::null_mut(),
-        security_quality_of_service: core::ptr::null_mut(),
-    };
-    let mut handle: *mut c_void = core::ptr::null_mut();
-    // SAFETY: all pointers refer to locals that outlive the call.
-    if unsafe { ZwOpenKey(&mut handle, KEY_QUERY_VALUE, &attributes) } != status::STATUS_SUCCESS {
+    }
+}
+
+/// Reads a REG_DWORD value (PASSIVE_LEVEL). `key` and `value` are UTF-16 without NUL.
+pub fn read_registry_dword(key: &[u16], value: &[u16], irql: &Passive) -> Option<u32> {
+    let mut info = [0u32; 4];
+    match Key::open(key, irql)?.query(value, &mut info)? {
+        (rvblk_abi::REG_DWORD, 4) => Some(info[3]),
+        _ => None,
+    }
+}
+
+/// Reads a REG_SZ value (PASSIVE_LEVEL) into `buf`, returning its UTF-16 units (a trailing NUL
+/// included if stored). `None` if absent, of another type, or longer than `buf` allows.
+pub fn read_registry_string<'b>(
+    key: &[u16],
+    value: &[u16],
+    buf: &'b mut [u32],
+    irql: &Passive,
+) -> Option<&'b [u16]> {
+    let (ty, len) = Key::open(key, irql)?.query(value, buf)?;
+    if ty != rvblk_abi::REG_SZ {
         return None;
     }
-    let mut info = [0u32; 4];
-    let mut got = 0u32;
-    // SAFETY: `info` is 16 writable bytes, enough for the partial-information header and a DWORD.
-    let st = unsafe {
-        ZwQueryValueKey(
-            handle,
-            &value_name,
-            KEY_VALUE_PARTIAL_INFORMATION,
-            info.as_mut_ptr().cast(),
-            16,
-            &mut got,
-        )
-    };
-    // SAFETY: `handle` was opened above and is closed once.
-    unsafe { ZwClose(handle) };
-    (st == status::STATUS_SUCCESS && info[1] == REG_DWORD && info[2] == 4).then_some(info[3])
+    // The data starts at word 3; UTF-16 units are two to a word, little-endian.
+    let data = buf.get_mut(3..)?;
+    Some(u16_view(data, len / 2))
 }
+
+/// The first `units` UTF-16 units stored in `words`.
+fn u16_view(words: &mut [u32], units: usize) -> &[u16] {
+    let units = units.min(words.len() * 2);
+    // SAFETY: u32 storage reinterpreted as twice as many u16 (alignment 4 ≥ 2, no padding, any
+    // bit pattern valid), within the slice's bounds; the shared borrow keeps it alive.
+    unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u16>(), units) }
+}
+
+/// Kernel code cannot unwind. The core returns errors instead of panicking; reaching this is a
+/// bug, and spinning keeps it visible under a debugger rather than corrupting state.
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// The MSVC toolchain expects this symbol whenever floating point may appear; core's formatting
+/// code references it although rvblk does no floating point.
+#[no_mangle]
+#[used]
+static _fltused: i32 = 0;

@@ -1,33 +1,36 @@
-//! What both port flavours share around their callbacks: the device-extension state and the
-//! PORT_CONFIGURATION_INFORMATION values (`docs/windows-integration.md` §1.5, §2.2).
+//! What both port flavours share around their callbacks, in safe Rust: the device-extension
+//! state, the PORT_CONFIGURATION_INFORMATION each flavour declares (`docs/driver.md` "Port
+//! configuration"), and the adapter callbacks' logic. The ports' trampolines turn raw
+//! arguments into the types used here.
 
 use crate::adapter::{Adapter, LUNS_PER_TARGET, MAX_TARGETS};
-use core::ffi::c_void;
+use crate::srb::BufferMapping;
 use core::mem::{offset_of, size_of};
 use rvblk_abi::*;
+use rvblk_core::policy::Exposure;
+use rvblk_irql::Passive;
 
-/// What lives in the port's device extension (DeviceExtensionSize = size_of).
+/// What lives in the port's device extension (see `crate::extension`).
 pub struct DeviceState {
     /// False in a freshly zeroed extension. StorPort keeps the old contents across a restart
-    /// (§1.5 "Device-extension lifetime"); SCSIPORT zeroes them.
+    /// (`windows-integration.md` §1.5 "Device-extension lifetime"); SCSIPORT zeroes them.
     pub live: bool,
+    /// How the port maps data buffers, as declared in HwFindAdapter; read by HwStartIo.
+    pub mapping: BufferMapping,
     pub adapter: Adapter,
-}
-
-pub const DEVICE_EXTENSION_SIZE: u32 = size_of::<DeviceState>() as u32;
-
-/// # Safety
-/// `ext` is the port's device extension for this adapter, `DEVICE_EXTENSION_SIZE` bytes, either
-/// zeroed or holding a `DeviceState` written through this function; the caller has the access
-/// the port's callback rules give it (exclusive in adapter callbacks).
-pub unsafe fn state<'a>(ext: *mut c_void) -> &'a mut DeviceState {
-    // SAFETY: per the function contract. An all-zero DeviceState is valid (live = false and an
-    // empty ArrayVec are both zero bits), so a fresh extension is a valid value too.
-    unsafe { &mut *ext.cast::<DeviceState>() }
 }
 
 /// Largest transfer per SRB.
 pub const MAX_TRANSFER: u32 = 8 << 20;
+
+/// The adapter a port flavour declares in ConfigInfo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    /// StorPort virtual miniport (`windows-integration.md` §1.5): `mapping` as in the init data.
+    StorPortVirtual { mapping: BufferMapping },
+    /// Legacy SCSIPORT miniport with no hardware: no interrupt, no DMA, MapBuffers = TRUE.
+    ScsiPortLegacy,
+}
 
 fn field_size<T>(_: &T) -> u32 {
     size_of::<T>() as u32
@@ -45,21 +48,13 @@ macro_rules! set_config {
     }};
 }
 
-/// Fills the fields a RAM-disk miniport sets in HwFindAdapter. `virtual_device` for StorPort
-/// virtual miniports; `map_buffers` as in the init data.
-pub fn fill_config(
-    config: &mut PortConfigurationInformation,
-    virtual_device: bool,
-    map_buffers: u8,
-) {
+/// Fills the fields HwFindAdapter owns. Why each value: `docs/driver.md` "Port configuration".
+pub fn fill_config(config: &mut PortConfigurationInformation, flavour: Flavour) {
     set_config!(config, maximum_transfer_length, MAX_TRANSFER);
     set_config!(config, number_of_physical_breaks, (MAX_TRANSFER >> 12) + 1);
     set_config!(config, alignment_mask, 0);
     set_config!(config, number_of_buses, 1);
-    set_config!(config, scatter_gather, 1);
-    set_config!(config, master, 1);
     set_config!(config, caches_data, 0);
-    set_config!(config, map_buffers, map_buffers);
     set_config!(config, tagged_queuing, 1);
     set_config!(config, auto_request_sense, 1);
     set_config!(config, multiple_request_per_lu, 1);
@@ -69,107 +64,85 @@ pub fn fill_config(
         maximum_number_of_logical_units,
         LUNS_PER_TARGET as u8
     );
-    set_config!(config, dma64_bit_addresses, SCSI_DMA64_MINIPORT_SUPPORTED);
-    if virtual_device {
-        set_config!(config, wmi_data_provider, 0);
-        set_config!(config, synchronization_model, STOR_SYNCHRONIZE_FULL_DUPLEX);
-        set_config!(config, virtual_device, 1);
+    match flavour {
+        Flavour::StorPortVirtual { mapping } => {
+            set_config!(config, map_buffers, mapping.storport_map_buffers());
+            set_config!(config, scatter_gather, 1);
+            set_config!(config, master, 1);
+            set_config!(config, dma64_bit_addresses, SCSI_DMA64_MINIPORT_SUPPORTED);
+            set_config!(config, wmi_data_provider, 0);
+            set_config!(config, synchronization_model, STOR_SYNCHRONIZE_FULL_DUPLEX);
+            set_config!(config, virtual_device, 1);
+        }
+        Flavour::ScsiPortLegacy => {
+            set_config!(config, map_buffers, 1);
+            set_config!(config, scatter_gather, 0);
+            set_config!(config, master, 0);
+            set_config!(config, dma32_bit_addresses, 0);
+            set_config!(config, dma64_bit_addresses, 0);
+            set_config!(config, need_physical_addresses, 0);
+        }
     }
 }
 
 /// HwFindAdapter's common part: reset a restarted extension, fill ConfigInfo, discover.
-///
-/// # Safety
-/// `ext` as in [`state`] (adapter callback, exclusive); `config` valid for `config.length`
-/// bytes; `again` null or a writable BOOLEAN. PASSIVE_LEVEL.
-pub unsafe fn find_adapter(
-    ext: *mut c_void,
-    config: *mut PortConfigurationInformation,
-    again: *mut u8,
-    virtual_device: bool,
-    map_buffers: u8,
-    policy: crate::adapter::ExposePolicy,
+pub fn find_adapter(
+    state: &mut DeviceState,
+    config: &mut PortConfigurationInformation,
+    flavour: Flavour,
+    exposure: Exposure,
+    irql: &Passive,
 ) -> u32 {
-    // SAFETY: forwarded contract.
-    let st = unsafe { state(ext) };
-    if st.live {
-        st.adapter.release();
-        st.live = false;
+    if state.live {
+        state.adapter.release();
+        state.live = false;
     }
-    // SAFETY: forwarded contract; `fill_config` checks every write against `length`.
-    fill_config(unsafe { &mut *config }, virtual_device, map_buffers);
-    if !again.is_null() {
-        // SAFETY: a BOOLEAN out-parameter when non-null.
-        unsafe { *again = 0 };
-    }
+    fill_config(config, flavour);
+    state.mapping = match flavour {
+        Flavour::StorPortVirtual { mapping } => mapping,
+        Flavour::ScsiPortLegacy => BufferMapping::All,
+    };
     // A fresh extension is zeroed, which is an empty table; a restarted one was released above.
-    st.adapter.discover(policy);
-    st.live = true;
+    state.adapter.discover(exposure, irql);
+    state.live = true;
     SP_RETURN_FOUND
 }
 
-/// HwInitialize runs at device IRQL, where nothing may be mapped: everything was prepared in
-/// HwFindAdapter, and the rule-29 re-check happens at each LUN's first I/O.
-pub fn initialize(_ext: *mut c_void) -> u8 {
-    1
+/// A HwAdapterControl request.
+pub enum AdapterControl<'a> {
+    /// ScsiQuerySupportedControlTypes: one BOOLEAN per control type, MaxControlType of them.
+    QuerySupported(&'a mut [u8]),
+    Stop,
+    Restart,
+    Other(u32),
 }
 
 /// HwAdapterControl: query, stop, restart. Stop and restart run at device IRQL, where
 /// MmMapIoSpace/MmUnmapIoSpace are not allowed, so the mappings stay in place until
 /// HwFreeAdapterResources (PASSIVE_LEVEL) releases them; nothing is in flight while stopped.
-///
-/// # Safety
-/// As [`state`]; for ScsiQuerySupportedControlTypes `params` is a SCSI_SUPPORTED_CONTROL_TYPE_LIST
-/// with room for MaxControlType booleans. IRQL ≤ DISPATCH_LEVEL.
-pub unsafe fn adapter_control(_ext: *mut c_void, control: u32, params: *mut c_void) -> u32 {
+pub fn adapter_control(control: AdapterControl<'_>) -> u32 {
     use rvblk_abi::adapter_control::*;
     match control {
-        QUERY_SUPPORTED_CONTROL_TYPES => {
-            let list = params.cast::<SupportedControlTypeList>();
-            // SAFETY: per the contract above; only indices below MaxControlType are written.
-            unsafe {
-                let max = (*list).max_control_type;
-                let flags = core::ptr::addr_of_mut!((*list).supported_type_list).cast::<u8>();
-                for t in [QUERY_SUPPORTED_CONTROL_TYPES, STOP_ADAPTER, RESTART_ADAPTER] {
-                    if t < max {
-                        *flags.add(t as usize) = 1;
-                    }
+        AdapterControl::QuerySupported(flags) => {
+            for t in [QUERY_SUPPORTED_CONTROL_TYPES, STOP_ADAPTER, RESTART_ADAPTER] {
+                if let Some(f) = flags.get_mut(t as usize) {
+                    *f = 1;
                 }
             }
             STATUS_SUCCESS
         }
-        STOP_ADAPTER | RESTART_ADAPTER => STATUS_SUCCESS,
-        _ => {
-            crate::rvblk_log!("unsupported adapter control {}", control);
+        AdapterControl::Stop | AdapterControl::Restart => STATUS_SUCCESS,
+        AdapterControl::Other(code) => {
+            crate::rvblk_log!("unsupported adapter control {}", code);
             STATUS_UNSUCCESSFUL
         }
     }
 }
 
-/// HwFreeAdapterResources / removal: release every mapping.
-///
-/// # Safety
-/// As [`state`]; no I/O in flight.
-pub unsafe fn free_resources(ext: *mut c_void) {
-    // SAFETY: forwarded contract.
-    let st = unsafe { state(ext) };
-    if st.live {
-        st.adapter.release();
-        st.live = false;
+/// HwFreeAdapterResources / removal: release every mapping. No I/O is in flight.
+pub fn free_resources(state: &mut DeviceState, _irql: &Passive) {
+    if state.live {
+        state.adapter.release();
+        state.live = false;
     }
 }
-
-/// Kernel code cannot unwind. The core returns errors instead of panicking; reaching this is a
-/// bug, and spinning keeps it visible under a debugger rather than corrupting state.
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    loop {
-        core::hint::spin_loop();
-    }
-}
-
-/// The MSVC toolchain expects this symbol whenever floating point may appear; core's formatting
-/// code references it although rvblk does no floating point.
-#[no_mangle]
-#[used]
-static _fltused: i32 = 0;

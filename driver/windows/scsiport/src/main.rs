@@ -2,15 +2,18 @@
 //! GUI-mode setup and installed systems (x86; x64 for XP x64 / Server 2003 x64), built from the
 //! same core as `rvblk.sys` (`docs/windows-integration.md` §2).
 //!
-//! * `entry.rs` — DriverEntry, ScsiPortInitialize with the XP-sized structure.
-//! * `adapter.rs` — HwFindAdapter (6 parameters; finds the loader's images, claims no hardware),
-//!   HwInitialize, HwInterrupt, HwResetBus, HwAdapterControl.
-//! * `io.rs` — HwStartIo: SCSIPORT serialises it; complete synchronously, then NextRequest.
-//! * `scsiport.rs` — the scsiport.sys imports.
+//! * `trampolines.rs` — DriverEntry and every `unsafe extern "system"` callback SCSIPORT calls,
+//!   generic over the safe [`trampolines::ScsiMiniport`] trait.
+//! * `miniport.rs` — the driver's SCSIPORT logic, safe Rust: which images to expose (setup
+//!   phase, service, `disks=`), the adapter it declares.
+//! * `scsiport.rs` — the scsiport.sys imports and their wrappers.
 #![no_std]
 #![no_main]
+// Enforced: unsafe code only in the trampolines and the scsiport.sys wrappers.
+#![deny(unsafe_code)]
 
-mod adapter;
-mod entry;
-mod io;
+mod miniport;
+#[allow(unsafe_code)]
 mod scsiport;
+#[allow(unsafe_code)]
+mod trampolines;

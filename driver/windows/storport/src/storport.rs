@@ -1,8 +1,12 @@
-//! storport.sys imports (`docs/windows-integration.md` §1.11). StorPortNotification and
-//! StorPortExtendedFunction are variadic, hence cdecl on x86.
+//! Kernel-wrapper module: storport.sys imports (`windows-integration.md` §1.11).
+//! StorPortNotification and StorPortExtendedFunction are variadic, hence cdecl on x86.
 
 use core::ffi::c_void;
 use rvblk_abi::{HwInitializationData, ScsiRequestBlock};
+use rvblk_core::srb::BufferUse;
+use rvblk_irql::{Dispatch, Passive};
+use rvblk_kernel::io::PortBuffers;
+use rvblk_kernel::srb::DataAccess;
 
 rvblk_kernel::kernel_imports!("storport.sys", "system" {
     fn StorPortInitialize(
@@ -18,21 +22,26 @@ rvblk_kernel::kernel_imports!("storport.sys", "C" {
     fn StorPortExtendedFunction(function: u32, device_extension: *mut c_void, ...) -> u32;
 });
 
-/// Contract: PASSIVE_LEVEL, from DriverEntry, with the two arguments DriverEntry received.
-pub fn initialize(
+/// `StorPortInitialize` (PASSIVE_LEVEL, from DriverEntry).
+///
+/// # Safety
+/// `driver_object` and `registry_path` are the two arguments DriverEntry received.
+pub unsafe fn initialize(
     driver_object: *mut c_void,
     registry_path: *mut c_void,
     init: &mut HwInitializationData,
+    _irql: &Passive,
 ) -> i32 {
-    // SAFETY: `init` is a fully initialised structure (zeroed then filled) that StorPort copies.
+    // SAFETY: the arguments are DriverEntry's (caller contract); `init` is a fully initialised
+    // structure that StorPort copies; HwContext is unused by virtual miniports.
     unsafe { StorPortInitialize(driver_object, registry_path, init, core::ptr::null_mut()) as i32 }
 }
 
 /// `StorPortNotification(RequestComplete, ext, srb)`.
 ///
 /// # Safety
-/// `srb` is a live SRB this miniport owns and has not completed yet; after this call it belongs
-/// to StorPort again.
+/// `device_extension` is this adapter's extension and `srb` a live SRB this miniport owns and
+/// has not completed yet, with no reference to it left; afterwards it belongs to StorPort.
 pub unsafe fn request_complete(device_extension: *mut c_void, srb: *mut ScsiRequestBlock) {
     // SAFETY: per the caller's contract; RequestComplete takes exactly (ext, srb).
     unsafe {
@@ -44,23 +53,44 @@ pub unsafe fn request_complete(device_extension: *mut c_void, srb: *mut ScsiRequ
     }
 }
 
-/// `StorPortGetSystemAddress(ext, srb, &va)` (an inline over StorPortExtendedFunction(5, …)).
-///
-/// # Safety
-/// `srb` is a live SRB owned by this miniport. IRQL ≤ DISPATCH_LEVEL.
-pub unsafe fn get_system_address(
-    device_extension: *mut c_void,
-    srb: *mut ScsiRequestBlock,
-) -> Option<*mut u8> {
-    let mut va: *mut c_void = core::ptr::null_mut();
-    // SAFETY: ExtFunctionGetSystemAddress takes (ext, srb, PVOID*) and writes only `va`.
-    let st = unsafe {
-        StorPortExtendedFunction(
-            rvblk_abi::EXT_FUNCTION_GET_SYSTEM_ADDRESS,
-            device_extension,
-            srb,
-            &mut va as *mut *mut c_void,
-        )
-    };
-    (st == rvblk_abi::stor_status::SUCCESS && !va.is_null()).then_some(va.cast())
+/// The adapter as HwStartIo sees it: reaches READ/WRITE buffers that StorPort did not map.
+pub struct StorPortAdapter {
+    ext: *mut c_void,
+}
+
+impl StorPortAdapter {
+    /// # Safety
+    /// `ext` is the device extension StorPort passed to the current HwStartIo call.
+    pub unsafe fn new(ext: *mut c_void) -> Self {
+        Self { ext }
+    }
+}
+
+impl PortBuffers for StorPortAdapter {
+    /// `StorPortGetSystemAddress(ext, srb, &va)` (an inline over StorPortExtendedFunction(5, …)).
+    fn unmapped<'b>(
+        &self,
+        access: &'b mut DataAccess<'_>,
+        _usage: BufferUse,
+        _irql: &Dispatch,
+    ) -> Option<&'b mut [u8]> {
+        let mut va: *mut c_void = core::ptr::null_mut();
+        // SAFETY: ExtFunctionGetSystemAddress takes (ext, srb, PVOID*) and writes only `va`; the
+        // SRB is live and ours (DataAccess exists only inside HwStartIo), IRQL ≤ DISPATCH_LEVEL.
+        let st = unsafe {
+            StorPortExtendedFunction(
+                rvblk_abi::EXT_FUNCTION_GET_SYSTEM_ADDRESS,
+                self.ext,
+                access.srb_ptr(),
+                &mut va as *mut *mut c_void,
+            )
+        };
+        if st != rvblk_abi::stor_status::SUCCESS || va.is_null() {
+            return None;
+        }
+        // SAFETY: StorPort returns a system address for the whole data buffer
+        // (DataTransferLength bytes), owned by this request until completion and borrowed from
+        // `access` here.
+        Some(unsafe { core::slice::from_raw_parts_mut(va.cast::<u8>(), access.len()) })
+    }
 }

@@ -1,0 +1,61 @@
+//! The adapter callbacks whose contract is the same under StorPort and SCSIPORT, as generic
+//! trampolines over [`AdapterCallbacks`]; each port's `trampolines.rs` has the rest (DriverEntry,
+//! HwFindAdapter, HwStartIo, …) and puts these into its HW_INITIALIZATION_DATA.
+
+use crate::extension;
+use crate::port::{self, AdapterControl, DeviceState};
+use core::ffi::c_void;
+
+/// What both port flavours' traits share: the adapter callbacks with a common contract.
+pub trait AdapterCallbacks {
+    /// HwInitialize (up to device IRQL: nothing may be mapped; everything was prepared in
+    /// HwFindAdapter, and rule 29 is checked at each LUN's first I/O).
+    fn initialize(_state: &DeviceState) -> bool {
+        true
+    }
+    /// HwResetBus: nothing is ever outstanding, every request completes inside HwStartIo.
+    fn reset_bus(_state: &DeviceState, _path_id: u32) -> bool {
+        true
+    }
+    /// HwAdapterControl (query, stop, restart).
+    fn adapter_control(_state: &mut DeviceState, control: AdapterControl<'_>) -> u32 {
+        port::adapter_control(control)
+    }
+}
+
+/// # Safety
+/// The port calls it once after HwFindAdapter returned SP_RETURN_FOUND, serialised with every
+/// other callback, with the adapter's device extension (see `extension::state`).
+pub unsafe extern "system" fn hw_initialize<M: AdapterCallbacks>(ext: *mut c_void) -> u8 {
+    // SAFETY: the adapter's extension, serialised (contract); read only.
+    let state = unsafe { extension::state(ext) };
+    u8::from(M::initialize(state))
+}
+
+/// # Safety
+/// The port calls it serialised with the adapter callbacks, with the adapter's extension.
+pub unsafe extern "system" fn hw_reset_bus<M: AdapterCallbacks>(
+    ext: *mut c_void,
+    path_id: u32,
+) -> u8 {
+    // SAFETY: the adapter's extension (contract); read only.
+    let state = unsafe { extension::state(ext) };
+    u8::from(M::reset_bus(state, path_id))
+}
+
+/// # Safety
+/// The port calls it serialised with every other adapter callback and with no request in
+/// flight that the call could disturb, with the adapter's extension and, for
+/// ScsiQuerySupportedControlTypes, `params` pointing to a SCSI_SUPPORTED_CONTROL_TYPE_LIST whose
+/// SupportedTypeList has MaxControlType writable BOOLEANs.
+pub unsafe extern "system" fn hw_adapter_control<M: AdapterCallbacks>(
+    ext: *mut c_void,
+    control: u32,
+    params: *mut c_void,
+) -> u32 {
+    // SAFETY: the adapter's extension, exclusive in this serialised callback (contract).
+    let state = unsafe { extension::state_mut(ext) };
+    // SAFETY: for the query, `params` is the list described in the contract.
+    let control = unsafe { extension::adapter_control(control, params) };
+    M::adapter_control(state, control)
+}
