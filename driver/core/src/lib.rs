@@ -8,6 +8,8 @@
 //!   `docs/ventoy.md`), and which disk holds such an image (§3.11).
 //! * [`scsi`] — the SCSI targets (SBC-3 disk, MMC-6 CD-ROM, removable floppy) that serve them.
 //! * [`srb`] — how a target's outcome becomes an SRB completion (status bytes, sense, lengths).
+//! * [`control`] — the control protocol (list, mount a file, create a RAM disk, remove) sent
+//!   through `IOCTL_SCSI_MINIPORT`, and the decisions on it (`docs/control.md`).
 //!
 //! The crate is `no_std`, allocation-free and has no `unsafe`: the port crates (StorPort,
 //! SCSIPORT) translate kernel structures into calls here and fence all `unsafe` themselves.
@@ -17,6 +19,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod control;
 pub mod discovery;
 pub mod image;
 pub mod policy;
