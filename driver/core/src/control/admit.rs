@@ -29,11 +29,17 @@ pub struct Limits {
 pub enum Decision {
     List,
     /// Open the file and create the LUN at `target_id`.
-    Mount { target_id: u8 },
+    Mount {
+        target_id: u8,
+    },
     /// Allocate the RAM disk (and fill it from the source) at `target_id`.
-    CreateRamDisk { target_id: u8 },
+    CreateRamDisk {
+        target_id: u8,
+    },
     /// Take the LUN at `target_id` offline and report the bus change.
-    Remove { target_id: u8 },
+    Remove {
+        target_id: u8,
+    },
 }
 
 /// Decides a parsed request against the current LUNs. Checks run in the order of §5; the first
@@ -50,9 +56,9 @@ pub fn admit(
     }
     match *request {
         Request::ListLuns => Ok(Decision::List),
-        Request::MountFile { .. } => free_target(luns, limits).map(|t| Decision::Mount {
-            target_id: t,
-        }),
+        Request::MountFile { .. } => {
+            free_target(luns, limits).map(|t| Decision::Mount { target_id: t })
+        }
         Request::CreateRamDisk {
             kind,
             size_bytes,

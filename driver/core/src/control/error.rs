@@ -151,7 +151,10 @@ impl ControlError {
     pub const fn reaches_requester(self) -> bool {
         !matches!(
             self,
-            Self::ShortBuffer | Self::BadHeaderLength | Self::LengthPastBuffer | Self::WrongSignature
+            Self::ShortBuffer
+                | Self::BadHeaderLength
+                | Self::LengthPastBuffer
+                | Self::WrongSignature
         )
     }
 

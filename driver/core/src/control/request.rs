@@ -97,7 +97,9 @@ pub enum Request<'a> {
         source: Option<NtPath<'a>>,
     },
     /// Remove the LUN at `target_id` (path 0, LUN 0).
-    Remove { target_id: u8 },
+    Remove {
+        target_id: u8,
+    },
 }
 
 impl Request<'_> {
@@ -163,7 +165,11 @@ pub(crate) fn parse_header(buf: &[u8]) -> Result<(u32, u32, u32), ControlError> 
     if end > buf.len() {
         return Err(ControlError::LengthPastBuffer);
     }
-    Ok((field(header::TIMEOUT)?, field(header::CONTROL_CODE)?, length))
+    Ok((
+        field(header::TIMEOUT)?,
+        field(header::CONTROL_CODE)?,
+        length,
+    ))
 }
 
 /// Parses `DataBuffer[..DataTransferLength]` of an SRB_FUNCTION_IO_CONTROL. Every length in the
@@ -172,6 +178,10 @@ pub(crate) fn parse_header(buf: &[u8]) -> Result<(u32, u32, u32), ControlError> 
 pub fn parse(buf: &[u8]) -> Result<Parsed<'_>, ControlError> {
     let (timeout, code, length) = parse_header(buf)?;
     let body = &buf[HEADER_LEN..HEADER_LEN + length as usize];
+    // Every version keeps the 4-byte common part (version + reserved).
+    if body.len() < body::COMMON {
+        return Err(ControlError::Truncated);
+    }
     let version = u16_at(body, body::VERSION).ok_or(ControlError::Truncated)?;
     if version != VERSION {
         return Err(ControlError::UnsupportedVersion);
@@ -184,8 +194,8 @@ pub fn parse(buf: &[u8]) -> Result<Parsed<'_>, ControlError> {
         ControlCode::ListLuns => Request::ListLuns,
         ControlCode::MountFile => {
             let (kind, read_only, path_bytes) = kind_flags_path(body, body::MOUNT_FIXED)?;
-            let path = path_at(body, body::MOUNT_FIXED, path_bytes)?
-                .ok_or(ControlError::BadPathLength)?;
+            let path =
+                path_at(body, body::MOUNT_FIXED, path_bytes)?.ok_or(ControlError::BadPathLength)?;
             Request::MountFile {
                 kind,
                 read_only,
@@ -262,7 +272,8 @@ pub fn encode(request: &Request<'_>, timeout: u32, buf: &mut [u8]) -> Result<usi
             needed: body_len as u32,
         });
     }
-    let length = u32::try_from(buf.len() - HEADER_LEN).map_err(|_| ControlError::LengthPastBuffer)?;
+    let length =
+        u32::try_from(buf.len() - HEADER_LEN).map_err(|_| ControlError::LengthPastBuffer)?;
     buf.fill(0);
     let ok = (|| {
         put_u32(buf, header::HEADER_LENGTH, HEADER_LEN as u32)?;
