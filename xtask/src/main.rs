@@ -5,7 +5,7 @@
 //! * `test` — everything: host tests, package checks, harness suites, MEMDISK end-to-end, short
 //!   fuzz runs; ends with `N passed, N failed`.
 //! * `bench` — harness benchmarks and the WIM injection benchmark.
-//! * `fuzz <cdb|discovery> [SECONDS]` — a long fuzz run.
+//! * `fuzz <cdb|discovery|control> [SECONDS]` — a long fuzz run.
 //! * `citations [--fix]` — every cited `docs/` file and section exists (`citations.rs`).
 
 mod build;
@@ -27,7 +27,7 @@ TASKS:
     test      Build the package and run every test of the project (needs QEMU, syslinux-common,
               wimtools, libhivex-bin, osslsigncode, mtools, nasm, xorriso; .ci/run installs them)
     bench     Run the benchmarks (harness I/O vs memcpy, WIM injection vs wimlib)
-    fuzz <cdb|discovery> [SECONDS]
+    fuzz <cdb|discovery|control> [SECONDS]
               Run one fuzz target with cargo-fuzz (installed on first use), default 600 s
     citations [--fix]
               Check that every citation of a document (`docs/loaders.md` §10 rule 23) names a

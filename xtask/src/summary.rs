@@ -147,7 +147,7 @@ pub fn test(args: &[String]) -> Result<()> {
     ]);
     tally.cargo_test("x86 layouts and core on a 32-bit host", &mut c);
 
-    for target in ["cdb", "discovery"] {
+    for target in ["cdb", "discovery", "control"] {
         tally.check(
             &format!("fuzz {target} ({fuzz_seconds} s)"),
             run_fuzz(target, fuzz_seconds),
@@ -201,9 +201,11 @@ fn run_fuzz(target: &str, seconds: u64) -> Result<()> {
 pub fn fuzz(args: &[String]) -> Result<()> {
     let target = args
         .first()
-        .ok_or("fuzz needs a target: cdb or discovery")?;
-    if !matches!(target.as_str(), "cdb" | "discovery") {
-        return Err(format!("unknown fuzz target {target:?} (cdb or discovery)"));
+        .ok_or("fuzz needs a target: cdb, discovery or control")?;
+    if !matches!(target.as_str(), "cdb" | "discovery" | "control") {
+        return Err(format!(
+            "unknown fuzz target {target:?} (cdb, discovery or control)"
+        ));
     }
     let seconds = match args.get(1) {
         Some(s) => s
