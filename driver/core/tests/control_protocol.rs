@@ -539,3 +539,66 @@ fn reply_decoder_rejects_malformed_replies() {
     );
     assert!(read_reply(ControlCode::ListLuns, &buf[..10]).is_err());
 }
+
+#[test]
+fn buffer_len_fits_request_and_reply_exactly() {
+    use rvblk_core::control::{buffer_len, encode, reply_len};
+    let p = utf16(r"\??\C:\images\some-long-name.iso");
+    let requests = [
+        Request::ListLuns,
+        Request::MountFile {
+            kind: DeviceKind::CdRom,
+            read_only: true,
+            path: path(&p),
+        },
+        Request::CreateRamDisk {
+            kind: DeviceKind::Disk,
+            read_only: false,
+            size_bytes: 1 << 20,
+            source: Some(path(&p)),
+        },
+        Request::CreateRamDisk {
+            kind: DeviceKind::Floppy,
+            read_only: false,
+            size_bytes: 1474560,
+            source: None,
+        },
+        Request::Remove { target_id: 5 },
+    ];
+    for request in &requests {
+        let info = LunInfo {
+            target_id: 5,
+            kind: DeviceKind::Disk,
+            origin: Origin::File,
+            read_only: false,
+            block_size: 512,
+            blocks: 1,
+            path: request.path(),
+        };
+        let reply = |buf: &mut [u8]| match request {
+            Request::ListLuns => reply_luns(buf, &[]),
+            Request::Remove { target_id } => reply_removed(buf, *target_id),
+            _ => reply_lun(buf, &info),
+        };
+        let n = buffer_len(request);
+        let mut buf = vec![0u8; n];
+        encode(request, 0, &mut buf).unwrap();
+        assert_eq!(parse(&buf).unwrap().request, *request);
+        let c = reply(&mut buf);
+        assert_eq!(c.return_code, Some(0), "{request:?}");
+        assert_eq!(
+            c.data_transfer_length as usize,
+            HEADER_LEN + reply_len(request)
+        );
+        // One byte less of room is BUFFER TOO SMALL when the reply is the larger part.
+        if reply_len(request) > request.body_len() {
+            let mut buf = vec![0u8; n - 1];
+            encode(request, 0, &mut buf).unwrap();
+            let c = reply(&mut buf);
+            assert_eq!(
+                c.return_code,
+                Some(ControlError::BufferTooSmall { needed: 0 }.return_code())
+            );
+        }
+    }
+}

@@ -10,7 +10,8 @@
 //!   LUN table, serves the request, and answers with [`reply_luns`], [`reply_lun`],
 //!   [`reply_removed`] or [`reply_error`], which give the SrbStatus and DataTransferLength to
 //!   complete with;
-//! * the CLI builds requests with [`encode`] and decodes answers with [`read_reply`].
+//! * the CLI sizes its buffer with [`buffer_len`], builds requests with [`encode`] and decodes
+//!   answers with [`read_reply`].
 //!
 //! Nothing here allocates, panics on input or assumes alignment: every field is read from bytes
 //! after a bounds check against the buffer actually given (`wire`).
@@ -24,8 +25,8 @@ mod wire;
 pub use admit::{admit, Decision, Limits, LunSummary};
 pub use error::ControlError;
 pub use reply::{
-    read_reply, reply_error, reply_lun, reply_luns, reply_removed, Completion, LunEntries, LunInfo,
-    Reply, ReplyError,
+    buffer_len, read_reply, reply_error, reply_len, reply_lun, reply_luns, reply_removed,
+    Completion, LunEntries, LunInfo, Reply, ReplyError,
 };
 pub use request::{encode, parse, NtPath, Parsed, Request};
 

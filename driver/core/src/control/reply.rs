@@ -10,7 +10,7 @@ use super::request::parse_header;
 use super::wire::{put, put_u16, put_u32, put_u64, u16_at, u32_at, u64_at, u8_at};
 use super::{
     header, kind_from_wire, kind_to_wire, ControlCode, ControlError, LunFlags, NtPath, Origin,
-    HEADER_LEN, SIGNATURE, VERSION,
+    Request, HEADER_LEN, SIGNATURE, VERSION,
 };
 use crate::image::DeviceKind;
 use crate::srb::status;
@@ -109,6 +109,28 @@ impl LunInfo<'_> {
         };
         Some((info, entry::FIXED + path_bytes))
     }
+}
+
+/// The payload Length the reply to `request` needs. For LIST LUNS it depends on the driver's
+/// LUNs: this is the size for an empty adapter, and the CLI grows the buffer to the size a
+/// [`ControlError::BufferTooSmall`] reply names.
+pub fn reply_len(request: &Request<'_>) -> usize {
+    match *request {
+        Request::ListLuns => body::LIST_ENTRIES,
+        Request::MountFile { path, .. } => {
+            body::LUN_ENTRY + entry::FIXED + path.as_le_bytes().len()
+        }
+        Request::CreateRamDisk { source, .. } => {
+            body::LUN_ENTRY + entry::FIXED + source.map_or(0, |p| p.as_le_bytes().len())
+        }
+        Request::Remove { .. } => body::REMOVED_LEN,
+    }
+}
+
+/// The DeviceIoControl buffer size for `request`: the header plus room for the request and for
+/// its reply (which overwrites the request in place).
+pub fn buffer_len(request: &Request<'_>) -> usize {
+    HEADER_LEN + request.body_len().max(reply_len(request))
 }
 
 /// How the port completes the SRB after a reply was written.
