@@ -7,7 +7,7 @@
 //! * `bench` — harness benchmarks and the WIM injection benchmark.
 //! * `oracle` — the differential SCSI test against QEMU and the torture run (`docs/scsi-oracle.md`).
 //! * `clippy` — clippy over the kernel workspace for every shipped target (`test` runs it too).
-//! * `fuzz <cdb|discovery> [SECONDS]` — a long fuzz run.
+//! * `fuzz <cdb|discovery|control> [SECONDS]` — a long fuzz run.
 //! * `citations [--fix]` — every cited `docs/` file and section exists (`citations.rs`).
 //! * `vm --iso FILE` — boot an ISO from RAM (MEMDISK) in QEMU with the serial port captured.
 
@@ -39,7 +39,7 @@ TASKS:
               run; needs linux-image-amd64, busybox-static, cpio, qemu-system-x86
     clippy    Clippy over the kernel crates (driver/windows) for x86, x64 and arm64 with the
               shared lint set, warnings as errors (the root workspace: cargo clippy)
-    fuzz <cdb|discovery> [SECONDS]
+    fuzz <cdb|discovery|control> [SECONDS]
               Run one fuzz target with cargo-fuzz (installed on first use), default 600 s
     citations [--fix]
               Check that every citation of a document (`docs/loaders.md` §10 rule 23) names a

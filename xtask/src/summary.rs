@@ -161,7 +161,7 @@ pub fn test(args: &[String]) -> Result<()> {
 
     crate::oracle::checks(&pkg, |what, r| tally.check(what, r));
 
-    for target in ["cdb", "discovery"] {
+    for target in ["cdb", "discovery", "control"] {
         tally.check(
             &format!("fuzz {target} ({fuzz_seconds} s)"),
             run_fuzz(target, fuzz_seconds),
@@ -240,9 +240,11 @@ fn run_fuzz(target: &str, seconds: u64) -> Result<()> {
 pub fn fuzz(args: &[String]) -> Result<()> {
     let target = args
         .first()
-        .ok_or("fuzz needs a target: cdb or discovery")?;
-    if !matches!(target.as_str(), "cdb" | "discovery") {
-        return Err(format!("unknown fuzz target {target:?} (cdb or discovery)"));
+        .ok_or("fuzz needs a target: cdb, discovery or control")?;
+    if !matches!(target.as_str(), "cdb" | "discovery" | "control") {
+        return Err(format!(
+            "unknown fuzz target {target:?} (cdb, discovery or control)"
+        ));
     }
     let seconds = match args.get(1) {
         Some(s) => s

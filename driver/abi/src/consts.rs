@@ -90,5 +90,24 @@ pub const FIRMWARE_PROVIDER_ACPI: u32 = u32::from_be_bytes(*b"ACPI");
 pub const FIRMWARE_TABLE_GET: u32 = 1;
 pub const ACPI_TABLE_NFIT: u32 = u32::from_le_bytes(*b"NFIT");
 
+/// `CTL_CODE(DeviceType, Function, Method, Access)` (devioctl.h).
+pub const fn ctl_code(device_type: u32, function: u32, method: u32, access: u32) -> u32 {
+    (device_type << 16) | (access << 14) | (function << 2) | method
+}
+pub const FILE_DEVICE_CONTROLLER: u32 = 0x0000_0004;
+pub const METHOD_BUFFERED: u32 = 0;
+pub const FILE_READ_ACCESS: u32 = 0x0001;
+pub const FILE_WRITE_ACCESS: u32 = 0x0002;
+/// `IOCTL_SCSI_MINIPORT` (ntddscsi.h): sent to the adapter's device; the port turns it into an
+/// SRB_FUNCTION_IO_CONTROL whose DataBuffer starts with [`SrbIoControl`](crate::SrbIoControl)
+/// (`docs/control.md` §1). The access bits mean the I/O manager accepts it only on a handle
+/// opened for both read and write data access.
+pub const IOCTL_SCSI_MINIPORT: u32 = ctl_code(
+    FILE_DEVICE_CONTROLLER,
+    0x0402,
+    METHOD_BUFFERED,
+    FILE_READ_ACCESS | FILE_WRITE_ACCESS,
+);
+
 /// STOR_PNP_ACTION in SCSI_PNP_REQUEST_BLOCK.
 pub const STOR_QUERY_CAPABILITIES: u32 = 9;

@@ -222,3 +222,24 @@ check_layout!(object_attributes_layout: ObjectAttributes {
     security_descriptor: 16, 32;
     security_quality_of_service: 20, 40;
 } size: 24, 48);
+
+check_layout!(srb_io_control_layout: SrbIoControl {
+    header_length: 0, 0;
+    signature: 4, 4;
+    timeout: 12, 12;
+    control_code: 16, 16;
+    return_code: 20, 20;
+    length: 24, 24;
+} size: 28, 28);
+
+// `docs/control.md` §1: the value every ntddscsi.h spells out.
+const _: () = assert!(IOCTL_SCSI_MINIPORT == 0x0004_D008);
+
+#[cfg(test)]
+#[test]
+fn ioctl_scsi_miniport_code() {
+    assert_eq!(IOCTL_SCSI_MINIPORT, 0x0004_D008);
+    // Access bits 14–15 = read | write: the handle needs both.
+    assert_eq!((IOCTL_SCSI_MINIPORT >> 14) & 3, 3);
+    assert_eq!(IOCTL_SCSI_MINIPORT & 3, METHOD_BUFFERED);
+}

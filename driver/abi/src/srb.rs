@@ -58,3 +58,24 @@ pub struct ScsiPnpRequestBlock {
     pub reserved: u32,
     pub reserved4: [u8; 16],
 }
+
+/// `SRB_IO_CONTROL` (ntddscsi.h; `docs/control.md` §1): the header at the start of an
+/// SRB_FUNCTION_IO_CONTROL request's DataBuffer, followed by `length` bytes of payload. Only
+/// 32-bit fields, so x86 and x64 share one layout (28 bytes). rvblk's control protocol
+/// (`rvblk_core::control`) reads and writes it as little-endian bytes; this struct is for the
+/// port crates and the harness.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SrbIoControl {
+    /// `sizeof(SRB_IO_CONTROL)`: 28.
+    pub header_length: u32,
+    /// ASCII, not NUL-terminated; picks the miniport the request is for.
+    pub signature: [u8; 8],
+    /// Seconds the request may take.
+    pub timeout: u32,
+    pub control_code: u32,
+    /// Written by the miniport for the requester.
+    pub return_code: u32,
+    /// Bytes of payload after the header (in and out share the area).
+    pub length: u32,
+}

@@ -12,6 +12,8 @@
 //! * [`integrity`] — rule 29: an image must be unchanged at its first I/O.
 //! * [`policy`] — which images the XP flavour exposes (setup phase, service, `disks=`).
 //! * [`log`] — the driver's log lines that tools read back (one definition for both sides).
+//! * [`control`] — the control protocol (list, mount a file, create a RAM disk, remove) sent
+//!   through `IOCTL_SCSI_MINIPORT`, and the decisions on it (`docs/control.md`).
 //!
 //! The crate is `no_std`, allocation-free and has no `unsafe`: the port crates (StorPort,
 //! SCSIPORT) translate kernel structures into calls here and fence all `unsafe` themselves.
@@ -21,6 +23,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod control;
 pub mod discovery;
 pub mod image;
 pub mod integrity;
