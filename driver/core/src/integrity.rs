@@ -1,4 +1,4 @@
-//! Rule 29 (`loaders.md` §10): an image must still hold what discovery saw when its first I/O
+//! Rule 29 (`docs/loaders.md` §10): an image must still hold what discovery saw when its first I/O
 //! arrives. A loader that is still running, or a stale table that pointed at recycled RAM,
 //! shows up here as a different first block.
 //!

@@ -86,7 +86,7 @@ impl fmt::Display for LunLine {
     }
 }
 
-/// A refused candidate (`loaders.md` §10 rule 30), logged with its reason:
+/// A refused candidate (`docs/loaders.md` §10 rule 30), logged with its reason:
 /// `refused: source=S phys_base=0x… length=0x… reason=…` (the reason runs to the end of the
 /// line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -211,7 +211,7 @@ pub fn complete(outcome: &Outcome, flags: SrbFlags, sense_buffer: &mut [u8]) -> 
 }
 
 /// What an SRB's data buffer holds, as far as the port's buffer mapping cares
-/// (`windows-integration.md` §1.10: StorPort before Windows 8 maps every buffer except those of
+/// (`docs/windows-integration.md` §1.10: StorPort before Windows 8 maps every buffer except those of
 /// READ/WRITE commands).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BufferUse {

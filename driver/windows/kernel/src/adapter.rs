@@ -21,7 +21,7 @@ pub const MAX_TARGETS: usize = MAX_LUNS;
 pub struct Lun {
     pub target: ScsiTarget,
     pub medium: ImageMedium,
-    /// Rule 29 (`loaders.md` §10): the image must be unchanged at its first I/O.
+    /// Rule 29 (`docs/loaders.md` §10): the image must be unchanged at its first I/O.
     first_io: FirstIoCheck,
 }
 

@@ -9,7 +9,7 @@ use rvblk_core::srb::{self, status, BufferUse, SrbAction};
 use rvblk_irql::Dispatch;
 
 /// How a port reaches a data buffer that it did not map (StorPort on Vista/7 for READ/WRITE,
-/// `windows-integration.md` §1.10). The default reaches only mapped buffers.
+/// `docs/windows-integration.md` §1.10). The default reaches only mapped buffers.
 pub trait PortBuffers {
     fn unmapped<'b>(
         &self,

@@ -1,5 +1,5 @@
 //! ntoskrnl.exe and hal.dll imports (raw-dylib; undecorated names on x86, per
-//! `windows-integration.md` §1.11) and thin wrappers stating their contracts.
+//! `docs/windows-integration.md` §1.11) and thin wrappers stating their contracts.
 //!
 //! Only functions present on Windows XP/7 are imported, so one binary loads everywhere.
 //!
@@ -13,7 +13,7 @@ use rvblk_irql::Dispatch;
 use rvblk_irql::{AtMostDispatch, Passive};
 
 /// `raw-dylib` imports from a kernel module: undecorated names on x86
-/// (`windows-integration.md` §1.11), `+verbatim` so `ntoskrnl.exe` is not taken as `…exe.dll`.
+/// (`docs/windows-integration.md` §1.11), `+verbatim` so `ntoskrnl.exe` is not taken as `…exe.dll`.
 #[macro_export]
 macro_rules! kernel_imports {
     ($dll:literal, $abi:literal { $($body:tt)* }) => {
@@ -101,7 +101,7 @@ pub unsafe fn free_pool(p: *mut u8) {
 /// Maps `len` bytes of physical memory at `phys` into system space (IRQL ≤ DISPATCH_LEVEL).
 ///
 /// Contract: the range must not be RAM that Windows manages (discovery refuses such ranges
-/// before anything maps them, `loaders.md` §10 rule 23).
+/// before anything maps them, `docs/loaders.md` §10 rule 23).
 pub fn map_io_space(
     phys: u64,
     len: usize,

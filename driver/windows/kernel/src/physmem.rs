@@ -2,7 +2,7 @@
 //! low-memory snapshot, the OS RAM ranges and the NFIT. Everything unsafe that discovery needs
 //! is here, behind safe types; `discovery.rs` only orchestrates.
 //!
-//! `loaders.md` §8: low memory is read once, in 4 KiB non-cached pieces (mapping the whole
+//! `docs/loaders.md` §8: low memory is read once, in 4 KiB non-cached pieces (mapping the whole
 //! first MiB bug-checks some Windows 10 builds), into a private pool copy that the core parses.
 
 use crate::nt;

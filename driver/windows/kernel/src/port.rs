@@ -13,7 +13,7 @@ use rvblk_irql::Passive;
 /// What lives in the port's device extension (see `crate::extension`).
 pub struct DeviceState {
     /// False in a freshly zeroed extension. StorPort keeps the old contents across a restart
-    /// (`windows-integration.md` §1.5 "Device-extension lifetime"); SCSIPORT zeroes them.
+    /// (`docs/windows-integration.md` §1.5 "Device-extension lifetime"); SCSIPORT zeroes them.
     pub live: bool,
     /// How the port maps data buffers, as declared in HwFindAdapter; read by HwStartIo.
     pub mapping: BufferMapping,
@@ -26,7 +26,7 @@ pub const MAX_TRANSFER: u32 = 8 << 20;
 /// The adapter a port flavour declares in ConfigInfo.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavour {
-    /// StorPort virtual miniport (`windows-integration.md` §1.5): `mapping` as in the init data.
+    /// StorPort virtual miniport (`docs/windows-integration.md` §1.5): `mapping` as in the init data.
     StorPortVirtual { mapping: BufferMapping },
     /// Legacy SCSIPORT miniport with no hardware: no interrupt, no DMA, MapBuffers = TRUE.
     ScsiPortLegacy,

@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 use rvblk_abi::ScsiRequestBlock;
 use rvblk_core::srb::{BufferUse, SrbCompletion, SrbFlags};
 
-/// Which SRB data buffers the port maps to system addresses (`windows-integration.md` §1.10).
+/// Which SRB data buffers the port maps to system addresses (`docs/windows-integration.md` §1.10).
 /// Zero is [`BufferMapping::All`], so a zeroed device extension holds a valid value.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

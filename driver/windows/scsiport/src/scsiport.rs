@@ -1,4 +1,4 @@
-//! Kernel-wrapper module: scsiport.sys imports (XP DDK; `windows-integration.md` §2.1).
+//! Kernel-wrapper module: scsiport.sys imports (XP DDK; `docs/windows-integration.md` §2.1).
 //! ScsiPortNotification is variadic, hence cdecl.
 
 use core::ffi::c_void;

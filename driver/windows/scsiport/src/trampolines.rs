@@ -4,7 +4,7 @@
 //! (`miniport.rs`).
 //!
 //! A legacy miniport: ScsiPortInitialize calls HwFindAdapter at once (no PnP,
-//! `windows-integration.md` §2.2), on an Isa adapter with no access ranges, as Arsenal's XP
+//! `docs/windows-integration.md` §2.2), on an Isa adapter with no access ranges, as Arsenal's XP
 //! build does. What DriverEntry learns (which service loaded the driver) reaches HwFindAdapter
 //! through ScsiPortInitialize's HwContext, as a value: no global.
 
@@ -151,7 +151,7 @@ unsafe extern "system" fn hw_interrupt(_ext: *mut c_void) -> u8 {
 /// * `srb` — a live SRB now owned by this miniport until RequestComplete, with a
 ///   SenseInfoBuffer null or valid for SenseInfoBufferLength bytes and (MapBuffers = TRUE) a
 ///   DataBuffer that is a system address valid for DataTransferLength bytes
-///   (`windows-integration.md` §1.10).
+///   (`docs/windows-integration.md` §1.10).
 unsafe extern "system" fn hw_start_io<M: ScsiMiniport>(
     ext: *mut c_void,
     srb: *mut ScsiRequestBlock,

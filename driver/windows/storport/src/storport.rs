@@ -1,4 +1,4 @@
-//! Kernel-wrapper module: storport.sys imports (`windows-integration.md` §1.11).
+//! Kernel-wrapper module: storport.sys imports (`docs/windows-integration.md` §1.11).
 //! StorPortNotification and StorPortExtendedFunction are variadic, hence cdecl on x86.
 
 use core::ffi::c_void;

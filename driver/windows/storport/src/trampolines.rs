@@ -3,7 +3,7 @@
 //! into safe types under the contract listed in its `# Safety` section, hands the callback the
 //! token of the IRQL StorPort calls it at, and calls the safe logic (`miniport.rs`).
 //!
-//! One binary serves every version from Vista SP1 to Windows 11 (`windows-integration.md`
+//! One binary serves every version from Vista SP1 to Windows 11 (`docs/windows-integration.md`
 //! §1.1): DriverEntry tries the Windows 8+ structure first and falls back to the Vista SP1 /
 //! Windows 7 size when StorPort refuses it. The MapBuffers mode is chosen once per attempt and
 //! travels to HwFindAdapter in the callback itself ([`hw_find_adapter`] is instantiated per
@@ -31,7 +31,7 @@ pub trait StorMiniport: AdapterCallbacks {
         irql: &Passive,
     ) -> u32;
     /// HwStartIo (≤ DISPATCH_LEVEL, unsynchronised, several CPUs at once,
-    /// `windows-integration.md` §1.9). Fills the SRB's completion fields; the trampoline
+    /// `docs/windows-integration.md` §1.9). Fills the SRB's completion fields; the trampoline
     /// completes it.
     fn start_io(state: &DeviceState, srb: &mut Srb<'_>, adapter: &StorPortAdapter, irql: &Dispatch);
     /// HwFreeAdapterResources (PASSIVE_LEVEL, no I/O in flight).
@@ -128,7 +128,7 @@ pub unsafe extern "system" fn DriverEntry(
     status
 }
 
-/// VirtualHwStorFindAdapter (7 parameters, `windows-integration.md` §0 item 2), one instance
+/// VirtualHwStorFindAdapter (7 parameters, `docs/windows-integration.md` §0 item 2), one instance
 /// per MapBuffers mode (`MAPPING` is a [`BufferMapping`] discriminant).
 ///
 /// # Safety
@@ -171,7 +171,7 @@ unsafe extern "system" fn hw_find_adapter<M: StorMiniport, const MAPPING: u8>(
 /// * `srb` — a live classic SRB now owned by this miniport until RequestComplete, with a
 ///   SenseInfoBuffer null or valid for SenseInfoBufferLength bytes and, for the buffers the
 ///   MapBuffers mode declared in HwFindAdapter maps, a DataBuffer that is a system address valid
-///   for DataTransferLength bytes (`windows-integration.md` §1.10).
+///   for DataTransferLength bytes (`docs/windows-integration.md` §1.10).
 unsafe extern "system" fn hw_start_io<M: StorMiniport>(
     ext: *mut c_void,
     srb: *mut ScsiRequestBlock,
