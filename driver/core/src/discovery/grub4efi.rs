@@ -18,6 +18,7 @@ use super::{Ctx, DiscoveryLog, Event, Firmware, FoundVia, PhysicalMemory, Seen};
 /// Lowest page scanned (above IVT/BDA).
 const SCAN_START: u32 = 0x1000;
 
+#[inline(never)] // one step per frame: see `discover_with`
 pub(crate) fn scan<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     ctx: &mut Ctx<'_, M, L>,
     seen: &Seen,

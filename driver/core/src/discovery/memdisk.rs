@@ -205,6 +205,7 @@ pub(crate) fn from_hook<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
 }
 
 /// §9 C: scan [0x500, 0xA0000) in 16-byte steps for mBFTs not reached through the chain.
+#[inline(never)] // one step per frame: see `discover_with`
 pub(crate) fn scan<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     ctx: &mut Ctx<'_, M, L>,
     seen: &Seen,

@@ -218,6 +218,9 @@ pub fn discover_with(
     out.disk_refused.clear();
     let mut ctx = Ctx::new(mem, input, log, out);
     let mut seen = Seen::default();
+    // Each step below is `#[inline(never)]`: inlined into one frame they need more than 4 KiB of
+    // the 12 KiB x86 kernel stack at once, and such a frame needs a stack probe (`__chkstk`) that
+    // a driver cannot link. Apart, only one step's locals are live at a time.
     if input.firmware != Firmware::Uefi {
         safehook::walk(&mut ctx, &mut seen);
         memdisk::scan(&mut ctx, &seen);

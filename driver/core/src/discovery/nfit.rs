@@ -41,6 +41,7 @@ fn problem<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
 }
 
 /// Rule 20 header checks, rule 21 structure walk, rule 22 SPA checks.
+#[inline(never)] // one step per frame: see `discover_with`
 pub(crate) fn parse<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     ctx: &mut Ctx<'_, M, L>,
     buf: &[u8],

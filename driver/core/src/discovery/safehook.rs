@@ -32,6 +32,7 @@ pub(crate) fn vendor(hook: &[u8; HOOK_LEN]) -> [u8; 8] {
 
 /// Walk the chain from IVT[0x13] (§2.4). Every hook is dispatched on its vendor; the walk
 /// continues through all of them (chained loaders, observed §5).
+#[inline(never)] // one step per frame: see `discover_with`
 pub(crate) fn walk<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     ctx: &mut Ctx<'_, M, L>,
     seen: &mut Seen,

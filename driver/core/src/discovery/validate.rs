@@ -178,6 +178,7 @@ pub(crate) fn offer<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     }
 }
 
+#[inline(never)] // one step per frame: see `discover_with`
 pub(crate) fn finish<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     ctx: &mut Ctx<'_, M, L>,
 ) {

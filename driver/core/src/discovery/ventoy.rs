@@ -267,6 +267,7 @@ fn build_image(
     })
 }
 
+#[inline(never)] // one step per frame: see `discover_with`
 pub(crate) fn find<M: PhysicalMemory + ?Sized, L: DiscoveryLog + ?Sized>(
     ctx: &mut Ctx<'_, M, L>,
     handoff: &Handoff<'_>,
