@@ -4,12 +4,12 @@
 //! The same `Adapter` drives a legacy SCSIPORT miniport under the xp personality (its start-up
 //! happens inside ScsiPortInitialize, see `scsiport`; HwStartIo is serialised there).
 
-use crate::kernel::{
+use crate::checks::guard::{self, GuardedBuf, PAGE};
+use crate::emu::kernel::{
     self, Active, Kernel, Personality, SrbTrack, DIRQL, DISPATCH_LEVEL, PASSIVE_LEVEL,
 };
-use crate::mem::{self, GuardedBuf, PAGE};
-use crate::pe::{self, LoadedImage};
-use crate::stack::on_kernel_stack;
+use crate::emu::stack::on_kernel_stack;
+use crate::host::pe::{self, LoadedImage};
 use rvblk_abi::{
     DriverEntryFn, HwAdapterControlFn, HwFreeAdapterResourcesFn, HwInitializationData,
     HwInitializeFn, HwResetBusFn, HwStartIoFn, PortConfigurationInformation, ScsiRequestBlock,
@@ -257,7 +257,7 @@ fn unicode_string(s: &str, label: &str) -> GuardedBuf {
     };
     let total = hdr + w.len() * 2 + 2;
     let b = GuardedBuf::new(total, label);
-    let p = b.tail(mem::round_up(total, 8));
+    let p = b.tail(guard::round_up(total, 8));
     // SAFETY: the buffer has `round_up(total, 8)` writable bytes at `p`.
     let sbuf = p.wrapping_add(hdr);
     // SAFETY: as above: the string data after the header.
@@ -275,8 +275,8 @@ fn unicode_string(s: &str, label: &str) -> GuardedBuf {
 /// An opaque object the miniport must not dereference: a no-access region.
 fn opaque(label: &str) -> (usize, GuardedBuf) {
     let b = GuardedBuf::new(PAGE, label);
-    mem::protect(b.start(), PAGE, libc::PROT_NONE);
-    mem::register_guard(
+    guard::protect(b.start(), PAGE, libc::PROT_NONE);
+    guard::register_guard(
         b.start() as usize,
         PAGE,
         &format!("{label} (opaque to a miniport)"),
@@ -294,7 +294,7 @@ impl Adapter {
             k.service_name()
         );
         let image = pe::load(driver, &kernel::resolve).map_err(|e| StartError::Load(e.0))?;
-        crate::crash::set_image(image.base(), image.size());
+        crate::checks::crash::set_image(image.base(), image.size());
         let mut objects = Vec::new();
         let dobj_size = if cfg!(target_pointer_width = "64") {
             0x150
@@ -308,7 +308,7 @@ impl Adapter {
         // SAFETY: as above.
         unsafe { (dobj_p.wrapping_add(2) as *mut u16).write(dobj_size as u16) };
         let reg = unicode_string(&service_key, "RegistryPath UNICODE_STRING");
-        let reg_p = reg.tail(mem::round_up(
+        let reg_p = reg.tail(guard::round_up(
             if cfg!(target_pointer_width = "64") {
                 16
             } else {
@@ -359,7 +359,7 @@ impl Adapter {
         }
 
         // Device extension (zeroed, ends at a guard page).
-        let de_size = mem::round_up((d.device_extension_size as usize).max(1), 16);
+        let de_size = guard::round_up((d.device_extension_size as usize).max(1), 16);
         let ext = GuardedBuf::new(de_size, "the device extension");
         let ext_p = ext.tail(de_size);
         k.device_extension.store(ext_p as usize, Ordering::SeqCst);
@@ -648,14 +648,14 @@ impl Adapter {
         let srb_page = GuardedBuf::new(srb_size, "the SRB");
         let sense = GuardedBuf::new(255, "the sense buffer (SenseInfoBufferLength)");
         let ext = (self.srb_ext_size > 0)
-            .then(|| GuardedBuf::new(mem::round_up(self.srb_ext_size, 16), "the SRB extension"));
+            .then(|| GuardedBuf::new(guard::round_up(self.srb_ext_size, 16), "the SRB extension"));
         let cap = (self.cfg.max_transfer as usize)
             .clamp(PAGE, 16 << 20)
             .max(1 << 20);
         let data = GuardedBuf::new(cap, "the SRB data buffer (DataTransferLength)");
         let fake = GuardedBuf::new(cap, "unmapped");
-        mem::protect(fake.start(), fake.cap(), libc::PROT_NONE);
-        mem::register_guard(
+        guard::protect(fake.start(), fake.cap(), libc::PROT_NONE);
+        guard::register_guard(
             fake.start() as usize,
             fake.cap(),
             if self.legacy {
@@ -714,7 +714,7 @@ impl Adapter {
             unsafe { std::ptr::write_bytes(sense_p, 0xEE, sense_len) };
         }
         let ext_p = slot.ext.as_ref().map(|e| {
-            let n = mem::round_up(self.srb_ext_size, 16);
+            let n = guard::round_up(self.srb_ext_size, 16);
             let p = e.tail(n);
             if !slot.light {
                 // SAFETY: `n` writable bytes; StorPort does not zero SRB extensions.

@@ -26,8 +26,8 @@ pub fn ensure_altstack() {
         return;
     }
     let size = 64 * 1024;
-    let p = crate::mem::reserve(size);
-    crate::mem::protect(p, size, libc::PROT_READ | libc::PROT_WRITE);
+    let p = crate::checks::guard::reserve(size);
+    crate::checks::guard::protect(p, size, libc::PROT_READ | libc::PROT_WRITE);
     let st = libc::stack_t {
         ss_sp: p as *mut libc::c_void,
         ss_flags: 0,
@@ -94,13 +94,13 @@ extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_vo
         libc::SIGILL => "illegal instruction (SIGILL)",
         _ => "arithmetic fault (SIGFPE)",
     };
-    let what = crate::mem::describe_addr(addr)
+    let what = crate::checks::guard::describe_addr(addr)
         .unwrap_or_else(|| "not inside any harness guard region".to_string());
     let msg = format!(
         "crash: {name} at address {addr:#x} [{what}], instruction at {}",
         describe_ip(ip)
     );
-    crate::kernel::emergency_report(&msg, JSON.load(Ordering::SeqCst));
+    crate::emu::kernel::emergency_report(&msg, JSON.load(Ordering::SeqCst));
     let _ = std::io::stderr().flush();
     // SAFETY: immediate process exit; nothing else may run after a fault in driver code.
     unsafe { libc::_exit(CRASH_EXIT) };

@@ -1,9 +1,9 @@
 //! `rvblk-harness run`: discover, read every LUN fully, try one write per disk, report.
 
-use crate::kernel::{Kernel, KernelConfig, LegacyConfig, Personality};
-use crate::phys::PhysMem;
-use crate::scsi::{self, Io, LunInfo};
-use crate::storport::Adapter;
+use crate::commands::scsi::{self, Io, LunInfo};
+use crate::emu::kernel::{Kernel, KernelConfig, LegacyConfig, Personality};
+use crate::emu::phys::PhysMem;
+use crate::emu::storport::Adapter;
 use rvblk_report::LunKind;
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -165,7 +165,7 @@ impl RunReport {
         s.push_str(&format!(
             "kernel stack high-water mark: {} bytes of {}\n",
             self.stack_high_water,
-            crate::stack::KERNEL_STACK
+            crate::emu::stack::KERNEL_STACK
         ));
         if self.failures.is_empty() {
             s.push_str("verifier: no failures\n");
@@ -376,7 +376,7 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
     }
     let mut a = match Adapter::start(driver, k.clone()) {
         Ok(a) => a,
-        Err(crate::storport::StartError::Load(e)) => return Err(e),
+        Err(crate::emu::storport::StartError::Load(e)) => return Err(e),
         Err(e) => {
             rep.failures = k.failures();
             rep.notes.push(format!("adapter did not start: {e}"));
@@ -391,7 +391,7 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
             let (_, refused, bad) = parse_log(&rep.log);
             rep.refused = refused;
             rep.failures.extend(bad);
-            if !matches!(e, crate::storport::StartError::NotFound(_)) {
+            if !matches!(e, crate::emu::storport::StartError::NotFound(_)) {
                 rep.failures.push(format!("adapter start failed: {e}"));
             }
             for l in k.leaks() {
@@ -516,7 +516,7 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
         }
     }
     a.remove();
-    rep.stack_high_water = crate::stack::measure();
+    rep.stack_high_water = crate::emu::stack::measure();
     drop(a);
     rep.luns = luns;
     rep.log = k.log();

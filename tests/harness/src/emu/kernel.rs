@@ -2,8 +2,8 @@
 //! pool, mapping and registry-handle tracking, fault injection and verifier checks. Exports have no context argument, so
 //! the active `Kernel` is process-global (one session at a time, see `Kernel::activate`).
 
-use crate::mem::{self, GuardedBuf, PAGE};
-use crate::phys::PhysMem;
+use crate::checks::guard::{self, GuardedBuf, PAGE};
+use crate::emu::phys::PhysMem;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -269,7 +269,7 @@ pub struct Kernel {
     handles: Mutex<HashMap<usize, String>>,
     next_handle: AtomicUsize,
     /// What ScsiPortInitialize built (SCSIPORT calls HwFindAdapter from inside it).
-    pub legacy_start: Mutex<Option<crate::scsiport::Started>>,
+    pub legacy_start: Mutex<Option<crate::emu::scsiport::Started>>,
     /// DriverEntry's DriverObject and RegistryPath, which the port initialisation must be given.
     pub entry_args: Mutex<(usize, usize)>,
 }
@@ -333,7 +333,7 @@ impl Kernel {
     pub fn activate(self: &Arc<Kernel>) -> Active {
         let g = SESSION.lock().unwrap_or_else(|e| e.into_inner());
         CURRENT.store(Arc::as_ptr(self) as *mut Kernel, Ordering::Release);
-        crate::crash::install();
+        crate::checks::crash::install();
         Active {
             k: self.clone(),
             _g: g,
@@ -351,7 +351,7 @@ impl Kernel {
             .push(msg);
         if self.stop_on_failure.load(Ordering::Relaxed) {
             emergency_report("stopping at first verifier failure", false);
-            std::process::exit(crate::crash::CRASH_EXIT);
+            std::process::exit(crate::checks::crash::CRASH_EXIT);
         }
     }
 
@@ -433,8 +433,8 @@ impl Kernel {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
         for (_, m) in self.maps.lock().unwrap_or_else(|e| e.into_inner()).drain() {
-            mem::unregister_guards(m.base as usize, m.base as usize + m.total);
-            mem::unmap(m.base, m.total);
+            guard::unregister_guards(m.base as usize, m.base as usize + m.total);
+            guard::unmap(m.base, m.total);
         }
     }
 
@@ -458,7 +458,7 @@ impl Kernel {
         } else {
             8
         };
-        let rounded = mem::round_up(size.max(1), align);
+        let rounded = guard::round_up(size.max(1), align);
         let buf = GuardedBuf::new(
             rounded,
             &format!("pool allocation of {size} bytes (tag {:?})", tag_str(tag)),
@@ -559,19 +559,19 @@ impl Kernel {
             return std::ptr::null_mut();
         }
         let off = (pa % PAGE as u64) as usize;
-        let pages_len = mem::round_up(off + size, PAGE);
+        let pages_len = guard::round_up(off + size, PAGE);
         let total = pages_len + 2 * PAGE;
-        let base = mem::reserve(total);
+        let base = guard::reserve(total);
         // SAFETY: inside the reservation.
         let win = unsafe { base.add(PAGE) };
         if let Err(e) = self.phys.map_at(win, pa - off as u64, pages_len) {
-            mem::unmap(base, total);
+            guard::unmap(base, total);
             self.log_line(format!("[harness] MmMapIoSpace failed: {e}"));
             return std::ptr::null_mut();
         }
         let label = format!("MmMapIoSpace({pa:#x}, {size:#x})");
-        mem::register_guard(base as usize, PAGE, &format!("guard page before {label}"));
-        mem::register_guard(
+        guard::register_guard(base as usize, PAGE, &format!("guard page before {label}"));
+        guard::register_guard(
             win as usize + pages_len,
             PAGE,
             &format!("guard page after {label}"),
@@ -618,8 +618,8 @@ impl Kernel {
                 }
                 self.live_map_bytes
                     .fetch_sub(m.size as u64, Ordering::Relaxed);
-                mem::unregister_guards(m.base as usize, m.base as usize + m.total);
-                mem::unmap(m.base, m.total);
+                guard::unregister_guards(m.base as usize, m.base as usize + m.total);
+                guard::unmap(m.base, m.total);
             }
         }
     }
@@ -1154,10 +1154,10 @@ impl Kernel {
                 if start.elapsed().as_secs() > 20 {
                     emergency_report(
                         &format!("spin lock {lock:p} held for over 20 s (deadlock)"),
-                        crate::crash::JSON.load(Ordering::Relaxed),
+                        crate::checks::crash::JSON.load(Ordering::Relaxed),
                     );
                     // SAFETY: immediate exit after a deadlock.
-                    unsafe { libc::_exit(crate::crash::CRASH_EXIT) };
+                    unsafe { libc::_exit(crate::checks::crash::CRASH_EXIT) };
                 }
             }
             std::hint::spin_loop();
@@ -1237,7 +1237,7 @@ macro_rules! sysfn {
         extern "win64" fn $name($($a: $t),*) $(-> $r)? $body
         #[cfg(target_arch = "x86")]
         extern "stdcall" fn $name($($a: $t),*) $(-> $r)? {
-            crate::stack::realigned(|| $body)
+            crate::emu::stack::realigned(|| $body)
         }
         aarch64_sysfn!(fn $name($($a: $t),*) $(-> $r)? $body);
     )*};
@@ -1269,7 +1269,7 @@ macro_rules! cdeclfn {
         extern "win64" fn $name($($a: $t),*) $(-> $r)? $body
         #[cfg(target_arch = "x86")]
         extern "C" fn $name($($a: $t),*) $(-> $r)? {
-            crate::stack::realigned(|| $body)
+            crate::emu::stack::realigned(|| $body)
         }
         aarch64_sysfn!(fn $name($($a: $t),*) $(-> $r)? $body);
     )*};
@@ -1317,7 +1317,7 @@ sysfn! {
         current().close(h)
     }
     fn scsi_port_initialize(drv: *mut c_void, reg: *mut c_void, init: *const u8, ctx: *mut c_void) -> u32 {
-        crate::scsiport::initialize(current(), drv, reg, init, ctx) as u32
+        crate::emu::scsiport::initialize(current(), drv, reg, init, ctx) as u32
     }
     fn ke_get_current_irql() -> u8 {
         irql()
@@ -1336,12 +1336,12 @@ sysfn! {
 
 #[cfg(target_arch = "x86")]
 extern "fastcall" fn kf_acquire_spin_lock(lock: *mut usize) -> u8 {
-    crate::stack::realigned(|| current().acquire(lock))
+    crate::emu::stack::realigned(|| current().acquire(lock))
 }
 
 #[cfg(target_arch = "x86")]
 extern "fastcall" fn kf_release_spin_lock(lock: *mut usize, old: u8) {
-    crate::stack::realigned(|| current().release(lock, old))
+    crate::emu::stack::realigned(|| current().release(lock, old))
 }
 
 cdeclfn! {

@@ -2,10 +2,10 @@
 //! and on the HLK SCSI compliance checks, plus a concurrency stress test and a PnP cycle. Every
 //! case also fails when the verifier recorded a failure while it ran.
 
-use crate::kernel::Personality;
-use crate::scenario::{ExpectedLun, Setup};
-use crate::scsi::{self, Io, LunInfo};
-use crate::storport::{self as sp, Adapter, Dir, Request};
+use crate::commands::scenario::{ExpectedLun, Setup};
+use crate::commands::scsi::{self, Io, LunInfo};
+use crate::emu::kernel::Personality;
+use crate::emu::storport::{self as sp, Adapter, Dir, Request};
 use rvblk_core::image::WritePolicy;
 use std::path::Path;
 
@@ -1039,7 +1039,7 @@ pub fn run_scenario(
             pairs.push((i.clone(), e.clone()));
         }
     }
-    let (log_luns, _, bad) = crate::report::parse_log(&k.log());
+    let (log_luns, _, bad) = crate::commands::run::parse_log(&k.log());
     for (n, (_, e)) in pairs.iter().enumerate() {
         match log_luns.iter().find(|l| l.n as usize == n) {
             Some(l) if l.phys_base == e.phys_base && l.source == e.source && l.kind == e.kind => {}
@@ -1179,8 +1179,8 @@ pub fn main(driver: &Path, personality: Personality, only: Option<&str>, verbose
     }
     println!(
         "kernel stack high-water mark: {} bytes of {}",
-        crate::stack::measure(),
-        crate::stack::KERNEL_STACK
+        crate::emu::stack::measure(),
+        crate::emu::stack::KERNEL_STACK
     );
     println!("{} passed, {} failed", res.passed.len(), res.failed.len());
     if res.failed.is_empty() {
