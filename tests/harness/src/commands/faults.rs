@@ -3,7 +3,7 @@
 //! error: HwFindAdapter not-found/error, or SRBs completed with an error/BUSY status, with
 //! correct data on every success and nothing leaked. A crash ends the process with a report.
 
-use crate::commands::run::parse_log;
+use crate::commands::lun_log::parse_log;
 use crate::commands::scenario::Setup;
 use crate::commands::scsi::Io;
 use crate::emu::kernel::{Kernel, Personality};

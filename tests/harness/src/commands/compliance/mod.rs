@@ -152,7 +152,7 @@ pub fn run_scenario(
             pairs.push((i.clone(), e.clone()));
         }
     }
-    let (log_luns, _, bad) = crate::commands::run::parse_log(&k.log());
+    let (log_luns, _, bad) = crate::commands::lun_log::parse_log(&k.log());
     for (n, (_, e)) in pairs.iter().enumerate() {
         match log_luns.iter().find(|l| l.n as usize == n) {
             Some(l) if l.phys_base == e.phys_base && l.source == e.source && l.kind == e.kind => {}
