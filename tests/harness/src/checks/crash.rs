@@ -1,6 +1,9 @@
 //! Turns a fault inside driver code (SIGSEGV/SIGBUS/SIGILL/SIGFPE) into a reported verifier
 //! failure naming the faulting address, which guard it hit and where the instruction was, then
 //! ends the process with exit status 3 (the driver's state is unknown after such a fault).
+//!
+//! `emergency_report` is the report itself, also printed by the spin-lock watchdog and by a
+//! session that stops at its first verifier failure.
 
 use std::cell::Cell;
 use std::io::Write;
@@ -100,8 +103,23 @@ extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_vo
         "crash: {name} at address {addr:#x} [{what}], instruction at {}",
         describe_ip(ip)
     );
-    crate::emu::kernel::emergency_report(&msg, JSON.load(Ordering::SeqCst));
+    emergency_report(&msg, JSON.load(Ordering::SeqCst));
     let _ = std::io::stderr().flush();
     // SAFETY: immediate process exit; nothing else may run after a fault in driver code.
     unsafe { libc::_exit(CRASH_EXIT) };
+}
+
+/// Printed from the crash handler / watchdog: all failures so far plus `msg`.
+pub fn emergency_report(msg: &str, json: bool) {
+    let (mut fails, log_tail) = crate::emu::kernel::crash_snapshot();
+    fails.push(msg.to_string());
+    if json {
+        println!("{}", rvblk_report::Report::failed(fails.clone()).to_json());
+    }
+    for l in &log_tail {
+        eprintln!("  log: {l}");
+    }
+    for f in &fails {
+        eprintln!("VERIFIER FAILURE: {f}");
+    }
 }

@@ -2,7 +2,8 @@
 //! marker SCSIPORT's notification rule needs, the IRQL check every export with a limit makes,
 //! and the spin locks (KeAcquireSpinLockRaiseToDpc / KfAcquireSpinLock and their releases).
 
-use super::{emergency_report, Kernel};
+use super::Kernel;
+use crate::checks::crash::emergency_report;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

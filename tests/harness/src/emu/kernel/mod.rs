@@ -162,7 +162,7 @@ impl Kernel {
             .unwrap_or_else(|e| e.into_inner())
             .push(msg);
         if self.stop_on_failure.load(Ordering::Relaxed) {
-            emergency_report("stopping at first verifier failure", false);
+            crate::checks::crash::emergency_report("stopping at first verifier failure", false);
             std::process::exit(crate::checks::crash::CRASH_EXIT);
         }
     }
@@ -235,8 +235,10 @@ impl Kernel {
     }
 }
 
-/// Printed from the crash handler / watchdog: all failures so far plus `msg`.
-pub fn emergency_report(msg: &str, json: bool) {
+/// What a crash report shows of the active session: the verifier failures so far and the last
+/// 20 log lines. Never blocks (the crash handler may interrupt a thread holding either lock), so
+/// a part whose lock is held comes back empty.
+pub(crate) fn crash_snapshot() -> (Vec<String>, Vec<String>) {
     let p = CURRENT.load(Ordering::Acquire);
     let mut fails = Vec::new();
     let mut log_tail = Vec::new();
@@ -250,16 +252,5 @@ pub fn emergency_report(msg: &str, json: bool) {
             log_tail = l.iter().rev().take(20).rev().cloned().collect();
         }
     }
-    fails.push(msg.to_string());
-    if json {
-        println!("{}", rvblk_report::Report::failed(fails.clone()).to_json());
-    }
-    for l in &log_tail {
-        eprintln!("  log: {l}");
-    }
-    for f in &fails {
-        eprintln!("VERIFIER FAILURE: {f}");
-    }
+    (fails, log_tail)
 }
-
-// ======== ABI wrappers ========
