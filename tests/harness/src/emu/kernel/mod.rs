@@ -4,9 +4,9 @@
 //! `Kernel` is process-global (one session at a time, see `Kernel::activate`).
 //!
 //! One file per kernel service: `irql` (IRQL, spin locks), `pool`, `mmio` (mappings, RAM
-//! ranges, firmware tables), `registry`, `dbgprint`, `port` (the port-driver calls both ports
-//! share) and `exports` (the ABI wrappers and the import table); `config` is what a session
-//! emulates.
+//! ranges, firmware tables), `registry`, `dbgprint`, `port_calls` (the port-driver calls both
+//! ports share) and `exports` (the ABI wrappers and the import table); `config` is what a
+//! session emulates.
 
 mod config;
 mod dbgprint;
@@ -14,7 +14,7 @@ mod exports;
 mod irql;
 mod mmio;
 mod pool;
-mod port;
+mod port_calls;
 mod registry;
 
 pub use config::{LegacyConfig, Personality, SetupPhase};
@@ -23,7 +23,7 @@ pub use irql::{
     at_irql, in_miniport, irql, set_irql, APC_LEVEL, DIRQL, DISPATCH_LEVEL, PASSIVE_LEVEL,
 };
 pub use pool::tag_str;
-pub use port::{SrbTrack, SRB_DONE, SRB_IDLE, SRB_IN_FLIGHT};
+pub use port_calls::{SrbTrack, SRB_DONE, SRB_IDLE, SRB_IN_FLIGHT};
 pub use registry::RegValue;
 
 use crate::checks::guard::{self};
