@@ -3,24 +3,20 @@
 //! stacks, fault injection), a SCSI compliance suite, a stress test and benchmarks.
 //!
 //! x64 drivers run in a 64-bit process; x86 drivers run in the i686 build of the same crate
-//! (see `helper`); arm64 drivers in the aarch64 build, run under `qemu-aarch64` when the
+//! (see `host::helper`); arm64 drivers in the aarch64 build, run under `qemu-aarch64` when the
 //! host is not arm64 (`docs/arm64.md`).
+//!
+//! Laid out by responsibility:
+//! - [`emu`]: what the harness emulates — the kernel exports, both port drivers, physical
+//!   memory and the driver's kernel stack.
+//! - [`checks`]: what it checks beyond the ports' own rules — guarded (special-pool) memory and
+//!   the crash report a fault inside driver code becomes.
+//! - [`commands`]: what it runs — one module per CLI command, plus the scenarios and CDB
+//!   helpers they share.
+//! - [`host`]: process-level plumbing — loading the PE image, delegating to the x86/arm64
+//!   helper builds.
 
-pub mod arch;
-pub mod bench;
-pub mod compliance;
-pub mod crash;
-pub mod faults;
-pub mod helper;
-pub mod kernel;
-pub mod mem;
-pub mod oracle;
-pub mod pe;
-pub mod phys;
-pub mod report;
-pub mod scenario;
-pub mod scsi;
-pub mod scsiport;
-pub mod stack;
-pub mod storport;
-pub mod torture;
+pub mod checks;
+pub mod commands;
+pub mod emu;
+pub mod host;

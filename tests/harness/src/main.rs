@@ -1,9 +1,9 @@
 //! `rvblk-harness`: run a real rvblk.sys or rvblkxp.sys (x64 in this process, x86 in the
 //! 32-bit helper, arm64 in the aarch64 helper) under the emulated StorPort or SCSIPORT kernel.
 
-use rvblk_harness::kernel::{LegacyConfig, Personality, SetupPhase};
-use rvblk_harness::report::{self, RunOptions};
-use rvblk_harness::{helper, pe};
+use rvblk_harness::commands::run::{self, RunOptions};
+use rvblk_harness::emu::kernel::{LegacyConfig, Personality, SetupPhase};
+use rvblk_harness::host::{helper, pe};
 use std::path::PathBuf;
 use std::process::exit;
 
@@ -104,12 +104,12 @@ fn main() {
         exit(0)
     }
     if matches!(cmd.as_str(), "cdbs" | "torture") {
-        let driver = rvblk_harness::oracle::driver_arg(&argv).unwrap_or_else(|e| die(&e));
+        let driver = rvblk_harness::commands::oracle::driver_arg(&argv).unwrap_or_else(|e| die(&e));
         maybe_delegate(&driver, &argv);
         let r = if cmd == "cdbs" {
-            rvblk_harness::oracle::main(&argv)
+            rvblk_harness::commands::oracle::main(&argv)
         } else {
-            rvblk_harness::torture::main(&argv)
+            rvblk_harness::commands::torture::main(&argv)
         };
         exit(r.unwrap_or_else(|e| die(&e)))
     }
@@ -140,9 +140,7 @@ fn main() {
             "--x86-driver" => x86_driver = Some(PathBuf::from(a.value(&f))),
             "--arm64-driver" => arm64_driver = Some(PathBuf::from(a.value(&f))),
             "--ram" => ram = Some(PathBuf::from(a.value(&f))),
-            "--os-ram" => {
-                os_ram.push(report::parse_range(&a.value(&f)).unwrap_or_else(|e| die(&e)))
-            }
+            "--os-ram" => os_ram.push(run::parse_range(&a.value(&f)).unwrap_or_else(|e| die(&e))),
             "--expect" => expect.push(a.value(&f)),
             "--personality" => {
                 let v = a.value(&f);
@@ -185,7 +183,7 @@ fn main() {
     match cmd.as_str() {
         "run" => {
             maybe_delegate(&driver, &argv);
-            rvblk_harness::crash::JSON.store(json, std::sync::atomic::Ordering::SeqCst);
+            rvblk_harness::checks::crash::JSON.store(json, std::sync::atomic::Ordering::SeqCst);
             let opts = RunOptions {
                 driver,
                 ram,
@@ -197,7 +195,7 @@ fn main() {
                 no_write,
                 legacy,
             };
-            match report::run(&opts) {
+            match run::run(&opts) {
                 Ok(r) => {
                     if json {
                         println!("{}", r.to_json());
@@ -232,7 +230,7 @@ fn main() {
         }
         "bench" => {
             maybe_delegate(&driver, &argv);
-            let code = rvblk_harness::bench::main(&driver, size_mib, &prefix, verbose);
+            let code = rvblk_harness::commands::bench::main(&driver, size_mib, &prefix, verbose);
             let mut code = code;
             if let Some(x) = x86_driver {
                 let args = vec![
@@ -247,7 +245,9 @@ fn main() {
                 let r = if helper::host_is_64() {
                     helper::run_x86(&args)
                 } else {
-                    Ok(rvblk_harness::bench::main(&x, size_mib, "x86_", verbose))
+                    Ok(rvblk_harness::commands::bench::main(
+                        &x, size_mib, "x86_", verbose,
+                    ))
                 };
                 match r {
                     Ok(c) => code = code.max(c),
@@ -280,7 +280,9 @@ fn main() {
                 let r = if emulated {
                     helper::run_arm64(&args)
                 } else {
-                    Ok(rvblk_harness::bench::main(&x, size_mib, "arm64_", verbose))
+                    Ok(rvblk_harness::commands::bench::main(
+                        &x, size_mib, "arm64_", verbose,
+                    ))
                 };
                 match r {
                     Ok(c) => code = code.max(c),
@@ -294,7 +296,7 @@ fn main() {
         }
         "suite" => {
             maybe_delegate(&driver, &argv);
-            exit(rvblk_harness::compliance::main(
+            exit(rvblk_harness::commands::compliance::main(
                 &driver,
                 personality,
                 only.as_deref(),
@@ -303,7 +305,11 @@ fn main() {
         }
         "faults" => {
             maybe_delegate(&driver, &argv);
-            exit(rvblk_harness::faults::main(&driver, personality, verbose))
+            exit(rvblk_harness::commands::faults::main(
+                &driver,
+                personality,
+                verbose,
+            ))
         }
         _ => die(&format!("unknown command {cmd}\n{USAGE}")),
     }

@@ -58,7 +58,7 @@ pub fn ensure_x86_helper() {
         return;
     }
     let exe = harness();
-    let c = rvblk_harness::helper::candidates(&exe);
+    let c = rvblk_harness::host::helper::candidates(&exe);
     if c.iter().any(|p| p.is_file()) {
         return;
     }
@@ -76,7 +76,7 @@ pub fn ensure_x86_helper() {
             "--bin",
             "rvblk-harness",
             "--target",
-            rvblk_harness::helper::X86_TRIPLE,
+            rvblk_harness::host::helper::X86_TRIPLE,
         ]);
     if release {
         cmd.arg("--release");

@@ -1,9 +1,9 @@
 //! Loader and ABI tests against a tiny PE built here (no real driver needed).
 mod common;
 
-use rvblk_harness::kernel::{Kernel, KernelConfig, Personality};
-use rvblk_harness::phys::PhysMem;
-use rvblk_harness::storport::{Adapter, StartError};
+use rvblk_harness::emu::kernel::{Kernel, KernelConfig, Personality};
+use rvblk_harness::emu::phys::PhysMem;
+use rvblk_harness::emu::storport::{Adapter, StartError};
 use std::sync::Arc;
 
 fn kernel() -> Arc<Kernel> {
@@ -147,9 +147,9 @@ fn arm64_driver_writing_x18_is_a_verifier_failure() {
 
 #[test]
 fn arm64_helper_lookup_is_relative_to_the_executable() {
-    let c = rvblk_harness::helper::candidates_for(
+    let c = rvblk_harness::host::helper::candidates_for(
         std::path::Path::new("/x/tgt/release/deps/package-1"),
-        rvblk_harness::helper::ARM64_TRIPLE,
+        rvblk_harness::host::helper::ARM64_TRIPLE,
     );
     assert_eq!(
         c[0],
@@ -159,12 +159,16 @@ fn arm64_helper_lookup_is_relative_to_the_executable() {
 
 #[test]
 fn helper_lookup_is_relative_to_the_executable() {
-    let c = rvblk_harness::helper::candidates(std::path::Path::new("/x/tgt/release/rvblk-harness"));
+    let c = rvblk_harness::host::helper::candidates(std::path::Path::new(
+        "/x/tgt/release/rvblk-harness",
+    ));
     assert_eq!(
         c[0],
         std::path::PathBuf::from("/x/tgt/i686-unknown-linux-gnu/release/rvblk-harness")
     );
-    let c = rvblk_harness::helper::candidates(std::path::Path::new("/x/tgt/debug/deps/loader-123"));
+    let c = rvblk_harness::host::helper::candidates(std::path::Path::new(
+        "/x/tgt/debug/deps/loader-123",
+    ));
     assert_eq!(
         c[0],
         std::path::PathBuf::from("/x/tgt/i686-unknown-linux-gnu/debug/rvblk-harness")
@@ -178,7 +182,7 @@ fn g4d_both_dump(tag: &str) -> (std::path::PathBuf, Vec<String>, std::path::Path
     let s = rvblk_memimage::scenarios::g4d_both();
     let dump = dir.join("ram.dump");
     s.mem.write_dump_len(&dump, s.total_ram_bytes).unwrap();
-    let setup = rvblk_harness::scenario::Setup::from_scenario(&s).unwrap();
+    let setup = rvblk_harness::commands::scenario::Setup::from_scenario(&s).unwrap();
     let e = setup.expected.iter().find(|e| e.kind == "disk").unwrap();
     let mut b = vec![0u8; e.length as usize];
     setup.phys.read(e.phys_base, &mut b).unwrap();
@@ -255,7 +259,7 @@ fn verifier_catches_double_completion_in_mock() {
 #[test]
 fn verifier_catches_overread_in_mock() {
     let o = mock_run(&["overread"], "win8");
-    assert_eq!(o.code, rvblk_harness::crash::CRASH_EXIT);
+    assert_eq!(o.code, rvblk_harness::checks::crash::CRASH_EXIT);
     assert!(
         o.stdout.contains("guard page after the SRB data buffer"),
         "{}",
@@ -308,7 +312,12 @@ fn verifier_catches_dma_adapter_under_scsiport() {
 #[test]
 fn verifier_catches_config_write_past_the_xp_structure() {
     let o = mock_run(&["scsiport", "config_past_length"], "xp");
-    assert_eq!(o.code, rvblk_harness::crash::CRASH_EXIT, "{}", o.stdout);
+    assert_eq!(
+        o.code,
+        rvblk_harness::checks::crash::CRASH_EXIT,
+        "{}",
+        o.stdout
+    );
     assert!(
         o.stdout
             .contains("fields past WmiDataProvider do not exist on XP"),
@@ -382,7 +391,7 @@ fn arm64_mock_runs_clean_and_its_faults_are_caught() {
     assert_ne!(o.code, 0);
     assert!(o.stdout.contains("completed twice"), "{}", o.stdout);
     let o = mock_run_for(triple, &["overread"], "win8");
-    assert_eq!(o.code, rvblk_harness::crash::CRASH_EXIT);
+    assert_eq!(o.code, rvblk_harness::checks::crash::CRASH_EXIT);
     assert!(
         o.stdout.contains("guard page after the SRB data buffer")
             && o.stdout.contains("driver image RVA"),

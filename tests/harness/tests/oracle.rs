@@ -3,7 +3,7 @@
 //! finds a byte changed behind the driver's back.
 mod common;
 
-use rvblk_harness::torture::{self, Options};
+use rvblk_harness::commands::torture::{self, Options};
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()

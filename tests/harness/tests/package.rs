@@ -4,7 +4,7 @@
 //! setup-mode disk policy.
 mod common;
 
-use rvblk_harness::scenario::Setup;
+use rvblk_harness::commands::scenario::Setup;
 use std::path::PathBuf;
 
 fn suite(arch: &str, personality: &str) {

@@ -3,11 +3,11 @@
 //! error: HwFindAdapter not-found/error, or SRBs completed with an error/BUSY status, with
 //! correct data on every success and nothing leaked. A crash ends the process with a report.
 
-use crate::kernel::{Kernel, Personality};
-use crate::report::parse_log;
-use crate::scenario::Setup;
-use crate::scsi::Io;
-use crate::storport::{self as sp, Adapter, StartError};
+use crate::commands::lun_log::parse_log;
+use crate::commands::scenario::Setup;
+use crate::commands::scsi::Io;
+use crate::emu::kernel::{Kernel, Personality};
+use crate::emu::storport::{self as sp, Adapter, StartError};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 //! that finds something else in x18 reports the driver (or the call path into it) as having
 //! clobbered it.
 
-use crate::mem::{self, PAGE};
+use crate::checks::guard::{self, PAGE};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 
@@ -22,8 +22,8 @@ static INIT: Once = Once::new();
 /// Reserves the emulated KPCR page (once per process).
 pub fn ensure_kpcr() {
     INIT.call_once(|| {
-        let p = mem::reserve(PAGE) as usize;
-        mem::register_guard(
+        let p = guard::reserve(PAGE) as usize;
+        guard::register_guard(
             p,
             PAGE,
             "emulated KPCR (x18): the driver read the processor control region, which the \
@@ -36,11 +36,11 @@ pub fn ensure_kpcr() {
 /// Called by an export thunk that found x18 != KPCR on entry.
 pub extern "C" fn x18_clobbered(found: usize, lr: usize) {
     let want = KPCR.load(Ordering::SeqCst);
-    crate::kernel::current().fail(format!(
+    crate::emu::kernel::current().fail(format!(
         "x18 (the Windows arm64 platform register, KPCR in kernel mode) was {found:#x} on a \
          call into the kernel from {}, expected the KPCR {want:#x}: driver code must never \
          write x18",
-        crate::crash::describe_ip(lr)
+        crate::checks::crash::describe_ip(lr)
     ));
 }
 
@@ -82,8 +82,8 @@ macro_rules! aarch64_export {
                 "ldr x18, [sp, #16]",
                 "ldp x29, x30, [sp], #96",
                 "ret",
-                kpcr = sym $crate::arch::aarch64::KPCR,
-                report = sym $crate::arch::aarch64::x18_clobbered,
+                kpcr = sym $crate::emu::arch::aarch64::KPCR,
+                report = sym $crate::emu::arch::aarch64::x18_clobbered,
                 imp = sym $imp,
             )
         }

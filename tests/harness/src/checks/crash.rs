@@ -1,6 +1,9 @@
 //! Turns a fault inside driver code (SIGSEGV/SIGBUS/SIGILL/SIGFPE) into a reported verifier
 //! failure naming the faulting address, which guard it hit and where the instruction was, then
 //! ends the process with exit status 3 (the driver's state is unknown after such a fault).
+//!
+//! `emergency_report` is the report itself, also printed by the spin-lock watchdog and by a
+//! session that stops at its first verifier failure.
 
 use std::cell::Cell;
 use std::io::Write;
@@ -26,8 +29,8 @@ pub fn ensure_altstack() {
         return;
     }
     let size = 64 * 1024;
-    let p = crate::mem::reserve(size);
-    crate::mem::protect(p, size, libc::PROT_READ | libc::PROT_WRITE);
+    let p = crate::checks::guard::reserve(size);
+    crate::checks::guard::protect(p, size, libc::PROT_READ | libc::PROT_WRITE);
     let st = libc::stack_t {
         ss_sp: p as *mut libc::c_void,
         ss_flags: 0,
@@ -94,14 +97,29 @@ extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_vo
         libc::SIGILL => "illegal instruction (SIGILL)",
         _ => "arithmetic fault (SIGFPE)",
     };
-    let what = crate::mem::describe_addr(addr)
+    let what = crate::checks::guard::describe_addr(addr)
         .unwrap_or_else(|| "not inside any harness guard region".to_string());
     let msg = format!(
         "crash: {name} at address {addr:#x} [{what}], instruction at {}",
         describe_ip(ip)
     );
-    crate::kernel::emergency_report(&msg, JSON.load(Ordering::SeqCst));
+    emergency_report(&msg, JSON.load(Ordering::SeqCst));
     let _ = std::io::stderr().flush();
     // SAFETY: immediate process exit; nothing else may run after a fault in driver code.
     unsafe { libc::_exit(CRASH_EXIT) };
+}
+
+/// Printed from the crash handler / watchdog: all failures so far plus `msg`.
+pub fn emergency_report(msg: &str, json: bool) {
+    let (mut fails, log_tail) = crate::emu::kernel::crash_snapshot();
+    fails.push(msg.to_string());
+    if json {
+        println!("{}", rvblk_report::Report::failed(fails.clone()).to_json());
+    }
+    for l in &log_tail {
+        eprintln!("  log: {l}");
+    }
+    for f in &fails {
+        eprintln!("VERIFIER FAILURE: {f}");
+    }
 }

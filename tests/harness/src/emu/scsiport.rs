@@ -5,9 +5,9 @@
 //! DriverEntry. A miniport without an interrupt is synchronised by a spin lock, so HwInitialize
 //! and HwStartIo run at DISPATCH_LEVEL, one at a time (`SpSynchronizeExecution`).
 
-use crate::kernel::{self, Kernel, Personality, DISPATCH_LEVEL, PASSIVE_LEVEL};
-use crate::mem::{self, GuardedBuf};
-use crate::storport::{check_config, prefill_config, PortConfig};
+use crate::checks::guard::{self, GuardedBuf};
+use crate::emu::kernel::{self, Kernel, Personality, DISPATCH_LEVEL, PASSIVE_LEVEL};
+use crate::emu::storport::{check_config, prefill_config, PortConfig};
 use rvblk_abi::status::{STATUS_NO_SUCH_DEVICE, STATUS_REVISION_MISMATCH, STATUS_SUCCESS};
 use rvblk_abi::{HwFindAdapterFn, HwInitializationData, PortConfigurationInformation};
 use std::ffi::c_void;
@@ -111,7 +111,7 @@ pub(crate) fn initialize(
         );
     }
 
-    let de_size = mem::round_up((d.device_extension_size as usize).max(1), 16);
+    let de_size = guard::round_up((d.device_extension_size as usize).max(1), 16);
     let ext = GuardedBuf::new(de_size, "the device extension");
     let ext_p = ext.tail(de_size);
     k.device_extension.store(ext_p as usize, Ordering::SeqCst);

@@ -3,7 +3,7 @@
 //! the section protections. The headers, sections, imports and relocations are read by
 //! `rvblk-pe`, the project's one PE reader; this module only loads.
 
-use crate::mem::{self, PAGE};
+use crate::checks::guard::{self, PAGE};
 use rvblk_pe::{section_flags, Pe, REL_BASED_DIR64, REL_BASED_HIGHLOW};
 use std::fmt;
 
@@ -77,8 +77,8 @@ impl LoadedImage {
 
 impl Drop for LoadedImage {
     fn drop(&mut self) {
-        mem::unregister_guards(self.base as usize, self.base as usize + self.total);
-        mem::unmap(self.base, self.total);
+        guard::unregister_guards(self.base as usize, self.base as usize + self.total);
+        guard::unmap(self.base, self.total);
     }
 }
 
@@ -192,16 +192,16 @@ pub fn load(
     }
     let mut img = layout_image(bytes, &pe)?;
     let imports = imports(&pe)?;
-    let size = mem::round_up(pe.size_of_image as usize, PAGE);
+    let size = guard::round_up(pe.size_of_image as usize, PAGE);
     let total = size + 2 * PAGE;
-    let base = mem::reserve(total);
+    let base = guard::reserve(total);
     // SAFETY: inside the reservation.
     let image = unsafe { base.add(PAGE) };
 
     // Base relocations (applied to the staging copy). An image without them is fine only if
     // it has no absolute addresses (RIP-relative x64).
     if let Err(e) = relocate(&mut img, &pe, (image as u64).wrapping_sub(pe.image_base)) {
-        mem::unmap(base, total);
+        guard::unmap(base, total);
         return Err(e);
     }
 
@@ -221,23 +221,23 @@ pub fn load(
         }
     }
     if !missing.is_empty() {
-        mem::unmap(base, total);
+        guard::unmap(base, total);
         return err(format!(
             "the driver imports functions the harness does not implement: {}",
             missing.join(", ")
         ));
     }
 
-    mem::protect(image, size, libc::PROT_READ | libc::PROT_WRITE);
+    guard::protect(image, size, libc::PROT_READ | libc::PROT_WRITE);
     // SAFETY: `image` has `size >= img.len()` writable bytes.
     unsafe { std::ptr::copy_nonoverlapping(img.as_ptr(), image, img.len()) };
     // Protections: headers read-only, each section per its characteristics.
-    let hdr = mem::round_up(pe.size_of_headers as usize, PAGE).min(size);
-    mem::protect(image, hdr, libc::PROT_READ);
+    let hdr = guard::round_up(pe.size_of_headers as usize, PAGE).min(size);
+    guard::protect(image, hdr, libc::PROT_READ);
     for s in &pe.sections {
         let start = s.virtual_address as usize & !(PAGE - 1);
         let end = s.virtual_address as usize + s.virtual_size.max(s.size_of_raw_data) as usize;
-        let len = mem::round_up(end, PAGE) - start;
+        let len = guard::round_up(end, PAGE) - start;
         let c = s.characteristics;
         let mut prot = 0;
         if c & section_flags::MEM_READ != 0 {
@@ -251,11 +251,11 @@ pub fn load(
         }
         if start + len <= size {
             // SAFETY: inside the image mapping.
-            mem::protect(unsafe { image.add(start) }, len, prot);
+            guard::protect(unsafe { image.add(start) }, len, prot);
         }
     }
-    mem::register_guard(base as usize, PAGE, "guard page before the driver image");
-    mem::register_guard(
+    guard::register_guard(base as usize, PAGE, "guard page before the driver image");
+    guard::register_guard(
         image as usize + size,
         PAGE,
         "guard page after the driver image",

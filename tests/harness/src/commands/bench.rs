@@ -8,10 +8,10 @@
 //! kernel stacks); the only lightening is that the SRB extension is not re-filled with a
 //! pattern per I/O. Buffers are reused across SRBs, so per-SRB harness cost is small.
 
-use crate::kernel::Personality;
-use crate::scenario::Setup;
-use crate::scsi::Io;
-use crate::storport::Adapter;
+use crate::commands::scenario::Setup;
+use crate::commands::scsi::Io;
+use crate::emu::kernel::Personality;
+use crate::emu::storport::Adapter;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Physical-memory setups for the suite and benchmarks, built with `rvblk-memimage`.
 
-use crate::kernel::{Kernel, KernelConfig, LegacyConfig, Personality};
-use crate::phys::PhysMem;
+use crate::emu::kernel::{Kernel, KernelConfig, LegacyConfig, Personality};
+use crate::emu::phys::PhysMem;
 use rvblk_core::image::{DeviceKind, LoaderSource, WritePolicy};
 use rvblk_memimage::scenarios::{self, Scenario};
 use std::sync::Arc;

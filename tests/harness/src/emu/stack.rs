@@ -1,7 +1,7 @@
 //! Runs driver callbacks on a stack no bigger than a Windows kernel stack (12 KiB on x86,
 //! 24 KiB on x64) with a guard page below it, and measures the high-water mark.
 
-use crate::mem::{self, PAGE};
+use crate::checks::guard::{self, PAGE};
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -97,7 +97,7 @@ std::arch::global_asm!(
     "ldr x18, [sp, #16]",
     "ldp x29, x30, [sp], #32",
     "ret",
-    kpcr = sym crate::arch::aarch64::KPCR,
+    kpcr = sym crate::emu::arch::aarch64::KPCR,
 );
 
 unsafe extern "C" {
@@ -128,13 +128,13 @@ struct KStack {
 impl KStack {
     fn new() -> KStack {
         let total = KERNEL_STACK + PAGE;
-        let base = mem::reserve(total);
+        let base = guard::reserve(total);
         // SAFETY: inside the reservation.
         let low = unsafe { base.add(PAGE) };
-        mem::protect(low, KERNEL_STACK, libc::PROT_READ | libc::PROT_WRITE);
+        guard::protect(low, KERNEL_STACK, libc::PROT_READ | libc::PROT_WRITE);
         // SAFETY: the range was just made writable.
         unsafe { std::ptr::write_bytes(low, PAINT, KERNEL_STACK) };
-        mem::register_guard(
+        guard::register_guard(
             base as usize,
             PAGE,
             &format!(
@@ -161,8 +161,8 @@ impl KStack {
 impl Drop for KStack {
     fn drop(&mut self) {
         HIGH_WATER.fetch_max(self.used(), Ordering::Relaxed);
-        mem::unregister_guards(self.base as usize, self.base as usize + self.total);
-        mem::unmap(self.base, self.total);
+        guard::unregister_guards(self.base as usize, self.base as usize + self.total);
+        guard::unmap(self.base, self.total);
     }
 }
 
@@ -221,9 +221,9 @@ pub fn on_kernel_stack<R>(f: impl FnOnce() -> R) -> R {
     if ON_KSTACK.with(|c| c.get()) {
         return f();
     }
-    crate::crash::ensure_altstack();
+    crate::checks::crash::ensure_altstack();
     #[cfg(target_arch = "aarch64")]
-    crate::arch::aarch64::ensure_kpcr();
+    crate::emu::arch::aarch64::ensure_kpcr();
     let top = STACK.with(|s| {
         let mut s = s.borrow_mut();
         s.get_or_insert_with(KStack::new).top()

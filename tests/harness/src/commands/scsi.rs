@@ -1,6 +1,6 @@
 //! CDB builders and small helpers to talk to a LUN through an `Adapter`.
 
-use crate::storport::{Adapter, Dir, Outcome, Request, SrbSlot};
+use crate::emu::storport::{Adapter, Dir, Outcome, Request, SrbSlot};
 
 pub const TEST_UNIT_READY: u8 = 0x00;
 pub const REQUEST_SENSE: u8 = 0x03;

@@ -8,10 +8,10 @@
 //! upper layers do for a disk; disjoint requests run concurrently. BUSY answers (a failed
 //! mapping on x86) are retried, as StorPort does.
 
-use crate::kernel::Personality;
-use crate::oracle::{self, flag, Kind};
-use crate::scsi::{cdb_rw10, cdb_rw16, Io, READ10, READ16, WRITE10, WRITE16};
-use crate::storport::{self as sp, Adapter};
+use crate::commands::oracle::{self, flag, Kind};
+use crate::commands::scsi::{cdb_rw10, cdb_rw16, Io, READ10, READ16, WRITE10, WRITE16};
+use crate::emu::kernel::Personality;
+use crate::emu::storport::{self as sp, Adapter};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 

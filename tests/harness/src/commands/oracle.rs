@@ -10,11 +10,11 @@
 //! `X ID REASON` when the request did not complete with a SCSI status (an SRB status such as
 //! INVALID_REQUEST).
 
-use crate::kernel::Personality;
-use crate::phys::PhysMem;
-use crate::scenario::{ExpectedLun, Setup};
-use crate::scsi::Io;
-use crate::storport::{self as sp, Adapter, Dir, Request};
+use crate::commands::scenario::{ExpectedLun, Setup};
+use crate::commands::scsi::Io;
+use crate::emu::kernel::Personality;
+use crate::emu::phys::PhysMem;
+use crate::emu::storport::{self as sp, Adapter, Dir, Request};
 use rvblk_core::image::WritePolicy;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -84,7 +84,7 @@ pub fn run_x86(args: &[String]) -> Result<i32, String> {
     Ok(st.code().unwrap_or_else(|| {
         use std::os::unix::process::ExitStatusExt;
         eprintln!("x86 helper killed by signal {:?}", st.signal());
-        crate::crash::CRASH_EXIT
+        crate::checks::crash::CRASH_EXIT
     }))
 }
 
@@ -97,7 +97,9 @@ pub fn run_x86_capture(args: &[String]) -> Result<(i32, String), String> {
         .output()
         .map_err(|e| format!("cannot run {}: {e}", h.display()))?;
     Ok((
-        out.status.code().unwrap_or(crate::crash::CRASH_EXIT),
+        out.status
+            .code()
+            .unwrap_or(crate::checks::crash::CRASH_EXIT),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     ))
 }
@@ -180,6 +182,6 @@ pub fn run_arm64(args: &[String]) -> Result<i32, String> {
     Ok(st.code().unwrap_or_else(|| {
         use std::os::unix::process::ExitStatusExt;
         eprintln!("arm64 helper killed by signal {:?}", st.signal());
-        crate::crash::CRASH_EXIT
+        crate::checks::crash::CRASH_EXIT
     }))
 }

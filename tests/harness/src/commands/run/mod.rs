@@ -1,182 +1,22 @@
 //! `rvblk-harness run`: discover, read every LUN fully, try one write per disk, report.
+//!
+//! `report` holds the report it prints.
 
-use crate::kernel::{Kernel, KernelConfig, LegacyConfig, Personality};
-use crate::phys::PhysMem;
-use crate::scsi::{self, Io, LunInfo};
-use crate::storport::Adapter;
+mod report;
+
+pub use report::{LunReport, RunReport};
+
+use crate::commands::lun_log::parse_log;
+use crate::commands::scsi::{self, Io, LunInfo};
+use crate::emu::kernel::{Kernel, KernelConfig, LegacyConfig, Personality};
+use crate::emu::phys::PhysMem;
+use crate::emu::storport::Adapter;
 use rvblk_report::LunKind;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// A `rvblk: lun N: ...` line of the driver's log, as parsed by the driver's own definition
-/// (`rvblk_core::log::LunLine`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LogLun {
-    pub n: u32,
-    pub kind: String,
-    pub block_size: u64,
-    pub blocks: u64,
-    pub read_only: bool,
-    pub source: String,
-    pub phys_base: u64,
-    pub length: u64,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LogRefusal {
-    pub source: String,
-    pub phys_base: u64,
-    pub length: u64,
-    pub reason: String,
-}
-
-pub fn parse_log(log: &[String]) -> (Vec<LogLun>, Vec<LogRefusal>, Vec<String>) {
-    let mut luns = Vec::new();
-    let mut refused = Vec::new();
-    let mut bad = Vec::new();
-    for l in log {
-        if l.starts_with("[harness]") {
-            continue;
-        }
-        if !l.starts_with(rvblk_core::log::PREFIX) {
-            bad.push(format!(
-                "driver log line without the \"rvblk: \" prefix: {l:?}"
-            ));
-            continue;
-        }
-        let rest = &l[rvblk_core::log::PREFIX.len()..];
-        if let Some(parsed) = rvblk_core::log::LunLine::parse(rest) {
-            match parsed {
-                Ok(x) => luns.push(LogLun {
-                    n: x.index,
-                    kind: x.kind.name().to_string(),
-                    block_size: u64::from(x.block_size),
-                    blocks: x.blocks,
-                    read_only: x.read_only,
-                    source: x.source.name().to_string(),
-                    phys_base: x.phys_base,
-                    length: x.length,
-                }),
-                Err(_) => bad.push(format!("malformed lun line in the driver log: {l:?}")),
-            }
-        } else if let Some(parsed) = rvblk_core::log::RefusalLine::parse(rest) {
-            match parsed {
-                Ok(r) => refused.push(LogRefusal {
-                    source: r.source.name().to_string(),
-                    phys_base: r.phys_base,
-                    length: r.length,
-                    reason: r.reason.to_string(),
-                }),
-                Err(_) => bad.push(format!("malformed refused line in the driver log: {l:?}")),
-            }
-        }
-    }
-    (luns, refused, bad)
-}
-
-#[derive(Clone, Debug)]
-pub struct LunReport {
-    pub info: LunInfo,
-    pub kind: String,
-    pub read_only: bool,
-    pub source: String,
-    pub phys_base: Option<u64>,
-    pub sha256: String,
-    pub matches: Vec<String>,
-    pub write_test: String,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct RunReport {
-    pub luns: Vec<LunReport>,
-    pub refused: Vec<LogRefusal>,
-    pub failures: Vec<String>,
-    pub notes: Vec<String>,
-    pub log: Vec<String>,
-    pub stack_high_water: usize,
-}
-
-impl RunReport {
-    /// The `--json` report (shape: `rvblk_report`, shared with the end-to-end tests).
-    pub fn to_json(&self) -> String {
-        rvblk_report::Report {
-            luns: self
-                .luns
-                .iter()
-                .map(|l| rvblk_report::Lun {
-                    kind: LunKind::from_name(&l.kind).unwrap_or_else(|| kind_of(&l.info)),
-                    block_size: l.info.block_size,
-                    blocks: l.info.blocks,
-                    read_only: l.read_only,
-                    source: l.source.clone(),
-                    phys_base: l.phys_base,
-                    sha256: l.sha256.clone(),
-                    matches: l.matches.clone(),
-                    target: l.info.target,
-                    lun: l.info.lun,
-                })
-                .collect(),
-            refused: self
-                .refused
-                .iter()
-                .map(|r| rvblk_report::Refusal {
-                    phys_base: r.phys_base,
-                    reason: r.reason.clone(),
-                    source: r.source.clone(),
-                    length: r.length,
-                })
-                .collect(),
-            verifier_failures: self.failures.clone(),
-            notes: self.notes.clone(),
-        }
-        .to_json()
-    }
-
-    pub fn to_text(&self) -> String {
-        let mut s = String::new();
-        for l in &self.luns {
-            s.push_str(&format!(
-                "LUN {}:{}: kind={} block_size={} blocks={} read_only={} source={} phys_base={} sha256={} matches=[{}] write_test={}\n",
-                l.info.target,
-                l.info.lun,
-                l.kind,
-                l.info.block_size,
-                l.info.blocks,
-                l.read_only,
-                l.source,
-                l.phys_base.map_or("?".to_string(), |p| format!("{p:#x}")),
-                l.sha256,
-                l.matches.join(", "),
-                l.write_test
-            ));
-        }
-        for r in &self.refused {
-            s.push_str(&format!(
-                "refused: source={} phys_base={:#x} length={:#x} reason={}\n",
-                r.source, r.phys_base, r.length, r.reason
-            ));
-        }
-        for n in &self.notes {
-            s.push_str(&format!("note: {n}\n"));
-        }
-        s.push_str(&format!(
-            "kernel stack high-water mark: {} bytes of {}\n",
-            self.stack_high_water,
-            crate::stack::KERNEL_STACK
-        ));
-        if self.failures.is_empty() {
-            s.push_str("verifier: no failures\n");
-        } else {
-            for f in &self.failures {
-                s.push_str(&format!("VERIFIER FAILURE: {f}\n"));
-            }
-        }
-        s
-    }
-}
 
 pub struct RunOptions {
     pub driver: PathBuf,
@@ -376,7 +216,7 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
     }
     let mut a = match Adapter::start(driver, k.clone()) {
         Ok(a) => a,
-        Err(crate::storport::StartError::Load(e)) => return Err(e),
+        Err(crate::emu::storport::StartError::Load(e)) => return Err(e),
         Err(e) => {
             rep.failures = k.failures();
             rep.notes.push(format!("adapter did not start: {e}"));
@@ -391,7 +231,7 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
             let (_, refused, bad) = parse_log(&rep.log);
             rep.refused = refused;
             rep.failures.extend(bad);
-            if !matches!(e, crate::storport::StartError::NotFound(_)) {
+            if !matches!(e, crate::emu::storport::StartError::NotFound(_)) {
                 rep.failures.push(format!("adapter start failed: {e}"));
             }
             for l in k.leaks() {
@@ -516,7 +356,7 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
         }
     }
     a.remove();
-    rep.stack_high_water = crate::stack::measure();
+    rep.stack_high_water = crate::emu::stack::measure();
     drop(a);
     rep.luns = luns;
     rep.log = k.log();

@@ -1,0 +1,244 @@
+//! The export table: each ntoskrnl/hal/storport/scsiport import the driver may bind, as an
+//! ABI wrapper in the driver's calling convention (win64, stdcall/cdecl/fastcall on x86,
+//! AAPCS64 behind an x18-preserving thunk on arm64) that forwards to the active `Kernel`, and
+//! `resolve`, which the PE loader asks for each import.
+
+use super::{current, irql, APC_LEVEL, DISPATCH_LEVEL, STATUS_SUCCESS};
+use std::ffi::c_void;
+
+macro_rules! sysfn {
+    ($(fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? $body:block)*) => {$(
+        #[cfg(target_arch = "x86_64")]
+        extern "win64" fn $name($($a: $t),*) $(-> $r)? $body
+        #[cfg(target_arch = "x86")]
+        extern "stdcall" fn $name($($a: $t),*) $(-> $r)? {
+            crate::emu::stack::realigned(|| $body)
+        }
+        aarch64_sysfn!(fn $name($($a: $t),*) $(-> $r)? $body);
+    )*};
+}
+
+/// arm64: one calling convention for all exports (variadic ones included: `docs/arm64.md` §3),
+/// reached through an x18-preserving thunk.
+#[cfg(target_arch = "aarch64")]
+macro_rules! aarch64_sysfn {
+    (fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? $body:block) => {
+        #[allow(non_snake_case)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            pub(super) extern "C" fn imp($($a: $t),*) $(-> $r)? $body
+        }
+        crate::aarch64_export!($name, $name::imp);
+    };
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+macro_rules! aarch64_sysfn {
+    ($($t:tt)*) => {};
+}
+
+macro_rules! cdeclfn {
+    ($(fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? $body:block)*) => {$(
+        #[cfg(target_arch = "x86_64")]
+        extern "win64" fn $name($($a: $t),*) $(-> $r)? $body
+        #[cfg(target_arch = "x86")]
+        extern "C" fn $name($($a: $t),*) $(-> $r)? {
+            crate::emu::stack::realigned(|| $body)
+        }
+        aarch64_sysfn!(fn $name($($a: $t),*) $(-> $r)? $body);
+    )*};
+}
+
+sysfn! {
+    fn storport_initialize(drv: *mut c_void, reg: *mut c_void, init: *const u8, ctx: *mut c_void) -> u32 {
+        current().storport_initialize(drv, reg, init, ctx)
+    }
+    fn mm_map_io_space(pa: i64, size: usize, cache: u32) -> *mut u8 {
+        current().map_io(pa, size, cache)
+    }
+    fn mm_unmap_io_space(va: *mut u8, size: usize) {
+        current().unmap_io(va, size)
+    }
+    fn mm_get_physical_memory_ranges() -> *mut u8 {
+        current().physical_memory_ranges()
+    }
+    fn ex_allocate_pool_with_tag(ty: u32, size: usize, tag: u32) -> *mut u8 {
+        let k = current();
+        let max = if ty & 1 == 1 { APC_LEVEL } else { DISPATCH_LEVEL };
+        k.check_irql("ExAllocatePoolWithTag", max);
+        k.pool_alloc(ty, size, tag, "ExAllocatePoolWithTag")
+    }
+    fn ex_free_pool_with_tag(p: *mut u8, tag: u32) {
+        let k = current();
+        k.check_irql("ExFreePoolWithTag", DISPATCH_LEVEL);
+        k.pool_free(p, tag)
+    }
+    fn ex_free_pool(p: *mut u8) {
+        let k = current();
+        k.check_irql("ExFreePool", DISPATCH_LEVEL);
+        k.pool_free(p, 0)
+    }
+    fn zw_query_system_information(class: u32, buf: *mut u8, len: u32, ret: *mut u32) -> i32 {
+        current().query_system_information(class, buf, len, ret)
+    }
+    fn zw_open_key(out: *mut usize, access: u32, oa: *const rvblk_abi::ObjectAttributes) -> i32 {
+        current().open_key(out, access, oa)
+    }
+    fn zw_query_value_key(h: usize, name: *const rvblk_abi::UnicodeString, class: u32, info: *mut u8, len: u32, ret: *mut u32) -> i32 {
+        current().query_value_key(h, name, class, info, len, ret)
+    }
+    fn zw_close(h: usize) -> i32 {
+        current().close(h)
+    }
+    fn scsi_port_initialize(drv: *mut c_void, reg: *mut c_void, init: *const u8, ctx: *mut c_void) -> u32 {
+        crate::emu::scsiport::initialize(current(), drv, reg, init, ctx) as u32
+    }
+    fn ke_get_current_irql() -> u8 {
+        irql()
+    }
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+sysfn! {
+    fn ke_acquire_spin_lock_raise_to_dpc(lock: *mut usize) -> u8 {
+        current().acquire(lock)
+    }
+    fn ke_release_spin_lock(lock: *mut usize, old: u8) {
+        current().release(lock, old)
+    }
+}
+
+#[cfg(target_arch = "x86")]
+extern "fastcall" fn kf_acquire_spin_lock(lock: *mut usize) -> u8 {
+    crate::emu::stack::realigned(|| current().acquire(lock))
+}
+
+#[cfg(target_arch = "x86")]
+extern "fastcall" fn kf_release_spin_lock(lock: *mut usize, old: u8) {
+    crate::emu::stack::realigned(|| current().release(lock, old))
+}
+
+cdeclfn! {
+    fn storport_notification(ty: u32, ext: usize, a1: usize, a2: usize, a3: usize) {
+        current().notification("StorPort", ty, ext, [a1, a2, a3])
+    }
+    fn scsi_port_notification(ty: u32, ext: usize, a1: usize, a2: usize, a3: usize) {
+        current().notification("ScsiPort", ty, ext, [a1, a2, a3])
+    }
+    fn storport_extended_function(code: u32, ext: usize, a1: usize, a2: usize, a3: usize) -> u32 {
+        let _ = a3;
+        current().extended_function(code, ext, a1, a2)
+    }
+    fn dbg_print(fmt: *const u8, a1: usize, a2: usize, a3: usize, a4: usize, a5: usize, a6: usize, a7: usize) -> i32 {
+        current().dbg_print(fmt, &[a1, a2, a3, a4, a5, a6, a7]);
+        STATUS_SUCCESS
+    }
+    fn k_memcpy(d: *mut u8, s: *const u8, n: usize) -> *mut u8 {
+        // SAFETY: memcpy contract: the driver passes valid, non-overlapping ranges.
+        unsafe { std::ptr::copy_nonoverlapping(s, d, n) };
+        d
+    }
+    fn k_memmove(d: *mut u8, s: *const u8, n: usize) -> *mut u8 {
+        // SAFETY: memmove contract: valid ranges, overlap allowed.
+        unsafe { std::ptr::copy(s, d, n) };
+        d
+    }
+    fn k_memset(d: *mut u8, c: i32, n: usize) -> *mut u8 {
+        // SAFETY: memset contract: `d..d+n` is writable.
+        unsafe { std::ptr::write_bytes(d, c as u8, n) };
+        d
+    }
+    fn k_memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+        // SAFETY: memcmp contract: both ranges are readable.
+        let x = unsafe { std::slice::from_raw_parts(a, n) };
+        // SAFETY: as above.
+        let y = unsafe { std::slice::from_raw_parts(b, n) };
+        match x.cmp(y) {
+            std::cmp::Ordering::Less => -1,
+            std::cmp::Ordering::Equal => 0,
+            std::cmp::Ordering::Greater => 1,
+        }
+    }
+}
+
+#[cfg(target_arch = "x86")]
+mod x86_helpers {
+    // 64-bit arithmetic helpers of the MSVC x86 runtime: both operands on the stack, callee
+    // pops them, result in edx:eax (exactly `extern "stdcall" fn(u64, u64) -> u64`).
+    pub extern "stdcall" fn aulldiv(a: u64, b: u64) -> u64 {
+        a / b
+    }
+    pub extern "stdcall" fn aullrem(a: u64, b: u64) -> u64 {
+        a % b
+    }
+    pub extern "stdcall" fn alldiv(a: i64, b: i64) -> i64 {
+        a.wrapping_div(b)
+    }
+    pub extern "stdcall" fn allrem(a: i64, b: i64) -> i64 {
+        a.wrapping_rem(b)
+    }
+    pub extern "stdcall" fn allmul(a: u64, b: u64) -> u64 {
+        a.wrapping_mul(b)
+    }
+}
+
+/// Address of the harness implementation of `dll!name` (dll lower-case).
+pub fn resolve(dll: &str, name: &str) -> Option<usize> {
+    let f: usize = match (dll, name) {
+        ("storport.sys", "StorPortInitialize") => storport_initialize as *const () as usize,
+        ("storport.sys", "StorPortNotification") => storport_notification as *const () as usize,
+        ("storport.sys", "StorPortExtendedFunction") => {
+            storport_extended_function as *const () as usize
+        }
+        ("scsiport.sys", "ScsiPortInitialize") => scsi_port_initialize as *const () as usize,
+        ("scsiport.sys", "ScsiPortNotification") => scsi_port_notification as *const () as usize,
+        ("ntoskrnl.exe", "ZwOpenKey") => zw_open_key as *const () as usize,
+        ("ntoskrnl.exe", "ZwQueryValueKey") => zw_query_value_key as *const () as usize,
+        ("ntoskrnl.exe", "ZwClose") => zw_close as *const () as usize,
+        ("ntoskrnl.exe", "MmMapIoSpace") => mm_map_io_space as *const () as usize,
+        ("ntoskrnl.exe", "MmUnmapIoSpace") => mm_unmap_io_space as *const () as usize,
+        ("ntoskrnl.exe", "MmGetPhysicalMemoryRanges") => {
+            mm_get_physical_memory_ranges as *const () as usize
+        }
+        ("ntoskrnl.exe", "ExAllocatePoolWithTag") => {
+            ex_allocate_pool_with_tag as *const () as usize
+        }
+        ("ntoskrnl.exe", "ExFreePoolWithTag") => ex_free_pool_with_tag as *const () as usize,
+        ("ntoskrnl.exe", "ExFreePool") => ex_free_pool as *const () as usize,
+        ("ntoskrnl.exe", "DbgPrint") => dbg_print as *const () as usize,
+        ("ntoskrnl.exe", "ZwQuerySystemInformation") => {
+            zw_query_system_information as *const () as usize
+        }
+        ("ntoskrnl.exe", "memcpy") => k_memcpy as *const () as usize,
+        ("ntoskrnl.exe", "memmove") => k_memmove as *const () as usize,
+        ("ntoskrnl.exe", "memset") => k_memset as *const () as usize,
+        ("ntoskrnl.exe", "memcmp") => k_memcmp as *const () as usize,
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        ("ntoskrnl.exe", "KeGetCurrentIrql") => ke_get_current_irql as *const () as usize,
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        ("ntoskrnl.exe", "KeAcquireSpinLockRaiseToDpc") => {
+            ke_acquire_spin_lock_raise_to_dpc as *const () as usize
+        }
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        ("ntoskrnl.exe", "KeReleaseSpinLock") => ke_release_spin_lock as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("hal.dll", "KeGetCurrentIrql") => ke_get_current_irql as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("hal.dll", "KfAcquireSpinLock") => kf_acquire_spin_lock as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("hal.dll", "KfReleaseSpinLock") => kf_release_spin_lock as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("ntoskrnl.exe", "_aulldiv") => x86_helpers::aulldiv as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("ntoskrnl.exe", "_aullrem") => x86_helpers::aullrem as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("ntoskrnl.exe", "_alldiv") => x86_helpers::alldiv as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("ntoskrnl.exe", "_allrem") => x86_helpers::allrem as *const () as usize,
+        #[cfg(target_arch = "x86")]
+        ("ntoskrnl.exe", "_allmul") => x86_helpers::allmul as *const () as usize,
+        _ => return None,
+    };
+    Some(f)
+}
