@@ -96,15 +96,13 @@ pub fn read_inf(text: &str, arch: Arch) -> Result<RvblkInf, InfError> {
         .or_else(|| inf.value("Version", "CatalogFile"))
         .filter(|c| !c.is_empty())
         .ok_or_else(|| missing("[Version] names no CatalogFile"))?;
-    let version = inf
-        .value("Version", "DriverVer")
-        .ok_or_else(|| missing("[Version] has no DriverVer"))?;
+    // DriverVer = date, version
     let version = inf
         .lines_with_key("Version", "DriverVer")
         .next()
         .and_then(|l| l.values.get(1))
-        .cloned()
-        .unwrap_or(version);
+        .map(|v| inf.expand(v))
+        .ok_or_else(|| missing("[Version] has no DriverVer with a version"))?;
 
     let platform = format!("NT{}", arch.inf_platform());
     let mut install = None;
@@ -327,4 +325,131 @@ pub fn default_dir(exe: Option<&Path>, cwd: &Path) -> PathBuf {
         .filter(|d| d.join(INF_NAME).is_file())
         .map(Path::to_owned)
         .unwrap_or_else(|| cwd.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INF: &str = include_str!("../../inf/rvblk.inf");
+
+    fn driver(machine: u16) -> Vec<u8> {
+        let mut b = rvblk_pe::build::PeBuilder::new(machine);
+        b.text(&[0xC3]);
+        b.build()
+    }
+
+    /// A package directory like `cargo xtask package` makes, for x64.
+    fn package() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("rvblk.inf"), INF).unwrap();
+        std::fs::write(d.path().join("rvblk.cat"), b"catalog").unwrap();
+        std::fs::create_dir(d.path().join("amd64")).unwrap();
+        std::fs::write(
+            d.path().join("amd64/rvblk.sys"),
+            driver(rvblk_pe::MACHINE_AMD64),
+        )
+        .unwrap();
+        d
+    }
+
+    #[test]
+    fn reads_the_projects_inf_for_every_architecture() {
+        for (arch, dir) in [
+            (Arch::X86, "x86"),
+            (Arch::Amd64, "amd64"),
+            (Arch::Arm64, "arm64"),
+        ] {
+            let i = read_inf(INF, arch).unwrap();
+            assert_eq!(i.catalog, "rvblk.cat");
+            assert_eq!(i.driver, Path::new(dir).join("rvblk.sys"));
+            assert_eq!(
+                i.service,
+                ServiceSpec {
+                    name: "rvblk".into(),
+                    service_type: 1,
+                    start_type: 0,
+                    error_control: 1,
+                    group: "SCSI miniport".into(),
+                    binary: "rvblk.sys".into(),
+                }
+            );
+            assert!(i.version.split('.').count() == 4, "{}", i.version);
+        }
+        assert!(is_rvblk_inf(INF.as_bytes()));
+        assert!(mentions_rvblk(INF.as_bytes()));
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(INF.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        assert!(mentions_rvblk(&utf16) && is_rvblk_inf(&utf16));
+    }
+
+    #[test]
+    fn foreign_infs_are_not_rvblks() {
+        let other = INF.replace("ROOT\\RVBLK", "ROOT\\OTHER");
+        assert!(!is_rvblk_inf(other.as_bytes()));
+        let other = INF.replace("AddService = rvblk,", "AddService = other,");
+        let e = read_inf(&other, Arch::Amd64).unwrap_err();
+        assert!(e.to_string().contains("no AddService for rvblk"), "{e}");
+        assert!(!mentions_rvblk(b"[Version]\nSignature=$Windows NT$\n"));
+    }
+
+    #[test]
+    fn a_complete_package_opens() {
+        let d = package();
+        let p = Package::open(d.path(), Arch::Amd64).unwrap();
+        assert_eq!(p.driver_path, d.path().join("amd64/rvblk.sys"));
+        assert_eq!(p.inf_bytes, INF.as_bytes());
+    }
+
+    #[test]
+    fn bad_packages_are_refused_with_the_reason() {
+        let none = tempfile::tempdir().unwrap();
+        let e = Package::open(none.path(), Arch::Amd64).unwrap_err();
+        assert!(matches!(e, PackageError::NoInf(_)) && e.to_string().contains("--package DIR"));
+
+        let d = package();
+        std::fs::remove_file(d.path().join("rvblk.cat")).unwrap();
+        let e = Package::open(d.path(), Arch::Amd64).unwrap_err();
+        assert!(matches!(e, PackageError::NoCatalog(_)), "{e}");
+        assert!(e.to_string().contains("signed catalog"), "{e}");
+
+        let d = package();
+        let e = Package::open(d.path(), Arch::X86).unwrap_err();
+        assert!(matches!(e, PackageError::NoDriver(_, Arch::X86)), "{e}");
+
+        let d = package();
+        std::fs::write(
+            d.path().join("amd64/rvblk.sys"),
+            driver(rvblk_pe::MACHINE_I386),
+        )
+        .unwrap();
+        let e = Package::open(d.path(), Arch::Amd64).unwrap_err();
+        assert!(e.to_string().contains("not for amd64"), "{e}");
+        std::fs::write(d.path().join("amd64/rvblk.sys"), b"MZ garbage").unwrap();
+        let e = Package::open(d.path(), Arch::Amd64).unwrap_err();
+        assert!(e.to_string().contains("not a driver image"), "{e}");
+
+        let d = package();
+        let cut = INF.find("[rvblk_Service]").unwrap();
+        std::fs::write(
+            d.path().join("rvblk.inf"),
+            format!("{}[rvblk_Serv", &INF[..cut]),
+        )
+        .unwrap();
+        let e = Package::open(d.path(), Arch::Amd64).unwrap_err();
+        assert!(matches!(e, PackageError::BadInf(..)), "{e}");
+        assert!(e.to_string().contains("closing ']'"), "{e}");
+    }
+
+    #[test]
+    fn default_directory_is_the_package_the_program_ships_in() {
+        let d = package();
+        let exe = d.path().join("installer/amd64/rvblk-install.exe");
+        let cwd = Path::new("/somewhere");
+        assert_eq!(default_dir(Some(&exe), cwd), d.path());
+        assert_eq!(default_dir(Some(Path::new("/x/y/z.exe")), cwd), cwd);
+        assert_eq!(default_dir(None, cwd), cwd);
+    }
 }

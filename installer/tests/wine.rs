@@ -33,6 +33,8 @@ struct Prefix {
     dir: tempfile::TempDir,
     arch: &'static str,
     exe: PathBuf,
+    /// What Wine printed on stderr in each run, for failure messages.
+    log: std::cell::RefCell<Vec<String>>,
 }
 
 impl Prefix {
@@ -52,6 +54,7 @@ impl Prefix {
             dir: tempfile::tempdir().unwrap(),
             arch,
             exe,
+            log: Default::default(),
         };
         let mut c = p.command("wineboot");
         c.env("WINEARCH", wine_arch).arg("-i");
@@ -177,8 +180,9 @@ fn assert_unchanged(before: &BTreeMap<String, String>, p: &Prefix, what: &str) {
     let after = p.snapshot();
     assert!(
         before == &after,
-        "{what} changed the prefix:\n{}",
-        differences(before, &after)
+        "{what} changed the prefix:\n{}\nWine's stderr:\n{}",
+        differences(before, &after),
+        p.log.borrow().join("\n")
     );
 }
 
@@ -292,6 +296,19 @@ fn wine64_install_status_reinstall_remove_and_bad_input() {
 
     // Bad input: each is refused with a clear message and changes nothing.
     let baseline = p.snapshot();
+    let x86 = package_dir().join("installer/x86/rvblk-install.exe");
+    let out = p
+        .command("wine")
+        .arg(&x86)
+        .args(["install"])
+        .output()
+        .unwrap();
+    p.settle();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("32-bit installer on 64-bit Windows"), "{t}");
+    assert_unchanged(&baseline, &p, "the x86 installer in a 64-bit prefix");
+
     let work = tempfile::tempdir().unwrap();
     let missing = work.path().join("nothing-here");
     let no_cat = work.path().join("no-catalog");

@@ -467,11 +467,15 @@ pub fn install_driver(instance_id: &str, inf: &Path) -> Result<bool, Win32Error>
     check(unsafe { di::SetupDiOpenDeviceInfoW(set.0, id.as_ptr(), null_mut(), 0, &mut dev) })?;
     let mut p = install_params(&set, &dev)?;
     let path: Vec<u16> = inf.to_string_lossy().encode_utf16().collect();
-    if path.len() >= p.DriverPath.len() {
+    // The x86 layout of this structure is packed: the array is copied out and back, never
+    // borrowed in place.
+    let mut driver_path = p.DriverPath;
+    if path.len() >= driver_path.len() {
         return Err(fd::ERROR_FILENAME_EXCED_RANGE);
     }
-    p.DriverPath[..path.len()].copy_from_slice(&path);
-    p.DriverPath[path.len()] = 0;
+    driver_path[..path.len()].copy_from_slice(&path);
+    driver_path[path.len()] = 0;
+    p.DriverPath = driver_path;
     p.Flags |= di::DI_ENUMSINGLEINF | di::DI_QUIETINSTALL;
     set_install_params(&set, &dev, &p)?;
     // SAFETY: `dev` belongs to `set`.
