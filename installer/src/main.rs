@@ -11,7 +11,13 @@ mod win;
 /// Run it from an elevated command prompt ("Run as administrator"). It uses only what Windows
 /// has (SetupAPI, the service manager); no WDK tools are needed.
 #[derive(Parser, Debug)]
-#[command(name = "rvblk-install", version)]
+#[command(
+    name = "rvblk-install",
+    version,
+    after_help = "Exit status: 0 done (install: the driver runs), 3 installed but not running (the \
+                  reason is printed), 1 error (nothing was changed unless the message says so), \
+                  2 usage."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
