@@ -17,10 +17,9 @@ pub mod win32 {
     pub const SERVICE_DISABLED: u32 = 1058;
     pub const SERVICE_MARKED_FOR_DELETE: u32 = 1072;
     pub const DRIVER_BLOCKED: u32 = 1275;
-    /// Wine's services.exe when winedevice.exe could not load the driver.
-    pub const SERVICE_REQUEST_TIMEOUT: u32 = 1053;
-    pub const EXCEPTION_IN_SERVICE: u32 = 1064;
-    pub const SERVICE_SPECIFIC_ERROR: u32 = 1066;
+    /// What Wine 8's service manager returns when winedevice.exe cannot load rvblk.sys (it
+    /// has no storport.sys to import from); measured, docs/installer.md §8.
+    pub const DLL_INIT_FAILED: u32 = 1114;
 }
 
 /// Device node problem codes (cfg.h `CM_PROB_*`) that say why a device did not start.
@@ -177,8 +176,8 @@ fn signature(env: &Environment) -> Reason {
 
 /// Why the driver is not running, or `None` if it is.
 pub fn reason(outcome: Outcome, env: &Environment) -> Option<Reason> {
-    // A missing StorPort explains any load failure better than the raw code (Wine reports a
-    // timeout, Windows a missing module).
+    // A missing StorPort explains any load failure better than the raw code (Wine reports
+    // DLL_INIT_FAILED, Windows a missing module).
     let no_storport = || Reason::NoStorPort {
         wine: env.wine.clone(),
     };
@@ -274,7 +273,7 @@ mod tests {
         env.storport = false;
         env.wine = Some("wine-8.0".into());
         for o in [
-            Outcome::StartFailed(win32::SERVICE_REQUEST_TIMEOUT),
+            Outcome::StartFailed(win32::DLL_INIT_FAILED),
             Outcome::StartFailed(win32::INVALID_IMAGE_HASH),
             Outcome::Stopped,
         ] {

@@ -276,15 +276,21 @@ fn install_driver(pkg: &Package) -> Result<bool, u32> {
     let dest = driver_file();
     let tmp = dest.with_extension("sys.rvblk-install");
     std::fs::write(&tmp, &pkg.driver_bytes).map_err(io)?;
+    let mut restart = false;
     if let Err(e) = std::fs::rename(&tmp, &dest) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e));
+        // A running older driver can hold its file: it is replaced at the next restart.
+        if sys::replace_at_restart(&tmp, &dest).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(e));
+        }
+        say!("  rvblk.sys is in use; the new one replaces it at the next restart");
+        restart = true;
     }
     let node = nodes()
         .ok()
         .and_then(|n| n.into_iter().find(|d| d.node.is_rvblk()))
         .ok_or(windows_sys::Win32::Foundation::ERROR_NO_SUCH_DEVINST)?;
-    sys::install_driver(&node.node.instance_id, &pkg.inf_path)
+    Ok(sys::install_driver(&node.node.instance_id, &pkg.inf_path)? || restart)
 }
 
 /// The state after install: running, or why not.

@@ -144,6 +144,20 @@ pub fn delete_at_restart(path: &Path) -> Result<(), Win32Error> {
     check(unsafe { fs::MoveFileExW(p.as_ptr(), null(), fs::MOVEFILE_DELAY_UNTIL_REBOOT) })
 }
 
+/// Replaces `to` with `from` at the next restart (`to` is in use now).
+pub fn replace_at_restart(from: &Path, to: &Path) -> Result<(), Win32Error> {
+    let f = wide_path(from);
+    let t = wide_path(to);
+    // SAFETY: both paths are NUL-terminated.
+    check(unsafe {
+        fs::MoveFileExW(
+            f.as_ptr(),
+            t.as_ptr(),
+            fs::MOVEFILE_DELAY_UNTIL_REBOOT | fs::MOVEFILE_REPLACE_EXISTING,
+        )
+    })
+}
+
 // ---- registry ----
 
 struct Key(reg::HKEY);
