@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The SCSI adapter device class.
+const SCSI_CLASS: &str = "{4D36E97B-E325-11CE-BFC1-08002BE10318}";
+
 fn package_dir() -> PathBuf {
     PathBuf::from(std::env::var_os("RVBLK_PACKAGE_DIR").expect(
         "RVBLK_PACKAGE_DIR is not set: point it at the package made by `cargo xtask package` \
@@ -94,6 +97,13 @@ impl Prefix {
             .unwrap();
         self.settle();
         out
+    }
+
+    /// Edits the prefix's registry with Wine's `reg` tool (a device node "made by hand").
+    fn reg(&self, args: &[&str]) {
+        let out = self.command("wine").arg("reg").args(args).output().unwrap();
+        self.settle();
+        assert!(out.status.success(), "reg {args:?}: {}", text(&out));
     }
 
     fn windows(&self) -> PathBuf {
@@ -385,38 +395,19 @@ fn wine64_install_status_reinstall_remove_and_bad_input() {
     // and changes nothing; remove takes both away.
     let out = p.run(&["install", "--package", &z(&package_dir())]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    let reg = p
-        .command("wine")
-        .args([
-            "reg",
-            "add",
-            "HKLM\\System\\CurrentControlSet\\Enum\\ROOT\\SCSIADAPTER\\0001",
-            "/v",
-            "HardwareID",
-            "/t",
-            "REG_MULTI_SZ",
-            "/d",
-            "ROOT\\RVBLK",
-            "/f",
-        ])
-        .output()
-        .unwrap();
-    assert!(reg.status.success(), "{}", text(&reg));
-    let reg = p
-        .command("wine")
-        .args([
-            "reg",
-            "add",
-            "HKLM\\System\\CurrentControlSet\\Enum\\ROOT\\SCSIADAPTER\\0001",
-            "/v",
-            "ClassGUID",
-            "/d",
-            "{4D36E97B-E325-11CE-BFC1-08002BE10318}",
-            "/f",
-        ])
-        .output()
-        .unwrap();
-    assert!(reg.status.success(), "{}", text(&reg));
+    let second = "HKLM\\System\\CurrentControlSet\\Enum\\ROOT\\SCSIADAPTER\\0001";
+    p.reg(&[
+        "add",
+        second,
+        "/v",
+        "HardwareID",
+        "/t",
+        "REG_MULTI_SZ",
+        "/d",
+        "ROOT\\RVBLK",
+        "/f",
+    ]);
+    p.reg(&["add", second, "/v", "ClassGUID", "/d", SCSI_CLASS, "/f"]);
     p.settle();
     let two_nodes = p.snapshot();
     let out = p.run(&["install", "--package", &z(&package_dir())]);
@@ -429,13 +420,38 @@ fn wine64_install_status_reinstall_remove_and_bad_input() {
         "{t}"
     );
     assert_unchanged(&two_nodes, &p, "install with two device nodes");
+    // A node that is not rvblk's (another hardware ID) is left alone by remove.
+    let foreign = "HKLM\\System\\CurrentControlSet\\Enum\\ROOT\\SCSIADAPTER\\0002";
+    p.reg(&[
+        "add",
+        foreign,
+        "/v",
+        "HardwareID",
+        "/t",
+        "REG_MULTI_SZ",
+        "/d",
+        "ROOT\\OTHER",
+        "/f",
+    ]);
+    p.reg(&["add", foreign, "/v", "ClassGUID", "/d", SCSI_CLASS, "/f"]);
     let out = p.run(&["remove"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("ROOT\\SCSIADAPTER\\0001"),
-        "{}",
-        text(&out)
-    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("ROOT\\SCSIADAPTER\\0001"), "{t}");
+    assert!(!t.contains("ROOT\\SCSIADAPTER\\0002"), "{t}");
+    let reg = p.system_reg();
+    assert!(reg_key(
+        &reg,
+        "System\\CurrentControlSet\\Enum\\ROOT\\SCSIADAPTER\\0002"
+    )
+    .is_some());
+    // Undo the hand-made node (and the enumerator key it kept alive) for the comparison.
+    p.reg(&["delete", foreign, "/f"]);
+    p.reg(&[
+        "delete",
+        "HKLM\\System\\CurrentControlSet\\Enum\\ROOT\\SCSIADAPTER",
+        "/f",
+    ]);
     assert_unchanged(&baseline, &p, "remove of both nodes");
 }
 
