@@ -296,7 +296,8 @@ fn install_driver(pkg: &Package) -> Result<bool, u32> {
 /// The state after install: running, or why not.
 fn report_after_install(restart: bool) -> i32 {
     let env = environment();
-    let state = service().map(|s| s.1);
+    let svc = service();
+    let state = svc.as_ref().map(|s| s.1);
     let node = nodes()
         .ok()
         .and_then(|n| n.into_iter().find(|d| d.node.is_rvblk()));
@@ -318,7 +319,19 @@ fn report_after_install(restart: bool) -> i32 {
             Err(e) => Outcome::StartFailed(e),
         }
     };
-    say!("service {SERVICE}: installed, boot start");
+    match &svc {
+        Some((c, _)) => say!(
+            "service {SERVICE}: installed, start type {} ({}), {}",
+            c.start_type,
+            if c.start_type == 0 {
+                "boot"
+            } else {
+                "not boot"
+            },
+            c.image_path
+        ),
+        None => say!("service {SERVICE}: not found after the install"),
+    }
     say!("restart needed: {}", if restart { "yes" } else { "no" });
     match diagnose::reason(outcome, &env) {
         None => {
