@@ -2,7 +2,7 @@
 //!
 //! Layout: `rvblk.inf`, `rvblk.cat`, `rvblk-test.cer`, `{x86,amd64,arm64}/rvblk.sys`,
 //! `xp/{rvblkxp.sys,rvblkxp.inf,txtsetup.oem,…}` (x86), `xp/amd64/{…}` (x64), `rvblk-f6.img`,
-//! `rvblk-f6-amd64.img`, `README.txt`, `LICENSE.txt`.
+//! `rvblk-f6-amd64.img`, `installer/{amd64,x86}/rvblk-install.exe`, `README.txt`, `LICENSE.txt`.
 //! Deliberately broken self-test builds for the harness go to `target/selftest/<fault>/`.
 
 use crate::build::{self, Arch, AMD64, STORPORT_ARCHES, X86};
@@ -122,9 +122,78 @@ pub fn run(args: &[String]) -> Result<PathBuf> {
         .map_err(|e| format!("certificate: {e}"))?;
     rvblk_xp::write_xp_package(pkg).map_err(|e| format!("XP files: {e}"))?;
 
+    // After signing: the catalog covers the driver package only; the installer is not part of
+    // what Windows installs.
+    for (dir, exe) in installer_builds()? {
+        copy(
+            &exe,
+            &pkg.join("installer").join(dir).join("rvblk-install.exe"),
+        )?;
+    }
+
     selftest_builds()?;
     eprintln!("xtask: package written to {}", pkg.display());
     Ok(pkg.clone())
+}
+
+/// `rvblk-install.exe` for x64 and x86: the `*-win7-windows-gnu` targets (nightly, build-std),
+/// linked by Debian's mingw-w64 gcc. The win7 targets' standard library uses only APIs that
+/// Windows 7 and Wine 8 have (the default windows-gnu targets import bcryptprimitives.dll's
+/// ProcessPrng, which neither has). No arm64 build: there is no aarch64 mingw-w64 toolchain in
+/// Debian, and the msvc targets need Microsoft's CRT libraries (docs/installer.md §7).
+fn installer_builds() -> Result<Vec<(&'static str, PathBuf)>> {
+    const BUILDS: [(&str, &str, &str); 2] = [
+        ("amd64", "x86_64-win7-windows-gnu", "x86_64-w64-mingw32-gcc"),
+        ("x86", "i686-win7-windows-gnu", "i686-w64-mingw32-gcc"),
+    ];
+    let target_dir = cmd::target_dir().join("installer");
+    let mut out = Vec::new();
+    for (dir, target, linker) in BUILDS {
+        if which(linker).is_none() {
+            return Err(format!(
+                "the installer's {dir} build needs {linker} (apt-get install gcc-mingw-w64-x86-64 \
+                 gcc-mingw-w64-i686)"
+            ));
+        }
+        let env_target = target.to_ascii_uppercase().replace('-', "_");
+        let mut c = std::process::Command::new("cargo");
+        c.current_dir(cmd::root())
+            .env_remove("RUSTFLAGS")
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .env(format!("CARGO_TARGET_{env_target}_LINKER"), linker)
+            // No debug info in the shipped program (the workspace's release profile keeps it).
+            .env("CARGO_PROFILE_RELEASE_DEBUG", "0")
+            .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
+            .args([
+                "+nightly",
+                "build",
+                "--release",
+                "--package",
+                "rvblk-install",
+                "--target",
+                target,
+                "-Z",
+                "build-std=std,panic_abort",
+            ]);
+        cmd::run(&mut c)?;
+        let exe = target_dir
+            .join(target)
+            .join("release")
+            .join("rvblk-install.exe");
+        if !exe.is_file() {
+            return Err(format!("the build did not produce {}", exe.display()));
+        }
+        out.push((dir, exe));
+    }
+    Ok(out)
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
 }
 
 /// Broken variants the harness must reject (x64 and x86), in `target/selftest/<fault>/<arch>/`.
@@ -153,6 +222,9 @@ xp/amd64/                     the same for Windows XP x64 / Server 2003 x64
 rvblk-f6.img                  1.44 MB F6 floppy for XP/2003 x86 setup (map it as (fd0) in GRUB4DOS)
 rvblk-f6-amd64.img            1.44 MB F6 floppy for XP x64 / Server 2003 x64 setup
 rvblk-test.cer                the test certificate the drivers and the catalog are signed with
+installer/amd64/, installer/x86/
+                              rvblk-install.exe: install, remove and inspect rvblk on a running
+                              Windows 7 or later (run as Administrator; see rvblk-install --help)
 
 64-bit Windows loads only signed kernel drivers. This package is signed with a test certificate:
 enable test signing (bcdedit /set testsigning on; Secure Boot must be off) or re-sign the

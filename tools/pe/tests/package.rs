@@ -344,3 +344,80 @@ fn xp64_allowlist_has_no_x86_only_exports() {
         assert!(xp64.contains(&needed), "{needed}");
     }
 }
+
+/// `IMAGE_SUBSYSTEM_WINDOWS_CUI`: a console program.
+const SUBSYSTEM_WINDOWS_CUI: u16 = 3;
+
+/// The DLLs `rvblk-install.exe` may import: all part of every Windows since 7 (the Rust
+/// standard library's win7 flavour needs kernel32, advapi32, ntdll, userenv, ws2_32 and the
+/// mingw C runtime's msvcrt; the installer itself setupapi and cfgmgr32).
+const INSTALLER_DLLS: &[&str] = &[
+    "kernel32.dll",
+    "advapi32.dll",
+    "ntdll.dll",
+    "msvcrt.dll",
+    "userenv.dll",
+    "ws2_32.dll",
+    "setupapi.dll",
+    "cfgmgr32.dll",
+];
+
+/// The installer shipped in `installer/<arch>/`: a valid PE for the architecture, a console
+/// program, NX and ASLR, importing only system DLLs (no mingw runtime DLLs such as
+/// libgcc_s or libwinpthread that a user would not have).
+fn check_installer(arch: &str, machine: u16) {
+    let rel = format!("installer/{arch}/rvblk-install.exe");
+    let data = read(&rel);
+    let pe = Pe::parse(&data).unwrap_or_else(|e| panic!("{rel}: not a valid PE: {e}"));
+    let mut problems = Vec::new();
+    if pe.machine != machine {
+        problems.push(format!(
+            "machine {}, expected {machine:#06x}",
+            pe.machine_name()
+        ));
+    }
+    if pe.subsystem != SUBSYSTEM_WINDOWS_CUI {
+        problems.push(format!("subsystem {}, expected 3 (console)", pe.subsystem));
+    }
+    for flag in [dc::NX_COMPAT, dc::DYNAMIC_BASE] {
+        if !pe.has_dll_characteristics(flag) {
+            problems.push(format!("DllCharacteristics lacks {flag:#06x}"));
+        }
+    }
+    if pe.imports.is_empty() {
+        problems.push("no import table".into());
+    }
+    for imp in &pe.imports {
+        let dll = imp.dll.to_ascii_lowercase();
+        if !INSTALLER_DLLS.contains(&dll.as_str()) {
+            problems.push(format!(
+                "imports from {} (not a system DLL on the list)",
+                imp.dll
+            ));
+        }
+    }
+    let setupapi = pe
+        .imports
+        .iter()
+        .find(|i| i.dll.eq_ignore_ascii_case("setupapi.dll"));
+    if !setupapi.is_some_and(|i| {
+        i.functions
+            .iter()
+            .any(|f| f.name() == Some("SetupDiCallClassInstaller"))
+    }) {
+        problems.push("does not import SetupDiCallClassInstaller: not the installer?".into());
+    }
+    assert!(problems.is_empty(), "{rel}:\n  {}", problems.join("\n  "));
+}
+
+#[test]
+#[ignore = "needs the driver package: run by cargo xtask test"]
+fn amd64_installer() {
+    check_installer("amd64", MACHINE_AMD64);
+}
+
+#[test]
+#[ignore = "needs the driver package: run by cargo xtask test"]
+fn x86_installer() {
+    check_installer("x86", MACHINE_I386);
+}
