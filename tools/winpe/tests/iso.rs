@@ -93,13 +93,7 @@ fn prepare_iso_to_iso_keeps_label_and_both_boot_records() {
     iso_extract(&output, "/sources/boot.wim", &new_wim);
     for image in [1, 2] {
         assert_eq!(
-            extract(
-                &new_wim,
-                image,
-                "/Windows/System32/drivers/rvblk.sys",
-                &x.join("d")
-            )
-            .as_deref(),
+            driver_in(&new_wim, image, &x.join("d")).as_deref(),
             Some(AMD64_SYS)
         );
         let hive = extract_hive(&new_wim, image, &x.join("h"));
@@ -366,12 +360,7 @@ fn the_built_binary_works_from_any_directory_without_package() {
         &x.join("boot.wim"),
     );
     assert_eq!(
-        extract(
-            &x.join("boot.wim"),
-            2,
-            "/Windows/System32/drivers/rvblk.sys",
-            &x.join("d")
-        ),
+        driver_in(&x.join("boot.wim"), 2, &x.join("d")),
         Some(amd64.clone())
     );
     drop(input);
@@ -394,10 +383,7 @@ fn the_built_binary_works_from_any_directory_without_package() {
     );
     let o = rvblk(&bin, t.path(), &[&"winpe", &"inject", &"boot.wim"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(
-        extract(&wim, 2, "/Windows/System32/drivers/rvblk.sys", &x.join("e")),
-        Some(amd64)
-    );
+    assert_eq!(driver_in(&wim, 2, &x.join("e")), Some(amd64));
 }
 
 #[test]
@@ -448,13 +434,7 @@ fn a_udf_only_windows_iso_is_rebuilt_with_udf() {
     std::fs::create_dir(&x).unwrap();
     iso_extract(&output, "/sources/boot.wim", &x.join("boot.wim"));
     assert_eq!(
-        extract(
-            &x.join("boot.wim"),
-            2,
-            "/Windows/System32/drivers/rvblk.sys",
-            &x.join("d")
-        )
-        .as_deref(),
+        driver_in(&x.join("boot.wim"), 2, &x.join("d")).as_deref(),
         Some(AMD64_SYS)
     );
     iso_extract(&output, "/efi/microsoft/boot/bcd", &x.join("bcd"));

@@ -301,6 +301,11 @@ pub fn package(dir: &Path) -> PathBuf {
     p
 }
 
+/// The rvblk.sys that image `image` of `wim` holds in System32\drivers, extracted into `dest`.
+pub fn driver_in(wim: &Path, image: u32, dest: &Path) -> Option<Vec<u8>> {
+    extract(wim, image, "/Windows/System32/drivers/rvblk.sys", dest)
+}
+
 /// Extracts one file of an image with wimlib-imagex; `None` if it does not exist.
 pub fn extract(wim: &Path, image: u32, path: &str, dest: &Path) -> Option<Vec<u8>> {
     let _ = std::fs::remove_dir_all(dest);
@@ -388,6 +393,20 @@ pub fn rvblk_bin() -> Option<PathBuf> {
     bin.is_file().then_some(bin)
 }
 
+/// The two El Torito boot records of a Windows Setup ISO (BIOS etfsboot.com, UEFI efisys.bin),
+/// as mkisofs-style options.
+const EL_TORITO_ARGS: [&str; 9] = [
+    "-b",
+    "boot/etfsboot.com",
+    "-no-emul-boot",
+    "-boot-load-size",
+    "8",
+    "-eltorito-alt-boot",
+    "-e",
+    "efi/microsoft/boot/efisys.bin",
+    "-no-emul-boot",
+];
+
 /// A small bootable ISO like Windows Setup media, built with xorriso (independent of rvblk):
 /// volume label `label`, El Torito BIOS image `boot/etfsboot.com` (no emulation, 8 sectors) and
 /// UEFI image `efi/microsoft/boot/efisys.bin`, `sources/boot.wim` = `wim`, the two BCD stores
@@ -430,19 +449,7 @@ pub fn bootable_iso(dir: &Path, wim: &Path, label: &str) -> PathBuf {
             "-J",
             "-joliet-long",
         ])
-        .args([
-            "-b",
-            "boot/etfsboot.com",
-            "-no-emul-boot",
-            "-boot-load-size",
-            "8",
-        ])
-        .args([
-            "-eltorito-alt-boot",
-            "-e",
-            "efi/microsoft/boot/efisys.bin",
-            "-no-emul-boot",
-        ])
+        .args(EL_TORITO_ARGS)
         .arg("-o")
         .arg(&iso)
         .arg(&tree));
@@ -527,19 +534,7 @@ pub fn udf_only_iso(dir: &Path, wim: &Path, label: &str) -> PathBuf {
     let udf = dir.join(format!("{label}-udf.iso"));
     let mut cmd = Command::new("genisoimage");
     cmd.args(["-quiet", "-udf", "-V", label])
-        .args([
-            "-b",
-            "boot/etfsboot.com",
-            "-no-emul-boot",
-            "-boot-load-size",
-            "8",
-        ])
-        .args([
-            "-eltorito-alt-boot",
-            "-e",
-            "efi/microsoft/boot/efisys.bin",
-            "-no-emul-boot",
-        ])
+        .args(EL_TORITO_ARGS)
         .args(["-boot-load-size", "128"]);
     for hidden in ["boot", "efi", "sources", "setup.exe", "boot.catalog"] {
         cmd.args(["-hide", hidden]);
