@@ -43,62 +43,13 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Feeds `script` to `hivexsh -w hive` (a script ending in `commit` writes the hive).
-pub fn hivexsh_write(hive: &Path, script: &str) {
-    let mut child = Command::new("hivexsh")
-        .arg("-w")
-        .arg(hive)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hivexsh");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "hivexsh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `hivexsh` `lsval` of a key: the value lines, or `None` if the key does not exist.
-pub fn lsval(hive: &Path, key: &str) -> Option<Vec<String>> {
-    let mut child = Command::new("hivexsh")
-        .arg(hive)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hivexsh");
-    let script = format!("cd {key}\nlsval\n");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() || err.contains("not found") {
-        return None;
+/// Runs `hivexsh` on `hive` (`-w`: writable) with `script` on its stdin.
+fn hivexsh(hive: &Path, write: bool, script: &str) -> std::process::Output {
+    let mut cmd = Command::new("hivexsh");
+    if write {
+        cmd.arg("-w");
     }
-    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    Some(v)
-}
-
-/// `hivexsh` `ls` of a key (subkey names).
-pub fn ls(hive: &Path, key: &str) -> Option<Vec<String>> {
-    let mut child = Command::new("hivexsh")
+    let mut child = cmd
         .arg(hive)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -109,9 +60,15 @@ pub fn ls(hive: &Path, key: &str) -> Option<Vec<String>> {
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("cd {key}\nls\n").as_bytes())
+        .write_all(script.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The output lines of a read-only `hivexsh` command run in `key`, or `None` if the key does
+/// not exist.
+fn hivexsh_in(hive: &Path, key: &str, command: &str) -> Option<Vec<String>> {
+    let out = hivexsh(hive, false, &format!("cd {key}\n{command}\n"));
     let err = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() || err.contains("not found") {
         return None;
@@ -122,6 +79,28 @@ pub fn ls(hive: &Path, key: &str) -> Option<Vec<String>> {
             .map(str::to_string)
             .collect(),
     )
+}
+
+/// Feeds `script` to `hivexsh -w hive` (a script ending in `commit` writes the hive).
+pub fn hivexsh_write(hive: &Path, script: &str) {
+    let out = hivexsh(hive, true, script);
+    assert!(
+        out.status.success(),
+        "hivexsh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `hivexsh` `lsval` of a key: the value lines, sorted, or `None` if the key does not exist.
+pub fn lsval(hive: &Path, key: &str) -> Option<Vec<String>> {
+    let mut v = hivexsh_in(hive, key, "lsval")?;
+    v.sort();
+    Some(v)
+}
+
+/// `hivexsh` `ls` of a key (subkey names).
+pub fn ls(hive: &Path, key: &str) -> Option<Vec<String>> {
+    hivexsh_in(hive, key, "ls")
 }
 
 /// The whole hive as `hivexml` XML with timestamps and file offsets stripped (content only).
