@@ -5,6 +5,17 @@ use core::fmt;
 
 use arrayvec::ArrayVec;
 
+/// `Display` as the type's `name()`: logs and the harness's JSON report print that name.
+macro_rules! display_by_name {
+    ($t:ty) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
 /// What kind of SCSI device an image becomes (`docs/loaders.md` §3.4, §5.4, §6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DeviceKind {
@@ -25,6 +36,17 @@ impl DeviceKind {
         }
     }
 
+    /// Whether an image of this kind under `policy` refuses writes: CDs always, other kinds when
+    /// the loader marked them read-only.
+    pub const fn is_read_only(self, policy: WritePolicy) -> bool {
+        matches!(self, DeviceKind::CdRom) || matches!(policy, WritePolicy::ReadOnly)
+    }
+
+    /// Number of whole logical blocks in `length` bytes.
+    pub const fn blocks(self, length: u64) -> u64 {
+        length / self.block_size() as u64
+    }
+
     /// Name used in logs and the harness's JSON report.
     pub const fn name(self) -> &'static str {
         match self {
@@ -42,11 +64,7 @@ impl DeviceKind {
     }
 }
 
-impl fmt::Display for DeviceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+display_by_name!(DeviceKind);
 
 /// Which loader table described the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,11 +103,7 @@ impl LoaderSource {
     }
 }
 
-impl fmt::Display for LoaderSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+display_by_name!(LoaderSource);
 
 /// What the loader says about writes (`docs/loaders.md` §3.2 X/Y bits, §5.4 configflags bit 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -126,12 +140,12 @@ impl MemoryImage {
 
     /// Number of logical blocks; the exposed length is always whole blocks.
     pub const fn blocks(&self) -> u64 {
-        self.length / self.kind.block_size() as u64
+        self.kind.blocks(self.length)
     }
 
-    /// CDs are always read-only; otherwise the loader's flag decides.
+    /// See [`DeviceKind::is_read_only`].
     pub const fn is_read_only(&self) -> bool {
-        matches!(self.kind, DeviceKind::CdRom) || matches!(self.write_policy, WritePolicy::ReadOnly)
+        self.kind.is_read_only(self.write_policy)
     }
 
     /// One past the last physical byte.
@@ -159,11 +173,7 @@ impl BackingSource {
     }
 }
 
-impl fmt::Display for BackingSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+display_by_name!(BackingSource);
 
 /// Most extents one disk-backed image may have. A GRUB4DOS fragment map holds at most 127 in
 /// its larger (2 KiB) form and 39 in the older one; Ventoy files are usually 1–4 runs.
@@ -228,12 +238,12 @@ impl DiskBackedImage {
     }
 
     pub const fn blocks(&self) -> u64 {
-        self.length / self.kind.block_size() as u64
+        self.kind.blocks(self.length)
     }
 
-    /// CDs are read-only; otherwise the loader's flag decides.
+    /// See [`DeviceKind::is_read_only`].
     pub const fn is_read_only(&self) -> bool {
-        matches!(self.kind, DeviceKind::CdRom) || matches!(self.write_policy, WritePolicy::ReadOnly)
+        self.kind.is_read_only(self.write_policy)
     }
 
     /// Total bytes the extents cover (≥ `length`; validated not to overflow).

@@ -5,8 +5,10 @@
 //! the same request; replies must stay within Length; admission must pick a free, existing target.
 
 mod control_common;
+mod rng;
 
-use control_common::{encoded, path, utf16, XorShift};
+use control_common::{encoded, path, utf16};
+use rng::XorShift;
 use rvblk_core::control::{
     admit, encode, header, parse, reply_error, reply_lun, reply_luns, reply_removed, ControlError,
     Decision, Limits, LunInfo, LunSummary, Origin, Request, HEADER_LEN,

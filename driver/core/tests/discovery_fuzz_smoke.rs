@@ -9,8 +9,10 @@
 
 #[path = "discovery_common/mod.rs"]
 mod common;
+mod rng;
 
 use common::{check_invariants, run, Log};
+use rng::XorShift;
 use rvblk_core::discovery::{
     discover_with, identify_backing_disk, Discovered, Firmware, Handoff, IdentifyRefusal, PhysRange,
 };
@@ -20,27 +22,6 @@ use rvblk_memimage::{
     plant_observed_hdd_mbr, FragmentRecord, G4dSlot, Grub4DosBlock, PhysMem, SparseDisk,
     VentoyLocation, VentoyParam,
 };
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.below(one_in) == 0
-    }
-}
 
 /// Values that hit boundaries in the parsers.
 const INTERESTING: [u64; 16] = [

@@ -2,8 +2,11 @@
 //! seeded xorshift, biased toward known opcodes and small field values so that most CDBs get
 //! past decoding and reach the range checks and the medium.
 
+mod rng;
+
 use std::cell::Cell;
 
+use rng::XorShift;
 use rvblk_core::image::{DeviceKind, LoaderSource, MemoryImage, WritePolicy};
 use rvblk_core::scsi::{CommandStatus, DataDirection, Medium, MediumError, ScsiTarget};
 use rvblk_core::srb::{self, SrbFlags};
@@ -16,23 +19,6 @@ const OPCODES: &[u8] = &[
     0x51, 0x52, 0x5A, 0x88, 0x8A, 0x8F, 0x91, 0x9E, 0xA0, 0xA8, 0xAA, 0xAF, 0xBB, 0xBD, 0xBE, 0x15,
     0x55, 0xAD, 0xFF,
 ];
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 struct SynthMedium {
     len: u64,

@@ -200,6 +200,21 @@ fn mock_run(cfgs: &[&str], personality: &str) -> common::Out {
     mock_run_for("x86_64-pc-windows-msvc", cfgs, personality)
 }
 
+/// A mock run that exited 0 with no verifier failure and served the disk image.
+fn assert_clean_run(o: &common::Out, what: &str) {
+    assert_eq!(o.code, 0, "{what}: {}", o.stdout);
+    assert!(
+        o.stdout.contains("\"verifier_failures\":[]"),
+        "{what}: {}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("hdd.img\"]"),
+        "{what}: image not matched: {}",
+        o.stdout
+    );
+}
+
 fn mock_run_for(triple: &str, cfgs: &[&str], personality: &str) -> common::Out {
     let p = common::mock_pe(triple, cfgs);
     let tag = format!("{}{}{triple}", cfgs.join("_"), personality);
@@ -229,17 +244,7 @@ fn mock_miniports_run_clean_under_every_personality() {
         (&["scsiport"][..], "xp"),
     ] {
         let o = mock_run(cfgs, pers);
-        assert_eq!(o.code, 0, "{pers}: {}", o.stdout);
-        assert!(
-            o.stdout.contains("\"verifier_failures\":[]"),
-            "{}",
-            o.stdout
-        );
-        assert!(
-            o.stdout.contains("hdd.img\"]"),
-            "image not matched: {}",
-            o.stdout
-        );
+        assert_clean_run(&o, pers);
         assert!(
             o.stdout
                 .contains("\"source\":\"grub4dos\",\"phys_base\":255647744"),
@@ -376,17 +381,7 @@ fn arm64_mock_runs_clean_and_its_faults_are_caught() {
     }
     let triple = "aarch64-pc-windows-msvc";
     let o = mock_run_for(triple, &[], "win8");
-    assert_eq!(o.code, 0, "{}", o.stdout);
-    assert!(
-        o.stdout.contains("\"verifier_failures\":[]"),
-        "{}",
-        o.stdout
-    );
-    assert!(
-        o.stdout.contains("hdd.img\"]"),
-        "image not matched: {}",
-        o.stdout
-    );
+    assert_clean_run(&o, "arm64");
     let o = mock_run_for(triple, &["double_complete"], "win8");
     assert_ne!(o.code, 0);
     assert!(o.stdout.contains("completed twice"), "{}", o.stdout);

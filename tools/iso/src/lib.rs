@@ -467,18 +467,32 @@ fn write_xorriso(
     cmd.arg("-commit")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = cmd
+    let child = cmd
         .spawn()
         .map_err(|e| IsoError(format!("cannot run xorriso: {e}")))?;
+    let progress_of = |line: &str| {
+        let update = line.split("UPDATE :").nth(1)?;
+        line.contains("% done").then(|| update.trim().to_string())
+    };
+    finish_writer(child, "xorriso", output, progress, progress_of, problems)
+}
+
+/// Waits for an ISO writer whose stderr carries its progress and its errors: shows each line
+/// `progress_of` picks (when `progress`), and on failure names `output` with what `summary`
+/// makes of the whole stderr.
+fn finish_writer(
+    mut child: std::process::Child,
+    tool: &str,
+    output: &Path,
+    progress: bool,
+    progress_of: impl Fn(&str) -> Option<String>,
+    summary: impl Fn(&str) -> String,
+) -> Result<()> {
     let mut all = String::new();
     if let Some(err) = child.stderr.take() {
         for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
-            if progress && line.contains("UPDATE :") && line.contains("% done") {
-                eprintln!(
-                    "rvblk: writing {}: {}",
-                    output.display(),
-                    line.split("UPDATE :").nth(1).unwrap_or("").trim()
-                );
+            if let Some(shown) = progress.then(|| progress_of(&line)).flatten() {
+                eprintln!("rvblk: writing {}: {shown}", output.display());
             }
             all.push_str(&line);
             all.push('\n');
@@ -486,12 +500,12 @@ fn write_xorriso(
     }
     let status = child
         .wait()
-        .map_err(|e| IsoError(format!("waiting for xorriso: {e}")))?;
+        .map_err(|e| IsoError(format!("waiting for {tool}: {e}")))?;
     if !status.success() {
         return Err(IsoError(format!(
             "{}: writing the new ISO failed (nothing written): {}",
             output.display(),
-            problems(&all)
+            summary(&all)
         )));
     }
     Ok(())
@@ -595,32 +609,21 @@ fn write_udf(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| {
+    let child = cmd.spawn().map_err(|e| {
         IsoError(format!(
             "cannot run genisoimage (apt-get install genisoimage): {e}"
         ))
     })?;
-    let mut all = String::new();
-    if let Some(err) = child.stderr.take() {
-        for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
-            if progress && line.contains("% done") {
-                eprintln!("rvblk: writing {}: {}", output.display(), line.trim());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-    }
-    let status = child
-        .wait()
-        .map_err(|e| IsoError(format!("waiting for genisoimage: {e}")))?;
-    if !status.success() {
-        return Err(IsoError(format!(
-            "{}: writing the new ISO failed (nothing written): {}",
-            output.display(),
-            all.lines().last().unwrap_or("").trim()
-        )));
-    }
-    Ok(())
+    let progress_of = |line: &str| line.contains("% done").then(|| line.trim().to_string());
+    let last_line = |all: &str| all.lines().last().unwrap_or("").trim().to_string();
+    finish_writer(
+        child,
+        "genisoimage",
+        output,
+        progress,
+        progress_of,
+        last_line,
+    )
 }
 
 /// A scratch directory for extracted files, next to `near` (the output), so a multi-GB

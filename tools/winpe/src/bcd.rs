@@ -315,17 +315,7 @@ pub fn apply<H: RegistryHive>(
 /// Returns the change lines.
 pub fn edit_store(path: &std::path::Path, settings: &[Setting], all: bool) -> Result<Vec<String>> {
     let mut h = crate::hive::Hive::open(path, true)?;
-    if !is_bcd(&h)? {
-        return Err(Error::new(
-            ErrorKind::BadBcd,
-            format!(
-                "{}: registry hive is not a BCD store (no Objects key)",
-                path.display()
-            ),
-        ));
-    }
-    let targets = targets(&h, all)
-        .map_err(|e| Error::new(e.kind, format!("{}: {}", path.display(), e.msg)))?;
+    let targets = store_targets(&h, path, all)?;
     let changes = apply(&mut h, &targets, settings)?;
     if !changes.is_empty() {
         crate::error::ensure_writable(path)?;
@@ -337,7 +327,13 @@ pub fn edit_store(path: &std::path::Path, settings: &[Setting], all: bool) -> Re
 /// Checks that `path` is a BCD store with a resolvable target set, without changing it.
 pub fn check_store(path: &std::path::Path, all: bool) -> Result<Vec<String>> {
     let h = crate::hive::Hive::open(path, false)?;
-    if !is_bcd(&h)? {
+    store_targets(&h, path, all)
+}
+
+/// The loader objects `all` selects in the hive opened from `path`, which must be a BCD store;
+/// errors name `path`.
+fn store_targets(h: &crate::hive::Hive, path: &std::path::Path, all: bool) -> Result<Vec<String>> {
+    if !is_bcd(h)? {
         return Err(Error::new(
             ErrorKind::BadBcd,
             format!(
@@ -346,5 +342,5 @@ pub fn check_store(path: &std::path::Path, all: bool) -> Result<Vec<String>> {
             ),
         ));
     }
-    targets(&h, all).map_err(|e| Error::new(e.kind, format!("{}: {}", path.display(), e.msg)))
+    targets(h, all).map_err(|e| Error::new(e.kind, format!("{}: {}", path.display(), e.msg)))
 }

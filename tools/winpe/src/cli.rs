@@ -72,23 +72,18 @@ enum WinpeCmd {
     Prepare(PrepareArgs),
 }
 
+/// `--package`, as inject and prepare take it.
 #[derive(Args, Debug)]
-struct InjectArgs {
-    /// The WIM to update (e.g. sources/boot.wim)
-    wim: PathBuf,
-    /// Work on this image only (1-based)
-    #[arg(long, value_name = "N", conflicts_with = "all")]
-    index: Option<u32>,
-    /// Work on every image
-    #[arg(long)]
-    all: bool,
+struct PackageArg {
     /// Driver package: DIR/rvblk.inf and DIR/{x86,amd64,arm64}/rvblk.sys [default: the package
     /// built into rvblk, else target/package]
     #[arg(long, value_name = "DIR")]
     package: Option<PathBuf>,
-    /// Remove what a previous inject added instead (Driver Verifier for rvblk.sys included)
-    #[arg(long, conflicts_with = "verifier")]
-    remove: bool,
+}
+
+/// `--verifier`, as inject and prepare take it.
+#[derive(Args, Debug)]
+struct VerifierArg {
     /// Driver Verifier for rvblk.sys in each image: standard (`verifier /standard`), a level
     /// (option bits, e.g. 0x9bb), or off to remove it [bare --verifier: standard; before a file
     /// name write --verifier=standard]
@@ -100,6 +95,25 @@ struct InjectArgs {
         value_parser = crate::verifier::parse_setting
     )]
     verifier: Option<VerifierSetting>,
+}
+
+#[derive(Args, Debug)]
+struct InjectArgs {
+    /// The WIM to update (e.g. sources/boot.wim)
+    wim: PathBuf,
+    /// Work on this image only (1-based)
+    #[arg(long, value_name = "N", conflicts_with = "all")]
+    index: Option<u32>,
+    /// Work on every image
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    package: PackageArg,
+    /// Remove what a previous inject added instead (Driver Verifier for rvblk.sys included)
+    #[arg(long, conflicts_with = "verifier")]
+    remove: bool,
+    #[command(flatten)]
+    verifier: VerifierArg,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -139,10 +153,8 @@ struct PrepareArgs {
     /// The new ISO to write (for an ISO input; the input is never modified)
     #[arg(short = 'o', long, value_name = "OUT.iso")]
     output: Option<PathBuf>,
-    /// Driver package: DIR/rvblk.inf and DIR/{x86,amd64,arm64}/rvblk.sys [default: the package
-    /// built into rvblk, else target/package]
-    #[arg(long, value_name = "DIR")]
-    package: Option<PathBuf>,
+    #[command(flatten)]
+    package: PackageArg,
     /// Path of the rebuilt ISO as GRUB4DOS sees it, for the menu entry [default: /<tree name>.iso]
     #[arg(long, value_name = "PATH")]
     iso: Option<String>,
@@ -150,17 +162,8 @@ struct PrepareArgs {
     /// DbgPrint through in the images (Debug Print Filter\DEFAULT = 0xf; off removes it)
     #[arg(long, value_name = "serial[:PORT[,BAUD]]|off", value_parser = parse_debug)]
     debug: Option<DebugSetting>,
-    /// Driver Verifier for rvblk.sys in each image: standard (`verifier /standard`), a level
-    /// (option bits, e.g. 0x9bb), or off to remove it [bare --verifier: standard; before a file
-    /// name write --verifier=standard]
-    #[arg(
-        long,
-        value_name = "standard|LEVEL|off",
-        num_args = 0..=1,
-        default_missing_value = "standard",
-        value_parser = crate::verifier::parse_setting
-    )]
-    verifier: Option<VerifierSetting>,
+    #[command(flatten)]
+    verifier: VerifierArg,
 }
 
 #[derive(Parser, Debug)]
@@ -270,9 +273,9 @@ fn run_winpe(cmd: WinpeCmd, default_package: Option<&Path>) -> crate::Result<Str
                 let r = inject::remove(&a.wim, sel)?;
                 Ok(r.render(&a.wim, true))
             } else {
-                let pkg = Package::open(a.package.as_deref().or(default_package))?;
+                let pkg = Package::open(a.package.package.as_deref().or(default_package))?;
                 let opts = inject::InjectOptions {
-                    verifier: a.verifier,
+                    verifier: a.verifier.verifier,
                     debug_print: None,
                 };
                 let r = inject::inject_with(&a.wim, &pkg, sel, opts)?;
@@ -312,9 +315,9 @@ fn run_winpe(cmd: WinpeCmd, default_package: Option<&Path>) -> crate::Result<Str
             Ok(out)
         }
         WinpeCmd::Prepare(a) => {
-            let pkg = Package::open(a.package.as_deref().or(default_package))?;
+            let pkg = Package::open(a.package.package.as_deref().or(default_package))?;
             let opts = prepare::PrepareOptions {
-                verifier: a.verifier,
+                verifier: a.verifier.verifier,
                 debug: a.debug,
             };
             let r = if a.input.is_dir() {

@@ -342,11 +342,7 @@ pub fn inject_with(
     }
     wim.commit()?;
     drop(wim);
-    Ok(WimReport {
-        images: reports,
-        written,
-        grown_by: file_len(path).saturating_sub(size0),
-    })
+    Ok(wim_report(path, size0, reports, written))
 }
 
 /// Removes what [`inject`] added from the selected images.
@@ -437,11 +433,16 @@ pub fn remove(path: &Path, sel: Selection) -> Result<WimReport> {
         wim.commit()?;
     }
     drop(wim);
-    Ok(WimReport {
-        images: reports,
+    Ok(wim_report(path, size0, reports, written))
+}
+
+/// The report of a pass over the WIM at `path` (closed again), which was `size0` bytes before.
+fn wim_report(path: &Path, size0: u64, images: Vec<ImageReport>, written: bool) -> WimReport {
+    WimReport {
+        images,
         written,
         grown_by: file_len(path).saturating_sub(size0),
-    })
+    }
 }
 
 fn file_len(p: &Path) -> u64 {

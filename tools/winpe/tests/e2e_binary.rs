@@ -26,13 +26,7 @@ fn rvblk_binary_inject_info_bcd_remove() {
         "{stdout}"
     );
     assert_eq!(
-        extract(
-            &wim,
-            2,
-            "/Windows/System32/drivers/rvblk.sys",
-            &t.path().join("x")
-        )
-        .as_deref(),
+        driver_in(&wim, 2, &t.path().join("x")).as_deref(),
         Some(X86_SYS)
     );
 

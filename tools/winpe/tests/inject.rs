@@ -112,10 +112,7 @@ fn x64_image_gets_everything_as_specified() {
     assert!(o.stdout.contains("updated in place"), "{}", o.stdout);
 
     let x = t.path().join("x1");
-    assert_eq!(
-        extract(&wim, 1, "/Windows/System32/drivers/rvblk.sys", &x).as_deref(),
-        Some(AMD64_SYS)
-    );
+    assert_eq!(driver_in(&wim, 1, &x).as_deref(), Some(AMD64_SYS));
     assert_eq!(
         extract(&wim, 1, "/Windows/INF/rvblk.inf", &x).as_deref(),
         Some(INF.as_bytes())
@@ -205,10 +202,7 @@ fn x86_image_gets_the_x86_binary_and_index_is_honoured() {
     assert_eq!(o.code, 0, "{o:?}");
     assert!(o.stdout.contains("[x86]"), "{}", o.stdout);
     let x = t.path().join("x");
-    assert_eq!(
-        extract(&wim, 1, "/Windows/System32/drivers/rvblk.sys", &x).as_deref(),
-        Some(X86_SYS)
-    );
+    assert_eq!(driver_in(&wim, 1, &x).as_deref(), Some(X86_SYS));
     check_injected(&extract_hive(&wim, 1, &t.path().join("h")), "0001");
 }
 
@@ -228,13 +222,7 @@ fn wim_metadata_arch_wins_over_the_kernel() {
     assert_eq!(o.code, 0, "{o:?}");
     assert!(o.stdout.contains("[amd64]"), "{}", o.stdout);
     assert_eq!(
-        extract(
-            &wim,
-            1,
-            "/Windows/System32/drivers/rvblk.sys",
-            &t.path().join("x")
-        )
-        .as_deref(),
+        driver_in(&wim, 1, &t.path().join("x")).as_deref(),
         Some(AMD64_SYS)
     );
 }
@@ -275,13 +263,7 @@ fn setup_wim_default_is_the_bootable_image_and_all_does_both() {
     );
     check_injected(&extract_hive(&wim, 1, &t.path().join("h1")), "0001");
     assert_eq!(
-        extract(
-            &wim,
-            1,
-            "/Windows/System32/drivers/rvblk.sys",
-            &t.path().join("x")
-        )
-        .as_deref(),
+        driver_in(&wim, 1, &t.path().join("x")).as_deref(),
         Some(AMD64_SYS)
     );
     // The WIM is still valid and a third run is a no-op.

@@ -15,6 +15,28 @@ fn rvblk(bin: &Path, dir: &Path, a: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
         .unwrap()
 }
 
+/// `rvblk winpe prepare INPUT -o OUTPUT --package PKG EXTRA…`, run in `dir`.
+fn prepare(
+    bin: &Path,
+    dir: &Path,
+    input: &dyn AsRef<std::ffi::OsStr>,
+    output: &dyn AsRef<std::ffi::OsStr>,
+    pkg: &Path,
+    extra: &[&dyn AsRef<std::ffi::OsStr>],
+) -> Output {
+    let mut a: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+        &"winpe",
+        &"prepare",
+        input,
+        &"-o",
+        output,
+        &"--package",
+        &pkg,
+    ];
+    a.extend_from_slice(extra);
+    rvblk(bin, dir, &a)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}\n{}",
@@ -50,21 +72,13 @@ fn prepare_iso_to_iso_keeps_label_and_both_boot_records() {
     std::fs::create_dir(&out_dir).unwrap();
     let output = out_dir.join("win-rvblk.iso");
 
-    let o = rvblk(
+    let o = prepare(
         &bin,
         t.path(),
-        &[
-            &"winpe",
-            &"prepare",
-            &input,
-            &"-o",
-            &output,
-            &"--package",
-            &pkg,
-            &"--verifier",
-            &"--debug",
-            &"serial",
-        ],
+        &input,
+        &output,
+        &pkg,
+        &[&"--verifier", &"--debug", &"serial"],
     );
     assert!(o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -93,13 +107,7 @@ fn prepare_iso_to_iso_keeps_label_and_both_boot_records() {
     iso_extract(&output, "/sources/boot.wim", &new_wim);
     for image in [1, 2] {
         assert_eq!(
-            extract(
-                &new_wim,
-                image,
-                "/Windows/System32/drivers/rvblk.sys",
-                &x.join("d")
-            )
-            .as_deref(),
+            driver_in(&new_wim, image, &x.join("d")).as_deref(),
             Some(AMD64_SYS)
         );
         let hive = extract_hive(&new_wim, image, &x.join("h"));
@@ -165,19 +173,7 @@ fn prepare_iso_to_iso_keeps_label_and_both_boot_records() {
     assert!(text(&o).contains("rvblk: no"), "{}", text(&o));
 
     // -o onto the input is refused; the ISO form needs -o.
-    let o = rvblk(
-        &bin,
-        t.path(),
-        &[
-            &"winpe",
-            &"prepare",
-            &input,
-            &"-o",
-            &input,
-            &"--package",
-            &pkg,
-        ],
-    );
+    let o = prepare(&bin, t.path(), &input, &input, &pkg, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("must not be the input"), "{}", text(&o));
     let o = rvblk(
@@ -206,19 +202,7 @@ fn bad_inputs_and_a_full_disk_leave_no_output() {
     let truncated = t.path().join("truncated.iso");
     let bytes = std::fs::read(&good).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
-    let o = rvblk(
-        &bin,
-        t.path(),
-        &[
-            &"winpe",
-            &"prepare",
-            &truncated,
-            &"-o",
-            &output,
-            &"--package",
-            &pkg,
-        ],
-    );
+    let o = prepare(&bin, t.path(), &truncated, &output, &pkg, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let s = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(
@@ -229,19 +213,7 @@ fn bad_inputs_and_a_full_disk_leave_no_output() {
     assert_eq!(leftovers(&out_dir), Vec::<PathBuf>::new());
 
     // Not an ISO at all.
-    let o = rvblk(
-        &bin,
-        t.path(),
-        &[
-            &"winpe",
-            &"prepare",
-            &wim,
-            &"-o",
-            &output,
-            &"--package",
-            &pkg,
-        ],
-    );
+    let o = prepare(&bin, t.path(), &wim, &output, &pkg, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("not an ISO 9660 image"), "{}", text(&o));
 
@@ -254,19 +226,7 @@ fn bad_inputs_and_a_full_disk_leave_no_output() {
         .args(["-as", "mkisofs", "-V", "PLAIN", "-o"])
         .arg(&plain)
         .arg(&plain_tree));
-    let o = rvblk(
-        &bin,
-        t.path(),
-        &[
-            &"winpe",
-            &"prepare",
-            &plain,
-            &"-o",
-            &output,
-            &"--package",
-            &pkg,
-        ],
-    );
+    let o = prepare(&bin, t.path(), &plain, &output, &pkg, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).contains("no sources/boot.wim in the ISO"),
@@ -289,19 +249,7 @@ fn bad_inputs_and_a_full_disk_leave_no_output() {
         .args(["-as", "mkisofs", "-V", "CCCOMA_X64FRE", "-o"])
         .arg(&stub)
         .arg(&stub_tree));
-    let o = rvblk(
-        &bin,
-        t.path(),
-        &[
-            &"winpe",
-            &"prepare",
-            &stub,
-            &"-o",
-            &output,
-            &"--package",
-            &pkg,
-        ],
-    );
+    let o = prepare(&bin, t.path(), &stub, &output, &pkg, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("UDF only"), "{}", text(&o));
     assert!(!output.exists());
@@ -366,12 +314,7 @@ fn the_built_binary_works_from_any_directory_without_package() {
         &x.join("boot.wim"),
     );
     assert_eq!(
-        extract(
-            &x.join("boot.wim"),
-            2,
-            "/Windows/System32/drivers/rvblk.sys",
-            &x.join("d")
-        ),
+        driver_in(&x.join("boot.wim"), 2, &x.join("d")),
         Some(amd64.clone())
     );
     drop(input);
@@ -394,10 +337,7 @@ fn the_built_binary_works_from_any_directory_without_package() {
     );
     let o = rvblk(&bin, t.path(), &[&"winpe", &"inject", &"boot.wim"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(
-        extract(&wim, 2, "/Windows/System32/drivers/rvblk.sys", &x.join("e")),
-        Some(amd64)
-    );
+    assert_eq!(driver_in(&wim, 2, &x.join("e")), Some(amd64));
 }
 
 #[test]
@@ -416,19 +356,7 @@ fn a_udf_only_windows_iso_is_rebuilt_with_udf() {
     assert_eq!(listing.trim(), "'/README.TXT'");
     let before = std::fs::read(&input).unwrap();
     let output = t.path().join("out.iso");
-    let o = rvblk(
-        &bin,
-        t.path(),
-        &[
-            &"winpe",
-            &"prepare",
-            &input,
-            &"-o",
-            &output,
-            &"--package",
-            &pkg,
-        ],
-    );
+    let o = prepare(&bin, t.path(), &input, &output, &pkg, &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(std::fs::read(&input).unwrap(), before);
     assert_eq!(leftovers(t.path()), Vec::<PathBuf>::new());
@@ -448,13 +376,7 @@ fn a_udf_only_windows_iso_is_rebuilt_with_udf() {
     std::fs::create_dir(&x).unwrap();
     iso_extract(&output, "/sources/boot.wim", &x.join("boot.wim"));
     assert_eq!(
-        extract(
-            &x.join("boot.wim"),
-            2,
-            "/Windows/System32/drivers/rvblk.sys",
-            &x.join("d")
-        )
-        .as_deref(),
+        driver_in(&x.join("boot.wim"), 2, &x.join("d")).as_deref(),
         Some(AMD64_SYS)
     );
     iso_extract(&output, "/efi/microsoft/boot/bcd", &x.join("bcd"));

@@ -22,10 +22,7 @@ fn prepare_injects_both_images_sets_both_bcds_and_prints_the_menu() {
     let wim = iso.join("SOURCES/Boot.wim");
     for i in [1, 2] {
         let x = t.path().join(format!("x{i}"));
-        assert_eq!(
-            extract(&wim, i, "/Windows/System32/drivers/rvblk.sys", &x).as_deref(),
-            Some(AMD64_SYS)
-        );
+        assert_eq!(driver_in(&wim, i, &x).as_deref(), Some(AMD64_SYS));
         let h = extract_hive(&wim, i, &x);
         assert!(lsval(&h, "ControlSet001\\Enum\\Root\\RVBLK\\0000")
             .unwrap()
@@ -55,14 +52,17 @@ fn prepare_injects_both_images_sets_both_bcds_and_prints_the_menu() {
     );
 
     // Again: nothing changes anywhere.
-    let snap: Vec<Vec<u8>> = [
-        wim.clone(),
-        iso.join("Boot/BCD"),
-        iso.join("efi/Microsoft/boot/BCD"),
-    ]
-    .iter()
-    .map(|p| std::fs::read(p).unwrap())
-    .collect();
+    let snapshot = || -> Vec<Vec<u8>> {
+        [
+            wim.clone(),
+            iso.join("Boot/BCD"),
+            iso.join("efi/Microsoft/boot/BCD"),
+        ]
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect()
+    };
+    let snap = snapshot();
     let o = run_winpe_args(args(&[
         &"prepare",
         &iso,
@@ -73,14 +73,7 @@ fn prepare_injects_both_images_sets_both_bcds_and_prints_the_menu() {
     ]));
     assert_eq!(o.code, 0, "{o:?}");
     assert!(o.stdout.contains("map --mem /isos/w10.iso (0xff)"));
-    let again: Vec<Vec<u8>> = [
-        wim.clone(),
-        iso.join("Boot/BCD"),
-        iso.join("efi/Microsoft/boot/BCD"),
-    ]
-    .iter()
-    .map(|p| std::fs::read(p).unwrap())
-    .collect();
+    let again = snapshot();
     assert!(snap == again, "second prepare must not modify anything");
 
     // info on each kind of file.

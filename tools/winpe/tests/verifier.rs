@@ -133,6 +133,18 @@ fn wim_inject_verifier_set_change_off_and_info() {
         "WINDOWS/VERSION/BUILD=7601".as_ref(),
     ]));
     let hive_of = |image: u32| extract_hive(&wim, image, &t.path().join(format!("x{image}")));
+    let verifier_on_image_1 = |setting: &str| {
+        winpe(&[
+            &"inject",
+            &wim,
+            &"--index",
+            &"1",
+            &"--package",
+            &pkg,
+            &"--verifier",
+            &setting,
+        ])
+    };
 
     let o = winpe(&[&"inject", &wim, &"--all", &"--package", &pkg, &"--verifier"]);
     assert_eq!(o.code, 0, "{o:?}");
@@ -180,32 +192,14 @@ fn wim_inject_verifier_set_change_off_and_info() {
     assert_eq!(std::fs::read(&wim).unwrap(), bytes);
 
     // A level of our own.
-    let o = winpe(&[
-        &"inject",
-        &wim,
-        &"--index",
-        &"1",
-        &"--package",
-        &pkg,
-        &"--verifier",
-        &"0x1b",
-    ]);
+    let o = verifier_on_image_1("0x1b");
     assert_eq!(o.code, 0, "{o:?}");
     assert!(verifier_values(&hive_of(1))
         .unwrap()
         .contains(&"\"VerifyDriverLevel\"=dword:0000001b".to_string()));
 
     // Off removes both values; --remove also clears what is left in image 2.
-    let o = winpe(&[
-        &"inject",
-        &wim,
-        &"--index",
-        &"1",
-        &"--package",
-        &pkg,
-        &"--verifier",
-        &"off",
-    ]);
+    let o = verifier_on_image_1("off");
     assert_eq!(o.code, 0, "{o:?}");
     assert_eq!(verifier_values(&hive_of(1)).unwrap(), Vec::<String>::new());
     let info = run_info_args(args(&[&wim]));

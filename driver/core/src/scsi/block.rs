@@ -58,6 +58,24 @@ fn window(
         .ok_or(SenseData::invalid_field(length_field, Some(7)))
 }
 
+/// What READ and WRITE check before touching the medium: the image byte offset of `t` and the
+/// SRB buffer window it moves in direction `want`, or the outcome that already ends the command
+/// (range or buffer refused, or nothing to move).
+fn transfer<'d>(
+    image: &MemoryImage,
+    t: &Transfer,
+    data: &'d mut [u8],
+    dir: DataDirection,
+    want: DataDirection,
+) -> Result<(u64, &'d mut [u8]), Outcome> {
+    let (offset, len) = byte_range(image, t).map_err(Outcome::check_condition)?;
+    let window = window(data, dir, want, len, t.length_field).map_err(Outcome::check_condition)?;
+    if len == 0 {
+        return Err(Outcome::good(0));
+    }
+    Ok((offset, window))
+}
+
 fn read_error(e: MediumError) -> Outcome {
     match e {
         MediumError::Busy => Outcome::busy(),
@@ -72,19 +90,12 @@ pub(super) fn read(
     dir: DataDirection,
     medium: &impl Medium,
 ) -> Outcome {
-    let (offset, len) = match byte_range(image, t) {
-        Ok(r) => r,
-        Err(s) => return Outcome::check_condition(s),
+    let (offset, dst) = match transfer(image, t, data, dir, DataDirection::In) {
+        Ok(w) => w,
+        Err(done) => return done,
     };
-    let dst = match window(data, dir, DataDirection::In, len, t.length_field) {
-        Ok(d) => d,
-        Err(s) => return Outcome::check_condition(s),
-    };
-    if len == 0 {
-        return Outcome::good(0);
-    }
     match medium.read(offset, dst) {
-        Ok(()) => Outcome::good(len),
+        Ok(()) => Outcome::good(dst.len()),
         Err(e) => read_error(e),
     }
 }
@@ -100,23 +111,16 @@ pub(super) fn write(
     if image.is_read_only() {
         return Outcome::check_condition(SenseData::write_protected());
     }
-    let (offset, len) = match byte_range(image, t) {
-        Ok(r) => r,
-        Err(s) => return Outcome::check_condition(s),
+    let (offset, src) = match transfer(image, t, data, dir, DataDirection::Out) {
+        Ok(w) => w,
+        Err(done) => return done,
     };
-    let src = match window(data, dir, DataDirection::Out, len, t.length_field) {
-        Ok(d) => d,
-        Err(s) => return Outcome::check_condition(s),
-    };
-    if len == 0 {
-        return Outcome::good(0);
-    }
     if image.write_policy == WritePolicy::DiscardWrites {
         // GRUB4DOS "fake write" (docs/loaders.md §3.2): accepted, consumed and dropped.
-        return Outcome::good(len);
+        return Outcome::good(src.len());
     }
     match medium.write(offset, src) {
-        Ok(()) => Outcome::good(len),
+        Ok(()) => Outcome::good(src.len()),
         Err(MediumError::Busy) => Outcome::busy(),
         Err(MediumError::Unreadable) => Outcome::check_condition(SenseData::write_error()),
     }

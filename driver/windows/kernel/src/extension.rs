@@ -1,9 +1,10 @@
 //! Kernel-wrapper module: the raw arguments both ports pass to adapter callbacks, as typed
-//! values: the device extension as a [`DeviceState`], HwAdapterControl's parameters as an
-//! [`AdapterControl`].
+//! values: the device extension as a [`DeviceState`], HwFindAdapter's ConfigInfo and `Again`,
+//! HwAdapterControl's parameters as an [`AdapterControl`].
 
 use crate::port::{AdapterControl, DeviceState};
 use core::ffi::c_void;
+use rvblk_abi::PortConfigurationInformation;
 
 /// Bytes the port allocates for [`DeviceState`] (DeviceExtensionSize).
 pub const DEVICE_EXTENSION_SIZE: u32 = core::mem::size_of::<DeviceState>() as u32;
@@ -30,6 +31,31 @@ pub unsafe fn state_mut<'a>(ext: *mut c_void) -> &'a mut DeviceState {
 pub unsafe fn state<'a>(ext: *mut c_void) -> &'a DeviceState {
     // SAFETY: per the contract.
     unsafe { &*ext.cast::<DeviceState>() }
+}
+
+/// HwFindAdapter's arguments common to both ports: the state and ConfigInfo, with `*again`
+/// cleared (one adapter, never call again).
+///
+/// # Safety
+/// * `ext` as for [`state_mut`];
+/// * `config` is a PORT_CONFIGURATION_INFORMATION valid for reads and writes of its `Length`
+///   field's bytes, not aliased during `'a` (`port::fill_config` checks every write against
+///   `Length`, so fields past it are never touched);
+/// * `again` is null or a writable BOOLEAN.
+pub unsafe fn find_adapter_args<'a>(
+    ext: *mut c_void,
+    config: *mut PortConfigurationInformation,
+    again: *mut u8,
+) -> (&'a mut DeviceState, &'a mut PortConfigurationInformation) {
+    // SAFETY: the adapter's extension, exclusive in this serialised callback (contract).
+    let state = unsafe { state_mut(ext) };
+    // SAFETY: valid and unaliased for `'a` (contract).
+    let config = unsafe { &mut *config };
+    if !again.is_null() {
+        // SAFETY: a writable BOOLEAN when non-null (contract).
+        unsafe { *again = 0 };
+    }
+    (state, config)
 }
 
 /// HwAdapterControl's (ControlType, Parameters) as a request.

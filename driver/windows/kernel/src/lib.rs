@@ -9,9 +9,11 @@
 //! * [`physmem`] — pool objects, the low-memory snapshot, OS RAM ranges, the NFIT.
 //! * [`medium`] — image mappings and byte access for the I/O path.
 //! * [`srb`] — a safe view of one live SRB and its buffers.
-//! * [`extension`] — the port's device extension as a [`port::DeviceState`].
+//! * [`extension`] — the port's device extension as a [`port::DeviceState`], and the
+//!   HwFindAdapter and HwAdapterControl arguments both ports receive, as typed values.
 //! * [`trampolines`] — the adapter callbacks both ports share (HwInitialize, HwResetBus,
-//!   HwAdapterControl), generic over [`trampolines::AdapterCallbacks`].
+//!   HwAdapterControl), generic over [`trampolines::AdapterCallbacks`], and HwStartIo's common
+//!   part.
 //!
 //! The rest is safe Rust called from the ports' trampolines:
 //!

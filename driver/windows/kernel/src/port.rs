@@ -93,10 +93,7 @@ pub fn find_adapter(
     exposure: Exposure,
     irql: &Passive,
 ) -> u32 {
-    if state.live {
-        state.adapter.release();
-        state.live = false;
-    }
+    free_resources(state, irql);
     fill_config(config, flavour);
     state.mapping = match flavour {
         Flavour::StorPortVirtual { mapping } => mapping,

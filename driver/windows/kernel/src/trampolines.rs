@@ -4,7 +4,10 @@
 
 use crate::extension;
 use crate::port::{self, AdapterControl, DeviceState};
+use crate::srb::Srb;
 use core::ffi::c_void;
+use rvblk_abi::ScsiRequestBlock;
+use rvblk_irql::Dispatch;
 
 /// What both port flavours' traits share: the adapter callbacks with a common contract.
 pub trait AdapterCallbacks {
@@ -58,4 +61,31 @@ pub unsafe extern "system" fn hw_adapter_control<M: AdapterCallbacks>(
     // SAFETY: for the query, `params` is the list described in the contract.
     let control = unsafe { extension::adapter_control(control, params) };
     M::adapter_control(state, control)
+}
+
+/// HwStartIo's part both ports share: the IRQL token, the extension and a view of the SRB under
+/// the MapBuffers mode HwFindAdapter recorded, handed to `serve`. The view is dropped on return;
+/// the caller then completes the request the port's way.
+///
+/// # Safety
+/// The port calls HwStartIo at IRQL ≤ DISPATCH_LEVEL with:
+/// * `ext` — the adapter's device extension, which no adapter callback changes while requests
+///   are in flight (see `extension::state`);
+/// * `srb` — a live SRB owned by this miniport until it completes it, with a SenseInfoBuffer
+///   null or valid for SenseInfoBufferLength bytes and, for the buffers the recorded MapBuffers
+///   mode maps, a DataBuffer that is a system address valid for DataTransferLength bytes
+///   (`docs/windows-integration.md` §1.10).
+pub unsafe fn start_io(
+    ext: *mut c_void,
+    srb: *mut ScsiRequestBlock,
+    serve: impl FnOnce(&DeviceState, &mut Srb<'_>, &Dispatch),
+) {
+    // SAFETY: IRQL ≤ DISPATCH_LEVEL for the duration of this call (contract).
+    let irql = unsafe { Dispatch::new_unchecked() };
+    // SAFETY: shared access to the adapter's extension during I/O (contract).
+    let state = unsafe { extension::state(ext) };
+    // SAFETY: live and ours until the caller completes it, after this view is dropped; buffers
+    // as the recorded mapping says (contract).
+    let mut request = unsafe { Srb::from_raw(srb, state.mapping) };
+    serve(state, &mut request, &irql);
 }

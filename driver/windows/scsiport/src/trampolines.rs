@@ -16,9 +16,9 @@ use rvblk_core::policy::Service;
 use rvblk_irql::{Dispatch, Passive};
 use rvblk_kernel::extension::{self, DEVICE_EXTENSION_SIZE};
 use rvblk_kernel::port::DeviceState;
-use rvblk_kernel::srb::{BufferMapping, Srb};
+use rvblk_kernel::srb::Srb;
 use rvblk_kernel::trampolines::{
-    hw_adapter_control, hw_initialize, hw_reset_bus, AdapterCallbacks,
+    self, hw_adapter_control, hw_initialize, hw_reset_bus, AdapterCallbacks,
 };
 
 /// The driver logic behind the SCSIPORT callbacks, safe Rust.
@@ -126,14 +126,8 @@ unsafe extern "system" fn hw_find_adapter<M: ScsiMiniport>(
         // SAFETY: a NUL-terminated string valid during the call (contract).
         unsafe { core::ffi::CStr::from_ptr(argument_string.cast()) }.to_bytes()
     });
-    // SAFETY: the adapter's extension, exclusive in this serialised callback (contract).
-    let state = unsafe { extension::state_mut(ext) };
-    // SAFETY: valid and unaliased for the call; `fill_config` checks writes against `length`.
-    let config = unsafe { &mut *config };
-    if !again.is_null() {
-        // SAFETY: a writable BOOLEAN when non-null (contract).
-        unsafe { *again = 0 };
-    }
+    // SAFETY: the extension, ConfigInfo and Again as `find_adapter_args` requires (contract).
+    let (state, config) = unsafe { extension::find_adapter_args(ext, config, again) };
     M::find_adapter(state, config, service, argument, &irql)
 }
 
@@ -156,16 +150,9 @@ unsafe extern "system" fn hw_start_io<M: ScsiMiniport>(
     ext: *mut c_void,
     srb: *mut ScsiRequestBlock,
 ) -> u8 {
-    // SAFETY: IRQL ≤ DISPATCH_LEVEL for the duration of this call (contract).
-    let irql = unsafe { Dispatch::new_unchecked() };
-    // SAFETY: the adapter's extension, serialised; shared access suffices (contract).
-    let state = unsafe { extension::state(ext) };
-    {
-        // SAFETY: live and ours until completion below; every buffer mapped (contract). The
-        // view is dropped before completion.
-        let mut request = unsafe { Srb::from_raw(srb, BufferMapping::All) };
-        M::start_io(state, &mut request, &irql);
-    }
+    // SAFETY: IRQL, extension and SRB as `start_io` requires (contract; HwFindAdapter recorded
+    // BufferMapping::All, which MapBuffers = TRUE provides).
+    unsafe { trampolines::start_io(ext, srb, M::start_io) };
     // SAFETY: the request is complete, no reference to it remains, handed back exactly once.
     unsafe { scsiport::complete_and_ask_next(ext, srb) };
     1

@@ -18,7 +18,7 @@ use rvblk_kernel::extension::{self, DEVICE_EXTENSION_SIZE};
 use rvblk_kernel::port::DeviceState;
 use rvblk_kernel::srb::{BufferMapping, Srb};
 use rvblk_kernel::trampolines::{
-    hw_adapter_control, hw_initialize, hw_reset_bus, AdapterCallbacks,
+    self, hw_adapter_control, hw_initialize, hw_reset_bus, AdapterCallbacks,
 };
 
 /// The driver logic behind the StorPort callbacks, safe Rust.
@@ -152,15 +152,8 @@ unsafe extern "system" fn hw_find_adapter<M: StorMiniport, const MAPPING: u8>(
 ) -> u32 {
     // SAFETY: PASSIVE_LEVEL for the duration of this call (contract).
     let irql = unsafe { Passive::new_unchecked() };
-    // SAFETY: the adapter's extension, exclusive in this serialised callback (contract).
-    let state = unsafe { extension::state_mut(ext) };
-    // SAFETY: valid and unaliased for the call (contract); `fill_config` checks every write
-    // against `length`, so only the first `Length` bytes are touched.
-    let config = unsafe { &mut *config };
-    if !again.is_null() {
-        // SAFETY: a writable BOOLEAN when non-null (contract).
-        unsafe { *again = 0 };
-    }
+    // SAFETY: the extension, ConfigInfo and Again as `find_adapter_args` requires (contract).
+    let (state, config) = unsafe { extension::find_adapter_args(ext, config, again) };
     M::find_adapter(state, config, mapping_of(MAPPING), &irql)
 }
 
@@ -176,18 +169,14 @@ unsafe extern "system" fn hw_start_io<M: StorMiniport>(
     ext: *mut c_void,
     srb: *mut ScsiRequestBlock,
 ) -> u8 {
-    // SAFETY: IRQL ≤ DISPATCH_LEVEL for the duration of this call (contract).
-    let irql = unsafe { Dispatch::new_unchecked() };
-    // SAFETY: shared access to the adapter's extension during I/O (contract).
-    let state = unsafe { extension::state(ext) };
-    {
-        // SAFETY: live, owned by us until completion below; buffers as the declared mapping
-        // says (contract). The view is dropped before completion.
-        let mut request = unsafe { Srb::from_raw(srb, state.mapping) };
+    let serve = |state: &DeviceState, request: &mut Srb<'_>, irql: &Dispatch| {
         // SAFETY: the extension StorPort passed to this HwStartIo call.
         let adapter = unsafe { StorPortAdapter::new(ext) };
-        M::start_io(state, &mut request, &adapter, &irql);
-    }
+        M::start_io(state, request, &adapter, irql);
+    };
+    // SAFETY: IRQL, extension and SRB as `start_io` requires (contract; HwFindAdapter recorded
+    // the mapping the init data declared).
+    unsafe { trampolines::start_io(ext, srb, serve) };
     #[cfg(feature = "selftest-double-complete")]
     // SAFETY: the SRB is still ours here (completed only below).
     let read10 = unsafe { (*srb).cdb[0] } == 0x28;

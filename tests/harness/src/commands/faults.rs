@@ -127,19 +127,9 @@ pub fn sweep(
 }
 
 pub fn main(driver: &Path, personality: Personality, verbose: bool) -> i32 {
-    let bytes = match std::fs::read(driver) {
+    let bytes = match crate::commands::read_driver(driver) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("{}: {e}", driver.display());
-            return 2;
-        }
-    };
-    let arch = if cfg!(target_arch = "x86_64") {
-        "x64"
-    } else if cfg!(target_arch = "aarch64") {
-        "arm64"
-    } else {
-        "x86"
+        Err(code) => return code,
     };
     let (mut passed, mut failed) = (Vec::new(), Vec::new());
     // No NFIT under XP (no firmware-table query there): sweep a MEMDISK layout instead.
@@ -158,12 +148,7 @@ pub fn main(driver: &Path, personality: Personality, verbose: bool) -> i32 {
             Err(e) => failed.push((format!("setup {sc}"), e)),
         }
     }
-    for p in &passed {
-        println!("PASS {arch} {p}");
-    }
-    for (n, e) in &failed {
-        println!("FAIL {arch} {n}: {e}");
-    }
+    crate::commands::print_results(&passed, &failed);
     println!("{} passed, {} failed", passed.len(), failed.len());
     i32::from(!failed.is_empty())
 }

@@ -12,3 +12,31 @@ pub mod run;
 pub mod scenario;
 pub mod scsi;
 pub mod torture;
+
+/// The driver binary a command loads, or exit code 2 with the reason on stderr.
+pub fn read_driver(driver: &std::path::Path) -> Result<Vec<u8>, i32> {
+    std::fs::read(driver).map_err(|e| {
+        eprintln!("{}: {e}", driver.display());
+        2
+    })
+}
+
+/// The architecture the harness process, and so the driver it loads, runs as.
+pub const HOST_ARCH: &str = if cfg!(target_arch = "x86_64") {
+    "x64"
+} else if cfg!(target_arch = "aarch64") {
+    "arm64"
+} else {
+    "x86"
+};
+
+/// One `PASS <arch> <case>` line per passed case, then one `FAIL <arch> <case>: <why>` per
+/// failed one.
+pub fn print_results(passed: &[String], failed: &[(String, String)]) {
+    for p in passed {
+        println!("PASS {HOST_ARCH} {p}");
+    }
+    for (n, e) in failed {
+        println!("FAIL {HOST_ARCH} {n}: {e}");
+    }
+}

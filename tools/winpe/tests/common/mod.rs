@@ -43,62 +43,13 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Feeds `script` to `hivexsh -w hive` (a script ending in `commit` writes the hive).
-pub fn hivexsh_write(hive: &Path, script: &str) {
-    let mut child = Command::new("hivexsh")
-        .arg("-w")
-        .arg(hive)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hivexsh");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "hivexsh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `hivexsh` `lsval` of a key: the value lines, or `None` if the key does not exist.
-pub fn lsval(hive: &Path, key: &str) -> Option<Vec<String>> {
-    let mut child = Command::new("hivexsh")
-        .arg(hive)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hivexsh");
-    let script = format!("cd {key}\nlsval\n");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() || err.contains("not found") {
-        return None;
+/// Runs `hivexsh` on `hive` (`-w`: writable) with `script` on its stdin.
+fn hivexsh(hive: &Path, write: bool, script: &str) -> std::process::Output {
+    let mut cmd = Command::new("hivexsh");
+    if write {
+        cmd.arg("-w");
     }
-    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    Some(v)
-}
-
-/// `hivexsh` `ls` of a key (subkey names).
-pub fn ls(hive: &Path, key: &str) -> Option<Vec<String>> {
-    let mut child = Command::new("hivexsh")
+    let mut child = cmd
         .arg(hive)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -109,9 +60,15 @@ pub fn ls(hive: &Path, key: &str) -> Option<Vec<String>> {
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("cd {key}\nls\n").as_bytes())
+        .write_all(script.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The output lines of a read-only `hivexsh` command run in `key`, or `None` if the key does
+/// not exist.
+fn hivexsh_in(hive: &Path, key: &str, command: &str) -> Option<Vec<String>> {
+    let out = hivexsh(hive, false, &format!("cd {key}\n{command}\n"));
     let err = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() || err.contains("not found") {
         return None;
@@ -122,6 +79,28 @@ pub fn ls(hive: &Path, key: &str) -> Option<Vec<String>> {
             .map(str::to_string)
             .collect(),
     )
+}
+
+/// Feeds `script` to `hivexsh -w hive` (a script ending in `commit` writes the hive).
+pub fn hivexsh_write(hive: &Path, script: &str) {
+    let out = hivexsh(hive, true, script);
+    assert!(
+        out.status.success(),
+        "hivexsh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `hivexsh` `lsval` of a key: the value lines, sorted, or `None` if the key does not exist.
+pub fn lsval(hive: &Path, key: &str) -> Option<Vec<String>> {
+    let mut v = hivexsh_in(hive, key, "lsval")?;
+    v.sort();
+    Some(v)
+}
+
+/// `hivexsh` `ls` of a key (subkey names).
+pub fn ls(hive: &Path, key: &str) -> Option<Vec<String>> {
+    hivexsh_in(hive, key, "ls")
 }
 
 /// The whole hive as `hivexml` XML with timestamps and file offsets stripped (content only).
@@ -301,6 +280,11 @@ pub fn package(dir: &Path) -> PathBuf {
     p
 }
 
+/// The rvblk.sys that image `image` of `wim` holds in System32\drivers, extracted into `dest`.
+pub fn driver_in(wim: &Path, image: u32, dest: &Path) -> Option<Vec<u8>> {
+    extract(wim, image, "/Windows/System32/drivers/rvblk.sys", dest)
+}
+
 /// Extracts one file of an image with wimlib-imagex; `None` if it does not exist.
 pub fn extract(wim: &Path, image: u32, path: &str, dest: &Path) -> Option<Vec<u8>> {
     let _ = std::fs::remove_dir_all(dest);
@@ -388,6 +372,20 @@ pub fn rvblk_bin() -> Option<PathBuf> {
     bin.is_file().then_some(bin)
 }
 
+/// The two El Torito boot records of a Windows Setup ISO (BIOS etfsboot.com, UEFI efisys.bin),
+/// as mkisofs-style options.
+const EL_TORITO_ARGS: [&str; 9] = [
+    "-b",
+    "boot/etfsboot.com",
+    "-no-emul-boot",
+    "-boot-load-size",
+    "8",
+    "-eltorito-alt-boot",
+    "-e",
+    "efi/microsoft/boot/efisys.bin",
+    "-no-emul-boot",
+];
+
 /// A small bootable ISO like Windows Setup media, built with xorriso (independent of rvblk):
 /// volume label `label`, El Torito BIOS image `boot/etfsboot.com` (no emulation, 8 sectors) and
 /// UEFI image `efi/microsoft/boot/efisys.bin`, `sources/boot.wim` = `wim`, the two BCD stores
@@ -430,19 +428,7 @@ pub fn bootable_iso(dir: &Path, wim: &Path, label: &str) -> PathBuf {
             "-J",
             "-joliet-long",
         ])
-        .args([
-            "-b",
-            "boot/etfsboot.com",
-            "-no-emul-boot",
-            "-boot-load-size",
-            "8",
-        ])
-        .args([
-            "-eltorito-alt-boot",
-            "-e",
-            "efi/microsoft/boot/efisys.bin",
-            "-no-emul-boot",
-        ])
+        .args(EL_TORITO_ARGS)
         .arg("-o")
         .arg(&iso)
         .arg(&tree));
@@ -527,19 +513,7 @@ pub fn udf_only_iso(dir: &Path, wim: &Path, label: &str) -> PathBuf {
     let udf = dir.join(format!("{label}-udf.iso"));
     let mut cmd = Command::new("genisoimage");
     cmd.args(["-quiet", "-udf", "-V", label])
-        .args([
-            "-b",
-            "boot/etfsboot.com",
-            "-no-emul-boot",
-            "-boot-load-size",
-            "8",
-        ])
-        .args([
-            "-eltorito-alt-boot",
-            "-e",
-            "efi/microsoft/boot/efisys.bin",
-            "-no-emul-boot",
-        ])
+        .args(EL_TORITO_ARGS)
         .args(["-boot-load-size", "128"]);
     for hidden in ["boot", "efi", "sources", "setup.exe", "boot.catalog"] {
         cmd.args(["-hide", hidden]);

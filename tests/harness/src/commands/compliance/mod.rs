@@ -259,19 +259,9 @@ pub fn run_scenario(
 
 /// `rvblk-harness suite`: prints one line per case and `N passed, N failed`.
 pub fn main(driver: &Path, personality: Personality, only: Option<&str>, verbose: bool) -> i32 {
-    let bytes = match std::fs::read(driver) {
+    let bytes = match crate::commands::read_driver(driver) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("{}: {e}", driver.display());
-            return 2;
-        }
-    };
-    let arch = if cfg!(target_arch = "x86_64") {
-        "x64"
-    } else if cfg!(target_arch = "aarch64") {
-        "arm64"
-    } else {
-        "x86"
+        Err(code) => return code,
     };
     let mut res = SuiteResult::default();
     for sc in SCENARIOS {
@@ -284,12 +274,7 @@ pub fn main(driver: &Path, personality: Personality, only: Option<&str>, verbose
         };
         run_scenario(&bytes, &setup, personality, only, verbose, &mut res);
     }
-    for p in &res.passed {
-        println!("PASS {arch} {p}");
-    }
-    for (n, e) in &res.failed {
-        println!("FAIL {arch} {n}: {e}");
-    }
+    crate::commands::print_results(&res.passed, &res.failed);
     println!(
         "kernel stack high-water mark: {} bytes of {}",
         crate::emu::stack::measure(),

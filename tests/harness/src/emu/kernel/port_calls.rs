@@ -10,6 +10,7 @@ use super::{
 use rvblk_abi::status::STATUS_NO_SUCH_DEVICE;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// SRB states shared between the issuer and RequestComplete.
 pub const SRB_IDLE: u8 = 0;
@@ -35,6 +36,15 @@ impl Default for SrbTrack {
 }
 
 impl Kernel {
+    /// The tracking record of the SRB at `srb`, if the emulated port issued it and it is live.
+    fn issued_srb(&self, srb: usize) -> Option<Arc<SrbTrack>> {
+        self.srbs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&srb)
+            .cloned()
+    }
+
     /// The port's initialisation must get DriverEntry's own two arguments.
     pub(crate) fn check_entry_args(&self, api: &str, drv: *mut c_void, reg: *mut c_void) {
         let (d, r) = *self.entry_args.lock().unwrap_or_else(|e| e.into_inner());
@@ -108,12 +118,7 @@ impl Kernel {
                 if irql() > DISPATCH_LEVEL {
                     self.fail(format!("RequestComplete at IRQL {}", irql()));
                 }
-                let t = self
-                    .srbs
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&a1)
-                    .cloned();
+                let t = self.issued_srb(a1);
                 match t {
                     None => self.fail(format!(
                         "{port}Notification(RequestComplete) for {a1:#x}, which is not an SRB the port issued"
@@ -176,12 +181,7 @@ impl Kernel {
                 "StorPortGetSystemAddress with a wrong HwDeviceExtension {ext:#x}"
             ));
         }
-        let t = self
-            .srbs
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&a1)
-            .cloned();
+        let t = self.issued_srb(a1);
         let Some(t) = t else {
             self.fail(format!(
                 "StorPortGetSystemAddress for {a1:#x}, not an SRB the port issued"
