@@ -161,10 +161,10 @@ pub fn test(args: &[String]) -> Result<()> {
 
     crate::oracle::checks(&pkg, |what, r| tally.check(what, r));
 
-    for target in ["cdb", "discovery", "control"] {
+    for target in FUZZ_TARGETS {
         tally.check(
-            &format!("fuzz {target} ({fuzz_seconds} s)"),
-            run_fuzz(target, fuzz_seconds),
+            &format!("fuzz {} ({fuzz_seconds} s)", target.name),
+            run_fuzz(target, fuzz_seconds).map(|_| ()),
         );
     }
     finish(tally)
@@ -219,9 +219,97 @@ fn ensure_cargo_fuzz() -> Result<()> {
     cmd::run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))
 }
 
-fn run_fuzz(target: &str, seconds: u64) -> Result<()> {
+/// One libFuzzer target of `fuzz/` and how it is run (`docs/fuzzing.md`).
+struct FuzzTarget {
+    name: &'static str,
+    /// `-max_len`: the largest input that still decodes to something new.
+    max_len: u32,
+    /// A libFuzzer dictionary under `fuzz/`, for magic values the mutator cannot guess.
+    dict: Option<&'static str>,
+}
+
+const FUZZ_TARGETS: &[FuzzTarget] = &[
+    FuzzTarget {
+        name: "cdb",
+        max_len: 64,
+        dict: None,
+    },
+    FuzzTarget {
+        name: "discovery",
+        max_len: 4096,
+        dict: Some("dict/discovery.dict"),
+    },
+    FuzzTarget {
+        name: "control",
+        // An SRB_IO_CONTROL header and one request with a path of a few hundred characters.
+        max_len: 4096,
+        dict: None,
+    },
+];
+
+/// What libFuzzer reports at the end of a run (`-print_final_stats=1` and the `DONE` line).
+#[derive(Debug, Default, PartialEq)]
+struct FuzzStats {
+    executions: Option<u64>,
+    exec_per_sec: Option<u64>,
+    coverage: Option<u64>,
+    features: Option<u64>,
+    corpus: Option<u64>,
+    rss_start_mb: Option<u64>,
+    peak_rss_mb: Option<u64>,
+}
+
+impl FuzzStats {
+    fn line(&mut self, line: &str) {
+        let field = |key: &str| -> Option<u64> {
+            let rest = line.split(key).nth(1)?.trim_start();
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        };
+        if let Some(v) = line.strip_prefix("stat::number_of_executed_units:") {
+            self.executions = v.trim().parse().ok();
+        } else if let Some(v) = line.strip_prefix("stat::average_exec_per_sec:") {
+            self.exec_per_sec = v.trim().parse().ok();
+        } else if let Some(v) = line.strip_prefix("stat::peak_rss_mb:") {
+            self.peak_rss_mb = v.trim().parse().ok();
+        } else if line.contains("\tINITED ") && self.rss_start_mb.is_none() {
+            self.rss_start_mb = field("rss:");
+        } else if line.contains("\tDONE ") {
+            self.coverage = field("cov:");
+            self.features = field("ft:");
+            self.corpus = field("corp:");
+        }
+    }
+
+    fn summary(&self, target: &str) -> String {
+        let n = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+        format!(
+            "fuzz {target}: {} executions, {} exec/s, coverage {} edges ({} features), \
+             corpus {} inputs, RSS {} MB at start, {} MB peak",
+            n(self.executions),
+            n(self.exec_per_sec),
+            n(self.coverage),
+            n(self.features),
+            n(self.corpus),
+            n(self.rss_start_mb),
+            n(self.peak_rss_mb),
+        )
+    }
+}
+
+/// Runs one target for `seconds` and prints libFuzzer's final statistics as one line.
+///
+/// Built without a sanitizer (the core forbids `unsafe`, so ASan had nothing to find, and its
+/// allocator quarantine was what made RSS grow), with overflow checks, and without
+/// compare tracing (the dictionary supplies the magic values); see `docs/fuzzing.md`. New inputs
+/// go to `fuzz/target/corpus/<target>`; the checked-in seeds in `fuzz/corpus/<target>` are only
+/// read.
+fn run_fuzz(target: &FuzzTarget, seconds: u64) -> Result<FuzzStats> {
     ensure_cargo_fuzz()?;
     let fuzz_dir = cmd::root().join("fuzz");
+    let work = fuzz_dir.join("target").join("corpus").join(target.name);
+    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    let seeds = fuzz_dir.join("corpus").join(target.name);
     let mut c = Command::new("cargo");
     c.current_dir(&fuzz_dir)
         .env_remove("CARGO_TARGET_DIR")
@@ -229,30 +317,73 @@ fn run_fuzz(target: &str, seconds: u64) -> Result<()> {
             "+nightly",
             "fuzz",
             "run",
-            target,
-            "--",
-            &format!("-max_total_time={seconds}"),
-            "-print_final_stats=1",
+            "--sanitizer",
+            "none",
+            "--debug-assertions",
+            "--no-trace-compares",
+            target.name,
+        ])
+        .arg(&work)
+        .arg(&seeds)
+        .args([
+            "--".to_string(),
+            format!("-max_total_time={seconds}"),
+            format!("-max_len={}", target.max_len),
+            // Memory must stay flat: growth past this is reported as a failure.
+            "-rss_limit_mb=512".to_string(),
+            "-print_final_stats=1".to_string(),
         ]);
-    cmd::run(&mut c)
+    if let Some(dict) = target.dict {
+        c.arg(format!("-dict={}", fuzz_dir.join(dict).display()));
+    }
+    eprintln!("xtask: running {}", cmd::describe(&c));
+    c.stderr(Stdio::piped());
+    let mut child = c
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", cmd::describe(&c)))?;
+    let mut stats = FuzzStats::default();
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
+            eprintln!("{line}");
+            stats.line(&line);
+        }
+    }
+    let status = child.wait().map_err(|e| format!("cargo fuzz: {e}"))?;
+    println!("{}", stats.summary(target.name));
+    if !status.success() {
+        return Err(format!("fuzz {} failed ({status})", target.name));
+    }
+    if stats.executions.is_none() {
+        return Err(format!(
+            "fuzz {}: libFuzzer printed no statistics",
+            target.name
+        ));
+    }
+    Ok(stats)
 }
 
 pub fn fuzz(args: &[String]) -> Result<()> {
-    let target = args
+    let names = || {
+        FUZZ_TARGETS
+            .iter()
+            .map(|t| t.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let name = args
         .first()
-        .ok_or("fuzz needs a target: cdb, discovery or control")?;
-    if !matches!(target.as_str(), "cdb" | "discovery" | "control") {
-        return Err(format!(
-            "unknown fuzz target {target:?} (cdb, discovery or control)"
-        ));
-    }
+        .ok_or_else(|| format!("fuzz needs a target: {}", names()))?;
+    let target = FUZZ_TARGETS
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| format!("unknown fuzz target {name:?} (one of: {})", names()))?;
     let seconds = match args.get(1) {
         Some(s) => s
             .parse()
             .map_err(|_| format!("not a number of seconds: {s:?}"))?,
         None => 600,
     };
-    run_fuzz(target, seconds)
+    run_fuzz(target, seconds).map(|_| ())
 }
 
 pub fn bench(args: &[String]) -> Result<()> {
@@ -292,7 +423,36 @@ pub fn bench(args: &[String]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_result_line;
+    use super::{parse_result_line, FuzzStats};
+
+    #[test]
+    fn parses_libfuzzer_final_stats() {
+        let mut s = FuzzStats::default();
+        for line in [
+            "#2\tINITED cov: 10 ft: 11 corp: 1/1b exec/s: 0 rss: 26Mb",
+            "#4096\tpulse  cov: 300 ft: 400 corp: 90/2000b lim: 64 exec/s: 2048 rss: 27Mb",
+            "#6094422\tDONE   cov: 485 ft: 566 corp: 220/7121b lim: 128 exec/s: 380901 rss: 29Mb",
+            "stat::number_of_executed_units: 6094422",
+            "stat::average_exec_per_sec:     380901",
+            "stat::new_units_added:          690",
+            "stat::peak_rss_mb:              29",
+        ] {
+            s.line(line);
+        }
+        assert_eq!(
+            s,
+            FuzzStats {
+                executions: Some(6_094_422),
+                exec_per_sec: Some(380_901),
+                coverage: Some(485),
+                features: Some(566),
+                corpus: Some(220),
+                rss_start_mb: Some(26),
+                peak_rss_mb: Some(29),
+            }
+        );
+        assert!(s.summary("cdb").contains("380901 exec/s"));
+    }
 
     #[test]
     fn parses_cargo_test_result_lines() {
