@@ -56,6 +56,8 @@ const ALLOWED: &[(&str, u8, &[&str])] = &[
     ("ExFreePoolWithTag", ALL, NT),
     ("DbgPrint", ALL, NT),
     ("ZwQuerySystemInformation", ALL, NT),
+    // OS version for the x86 mapping budget (docs/x86-mapping.md); Windows 2000 and later.
+    ("RtlGetVersion", ALL, NT),
     // The XP flavour reads HKLM\System\Setup\SystemSetupInProgress (setup-mode disk policy).
     ("ZwOpenKey", ALL, NT),
     ("ZwQueryValueKey", ALL, NT),

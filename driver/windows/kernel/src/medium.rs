@@ -3,27 +3,63 @@
 //!
 //! Images are mapped at discovery time, never per request (`docs/windows-integration.md` §1.12):
 //! * x64/arm64 map each image once, whole, cached.
-//! * x86 has little system address space, so images larger than [`WHOLE_MAP_LIMIT`] go through
-//!   a small per-image cache of [`VIEW_BYTES`] windows ([`ViewCache`]), mapped on first use and
-//!   replaced (unmapped at ≤ DISPATCH_LEVEL, which MmUnmapIoSpace allows) only when all slots
-//!   are taken. A request that finds every slot busy gets `MediumError::Busy` and is retried by
-//!   the port.
+//! * x86 has little system address space, and how little depends on the kernel
+//!   (`docs/x86-mapping.md`): each image gets a [`Budget`] chosen from the running Windows
+//!   version. An image within the budget is mapped whole; a larger one goes through a
+//!   [`ViewCache`] of windows, mapped on first use and replaced (unmapped at ≤ DISPATCH_LEVEL,
+//!   which MmUnmapIoSpace allows) only when needed. A request that finds every slot pinned, or
+//!   a kernel that cannot map a window, gets `MediumError::Busy` and the port retries it.
 
 use crate::nt;
 use rvblk_core::image::MemoryImage;
 use rvblk_core::scsi::{Medium, MediumError};
 use rvblk_irql::Passive;
 
-/// Images up to this size are mapped whole on x86 too (floppies, small disks, small PE ISOs).
+/// How much system address space one x86 image may use (`docs/x86-mapping.md`).
 #[cfg(target_arch = "x86")]
-pub const WHOLE_MAP_LIMIT: u64 = 64 << 20;
-/// Size of one x86 view window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Images up to this size are mapped whole.
+    pub whole_limit: u64,
+    /// log2 of a view window's size.
+    pub window_shift: u32,
+    /// View windows per image: at most `slots << window_shift` bytes of address space.
+    pub slots: usize,
+}
+
 #[cfg(target_arch = "x86")]
-pub const VIEW_BYTES: u64 = 1 << 20;
-/// Windows per x86 image: 64 × 1 MiB = 64 MiB of system address space per image, a budget a
-/// 32-bit kernel (XP's system PTE pool included) can spare for one or two images.
+impl Budget {
+    /// NT 5.x (XP/2003, where `rvblkxp.sys` runs): system PTEs come from a pool sized at boot,
+    /// ~50 000 PTEs for general use and, with /3GB, sometimes near the 10 000 free that is
+    /// considered the danger line (`docs/x86-mapping.md` §1). 32 MiB (8 192 PTEs) per image,
+    /// as 8 windows of 4 MiB.
+    pub const NT5: Budget = Budget {
+        whole_limit: 32 << 20,
+        window_shift: 22,
+        slots: 8,
+    };
+    /// NT 6.0+ (Vista and later, where `rvblk.sys` runs): system PTEs are allocated on demand
+    /// from the whole kernel address space, 2 GiB (1 GiB at the smallest, with
+    /// `increaseuserva`) (`docs/x86-mapping.md` §1). 256 MiB per image, as 32 windows of
+    /// 8 MiB.
+    pub const NT6: Budget = Budget {
+        whole_limit: 256 << 20,
+        window_shift: 23,
+        slots: 32,
+    };
+
+    /// The budget for the running kernel; NT 5.x's when the version is unknown.
+    pub fn for_running_kernel(irql: &Passive) -> Budget {
+        match nt::os_version(irql) {
+            Some((major, _)) if major >= 6 => Budget::NT6,
+            _ => Budget::NT5,
+        }
+    }
+}
+
+/// Capacity of a [`ViewCache`]: the largest `Budget::slots`.
 #[cfg(target_arch = "x86")]
-pub const VIEW_SLOTS: usize = 64;
+pub const MAX_SLOTS: usize = 32;
 
 /// One image's bytes, reachable from the I/O path.
 pub struct ImageMedium {
@@ -43,32 +79,51 @@ unsafe impl Sync for ImageMedium {}
 unsafe impl Send for ImageMedium {}
 
 impl ImageMedium {
-    /// Maps `image` for I/O. Contract: PASSIVE_LEVEL (HwFindAdapter). `None` if the mapping
-    /// cannot be made (the LUN is then not exposed).
+    /// Maps `image` for I/O (HwFindAdapter). `None` if the mapping cannot be made (the LUN is
+    /// then not exposed).
     pub fn map(image: &MemoryImage, irql: &Passive) -> Option<Self> {
         let length = image.length;
         #[cfg(target_arch = "x86")]
-        if length > WHOLE_MAP_LIMIT {
+        {
+            let budget = Budget::for_running_kernel(irql);
+            // Whole where the budget allows it; if the kernel cannot spare that much right now,
+            // views still work (`docs/x86-mapping.md` §2).
+            let whole = if length <= budget.whole_limit {
+                usize::try_from(length)
+                    .ok()
+                    .and_then(|len| nt::map_io_space(image.phys_base, len, true, irql))
+            } else {
+                None
+            };
+            if let Some(whole) = whole {
+                return Some(Self {
+                    phys_base: image.phys_base,
+                    length,
+                    whole,
+                    views: core::ptr::null_mut(),
+                });
+            }
             let views =
                 nt::alloc_nonpaged(core::mem::size_of::<ViewCache>(), irql)?.cast::<ViewCache>();
             // SAFETY: fresh pool of the right size; pool alignment (8) suits ViewCache.
-            unsafe { ViewCache::init(views, image.phys_base, length) };
-            return Some(Self {
+            unsafe { ViewCache::init(views, image.phys_base, length, budget) };
+            Some(Self {
                 phys_base: image.phys_base,
                 length,
                 whole: core::ptr::null_mut(),
                 views,
-            });
+            })
         }
-        let len = usize::try_from(length).ok()?;
-        let whole = nt::map_io_space(image.phys_base, len, true, irql)?;
-        Some(Self {
-            phys_base: image.phys_base,
-            length,
-            whole,
-            #[cfg(target_arch = "x86")]
-            views: core::ptr::null_mut(),
-        })
+        #[cfg(not(target_arch = "x86"))]
+        {
+            let len = usize::try_from(length).ok()?;
+            let whole = nt::map_io_space(image.phys_base, len, true, irql)?;
+            Some(Self {
+                phys_base: image.phys_base,
+                length,
+                whole,
+            })
+        }
     }
 
     pub fn phys_base(&self) -> u64 {
@@ -114,7 +169,7 @@ impl Medium for ImageMedium {
                 // SAFETY: `chunk_src` is valid for the chunk length inside a pinned view, and
                 // `dst[at..]` has at least that many bytes (ViewCache::copy splits exactly).
                 unsafe {
-                    core::ptr::copy_nonoverlapping(
+                    copy_bytes(
                         chunk_src.0,
                         dst.as_mut_ptr().wrapping_add(at),
                         chunk_src.1,
@@ -125,7 +180,7 @@ impl Medium for ImageMedium {
         // SAFETY: `whole` maps `length` bytes and `offset + dst.len() <= length` was checked; the
         // destination is a distinct buffer owned by the caller.
         unsafe {
-            core::ptr::copy_nonoverlapping(
+            copy_bytes(
                 self.whole.wrapping_add(offset as usize),
                 dst.as_mut_ptr(),
                 dst.len(),
@@ -142,23 +197,51 @@ impl Medium for ImageMedium {
             return v.copy(offset, src.len(), |chunk_dst, at| {
                 // SAFETY: as in `read`, with the direction reversed.
                 unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        src.as_ptr().wrapping_add(at),
-                        chunk_dst.0,
-                        chunk_dst.1,
-                    )
+                    copy_bytes(src.as_ptr().wrapping_add(at), chunk_dst.0, chunk_dst.1)
                 }
             });
         }
         // SAFETY: as in `read`; the image memory is hidden from Windows, so nothing else owns it.
         unsafe {
-            core::ptr::copy_nonoverlapping(
-                src.as_ptr(),
-                self.whole.wrapping_add(offset as usize),
-                src.len(),
-            )
+            copy_bytes(src.as_ptr(), self.whole.wrapping_add(offset as usize), src.len())
         };
         Ok(())
+    }
+}
+
+/// Copies `n` bytes between the image and a request buffer.
+///
+/// # Safety
+/// As `core::ptr::copy_nonoverlapping`: `src` readable and `dst` writable for `n` bytes, no
+/// overlap.
+#[inline(always)]
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
+    #[cfg(target_arch = "x86")]
+    // SAFETY: `rep movsd` then `rep movsb` move exactly `n` bytes from `src` to `dst` (valid
+    // per the contract), touching only ecx/esi/edi and memory; the Windows x86 calling
+    // convention guarantees DF = 0 (ascending copies) at function entry. esi is saved in the
+    // `src` operand register and restored, as LLVM may use esi itself.
+    unsafe {
+        // Without SSE (the x86 target spec forbids it), compiler-builtins' memcpy copies one
+        // 4-byte word per iteration: half the speed of the CPU's string moves, which every
+        // x86 CPU since the Pentium Pro runs as fast strings (`docs/x86-mapping.md` §3).
+        core::arch::asm!(
+            "xchg esi, {src}",
+            "rep movsd",
+            "mov ecx, {rest}",
+            "rep movsb",
+            "mov esi, {src}",
+            src = inout(reg) src => _,
+            rest = in(reg) n & 3,
+            inout("ecx") n >> 2 => _,
+            inout("edi") dst => _,
+            options(nostack, preserves_flags),
+        );
+    }
+    #[cfg(not(target_arch = "x86"))]
+    // SAFETY: forwarded contract.
+    unsafe {
+        core::ptr::copy_nonoverlapping(src, dst, n)
     }
 }
 
@@ -167,62 +250,107 @@ pub use views::ViewCache;
 
 #[cfg(target_arch = "x86")]
 mod views {
-    use super::{nt, MediumError, VIEW_BYTES, VIEW_SLOTS};
+    use super::{nt, Budget, MediumError, MAX_SLOTS};
     use core::cell::UnsafeCell;
     use core::sync::atomic::{AtomicU32, Ordering};
-    use rvblk_irql::Dispatch;
 
     const NO_WINDOW: u64 = u64::MAX;
+    /// Set in `Slot::users` while one replacer owns the slot (to unmap or remap it).
+    const EXCLUSIVE: u32 = 1 << 31;
 
-    /// What a slot maps. Read or written only with the cache lock held, or while the slot is
-    /// pinned (`users > 0`, which stops anyone from replacing it), or with exclusive access.
+    /// What a slot maps. Written only by the slot's owner (`users` holds `EXCLUSIVE`, taken
+    /// under the cache lock) or with `&mut` access; read by whoever pins the slot (`users`
+    /// raised while `EXCLUSIVE` is clear, which keeps owners out) or holds the cache lock.
     struct Mapping {
-        /// Window index (offset / VIEW_BYTES), or NO_WINDOW.
+        /// Window index (offset >> window_shift), or NO_WINDOW.
         window: u64,
         va: *mut u8,
         len: usize,
     }
 
+    const UNMAPPED: Mapping = Mapping {
+        window: NO_WINDOW,
+        va: core::ptr::null_mut(),
+        len: 0,
+    };
+
     struct Slot {
         mapping: UnsafeCell<Mapping>,
-        /// Requests copying through this view right now; > 0 pins it.
+        /// Pins (requests copying through this view), plus `EXCLUSIVE` while owned.
         users: AtomicU32,
     }
 
-    /// Slot state and the replacement hand, all guarded by the cache lock.
-    struct Locked<'a> {
-        cache: &'a ViewCache,
-    }
-
-    impl Locked<'_> {
-        fn mapping(&mut self, i: usize) -> &mut Mapping {
-            // SAFETY: a `Locked` exists only inside `lock.with` (see `ViewCache::locked`), so
-            // the lock is held and no other `&mut Mapping` to this slot exists.
-            unsafe { &mut *self.cache.slots[i].mapping.get() }
+    impl Slot {
+        /// Pins the slot unless someone owns it.
+        fn try_pin(&self) -> bool {
+            if self.users.fetch_add(1, Ordering::Acquire) & EXCLUSIVE == 0 {
+                return true;
+            }
+            self.unpin();
+            false
         }
 
-        fn hand(&mut self) -> &mut usize {
-            // SAFETY: as in `mapping`: the lock is held.
-            unsafe { &mut *self.cache.hand.get() }
+        fn unpin(&self) {
+            self.users.fetch_sub(1, Ordering::Release);
         }
     }
 
-    /// A few mapped windows of one image (x86 only).
+    /// A slot taken for unmapping/remapping: no pin exists and no other owner can appear.
+    /// Readers that bump `users` meanwhile see `EXCLUSIVE` and undo their bump.
+    struct Owned<'a>(&'a Slot);
+
+    impl Owned<'_> {
+        fn mapping(&mut self) -> &mut Mapping {
+            // SAFETY: `EXCLUSIVE` is held, so nobody else reads or writes the mapping.
+            unsafe { &mut *self.0.mapping.get() }
+        }
+
+        /// Unmaps the slot's view, if any.
+        fn clear(&mut self) {
+            let m = self.mapping();
+            if !m.va.is_null() {
+                // SAFETY: no request uses the view (no pin exists while the slot is owned), and
+                // it is exactly the mapping recorded here. MmUnmapIoSpace allows DISPATCH_LEVEL.
+                unsafe { nt::unmap_io_space(m.va, m.len) };
+            }
+            *m = UNMAPPED;
+        }
+
+        /// Gives the slot back, pinned once for the caller if `keep_pin`.
+        fn release(self, keep_pin: bool) {
+            let by = if keep_pin { EXCLUSIVE - 1 } else { EXCLUSIVE };
+            self.0.users.fetch_sub(by, Ordering::Release);
+        }
+    }
+
+    /// The mapped windows of one image (x86 only), `budget.slots` of them.
+    ///
+    /// Window `w` lives in its home slot `w % slots` when it can, and a hit there takes no
+    /// lock: one atomic increment pins the slot (`docs/x86-mapping.md` §2). A miss takes the
+    /// cache lock, looks through the other slots, and maps the window into its home slot, or,
+    /// if that one is pinned, into the next unpinned slot in clock order (where a later
+    /// lookup may miss it and map it again: harmless, two views of the same pages).
     pub struct ViewCache {
         phys_base: u64,
         length: u64,
+        budget: Budget,
+        /// Serialises owners (at most one slot is remapped at a time per cache).
         lock: nt::SpinLock,
-        slots: [Slot; VIEW_SLOTS],
-        /// Next slot to consider for replacement (clock hand). Under the lock.
+        slots: [Slot; MAX_SLOTS],
+        /// Next slot to try when the home slot is pinned (clock hand). Under the lock.
         hand: UnsafeCell<usize>,
     }
 
     impl ViewCache {
-        /// Initialises a cache in place (it is several KiB: never built on the stack).
+        /// Initialises a cache in place (it is too big for a kernel stack).
         ///
         /// # Safety
         /// `this` is valid for writes of one `ViewCache` and suitably aligned.
-        pub unsafe fn init(this: *mut Self, phys_base: u64, length: u64) {
+        pub unsafe fn init(this: *mut Self, phys_base: u64, length: u64, budget: Budget) {
+            let budget = Budget {
+                slots: budget.slots.clamp(1, MAX_SLOTS),
+                ..budget
+            };
             // Every field is written before the value is used; each place below is computed
             // inside `*this`, which is valid for writes (contract), and nothing is read.
             // SAFETY: as just stated.
@@ -234,6 +362,10 @@ mod views {
             // SAFETY: as above (the write).
             unsafe { field.write(length) };
             // SAFETY: as above.
+            let field = unsafe { core::ptr::addr_of_mut!((*this).budget) };
+            // SAFETY: as above (the write).
+            unsafe { field.write(budget) };
+            // SAFETY: as above.
             let field = unsafe { core::ptr::addr_of_mut!((*this).lock) };
             // SAFETY: as above (the write).
             unsafe { field.write(nt::SpinLock::new()) };
@@ -243,23 +375,14 @@ mod views {
             unsafe { field.write(UnsafeCell::new(0)) };
             // SAFETY: as above (a place computation only).
             let slots = unsafe { core::ptr::addr_of_mut!((*this).slots) }.cast::<Slot>();
-            for i in 0..VIEW_SLOTS {
+            for i in 0..MAX_SLOTS {
                 let slot = Slot {
-                    mapping: UnsafeCell::new(Mapping {
-                        window: NO_WINDOW,
-                        va: core::ptr::null_mut(),
-                        len: 0,
-                    }),
+                    mapping: UnsafeCell::new(UNMAPPED),
                     users: AtomicU32::new(0),
                 };
-                // SAFETY: slot `i < VIEW_SLOTS` of the array inside `*this`.
+                // SAFETY: slot `i < MAX_SLOTS` of the array inside `*this`.
                 unsafe { slots.wrapping_add(i).write(slot) };
             }
-        }
-
-        /// Runs `f` with the lock held and access to the guarded state.
-        fn locked<R>(&self, f: impl FnOnce(Locked<'_>, &Dispatch) -> R) -> R {
-            self.lock.with(|irql| f(Locked { cache: self }, irql))
         }
 
         /// Copies `len` bytes at image `offset`, window by window: `f((ptr, n), at)` moves `n`
@@ -270,62 +393,100 @@ mod views {
             len: usize,
             mut f: impl FnMut((*mut u8, usize), usize),
         ) -> Result<(), MediumError> {
+            let shift = self.budget.window_shift;
             let mut done = 0usize;
             while done < len {
                 let pos = offset + done as u64;
-                let window = pos / VIEW_BYTES;
-                let within = (pos % VIEW_BYTES) as usize;
+                let window = pos >> shift;
+                let within = (pos - (window << shift)) as usize;
                 let (slot, va, vlen) = self.pin(window)?;
                 let n = (vlen - within).min(len - done);
-                // SAFETY: `within + n <= vlen`: inside the mapping, which stays in place while
-                // the slot is pinned.
-                f((unsafe { va.add(within) }, n), done);
-                self.slots[slot].users.fetch_sub(1, Ordering::Release);
+                // `within + n <= vlen`: inside the mapping, which stays in place while the slot
+                // is pinned.
+                f((va.wrapping_add(within), n), done);
+                self.slots[slot].unpin();
                 done += n;
             }
             Ok(())
         }
 
-        /// Finds or maps `window`, pins its slot and returns (slot, va, len). Busy when every
-        /// slot is pinned or the mapping fails.
+        /// Finds or maps `window`, pins its slot and returns (slot, va, len).
         fn pin(&self, window: u64) -> Result<(usize, *mut u8, usize), MediumError> {
-            self.locked(|mut g, irql| {
-                for i in 0..VIEW_SLOTS {
-                    let m = g.mapping(i);
-                    if m.window == window {
-                        let found = (i, m.va, m.len);
-                        self.slots[i].users.fetch_add(1, Ordering::Acquire);
-                        return Ok(found);
+            let n = self.budget.slots;
+            let home = (window % n as u64) as usize;
+            if let Some(hit) = self.pin_if(home, window) {
+                return Ok(hit);
+            }
+            self.lock.with(|irql| {
+                // Mapped by a racing request, or earlier outside its home slot.
+                for i in (1..n).map(|k| (home + k) % n) {
+                    if let Some(hit) = self.pin_if(i, window) {
+                        return Ok(hit);
                     }
                 }
-                let start = *g.hand();
-                for step in 0..VIEW_SLOTS {
-                    let i = (start + step) % VIEW_SLOTS;
-                    if self.slots[i].users.load(Ordering::Acquire) != 0 {
-                        continue;
-                    }
-                    let first = window * VIEW_BYTES;
-                    let len = (self.length - first).min(VIEW_BYTES) as usize;
-                    let m = g.mapping(i);
-                    if !m.va.is_null() {
-                        // SAFETY: the slot is unpinned, so no request uses this view, and it is
-                        // exactly the mapping recorded here. MmUnmapIoSpace allows DISPATCH_LEVEL.
-                        unsafe { nt::unmap_io_space(m.va, m.len) };
-                        *m = Mapping {
-                            window: NO_WINDOW,
-                            va: core::ptr::null_mut(),
-                            len: 0,
+                // SAFETY: the lock is held, and the hand is only used under it.
+                let hand = unsafe { &mut *self.hand.get() };
+                let start = *hand;
+                let Some((i, mut slot)) = core::iter::once(home)
+                    .chain((0..n).map(|k| (start + k) % n))
+                    .find_map(|i| self.own(i).map(|s| (i, s)))
+                else {
+                    return Err(MediumError::Busy);
+                };
+                *hand = (i + 1) % n;
+                slot.clear();
+                let first = window << self.budget.window_shift;
+                let len = (self.length - first).min(1 << self.budget.window_shift) as usize;
+                let mut va = nt::map_io_space(self.phys_base + first, len, true, irql);
+                if va.is_none() {
+                    // The kernel is short of address space: give back one idle view and try
+                    // once more before reporting Busy (`docs/x86-mapping.md` §2).
+                    for j in (0..n).filter(|&j| j != i) {
+                        let Some(mut spare) = self.own(j) else {
+                            continue;
                         };
+                        let was_mapped = !spare.mapping().va.is_null();
+                        spare.clear();
+                        spare.release(false);
+                        if was_mapped {
+                            va = nt::map_io_space(self.phys_base + first, len, true, irql);
+                            break;
+                        }
                     }
-                    let va = nt::map_io_space(self.phys_base + first, len, true, irql)
-                        .ok_or(MediumError::Busy)?;
-                    *m = Mapping { window, va, len };
-                    self.slots[i].users.fetch_add(1, Ordering::Acquire);
-                    *g.hand() = (i + 1) % VIEW_SLOTS;
-                    return Ok((i, va, len));
                 }
-                Err(MediumError::Busy)
+                let Some(va) = va else {
+                    slot.release(false);
+                    return Err(MediumError::Busy);
+                };
+                *slot.mapping() = Mapping { window, va, len };
+                slot.release(true);
+                Ok((i, va, len))
             })
+        }
+
+        /// Pins slot `i` if it maps `window`.
+        fn pin_if(&self, i: usize, window: u64) -> Option<(usize, *mut u8, usize)> {
+            let slot = &self.slots[i];
+            if !slot.try_pin() {
+                return None;
+            }
+            // SAFETY: pinned just above, so no owner can write the mapping meanwhile.
+            let m = unsafe { &*slot.mapping.get() };
+            if m.window == window {
+                return Some((i, m.va, m.len));
+            }
+            slot.unpin();
+            None
+        }
+
+        /// Takes slot `i` for remapping if nobody has it pinned. Contract: the cache lock is
+        /// held (one owner at a time, so the clock hand and the mappings stay consistent).
+        fn own(&self, i: usize) -> Option<Owned<'_>> {
+            let slot = &self.slots[i];
+            slot.users
+                .compare_exchange(0, EXCLUSIVE, Ordering::Acquire, Ordering::Relaxed)
+                .ok()
+                .map(|_| Owned(slot))
         }
 
         /// Contract: no I/O in flight.
@@ -337,11 +498,7 @@ mod views {
                     // slot's own live mapping.
                     unsafe { nt::unmap_io_space(m.va, m.len) };
                 }
-                *m = Mapping {
-                    window: NO_WINDOW,
-                    va: core::ptr::null_mut(),
-                    len: 0,
-                };
+                *m = UNMAPPED;
             }
         }
     }

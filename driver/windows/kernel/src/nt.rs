@@ -35,6 +35,12 @@ kernel_imports!("ntoskrnl.exe", "system" {
     fn ZwClose(handle: *mut c_void) -> i32;
 });
 
+// Only the x86 mapping budget asks for the version (`docs/x86-mapping.md`).
+#[cfg(target_arch = "x86")]
+kernel_imports!("ntoskrnl.exe", "system" {
+    fn RtlGetVersion(info: *mut c_void) -> i32;
+});
+
 kernel_imports!("ntoskrnl.exe", "C" {
     fn DbgPrint(format: *const u8, ...) -> u32;
 });
@@ -314,3 +320,35 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 #[no_mangle]
 #[used]
 static _fltused: i32 = 0;
+
+/// `RTL_OSVERSIONINFOW` (276 bytes; the size field must say so).
+#[cfg(target_arch = "x86")]
+#[repr(C)]
+struct OsVersionInfo {
+    size: u32,
+    major: u32,
+    minor: u32,
+    build: u32,
+    platform: u32,
+    service_pack: [u16; 128],
+}
+
+#[cfg(target_arch = "x86")]
+const _: () = assert!(core::mem::size_of::<OsVersionInfo>() == 276);
+
+/// The running kernel's (major, minor) version through `RtlGetVersion` (Windows 2000 and later;
+/// PASSIVE_LEVEL). `None` if the call fails.
+#[cfg(target_arch = "x86")]
+pub fn os_version(_irql: &Passive) -> Option<(u32, u32)> {
+    let mut info = OsVersionInfo {
+        size: core::mem::size_of::<OsVersionInfo>() as u32,
+        major: 0,
+        minor: 0,
+        build: 0,
+        platform: 0,
+        service_pack: [0; 128],
+    };
+    // SAFETY: `info` is a writable RTL_OSVERSIONINFOW whose size field is set, as required.
+    let st = unsafe { RtlGetVersion(core::ptr::addr_of_mut!(info).cast()) };
+    (st == rvblk_abi::status::STATUS_SUCCESS).then_some((info.major, info.minor))
+}

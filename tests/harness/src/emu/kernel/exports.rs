@@ -63,6 +63,9 @@ sysfn! {
     fn mm_get_physical_memory_ranges() -> *mut u8 {
         current().physical_memory_ranges()
     }
+    fn rtl_get_version(info: *mut u8) -> i32 {
+        current().get_version(info)
+    }
     fn ex_allocate_pool_with_tag(ty: u32, size: usize, tag: u32) -> *mut u8 {
         let k = current();
         let max = if ty & 1 == 1 { APC_LEVEL } else { DISPATCH_LEVEL };
@@ -193,6 +196,7 @@ pub fn resolve(dll: &str, name: &str) -> Option<usize> {
         }
         ("scsiport.sys", "ScsiPortInitialize") => scsi_port_initialize as *const () as usize,
         ("scsiport.sys", "ScsiPortNotification") => scsi_port_notification as *const () as usize,
+        ("ntoskrnl.exe", "RtlGetVersion") => rtl_get_version as *const () as usize,
         ("ntoskrnl.exe", "ZwOpenKey") => zw_open_key as *const () as usize,
         ("ntoskrnl.exe", "ZwQueryValueKey") => zw_query_value_key as *const () as usize,
         ("ntoskrnl.exe", "ZwClose") => zw_close as *const () as usize,

@@ -16,6 +16,7 @@ mod mmio;
 mod pool;
 mod port_calls;
 mod registry;
+mod version;
 
 pub use config::{LegacyConfig, Personality, SetupPhase};
 pub use exports::resolve;
