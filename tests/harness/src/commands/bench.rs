@@ -101,6 +101,19 @@ fn seq_read(a: &Adapter, t: u8, l: u8, bs: u32, range: (u64, u64)) -> (f64, u64,
     )
 }
 
+/// Mean time of `op` over one round, in nanoseconds.
+fn ns_per_op(mut op: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    let mut ops = 0u64;
+    while start.elapsed() < ROUND {
+        for _ in 0..1024 {
+            op();
+        }
+        ops += 1024;
+    }
+    start.elapsed().as_secs_f64() * 1e9 / ops as f64
+}
+
 /// The 8 bytes at image offset `pos` (8-aligned) as `Setup::big_disk` writes them.
 fn expected_u64(pos: u64) -> u64 {
     pos.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5a5a_1234
@@ -263,6 +276,21 @@ fn run(drv: &[u8], size: u64, src: &[u8], prefix: &str, verbose: bool, full: boo
             rand_ratios.push(d / m);
         }
         let rand_maps = per_gib(maps() - maps0, (rand_ops * 4096) as f64);
+        // Where a random 4 KiB read's time goes: an SRB to a LUN that does not exist costs the
+        // harness's per-SRB work (SRB set-up, guards, completion checks, kernel stack) plus
+        // the driver's dispatch; TEST UNIT READY adds the driver's SCSI path without data;
+        // the read adds the copy.
+        let absent = info.lun.wrapping_add(1) & 7;
+        let ns_absent = ns_per_op(|| {
+            io.no_data(t, absent, &[0; 6]);
+        });
+        let ns_tur = ns_per_op(|| {
+            io.no_data(t, l, &[0; 6]);
+        });
+        let ns_read = ns_per_op(|| {
+            let lba = (r() % n) * per as u64;
+            io.read(t, l, lba, per, bs);
+        });
         drop(io);
         // Two threads, each on its own half, against one thread over the same ranges, in
         // alternating rounds like the ratios above.
@@ -286,6 +314,10 @@ fn run(drv: &[u8], size: u64, src: &[u8], prefix: &str, verbose: bool, full: boo
         println!("{prefix}ratio_rand_read_4k_vs_memcpy: {rand_ratio:.3}");
         println!("{prefix}ratio_rand_read_4k_vs_memcpy_spread: {rand_lo:.3}..{rand_hi:.3}");
         println!("{prefix}view_maps_per_gib_rand4k: {rand_maps:.1}");
+        println!("{prefix}srb_ns_absent_lun: {ns_absent:.0}");
+        println!("{prefix}srb_ns_test_unit_ready: {ns_tur:.0}");
+        println!("{prefix}srb_ns_read_4k_random: {ns_read:.0}");
+        println!("{prefix}memcpy_ns_4k_random: {:.0}", 1e9 / memcpy4_ops);
         let (sc, sc_lo, sc_hi) = summarise(scaling);
         println!("{prefix}scaling_2_threads: {sc:.2}");
         println!("{prefix}scaling_2_threads_spread: {sc_lo:.2}..{sc_hi:.2}");
