@@ -12,8 +12,9 @@
 //! (`view_maps_per_gib_*`): the emulation makes a mapping cheap, but on real Windows every
 //! replaced x86 view is an unmap with a TLB flush on every processor
 //! (`docs/x86-mapping.md`). The x86 host also runs a sequential pass over a 3 GiB image, larger
-//! than any x86 mapping budget (`big_*`). After the timed rounds, sampled reads are checked
-//! against the image content, so a fast path that returns wrong bytes fails the bench.
+//! than any x86 mapping budget (`big_*`). After the timed rounds two threads read samples of
+//! the image at once and check them against its content, so a fast path that returns wrong
+//! bytes fails the bench.
 
 use crate::commands::scenario::Setup;
 use crate::commands::scsi::Io;
@@ -119,15 +120,25 @@ fn expected_u64(pos: u64) -> u64 {
     pos.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5a5a_1234
 }
 
-/// Reads a sample of the image (random 4 KiB blocks and 64 KiB spans straddling every 4 MiB
-/// boundary of the first 64 MiB and of the last one: x86 view windows are 4 or 8 MiB) and
-/// compares them with the content `Setup::big_disk` wrote.
-fn verify_content(a: &Adapter, t: u8, l: u8, blocks: u64, bs: u32) -> Result<(), String> {
+/// Reads a sample of the image and compares it with the content `Setup::big_disk` wrote:
+/// `count` reads of 1–128 blocks at random block offsets (seeded by `seed`), then 64 KiB spans
+/// straddling every 4 MiB boundary of the first 64 MiB and the last one (x86 view windows are
+/// 4 or 8 MiB).
+fn verify_content(
+    a: &Adapter,
+    (t, l, blocks, bs): (u8, u8, u64, u32),
+    seed: u64,
+    count: usize,
+) -> Result<(), String> {
     let mut io = Io::new(a);
     let bytes = blocks * u64::from(bs);
-    let mut r = rng(0x5eed_1234);
-    let mut spans: Vec<(u64, u32)> = (0..64)
-        .map(|_| ((r() % (bytes / 4096)) * 4096, 4096))
+    let mut r = rng(seed);
+    let mut spans: Vec<(u64, u32)> = (0..count)
+        .map(|_| {
+            let n = 1 + (r() % 128) as u32;
+            let lba = r() % (blocks - u64::from(n));
+            (lba * u64::from(bs), n * bs)
+        })
         .collect();
     for b in (1..16u64).map(|k| k << 22).chain([bytes - (4 << 20)]) {
         if b >= 32 << 10 && b + (32 << 10) <= bytes {
@@ -322,7 +333,18 @@ fn run(drv: &[u8], size: u64, src: &[u8], prefix: &str, verbose: bool, full: boo
         println!("{prefix}scaling_2_threads: {sc:.2}");
         println!("{prefix}scaling_2_threads_spread: {sc_lo:.2}..{sc_hi:.2}");
     }
-    let checked = verify_content(&a, t, l, info.blocks, bs);
+    // Two threads at once, so that on x86 views are pinned, missed and replaced concurrently.
+    let lun = (t, l, info.blocks, bs);
+    let checked = std::thread::scope(|s| {
+        let a = &a;
+        let h: Vec<_> = [0x5eed_1234u64, 0xbad_5eed]
+            .into_iter()
+            .map(|seed| s.spawn(move || verify_content(a, lun, seed, 2048)))
+            .collect();
+        h.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Result<Vec<()>, String>>()
+    });
     a.remove();
     drop(a);
     let fails = k.failures();
