@@ -81,16 +81,25 @@ impl Mem {
             s.dirty.push((start, end));
             return;
         }
-        for (i, &b) in bytes.iter().enumerate() {
-            let p = phys + i as u64;
+        // Page by page (a map lookup per page, not per byte).
+        let mut p = phys;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = ((PAGE - p % PAGE) as usize).min(rest.len());
+            let (chunk, tail) = rest.split_at(n);
+            // LOW_END is page-aligned, so a chunk is wholly below or above it.
             if p < LOW_END {
-                s.low[p as usize] = b;
-                s.dirty.push((p as usize, p as usize + 1));
+                s.low[p as usize..p as usize + n].copy_from_slice(chunk);
+                s.dirty.push((p as usize, p as usize + n));
             } else {
+                let off = (p % PAGE) as usize;
                 s.high
                     .entry(p & !(PAGE - 1))
-                    .or_insert_with(|| Box::new([0; PAGE as usize]))[(p % PAGE) as usize] = b;
+                    .or_insert_with(|| Box::new([0; PAGE as usize]))[off..off + n]
+                    .copy_from_slice(chunk);
             }
+            p += n as u64;
+            rest = tail;
         }
     }
 
