@@ -267,6 +267,36 @@ pub fn g4d_hd0() -> Scenario {
     s
 }
 
+/// A 40 MiB GRUB4DOS hard-disk image (hd0): larger than the NT 5.x x86 mapping budget
+/// (32 MiB, `docs/x86-mapping.md`), so `rvblkxp.sys` on x86 serves it through views that get
+/// replaced. Every MiB after the first starts with a tag naming its block.
+pub const BIG_HDD_BYTES: u64 = 40 << 20;
+
+pub fn g4d_big_hdd() -> Scenario {
+    let mut s = Scenario::bios("g4d_big_hdd", 256 << 20);
+    let base = 0x0C00_0000;
+    g4d(&mut s, &[G4dSlot::memdrive_hdd(0x80, base, BIG_HDD_BYTES)]);
+    plant_test_hdd(&mut s.mem, base);
+    for block in (2048..BIG_HDD_BYTES / 512).step_by(2048) {
+        plant_pattern_tag(&mut s.mem, base + block * 512, "BIG", block as u32);
+    }
+    let end = base + BIG_HDD_BYTES;
+    s.os_ram = os_ram_from_e820(&[
+        (0, 0x9CC00, 1),
+        (0x10_0000, base - 0x10_0000, 1),
+        (base, BIG_HDD_BYTES, 2),
+        (end, 0x0FFE_0000 - end, 1),
+        TAIL_256M[0],
+    ]);
+    s.expect(
+        DeviceKind::Disk,
+        base,
+        BIG_HDD_BYTES,
+        LoaderSource::Grub4Dos,
+    );
+    s
+}
+
 /// GRUB4DOS `g4d_fd0`: floppy image as (fd0) at 0x0FE78000, 2880 sectors.
 pub fn g4d_fd0() -> Scenario {
     let mut s = Scenario::bios("g4d_fd0", 256 << 20);
@@ -517,6 +547,7 @@ pub fn all() -> Vec<Scenario> {
         g4d_both(),
         g4d_hd0(),
         g4d_fd0(),
+        g4d_big_hdd(),
         g4d_nomem(),
         g4d_6g_below_4g(),
         g4d_6g_top(),

@@ -86,6 +86,8 @@ pub struct SuiteResult {
 pub const SCENARIOS: &[&str] = &[
     "g4d_both",
     "g4d_fd0",
+    // 40 MiB: through replaced views under XP's x86 budget (`docs/x86-mapping.md`).
+    "g4d_big_hdd",
     "memdisk_iso",
     "nfit_ramdisks",
     "grub4efi_page",
