@@ -1,12 +1,14 @@
 #![no_main]
 //! Fuzz target: arbitrary physical memory through discovery (owner: discovery).
 //!
-//! Low memory is built from a few structured seeds (IVT[0x13]/BDA values that point at the
-//! usual loader addresses) plus arbitrary patches; a few arbitrary high pages; an arbitrary OS
-//! RAM list, optional NFIT bytes and optional Ventoy UEFI variable bytes. Asserts: no panic,
-//! every exposed image satisfies the invariants (whole blocks, ≥ 1 block, ≥ 1 MiB, no overlap
-//! with OS RAM or another image), every disk-backed image has sane extents (non-empty, disjoint,
-//! no overflow, covering its length), and no read above low memory touched OS RAM.
+//! Memory starts either empty or as one of the real loader layouts of
+//! `rvblk_memimage::scenarios` (GRUB4DOS, MEMDISK, grub4efi, NFIT; the mutator then starts from
+//! structures discovery accepts), then gets IVT[0x13]/BDA values (empty start only), arbitrary
+//! low-memory patches, a few arbitrary high pages, extra OS RAM ranges, optional NFIT bytes and
+//! optional Ventoy UEFI variable bytes. Asserts: no panic, every exposed image satisfies the
+//! invariants (whole blocks, ≥ 1 block, ≥ 1 MiB, no overlap with OS RAM or another image), every
+//! disk-backed image has sane extents (non-empty, disjoint, no overflow, covering its length),
+//! and no read above low memory touched OS RAM.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -21,8 +23,34 @@ use rvblk_core::discovery::{
 const PAGE: u64 = 4096;
 const LOW_END: u64 = 0xA0000;
 
+/// A real loader layout, flattened once: its non-zero pages and platform inputs.
+struct Base {
+    pages: Vec<(u64, Vec<u8>)>,
+    os_ram: Vec<PhysRange>,
+    nfit: Option<Vec<u8>>,
+    firmware: Firmware,
+    max_phys_end: u64,
+    total_ram: u64,
+}
+
+thread_local! {
+    static BASES: Vec<Base> = rvblk_memimage::scenarios::all()
+        .into_iter()
+        .map(|s| Base {
+            pages: s.mem.pages().map(|p| (p, s.mem.bytes(p, PAGE as usize))).collect(),
+            os_ram: s.os_ram.clone(),
+            nfit: s.nfit.clone(),
+            firmware: s.firmware,
+            max_phys_end: s.max_phys_end,
+            total_ram: s.total_ram_bytes,
+        })
+        .collect();
+}
+
 #[derive(Arbitrary, Debug)]
 struct Input {
+    /// Which layout to start from (`BASES`), or an empty machine.
+    base: u8,
     ivt13: u32,
     bda_kib: u16,
     low_patches: Vec<(u32, Vec<u8>)>,
@@ -166,10 +194,17 @@ impl DiscoveryLog for Sink {
     }
 }
 
-fuzz_target!(|input: Input| {
+fuzz_target!(|input: Input| BASES.with(|bases| {
+    let base = bases.get(usize::from(input.base) % (bases.len() + 1));
     let mut mem = Mem::take();
-    mem.write(0x4C, &input.ivt13.to_le_bytes());
-    mem.write(0x413, &input.bda_kib.to_le_bytes());
+    if let Some(b) = base {
+        for (phys, page) in &b.pages {
+            mem.write(*phys, page);
+        }
+    } else {
+        mem.write(0x4C, &input.ivt13.to_le_bytes());
+        mem.write(0x413, &input.bda_kib.to_le_bytes());
+    }
     for (off, bytes) in input.low_patches.iter().take(16) {
         let off = u64::from(*off) % 0xA0000;
         let n = bytes.len().min(2048).min((0xA0000 - off) as usize);
@@ -180,23 +215,38 @@ fuzz_target!(|input: Input| {
         let base = 0x10_0000 + u64::from(*page) * PAGE;
         mem.write(base, &bytes[..bytes.len().min(PAGE as usize * 2)]);
     }
-    let os_ram: Vec<PhysRange> = input
-        .os_ram
+    let os_ram: Vec<PhysRange> = base
+        .map_or(&[][..], |b| &b.os_ram[..])
         .iter()
-        .take(8)
-        .map(|&(s, l)| PhysRange::new(s, l))
+        .copied()
+        .chain(
+            input
+                .os_ram
+                .iter()
+                .take(8)
+                .map(|&(s, l)| PhysRange::new(s, l)),
+        )
         .collect();
-    let firmware = match input.firmware % 3 {
-        0 => Firmware::Bios,
-        1 => Firmware::Uefi,
+    let firmware = match (input.firmware % 4, base) {
+        (0, _) => Firmware::Bios,
+        (1, _) => Firmware::Uefi,
+        (3, Some(b)) => b.firmware,
         _ => Firmware::Unknown,
+    };
+    // 0 keeps the layout's value (or means "unknown" on an empty machine).
+    let or_base = |v: u64, f: fn(&Base) -> u64| match (v, base) {
+        (0, Some(b)) => f(b),
+        _ => v,
     };
     let di = DiscoveryInput {
         os_ram: &os_ram,
-        nfit: input.nfit.as_deref(),
+        nfit: input
+            .nfit
+            .as_deref()
+            .or(base.and_then(|b| b.nfit.as_deref())),
         firmware,
-        max_phys_end: input.max_phys_end,
-        total_ram_bytes: input.total_ram,
+        max_phys_end: or_base(input.max_phys_end, |b| b.max_phys_end),
+        total_ram_bytes: or_base(input.total_ram, |b| b.total_ram),
     };
     let handoff = Handoff {
         ventoy_os_param: input.ventoy_os_param.as_deref(),
@@ -250,4 +300,4 @@ fuzz_target!(|input: Input| {
             );
         }
     }
-});
+}));
