@@ -418,8 +418,8 @@ mod views {
                 return Ok(hit);
             }
             self.lock.with(|irql| {
-                // Mapped by a racing request, or earlier outside its home slot.
-                for i in (1..n).map(|k| (home + k) % n) {
+                // Mapped meanwhile by a racing request, or earlier outside its home slot.
+                for i in (0..n).map(|k| (home + k) % n) {
                     if let Some(hit) = self.pin_if(i, window) {
                         return Ok(hit);
                     }
