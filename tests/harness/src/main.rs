@@ -1,5 +1,6 @@
 //! `rvblk-harness`: run a real rvblk.sys or rvblkxp.sys (x64 in this process, x86 in the
-//! 32-bit helper, arm64 in the aarch64 helper) under the emulated StorPort or SCSIPORT kernel.
+//! 32-bit helper, arm64 in the aarch64 build under qemu-aarch64) under the emulated StorPort or
+//! SCSIPORT kernel.
 
 use rvblk_harness::commands::run::{self, RunOptions};
 use rvblk_harness::emu::kernel::{LegacyConfig, Personality, SetupPhase};
@@ -13,7 +14,7 @@ const USAGE: &str = "usage:
                     [--setup installed|textmode|guimode|minint] [--driver-parameter STR]
                     [--service NAME]
   rvblk-harness bench --driver PATH.sys [--x86-driver PATH.sys] [--arm64-driver PATH.sys]
-                      [--size-mib N]
+                      [--size-mib N] [--prefix P]
   rvblk-harness suite --driver PATH.sys [--personality win8|win7|xp] [--only NAME]
   rvblk-harness faults --driver PATH.sys [--personality win8|win7|xp]
   rvblk-harness imports --driver PATH.sys
@@ -21,6 +22,9 @@ const USAGE: &str = "usage:
                      [--personality win8|win7|xp]   (the SCSI oracle's side; docs/scsi-oracle.md)
   rvblk-harness torture --driver PATH.sys [--ops N] [--threads T] [--size-mib M] [--seed S]
                      (random concurrent I/O checked against a shadow copy, faults injected)
+
+x86 drivers run in the 32-bit build of the harness (RVBLK_HARNESS_X86), arm64 drivers in
+the aarch64 build under qemu-aarch64 (RVBLK_HARNESS_ARM64); the same command line is passed on.
 
 personalities:
   win8   StorPort, Windows 8 and later (full HW_INITIALIZATION_DATA, buffers mapped)
