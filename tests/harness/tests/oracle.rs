@@ -134,7 +134,7 @@ fn torture_x86_with_faults_on_the_io_path() {
         "--ops",
         "20000",
         "--size-mib",
-        "72",
+        "320",
     ]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("torture x86"), "{}", out.stdout);

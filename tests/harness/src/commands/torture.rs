@@ -362,9 +362,10 @@ pub fn main(argv: &[String]) -> Result<i32, String> {
     let opts = Options {
         ops: num("--ops", 1_000_000)?,
         threads: num("--threads", 4)?,
-        // Above 64 MiB so that the x86 driver serves it through its view cache, whose
-        // remapping is where I/O-time faults land.
-        size: num("--size-mib", 80)?.max(1) << 20,
+        // Above the x86 whole-mapping limit of every Windows version (256 MiB on NT 6+,
+        // `docs/x86-mapping.md`) and above its windows (32 × 8 MiB), so that the x86 driver
+        // serves it through its view cache and remaps: where I/O-time faults land.
+        size: num("--size-mib", 320)?.max(1) << 20,
         seed: num("--seed", 0x5eed_f00d)?,
         corrupt_behind_driver: false,
     };
