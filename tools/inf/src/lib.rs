@@ -12,8 +12,43 @@
 //! Files are UTF-16LE with a byte-order mark, UTF-8 (with or without one), or ANSI ([`decode`]).
 //! The XP slipstreamer edits such files line by line and uses the line-level functions
 //! ([`section_header`], [`entry_key`]) so that its edits and this reader agree.
+//!
+//! [`Inf::parse`] is lenient (the slipstreamers read Windows' own files, which must not be
+//! refused over a stray line); [`Inf::parse_strict`] is for tools that act on a driver INF and
+//! must refuse a corrupt one with the number of the first malformed line before anything changes
+//! (the installer, `docs/installer.md` §2).
 
 use std::collections::HashMap;
+use std::fmt;
+
+/// Why [`Inf::parse_strict`] (or a caller checking the content) refused a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InfError {
+    /// 1-based line number; 0 when the problem is not one line (e.g. a missing section).
+    pub line: usize,
+    pub message: String,
+}
+
+impl InfError {
+    pub fn new(line: usize, message: impl Into<String>) -> InfError {
+        InfError {
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for InfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "line {}: {}", self.line, self.message)
+        }
+    }
+}
+
+impl std::error::Error for InfError {}
 
 /// Decodes an INF-style file: UTF-16LE with BOM, UTF-8 (BOM optional), else ANSI read as
 /// Latin-1 (every byte one character).
@@ -106,6 +141,8 @@ pub fn fields(value: &str) -> Vec<String> {
 pub struct Entry {
     pub key: String,
     pub value: String,
+    /// 1-based line number in the parsed text, for messages.
+    pub line: usize,
 }
 
 impl Entry {
@@ -127,7 +164,7 @@ impl Inf {
     /// Parses text (see [`decode`] for bytes). Lines before the first section are ignored.
     pub fn parse(text: &str) -> Inf {
         let mut sections: Vec<(String, Vec<Entry>)> = Vec::new();
-        for line in text.lines() {
+        for (i, line) in text.lines().enumerate() {
             if let Some(name) = section_header(line) {
                 sections.push((name.to_string(), Vec::new()));
             } else if let (Some((key, value)), Some((_, entries))) =
@@ -136,6 +173,7 @@ impl Inf {
                 entries.push(Entry {
                     key: key.to_string(),
                     value: value.to_string(),
+                    line: i + 1,
                 });
             }
         }
@@ -146,6 +184,40 @@ impl Inf {
             .map(|e| (e.key.to_ascii_lowercase(), unquote(&e.value)))
             .collect();
         Inf { sections, strings }
+    }
+
+    /// Parses text like [`Inf::parse`], but refuses the first malformed line with its number:
+    /// text before the first section, a section header without `]` or without a name, a quote
+    /// left open, an entry with `=` but no key. (Windows' SetupAPI does the real install; this
+    /// only keeps a corrupt file from getting that far.)
+    pub fn parse_strict(text: &str) -> Result<Inf, InfError> {
+        let mut in_section = false;
+        for (i, line) in text.lines().enumerate() {
+            let number = i + 1;
+            // An open quote makes `strip_comment` keep the rest of the line, so an odd count
+            // of quotes in what it returns means the quote is never closed.
+            let c = strip_comment(line).trim();
+            if c.matches('"').count() % 2 == 1 {
+                return Err(InfError::new(number, "a quoted string is not closed"));
+            }
+            if c.is_empty() {
+                continue;
+            }
+            if c.starts_with('[') {
+                match section_header(line) {
+                    None => {
+                        return Err(InfError::new(number, "a section header has no closing ']'"))
+                    }
+                    Some("") => return Err(InfError::new(number, "a section header has no name")),
+                    Some(_) => in_section = true,
+                }
+            } else if !in_section {
+                return Err(InfError::new(number, "text before the first [section]"));
+            } else if c.starts_with('=') {
+                return Err(InfError::new(number, "a line starts with '=' (no key)"));
+            }
+        }
+        Ok(Inf::parse(text))
     }
 
     /// Parses a file's bytes ([`decode`], then [`Inf::parse`]).
@@ -171,6 +243,19 @@ impl Inf {
             .into_iter()
             .find(|e| e.key.eq_ignore_ascii_case(key))
             .map(|e| self.resolve(&e.value))
+    }
+
+    /// The entries of section `name` (all occurrences) whose key, unquoted, is `key` (any
+    /// case), in file order; empty when there is no such section.
+    pub fn entries_with_key<'a>(
+        &'a self,
+        name: &str,
+        key: &'a str,
+    ) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.section(name)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(move |e| unquote(&e.key).eq_ignore_ascii_case(key))
     }
 
     /// `v` unquoted, with every `%token%` replaced from `[Strings]` (an unknown token keeps its
@@ -266,5 +351,57 @@ mod tests {
         assert_eq!(entry_key("; only a comment"), None);
         assert_eq!(entry_key("[Files]"), None);
         assert_eq!(strip_comment("a = \"x;y\" ; z"), "a = \"x;y\" ");
+    }
+
+    #[test]
+    fn entries_carry_their_line_numbers() {
+        let inf = Inf::parse(TEXT);
+        let models = inf.section("Models").unwrap();
+        assert_eq!((models[0].line, models[1].line), (8, 9));
+        assert_eq!(
+            inf.section("Version").unwrap()[3].line,
+            11,
+            "repeated section"
+        );
+        let files = Inf::parse("[F]\n\"a b.sys\" = 1\nA B.SYS = 2\nc.sys = 3\n");
+        let found: Vec<usize> = files
+            .entries_with_key("f", "a b.sys")
+            .map(|e| e.line)
+            .collect();
+        assert_eq!(found, [2, 3]);
+        assert_eq!(files.entries_with_key("Nope", "c.sys").count(), 0);
+    }
+
+    #[test]
+    fn strict_parse_accepts_what_parse_reads() {
+        let strict = Inf::parse_strict(TEXT).unwrap();
+        let lenient = Inf::parse(TEXT);
+        assert_eq!(strict.sections, lenient.sections);
+        assert_eq!(
+            strict.get("Version", "Provider"),
+            lenient.get("Version", "Provider")
+        );
+        // Blank lines, comments and `;` inside quotes before the first section are fine.
+        assert!(Inf::parse_strict("\n ; c \"\n[A]\nk = \"x;\" ; \"\n").is_ok());
+    }
+
+    #[test]
+    fn strict_parse_refuses_the_first_malformed_line() {
+        let cases = [
+            ("x = 1\n[Version]\n", 1, "before the first"),
+            ("; c\n[Version\nSignature=$Windows NT$\n", 2, "closing ']'"),
+            ("[Version]\nSignature=\"$Windows NT$\n", 2, "not closed"),
+            ("[Version]\nA = \"x ; y\n", 2, "not closed"),
+            ("[Version]\n\n= 3\n", 3, "no key"),
+            ("[ ]\n", 1, "no name"),
+            ("[A]\r\nk = 1\r\n[B\r\n= 2\r\n", 3, "closing ']'"),
+        ];
+        for (text, line, what) in cases {
+            let e = Inf::parse_strict(text).unwrap_err();
+            assert_eq!(e.line, line, "{text:?}: {e}");
+            assert!(e.to_string().contains(what), "{text:?}: {e}");
+            assert!(e.to_string().starts_with(&format!("line {line}: ")), "{e}");
+        }
+        assert_eq!(InfError::new(0, "no [Version]").to_string(), "no [Version]");
     }
 }
