@@ -4,7 +4,6 @@
 //! newdev, cfgmgr32, the registry and the service control manager.
 
 pub mod diagnose;
-pub mod inf;
 pub mod package;
 pub mod plan;
 pub mod status;

@@ -2,7 +2,7 @@
 //! `<arch>/rvblk.sys`) and what rvblk's INF says about the install (docs/installer.md §2).
 //! Everything here is checked before the machine is touched, so a bad package changes nothing.
 
-use crate::inf::{self, Inf, InfError};
+use rvblk_inf::{Inf, InfError};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -70,15 +70,12 @@ pub struct RvblkInf {
 }
 
 fn missing(what: impl Into<String>) -> InfError {
-    InfError {
-        line: 0,
-        message: what.into(),
-    }
+    InfError::new(0, what)
 }
 
 fn number(inf: &Inf, section: &str, key: &str) -> Result<u32, InfError> {
     let v = inf
-        .value(section, key)
+        .get(section, key)
         .ok_or_else(|| missing(format!("[{section}] has no {key}")))?;
     let parsed = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
         Some(hex) => u32::from_str_radix(hex, 16),
@@ -90,24 +87,30 @@ fn number(inf: &Inf, section: &str, key: &str) -> Result<u32, InfError> {
 /// Reads rvblk's INF for `arch`: the model with hardware ID `ROOT\RVBLK`, its `AddService` for
 /// `rvblk` and the source of the driver file. Any INF without these is not rvblk's.
 pub fn read_inf(text: &str, arch: Arch) -> Result<RvblkInf, InfError> {
-    let inf = Inf::parse(text)?;
+    let inf = Inf::parse_strict(text)?;
+    let signature = inf
+        .get("Version", "Signature")
+        .ok_or_else(|| missing("no [Version] section with a Signature"))?;
+    if !["$windows nt$", "$chicago$"].contains(&signature.to_ascii_lowercase().as_str()) {
+        return Err(missing(format!("unknown INF signature {signature:?}")));
+    }
     let catalog = inf
-        .value("Version", &format!("CatalogFile.NT{}", arch.inf_platform()))
-        .or_else(|| inf.value("Version", "CatalogFile"))
+        .get("Version", &format!("CatalogFile.NT{}", arch.inf_platform()))
+        .or_else(|| inf.get("Version", "CatalogFile"))
         .filter(|c| !c.is_empty())
         .ok_or_else(|| missing("[Version] names no CatalogFile"))?;
     // DriverVer = date, version
     let version = inf
-        .lines_with_key("Version", "DriverVer")
+        .entries_with_key("Version", "DriverVer")
         .next()
-        .and_then(|l| l.values.get(1))
-        .map(|v| inf.expand(v))
+        .and_then(|e| e.fields().get(1).map(|v| inf.resolve(v)))
         .ok_or_else(|| missing("[Version] has no DriverVer with a version"))?;
 
     let platform = format!("NT{}", arch.inf_platform());
     let mut install = None;
-    for m in inf.section("Manufacturer").unwrap_or(&[]) {
-        let Some((models, decorations)) = m.values.split_first() else {
+    for m in inf.section("Manufacturer").unwrap_or_default() {
+        let values = m.fields();
+        let Some((models, decorations)) = values.split_first() else {
             continue;
         };
         let decorated = decorations
@@ -119,12 +122,13 @@ pub fn read_inf(text: &str, arch: Arch) -> Result<RvblkInf, InfError> {
             .map(String::as_str)
             .chain([models.as_str()])
         {
-            for l in inf.section(section).unwrap_or(&[]) {
-                if l.values[1..]
+            for l in inf.section(section).unwrap_or_default() {
+                let values = l.fields();
+                if values[1..]
                     .iter()
                     .any(|h| h.eq_ignore_ascii_case(HARDWARE_ID))
                 {
-                    install.get_or_insert_with(|| l.values[0].clone());
+                    install.get_or_insert_with(|| values[0].clone());
                 }
             }
             if install.is_some() {
@@ -137,19 +141,17 @@ pub fn read_inf(text: &str, arch: Arch) -> Result<RvblkInf, InfError> {
 
     let services = format!("{install}.Services");
     let add = inf
-        .lines_with_key(&services, "AddService")
-        .find(|l| {
-            l.values
-                .first()
-                .is_some_and(|n| n.eq_ignore_ascii_case(SERVICE))
-        })
+        .entries_with_key(&services, "AddService")
+        .map(|e| (e.line, e.fields()))
+        .find(|(_, values)| values[0].eq_ignore_ascii_case(SERVICE))
         .ok_or_else(|| missing(format!("[{services}] has no AddService for {SERVICE}")))?;
     let section = add
-        .values
+        .1
         .get(2)
-        .ok_or_else(|| missing(format!("line {}: AddService names no section", add.number)))?;
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| InfError::new(add.0, "AddService names no section"))?;
     let binary_path = inf
-        .value(section, "ServiceBinary")
+        .get(section, "ServiceBinary")
         .ok_or_else(|| missing(format!("[{section}] has no ServiceBinary")))?;
     let binary = binary_path
         .rsplit('\\')
@@ -161,7 +163,7 @@ pub fn read_inf(text: &str, arch: Arch) -> Result<RvblkInf, InfError> {
         service_type: number(&inf, section, "ServiceType")?,
         start_type: number(&inf, section, "StartType")?,
         error_control: number(&inf, section, "ErrorControl")?,
-        group: inf.value(section, "LoadOrderGroup").unwrap_or_default(),
+        group: inf.get(section, "LoadOrderGroup").unwrap_or_default(),
         binary: binary.clone(),
     };
 
@@ -169,16 +171,16 @@ pub fn read_inf(text: &str, arch: Arch) -> Result<RvblkInf, InfError> {
     // [SourceDisksNames(.arch)] that disk's directory (the fourth field).
     let plat = arch.inf_platform();
     let disk = inf
-        .lines_with_key(&format!("SourceDisksFiles.{plat}"), &binary)
-        .chain(inf.lines_with_key("SourceDisksFiles", &binary))
+        .entries_with_key(&format!("SourceDisksFiles.{plat}"), &binary)
+        .chain(inf.entries_with_key("SourceDisksFiles", &binary))
         .next()
-        .and_then(|l| l.values.first().cloned())
+        .map(|e| e.fields().swap_remove(0))
         .ok_or_else(|| missing(format!("[SourceDisksFiles] does not list {binary}")))?;
     let dir = inf
-        .lines_with_key(&format!("SourceDisksNames.{plat}"), &disk)
-        .chain(inf.lines_with_key("SourceDisksNames", &disk))
+        .entries_with_key(&format!("SourceDisksNames.{plat}"), &disk)
+        .chain(inf.entries_with_key("SourceDisksNames", &disk))
         .next()
-        .map(|l| l.values.get(3).cloned().unwrap_or_default())
+        .map(|e| e.fields().get(3).cloned().unwrap_or_default())
         .ok_or_else(|| missing(format!("[SourceDisksNames.{plat}] has no disk {disk}")))?;
     let mut driver = PathBuf::new();
     for part in dir.split('\\').filter(|p| !p.is_empty()) {
@@ -210,7 +212,7 @@ pub fn mentions_rvblk(bytes: &[u8]) -> bool {
 /// Whether an INF (e.g. a staged `oem*.inf`) is rvblk's: it installs service `rvblk` on
 /// `ROOT\RVBLK` for some architecture.
 pub fn is_rvblk_inf(bytes: &[u8]) -> bool {
-    let text = inf::decode(bytes);
+    let text = rvblk_inf::decode(bytes);
     [Arch::X86, Arch::Amd64, Arch::Arm64]
         .iter()
         .any(|&a| read_inf(&text, a).is_ok())
@@ -284,7 +286,7 @@ impl Package {
             return Err(PackageError::NoInf(dir.to_owned()));
         }
         let inf_bytes = read(&inf_path)?;
-        let inf = read_inf(&inf::decode(&inf_bytes), arch)
+        let inf = read_inf(&rvblk_inf::decode(&inf_bytes), arch)
             .map_err(|e| PackageError::BadInf(inf_path.clone(), e))?;
         let catalog_path = dir.join(&inf.catalog);
         if !catalog_path.is_file() {
@@ -393,6 +395,40 @@ mod tests {
         let e = read_inf(&other, Arch::Amd64).unwrap_err();
         assert!(e.to_string().contains("no AddService for rvblk"), "{e}");
         assert!(!mentions_rvblk(b"[Version]\nSignature=$Windows NT$\n"));
+    }
+
+    #[test]
+    fn corrupt_or_foreign_infs_are_refused_with_the_reason() {
+        let e = read_inf(&INF.replace("$WINDOWS NT$", "$Win95$"), Arch::Amd64).unwrap_err();
+        assert_eq!(e.line, 0);
+        assert!(e.to_string().contains("unknown INF signature"), "{e}");
+        let e = read_inf("[Strings]\nA = b\n", Arch::Amd64).unwrap_err();
+        assert!(e.to_string().contains("no [Version]"), "{e}");
+        // A malformed line is named by its number in the file.
+        let at = INF
+            .lines()
+            .position(|l| l.starts_with("CatalogFile"))
+            .unwrap();
+        let corrupt = INF.replacen("CatalogFile = ", "CatalogFile = \"", 1);
+        let e = read_inf(&corrupt, Arch::Amd64).unwrap_err();
+        assert_eq!(e.line, at + 1, "{e}");
+        assert!(e.to_string().contains("not closed"), "{e}");
+        let e = read_inf(
+            &INF.replace(
+                "AddService = rvblk, 0x00000002, rvblk_Service",
+                "AddService = rvblk, 2",
+            ),
+            Arch::Amd64,
+        )
+        .unwrap_err();
+        let add = INF
+            .lines()
+            .position(|l| l.starts_with("AddService"))
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!("line {}: AddService names no section", add + 1)
+        );
     }
 
     #[test]

@@ -432,7 +432,7 @@ fn status(json: bool) -> i32 {
     let svc = service();
     let staged = staged(None);
     let version = staged.first().and_then(|(_, bytes)| {
-        let text = rvblk_install::inf::decode(bytes);
+        let text = rvblk_inf::decode(bytes);
         [Arch::Amd64, Arch::X86, Arch::Arm64]
             .iter()
             .find_map(|&a| package::read_inf(&text, a).ok())
