@@ -17,9 +17,9 @@
 //! bytes fails the bench.
 
 use crate::commands::scenario::Setup;
-use crate::commands::scsi::Io;
+use crate::commands::scsi::{cdb_rw10, Io, READ10};
 use crate::emu::kernel::Personality;
-use crate::emu::storport::Adapter;
+use crate::emu::storport::{Adapter, Dir, Outcome, Request};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -61,7 +61,25 @@ fn memcpy_seq(src: &[u8], blk: usize) -> f64 {
     bytes as f64 / t.elapsed().as_secs_f64() / 1e6
 }
 
-fn memcpy_rand(src: &[u8], blk: usize) -> f64 {
+/// Keeps the CPU from starting the next copy before this one's loads are done: the position a
+/// copy inside any request path is in, since the path between two copies (port, miniport,
+/// completion) is longer than the out-of-order window (`docs/bench.md`).
+fn isolate() {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    // SAFETY: LFENCE has no operands and no effect on memory or registers.
+    unsafe {
+        std::arch::asm!("lfence", options(nostack, preserves_flags))
+    };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: barriers only; no memory or register effects.
+    unsafe {
+        std::arch::asm!("dsb ld", "isb", options(nostack, preserves_flags))
+    };
+}
+
+/// Random `blk`-byte memcpys for one round, in operations per second; `isolated` puts
+/// [`isolate`] after each copy.
+fn memcpy_rand(src: &[u8], blk: usize, isolated: bool) -> f64 {
     let mut dst = vec![0u8; blk];
     let mut r = rng(0x1234_5678_9abc);
     let n = (src.len() / blk) as u64;
@@ -72,10 +90,42 @@ fn memcpy_rand(src: &[u8], blk: usize) -> f64 {
             let o = (r() % n) as usize * blk;
             dst.copy_from_slice(&src[o..o + blk]);
             std::hint::black_box(&mut dst);
+            if isolated {
+                isolate();
+            }
         }
         ops += 4096;
     }
     ops as f64 / t.elapsed().as_secs_f64()
+}
+
+/// One READ request reused for every read of a loop: the bench times the port and the
+/// miniport, not the building of CDB vectors (READ(10) while the LBA fits, else READ(16)).
+struct Reader {
+    req: Request,
+}
+
+impl Reader {
+    fn new(t: u8, l: u8, blocks: u32, bs: u32) -> Reader {
+        let blocks16 = u16::try_from(blocks).expect("bench reads fit READ(10)");
+        Reader {
+            req: Request::scsi(t, l, &cdb_rw10(READ10, 0, blocks16), Dir::In, blocks * bs),
+        }
+    }
+
+    fn read(&mut self, io: &mut Io<'_>, lba: u64) -> Outcome {
+        match u32::try_from(lba) {
+            Ok(l) => {
+                self.req.cdb[2..6].copy_from_slice(&l.to_be_bytes());
+                io.run(&self.req)
+            }
+            Err(_) => {
+                let (t, l, len) = (self.req.target, self.req.lun, self.req.len);
+                let blocks = u32::from(u16::from_be_bytes([self.req.cdb[7], self.req.cdb[8]]));
+                io.read(t, l, lba, blocks, len / blocks)
+            }
+        }
+    }
 }
 
 /// Sequential 64 KiB reads over `range` (in blocks) for one round: (MB/s, bytes, all ok).
@@ -83,13 +133,14 @@ fn seq_read(a: &Adapter, t: u8, l: u8, bs: u32, range: (u64, u64)) -> (f64, u64,
     let mut io = Io::new(a);
     io.slot.light = true;
     let per = 65536 / bs;
+    let mut rd = Reader::new(t, l, per, bs);
     let start = Instant::now();
     let mut bytes = 0u64;
     let mut ok = true;
     while start.elapsed() < ROUND {
         let mut lba = range.0;
         while lba + per as u64 <= range.1 {
-            let o = io.read(t, l, lba, per, bs);
+            let o = rd.read(&mut io, lba);
             ok &= o.ok();
             lba += per as u64;
             bytes += 65536;
@@ -266,25 +317,29 @@ fn run(drv: &[u8], size: u64, src: &[u8], prefix: &str, verbose: bool, full: boo
         let mut r = rng(0xfeed_beef);
         let per = 4096 / bs;
         let n = info.blocks / per as u64;
-        let (mut memcpy4_ops, mut rand_iops) = (0.0, 0.0);
-        let mut rand_ratios = Vec::new();
+        let mut rd = Reader::new(t, l, per, bs);
+        let (mut memcpy4_ops, mut iso_ops, mut rand_iops) = (0.0, 0.0, 0.0);
+        let (mut rand_ratios, mut iso_ratios) = (Vec::new(), Vec::new());
         let (maps0, mut rand_ops) = (maps(), 0u64);
         for _ in 0..ROUNDS {
-            let m = memcpy_rand(src, 4096);
+            let m = memcpy_rand(src, 4096, false);
+            let mi = memcpy_rand(src, 4096, true);
             let start = Instant::now();
             let mut ops = 0u64;
             while start.elapsed() < ROUND {
                 for _ in 0..1024 {
                     let lba = (r() % n) * per as u64;
-                    ok2 &= io.read(t, l, lba, per, bs).ok();
+                    ok2 &= rd.read(&mut io, lba).ok();
                 }
                 ops += 1024;
             }
             let d = ops as f64 / start.elapsed().as_secs_f64();
             rand_ops += ops;
             memcpy4_ops += m / ROUNDS as f64;
+            iso_ops += mi / ROUNDS as f64;
             rand_iops += d / ROUNDS as f64;
             rand_ratios.push(d / m);
+            iso_ratios.push(d / mi);
         }
         let rand_maps = per_gib(maps() - maps0, (rand_ops * 4096) as f64);
         // Where a random 4 KiB read's time goes: an SRB to a LUN that does not exist costs the
@@ -292,15 +347,17 @@ fn run(drv: &[u8], size: u64, src: &[u8], prefix: &str, verbose: bool, full: boo
         // the driver's dispatch; TEST UNIT READY adds the driver's SCSI path without data;
         // the read adds the copy.
         let absent = info.lun.wrapping_add(1) & 7;
+        let absent_tur = Request::scsi(t, absent, &[0; 6], Dir::None, 0);
+        let tur = Request::scsi(t, l, &[0; 6], Dir::None, 0);
         let ns_absent = ns_per_op(|| {
-            io.no_data(t, absent, &[0; 6]);
+            io.run(&absent_tur);
         });
         let ns_tur = ns_per_op(|| {
-            io.no_data(t, l, &[0; 6]);
+            io.run(&tur);
         });
         let ns_read = ns_per_op(|| {
             let lba = (r() % n) * per as u64;
-            io.read(t, l, lba, per, bs);
+            rd.read(&mut io, lba);
         });
         // The baseline's random memcpy with an SRB to the absent LUN after each copy: if this
         // costs more than the two apart, the harness's per-SRB work slows the copies down
@@ -311,7 +368,7 @@ fn run(drv: &[u8], size: u64, src: &[u8], prefix: &str, verbose: bool, full: boo
             let o = (r() % src_blocks) as usize * 4096;
             dst.copy_from_slice(&src[o..o + 4096]);
             std::hint::black_box(&mut dst);
-            io.no_data(t, absent, &[0; 6]);
+            io.run(&absent_tur);
         });
         drop(io);
         // Two threads, each on its own half, against one thread over the same ranges, in
@@ -335,11 +392,15 @@ fn run(drv: &[u8], size: u64, src: &[u8], prefix: &str, verbose: bool, full: boo
         let (rand_ratio, rand_lo, rand_hi) = summarise(rand_ratios);
         println!("{prefix}ratio_rand_read_4k_vs_memcpy: {rand_ratio:.3}");
         println!("{prefix}ratio_rand_read_4k_vs_memcpy_spread: {rand_lo:.3}..{rand_hi:.3}");
+        let (iso_ratio, iso_lo, iso_hi) = summarise(iso_ratios);
+        println!("{prefix}ratio_rand_read_4k_vs_isolated_memcpy: {iso_ratio:.3}");
+        println!("{prefix}ratio_rand_read_4k_vs_isolated_memcpy_spread: {iso_lo:.3}..{iso_hi:.3}");
         println!("{prefix}view_maps_per_gib_rand4k: {rand_maps:.1}");
         println!("{prefix}srb_ns_absent_lun: {ns_absent:.0}");
         println!("{prefix}srb_ns_test_unit_ready: {ns_tur:.0}");
         println!("{prefix}srb_ns_read_4k_random: {ns_read:.0}");
         println!("{prefix}memcpy_ns_4k_random: {:.0}", 1e9 / memcpy4_ops);
+        println!("{prefix}memcpy_ns_4k_random_isolated: {:.0}", 1e9 / iso_ops);
         println!("{prefix}memcpy_4k_random_plus_absent_srb_ns: {ns_mixed:.0}");
         let (sc, sc_lo, sc_hi) = summarise(scaling);
         println!("{prefix}scaling_2_threads: {sc:.2}");

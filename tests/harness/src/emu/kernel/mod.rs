@@ -24,7 +24,7 @@ pub use irql::{
     at_irql, in_miniport, irql, set_irql, APC_LEVEL, DIRQL, DISPATCH_LEVEL, PASSIVE_LEVEL,
 };
 pub use pool::tag_str;
-pub use port_calls::{SrbTrack, SRB_DONE, SRB_IDLE, SRB_IN_FLIGHT};
+pub use port_calls::{SrbTable, SrbTrack, SRB_DONE, SRB_IDLE, SRB_IN_FLIGHT};
 pub use registry::RegValue;
 
 use crate::checks::guard::{self};
@@ -33,7 +33,7 @@ use mmio::IoMap;
 use pool::PoolAlloc;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 pub const STATUS_SUCCESS: i32 = 0;
 pub const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
@@ -68,7 +68,7 @@ pub struct Kernel {
     pub fail_map_at: AtomicU64,
     /// Copy of the HW_INITIALIZATION_DATA passed to StorPortInitialize (its own size).
     pub init_data: Mutex<Option<Vec<u8>>>,
-    pub srbs: RwLock<HashMap<usize, Arc<SrbTrack>>>,
+    pub srbs: SrbTable,
     pub device_extension: AtomicUsize,
     pub next_request: AtomicU64,
     pub max_map_bytes: AtomicU64,
@@ -126,7 +126,7 @@ impl Kernel {
             fail_pool_at: AtomicU64::new(0),
             fail_map_at: AtomicU64::new(0),
             init_data: Mutex::new(None),
-            srbs: RwLock::new(HashMap::new()),
+            srbs: SrbTable::default(),
             device_extension: AtomicUsize::new(0),
             next_request: AtomicU64::new(0),
             max_map_bytes: AtomicU64::new(0),

@@ -8,9 +8,11 @@ use super::{
     STATUS_SUCCESS,
 };
 use rvblk_abi::status::STATUS_NO_SUCH_DEVICE;
+use std::collections::HashMap;
 use std::ffi::c_void;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// SRB states shared between the issuer and RequestComplete.
 pub const SRB_IDLE: u8 = 0;
@@ -18,6 +20,11 @@ pub const SRB_IN_FLIGHT: u8 = 1;
 pub const SRB_DONE: u8 = 2;
 
 /// Per-SRB bookkeeping the notification handlers reach through the SRB address.
+///
+/// The issuer writes `completions` and `real_buf` before it publishes the SRB by storing
+/// `SRB_IN_FLIGHT` into `state` with Release; readers load `state` with Acquire first. So plain
+/// Release/Acquire is enough, and the issuing path pays no locked instruction per store
+/// (`docs/bench.md`, "the harness's per-SRB work").
 pub struct SrbTrack {
     pub state: AtomicU8,
     pub completions: AtomicU32,
@@ -35,16 +42,74 @@ impl Default for SrbTrack {
     }
 }
 
-impl Kernel {
-    /// The tracking record of the SRB at `srb`, if the emulated port issued it and it is live.
-    fn issued_srb(&self, srb: usize) -> Option<Arc<SrbTrack>> {
-        self.srbs
+impl SrbTrack {
+    /// Arms the record for one request (before the SRB goes to the miniport).
+    pub fn issue(&self, real_buf: usize) {
+        self.real_buf.store(real_buf, Ordering::Relaxed);
+        self.completions.store(0, Ordering::Relaxed);
+        self.state.store(SRB_IN_FLIGHT, Ordering::Release);
+    }
+
+    /// Takes the SRB back from the miniport; returns the state it was left in.
+    pub fn retire(&self) -> u8 {
+        self.state.swap(SRB_IDLE, Ordering::AcqRel)
+    }
+}
+
+/// Hasher for SRB addresses: one folded multiply. The default SipHash costs more than the rest of
+/// a lookup, and the addresses need no protection from collisions chosen by an attacker. SRBs
+/// end at a guard page, so their low 12 bits are all alike; the fold mixes the page number into
+/// the low bits the table indexes with and into the high bits it tags entries with.
+#[derive(Default)]
+pub struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        let p = u128::from(self.0) * 0x9E37_79B9_7F4A_7C15;
+        (p as u64) ^ ((p >> 64) as u64)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 ^= n as u64;
+    }
+}
+
+/// The SRBs the emulated port issued and that are still live, by address: what every
+/// RequestComplete and StorPortGetSystemAddress checks its SRB argument against.
+#[derive(Default)]
+pub struct SrbTable(RwLock<HashMap<usize, Arc<SrbTrack>, BuildHasherDefault<AddrHasher>>>);
+
+impl SrbTable {
+    pub fn insert(&self, srb: usize, t: Arc<SrbTrack>) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(srb, t);
+    }
+
+    pub fn remove(&self, srb: usize) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&srb);
+    }
+
+    /// Runs `f` on the record of the SRB at `srb`, if the port issued it. The record is used
+    /// in place under the read lock (no reference count traffic per lookup).
+    pub fn with<R>(&self, srb: usize, f: impl FnOnce(&SrbTrack) -> R) -> Option<R> {
+        self.0
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&srb)
-            .cloned()
+            .map(|t| f(t))
     }
+}
 
+impl Kernel {
     /// The port's initialisation must get DriverEntry's own two arguments.
     pub(crate) fn check_entry_args(&self, api: &str, drv: *mut c_void, reg: *mut c_void) {
         let (d, r) = *self.entry_args.lock().unwrap_or_else(|e| e.into_inner());
@@ -118,28 +183,29 @@ impl Kernel {
                 if irql() > DISPATCH_LEVEL {
                     self.fail(format!("RequestComplete at IRQL {}", irql()));
                 }
-                let t = self.issued_srb(a1);
-                match t {
+                let issued = self.srbs.with(a1, |t| {
+                    let n = t.completions.fetch_add(1, Ordering::Relaxed) + 1;
+                    (
+                        n,
+                        t.state.compare_exchange(
+                            SRB_IN_FLIGHT,
+                            SRB_DONE,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        ),
+                    )
+                });
+                match issued {
                     None => self.fail(format!(
                         "{port}Notification(RequestComplete) for {a1:#x}, which is not an SRB the port issued"
                     )),
-                    Some(t) => {
-                        let n = t.completions.fetch_add(1, Ordering::SeqCst) + 1;
-                        match t.state.compare_exchange(
-                            SRB_IN_FLIGHT,
-                            SRB_DONE,
-                            Ordering::SeqCst,
-                            Ordering::SeqCst,
-                        ) {
-                            Ok(_) => {}
-                            Err(SRB_DONE) => self.fail(format!(
-                                "SRB {a1:#x} completed twice (RequestComplete #{n}) [{port} would bug check / corrupt the IRP]"
-                            )),
-                            Err(_) => self.fail(format!(
-                                "RequestComplete for SRB {a1:#x}, which is not outstanding"
-                            )),
-                        }
-                    }
+                    Some((_, Ok(_))) => {}
+                    Some((n, Err(SRB_DONE))) => self.fail(format!(
+                        "SRB {a1:#x} completed twice (RequestComplete #{n}) [{port} would bug check / corrupt the IRP]"
+                    )),
+                    Some((_, Err(_))) => self.fail(format!(
+                        "RequestComplete for SRB {a1:#x}, which is not outstanding"
+                    )),
                 }
             }
             // NextLuRequest also makes the adapter ready for its next request (as in SCSIPORT).
@@ -181,14 +247,18 @@ impl Kernel {
                 "StorPortGetSystemAddress with a wrong HwDeviceExtension {ext:#x}"
             ));
         }
-        let t = self.issued_srb(a1);
-        let Some(t) = t else {
+        // (outstanding, real buffer): the buffer is read after the Acquire load of the state.
+        let t = self.srbs.with(a1, |t| {
+            let outstanding = t.state.load(Ordering::Acquire) == SRB_IN_FLIGHT;
+            (outstanding, t.real_buf.load(Ordering::Relaxed))
+        });
+        let Some((outstanding, real)) = t else {
             self.fail(format!(
                 "StorPortGetSystemAddress for {a1:#x}, not an SRB the port issued"
             ));
             return stor_status::INVALID_PARAMETER;
         };
-        if t.state.load(Ordering::SeqCst) != SRB_IN_FLIGHT {
+        if !outstanding {
             self.fail(format!(
                 "StorPortGetSystemAddress for SRB {a1:#x} that is not outstanding"
             ));
@@ -197,7 +267,6 @@ impl Kernel {
             self.fail("StorPortGetSystemAddress with a NULL output pointer");
             return stor_status::INVALID_PARAMETER;
         }
-        let real = t.real_buf.load(Ordering::SeqCst);
         // SAFETY: caller-provided out pointer (PVOID*).
         unsafe { (a2 as *mut usize).write_unaligned(real) };
         if real == 0 {

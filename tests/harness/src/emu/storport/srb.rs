@@ -163,11 +163,7 @@ impl SrbSlot {
 
 impl Drop for SrbSlot {
     fn drop(&mut self) {
-        self.k
-            .srbs
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(self.srb as usize));
+        self.k.srbs.remove(self.srb as usize);
     }
 }
 
@@ -195,11 +191,7 @@ impl Adapter {
         );
         let srb = srb_page.tail(srb_size) as *mut ScsiRequestBlock;
         let track = Arc::new(SrbTrack::default());
-        self.k
-            .srbs
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(srb as usize, track.clone());
+        self.k.srbs.insert(srb as usize, track.clone());
         SrbSlot {
             k: self.k.clone(),
             _srb_page: srb_page,
@@ -287,13 +279,7 @@ impl Adapter {
             s.srb_extension = ext_p.unwrap_or(std::ptr::null_mut()) as *mut c_void;
             s.cdb = cdb;
         }
-        slot.track
-            .real_buf
-            .store(if len > 0 { real as usize } else { 0 }, Ordering::SeqCst);
-        slot.track.completions.store(0, Ordering::SeqCst);
-        slot.track
-            .state
-            .store(kernel::SRB_IN_FLIGHT, Ordering::SeqCst);
+        slot.track.issue(if len > 0 { real as usize } else { 0 });
         let f = self.hw.start_io;
         let e = self.ext_ptr();
         // SCSIPORT sends one request at a time and only after the miniport asked for the next.
@@ -316,7 +302,7 @@ impl Adapter {
             ));
         }
         drop(serial);
-        let state = slot.track.state.swap(kernel::SRB_IDLE, Ordering::SeqCst);
+        let state = slot.track.retire();
         // SAFETY: the SRB memory is ours again (the driver completed it or failed to).
         let s = unsafe { *srb };
         let what = || describe(req);
