@@ -279,7 +279,9 @@ impl Adapter {
             s.srb_extension = ext_p.unwrap_or(std::ptr::null_mut()) as *mut c_void;
             s.cdb = cdb;
         }
-        slot.track.issue(if len > 0 { real as usize } else { 0 });
+        let issued = slot
+            .track
+            .issue(srb as usize, if len > 0 { real as usize } else { 0 });
         let f = self.hw.start_io;
         let e = self.ext_ptr();
         // SCSIPORT sends one request at a time and only after the miniport asked for the next.
@@ -302,13 +304,20 @@ impl Adapter {
             ));
         }
         drop(serial);
-        let state = slot.track.retire();
+        let retired = issued.retire();
+        let state = retired.state;
         // SAFETY: the SRB memory is ours again (the driver completed it or failed to).
         let s = unsafe { *srb };
         let what = || describe(req);
         if state != kernel::SRB_DONE {
             k.fail(format!(
                 "{}: HwStartIo returned without completing the SRB (no RequestComplete)",
+                what()
+            ));
+        }
+        if retired.unreported_double {
+            k.fail(format!(
+                "{}: completed twice (RequestComplete on two threads at once)",
                 what()
             ));
         }
