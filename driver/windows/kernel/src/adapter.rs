@@ -93,6 +93,12 @@ impl Adapter {
         self.luns.len()
     }
 
+    /// Every LUN's target, in table order (image `n` is target `n`), for the control
+    /// interface's LIST LUNS.
+    pub fn targets(&self) -> impl Iterator<Item = &ScsiTarget> {
+        self.luns.iter().map(|l| &l.target)
+    }
+
     /// The LUN at a SCSI address, if it exists and still holds what discovery saw.
     pub fn lun(&self, path: u8, target: u8, lun: u8) -> LunLookup<'_> {
         let index = usize::from(target);

@@ -29,9 +29,10 @@ pub fn start_io(state: &DeviceState, srb: &mut Srb<'_>, port: &impl PortBuffers,
     }
     match srb::action(srb.function()) {
         SrbAction::ExecuteScsi => execute_scsi(state, srb, port, irql),
-        // No private IOCTLs and no PnP capabilities beyond the defaults: StorPort treats
-        // INVALID_REQUEST as "not handled" for both.
-        SrbAction::IoControl | SrbAction::Pnp => srb.set_status(status::INVALID_REQUEST),
+        SrbAction::IoControl => crate::control::io_control(&state.adapter, state.ram_bytes, srb),
+        // No PnP capabilities beyond the defaults: StorPort treats INVALID_REQUEST as "not
+        // handled".
+        SrbAction::Pnp => srb.set_status(status::INVALID_REQUEST),
         SrbAction::Complete(s) => srb.set_status(s),
     }
 }

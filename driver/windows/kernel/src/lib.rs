@@ -21,12 +21,14 @@
 //! * [`discovery`] — PASSIVE_LEVEL (HwFindAdapter): runs the core's discovery.
 //! * [`adapter`] — the LUN table, exposure (core policy) and rule 29 (core integrity).
 //! * [`io`] — HwStartIo's logic (≤ DISPATCH_LEVEL, many CPUs at once).
+//! * [`control`] — HwStartIo's SRB_FUNCTION_IO_CONTROL: the control interface.
 //! * [`log`] — `DbgPrint` lines with the `rvblk:` prefix.
 #![no_std]
 // Enforced: only the modules marked `allow(unsafe_code)` below may contain unsafe code.
 #![deny(unsafe_code)]
 
 pub mod adapter;
+pub mod control;
 pub mod discovery;
 #[allow(unsafe_code)]
 pub mod extension;

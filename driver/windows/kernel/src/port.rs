@@ -18,6 +18,9 @@ pub struct DeviceState {
     /// How the port maps data buffers, as declared in HwFindAdapter; read by HwStartIo.
     pub mapping: BufferMapping,
     pub adapter: Adapter,
+    /// The RAM Windows manages, measured in HwFindAdapter: the RAM-disk limit of the control
+    /// interface (`crate::control`).
+    pub ram_bytes: u64,
 }
 
 /// Largest transfer per SRB.
@@ -101,6 +104,7 @@ pub fn find_adapter(
     };
     // A fresh extension is zeroed, which is an empty table; a restarted one was released above.
     state.adapter.discover(exposure, irql);
+    state.ram_bytes = crate::control::os_ram_bytes(irql);
     state.live = true;
     SP_RETURN_FOUND
 }
