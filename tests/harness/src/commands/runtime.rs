@@ -153,7 +153,8 @@ fn check_list(
             s.target,
             s.block_size,
             s.blocks,
-            s.write_protected,
+            // A CD is read-only by its type; MMC devices do not report the WP bit.
+            s.write_protected || s.is_cd(),
             s.is_cd(),
         ) != (
             e.target_id,
