@@ -1,7 +1,7 @@
 //! The real `rvblk-install.exe` from the package, run under Wine in fresh prefixes: install,
-//! status, the control commands without a running adapter, install again, remove, and bad input (docs/installer.md §8). Run by `cargo xtask
-//! test` with `RVBLK_PACKAGE_DIR` pointing at the package; needs `wine` (and 32-bit Wine for the
-//! x86 run), which `.ci/run` installs.
+//! status, the control commands without a running adapter, install again, remove, and bad input
+//! (docs/installer.md §8). Run by `cargo xtask test` with `RVBLK_PACKAGE_DIR` pointing at the
+//! package; needs `wine` (and 32-bit Wine for the x86 run), which `.ci/run` installs.
 //!
 //! What Wine lacks, and where that path is tested instead:
 //! * StorPort: the driver cannot start, which is exactly the "installed, not running, here is
