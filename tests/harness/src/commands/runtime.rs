@@ -480,6 +480,11 @@ pub fn main(driver: &Path, personality: Personality, verbose: bool) -> i32 {
         }
     }
     crate::commands::print_results(&passed, &failed);
+    println!(
+        "kernel stack high-water mark: {} bytes of {}",
+        crate::emu::stack::measure(),
+        crate::emu::stack::KERNEL_STACK
+    );
     println!("{} passed, {} failed", passed.len(), failed.len());
     i32::from(!failed.is_empty())
 }
