@@ -131,6 +131,31 @@ pub const fn medium_error(status: u32) -> MediumError {
     }
 }
 
+/// The vendor string of a STORAGE_DEVICE_DESCRIPTOR (`bytes` as returned by
+/// IOCTL_STORAGE_QUERY_PROPERTY; VendorIdOffset at byte 12, 0 = none; the string is
+/// NUL-terminated inside the returned bytes), without surrounding spaces. `None` when absent or
+/// malformed.
+pub fn descriptor_vendor(bytes: &[u8]) -> Option<&[u8]> {
+    let at = u32::from_le_bytes(bytes.get(12..16)?.try_into().ok()?) as usize;
+    if at == 0 {
+        return None;
+    }
+    let tail = bytes.get(at..)?;
+    let s = &tail[..tail.iter().position(|&b| b == 0)?];
+    let start = s.iter().position(|&b| b != b' ').unwrap_or(s.len());
+    let end = s.iter().rposition(|&b| b != b' ').map_or(start, |i| i + 1);
+    Some(&s[start..end])
+}
+
+/// Whether a disk is one of rvblk's own LUNs (its vendor is rvblk's INQUIRY vendor): such a disk
+/// never backs an image, and reading it to identify another image would only recurse into the
+/// driver.
+pub fn is_own_disk(descriptor: &[u8]) -> bool {
+    let ours = crate::scsi::inquiry::VENDOR;
+    let end = ours.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    descriptor_vendor(descriptor).is_some_and(|v| v.eq_ignore_ascii_case(&ours[..end]))
+}
+
 /// Largest direct transfer in one disk request: keeps each IRP's time bounded, so one timeout
 /// value fits every request.
 pub const MAX_DIRECT: usize = 1 << 20;
@@ -422,6 +447,35 @@ mod tests {
             PlanError::SectorSize
         );
         assert_eq!(Plan::new(&img, 0, 0, 512).unwrap().count(), 0);
+    }
+
+    fn descriptor(vendor: &[u8]) -> Vec<u8> {
+        let mut d = std::vec![0u8; 40];
+        d[12..16].copy_from_slice(&40u32.to_le_bytes());
+        d.extend_from_slice(vendor);
+        d.push(0);
+        d
+    }
+
+    #[test]
+    fn own_disks_are_recognised_by_vendor() {
+        assert!(is_own_disk(&descriptor(b"RVBLK   ")));
+        assert!(is_own_disk(&descriptor(b"rvblk")));
+        assert!(!is_own_disk(&descriptor(b"Harness")));
+        assert!(!is_own_disk(&descriptor(b"RVBLKX")));
+        assert_eq!(
+            descriptor_vendor(&descriptor(b"  Harness ")),
+            Some(&b"Harness"[..])
+        );
+        // No offset, an offset past the buffer, no NUL: no vendor, not ours.
+        assert_eq!(descriptor_vendor(&[0u8; 40]), None);
+        let mut past = descriptor(b"RVBLK");
+        past[12] = 200;
+        assert!(!is_own_disk(&past));
+        let mut unterminated = descriptor(b"RVBLK");
+        unterminated.pop();
+        assert!(!is_own_disk(&unterminated));
+        assert!(!is_own_disk(&[1, 2, 3]));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::image::{DeviceKind, DiskBackedImage, MemoryImage};
 use super::buf::{Be64, Response};
 use super::sense::SenseData;
 
-pub(super) const VENDOR: [u8; 8] = *b"RVBLK   ";
+pub(crate) const VENDOR: [u8; 8] = *b"RVBLK   ";
 const REVISION: [u8; 4] = pad(env!("CARGO_PKG_VERSION"));
 /// VERSION field: SPC-4 (SPC-4 §6.4.2, table 142).
 const VERSION_SPC4: u8 = 0x06;

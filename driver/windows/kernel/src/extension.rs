@@ -81,3 +81,27 @@ pub unsafe fn adapter_control<'a>(control: u32, params: *mut c_void) -> AdapterC
         other => AdapterControl::Other(other),
     }
 }
+
+/// The adapter's device extension as the port's notification routines need it
+/// (StorPortNotification's HwDeviceExtension argument), for the worker thread.
+#[derive(Clone, Copy)]
+pub struct AdapterRef(*mut c_void);
+
+// SAFETY: only an address handed back to the port's notification routines, which accept it from
+// any thread (`docs/windows-integration.md` §3.5).
+unsafe impl Send for AdapterRef {}
+// SAFETY: as above; never dereferenced by the driver.
+unsafe impl Sync for AdapterRef {}
+
+impl AdapterRef {
+    /// # Safety
+    /// `ext` is this adapter's device extension as the port passed it to a callback; the value
+    /// is used only while the adapter exists (the worker is stopped before removal completes).
+    pub unsafe fn new(ext: *mut c_void) -> Self {
+        Self(ext)
+    }
+
+    pub fn as_ptr(self) -> *mut c_void {
+        self.0
+    }
+}

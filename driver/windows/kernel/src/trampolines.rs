@@ -2,12 +2,15 @@
 //! trampolines over [`AdapterCallbacks`]; each port's `trampolines.rs` has the rest (DriverEntry,
 //! HwFindAdapter, HwStartIo, …) and puts these into its HW_INITIALIZATION_DATA.
 
+use crate::backed::{DiskPath, PortCalls};
 use crate::extension;
+use crate::io::Started;
+use crate::ntio::{interface_change, PnpRegistration, SpawnError, SystemThread};
 use crate::port::{self, AdapterControl, DeviceState};
 use crate::srb::Srb;
 use core::ffi::c_void;
 use rvblk_abi::ScsiRequestBlock;
-use rvblk_irql::Dispatch;
+use rvblk_irql::{Dispatch, Passive};
 
 /// What both port flavours' traits share: the adapter callbacks with a common contract.
 pub trait AdapterCallbacks {
@@ -64,8 +67,9 @@ pub unsafe extern "system" fn hw_adapter_control<M: AdapterCallbacks>(
 }
 
 /// HwStartIo's part both ports share: the IRQL token, the extension and a view of the SRB under
-/// the MapBuffers mode HwFindAdapter recorded, handed to `serve`. The view is dropped on return;
-/// the caller then completes the request the port's way.
+/// the MapBuffers mode HwFindAdapter recorded, handed to `serve`. The view is gone on return;
+/// for [`Started::Done`] the caller then completes the request the port's way, for
+/// [`Started::Pending`] the disk worker will (`docs/driver.md` "Disk-backed images").
 ///
 /// # Safety
 /// The port calls HwStartIo at IRQL ≤ DISPATCH_LEVEL with:
@@ -78,14 +82,75 @@ pub unsafe extern "system" fn hw_adapter_control<M: AdapterCallbacks>(
 pub unsafe fn start_io(
     ext: *mut c_void,
     srb: *mut ScsiRequestBlock,
-    serve: impl FnOnce(&DeviceState, &mut Srb<'_>, &Dispatch),
-) {
+    serve: impl FnOnce(&DeviceState, Srb<'_>, &Dispatch) -> Started,
+) -> Started {
     // SAFETY: IRQL ≤ DISPATCH_LEVEL for the duration of this call (contract).
     let irql = unsafe { Dispatch::new_unchecked() };
     // SAFETY: shared access to the adapter's extension during I/O (contract).
     let state = unsafe { extension::state(ext) };
     // SAFETY: live and ours until the caller completes it, after this view is dropped; buffers
     // as the recorded mapping says (contract).
-    let mut request = unsafe { Srb::from_raw(srb, state.mapping) };
-    serve(state, &mut request, &irql);
+    let request = unsafe { Srb::from_raw(srb, state.mapping) };
+    serve(state, request, &irql)
+}
+
+/// The disk worker thread's start routine (`crate::backed::worker`).
+///
+/// # Safety
+/// Called once by the kernel on a new system thread at PASSIVE_LEVEL with the `DiskPath` given
+/// to [`spawn_worker`], which stays alive until the thread has ended (the adapter joins the
+/// thread before freeing it).
+unsafe extern "system" fn worker_main<P: PortCalls>(context: *mut c_void) {
+    // SAFETY: a system thread's start routine runs at PASSIVE_LEVEL (contract).
+    let irql = unsafe { Passive::new_unchecked() };
+    // SAFETY: the live DiskPath (contract); shared access, as every user of it.
+    let path = unsafe { &*context.cast::<DiskPath>() };
+    crate::backed::worker::<P>(path, &irql);
+}
+
+/// Starts the worker on `context` (a `&DiskPath` that outlives the thread).
+pub fn spawn_worker<P: PortCalls>(
+    context: *mut c_void,
+    irql: &Passive,
+) -> Result<SystemThread, SpawnError> {
+    // SAFETY: `worker_main` only needs a live DiskPath, which the caller keeps until it joins
+    // the thread (or never frees it, `SpawnError::Unjoinable`).
+    unsafe { SystemThread::spawn(worker_main::<P>, context, irql) }
+}
+
+/// The disk-interface change callback: records the change for the worker.
+///
+/// # Safety
+/// Called by the PnP manager at PASSIVE_LEVEL with a DEVICE_INTERFACE_CHANGE_NOTIFICATION and
+/// the `DiskPath` registered in [`register_disk_arrivals`], which lives until the registration
+/// is removed.
+unsafe extern "system" fn disk_interface_change(
+    notification: *mut c_void,
+    context: *mut c_void,
+) -> i32 {
+    // SAFETY: PnP notification callbacks run at PASSIVE_LEVEL (contract).
+    let irql = unsafe { Passive::new_unchecked() };
+    // SAFETY: the live DiskPath (contract).
+    let path = unsafe { &*context.cast::<DiskPath>() };
+    // SAFETY: the notification the PnP manager passed, valid during this call (contract).
+    let change = unsafe { interface_change(notification) };
+    path.interface_changed(change, &irql);
+    rvblk_abi::status::STATUS_SUCCESS
+}
+
+/// Registers for disk interface arrivals and removals (existing ones included) on `context`.
+pub fn register_disk_arrivals(
+    context: *mut c_void,
+    irql: &Passive,
+) -> Result<PnpRegistration, i32> {
+    // SAFETY: the DriverObject DriverEntry stored; the callback needs a live DiskPath, which the
+    // adapter keeps until it unregisters (HwFreeAdapterResources).
+    unsafe {
+        PnpRegistration::register(
+            crate::nt::driver_object(),
+            disk_interface_change,
+            context,
+            irql,
+        )
+    }
 }
