@@ -1,4 +1,4 @@
-//! Structures of the asynchronous disk-backed path (`docs/windows-integration.md` §3): events,
+//! Structures of the asynchronous disk-backed path (`docs/windows-integration.md` §8): events,
 //! I/O status blocks, PnP interface notifications and the two disk IOCTLs' buffers. Layouts are
 //! checked for x86 and x64 in `layout.rs`.
 

@@ -8,15 +8,12 @@
 //! same lock; the worker (PASSIVE, its own system thread) does everything that blocks.
 
 use crate::extension::AdapterRef;
-use crate::ntio::{
-    self, Event, InterfaceChange, IoFailure, OpenDisk, PnpRegistration, SpinLocked, SystemThread,
-};
+use crate::ntio::{Event, InterfaceChange, IoFailure, OpenDisk, SpinLocked};
 use crate::physmem::PoolBuf;
 use crate::rvblk_log;
 use crate::srb::{QueuedSrb, Srb};
 use arrayvec::ArrayVec;
 use core::cell::{Cell, RefCell};
-use core::ffi::c_void;
 use core::fmt;
 use core::sync::atomic::{AtomicU8, Ordering};
 use rvblk_core::backed::{self as policy, LunState, Plan, Step};
@@ -95,12 +92,7 @@ pub struct DiskPath {
     adapter: Option<AdapterRef>,
 }
 
-/// The running service, kept in the device extension until HwFreeAdapterResources.
-pub struct DiskService {
-    path: crate::physmem::PoolBox<DiskPath>,
-    thread: SystemThread,
-    pnp: Option<PnpRegistration>,
-}
+pub use crate::trampolines::DiskService;
 
 impl DiskPath {
     pub fn lun_count(&self) -> usize {
@@ -115,6 +107,12 @@ impl DiskPath {
             .get(usize::from(i))
             .filter(|_| path == 0 && lun == 0)?;
         Some((i, l))
+    }
+
+    /// Asks the worker to end once the queue is empty, and wakes it.
+    pub fn request_stop(&self, irql: &impl AtMostDispatch) {
+        self.inbox.with(irql, |inbox, _| inbox.stop = true);
+        self.wake.set(irql);
     }
 
     /// HwStartIo: hands `srb` to the worker. Gives it back when the queue is full.
@@ -235,52 +233,22 @@ pub fn start<P: PortCalls>(
         );
     }
     path.wake.init(true, irql);
-    let context = core::ptr::from_ref::<DiskPath>(&path)
-        .cast_mut()
-        .cast::<c_void>();
-    let thread = match crate::trampolines::spawn_worker::<P>(context, irql) {
-        Ok(t) => t,
+    match DiskService::start::<P>(path, irql) {
+        Ok((service, None)) => Some(service),
+        Ok((service, Some(st))) => {
+            rvblk_log!(
+                "IoRegisterPlugPlayNotification failed ({:#x}); no backing disk can be found",
+                st as u32
+            );
+            Some(service)
+        }
         Err(e) => {
             rvblk_log!(
                 "cannot start the disk worker thread ({:?}); disk-backed images not served",
                 e
             );
-            if e == ntio::SpawnError::Unjoinable {
-                // The thread runs on `path` and cannot be waited for: stop it and never free it.
-                path.inbox.with(irql, |inbox, _| inbox.stop = true);
-                path.wake.set(irql);
-                core::mem::forget(path);
-            }
-            return None;
-        }
-    };
-    let pnp = match crate::trampolines::register_disk_arrivals(context, irql) {
-        Ok(r) => Some(r),
-        Err(st) => {
-            rvblk_log!(
-                "IoRegisterPlugPlayNotification failed ({:#x}); no backing disk can be found",
-                st as u32
-            );
             None
         }
-    };
-    Some(DiskService { path, thread, pnp })
-}
-
-impl DiskService {
-    pub fn path(&self) -> &DiskPath {
-        &self.path
-    }
-
-    /// HwFreeAdapterResources (PASSIVE): no callback after this, the worker served what was
-    /// queued, closed its disks and ended; then the pool object goes.
-    pub fn stop(self, irql: &Passive) {
-        if let Some(pnp) = self.pnp {
-            pnp.unregister(irql);
-        }
-        self.path.inbox.with(irql, |inbox, _| inbox.stop = true);
-        self.path.wake.set(irql);
-        self.thread.join(irql);
     }
 }
 

@@ -19,7 +19,8 @@ pub const DEVICE_EXTENSION_SIZE: u32 = core::mem::size_of::<DeviceState>() as u3
 ///   other reference to the state exists during `'a`.
 pub unsafe fn state_mut<'a>(ext: *mut c_void) -> &'a mut DeviceState {
     // SAFETY: per the contract. An all-zero DeviceState is valid (live = false, an empty
-    // ArrayVec, BufferMapping::All are all zero bits), so a fresh extension is a valid value.
+    // ArrayVec, BufferMapping::All, `disk: None` are all zero bits — see the niche assertion
+    // next to `DiskService`), so a fresh extension is a valid value.
     unsafe { &mut *ext.cast::<DeviceState>() }
 }
 
@@ -88,7 +89,7 @@ pub unsafe fn adapter_control<'a>(control: u32, params: *mut c_void) -> AdapterC
 pub struct AdapterRef(*mut c_void);
 
 // SAFETY: only an address handed back to the port's notification routines, which accept it from
-// any thread (`docs/windows-integration.md` §3.5).
+// any thread (`docs/windows-integration.md` §8.3).
 unsafe impl Send for AdapterRef {}
 // SAFETY: as above; never dereferenced by the driver.
 unsafe impl Sync for AdapterRef {}

@@ -85,7 +85,7 @@ pub fn start_io(
         }
         Admission::Queue => {
             // The data buffer's system address is taken here, where the port allows it, and
-            // stays valid until completion (`docs/windows-integration.md` §3.5).
+            // stays valid until completion (`docs/windows-integration.md` §8.3).
             let data = if srb.transfer_length() == 0 {
                 Some(core::ptr::null_mut())
             } else {

@@ -1,9 +1,9 @@
 //! Kernel-wrapper module for the asynchronous disk-backed path (`docs/driver.md` "Disk-backed
-//! images", `docs/windows-integration.md` §3): spin-locked data, events, one system thread,
+//! images", `docs/windows-integration.md` §8): spin-locked data, events, one system thread,
 //! disk-interface notifications, opening a disk and synchronous IRPs to it, firmware variables.
 //!
 //! Each wrapper states its contract; those with an IRQL rule take the token of the level the
-//! routine needs (§3.1 lists each rule). The safe logic using them is `crate::backed`.
+//! routine needs (§8.1 lists each rule). The safe logic using them is `crate::backed`.
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
@@ -78,7 +78,7 @@ crate::kernel_imports!("ntoskrnl.exe", "system" {
     fn MmGetSystemRoutineAddress(name: *const UnicodeString) -> *mut c_void;
 });
 
-// IofCallDriver and ObfDereferenceObject are fastcall on x86 (§3.1), the platform ABI elsewhere.
+// IofCallDriver and ObfDereferenceObject are fastcall on x86 (§8.1), the platform ABI elsewhere.
 #[cfg(target_arch = "x86")]
 #[link(
     name = "ntoskrnl.exe",
@@ -201,7 +201,7 @@ impl Event {
 }
 
 fn wait_object(object: *mut c_void, timeout: Option<u64>, _irql: &Passive) -> bool {
-    // Negative = relative time (§3.1).
+    // Negative = relative time (§8.1).
     let relative = timeout.map(|t| AlignedI64(-(t.min(i64::MAX as u64) as i64)));
     let p = relative.as_ref().map_or(null(), |t| t as *const AlignedI64);
     // SAFETY: `object` is a dispatcher object (an initialised KEVENT or a referenced thread
@@ -223,7 +223,7 @@ pub enum SpawnError {
 
 /// A referenced system thread object (`PsCreateSystemThread` + `ObReferenceObjectByHandle`):
 /// waitable, dereferenced by [`SystemThread::join`].
-pub struct SystemThread(*mut c_void);
+pub struct SystemThread(core::ptr::NonNull<c_void>);
 
 impl SystemThread {
     /// Starts `start(context)` on a new system thread (PASSIVE_LEVEL).
@@ -260,22 +260,22 @@ impl SystemThread {
         // SAFETY: the handle is ours and closed exactly once, here; the object reference (if
         // any) keeps the thread object alive.
         unsafe { crate::nt::close_handle(handle) };
-        if st != STATUS_SUCCESS || object.is_null() {
-            return Err(SpawnError::Unjoinable);
+        match core::ptr::NonNull::new(object) {
+            Some(object) if st == STATUS_SUCCESS => Ok(Self(object)),
+            _ => Err(SpawnError::Unjoinable),
         }
-        Ok(Self(object))
     }
 
     /// Waits until the thread has ended (its object is signalled), then drops the reference.
     pub fn join(self, irql: &Passive) {
-        wait_object(self.0, None, irql);
+        wait_object(self.0.as_ptr(), None, irql);
         // SAFETY: the reference taken in `spawn`, released exactly once (self is consumed).
-        unsafe { ObfDereferenceObject(self.0) };
+        unsafe { ObfDereferenceObject(self.0.as_ptr()) };
     }
 }
 
 /// A device-interface change registration (`IoRegisterPlugPlayNotification`).
-pub struct PnpRegistration(*mut c_void);
+pub struct PnpRegistration(core::ptr::NonNull<c_void>);
 
 impl PnpRegistration {
     /// Registers `callback(notification, context)` for disk interfaces, existing ones included
@@ -305,17 +305,16 @@ impl PnpRegistration {
                 &mut entry,
             )
         };
-        if st == STATUS_SUCCESS && !entry.is_null() {
-            Ok(Self(entry))
-        } else {
-            Err(st)
+        match core::ptr::NonNull::new(entry) {
+            Some(entry) if st == STATUS_SUCCESS => Ok(Self(entry)),
+            _ => Err(st),
         }
     }
 
     /// `IoUnregisterPlugPlayNotification` (PASSIVE_LEVEL): no callback runs after this returns.
     pub fn unregister(self, _irql: &Passive) {
         // SAFETY: the entry from `register`, unregistered exactly once (self is consumed).
-        unsafe { IoUnregisterPlugPlayNotification(self.0) };
+        unsafe { IoUnregisterPlugPlayNotification(self.0.as_ptr()) };
     }
 }
 
@@ -520,15 +519,23 @@ impl OpenDisk {
         event.init(false, irql);
         let mut iosb = IoStatusBlock::default();
         let (in_len, out_len) = (input.len() as u32, output.len() as u32);
+        let nonempty = |b: &mut [u8]| {
+            if b.is_empty() {
+                null_mut()
+            } else {
+                b.as_mut_ptr().cast::<c_void>()
+            }
+        };
+        let (input, output_ptr) = (nonempty(input), nonempty(output));
         // SAFETY: PASSIVE_LEVEL (token); the buffers, event and status block outlive the IRP
         // (`send` waits for its completion); an external (not internal) request.
         let irp = unsafe {
             IoBuildDeviceIoControlRequest(
                 code,
                 self.device,
-                input.as_mut_ptr().cast(),
+                input,
                 in_len,
-                output.as_mut_ptr().cast(),
+                output_ptr,
                 out_len,
                 0,
                 event.0.get(),
@@ -551,7 +558,7 @@ type GetFirmwareVariable = unsafe extern "system" fn(
 
 /// Reads the UEFI variable `name` of `vendor` into `buf` (PASSIVE_LEVEL): `Some(bytes)` when it
 /// exists and fits. `None` when the routine does not exist (before Windows 8), the machine has
-/// no UEFI variables, the variable is absent or too long (§3.3).
+/// no UEFI variables, the variable is absent or too long (§8.4).
 pub fn firmware_variable<'b>(
     name: &[u16],
     vendor: &Guid,

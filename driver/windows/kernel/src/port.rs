@@ -172,11 +172,21 @@ pub fn adapter_control(control: AdapterControl<'_>) -> u32 {
     }
 }
 
-/// HwFreeAdapterResources / removal: stop the disk path (no callback, worker ended, disks
-/// released, nothing pending), then release every mapping. No I/O is in flight.
-pub fn free_resources(state: &mut DeviceState, irql: &Passive) {
+/// The disk-backed images' service, stopped (no callback, worker ended, disks released,
+/// nothing pending): HwFreeAdapterResources and a restarted HwFindAdapter of the StorPort
+/// flavour call it before [`free_resources`].
+pub fn stop_disk_backed(state: &mut DeviceState, irql: &Passive) {
     if let Some(disk) = state.disk.take() {
         disk.stop(irql);
+    }
+}
+
+/// HwFreeAdapterResources / removal: release every mapping. No I/O is in flight.
+pub fn free_resources(state: &mut DeviceState, _irql: &Passive) {
+    // The flavour that serves disk-backed images stops their service before calling this
+    // (`stop_disk_backed`), so that the other flavour's binary carries none of its imports.
+    if let Some(never_started) = state.disk.take() {
+        core::mem::forget(never_started);
     }
     if state.live {
         state.adapter.release();

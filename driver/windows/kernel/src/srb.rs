@@ -55,7 +55,7 @@ pub struct QueuedSrb {
 }
 
 // SAFETY: a pending SRB belongs to the miniport until completion, on whatever thread completes
-// it; the port does not touch it meanwhile (`docs/windows-integration.md` §3.5).
+// it; the port does not touch it meanwhile (`docs/windows-integration.md` §8.3).
 unsafe impl Send for QueuedSrb {}
 
 impl QueuedSrb {
@@ -64,7 +64,7 @@ impl QueuedSrb {
     pub fn view(&mut self) -> Srb<'_> {
         // SAFETY: a QueuedSrb exists only for a live SRB the miniport owns and has not
         // completed (type invariant, see `Srb::defer`); `&mut self` makes this view the only
-        // one; the recorded data address stays valid until completion (port rule, §3.5); the
+        // one; the recorded data address stays valid until completion (port rule, §8.3); the
         // sense buffer is as HwStartIo saw it.
         let raw = unsafe { &mut *self.srb.as_ptr() };
         Srb {

@@ -6,6 +6,7 @@ use crate::backed::{DiskPath, PortCalls};
 use crate::extension;
 use crate::io::Started;
 use crate::ntio::{interface_change, PnpRegistration, SpawnError, SystemThread};
+use crate::physmem::PoolBox;
 use crate::port::{self, AdapterControl, DeviceState};
 use crate::srb::Srb;
 use core::ffi::c_void;
@@ -108,16 +109,6 @@ unsafe extern "system" fn worker_main<P: PortCalls>(context: *mut c_void) {
     crate::backed::worker::<P>(path, &irql);
 }
 
-/// Starts the worker on `context` (a `&DiskPath` that outlives the thread).
-pub fn spawn_worker<P: PortCalls>(
-    context: *mut c_void,
-    irql: &Passive,
-) -> Result<SystemThread, SpawnError> {
-    // SAFETY: `worker_main` only needs a live DiskPath, which the caller keeps until it joins
-    // the thread (or never frees it, `SpawnError::Unjoinable`).
-    unsafe { SystemThread::spawn(worker_main::<P>, context, irql) }
-}
-
 /// The disk-interface change callback: records the change for the worker.
 ///
 /// # Safety
@@ -138,19 +129,90 @@ unsafe extern "system" fn disk_interface_change(
     rvblk_abi::status::STATUS_SUCCESS
 }
 
-/// Registers for disk interface arrivals and removals (existing ones included) on `context`.
-pub fn register_disk_arrivals(
-    context: *mut c_void,
-    irql: &Passive,
-) -> Result<PnpRegistration, i32> {
-    // SAFETY: the DriverObject DriverEntry stored; the callback needs a live DiskPath, which the
-    // adapter keeps until it unregisters (HwFreeAdapterResources).
-    unsafe {
-        PnpRegistration::register(
-            crate::nt::driver_object(),
-            disk_interface_change,
-            context,
-            irql,
-        )
+/// The running disk path: the pool object the worker thread and the PnP callback use, the
+/// thread and the registration. The pool object is freed only after [`DiskService::stop`] has
+/// unregistered the callback and joined the thread; a service dropped without `stop` (never
+/// done) leaks it rather than free memory a thread may still use.
+pub struct DiskService {
+    path: core::mem::ManuallyDrop<PoolBox<DiskPath>>,
+    thread: Option<SystemThread>,
+    pnp: Option<PnpRegistration>,
+}
+
+impl DiskService {
+    /// Starts the worker on `path` and registers for disk interfaces (existing ones included).
+    /// The registration's failure status, if any, comes back with the running service.
+    pub fn start<P: PortCalls>(
+        path: PoolBox<DiskPath>,
+        irql: &Passive,
+    ) -> Result<(Self, Option<i32>), SpawnError> {
+        let context = core::ptr::from_ref::<DiskPath>(&path)
+            .cast_mut()
+            .cast::<c_void>();
+        // SAFETY: `worker_main` needs a live DiskPath: the pool object is freed only after the
+        // thread is joined (`stop`), or never (`Drop`, `SpawnError::Unjoinable` below).
+        let thread = match unsafe { SystemThread::spawn(worker_main::<P>, context, irql) } {
+            Ok(t) => t,
+            Err(e) => {
+                if e == SpawnError::Unjoinable {
+                    path.request_stop(irql);
+                    core::mem::forget(path);
+                }
+                return Err(e);
+            }
+        };
+        // SAFETY: the DriverObject DriverEntry stored; the callback needs a live DiskPath, which
+        // stays until `stop` has unregistered it.
+        let pnp = unsafe {
+            PnpRegistration::register(
+                crate::nt::driver_object(),
+                disk_interface_change,
+                context,
+                irql,
+            )
+        };
+        let (pnp, failure) = match pnp {
+            Ok(r) => (Some(r), None),
+            Err(st) => (None, Some(st)),
+        };
+        let service = Self {
+            path: core::mem::ManuallyDrop::new(path),
+            thread: Some(thread),
+            pnp,
+        };
+        Ok((service, failure))
+    }
+
+    pub fn path(&self) -> &DiskPath {
+        &self.path
+    }
+
+    /// HwFreeAdapterResources (PASSIVE): no callback after this, the worker served what was
+    /// queued, closed its disks and ended; then the pool object goes.
+    pub fn stop(mut self, irql: &Passive) {
+        if let Some(pnp) = self.pnp.take() {
+            pnp.unregister(irql);
+        }
+        self.path.request_stop(irql);
+        if let Some(thread) = self.thread.take() {
+            thread.join(irql);
+        }
+        // SAFETY: nothing uses the path any more (callback unregistered, thread joined), and
+        // it is dropped once: `Drop` below skips it once the thread is gone.
+        unsafe { core::mem::ManuallyDrop::drop(&mut self.path) };
+    }
+}
+
+// The device extension holds an `Option<DiskService>` and must be valid when all-zero: the
+// option must use a pointer niche (the pool object's non-null pointer is the only one left
+// free: the thread and the registration are non-null inside their own options), so all-zero
+// bytes are `None`.
+const _: () =
+    assert!(core::mem::size_of::<Option<DiskService>>() == core::mem::size_of::<DiskService>());
+
+impl Drop for DiskService {
+    fn drop(&mut self) {
+        // Reached only through `stop` (thread joined, path already dropped) or by a bug: then
+        // the path stays allocated, as its users may still run.
     }
 }

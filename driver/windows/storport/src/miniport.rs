@@ -28,6 +28,7 @@ impl StorMiniport for RamDisks {
         adapter: AdapterRef,
         irql: &Passive,
     ) -> u32 {
+        port::stop_disk_backed(state, irql);
         let start = |images: &[DiskBackedImage], first: u8, irql: &Passive| {
             backed::start::<StorPortCalls>(images, first, adapter, irql)
         };
@@ -51,6 +52,7 @@ impl StorMiniport for RamDisks {
     }
 
     fn free_resources(state: &mut DeviceState, irql: &Passive) {
+        port::stop_disk_backed(state, irql);
         port::free_resources(state, irql);
     }
 }

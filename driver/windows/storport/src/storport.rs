@@ -97,7 +97,7 @@ impl PortBuffers for StorPortAdapter {
     }
 }
 
-/// What the disk worker asks of StorPort (`docs/windows-integration.md` §3.5): RequestComplete
+/// What the disk worker asks of StorPort (`docs/windows-integration.md` §8.3): RequestComplete
 /// and BusChangeDetected are both allowed from any thread at ≤ DISPATCH_LEVEL.
 pub struct StorPortCalls;
 
