@@ -205,7 +205,7 @@ impl<'a> Plan<'a> {
         len: usize,
         disk_sector: u32,
     ) -> Result<Self, PlanError> {
-        if !disk_sector.is_power_of_two() || image.sector_size % disk_sector != 0 {
+        if !disk_sector.is_power_of_two() || !image.sector_size.is_multiple_of(disk_sector) {
             return Err(PlanError::SectorSize);
         }
         let end = offset

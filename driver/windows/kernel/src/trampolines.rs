@@ -20,7 +20,9 @@ pub trait AdapterCallbacks {
     fn initialize(_state: &DeviceState) -> bool {
         true
     }
-    /// HwResetBus: nothing is ever outstanding, every request completes inside HwStartIo.
+    /// HwResetBus: RAM requests complete inside HwStartIo; disk-backed requests the worker has
+    /// queued are left to it (each completes within the IRP timeout and its cancellation,
+    /// `docs/driver.md` "Disk-backed images").
     fn reset_bus(_state: &DeviceState, _path_id: u32) -> bool {
         true
     }
