@@ -557,8 +557,8 @@ type GetFirmwareVariable = unsafe extern "system" fn(
 ) -> i32;
 
 /// Reads the UEFI variable `name` of `vendor` into `buf` (PASSIVE_LEVEL): `Some(bytes)` when it
-/// exists and fits. `None` when the routine does not exist (before Windows 8), the machine has
-/// no UEFI variables, the variable is absent or too long (§8.4).
+/// exists and fits. `None` when the kernel lacks the routine, the machine has no UEFI
+/// variables, the variable is absent or too long, or any other failure (§8.4).
 pub fn firmware_variable<'b>(
     name: &[u16],
     vendor: &Guid,
