@@ -90,6 +90,8 @@ pub struct DiskPath {
     /// Synchronization event: one wake per batch of work.
     wake: Event,
     adapter: Option<AdapterRef>,
+    /// PnP callbacks inside `interface_changed` right now (`DiskService::stop` waits for 0).
+    callbacks: core::sync::atomic::AtomicU32,
 }
 
 pub use crate::trampolines::DiskService;
@@ -141,6 +143,17 @@ impl DiskPath {
 
     /// The PnP callback: records an arrival or removal and wakes the worker; never blocks on I/O.
     pub fn interface_changed(&self, change: InterfaceChange<'_>, irql: &Passive) {
+        self.callbacks.fetch_add(1, Ordering::AcqRel);
+        self.record_change(change, irql);
+        self.callbacks.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether a PnP callback is still inside [`DiskPath::interface_changed`].
+    pub fn in_callback(&self) -> bool {
+        self.callbacks.load(Ordering::Acquire) != 0
+    }
+
+    fn record_change(&self, change: InterfaceChange<'_>, irql: &Passive) {
         let wake = match change {
             InterfaceChange::Arrival(name) => {
                 let Ok(link) = Link::try_from(name) else {

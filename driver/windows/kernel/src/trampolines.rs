@@ -194,6 +194,16 @@ impl DiskService {
     pub fn stop(mut self, irql: &Passive) {
         if let Some(pnp) = self.pnp.take() {
             pnp.unregister(irql);
+            // A callback that was already running may still finish after the unregistration
+            // (`docs/windows-integration.md` §8.1): wait until none is inside, 1 ms at a time.
+            let pause = crate::ntio::Event::default();
+            pause.init(false, irql);
+            for _ in 0..5000 {
+                if !self.path.in_callback() {
+                    break;
+                }
+                pause.wait(Some(10_000), irql);
+            }
         }
         self.path.request_stop(irql);
         if let Some(thread) = self.thread.take() {
