@@ -21,6 +21,7 @@ use rvblk_core::discovery::{
     identify_backing_disk, BackingDisk, IdentifyRefusal, Unreadable, MAX_DISK_IMAGES,
 };
 use rvblk_core::image::DiskBackedImage;
+use rvblk_core::log::DiskLunLine;
 use rvblk_core::scsi::{Medium, MediumError, ScsiTarget};
 use rvblk_core::srb::{self as core_srb, status, BufferUse};
 use rvblk_irql::{AtMostDispatch, Passive};
@@ -526,12 +527,14 @@ fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, link: &[u16], irql: &P
                 lun.become_(LunState::Identified);
                 lun.become_(LunState::Live);
                 newly_live = true;
+                let target = usize::from(path.first_target) + i;
                 rvblk_log!(
                     "disk-backed image {}: backing disk {} identified; lun at target {} live",
                     i,
                     name,
-                    usize::from(path.first_target) + i
+                    target
                 );
+                rvblk_log!("{}", DiskLunLine::of(target as u32, &lun.image));
             }
             Err(IdentifyRefusal::NoneMatched) => {
                 rvblk_log!("disk-backed image {}: disk {} does not hold it", i, name);
