@@ -70,12 +70,14 @@ struct Queued {
 }
 
 type Link = ArrayVec<u16, MAX_LINK>;
+/// Disk interface names that arrived since the worker last looked (pool: ~8 KiB).
+type Arrivals = ArrayVec<Link, MAX_ARRIVALS>;
 
 /// What the worker is asked to do, under one spin lock.
 #[derive(Default)]
 struct Inbox {
     srbs: ArrayVec<Queued, QUEUE_DEPTH>,
-    arrivals: ArrayVec<Link, MAX_ARRIVALS>,
+    arrivals: Arrivals,
     removals: ArrayVec<u64, MAX_ARRIVALS>,
     dropped: u32,
     stop: bool,
@@ -366,31 +368,32 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
         disks: Default::default(),
         refused: [None; MAX_DISK_IMAGES],
     };
+    // Arrivals are examined together, all that are pending at once, so that two disks holding
+    // the same image (a cloned stick) present together are refused rather than one picked.
+    let Some(mut batch) = crate::physmem::PoolBox::<Arrivals>::new_default(irql) else {
+        rvblk_log!("out of pool for the disk worker; disk-backed I/O fails");
+        drain_failing::<P>(path, irql);
+        return;
+    };
     loop {
         path.wake.wait(None, irql);
         loop {
-            let (srb, arrival, removal, stop, dropped) = path.inbox.with(irql, |inbox, _| {
+            batch.clear();
+            let (srb, removal, stop, dropped) = path.inbox.with(irql, |inbox, _| {
+                core::mem::swap(&mut inbox.arrivals, &mut *batch);
                 let dropped = core::mem::take(&mut inbox.dropped);
                 let srb = (!inbox.srbs.is_empty()).then(|| inbox.srbs.remove(0));
-                (
-                    srb,
-                    inbox.arrivals.pop(),
-                    inbox.removals.pop(),
-                    inbox.stop,
-                    dropped,
-                )
+                (srb, inbox.removals.pop(), inbox.stop, dropped)
             });
             if dropped > 0 {
                 rvblk_log!("{} disk arrival(s) dropped (queue full)", dropped);
             }
-            let idle = srb.is_none() && arrival.is_none() && removal.is_none();
+            let idle = srb.is_none() && batch.is_empty() && removal.is_none();
             if let Some(hash) = removal {
                 removed(path, &mut w, hash, irql);
             }
-            if let Some(link) = arrival {
-                if !stop {
-                    arrived::<P>(path, &mut w, &link, irql);
-                }
+            if !batch.is_empty() && !stop {
+                arrived::<P>(path, &mut w, &batch, irql);
             }
             if let Some(q) = srb {
                 serve::<P>(path, &mut w, q, irql);
@@ -458,9 +461,9 @@ fn removed(path: &DiskPath, w: &mut Worker, hash: u64, irql: &Passive) {
     }
 }
 
-/// Examines one arrived disk for every waiting image.
-fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, link: &[u16], irql: &Passive) {
-    let name = LinkName(link);
+/// Opens and examines a batch of arrived disks, then identifies every waiting image among all of
+/// them (`identify_backing_disk`: exactly one match, or a refusal with its reason).
+fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, links: &[Link], irql: &Passive) {
     if !path.luns.iter().any(|l| l.state() == LunState::Waiting) {
         return;
     }
@@ -468,45 +471,58 @@ fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, link: &[u16], irql: &P
         .luns
         .iter()
         .any(|l| l.state() == LunState::Waiting && !l.image.is_read_only());
-    let disk = match OpenDisk::open(link, writable, irql).or_else(|st| {
-        if writable {
-            OpenDisk::open(link, false, irql)
-        } else {
-            Err(st)
-        }
-    }) {
-        Ok(d) => d,
-        Err(st) => {
-            rvblk_log!("disk {}: cannot open it ({:#x}); skipped", name, st as u32);
-            return;
-        }
-    };
-    let Some((sector, size)) = examine(&disk, &name, irql) else {
-        disk.close(irql);
-        return;
-    };
     let (bounce, disks, refused) = (&mut w.bounce, &mut w.disks, &mut w.refused);
     let io = WorkerIo {
         bounce: RefCell::new(&mut bounce[..]),
         irql,
     };
-    let mut candidate = [Candidate {
-        disk: Some(disk),
-        hash: link_hash(link),
-        sector,
-        size,
-        io: &io,
-    }];
+    let mut candidates: ArrayVec<Candidate<'_, '_>, MAX_ARRIVALS> = ArrayVec::new();
+    // Which link each candidate came from.
+    let mut origin: ArrayVec<usize, MAX_ARRIVALS> = ArrayVec::new();
+    for (k, link) in links.iter().enumerate() {
+        let name = LinkName(link);
+        let opened = OpenDisk::open(link, writable, irql).or_else(|st| {
+            if writable {
+                OpenDisk::open(link, false, irql)
+            } else {
+                Err(st)
+            }
+        });
+        let disk = match opened {
+            Ok(d) => d,
+            Err(st) => {
+                rvblk_log!("disk {}: cannot open it ({:#x}); skipped", name, st as u32);
+                continue;
+            }
+        };
+        let Some((sector, size)) = examine(&disk, &name, irql) else {
+            disk.close(irql);
+            continue;
+        };
+        candidates.push(Candidate {
+            disk: Some(disk),
+            hash: link_hash(link),
+            sector,
+            size,
+            io: &io,
+        });
+        origin.push(k);
+    }
+    if candidates.is_empty() {
+        return;
+    }
     let mut newly_live = false;
     for (i, lun) in path.luns.iter().enumerate() {
         if lun.state() != LunState::Waiting {
             continue;
         }
-        match identify_backing_disk(&lun.image, &candidate) {
-            Ok(_) => {
+        match identify_backing_disk(&lun.image, &candidates) {
+            Ok(c) => {
+                let link = &links[origin[c]];
+                let name = LinkName(link);
                 // The first image on this disk keeps the reference `open` took; another image on
                 // the same disk opens it again (one reference per LUN, released once each).
-                let reference = match candidate[0].disk.take() {
+                let reference = match candidates[c].disk.take() {
                     Some(d) => Some(d),
                     None => OpenDisk::open(link, !lun.image.is_read_only(), irql).ok(),
                 };
@@ -520,8 +536,8 @@ fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, link: &[u16], irql: &P
                 };
                 disks[i] = Some(LunDisk {
                     disk: reference,
-                    hash: candidate[0].hash,
-                    sector,
+                    hash: candidates[c].hash,
+                    sector: candidates[c].sector,
                 });
                 refused[i] = None;
                 lun.become_(LunState::Identified);
@@ -537,19 +553,26 @@ fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, link: &[u16], irql: &P
                 rvblk_log!("{}", DiskLunLine::of(target as u32, &lun.image));
             }
             Err(IdentifyRefusal::NoneMatched) => {
-                rvblk_log!("disk-backed image {}: disk {} does not hold it", i, name);
+                rvblk_log!(
+                    "disk-backed image {}: none of the {} disk(s) just arrived holds it; waiting",
+                    i,
+                    candidates.len()
+                );
             }
             Err(reason) => {
                 if refused[i] != Some(reason) {
+                    // Disk numbers in the reason count the disks of this arrival batch.
                     rvblk_log!("disk-backed image {}: not identified: {}", i, reason);
                     refused[i] = Some(reason);
                 }
             }
         }
     }
-    // A disk that matched nothing is not kept.
-    if let Some(d) = candidate[0].disk.take() {
-        d.close(irql);
+    // Disks that matched nothing are not kept.
+    for c in candidates.iter_mut() {
+        if let Some(d) = c.disk.take() {
+            d.close(irql);
+        }
     }
     if newly_live {
         if let Some(adapter) = path.adapter {
