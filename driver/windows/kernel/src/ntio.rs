@@ -358,6 +358,25 @@ pub unsafe fn interface_change<'a>(notification: *mut c_void) -> InterfaceChange
     }
 }
 
+/// An `IO_STATUS_BLOCK` the I/O manager writes while an IRP completes, possibly from another
+/// thread: never behind a Rust reference that claims it does not change, read only after the
+/// completion (volatile, so no earlier read is reused).
+#[derive(Default)]
+struct IoStatus(UnsafeCell<IoStatusBlock>);
+
+impl IoStatus {
+    fn as_ptr(&self) -> *mut IoStatusBlock {
+        self.0.get()
+    }
+
+    /// The block as the completion left it; call only after the IRP completed.
+    fn read(&self) -> IoStatusBlock {
+        // SAFETY: our own storage; the IRP has completed (the caller waited for it or got its
+        // final status from IofCallDriver), so nothing writes it any more.
+        unsafe { core::ptr::read_volatile(self.0.get()) }
+    }
+}
+
 /// Why a disk request failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoFailure {
@@ -412,7 +431,7 @@ impl OpenDisk {
         &self,
         irp: *mut c_void,
         event: &Event,
-        iosb: &IoStatusBlock,
+        iosb: &IoStatus,
         irql: &Passive,
     ) -> Result<usize, IoFailure> {
         if irp.is_null() {
@@ -430,7 +449,7 @@ impl OpenDisk {
                 unsafe { IoCancelIrp(irp) };
                 event.wait(None, irql);
             }
-            iosb.ntstatus()
+            iosb.read().ntstatus()
         } else {
             st
         };
@@ -440,7 +459,7 @@ impl OpenDisk {
         if st < 0 {
             return Err(IoFailure::Status(st));
         }
-        Ok(iosb.information)
+        Ok(iosb.read().information)
     }
 
     /// Reads disk bytes at `offset` into `buf` (PASSIVE_LEVEL). `offset` and `buf.len()` are
@@ -483,7 +502,7 @@ impl OpenDisk {
             .map_err(|_| IoFailure::Status(STATUS_INVALID_PARAMETER))?;
         let event = Event::default();
         event.init(false, irql);
-        let mut iosb = IoStatusBlock::default();
+        let iosb = IoStatus::default();
         // SAFETY: PASSIVE_LEVEL (token); `buf` is `len` bytes borrowed by the caller for the
         // whole call (read: writable, write: only read by the IRP); the offset, event and status
         // block are locals that outlive the IRP (`send` waits for its completion).
@@ -495,7 +514,7 @@ impl OpenDisk {
                 len32,
                 &offset,
                 event.0.get(),
-                &mut iosb,
+                iosb.as_ptr(),
             )
         };
         let moved = self.send(irp, &event, &iosb, irql)?;
@@ -517,7 +536,7 @@ impl OpenDisk {
     ) -> Result<usize, IoFailure> {
         let event = Event::default();
         event.init(false, irql);
-        let mut iosb = IoStatusBlock::default();
+        let iosb = IoStatus::default();
         let (in_len, out_len) = (input.len() as u32, output.len() as u32);
         let nonempty = |b: &mut [u8]| {
             if b.is_empty() {
@@ -539,7 +558,7 @@ impl OpenDisk {
                 out_len,
                 0,
                 event.0.get(),
-                &mut iosb,
+                iosb.as_ptr(),
             )
         };
         let n = self.send(irp, &event, &iosb, irql)?;
