@@ -14,6 +14,7 @@ fn kernel() -> Arc<Kernel> {
             nfit: None,
             verbose: false,
             legacy: Default::default(),
+            machine: Default::default(),
         },
         Arc::new(PhysMem::from_segments(1 << 20, &[]).unwrap()),
     )

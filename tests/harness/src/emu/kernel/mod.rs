@@ -10,21 +10,25 @@
 
 mod config;
 mod dbgprint;
+pub mod disk;
 mod exports;
 mod irql;
 mod mmio;
+mod objects;
+pub mod pnp;
 mod pool;
 mod port_calls;
 mod registry;
+pub mod sync;
 mod version;
 
-pub use config::{LegacyConfig, Personality, SetupPhase};
+pub use config::{DiskSpec, LegacyConfig, MachineConfig, Personality, SetupPhase};
 pub use exports::resolve;
 pub use irql::{
     at_irql, in_miniport, irql, set_irql, APC_LEVEL, DIRQL, DISPATCH_LEVEL, PASSIVE_LEVEL,
 };
 pub use pool::tag_str;
-pub use port_calls::{SrbTrack, SRB_DONE, SRB_IDLE, SRB_IN_FLIGHT};
+pub use port_calls::{SrbTrack, SRB_ABANDONED, SRB_DONE, SRB_IDLE, SRB_IN_FLIGHT};
 pub use registry::RegValue;
 
 use crate::checks::guard::{self};
@@ -33,7 +37,7 @@ use mmio::IoMap;
 use pool::PoolAlloc;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 pub const STATUS_SUCCESS: i32 = 0;
 pub const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
@@ -52,6 +56,8 @@ pub struct KernelConfig {
     pub verbose: bool,
     /// Registry and service facts for the SCSIPORT personality.
     pub legacy: LegacyConfig,
+    /// Disks, their PnP timing and the firmware variables (`docs/harness-disks.md`).
+    pub machine: MachineConfig,
 }
 
 pub struct Kernel {
@@ -85,6 +91,18 @@ pub struct Kernel {
     pub legacy_start: Mutex<Option<crate::emu::scsiport::Started>>,
     /// DriverEntry's DriverObject and RegistryPath, which the port initialisation must be given.
     pub entry_args: Mutex<(usize, usize)>,
+    /// This kernel, for the threads it starts.
+    me: Weak<Kernel>,
+    dispatcher: sync::Dispatcher,
+    objects: objects::Objects,
+    io: disk::IoState,
+    pnp: pnp::PnpState,
+    /// Set once HwFreeAdapterResources returned: nothing may complete after that.
+    pub adapter_removed: AtomicBool,
+    /// How long an issuer waits for a pending SRB before calling it a hang (ms).
+    pub srb_hang_ms: AtomicU64,
+    /// RequestTimerCall: the HwTimer routine and when it is due.
+    pub timer: Mutex<Option<(usize, std::time::Instant)>>,
 }
 
 static CURRENT: AtomicPtr<Kernel> = AtomicPtr::new(std::ptr::null_mut());
@@ -114,7 +132,7 @@ impl Drop for Active {
 
 impl Kernel {
     pub fn new(cfg: KernelConfig, phys: Arc<PhysMem>) -> Arc<Kernel> {
-        Arc::new(Kernel {
+        Arc::new_cyclic(|me| Kernel {
             cfg,
             phys,
             log: Mutex::new(Vec::new()),
@@ -139,6 +157,14 @@ impl Kernel {
             next_handle: AtomicUsize::new(1),
             legacy_start: Mutex::new(None),
             entry_args: Mutex::new((0, 0)),
+            me: me.clone(),
+            dispatcher: Default::default(),
+            objects: Default::default(),
+            io: Default::default(),
+            pnp: Default::default(),
+            adapter_removed: AtomicBool::new(false),
+            srb_hang_ms: AtomicU64::new(30_000),
+            timer: Mutex::new(None),
         })
     }
 
@@ -203,8 +229,26 @@ impl Kernel {
             ));
         }
         out.extend(self.handle_leaks());
+        out.extend(self.irp_leaks());
         out.sort();
         out
+    }
+
+    /// What the asynchronous path must have released before removal returns: PnP
+    /// registrations, object references and thread handles (`docs/harness-disks.md` §5).
+    pub fn async_leaks(&self) -> Vec<String> {
+        let mut out = self.pnp_leaks();
+        out.extend(self.reference_leaks());
+        out.sort();
+        out
+    }
+
+    /// Ends the harness's own threads of this session (PnP, IRP completion) and forgets the
+    /// objects it handed out.
+    pub fn shutdown_async(&self) {
+        self.stop_pnp();
+        self.stop_io();
+        self.drop_objects();
     }
 
     /// Registry handles still open, as human-readable lines.
