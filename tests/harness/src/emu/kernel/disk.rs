@@ -580,7 +580,8 @@ impl Kernel {
                 continue;
             };
             let now = Instant::now();
-            if due > now {
+            // Stopping: what is still queued completes now.
+            if due > now && !self.io.stop.load(Ordering::SeqCst) {
                 q = self
                     .io
                     .queue_cv

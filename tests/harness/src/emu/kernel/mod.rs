@@ -8,6 +8,8 @@
 //! ports share) and `exports` (the ABI wrappers and the import table); `config` is what a
 //! session emulates.
 
+#[cfg(all(test, target_arch = "x86_64"))]
+mod async_tests;
 mod config;
 mod dbgprint;
 pub mod disk;
