@@ -241,19 +241,18 @@ static PNP_SEEN: std::sync::Mutex<Vec<([u8; 16], String, u8)>> = std::sync::Mute
 
 extern "win64" fn pnp_callback(n: *const u8, ctx: usize) -> i32 {
     let _ = ctx;
-    // SAFETY: DEVICE_INTERFACE_CHANGE_NOTIFICATION as the harness builds it (x64 layout).
-    let (ev, name) = unsafe {
-        assert_eq!((n as *const u16).read(), 1);
-        let mut g = [0u8; 16];
-        std::ptr::copy_nonoverlapping(n.add(4), g.as_mut_ptr(), 16);
-        let mut c = [0u8; 16];
-        std::ptr::copy_nonoverlapping(n.add(20), c.as_mut_ptr(), 16);
-        assert_eq!(c, GUID_DEVINTERFACE_DISK);
-        let us = (n.add(40) as *const *const UnicodeString).read();
-        let u = us.read();
-        let w = std::slice::from_raw_parts(u.buffer, u.length as usize / 2);
-        (g, String::from_utf16_lossy(w))
-    };
+    // SAFETY: DEVICE_INTERFACE_CHANGE_NOTIFICATION as the harness builds it (x64 layout):
+    // 48 readable bytes.
+    let b = unsafe { std::slice::from_raw_parts(n, 48) };
+    assert_eq!(u16::from_le_bytes([b[0], b[1]]), 1);
+    assert_eq!(&b[20..36], &GUID_DEVINTERFACE_DISK);
+    let ev: [u8; 16] = b[4..20].try_into().unwrap();
+    let us = usize::from_le_bytes(b[40..48].try_into().unwrap()) as *const UnicodeString;
+    // SAFETY: the SymbolicLinkName UNICODE_STRING, valid during the callback.
+    let u = unsafe { us.read() };
+    // SAFETY: its Length bytes of UTF-16.
+    let w = unsafe { std::slice::from_raw_parts(u.buffer, u.length as usize / 2) };
+    let name = String::from_utf16_lossy(w);
     PNP_SEEN.lock().unwrap().push((ev, name, irql()));
     STATUS_SUCCESS
 }
