@@ -120,7 +120,12 @@ fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> S
     let bs = info.block_size;
     let lba = info.blocks / 2;
     let (t, l) = (info.target, info.lun);
+    // A backing disk pulled meanwhile: NOT READY / no LUN is the expected answer (ASYNC.md).
+    let gone = |o: &Outcome| k.any_disk_removed() && removal_outcome(o);
     let o = io.read(t, l, lba, 1, bs);
+    if gone(&o) {
+        return "not done: the backing disk was removed".into();
+    }
     if !o.ok() {
         k.fail(format!("write test: READ of LBA {lba} on {t}:{l} failed"));
         return "read failed".into();
@@ -132,6 +137,9 @@ fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> S
         .map(|(i, b)| !b ^ (i as u8))
         .collect();
     let o = io.write(t, l, lba, &pat, bs);
+    if gone(&o) {
+        return "not done: the backing disk was removed".into();
+    }
     if read_only {
         if o.ok() {
             k.fail(format!(
@@ -164,6 +172,9 @@ fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> S
         let back_ok = o.ok() && io.slot.data(bs as usize) == &pat[..];
         let o2 = io.write(t, l, lba, &orig, bs);
         let o3 = io.read(t, l, lba, 1, bs);
+        if [&o, &o2, &o3].into_iter().any(|x| gone(x)) {
+            return "interrupted: the backing disk was removed".into();
+        }
         let restored = o2.ok() && o3.ok() && io.slot.data(bs as usize) == &orig[..];
         if !back_ok {
             k.fail(format!("WRITE on {t}:{l} LBA {lba} did not read back"));
@@ -437,8 +448,6 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
             };
             let wt = if opts.no_write {
                 "skipped".to_string()
-            } else if k.any_disk_removed() {
-                "skipped (a backing disk was removed)".to_string()
             } else {
                 write_test(&mut io, info, scsi_ro, &k)
             };
