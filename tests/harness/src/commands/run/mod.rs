@@ -172,7 +172,7 @@ fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> S
         let back_ok = o.ok() && io.slot.data(bs as usize) == &pat[..];
         let o2 = io.write(t, l, lba, &orig, bs);
         let o3 = io.read(t, l, lba, 1, bs);
-        if [&o, &o2, &o3].into_iter().any(|x| gone(x)) {
+        if [&o, &o2, &o3].into_iter().any(gone) {
             return "interrupted: the backing disk was removed".into();
         }
         let restored = o2.ok() && o3.ok() && io.slot.data(bs as usize) == &orig[..];
