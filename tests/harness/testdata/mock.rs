@@ -4,7 +4,7 @@
 //! `--cfg map_buffers_mismatch` build broken variants.
 //! `--cfg scsiport` builds it as a legacy XP SCSIPORT miniport instead; with it,
 //! `no_next_request`, `config_past_length` and `again` build broken variants.
-//! `--cfg async_disk` (x64 StorPort) adds target 1, a 1 MiB disk served from the harness's
+//! `--cfg async_disk` (StorPort) adds target 1, a 1 MiB disk served from the harness's
 //! emulated disk 0 by a system thread through IRPs, exposed on the disk's arrival with
 //! BusChangeDetected, its SRBs completed from the thread (the asynchronous path of issue 11);
 //! with it, `no_unregister` and `leak_file` build broken variants.
@@ -41,9 +41,32 @@ imports!("ntoskrnl.exe", "system", {
 });
 imports!("ntoskrnl.exe", "C", {
     fn DbgPrint(fmt: *const u8, ...) -> u32;
+});
+#[cfg(not(target_arch = "x86"))]
+imports!("ntoskrnl.exe", "C", {
     fn memcpy(d: *mut u8, s: *const u8, n: usize) -> *mut u8;
     fn memset(d: *mut u8, c: i32, n: usize) -> *mut u8;
 });
+
+// On x86 the compiler's own memcpy/memset calls name `_memcpy`/`_memset`, which a raw-dylib
+// import does not provide: the mock carries its own (byte loops, volatile so they are not
+// turned back into calls to themselves).
+#[cfg(target_arch = "x86")]
+#[no_mangle]
+pub unsafe extern "C" fn memcpy(d: *mut u8, s: *const u8, n: usize) -> *mut u8 {
+    for i in 0..n {
+        core::ptr::write_volatile(d.add(i), core::ptr::read_volatile(s.add(i)));
+    }
+    d
+}
+#[cfg(target_arch = "x86")]
+#[no_mangle]
+pub unsafe extern "C" fn memset(d: *mut u8, c: i32, n: usize) -> *mut u8 {
+    for i in 0..n {
+        core::ptr::write_volatile(d.add(i), c as u8);
+    }
+    d
+}
 
 #[cfg(async_disk)]
 imports!("ntoskrnl.exe", "system", {
@@ -53,13 +76,22 @@ imports!("ntoskrnl.exe", "system", {
     fn PsCreateSystemThread(h: *mut usize, access: u32, oa: *mut c_void, p: usize, cid: *mut c_void, start: unsafe extern "system" fn(*mut u8), ctx: *mut u8) -> i32;
     fn PsTerminateSystemThread(st: i32) -> i32;
     fn ObReferenceObjectByHandle(h: usize, access: u32, ty: *mut c_void, mode: u8, o: *mut *mut u8, info: *mut c_void) -> i32;
-    fn ObfDereferenceObject(o: *mut u8) -> isize;
     fn ZwClose(h: usize) -> i32;
     fn IoRegisterPlugPlayNotification(cat: u32, flags: u32, data: *const u8, drv: *mut c_void, cb: unsafe extern "system" fn(*const u8, *mut u8) -> i32, ctx: *mut u8, entry: *mut *mut u8) -> i32;
     fn IoUnregisterPlugPlayNotification(entry: *mut u8) -> i32;
     fn IoGetDeviceObjectPointer(name: *const u8, access: u32, file: *mut *mut u8, dev: *mut *mut u8) -> i32;
     fn IoBuildSynchronousFsdRequest(major: u32, dev: *mut u8, buf: *mut u8, len: u32, off: *const i64, ev: *mut u8, iosb: *mut usize) -> *mut u8;
     fn IoBuildDeviceIoControlRequest(code: u32, dev: *mut u8, i: *const u8, il: u32, o: *mut u8, ol: u32, internal: u8, ev: *mut u8, iosb: *mut usize) -> *mut u8;
+});
+// Fastcall on x86 (ECX, EDX), the plain convention elsewhere.
+#[cfg(all(async_disk, target_arch = "x86"))]
+imports!("ntoskrnl.exe", "fastcall", {
+    fn ObfDereferenceObject(o: *mut u8) -> isize;
+    fn IofCallDriver(dev: *mut u8, irp: *mut u8) -> i32;
+});
+#[cfg(all(async_disk, not(target_arch = "x86")))]
+imports!("ntoskrnl.exe", "system", {
+    fn ObfDereferenceObject(o: *mut u8) -> isize;
     fn IofCallDriver(dev: *mut u8, irp: *mut u8) -> i32;
 });
 
@@ -180,15 +212,16 @@ mod adisk {
     unsafe extern "system" fn callback(n: *const u8, _ctx: *mut u8) -> i32 {
         let arrival = *n.add(4) == 0x04;
         if arrival && !ARRIVED.load(SeqCst) {
-            let us = r::<usize>(n, 40) as *const u8;
+            // SymbolicLinkName: @36 on x86, @40 on 64-bit; UNICODE_STRING.Buffer at P.
+            let us = r::<usize>(n, if P == 8 { 40 } else { 36 }) as *const u8;
             let len = (r::<u16>(us, 0) as usize / 2).min(255);
-            let buf = r::<usize>(us, 8) as *const u16;
+            let buf = r::<usize>(us, P) as *const u16;
             let name = core::ptr::addr_of_mut!(NAME) as *mut u16;
             core::ptr::copy_nonoverlapping(buf, name, len);
             let nu = core::ptr::addr_of_mut!(NAME_US) as *mut u8;
             w(nu, 0, (len * 2) as u16);
             w(nu, 2, (len * 2) as u16);
-            w(nu, 8, name as usize);
+            w(nu, P, name as usize);
             ARRIVED.store(true, SeqCst);
         } else if !arrival {
             REMOVED.store(true, SeqCst);

@@ -402,11 +402,19 @@ fn async_disk_run(
     cfgs: &[&str],
     extra: &[&str],
 ) -> (common::Out, std::path::PathBuf, std::path::PathBuf) {
+    async_disk_run_for("x86_64-pc-windows-msvc", cfgs, extra)
+}
+
+fn async_disk_run_for(
+    triple: &str,
+    cfgs: &[&str],
+    extra: &[&str],
+) -> (common::Out, std::path::PathBuf, std::path::PathBuf) {
     let mut all = vec!["async_disk"];
     all.extend_from_slice(cfgs);
-    let p = common::mock_pe("x86_64-pc-windows-msvc", &all);
+    let p = common::mock_pe(triple, &all);
     let tag = format!(
-        "async_{}{}",
+        "async_{triple}_{}{}",
         all.join("_"),
         extra.join("_").replace('-', "")
     );
@@ -478,5 +486,32 @@ fn verifier_catches_async_teardown_faults_in_mock() {
         let (o, _, _) = async_disk_run(&[cfg], &[]);
         assert_ne!(o.code, 0, "{cfg}: {}", o.stdout);
         assert!(o.stdout.contains(needle), "{cfg}: {}", o.stdout);
+    }
+}
+
+/// The async-disk mock built for x86 and arm64 (threads on the helpers, fastcall
+/// IofCallDriver / ObfDereferenceObject on x86, the nine-argument IoBuildDeviceIoControlRequest
+/// thunk on arm64), run in the 32-bit helper and under qemu-aarch64.
+#[test]
+fn async_disk_mock_runs_in_the_x86_and_arm64_helpers() {
+    common::ensure_x86_helper();
+    let mut triples = vec!["i686-pc-windows-msvc"];
+    if common::arm64_ready("async_disk_mock_runs_in_the_x86_and_arm64_helpers (arm64)") {
+        triples.push("aarch64-pc-windows-msvc");
+    }
+    for triple in triples {
+        let (o, disk, orig) = async_disk_run_for(triple, &[], &["--disk-arrival-ms", "200"]);
+        assert_eq!(o.code, 0, "{triple}: {}{}", o.stdout, o.stderr);
+        assert!(
+            o.stdout.contains("\"verifier_failures\":[]"),
+            "{triple}: {}",
+            o.stdout
+        );
+        assert!(
+            o.stdout.contains("disk.orig\"],\"target\":1"),
+            "{triple}: {}",
+            o.stdout
+        );
+        assert_eq!(std::fs::read(disk).unwrap(), std::fs::read(orig).unwrap());
     }
 }
