@@ -7,7 +7,7 @@
 //! `--cfg async_disk` (StorPort) adds target 1, a 1 MiB disk served from the harness's
 //! emulated disk 0 by a system thread through IRPs, exposed on the disk's arrival with
 //! BusChangeDetected, its SRBs completed from the thread (the asynchronous path of issue 11);
-//! with it, `no_unregister` and `leak_file` build broken variants.
+//! with it, `no_unregister`, `leak_file` and `lose_srb` build broken variants.
 #![no_std]
 #![no_main]
 #![allow(clippy::missing_safety_doc)]
@@ -297,7 +297,8 @@ mod adisk {
             }
             for q in QUEUE.iter() {
                 let srb = q.swap(0, SeqCst) as *mut u8;
-                if !srb.is_null() {
+                // `--cfg lose_srb`: a READ is dropped and never completed (a hang).
+                if !srb.is_null() && !(cfg!(lose_srb) && r::<u8>(srb.add(off::S_CDB), 0) == 0x28) {
                     serve(ext, srb);
                 }
             }

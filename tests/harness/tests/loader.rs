@@ -402,13 +402,14 @@ fn async_disk_run(
     cfgs: &[&str],
     extra: &[&str],
 ) -> (common::Out, std::path::PathBuf, std::path::PathBuf) {
-    async_disk_run_for("x86_64-pc-windows-msvc", cfgs, extra)
+    async_disk_run_for("x86_64-pc-windows-msvc", cfgs, extra, &[])
 }
 
 fn async_disk_run_for(
     triple: &str,
     cfgs: &[&str],
     extra: &[&str],
+    env: &[(&str, &str)],
 ) -> (common::Out, std::path::PathBuf, std::path::PathBuf) {
     let mut all = vec!["async_disk"];
     all.extend_from_slice(cfgs);
@@ -442,7 +443,7 @@ fn async_disk_run_for(
     args.extend(extra.iter().map(|s| s.to_string()));
     args.extend(os);
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    (common::run(&a), disk, orig)
+    (common::run_env(&a, env), disk, orig)
 }
 
 #[test]
@@ -482,8 +483,11 @@ fn verifier_catches_async_teardown_faults_in_mock() {
     for (cfg, needle) in [
         ("no_unregister", "still registered at removal"),
         ("leak_file", "FILE_OBJECT of disk 0"),
+        ("lose_srb", "without RequestComplete (a hang)"),
     ] {
-        let (o, _, _) = async_disk_run(&[cfg], &[]);
+        // The 30 s hang limit shortened for the test.
+        let env = [("RVBLK_HARNESS_SRB_HANG_MS", "2000")];
+        let (o, _, _) = async_disk_run_for("x86_64-pc-windows-msvc", &[cfg], &[], &env);
         assert_ne!(o.code, 0, "{cfg}: {}", o.stdout);
         assert!(o.stdout.contains(needle), "{cfg}: {}", o.stdout);
     }
@@ -500,7 +504,7 @@ fn async_disk_mock_runs_in_the_x86_and_arm64_helpers() {
         triples.push("aarch64-pc-windows-msvc");
     }
     for triple in triples {
-        let (o, disk, orig) = async_disk_run_for(triple, &[], &["--disk-arrival-ms", "200"]);
+        let (o, disk, orig) = async_disk_run_for(triple, &[], &["--disk-arrival-ms", "200"], &[]);
         assert_eq!(o.code, 0, "{triple}: {}{}", o.stdout, o.stderr);
         assert!(
             o.stdout.contains("\"verifier_failures\":[]"),

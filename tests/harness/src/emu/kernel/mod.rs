@@ -107,6 +107,15 @@ pub struct Kernel {
     pub timer: Mutex<Option<(usize, std::time::Instant)>>,
 }
 
+/// How long a pending SRB may stay pending before it is a hang: 30 s (ASYNC.md), or
+/// `RVBLK_HARNESS_SRB_HANG_MS` (for the harness's own tests of the hang check).
+fn srb_hang_ms() -> u64 {
+    std::env::var("RVBLK_HARNESS_SRB_HANG_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30_000)
+}
+
 static CURRENT: AtomicPtr<Kernel> = AtomicPtr::new(std::ptr::null_mut());
 static SESSION: Mutex<()> = Mutex::new(());
 
@@ -165,7 +174,7 @@ impl Kernel {
             io: Default::default(),
             pnp: Default::default(),
             adapter_removed: AtomicBool::new(false),
-            srb_hang_ms: AtomicU64::new(30_000),
+            srb_hang_ms: AtomicU64::new(srb_hang_ms()),
             timer: Mutex::new(None),
         })
     }
