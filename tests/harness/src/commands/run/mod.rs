@@ -336,6 +336,7 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
         Ok(a) => a,
         Err(crate::emu::storport::StartError::Load(e)) => return Err(e),
         Err(e) => {
+            k.shutdown_async();
             rep.failures = k.failures();
             rep.notes.push(format!("adapter did not start: {e}"));
             rep.log = k.log();

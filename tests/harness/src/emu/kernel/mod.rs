@@ -121,6 +121,16 @@ static SESSION: Mutex<()> = Mutex::new(());
 
 pub fn current() -> &'static Kernel {
     let p = CURRENT.load(Ordering::Acquire);
+    // A system thread the driver left running when its session ended (a legacy SCSIPORT
+    // driver's worker lives until shutdown) finds its machine gone: it stops here for good
+    // rather than calling into another session's kernel.
+    if let Some(own) = sync::system_thread_kernel() {
+        if !std::ptr::eq(own, p) {
+            loop {
+                std::thread::park();
+            }
+        }
+    }
     if p.is_null() {
         eprintln!("rvblk-harness: a driver called into the kernel with no active session");
         std::process::abort();
@@ -188,6 +198,11 @@ impl Kernel {
             k: self.clone(),
             _g: g,
         }
+    }
+
+    /// Whether this kernel is the active session's.
+    pub fn is_active(&self) -> bool {
+        std::ptr::eq(CURRENT.load(Ordering::Acquire), self)
     }
 
     pub fn fail(&self, msg: impl Into<String>) {

@@ -388,7 +388,8 @@ impl Kernel {
                         .filter(|x| x.active)
                         .map(|x| (x.callback, x.context))
                 };
-                if let Some((cb, ctx)) = reg {
+                // Never into a driver whose session has ended (a failed start).
+                if let Some((cb, ctx)) = reg.filter(|_| self.is_active()) {
                     self.deliver(cb, ctx, disk, arrival);
                 }
             }

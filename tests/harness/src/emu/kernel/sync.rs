@@ -14,7 +14,7 @@ use crate::emu::stack::on_kernel_stack;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const STATUS_TIMEOUT: i32 = 0x102;
@@ -54,6 +54,14 @@ pub(crate) struct Dispatcher {
 thread_local! {
     /// Index+1 of the system thread running on this host thread (0: not a system thread).
     static SYSTEM_THREAD: Cell<usize> = const { Cell::new(0) };
+    /// The kernel that created the system thread running on this host thread.
+    static SYSTEM_KERNEL: Cell<*const Kernel> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The kernel of the system thread running on this host thread, if it is one.
+pub(crate) fn system_thread_kernel() -> Option<*const Kernel> {
+    let k = SYSTEM_KERNEL.with(|c| c.get());
+    (!k.is_null()).then_some(k)
 }
 
 /// A KEVENT's SignalState mirrored into the driver's memory (DISPATCHER_HEADER + 4).
@@ -318,6 +326,7 @@ impl Kernel {
             .name(format!("sys-thread-{idx}"))
             .spawn(move || {
                 SYSTEM_THREAD.with(|c| c.set(idx + 1));
+                SYSTEM_KERNEL.with(|c| c.set(Arc::as_ptr(&me)));
                 // SAFETY: KSTART_ROUTINE `void start(PVOID)` in the driver's calling convention.
                 let f = unsafe { std::mem::transmute::<usize, StartRoutine>(start) };
                 on_kernel_stack(|| {
