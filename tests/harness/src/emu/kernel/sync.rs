@@ -300,17 +300,20 @@ impl Kernel {
         let Some(me) = self.me.upgrade() else {
             return STATUS_INVALID_PARAMETER;
         };
+        // The slot is taken under the lock (two threads may be created at once); its object
+        // is filled in right after.
         let idx = {
-            let s = self.disp();
-            s.threads.len()
+            let mut s = self.disp();
+            s.threads.push(ThreadRec {
+                object: 0,
+                start,
+                done: false,
+                ended_at: None,
+            });
+            s.threads.len() - 1
         };
         let object = self.new_object(ObjKind::Thread(idx), 0);
-        self.disp().threads.push(ThreadRec {
-            object,
-            start,
-            done: false,
-            ended_at: None,
-        });
+        self.disp().threads[idx].object = object;
         let n = self
             .next_handle
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
