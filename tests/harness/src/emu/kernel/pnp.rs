@@ -427,6 +427,10 @@ impl Kernel {
         // SAFETY: the driver's PDRIVER_NOTIFICATION_CALLBACK_ROUTINE.
         let f = unsafe { std::mem::transmute::<usize, NotifyFn>(cb) };
         let t0 = Instant::now();
+        let watchdog = crate::checks::crash::watchdog(
+            Duration::from_secs(30),
+            format!("the PnP notification callback for disk {disk}"),
+        );
         let st = on_kernel_stack(|| {
             super::at_irql(PASSIVE_LEVEL, || {
                 // SAFETY: callback(NotificationStructure, Context).
@@ -440,6 +444,7 @@ impl Kernel {
                 st
             })
         });
+        drop(watchdog);
         let took = t0.elapsed();
         if took > CALLBACK_LIMIT {
             self.fail(format!(

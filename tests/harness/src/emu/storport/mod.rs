@@ -563,19 +563,8 @@ pub const FREE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Ends the process with a report when HwFreeAdapterResources does not return within
 /// `FREE_LIMIT` (a driver waiting forever for a thread or an IRP); dropping it disarms it.
 fn free_watchdog() -> std::sync::mpsc::Sender<()> {
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(FREE_LIMIT) {
-            crate::checks::crash::emergency_report(
-                &format!(
-                    "HwFreeAdapterResources has not returned after {} s (waiting for a thread or an IRP that never ends: a hang)",
-                    FREE_LIMIT.as_secs()
-                ),
-                crate::checks::crash::JSON.load(Ordering::Relaxed),
-            );
-            // SAFETY: immediate exit after a hang; the driver's state is unknown.
-            unsafe { libc::_exit(crate::checks::crash::CRASH_EXIT) };
-        }
-    });
-    tx
+    crate::checks::crash::watchdog(
+        FREE_LIMIT,
+        "HwFreeAdapterResources (waiting for a thread or an IRP that never ends?)".into(),
+    )
 }
