@@ -491,7 +491,7 @@ fn surprise_removal_fails_pending_and_new_io_then_notifies() {
             disks: vec![DiskSpec::parse(&path.display().to_string(), false).unwrap()],
             pend_every: 1,
             pend_us: 10_000_000,
-            remove_ms: Some(150),
+            remove_ms: Some(1000),
             ..MachineConfig::default()
         },
         Personality::Win8,
