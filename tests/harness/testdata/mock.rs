@@ -8,6 +8,8 @@
 //! emulated disk 0 by a system thread through IRPs, exposed on the disk's arrival with
 //! BusChangeDetected, its SRBs completed from the thread (the asynchronous path of issue 11);
 //! with it, `no_unregister`, `leak_file` and `lose_srb` build broken variants.
+//! `--cfg scsiport --cfg timer_complete` completes READ/WRITE from HwTimer
+//! (RequestTimerCall), not in HwStartIo.
 #![no_std]
 #![no_main]
 #![allow(clippy::missing_safety_doc)]
@@ -610,8 +612,28 @@ unsafe extern "system" fn hw_start_io(ext: *mut u8, srb: *mut u8) -> u8 {
             _ => sense(srb, 5, 0x20),
         }
     }
+    // `--cfg timer_complete` (SCSIPORT): READ/WRITE completed later from HwTimer, the only
+    // place a worker's results may be completed under SCSIPORT (issue 11).
+    #[cfg(all(scsiport, timer_complete))]
+    if func == 0 && matches!(op, 0x28 | 0x2A | 0x88 | 0x8A | 0x08 | 0xA8) {
+        TIMER_SRB.store(srb as usize, core::sync::atomic::Ordering::SeqCst);
+        ScsiPortNotification(6, ext as *mut c_void, hw_timer as usize, 1000u32);
+        ScsiPortNotification(1, ext as *mut c_void);
+        return 1;
+    }
     complete(ext, srb);
     1
+}
+
+#[cfg(all(scsiport, timer_complete))]
+static TIMER_SRB: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+#[cfg(all(scsiport, timer_complete))]
+unsafe extern "system" fn hw_timer(ext: *mut u8) {
+    let srb = TIMER_SRB.swap(0, core::sync::atomic::Ordering::SeqCst) as *mut u8;
+    if !srb.is_null() {
+        complete(ext, srb);
+    }
 }
 
 #[panic_handler]

@@ -519,3 +519,11 @@ fn async_disk_mock_runs_in_the_x86_and_arm64_helpers() {
         assert_eq!(std::fs::read(disk).unwrap(), std::fs::read(orig).unwrap());
     }
 }
+
+/// SCSIPORT: a READ/WRITE left pending by HwStartIo is completed from HwTimer, which the
+/// emulated port calls (RequestTimerCall) while the issuer waits.
+#[test]
+fn scsiport_mock_completing_from_hw_timer_runs_clean() {
+    let o = mock_run(&["scsiport", "timer_complete"], "xp");
+    assert_clean_run(&o, "timer_complete");
+}
