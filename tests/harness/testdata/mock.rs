@@ -7,7 +7,7 @@
 //! `--cfg async_disk` (StorPort) adds target 1, a 1 MiB disk served from the harness's
 //! emulated disk 0 by a system thread through IRPs, exposed on the disk's arrival with
 //! BusChangeDetected, its SRBs completed from the thread (the asynchronous path of issue 11);
-//! with it, `no_unregister`, `leak_file` and `lose_srb` build broken variants.
+//! with it, `no_unregister`, `leak_file`, `lose_srb` and `no_thread_wait` build broken variants.
 //! `--cfg scsiport --cfg timer_complete` completes READ/WRITE from HwTimer
 //! (RequestTimerCall), not in HwStartIo.
 #![no_std]
@@ -199,6 +199,8 @@ mod adisk {
         KeSetEvent(work(), 0, 0);
         let t = THREAD.swap(0, SeqCst) as *mut u8;
         if !t.is_null() {
+            // `--cfg no_thread_wait`: returns without waiting for the worker.
+            #[cfg(not(no_thread_wait))]
             KeWaitForSingleObject(t, 0, 0, 0, core::ptr::null());
             ObfDereferenceObject(t);
         }
@@ -307,6 +309,14 @@ mod adisk {
             if STOP.load(SeqCst) {
                 break;
             }
+        }
+        // `--cfg no_thread_wait`: the worker takes 300 ms to wind down.
+        #[cfg(no_thread_wait)]
+        {
+            let mut ev = [0usize; 3];
+            let t: i64 = -3_000_000;
+            KeInitializeEvent(ev.as_mut_ptr() as *mut u8, 0, 0);
+            KeWaitForSingleObject(ev.as_mut_ptr() as *mut u8, 0, 0, 0, &t);
         }
         PsTerminateSystemThread(0);
     }

@@ -484,6 +484,10 @@ fn verifier_catches_async_teardown_faults_in_mock() {
         ("no_unregister", "still registered at removal"),
         ("leak_file", "FILE_OBJECT of disk 0"),
         ("lose_srb", "without RequestComplete (a hang)"),
+        (
+            "no_thread_wait",
+            "after HwFreeAdapterResources returned: the driver must wait",
+        ),
     ] {
         // The 30 s hang limit shortened for the test.
         let env = [("RVBLK_HARNESS_SRB_HANG_MS", "2000")];
