@@ -13,12 +13,15 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// SRB states shared between the issuer and RequestComplete.
 pub const SRB_IDLE: u8 = 0;
 pub const SRB_IN_FLIGHT: u8 = 1;
 pub const SRB_DONE: u8 = 2;
+/// The issuer gave up waiting for a pending SRB (a hang); its buffers are never reused.
+pub const SRB_ABANDONED: u8 = 3;
 
 /// Per-SRB bookkeeping the notification handlers reach through the SRB address.
 ///
@@ -28,6 +31,10 @@ pub const SRB_DONE: u8 = 2;
 /// and stall everything behind it (`docs/bench.md`, "the harness's per-SRB work"). Any other
 /// thread goes through the table and a compare-exchange. Completions are counted per side, so
 /// a completion racing between the two is still caught, when the issuer retires the SRB.
+///
+/// An SRB the driver left pending (HwStartIo returned without completing it,
+/// `docs/harness-disks.md` §6) is completed later from another thread, through the table: that
+/// completion wakes the issuer waiting in [`SrbTrack::wait_completion`].
 pub struct SrbTrack {
     pub state: AtomicU8,
     /// RequestCompletes from threads other than the issuer (atomic increments).
@@ -38,6 +45,11 @@ pub struct SrbTrack {
     twice_reported: AtomicBool,
     /// The real (mapped) data buffer, for StorPortGetSystemAddress.
     pub real_buf: AtomicUsize,
+    /// The issuer waits for a pending SRB: a completion from another thread must wake it. Only
+    /// then are `mx`/`cv` touched; the issuer's own completions never look at them.
+    waiting: AtomicBool,
+    mx: Mutex<()>,
+    cv: Condvar,
 }
 
 impl Default for SrbTrack {
@@ -48,6 +60,9 @@ impl Default for SrbTrack {
             own_completions: AtomicU32::new(0),
             twice_reported: AtomicBool::new(false),
             real_buf: AtomicUsize::new(0),
+            waiting: AtomicBool::new(false),
+            mx: Mutex::new(()),
+            cv: Condvar::new(),
         }
     }
 }
@@ -62,6 +77,8 @@ enum Completion {
     First,
     /// The SRB was already completed; the number of this completion.
     Twice(u32),
+    /// The issuer gave up on the SRB as hung before this completion came.
+    Abandoned,
     NotOutstanding,
 }
 
@@ -98,10 +115,17 @@ impl SrbTrack {
             (own + self.completions.load(Ordering::Acquire), was)
         } else {
             let n = self.completions.fetch_add(1, Ordering::AcqRel) + 1;
+            // SeqCst here and on `waiting`, as in `wait_completion`: either the waiting issuer
+            // sees SRB_DONE or this thread sees `waiting` and wakes it. The compare-exchange
+            // also decides between this completion and the issuer's abandonment of the SRB.
             let was = self
                 .state
-                .compare_exchange(SRB_IN_FLIGHT, SRB_DONE, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(SRB_IN_FLIGHT, SRB_DONE, Ordering::SeqCst, Ordering::SeqCst)
                 .unwrap_or_else(|s| s);
+            if was == SRB_IN_FLIGHT && self.waiting.load(Ordering::SeqCst) {
+                let _g = self.mx.lock().unwrap_or_else(|e| e.into_inner());
+                self.cv.notify_all();
+            }
             (n + self.own_completions.load(Ordering::Relaxed), was)
         };
         match was {
@@ -110,8 +134,49 @@ impl SrbTrack {
                 self.twice_reported.store(true, Ordering::Release);
                 Completion::Twice(n)
             }
+            SRB_ABANDONED => Completion::Abandoned,
             _ => Completion::NotOutstanding,
         }
+    }
+
+    /// Whether the SRB was completed (a plain load: the fast path's only check after HwStartIo).
+    pub fn is_done(&self) -> bool {
+        self.state.load(Ordering::Acquire) == SRB_DONE
+    }
+
+    /// The issuer waits for the completion of an SRB the driver left pending, until
+    /// `deadline`. `poll` runs before every look at the state (the port runs a due HwTimer
+    /// there) and says how long the issuer may sleep at most before the next one. At the
+    /// deadline the SRB is abandoned (SRB_ABANDONED: a later RequestComplete is an error, and
+    /// the caller never reuses its buffers) unless a completion won the compare-exchange
+    /// against that; false when abandoned.
+    pub fn wait_completion(&self, deadline: Instant, mut poll: impl FnMut() -> Duration) -> bool {
+        self.waiting.store(true, Ordering::SeqCst);
+        let done = loop {
+            let nap = poll();
+            let g = self.mx.lock().unwrap_or_else(|e| e.into_inner());
+            if self.state.load(Ordering::SeqCst) == SRB_DONE {
+                break true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break self
+                    .state
+                    .compare_exchange(
+                        SRB_IN_FLIGHT,
+                        SRB_ABANDONED,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    )
+                    .is_err();
+            }
+            let _ = self
+                .cv
+                .wait_timeout(g, (deadline - now).min(nap))
+                .unwrap_or_else(|e| e.into_inner());
+        };
+        self.waiting.store(false, Ordering::SeqCst);
+        done
     }
 }
 
@@ -202,6 +267,20 @@ impl SrbTable {
             .get(&srb)
             .map(|t| f(t))
     }
+
+    /// The addresses of the SRBs still in flight (pending with the driver), in order.
+    pub fn in_flight(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, t)| t.state.load(Ordering::Acquire) == SRB_IN_FLIGHT)
+            .map(|(&a, _)| a)
+            .collect();
+        v.sort_unstable();
+        v
+    }
 }
 
 impl Kernel {
@@ -278,6 +357,11 @@ impl Kernel {
                 if irql() > DISPATCH_LEVEL {
                     self.fail(format!("RequestComplete at IRQL {}", irql()));
                 }
+                if self.adapter_removed.load(Ordering::Acquire) {
+                    self.fail(format!(
+                        "{port}Notification(RequestComplete) for {a1:#x} after the adapter was removed (HwFreeAdapterResources returned)"
+                    ));
+                }
                 let issued = with_issuing(a1, |t| t.complete(true))
                     .or_else(|| self.srbs.with(a1, |t| t.complete(false)));
                 match issued {
@@ -287,6 +371,10 @@ impl Kernel {
                     Some(Completion::First) => {}
                     Some(Completion::Twice(n)) => self.fail(format!(
                         "SRB {a1:#x} completed twice (RequestComplete #{n}) [{port} would bug check / corrupt the IRP]"
+                    )),
+                    Some(Completion::Abandoned) => self.fail(format!(
+                        "RequestComplete for SRB {a1:#x} after the port gave up on it (pending longer than {} ms: a hang)",
+                        self.srb_hang_ms.load(Ordering::Relaxed)
                     )),
                     Some(Completion::NotOutstanding) => self.fail(format!(
                         "RequestComplete for SRB {a1:#x}, which is not outstanding"
@@ -306,6 +394,17 @@ impl Kernel {
                     ));
                 }
                 self.next_request.fetch_add(1, Ordering::Relaxed);
+            }
+            BUS_CHANGE_DETECTED => self.bus_change(port, a1),
+            REQUEST_TIMER_CALL => {
+                let (f, us) = (a1, args[1] as u32);
+                let mut t = self.timer.lock().unwrap_or_else(|e| e.into_inner());
+                *t = (us != 0 && f != 0).then(|| {
+                    (
+                        f,
+                        std::time::Instant::now() + std::time::Duration::from_micros(us as u64),
+                    )
+                });
             }
             _ => self.log_line(format!("[harness] {port}Notification type {ty:#x} ignored")),
         }
@@ -364,9 +463,12 @@ impl Kernel {
 
 #[cfg(test)]
 mod tests {
-    use super::{with_issuing, Completion, SrbTable, SrbTrack, SRB_DONE, SRB_IN_FLIGHT};
+    use super::{
+        with_issuing, Completion, SrbTable, SrbTrack, SRB_ABANDONED, SRB_DONE, SRB_IN_FLIGHT,
+    };
     use std::sync::atomic::Ordering;
-    use std::sync::Arc;
+    use std::sync::{Arc, Barrier};
+    use std::time::{Duration, Instant};
 
     const SRB: usize = 0x7000_0fb0;
 
@@ -432,5 +534,131 @@ mod tests {
         assert_eq!(tab.with(SRB + 0x1000, |_| ()), None);
         tab.remove(SRB);
         assert_eq!(tab.with(SRB, |_| ()), None);
+    }
+
+    #[test]
+    fn racing_completions_on_two_threads_are_reported_once() {
+        // The issuer (fast path) and another thread (table path) complete the same SRB at the
+        // same moment: whichever way the race goes, exactly one report comes out of it.
+        let t = Arc::new(SrbTrack::default());
+        let go = Arc::new(Barrier::new(2));
+        let other = {
+            let (t, go) = (t.clone(), go.clone());
+            std::thread::spawn(move || {
+                (0..500)
+                    .map(|_| {
+                        go.wait();
+                        let c = t.complete(false);
+                        go.wait();
+                        matches!(c, Completion::Twice(2))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        let mut own = Vec::new();
+        for _ in 0..500 {
+            let issued = t.issue(SRB, 0);
+            go.wait();
+            let c = with_issuing(SRB, |t| t.complete(true)).expect("the issuing SRB");
+            go.wait();
+            let r = issued.retire();
+            assert_eq!(r.state, SRB_DONE);
+            own.push((matches!(c, Completion::Twice(2)), r.unreported_double));
+        }
+        let theirs = other.join().unwrap();
+        for ((twice_here, missed), twice_there) in own.into_iter().zip(theirs) {
+            let reports = [twice_here, missed, twice_there];
+            assert_eq!(reports.iter().filter(|&&r| r).count(), 1, "{reports:?}");
+        }
+    }
+
+    #[test]
+    fn pending_completion_from_another_thread_wakes_the_issuer() {
+        let t = Arc::new(SrbTrack::default());
+        let issued = t.issue(SRB, 0);
+        assert!(!t.is_done(), "pending after HwStartIo");
+        let done = {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                t.complete(false)
+            })
+        };
+        // Polls only once a minute: returning well before that takes the completion's wake.
+        let begin = Instant::now();
+        assert!(t.wait_completion(begin + Duration::from_secs(120), || Duration::from_secs(60)));
+        assert!(
+            begin.elapsed() < Duration::from_secs(60),
+            "woken, not polled"
+        );
+        assert!(matches!(done.join().unwrap(), Completion::First));
+        let r = issued.retire();
+        assert_eq!(r.state, SRB_DONE);
+        assert!(!r.unreported_double);
+    }
+
+    #[test]
+    fn pending_srb_completed_twice_by_its_worker() {
+        let t = SrbTrack::default();
+        let issued = t.issue(SRB, 0);
+        assert!(matches!(t.complete(false), Completion::First));
+        assert!(matches!(t.complete(false), Completion::Twice(2)));
+        assert!(t.wait_completion(Instant::now(), || Duration::ZERO));
+        assert!(
+            !issued.retire().unreported_double,
+            "reported when it happened"
+        );
+    }
+
+    #[test]
+    fn abandoned_srb_reports_a_late_completion() {
+        let t = SrbTrack::default();
+        let issued = t.issue(SRB, 0);
+        let mut polls = 0;
+        assert!(
+            !t.wait_completion(Instant::now() + Duration::from_millis(30), || {
+                polls += 1;
+                Duration::from_millis(5)
+            })
+        );
+        assert!(polls > 1, "polled while waiting");
+        assert_eq!(t.state.load(Ordering::SeqCst), SRB_ABANDONED);
+        drop(issued);
+        assert!(matches!(t.complete(false), Completion::Abandoned));
+        assert_eq!(t.state.load(Ordering::SeqCst), SRB_ABANDONED);
+    }
+
+    #[test]
+    fn completion_at_the_deadline_beats_abandonment() {
+        // The HwTimer run in the issuer's own poll completes the SRB at the last moment.
+        let t = SrbTrack::default();
+        let issued = t.issue(SRB, 0);
+        assert!(t.wait_completion(Instant::now(), || {
+            assert!(matches!(
+                with_issuing(SRB, |t| t.complete(true)),
+                Some(Completion::First)
+            ));
+            Duration::ZERO
+        }));
+        assert_eq!(issued.retire().state, SRB_DONE);
+    }
+
+    #[test]
+    fn table_lists_the_srbs_in_flight() {
+        let tab = SrbTable::default();
+        let (a, b) = (Arc::new(SrbTrack::default()), Arc::new(SrbTrack::default()));
+        tab.insert(SRB + 0x1000, a.clone());
+        tab.insert(SRB, b.clone());
+        assert!(tab.in_flight().is_empty());
+        let ia = a.issue(SRB + 0x1000, 0);
+        assert_eq!(tab.in_flight(), vec![SRB + 0x1000]);
+        ia.retire();
+        let ib = b.issue(SRB, 0);
+        assert_eq!(
+            tab.with(SRB, |t| matches!(t.complete(false), Completion::First)),
+            Some(true)
+        );
+        assert!(tab.in_flight().is_empty(), "completed");
+        drop(ib);
     }
 }

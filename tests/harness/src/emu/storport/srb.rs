@@ -304,14 +304,37 @@ impl Adapter {
             ));
         }
         drop(serial);
+        // The fast path: the SRB was completed inside HwStartIo (every RAM request), seen with
+        // one plain load. Otherwise it is pending: the driver completes it later from another
+        // thread (`docs/harness-disks.md` §6).
+        if !slot.track.is_done() && !self.wait_pending(&slot.track) {
+            // Abandoned: no completion may come any more, and none is counted.
+            drop(issued);
+            k.fail(format!(
+                "{}: SRB pending for {} ms without RequestComplete (a hang)",
+                describe(req),
+                k.srb_hang_ms.load(Ordering::Relaxed)
+            ));
+            // The driver may still write the SRB and its buffers: they are never reused, and
+            // the SRB stays in the table so that a late RequestComplete is reported.
+            let old = std::mem::replace(slot, self.new_slot());
+            std::mem::forget(old);
+            return Outcome {
+                srb_status: SRB_STATUS_PENDING,
+                start_io_returned: ret != 0,
+                ..Outcome::default()
+            };
+        }
+        // Taken back here, after the completion wait when the SRB was pending: a second
+        // completion that raced with the first (issuer and another thread) is found now.
         let retired = issued.retire();
         let state = retired.state;
-        // SAFETY: the SRB memory is ours again (the driver completed it or failed to).
+        // SAFETY: the SRB memory is ours again (the driver completed it).
         let s = unsafe { *srb };
         let what = || describe(req);
         if state != kernel::SRB_DONE {
             k.fail(format!(
-                "{}: HwStartIo returned without completing the SRB (no RequestComplete)",
+                "{}: SRB in state {state} after its completion wait",
                 what()
             ));
         }
@@ -410,6 +433,55 @@ impl Adapter {
             sense,
             start_io_returned: ret != 0,
         }
+    }
+}
+
+impl Adapter {
+    /// Waits for the completion of a pending SRB, up to `Kernel::srb_hang_ms`; runs the
+    /// miniport's HwTimer when it is due meanwhile (RequestTimerCall: at DISPATCH_LEVEL inside
+    /// the miniport, serialised with HwStartIo under SCSIPORT). False on a hang.
+    fn wait_pending(&self, t: &SrbTrack) -> bool {
+        let k = &self.k;
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_millis(k.srb_hang_ms.load(Ordering::Relaxed));
+        t.wait_completion(deadline, || {
+            self.run_timer_if_due();
+            let mut nap = std::time::Duration::from_millis(50);
+            if let Some((_, due)) = *k.timer.lock().unwrap_or_else(|e| e.into_inner()) {
+                nap = nap.min(due.saturating_duration_since(std::time::Instant::now()));
+            }
+            nap
+        })
+    }
+
+    /// Calls the HwTimer armed by RequestTimerCall if its time has come (one-shot).
+    pub fn run_timer_if_due(&self) {
+        let k = &self.k;
+        let f = {
+            let mut t = k.timer.lock().unwrap_or_else(|e| e.into_inner());
+            match *t {
+                Some((f, due)) if due <= std::time::Instant::now() => {
+                    *t = None;
+                    f
+                }
+                _ => return,
+            }
+        };
+        let serial = self
+            .legacy
+            .then(|| self.serial.lock().unwrap_or_else(|e| e.into_inner()));
+        // SAFETY: the HwTimer routine the miniport passed to RequestTimerCall.
+        let timer = unsafe { std::mem::transmute::<usize, rvblk_abi::HwTimerFn>(f) };
+        let e = self.ext_ptr();
+        on_kernel_stack(|| {
+            kernel::in_miniport(|| {
+                kernel::at_irql(DISPATCH_LEVEL, || {
+                    // SAFETY: HwTimer(DeviceExtension).
+                    unsafe { timer(e) }
+                })
+            })
+        });
+        drop(serial);
     }
 }
 
