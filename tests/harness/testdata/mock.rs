@@ -7,7 +7,8 @@
 //! `--cfg async_disk` (StorPort) adds target 1, a 1 MiB disk served from the harness's
 //! emulated disk 0 by a system thread through IRPs, exposed on the disk's arrival with
 //! BusChangeDetected, its SRBs completed from the thread (the asynchronous path of issue 11);
-//! with it, `no_unregister`, `leak_file`, `lose_srb` and `no_thread_wait` build broken variants.
+//! with it, `no_unregister`, `leak_file`, `lose_srb`, `late_srb`, `complete_twice` and
+//! `no_thread_wait` build broken variants.
 //! `--cfg scsiport --cfg timer_complete` completes READ/WRITE from HwTimer
 //! (RequestTimerCall), not in HwStartIo.
 #![no_std]
@@ -171,6 +172,11 @@ mod adisk {
     pub static REMOVED: AtomicBool = AtomicBool::new(false);
     pub static OPEN: AtomicBool = AtomicBool::new(false);
     pub static QUEUE: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
+    /// `--cfg late_srb`: the first READ, held back until the worker stops.
+    pub static HELD: AtomicUsize = AtomicUsize::new(0);
+    pub static HELD_ONCE: AtomicBool = AtomicBool::new(false);
+    /// `--cfg complete_twice`: whether a READ was already completed twice.
+    pub static TWICE_ONCE: AtomicBool = AtomicBool::new(false);
     pub static mut NAME: [u16; 256] = [0; 256];
     pub static mut NAME_US: [usize; 2] = [0; 2];
     const GUID_DISK: [u8; 16] = [0x07, 0x63, 0xf5, 0x53, 0xbf, 0xb6, 0xd0, 0x11, 0x94, 0xf2, 0x00, 0xa0, 0xc9, 0x1e, 0xfb, 0x8b];
@@ -278,6 +284,10 @@ mod adisk {
             }
         }
         StorPortNotification(0, ext as *mut c_void, srb);
+        // `--cfg complete_twice`: the first READ is completed twice from this thread.
+        if cfg!(complete_twice) && op == 0x28 && !TWICE_ONCE.swap(true, SeqCst) {
+            StorPortNotification(0, ext as *mut c_void, srb);
+        }
     }
 
     unsafe extern "system" fn worker(ext: *mut u8) {
@@ -302,11 +312,25 @@ mod adisk {
             for q in QUEUE.iter() {
                 let srb = q.swap(0, SeqCst) as *mut u8;
                 // `--cfg lose_srb`: a READ is dropped and never completed (a hang).
-                if !srb.is_null() && !(cfg!(lose_srb) && r::<u8>(srb.add(off::S_CDB), 0) == 0x28) {
+                if srb.is_null() {
+                    continue;
+                }
+                let read = r::<u8>(srb.add(off::S_CDB), 0) == 0x28;
+                // `--cfg late_srb`: the first READ is held back past the port's hang limit.
+                if cfg!(late_srb) && read && !HELD_ONCE.swap(true, SeqCst) {
+                    HELD.store(srb as usize, SeqCst);
+                } else if !(cfg!(lose_srb) && read) {
                     serve(ext, srb);
                 }
             }
             if STOP.load(SeqCst) {
+                // `--cfg late_srb`: the held READ is completed (aborted) only now, long after
+                // the port gave up on it.
+                let held = HELD.swap(0, SeqCst) as *mut u8;
+                if !held.is_null() {
+                    w(held, 3, 2u8);
+                    StorPortNotification(0, ext as *mut c_void, held);
+                }
                 break;
             }
         }

@@ -480,21 +480,45 @@ fn async_disk_mock_survives_surprise_removal_without_verifier_failures() {
 
 #[test]
 fn verifier_catches_async_teardown_faults_in_mock() {
-    for (cfg, needle) in [
-        ("no_unregister", "still registered at removal"),
-        ("leak_file", "FILE_OBJECT of disk 0"),
-        ("lose_srb", "without RequestComplete (a hang)"),
+    for (cfg, needles) in [
+        ("no_unregister", &["still registered at removal"][..]),
+        ("leak_file", &["FILE_OBJECT of disk 0"]),
+        ("lose_srb", &["without RequestComplete (a hang)"]),
+        // Completed only when the worker stops: a hang, then a completion too late.
+        (
+            "late_srb",
+            &[
+                "without RequestComplete (a hang)",
+                "after the port gave up on it",
+            ],
+        ),
         (
             "no_thread_wait",
-            "after HwFreeAdapterResources returned: the driver must wait",
+            &["after HwFreeAdapterResources returned: the driver must wait"],
         ),
     ] {
         // The 30 s hang limit shortened for the test.
         let env = [("RVBLK_HARNESS_SRB_HANG_MS", "2000")];
         let (o, _, _) = async_disk_run_for("x86_64-pc-windows-msvc", &[cfg], &[], &env);
         assert_ne!(o.code, 0, "{cfg}: {}", o.stdout);
-        assert!(o.stdout.contains(needle), "{cfg}: {}", o.stdout);
+        for needle in needles {
+            assert!(o.stdout.contains(needle), "{cfg}: {needle}: {}", o.stdout);
+        }
     }
+}
+
+#[test]
+fn verifier_catches_a_pending_srb_completed_twice_by_the_worker() {
+    // Both completions come from the worker thread, so both go through the SRB table. The
+    // second one finds the SRB done, or already taken back by the woken issuer: either is
+    // the same driver bug.
+    let (o, _, _) = async_disk_run(&["complete_twice"], &[]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(
+        o.stdout.contains("completed twice") || o.stdout.contains("which is not outstanding"),
+        "{}",
+        o.stdout
+    );
 }
 
 /// The async-disk mock built for x86 and arm64 (threads on the helpers, fastcall
