@@ -308,7 +308,8 @@ impl Adapter {
         // one plain load. Otherwise it is pending: the driver completes it later from another
         // thread (`docs/harness-disks.md` §6).
         if !slot.track.is_done() && !self.wait_pending(&slot.track) {
-            // Abandoned: no completion may come any more, and none is counted.
+            // Abandoned by the wait (SRB_ABANDONED): a later RequestComplete is reported as
+            // late. The issuing guard goes first, as the slot is replaced below.
             drop(issued);
             k.fail(format!(
                 "{}: SRB pending for {} ms without RequestComplete (a hang)",
