@@ -224,7 +224,13 @@ fn serve(s: BackedScenario, arch: &str) {
             .write_files(&case_dir(&format!("{}-{arch}-{arrival}", s.name)))
             .unwrap();
         let extra = vec!["--disk-arrival-ms".into(), arrival.to_string()];
-        let o = run_timed(&json(args(&s, &f, arch, &[f.disk.clone()], &extra)));
+        let o = run_timed(&json(args(
+            &s,
+            &f,
+            arch,
+            std::slice::from_ref(&f.disk),
+            &extra,
+        )));
         let r = o.report();
         assert!(
             r.verifier_failures.is_empty(),
@@ -248,7 +254,7 @@ fn serve(s: BackedScenario, arch: &str) {
         check_stick(&s, &f, &ctx);
         if s.writable {
             // The text report says what the write test did; `--json` does not carry it.
-            let o = run_timed(&args(&s, &f, arch, &[f.disk.clone()], &extra));
+            let o = run_timed(&args(&s, &f, arch, std::slice::from_ref(&f.disk), &extra));
             assert_eq!(o.code, Some(0), "{ctx}");
             assert!(
                 o.stdout
@@ -356,7 +362,7 @@ fn ventoy_uefi_on_windows_7_exposes_nothing_x64() {
     require_disk_support();
     let s = ventoy_iso(VentoyBoot::Uefi, Layout::Contiguous);
     let f = s.write_files(&case_dir("ventoy_uefi_win7")).unwrap();
-    let mut a = json(args(&s, &f, "amd64", &[f.disk.clone()], &[]));
+    let mut a = json(args(&s, &f, "amd64", std::slice::from_ref(&f.disk), &[]));
     let p = a.iter().position(|x| x == "--personality").unwrap();
     a[p + 1] = "win7".into();
     let o = run_timed(&a);
@@ -387,7 +393,13 @@ fn pulled(arch: &str) {
             .write_files(&case_dir(&format!("pulled-{arch}-{remove}")))
             .unwrap();
         let extra = vec!["--disk-remove-ms".into(), remove.to_string()];
-        let o = run_timed(&json(args(&s, &f, arch, &[f.disk.clone()], &extra)));
+        let o = run_timed(&json(args(
+            &s,
+            &f,
+            arch,
+            std::slice::from_ref(&f.disk),
+            &extra,
+        )));
         let r = o.report();
         assert!(
             r.verifier_failures.is_empty(),
