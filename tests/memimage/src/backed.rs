@@ -38,7 +38,7 @@ pub const RAM_BYTES: u64 = 64 << 20;
 pub const ISO_BLOCKS: u64 = 2083;
 /// The writable hard-disk image: 4 MiB.
 pub const HDD_SECTORS: u64 = 8192;
-/// The GRUB4DOS stick: 16 MiB, one FAT32 partition from sector 2048.
+/// The GRUB4DOS stick: 16 MiB (more for a bigger ISO), one FAT32 partition from sector 2048.
 pub const G4D_STICK_SECTORS: u64 = 32768;
 /// The NT disk signature of the GRUB4DOS stick.
 pub const G4D_STICK_SIGNATURE: u32 = 0x4B43_5453;
@@ -365,18 +365,21 @@ fn g4d_ram(slots: Vec<G4dSlot>, fragments: Vec<FragmentRecord>) -> (PhysMem, Vec
     (mem, os_ram)
 }
 
-/// A GRUB4DOS stick: one bootable FAT32 (LBA) partition from sector 2048 to the end.
-fn g4d_stick_mbr() -> Vec<u8> {
+/// A GRUB4DOS stick of `sectors`: one bootable FAT32 (LBA) partition from sector 2048 to the
+/// end.
+fn g4d_stick_mbr(sectors: u64) -> Vec<u8> {
     stick_mbr(
         G4D_STICK_SIGNATURE,
-        &[(0x0C, 2048, (G4D_STICK_SECTORS - 2048) as u32)],
+        &[(0x0C, 2048, (sectors - 2048) as u32)],
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn g4d_scenario(
     name: String,
     slots: Vec<G4dSlot>,
     fragments: Vec<FragmentRecord>,
+    stick_sectors: u64,
     extents: Vec<Extent>,
     image: Vec<u8>,
     kind: DeviceKind,
@@ -391,7 +394,12 @@ fn g4d_scenario(
         firmware: Firmware::Bios,
         total_ram_bytes: RAM_BYTES,
         uefi_vars: Vec::new(),
-        disk: stick(G4D_STICK_SECTORS, &g4d_stick_mbr(), &extents, &image),
+        disk: stick(
+            stick_sectors,
+            &g4d_stick_mbr(stick_sectors),
+            &extents,
+            &image,
+        ),
         extents,
         image,
         kind,
@@ -407,14 +415,11 @@ pub fn g4d_direct_iso(layout: Layout) -> BackedScenario {
     g4d_direct_iso_sized(ISO_BLOCKS, layout)
 }
 
-/// [`g4d_direct_iso`] with an ISO of `blocks` 2048-byte blocks (at most 6692: the stick is
-/// 16 MiB).
+/// [`g4d_direct_iso`] with an ISO of `blocks` 2048-byte blocks, on a stick of 16 MiB or, for
+/// a bigger ISO, of the ISO's size plus 4 MiB (whole MiB).
 pub fn g4d_direct_iso_sized(blocks: u64, layout: Layout) -> BackedScenario {
     let sectors = blocks * 4;
-    assert!(
-        sectors + 6000 <= G4D_STICK_SECTORS,
-        "the GRUB4DOS stick is 16 MiB"
-    );
+    let stick_sectors = G4D_STICK_SECTORS.max((sectors + 8192).next_multiple_of(2048));
     let (slot, fragments, extents) = match layout {
         Layout::Contiguous => (
             G4dSlot::disk_backed_cd(0xFF, 0x80, 0x8E4, sectors),
@@ -446,6 +451,7 @@ pub fn g4d_direct_iso_sized(blocks: u64, layout: Layout) -> BackedScenario {
         format!("g4d_direct_iso_{}_{blocks}", layout_name(layout)),
         vec![slot],
         fragments,
+        stick_sectors,
         extents,
         test_iso(blocks),
         DeviceKind::CdRom,
@@ -483,6 +489,7 @@ pub fn g4d_direct_hdd(layout: Layout) -> BackedScenario {
         format!("g4d_direct_hdd_{}", layout_name(layout)),
         vec![slot, G4dSlot::swap(0x81, 0x80)],
         fragments,
+        G4D_STICK_SECTORS,
         extents,
         test_hdd(HDD_SECTORS),
         DeviceKind::Disk,
@@ -738,7 +745,11 @@ mod tests {
     #[test]
     fn the_core_finds_and_locates_every_scenario() {
         let foreign = stick(G4D_STICK_SECTORS, &stick_mbr(7, &[]), &[], &[]);
-        for s in all() {
+        let mut every = all();
+        // The pulled-stick test's ISO and one bigger than the default stick (the bench's kind).
+        every.push(g4d_direct_iso_sized(6000, Layout::Fragmented));
+        every.push(g4d_direct_iso_sized(12000, Layout::Contiguous));
+        for s in every {
             let d = discover(&s);
             assert!(d.images.is_empty(), "{}: RAM images {:?}", s.name, d.images);
             assert!(
