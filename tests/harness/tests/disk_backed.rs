@@ -1,9 +1,10 @@
 //! Images that stay on the USB stick (issue 11): GRUB4DOS direct maps of an ISO and of a
 //! writable hard-disk image, contiguous and fragmented, and Ventoy's normal mode (BIOS, BIOS
 //! `iBFT`, UEFI), served by the real packaged `rvblk.sys` (x64 and x86) from an emulated
-//! backing disk (`rvblk-harness run --disk`, `ASYNC.md`'s command line). The inputs are
-//! `rvblk_memimage::backed`'s scenarios: the RAM dump with the loader's tables, the stick
-//! (non-zero filler around the image, so stray writes show) and the image file.
+//! backing disk (`rvblk-harness run --disk FILE [--disk-arrival-ms N] [--disk-remove-ms N]
+//! [--uefi-var NAME=FILE]`). The inputs are `rvblk_memimage::backed`'s scenarios: the RAM dump
+//! with the loader's tables, the stick (non-zero filler around the image, so stray writes
+//! show) and the image file.
 //!
 //! Each served scenario runs with the stick arriving 0 ms and 3000 ms after the driver
 //! registered for disk arrivals: exactly one LUN whose content read through SRBs equals the

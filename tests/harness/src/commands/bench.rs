@@ -417,8 +417,8 @@ fn disk_backed(driver: &Path, drv: &[u8], prefix: &str, verbose: bool) -> i32 {
         no_write: true,
         legacy: Default::default(),
         // The stick goes here as `run --disk FILE` (arriving at 0 ms) passes it, once the
-        // harness has backing disks (issue 11, `ASYNC.md`); without one the driver only waits
-        // for a disk and the ratio is reported as not measured.
+        // harness has backing disks (issue 11); without one the driver only waits for a disk
+        // and the ratio is reported as not measured.
     };
     let code = match make_kernel(&opts) {
         Ok(k) => disk_backed_rounds(drv, k, &s, &files.disk, &name, prefix),
