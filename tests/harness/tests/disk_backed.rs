@@ -221,9 +221,8 @@ fn serve(s: BackedScenario, arch: &str) {
     require_disk_support();
     for arrival in [0u32, 3000] {
         let ctx = format!("{} on {arch}, stick after {arrival} ms", s.name);
-        let f = s
-            .write_files(&case_dir(&format!("{}-{arch}-{arrival}", s.name)))
-            .unwrap();
+        let dir = case_dir(&format!("{}-{arch}-{arrival}", s.name));
+        let f = s.write_files(&dir).unwrap();
         let extra = vec!["--disk-arrival-ms".into(), arrival.to_string()];
         let o = run_timed(&json(args(
             &s,
@@ -271,6 +270,8 @@ fn serve(s: BackedScenario, arch: &str) {
                 "{ctx}: the run ended before the stick arrived"
             );
         }
+        // Kept when a case fails, for a look at the stick.
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -380,19 +381,33 @@ fn says_medium_not_present(o: &Out) -> bool {
     all.contains("(2, 58, 0)") || all.contains("02/3a/00") || all.contains("medium not present")
 }
 
-/// The stick pulled while `run` reads (a 12 MiB fragmented ISO, removed 0, 20 and 100 ms after
-/// it arrived; which of them lands mid-read depends on the machine): every run ends with no
-/// verifier failure, at least one run saw the reads fail with NOT READY / MEDIUM NOT PRESENT,
-/// and a LUN whose reads failed does not claim to be the image.
+/// The LBA of the first failed READ in the report's notes (`run` notes a read that failed
+/// because the backing disk was removed as "READ of N blocks at LBA X …").
+fn failed_read_lba(r: &Report) -> Option<u64> {
+    r.notes.iter().find_map(|n| {
+        let rest = n.strip_prefix("READ of ")?;
+        let at = rest.find(" at LBA ")? + " at LBA ".len();
+        let digits: String = rest[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    })
+}
+
+/// The stick pulled while `run` reads a 64 MiB ISO, at several delays after its arrival (before
+/// it is identified, before the first read, during the read — where exactly depends on the
+/// machine): every run ends with no verifier failure; a LUN whose reads failed does not claim
+/// to be the image; at least one run saw NOT READY / MEDIUM NOT PRESENT, and at least one was
+/// pulled in the middle of the read (the first failed READ is not at LBA 0).
 fn pulled(arch: &str) {
     require_disk_support();
-    let s = g4d_direct_iso_sized(6000, Layout::Fragmented);
-    let mut saw_sense = false;
-    for remove in [0u32, 20, 100] {
+    let s = g4d_direct_iso_sized(32768, Layout::Contiguous);
+    let (mut saw_sense, mut mid_read) = (false, false);
+    for remove in [0u32, 100, 330, 380, 450, 600] {
         let ctx = format!("{} on {arch}, pulled {remove} ms after arrival", s.name);
-        let f = s
-            .write_files(&case_dir(&format!("pulled-{arch}-{remove}")))
-            .unwrap();
+        let dir = case_dir(&format!("pulled-{arch}-{remove}"));
+        let f = s.write_files(&dir).unwrap();
         let extra = vec!["--disk-remove-ms".into(), remove.to_string()];
         let o = run_timed(&json(args(
             &s,
@@ -408,19 +423,27 @@ fn pulled(arch: &str) {
             r.verifier_failures
         );
         let sense = says_medium_not_present(&o);
-        if sense {
+        // A read of the image that failed (rather than a later step of the run).
+        if let Some(lba) = failed_read_lba(&r) {
             assert!(
                 r.luns.iter().all(|l| l.matches.is_empty()),
                 "{ctx}: a LUN whose reads failed matched the image: {:?}",
                 r.luns
             );
+            mid_read |= sense && lba > 0;
         }
         saw_sense |= sense;
         check_stick(&s, &f, &ctx);
+        let _ = std::fs::remove_dir_all(&dir);
     }
     assert!(
         saw_sense,
         "{arch}: no run saw NOT READY / MEDIUM NOT PRESENT after the stick was pulled"
+    );
+    assert!(
+        mid_read,
+        "{arch}: no run pulled the stick in the middle of the read (every failed read was the \
+         first); the delays no longer bracket the read"
     );
 }
 
@@ -438,9 +461,8 @@ fn stick_pulled_mid_io_x86() {
 fn cloned(s: BackedScenario, arch: &str) {
     require_disk_support();
     let ctx = format!("{} on {arch} with a cloned stick", s.name);
-    let f = s
-        .write_files(&case_dir(&format!("cloned-{}-{arch}", s.name)))
-        .unwrap();
+    let dir = case_dir(&format!("cloned-{}-{arch}", s.name));
+    let f = s.write_files(&dir).unwrap();
     let clone = f.disk.with_file_name("clone.img");
     write_sparse(&clone, &s.disk).unwrap();
     let o = run_timed(&json(args(
@@ -467,6 +489,7 @@ fn cloned(s: BackedScenario, arch: &str) {
     check_stick(&s, &f, &ctx);
     let after = std::fs::read(&clone).unwrap();
     assert!(s.first_change_outside(&after).is_none() && s.image_on(&after) == s.image);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -491,9 +514,8 @@ fn cloned_stick_is_refused_ventoy_x86() {
 fn no_stick(s: BackedScenario, arch: &str) {
     require_disk_support();
     let ctx = format!("{} on {arch} without a stick", s.name);
-    let f = s
-        .write_files(&case_dir(&format!("nostick-{}-{arch}", s.name)))
-        .unwrap();
+    let dir = case_dir(&format!("nostick-{}-{arch}", s.name));
+    let f = s.write_files(&dir).unwrap();
     let o = run_timed(&json(args(&s, &f, arch, &[], &[])));
     let r = o.report();
     assert!(
@@ -509,6 +531,7 @@ fn no_stick(s: BackedScenario, arch: &str) {
         }),
         "{ctx}: the driver did not log that it waits for the stick"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
