@@ -1,10 +1,10 @@
 //! Images that stay on the USB stick (issue 11): GRUB4DOS direct maps of an ISO and of a
-//! writable hard-disk image, contiguous and fragmented, and Ventoy's normal mode (BIOS, BIOS
-//! `iBFT`, UEFI), served by the real packaged `rvblk.sys` (x64 and x86) from an emulated
-//! backing disk (`rvblk-harness run --disk FILE [--disk-arrival-ms N] [--disk-remove-ms N]
-//! [--uefi-var NAME=FILE]`). The inputs are `rvblk_memimage::backed`'s scenarios: the RAM dump
-//! with the loader's tables, the stick (non-zero filler around the image, so stray writes
-//! show) and the image file.
+//! writable hard-disk image, contiguous and fragmented, and Ventoy's normal mode (ISO and IMG
+//! files; BIOS, BIOS `iBFT`, UEFI), served by the real packaged `rvblk.sys` (x64 and x86) from
+//! an emulated backing disk (`rvblk-harness run --disk FILE [--disk-arrival-ms N]
+//! [--disk-remove-ms N] [--uefi-var NAME=FILE]`). The inputs are `rvblk_memimage::backed`'s
+//! scenarios: the RAM dump with the loader's tables, the stick (non-zero filler around the
+//! image, so stray writes show) and the image file.
 //!
 //! Each served scenario runs with the stick arriving 0 ms and 3000 ms after the driver
 //! registered for disk arrivals: exactly one LUN whose content read through SRBs equals the
@@ -19,8 +19,8 @@
 mod common;
 
 use rvblk_memimage::backed::{
-    g4d_direct_hdd, g4d_direct_iso, g4d_direct_iso_sized, ventoy_iso, ventoy_memdisk_uefi,
-    write_sparse, BackedFiles, BackedScenario, Layout, VentoyBoot,
+    g4d_direct_hdd, g4d_direct_iso, g4d_direct_iso_sized, ventoy_img, ventoy_iso,
+    ventoy_memdisk_uefi, write_sparse, BackedFiles, BackedScenario, Layout, VentoyBoot,
 };
 use rvblk_report::{LunKind, Report};
 use std::io::Read;
@@ -330,6 +330,16 @@ fn ventoy_uefi_contiguous_x86() {
 #[test]
 fn ventoy_uefi_fragmented_x64() {
     serve(ventoy_iso(VentoyBoot::Uefi, Layout::Fragmented), "amd64");
+}
+
+/// An IMG file in Ventoy's normal mode: a read-only disk (WRITE refused with DATA PROTECT).
+#[test]
+fn ventoy_img_bios_contiguous_x64() {
+    serve(ventoy_img(VentoyBoot::Bios, Layout::Contiguous), "amd64");
+}
+#[test]
+fn ventoy_img_uefi_fragmented_x86() {
+    serve(ventoy_img(VentoyBoot::Uefi, Layout::Fragmented), "x86");
 }
 
 /// Ventoy's memdisk mode under UEFI: the ISO in RAM through `VentoyRamDisk`, no stick.

@@ -569,13 +569,24 @@ fn ventoy_stick(part_type: u8, extents: &[Extent], image: &[u8]) -> Vec<u8> {
 /// `VentoyOsParam` variable. Either way the location list is at [`VENTOY_LIST_AT`], in memory
 /// Windows does not own.
 pub fn ventoy_iso(boot: VentoyBoot, layout: Layout) -> BackedScenario {
-    let (location, part_type, fs) = match layout {
-        Layout::Contiguous => (
+    ventoy_normal(boot, layout, false)
+}
+
+/// An IMG file (a hard-disk image) booted by Ventoy in normal mode (chain type 0, 512-byte image
+/// sectors, `docs/ventoy.md` §5, §7: observed one region at LBA 14720): served as a read-only
+/// disk (§2.4 step 5). Fragmented: two regions, the second before the first on the disk.
+pub fn ventoy_img(boot: VentoyBoot, layout: Layout) -> BackedScenario {
+    ventoy_normal(boot, layout, true)
+}
+
+fn ventoy_normal(boot: VentoyBoot, layout: Layout, img: bool) -> BackedScenario {
+    let (location, part_type, fs) = match (layout, img) {
+        (Layout::Contiguous, false) => (
             VentoyLocation::runs(2048, &[(ISO_BLOCKS as u32, 3868)]),
             0x0C,
             5,
         ),
-        Layout::Fragmented => (
+        (Layout::Fragmented, false) => (
             VentoyLocation::runs(
                 2048,
                 &[(256, 7360), (256, 9408), (256, 11456), (1315, 14528)],
@@ -583,30 +594,55 @@ pub fn ventoy_iso(boot: VentoyBoot, layout: Layout) -> BackedScenario {
             0x07,
             0,
         ),
+        (Layout::Contiguous, true) => (
+            VentoyLocation::runs(512, &[(HDD_SECTORS as u32, 14720)]),
+            0x07,
+            0,
+        ),
+        (Layout::Fragmented, true) => (
+            VentoyLocation::runs(512, &[(5192, 14720), (3000, 5000)]),
+            0x07,
+            0,
+        ),
     };
+    let per_sector = u64::from(location.image_sector_size) / SECTOR;
     let extents: Vec<Extent> = location
         .regions
         .iter()
         .map(|&(n, _, disk)| Extent {
             start: disk,
-            sectors: u64::from(n) * 4,
+            sectors: u64::from(n) * per_sector,
         })
         .collect();
-    let image = test_iso(ISO_BLOCKS);
+    let (image, kind, path, chain) = if img {
+        (
+            test_hdd(HDD_SECTORS),
+            DeviceKind::Disk,
+            &b"/IMG/winpe.img"[..],
+            0,
+        )
+    } else {
+        (
+            test_iso(ISO_BLOCKS),
+            DeviceKind::CdRom,
+            &b"/ISO/Win10_22H2_x64.iso"[..],
+            1,
+        )
+    };
     let disk = ventoy_stick(part_type, &extents, &image);
     let param = VentoyParam {
         disk_id: VENTOY_DISK_ID,
         disk_size: disk.len() as u64,
         part_id: 1,
         part_type: fs,
-        path: b"/ISO/Win10_22H2_x64.iso".to_vec(),
+        path: path.to_vec(),
         image_size: image.len() as u64,
         location_addr: VENTOY_LIST_AT,
         disk_signature: VENTOY_SIGNATURE,
         ..VentoyParam::observed_iso()
     }
     .with_location(&location)
-    .chain_type(1);
+    .chain_type(chain);
     let mut mem = PhysMem::new();
     let mut uefi_vars = Vec::new();
     let (firmware, os_ram) = match boot {
@@ -649,7 +685,11 @@ pub fn ventoy_iso(boot: VentoyBoot, layout: Layout) -> BackedScenario {
         VentoyBoot::Uefi => "uefi",
     };
     BackedScenario {
-        name: format!("ventoy_iso_{boot_name}_{}", layout_name(layout)),
+        name: format!(
+            "ventoy_{}_{boot_name}_{}",
+            if img { "img" } else { "iso" },
+            layout_name(layout)
+        ),
         source: BackingSource::Ventoy,
         mem,
         os_ram,
@@ -659,7 +699,7 @@ pub fn ventoy_iso(boot: VentoyBoot, layout: Layout) -> BackedScenario {
         disk,
         extents,
         image,
-        kind: DeviceKind::CdRom,
+        kind,
         writable: false,
     }
 }
@@ -722,6 +762,8 @@ pub fn all() -> Vec<BackedScenario> {
         v.push(ventoy_iso(VentoyBoot::Uefi, layout));
     }
     v.push(ventoy_iso(VentoyBoot::BiosIbft, Layout::Contiguous));
+    v.push(ventoy_img(VentoyBoot::Bios, Layout::Contiguous));
+    v.push(ventoy_img(VentoyBoot::Uefi, Layout::Fragmented));
     v
 }
 
