@@ -3,6 +3,7 @@
 //! binary, Windows only) observes the machine and carries the decisions out with SetupAPI,
 //! newdev, cfgmgr32, the registry and the service control manager.
 
+pub mod control;
 pub mod diagnose;
 pub mod package;
 pub mod plan;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 #[cfg(windows)]
 mod win;
 
-/// Installs, removes and inspects the rvblk RAM disk / RAM CD-ROM driver on a running Windows.
+/// Installs, removes and inspects the rvblk RAM disk / RAM CD-ROM driver on a running Windows,
+/// and mounts image files and RAM disks through it.
 ///
 /// Run it from an elevated command prompt ("Run as administrator"). It uses only what Windows
 /// has (SetupAPI, the service manager); no WDK tools are needed.
@@ -57,6 +58,71 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve an image file as a CD-ROM, disk or floppy through the running driver
+    /// (docs/control.md). Default kind: CD-ROM for .iso files, disk otherwise.
+    Mount {
+        /// The image file (C:\images\win.iso, a relative path, \\server\share\x.img).
+        file: String,
+        /// A CD-ROM (2048-byte blocks, always read-only).
+        #[arg(long, group = "kind")]
+        cd: bool,
+        /// A hard disk (512-byte blocks).
+        #[arg(long, group = "kind")]
+        disk: bool,
+        /// A floppy (512-byte blocks, removable).
+        #[arg(long, group = "kind")]
+        floppy: bool,
+        /// Refuse writes (CDs always do).
+        #[arg(long)]
+        ro: bool,
+    },
+    /// Create a RAM disk of SIZE bytes (64M, 1440K, 2G: binary units), zero-filled or with an
+    /// image file's content.
+    Ramdisk {
+        /// The size; rounded up to whole blocks. Default with --from: the image's size.
+        #[arg(required_unless_present = "from")]
+        size: Option<String>,
+        /// disk, cd or floppy.
+        #[arg(long, value_enum, default_value_t = Kind::Disk)]
+        kind: Kind,
+        /// Copy this image file into the RAM disk (required for a RAM CD).
+        #[arg(long, value_name = "IMAGE")]
+        from: Option<String>,
+        /// Refuse writes.
+        #[arg(long)]
+        ro: bool,
+    },
+    /// List the driver's LUNs: the images the boot loader left, mounted files and RAM disks.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a mounted file or RAM disk. TARGET is the target id `list` shows, or the file.
+    /// Images the boot loader left cannot be ejected.
+    Eject { target: String },
+}
+
+/// The device kind of `ramdisk --kind`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Disk,
+    Cd,
+    Floppy,
+}
+
+#[cfg(not(windows))]
+impl Command {
+    /// The commands that talk to the running driver (docs/control.md §8).
+    fn is_control(&self) -> Option<&'static str> {
+        match self {
+            Command::Mount { .. } => Some("mount"),
+            Command::Ramdisk { .. } => Some("ramdisk"),
+            Command::List { .. } => Some("list"),
+            Command::Eject { .. } => Some("eject"),
+            _ => None,
+        }
+    }
 }
 
 fn main() {
@@ -69,8 +135,14 @@ fn main() {
     let code = win::run(cli.command);
     #[cfg(not(windows))]
     let code = {
-        let _ = cli;
-        eprintln!("rvblk-install: this program runs on Windows");
+        match cli.command.is_control() {
+            Some(name) => eprintln!(
+                "rvblk-install: `{name}` needs Windows: it asks the rvblk driver running there. \
+                 Run the package's installer\\amd64\\rvblk-install.exe {name} … (x86: \
+                 installer\\x86\\) on that machine"
+            ),
+            None => eprintln!("rvblk-install: this program runs on Windows"),
+        }
         2
     };
     std::process::exit(code);

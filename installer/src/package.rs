@@ -387,6 +387,52 @@ mod tests {
         assert!(mentions_rvblk(&utf16) && is_rvblk_inf(&utf16));
     }
 
+    /// The `Security` value an INF's `[<install>.HW]` AddReg sections give the device.
+    fn device_security(inf: &Inf, arch: Arch) -> Option<String> {
+        let models = format!("rvblk.NT{}", arch.inf_platform());
+        let install = inf
+            .section(&models)?
+            .into_iter()
+            .map(|e| e.fields())
+            .find(|f| f[1..].iter().any(|h| h.eq_ignore_ascii_case(HARDWARE_ID)))?
+            .swap_remove(0);
+        let add_reg = inf.get(&format!("{install}.HW"), "AddReg")?;
+        rvblk_inf::fields(&add_reg).iter().find_map(|section| {
+            inf.section(section)?.into_iter().find_map(|e| {
+                let f = e.fields();
+                (f.len() == 5
+                    && f[0].eq_ignore_ascii_case("HKR")
+                    && f[1].is_empty()
+                    && f[2].eq_ignore_ascii_case("Security"))
+                .then(|| f[4].clone())
+            })
+        })
+    }
+
+    #[test]
+    fn only_system_and_administrators_may_open_the_adapter() {
+        // docs/control.md §6.1: control requests need a handle to the adapter, so its device
+        // objects carry this protected descriptor on every architecture.
+        let inf = Inf::parse_strict(INF).unwrap();
+        for arch in [Arch::X86, Arch::Amd64, Arch::Arm64] {
+            assert_eq!(
+                device_security(&inf, arch).as_deref(),
+                Some("D:P(A;;GA;;;SY)(A;;GA;;;BA)"),
+                "{arch}"
+            );
+        }
+        // The check sees a missing or different descriptor.
+        let open = INF.replace(";;;BA)\"", ";;;BA)(A;;GA;;;WD)\"");
+        assert_ne!(open, INF);
+        let open = Inf::parse_strict(&open).unwrap();
+        assert_ne!(
+            device_security(&open, Arch::Amd64).as_deref(),
+            Some("D:P(A;;GA;;;SY)(A;;GA;;;BA)")
+        );
+        let none = Inf::parse_strict(&INF.replace("[rvblk_Install.HW]", "[unused]")).unwrap();
+        assert_eq!(device_security(&none, Arch::Amd64), None);
+    }
+
     #[test]
     fn foreign_infs_are_not_rvblks() {
         let other = INF.replace("ROOT\\RVBLK", "ROOT\\OTHER");

@@ -52,3 +52,49 @@ fn usage_errors_are_reported() {
     let (code, _) = run(&[]);
     assert_eq!(code, Some(2));
 }
+
+#[test]
+fn control_commands_are_explained_and_checked() {
+    let (code, text) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+    for want in ["mount", "ramdisk", "list", "eject"] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    let (_, text) = run(&["mount", "--help"]);
+    for want in ["--cd", "--disk", "--floppy", "--ro"] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    let (_, text) = run(&["ramdisk", "--help"]);
+    for want in ["--kind", "--from <IMAGE>", "64M"] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    // One kind only; a RAM disk needs a size or an image.
+    let (code, text) = run(&["mount", "x.iso", "--cd", "--disk"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("cannot be used with"), "{text}");
+    let (code, text) = run(&["ramdisk"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("required"), "{text}");
+    let (code, text) = run(&["ramdisk", "64M", "--kind", "tape"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("invalid value 'tape'"), "{text}");
+}
+
+#[cfg(not(windows))]
+#[test]
+fn control_commands_need_windows() {
+    for args in [
+        &["mount", "C:\\x.iso"][..],
+        &["ramdisk", "64M"],
+        &["list", "--json"],
+        &["eject", "1"],
+    ] {
+        let (code, text) = run(args);
+        assert_eq!(code, Some(2), "{text}");
+        assert!(
+            text.contains(&format!("`{}` needs Windows", args[0]))
+                && text.contains("rvblk-install.exe"),
+            "{text}"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! The real `rvblk-install.exe` from the package, run under Wine in fresh prefixes: install,
-//! status, install again, remove, and bad input (docs/installer.md §8). Run by `cargo xtask
-//! test` with `RVBLK_PACKAGE_DIR` pointing at the package; needs `wine` (and 32-bit Wine for the
-//! x86 run), which `.ci/run` installs.
+//! status, the control commands without a running adapter, install again, remove, and bad input
+//! (docs/installer.md §8). Run by `cargo xtask test` with `RVBLK_PACKAGE_DIR` pointing at the
+//! package; needs `wine` (and 32-bit Wine for the x86 run), which `.ci/run` installs.
 //!
 //! What Wine lacks, and where that path is tested instead:
 //! * StorPort: the driver cannot start, which is exactly the "installed, not running, here is
@@ -299,6 +299,24 @@ fn install_status_reinstall_remove(p: &Prefix) {
         .starts_with("wine-"));
 
     let installed_state = p.snapshot();
+    // The control commands (docs/control.md §8): Wine has no StorPort, so no adapter runs; each
+    // command says so and changes nothing (checked with the second install below).
+    for args in [
+        &["list"][..],
+        &["list", "--json"],
+        &["mount", "C:\\images\\win.iso"],
+        &["ramdisk", "64M", "--kind", "floppy"],
+        &["eject", "1"],
+    ] {
+        let out = p.run(args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {t}");
+        assert!(
+            t.contains("no rvblk adapter is running on this machine")
+                && t.contains("rvblk-install status"),
+            "{args:?}: {t}"
+        );
+    }
     let again = p.run(&["install", "--package", &z(&pkg)]);
     assert_eq!(again.status.code(), Some(3), "{}", text(&again));
     assert!(text(&again).contains("already installed from this package; nothing changed"));

@@ -243,3 +243,58 @@ fn ioctl_scsi_miniport_code() {
     assert_eq!((IOCTL_SCSI_MINIPORT >> 14) & 3, 3);
     assert_eq!(IOCTL_SCSI_MINIPORT & 3, METHOD_BUFFERED);
 }
+
+check_layout!(guid_layout: Guid {
+    data1: 0, 0;
+    data2: 4, 4;
+    data3: 6, 6;
+    data4: 8, 8;
+} size: 16, 16);
+
+check_layout!(kevent_layout: KEvent {
+    header: 0, 0;
+} size: 16, 24);
+
+check_layout!(io_status_block_layout: IoStatusBlock {
+    status: 0, 0;
+    information: 4, 8;
+} size: 8, 16);
+
+check_layout!(device_interface_change_notification_layout: DeviceInterfaceChangeNotification {
+    version: 0, 0;
+    size: 2, 2;
+    event: 4, 4;
+    interface_class_guid: 20, 20;
+    symbolic_link_name: 36, 40;
+} size: 40, 48);
+
+check_layout!(disk_geometry_ex_layout: DiskGeometryEx {
+    cylinders: 0, 0;
+    media_type: 8, 8;
+    tracks_per_cylinder: 12, 12;
+    sectors_per_track: 16, 16;
+    bytes_per_sector: 20, 20;
+    disk_size: 24, 24;
+    data: 32, 32;
+} size: 40, 40);
+
+check_layout!(storage_property_query_layout: StoragePropertyQuery {
+    property_id: 0, 0;
+    query_type: 4, 4;
+    additional_parameters: 8, 8;
+} size: 12, 12);
+
+check_layout!(storage_device_descriptor_layout: StorageDeviceDescriptor {
+    version: 0, 0;
+    size: 4, 4;
+    device_type: 8, 8;
+    device_type_modifier: 9, 9;
+    removable_media: 10, 10;
+    command_queueing: 11, 11;
+    vendor_id_offset: 12, 12;
+    product_id_offset: 16, 16;
+    product_revision_offset: 20, 20;
+    serial_number_offset: 24, 24;
+    bus_type: 28, 28;
+    raw_properties_length: 32, 32;
+} size: 36, 36);

@@ -16,6 +16,7 @@
 mod callbacks;
 mod config;
 mod consts;
+mod disk;
 mod hwinit;
 mod layout;
 mod srb;
@@ -23,6 +24,7 @@ mod srb;
 pub use callbacks::*;
 pub use config::*;
 pub use consts::*;
+pub use disk::*;
 pub use hwinit::*;
 pub use srb::*;
 

@@ -100,8 +100,8 @@ impl FirstIoCheck {
                 self.state.store(INTACT, Ordering::Release);
                 return Verdict::Intact;
             }
-            Err(MediumError::Busy) => return Verdict::Retry,
-            Ok(_) | Err(MediumError::Unreadable) => {}
+            Err(MediumError::Busy | MediumError::TimedOut) => return Verdict::Retry,
+            Ok(_) | Err(MediumError::Unreadable | MediumError::Removed) => {}
         }
         let before = self.state.swap(CHANGED, Ordering::AcqRel);
         Verdict::Changed {

@@ -6,6 +6,8 @@
 //!   physical memory (`docs/loaders.md` §9, validated per §10), GRUB4DOS direct maps and
 //!   Ventoy's hand-off that leave the image on a disk (`docs/loaders.md` §3.9,
 //!   `docs/ventoy.md`), and which disk holds such an image (§3.11).
+//! * [`backed`] — serving a disk-backed image: the LUN's exposure states, extent planning with
+//!   sector alignment, disk I/O failures as sense data (`docs/driver.md` "Disk-backed images").
 //! * [`scsi`] — the SCSI targets (SBC-3 disk, MMC-6 CD-ROM, removable floppy) that serve them.
 //! * [`srb`] — how a target's outcome becomes an SRB completion (status bytes, sense, lengths),
 //!   and which SRBs need their data buffer at all.
@@ -23,6 +25,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod backed;
 pub mod control;
 pub mod discovery;
 pub mod image;

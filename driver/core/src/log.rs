@@ -4,7 +4,7 @@
 
 use core::fmt;
 
-use crate::image::{DeviceKind, LoaderSource, MemoryImage};
+use crate::image::{BackingSource, DeviceKind, DiskBackedImage, LoaderSource, MemoryImage};
 
 /// Every driver log line starts with this.
 pub const PREFIX: &str = "rvblk: ";
@@ -124,6 +124,89 @@ impl<R: fmt::Display> fmt::Display for RefusalLine<R> {
     }
 }
 
+/// A disk-backed LUN going live once its disk is identified (`docs/driver.md` "Disk-backed
+/// images"): `disk lun T: kind=K block_size=B blocks=N read_only=0|1 source=S length=0x…
+/// extents=E`, T being the SCSI target id. Distinct from [`LunLine`] (which starts with `lun `):
+/// the image has no physical address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskLunLine {
+    pub target: u32,
+    pub kind: DeviceKind,
+    pub block_size: u32,
+    pub blocks: u64,
+    pub read_only: bool,
+    pub source: BackingSource,
+    pub length: u64,
+    pub extents: u32,
+}
+
+impl DiskLunLine {
+    pub fn of(target: u32, image: &DiskBackedImage) -> Self {
+        Self {
+            target,
+            kind: image.kind,
+            block_size: image.block_size(),
+            blocks: image.blocks(),
+            read_only: image.is_read_only(),
+            source: image.source,
+            length: image.length,
+            extents: image.extents.len() as u32,
+        }
+    }
+
+    /// Parses a line without [`PREFIX`]; `None` when it is not such a line, `Some(Err)` when a
+    /// field is missing or bad.
+    pub fn parse(line: &str) -> Option<Result<Self, MalformedLine>> {
+        let rest = line.strip_prefix("disk lun ")?;
+        let (n, fields) = rest.split_once(": ")?;
+        let target = n.parse::<u32>().ok()?;
+        if !fields.starts_with("kind=") {
+            return None;
+        }
+        Some(Self::parse_fields(target, fields).ok_or(MalformedLine))
+    }
+
+    fn parse_fields(target: u32, fields: &str) -> Option<Self> {
+        let read_only = match field(fields, "read_only")? {
+            "0" => false,
+            "1" => true,
+            _ => return None,
+        };
+        let source = match field(fields, "source")? {
+            "grub4dos" => BackingSource::Grub4Dos,
+            "ventoy" => BackingSource::Ventoy,
+            _ => return None,
+        };
+        Some(Self {
+            target,
+            kind: DeviceKind::from_name(field(fields, "kind")?)?,
+            block_size: u32::try_from(number(field(fields, "block_size")?)?).ok()?,
+            blocks: number(field(fields, "blocks")?)?,
+            read_only,
+            source,
+            length: number(field(fields, "length")?)?,
+            extents: u32::try_from(number(field(fields, "extents")?)?).ok()?,
+        })
+    }
+}
+
+impl fmt::Display for DiskLunLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "disk lun {}: kind={} block_size={} blocks={} read_only={} source={} length={:#x} extents={}",
+            self.target,
+            self.kind,
+            self.block_size,
+            self.blocks,
+            u8::from(self.read_only),
+            self.source,
+            self.length,
+            self.extents
+        )
+    }
+}
+
 /// A LUN-table or refusal line with a missing or unparsable field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MalformedLine;
@@ -193,6 +276,45 @@ mod tests {
         assert_eq!(RefusalLine::parse("lun 0: kind=disk"), None);
         assert_eq!(
             RefusalLine::parse("refused: source=floppy phys_base=0x0 length=0x0 reason=x"),
+            Some(Err(MalformedLine))
+        );
+    }
+
+    #[test]
+    fn disk_lun_lines_round_trip_and_are_not_lun_lines() {
+        use crate::image::{DiskEvidence, Extent};
+        let mut extents = arrayvec::ArrayVec::new();
+        extents.push(Extent {
+            start: 3868,
+            sectors: 8332,
+        });
+        let image = DiskBackedImage {
+            kind: DeviceKind::CdRom,
+            write_policy: WritePolicy::ReadOnly,
+            source: BackingSource::Ventoy,
+            bios_drive: 0xFF,
+            emulated_drive: 0xE0,
+            sector_size: 512,
+            extents,
+            length: 2083 * 2048,
+            evidence: DiskEvidence::BiosDrive,
+            table_address: 0,
+            slot: 0,
+        };
+        let l = DiskLunLine::of(3, &image);
+        let text = l.to_string();
+        assert_eq!(
+            text,
+            "disk lun 3: kind=cdrom block_size=2048 blocks=2083 read_only=1 source=ventoy length=0x411800 extents=1"
+        );
+        assert_eq!(DiskLunLine::parse(&text), Some(Ok(l)));
+        assert_eq!(LunLine::parse(&text), None);
+        assert_eq!(
+            DiskLunLine::parse(&LunLine::of(0, &self::image()).to_string()),
+            None
+        );
+        assert_eq!(
+            DiskLunLine::parse("disk lun 3: kind=cdrom block_size=2048 blocks=1 read_only=1 source=memdisk length=0x800 extents=1"),
             Some(Err(MalformedLine))
         );
     }

@@ -120,7 +120,8 @@ pub enum SrbAction {
     /// Address check, then [`ScsiTarget::execute`](crate::scsi::ScsiTarget::execute) and
     /// [`complete`].
     ExecuteScsi,
-    /// Inspect the SRB_IO_CONTROL header; complete INVALID_REQUEST if the signature is not ours.
+    /// A control request: [`control::serve`](crate::control::serve) (INVALID_REQUEST when the
+    /// signature is not ours, `docs/control.md` §4).
     IoControl,
     /// Inspect the PnP action: fill STOR_DEVICE_CAPABILITIES for QueryCapabilities (Removable for
     /// CD/floppy, SurpriseRemovalOK), SUCCESS otherwise.

@@ -4,13 +4,16 @@
 mod control_common;
 
 use control_common::{path, utf16};
-use rvblk_core::control::{admit, ControlError, Decision, Limits, LunSummary, Origin, Request};
+use rvblk_core::control::{
+    admit, ControlError, Decision, Limits, LunSummary, Origin, Request, Services,
+};
 use rvblk_core::image::DeviceKind;
 
 const LIMITS: Limits = Limits {
     max_targets: 8,
     ram_bytes: 1 << 30,
     max_path_units: 260,
+    services: Services::all(),
 };
 
 fn lun(target_id: u8, origin: Origin) -> LunSummary {
@@ -171,4 +174,88 @@ fn removal_rules() {
     assert_eq!(remove(2), Ok(Decision::Remove { target_id: 2 }));
     assert_eq!(remove(3), Err(ControlError::NoSuchTarget));
     assert_eq!(remove(255), Err(ControlError::NoSuchTarget));
+}
+
+#[test]
+fn services_the_port_lacks_are_refused_last() {
+    let iso = utf16(r"\??\C:\a.iso");
+    let long = utf16(&format!("\\{}", "p".repeat(260)));
+    let mount = |p| Request::MountFile {
+        kind: DeviceKind::CdRom,
+        read_only: true,
+        path: path(p),
+    };
+    let luns = [lun(0, Origin::Loader), lun(1, Origin::File)];
+    let none = Limits {
+        services: Services::empty(),
+        ..LIMITS
+    };
+    // Without the service: every rule still gives its own answer first …
+    assert_eq!(
+        admit(&mount(&long), &luns, &none),
+        Err(ControlError::PathTooLong)
+    );
+    assert_eq!(
+        admit(&ram(DeviceKind::Disk, 0), &luns, &none),
+        Err(ControlError::ZeroSize)
+    );
+    assert_eq!(
+        admit(&ram(DeviceKind::Disk, LIMITS.ram_bytes + 512), &luns, &none),
+        Err(ControlError::SizeExceedsMemory)
+    );
+    let remove = |target_id| Request::Remove { target_id };
+    assert_eq!(
+        admit(&remove(0), &luns, &none),
+        Err(ControlError::BootImage)
+    );
+    assert_eq!(
+        admit(&remove(5), &luns, &none),
+        Err(ControlError::NoSuchTarget)
+    );
+    // … and what would be admitted is NOT AVAILABLE; LIST never needs a service.
+    assert_eq!(
+        admit(&mount(&iso), &luns, &none),
+        Err(ControlError::NotAvailable)
+    );
+    assert_eq!(
+        admit(&ram(DeviceKind::Disk, 1 << 20), &luns, &none),
+        Err(ControlError::NotAvailable)
+    );
+    assert_eq!(
+        admit(&remove(1), &luns, &none),
+        Err(ControlError::NotAvailable)
+    );
+    assert_eq!(admit(&Request::ListLuns, &luns, &none), Ok(Decision::List));
+    // Each service unlocks exactly its request.
+    for (service, request, want) in [
+        (
+            Services::MOUNT_FILE,
+            mount(&iso),
+            Decision::Mount { target_id: 2 },
+        ),
+        (
+            Services::RAM_DISK,
+            ram(DeviceKind::Disk, 1 << 20),
+            Decision::CreateRamDisk { target_id: 2 },
+        ),
+        (
+            Services::REMOVE,
+            remove(1),
+            Decision::Remove { target_id: 1 },
+        ),
+    ] {
+        let only = Limits {
+            services: service,
+            ..LIMITS
+        };
+        assert_eq!(admit(&request, &luns, &only), Ok(want));
+        let others = Limits {
+            services: Services::all() - service,
+            ..LIMITS
+        };
+        assert_eq!(
+            admit(&request, &luns, &others),
+            Err(ControlError::NotAvailable)
+        );
+    }
 }

@@ -2,7 +2,8 @@
 //! `fuzz/fuzz_targets/control.rs` over ~100k inputs from a seeded xorshift. Inputs start as valid
 //! requests (so most get past the header) and are then truncated, have header fields set to
 //! boundary values, or bytes flipped. Parsing must never panic; whatever parses must re-encode to
-//! the same request; replies must stay within Length; admission must pick a free, existing target.
+//! the same request; replies must stay within Length; admission must pick a free, existing target;
+//! `serve` (the port's entry point) refuses exactly what the parser refuses.
 
 mod control_common;
 mod rng;
@@ -10,8 +11,9 @@ mod rng;
 use control_common::{encoded, path, utf16};
 use rng::XorShift;
 use rvblk_core::control::{
-    admit, encode, header, parse, reply_error, reply_lun, reply_luns, reply_removed, ControlError,
-    Decision, Limits, LunInfo, LunSummary, Origin, Request, HEADER_LEN,
+    admit, encode, header, parse, reply_error, reply_lun, reply_luns, reply_removed, serve,
+    ControlError, Decision, Limits, LunInfo, LunSummary, Origin, Request, Served, Services,
+    HEADER_LEN,
 };
 use rvblk_core::image::DeviceKind;
 use rvblk_core::srb::status;
@@ -115,6 +117,18 @@ fn control_smoke_fuzz() {
             }
             Err(e) => {
                 refused += 1;
+                // The port's entry point gives the same answer as the parser.
+                let mut served = buf.clone();
+                let limits = Limits {
+                    max_targets: 32,
+                    ram_bytes: 1 << 30,
+                    max_path_units: 1024,
+                    services: Services::all(),
+                };
+                assert_eq!(
+                    serve(&mut served, &[], &limits),
+                    Served::Done(reply_error(&mut buf.clone(), e))
+                );
                 let mut out = buf.clone();
                 let c = reply_error(&mut out, e);
                 assert_eq!(c.srb_status, e.srb_status());
@@ -179,6 +193,7 @@ fn check_admission(rng: &mut XorShift, request: &Request<'_>) {
         max_targets: rng.below(40) as u8,
         ram_bytes: [0, 1 << 20, 1 << 32, u64::MAX][rng.below(4) as usize],
         max_path_units: rng.below(64) as usize,
+        services: Services::from_bits_truncate(rng.below(8) as u8),
     };
     let luns: Vec<LunSummary> = (0..rng.below(40))
         .map(|_| LunSummary {
@@ -207,5 +222,20 @@ fn check_admission(rng: &mut XorShift, request: &Request<'_>) {
         }
         Ok(Decision::List) => assert_eq!(*request, Request::ListLuns),
         Err(e) => assert!(e.reaches_requester()),
+    }
+    // The service check is the last one: with every service the same request is admitted, to
+    // work that needs exactly the service that was missing.
+    if admit(request, &luns, &limits) == Err(ControlError::NotAvailable) {
+        let all = Limits {
+            services: Services::all(),
+            ..limits
+        };
+        let needs = match admit(request, &luns, &all).expect("admitted with every service") {
+            Decision::Mount { .. } => Services::MOUNT_FILE,
+            Decision::CreateRamDisk { .. } => Services::RAM_DISK,
+            Decision::Remove { .. } => Services::REMOVE,
+            Decision::List => panic!("LIST refused as not available"),
+        };
+        assert!(!limits.services.contains(needs));
     }
 }

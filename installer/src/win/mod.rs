@@ -1,6 +1,7 @@
 //! The Windows side of the three commands: observe the machine, ask the library what to do,
 //! do it, report. All system calls are in `sys`.
 
+mod control;
 mod sys;
 
 use crate::Command;
@@ -48,6 +49,21 @@ pub fn run(command: Command) -> i32 {
             dry_run,
         } => remove(keep_package, dry_run),
         Command::Status { json } => status(json),
+        Command::Mount {
+            file,
+            cd,
+            disk,
+            floppy,
+            ro,
+        } => control::mount(&file, control::kind_flags(cd, disk, floppy), ro),
+        Command::Ramdisk {
+            size,
+            kind,
+            from,
+            ro,
+        } => control::ramdisk(size.as_deref(), kind, from.as_deref(), ro),
+        Command::List { json } => control::list(json),
+        Command::Eject { target } => control::eject(&target),
     }
 }
 

@@ -672,3 +672,142 @@ pub fn scsi_inquiry_data(port: u32) -> Option<Vec<u8>> {
         buf
     })
 }
+
+// ---- the adapter's control interface (docs/control.md §1, §8) ----
+
+/// A present storage adapter.
+pub struct StoragePort {
+    /// The interface path CreateFile opens, NUL-terminated.
+    pub path: Vec<u16>,
+    pub hardware_ids: Vec<String>,
+}
+
+/// Every present storage adapter that registered `GUID_DEVINTERFACE_STORAGEPORT`.
+pub fn storage_ports() -> Result<Vec<StoragePort>, Win32Error> {
+    let guid = windows_sys::Win32::System::Ioctl::GUID_DEVINTERFACE_STORAGEPORT;
+    // SAFETY: the GUID outlives the call; no enumerator, no window.
+    let set = DevInfo::new(unsafe {
+        di::SetupDiGetClassDevsW(
+            &guid,
+            null(),
+            null_mut(),
+            di::DIGCF_PRESENT | di::DIGCF_DEVICEINTERFACE,
+        )
+    })?;
+    let mut out = Vec::new();
+    for index in 0.. {
+        let mut iface = di::SP_DEVICE_INTERFACE_DATA {
+            cbSize: std::mem::size_of::<di::SP_DEVICE_INTERFACE_DATA>() as u32,
+            ..Default::default()
+        };
+        // SAFETY: `iface.cbSize` is set; the set and the GUID are valid.
+        if unsafe { di::SetupDiEnumDeviceInterfaces(set.0, null(), &guid, index, &mut iface) } == 0
+        {
+            break;
+        }
+        let mut needed = 0u32;
+        // SAFETY: a size query: no detail buffer, only the required size is written.
+        unsafe {
+            di::SetupDiGetDeviceInterfaceDetailW(
+                set.0,
+                &iface,
+                null_mut(),
+                0,
+                &mut needed,
+                null_mut(),
+            )
+        };
+        let header = std::mem::size_of::<di::SP_DEVICE_INTERFACE_DETAIL_DATA_W>();
+        if (needed as usize) < header {
+            continue;
+        }
+        // u64 units: the detail structure's alignment.
+        let mut buf = vec![0u64; (needed as usize).div_ceil(8)];
+        let detail = buf
+            .as_mut_ptr()
+            .cast::<di::SP_DEVICE_INTERFACE_DETAIL_DATA_W>();
+        // SAFETY: `buf` holds at least `header` bytes, suitably aligned; cbSize is the
+        // structure's fixed size, as SetupAPI requires.
+        unsafe { (*detail).cbSize = header as u32 };
+        let mut dev = devinfo_data();
+        // SAFETY: `detail` points at `needed` writable bytes; `dev.cbSize` is set.
+        let ok = unsafe {
+            di::SetupDiGetDeviceInterfaceDetailW(
+                set.0,
+                &iface,
+                detail,
+                needed,
+                null_mut(),
+                &mut dev,
+            )
+        };
+        if ok == 0 {
+            continue;
+        }
+        let offset = std::mem::offset_of!(di::SP_DEVICE_INTERFACE_DETAIL_DATA_W, DevicePath);
+        let first = buf.as_ptr().cast::<u8>().wrapping_add(offset).cast::<u16>();
+        // SAFETY: SetupAPI wrote a NUL-terminated path from `offset` within the `needed` bytes
+        // of `buf` (u16-aligned: `offset` is 4 in an 8-aligned buffer).
+        let units = unsafe { std::slice::from_raw_parts(first, (needed as usize - offset) / 2) };
+        let end = units.iter().position(|&c| c == 0).unwrap_or(units.len());
+        let path: Vec<u16> = units[..end].iter().copied().chain([0]).collect();
+        let hardware_ids = set
+            .property(&dev, di::SPDRP_HARDWAREID)
+            .map(|b| multi_sz(&b))
+            .unwrap_or_default();
+        out.push(StoragePort { path, hardware_ids });
+    }
+    Ok(out)
+}
+
+/// Why a control request did not reach the driver.
+pub enum IoctlError {
+    /// CreateFile failed (ERROR_ACCESS_DENIED: the adapter's ACL).
+    Open(Win32Error),
+    /// DeviceIoControl failed.
+    Call(Win32Error),
+}
+
+/// `IOCTL_SCSI_MINIPORT` on the device at `path` (NUL-terminated), with `buf` as both input and
+/// output (METHOD_BUFFERED). Returns the bytes the driver returned.
+pub fn scsi_miniport(path: &[u16], buf: &mut [u8]) -> Result<usize, IoctlError> {
+    // SAFETY: `path` is NUL-terminated; no security attributes or template.
+    let h = unsafe {
+        fs::CreateFileW(
+            path.as_ptr(),
+            fd::GENERIC_READ | fd::GENERIC_WRITE,
+            fs::FILE_SHARE_READ | fs::FILE_SHARE_WRITE,
+            null(),
+            fs::OPEN_EXISTING,
+            0,
+            null_mut(),
+        )
+    };
+    if h == fd::INVALID_HANDLE_VALUE {
+        return Err(IoctlError::Open(last_error()));
+    }
+    let mut returned = 0;
+    let len = buf.len() as u32;
+    // SAFETY: `h` is open; input and output are the same buffer of `len` bytes, which
+    // METHOD_BUFFERED allows (the I/O manager copies through its own system buffer); no
+    // overlapped I/O.
+    let ok = unsafe {
+        IO::DeviceIoControl(
+            h,
+            windows_sys::Win32::Storage::IscsiDisc::IOCTL_SCSI_MINIPORT,
+            buf.as_ptr() as *const c_void,
+            len,
+            buf.as_mut_ptr() as *mut c_void,
+            len,
+            &mut returned,
+            null_mut(),
+        )
+    };
+    let err = last_error();
+    // SAFETY: `h` came from CreateFileW and is closed once.
+    unsafe { fd::CloseHandle(h) };
+    if ok == 0 {
+        return Err(IoctlError::Call(err));
+    }
+    Ok(returned as usize)
+}

@@ -17,6 +17,7 @@ const USAGE: &str = "usage:
                       [--size-mib N] [--prefix P]
   rvblk-harness suite --driver PATH.sys [--personality win8|win7|xp] [--only NAME]
   rvblk-harness faults --driver PATH.sys [--personality win8|win7|xp]
+  rvblk-harness runtime --driver PATH.sys [--personality win8|win7|xp]   (control interface)
   rvblk-harness imports --driver PATH.sys
   rvblk-harness cdbs --driver PATH.sys --image FILE --kind cd|disk|floppy --script FILE
                      [--personality win8|win7|xp]   (the SCSI oracle's side; docs/scsi-oracle.md)
@@ -304,6 +305,14 @@ fn main() {
                 &driver,
                 personality,
                 only.as_deref(),
+                verbose,
+            ))
+        }
+        "runtime" => {
+            maybe_delegate(&driver, &argv);
+            exit(rvblk_harness::commands::runtime::main(
+                &driver,
+                personality,
                 verbose,
             ))
         }

@@ -75,6 +75,22 @@ const ALLOWED: &[(&str, u8, &[&str])] = &[
     ("KeGetCurrentIrql", MODERN | XP, NT_HAL),
     ("KeAcquireSpinLockRaiseToDpc", X64 | A64 | XP64, NT),
     ("KeReleaseSpinLock", X64 | A64 | XP64, NT),
+    // The disk-backed path of rvblk.sys (docs/windows-integration.md §8): its worker thread,
+    // events, disk-interface notifications and IRPs to the backing disk. All exported since
+    // Windows 2000; IofCallDriver and ObfDereferenceObject are fastcall on x86.
+    ("PsCreateSystemThread", MODERN, NT),
+    ("ObReferenceObjectByHandle", MODERN, NT),
+    ("ObfDereferenceObject", MODERN, NT),
+    ("KeInitializeEvent", MODERN, NT),
+    ("KeSetEvent", MODERN, NT),
+    ("KeWaitForSingleObject", MODERN, NT),
+    ("IoRegisterPlugPlayNotification", MODERN, NT),
+    ("IoUnregisterPlugPlayNotification", MODERN, NT),
+    ("IoGetDeviceObjectPointer", MODERN, NT),
+    ("IoBuildSynchronousFsdRequest", MODERN, NT),
+    ("IoBuildDeviceIoControlRequest", MODERN, NT),
+    ("IofCallDriver", MODERN, NT),
+    ("IoCancelIrp", MODERN, NT),
     // C runtime pieces ntoskrnl exports
     ("memcpy", ALL, NT),
     ("memset", ALL, NT),

@@ -60,6 +60,29 @@ enum Cmd {
         #[command(subcommand)]
         cmd: PackageCmd,
     },
+    /// Windows only: mount an image file through the running driver (rvblk-install.exe mount)
+    #[command(disable_help_flag = true)]
+    Mount(Passthrough),
+    /// Windows only: create a RAM disk through the running driver (rvblk-install.exe ramdisk)
+    #[command(disable_help_flag = true)]
+    Ramdisk(Passthrough),
+    /// Windows only: list the running driver's LUNs (rvblk-install.exe list)
+    #[command(disable_help_flag = true)]
+    List(Passthrough),
+    /// Windows only: remove a mounted file or RAM disk (rvblk-install.exe eject)
+    #[command(disable_help_flag = true)]
+    Eject(Passthrough),
+}
+
+/// The control commands talk to a running driver; this tool runs where none runs
+/// (`docs/control.md` §8). The Windows side is the package's `rvblk-install.exe`.
+fn needs_windows(name: &str) -> ExitCode {
+    eprintln!(
+        "rvblk: `{name}` needs Windows: it asks the rvblk driver running there. On that \
+         machine run the package's installer\\amd64\\rvblk-install.exe {name} … (x86: \
+         installer\\x86\\); `rvblk package extract DIR` writes the package"
+    );
+    ExitCode::from(2)
 }
 
 #[derive(Subcommand, Debug)]
@@ -162,6 +185,10 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Cmd::Mount(_) => needs_windows("mount"),
+        Cmd::Ramdisk(_) => needs_windows("ramdisk"),
+        Cmd::List(_) => needs_windows("list"),
+        Cmd::Eject(_) => needs_windows("eject"),
         Cmd::Package { cmd } => match cmd {
             PackageCmd::List => {
                 if embedded::FILES.is_empty() {

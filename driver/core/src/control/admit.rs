@@ -22,6 +22,22 @@ pub struct Limits {
     pub ram_bytes: u64,
     /// Longest path (UTF-16 units) the port keeps per LUN.
     pub max_path_units: usize,
+    /// The work this port can do. A request that passes every other rule but needs a service
+    /// the port lacks is refused with [`ControlError::NotAvailable`] (§5 step 6).
+    pub services: Services,
+}
+
+bitflags::bitflags! {
+    /// What a port can serve beyond LIST LUNS, which every port answers from its table.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Services: u8 {
+        /// MOUNT FILE: open a file in the PASSIVE_LEVEL worker and serve it.
+        const MOUNT_FILE = 0x01;
+        /// CREATE RAM DISK: allocate (and fill) memory in the worker.
+        const RAM_DISK = 0x02;
+        /// REMOVE of a runtime LUN: offline, bus change, release once Windows let go.
+        const REMOVE = 0x04;
+    }
 }
 
 /// What the port is to do.
@@ -43,10 +59,40 @@ pub enum Decision {
 }
 
 /// Decides a parsed request against the current LUNs. Checks run in the order of §5; the first
-/// failing one is the answer, and a refused request changes nothing.
+/// failing one is the answer, and a refused request changes nothing. The service check comes
+/// last, so a malformed or impossible request gets its own error even from a port that could
+/// not have served it anyway.
 pub fn admit(
     request: &Request<'_>,
     luns: &[LunSummary],
+    limits: &Limits,
+) -> Result<Decision, ControlError> {
+    admit_in(request, luns.iter().copied(), limits)
+}
+
+/// [`admit`] over any view of the table (the port's LUN entries, without copying them).
+pub(crate) fn admit_in(
+    request: &Request<'_>,
+    luns: impl Iterator<Item = LunSummary> + Clone,
+    limits: &Limits,
+) -> Result<Decision, ControlError> {
+    let decision = decide(request, luns, limits)?;
+    let needs = match decision {
+        Decision::List => Services::empty(),
+        Decision::Mount { .. } => Services::MOUNT_FILE,
+        Decision::CreateRamDisk { .. } => Services::RAM_DISK,
+        Decision::Remove { .. } => Services::REMOVE,
+    };
+    if !limits.services.contains(needs) {
+        return Err(ControlError::NotAvailable);
+    }
+    Ok(decision)
+}
+
+/// Steps 1–5 of §5.
+fn decide(
+    request: &Request<'_>,
+    mut luns: impl Iterator<Item = LunSummary> + Clone,
     limits: &Limits,
 ) -> Result<Decision, ControlError> {
     if let Some(path) = request.path() {
@@ -81,7 +127,6 @@ pub fn admit(
         }
         Request::Remove { target_id } => {
             let lun = luns
-                .iter()
                 .find(|l| l.target_id == target_id)
                 .ok_or(ControlError::NoSuchTarget)?;
             if lun.origin == Origin::Loader {
@@ -93,8 +138,11 @@ pub fn admit(
 }
 
 /// The lowest target id below `max_targets` that no LUN uses.
-fn free_target(luns: &[LunSummary], limits: &Limits) -> Result<u8, ControlError> {
+fn free_target(
+    luns: impl Iterator<Item = LunSummary> + Clone,
+    limits: &Limits,
+) -> Result<u8, ControlError> {
     (0..limits.max_targets)
-        .find(|t| luns.iter().all(|l| l.target_id != *t))
+        .find(|t| luns.clone().all(|l| l.target_id != *t))
         .ok_or(ControlError::NoFreeTarget)
 }

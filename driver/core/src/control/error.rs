@@ -54,6 +54,9 @@ pub enum ControlError {
     BootImage,
     /// A RAM CD without a source image would be an empty, read-only disc.
     CdNeedsSource,
+    /// A well-formed, admissible request this driver build cannot serve yet (file mounts, RAM
+    /// disks and removal need the PASSIVE_LEVEL worker; [`Limits::services`](super::Limits)).
+    NotAvailable,
 
     // --- Raised by the port while serving an admitted request. ---
     /// The reply does not fit the Length the requester gave; `needed` is the Length that would.
@@ -78,7 +81,7 @@ pub enum ControlError {
 
 impl ControlError {
     /// Every variant, for tests and for decoding.
-    pub const ALL: [ControlError; 29] = [
+    pub const ALL: [ControlError; 30] = [
         Self::ShortBuffer,
         Self::BadHeaderLength,
         Self::LengthPastBuffer,
@@ -99,6 +102,7 @@ impl ControlError {
         Self::NoSuchTarget,
         Self::BootImage,
         Self::CdNeedsSource,
+        Self::NotAvailable,
         Self::BufferTooSmall { needed: 0 },
         Self::NotAdministrator,
         Self::AccessDenied,
@@ -134,6 +138,7 @@ impl ControlError {
             Self::NoSuchTarget => 0x0206,
             Self::BootImage => 0x0207,
             Self::CdNeedsSource => 0x0208,
+            Self::NotAvailable => 0x0209,
             Self::BufferTooSmall { .. } => 0x0301,
             Self::NotAdministrator => 0x0302,
             Self::AccessDenied => 0x0303,
@@ -202,6 +207,7 @@ impl ControlError {
             Self::NoSuchTarget => "no LUN with that target id",
             Self::BootImage => "a boot loader's image cannot be removed",
             Self::CdNeedsSource => "a RAM CD needs a source image",
+            Self::NotAvailable => "this driver version cannot do that yet",
             Self::BufferTooSmall { .. } => "reply buffer too small",
             Self::NotAdministrator => "only Administrators may send control requests",
             Self::AccessDenied => "access to the file denied",

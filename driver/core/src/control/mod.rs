@@ -6,10 +6,10 @@
 //! [`SIGNATURE`] (§1). Everything after the header is this module's fixed-layout, little-endian,
 //! versioned payload (§2, §3). One definition serves both ends:
 //!
-//! * the driver calls [`parse`] on `DataBuffer[..DataTransferLength]`, then [`admit`] against its
-//!   LUN table, serves the request, and answers with [`reply_luns`], [`reply_lun`],
-//!   [`reply_removed`] or [`reply_error`], which give the SrbStatus and DataTransferLength to
-//!   complete with;
+//! * the driver calls [`serve`] on `DataBuffer[..DataTransferLength]` with its LUN table: it
+//!   parses, runs [`admit`], answers LIST LUNS and every refusal, and hands admitted work back;
+//!   the worker answers that with [`reply_lun`], [`reply_removed`] or [`reply_error`], which give
+//!   the SrbStatus and DataTransferLength to complete with;
 //! * the CLI sizes its buffer with [`buffer_len`], builds requests with [`encode`] and decodes
 //!   answers with [`read_reply`].
 //!
@@ -20,15 +20,17 @@ mod admit;
 mod error;
 mod reply;
 mod request;
+mod serve;
 mod wire;
 
-pub use admit::{admit, Decision, Limits, LunSummary};
+pub use admit::{admit, Decision, Limits, LunSummary, Services};
 pub use error::ControlError;
 pub use reply::{
     buffer_len, read_reply, reply_error, reply_len, reply_lun, reply_luns, reply_removed,
     Completion, LunEntries, LunInfo, Reply, ReplyError,
 };
 pub use request::{encode, parse, NtPath, Parsed, Request};
+pub use serve::{serve, Served};
 
 use crate::image::DeviceKind;
 
@@ -41,6 +43,10 @@ pub const VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 28;
 /// Longest path in UTF-16 units: a `UNICODE_STRING` counts bytes in a u16 (§3.2).
 pub const MAX_PATH_UNITS: usize = 32_767;
+/// Longest path the Windows ports keep per LUN ([`Limits::max_path_units`], §5): room for the
+/// longest Win32 long path most tools produce, and a LIST reply of 32 such LUNs stays under
+/// 70 KiB.
+pub const LUN_PATH_UNITS: usize = 1024;
 
 /// Byte offsets of the `SRB_IO_CONTROL` fields (§1).
 pub mod header {

@@ -77,10 +77,7 @@ fn transfer<'d>(
 }
 
 fn read_error(e: MediumError) -> Outcome {
-    match e {
-        MediumError::Busy => Outcome::busy(),
-        MediumError::Unreadable => Outcome::check_condition(SenseData::unrecovered_read_error()),
-    }
+    e.outcome(false)
 }
 
 pub(super) fn read(
@@ -121,8 +118,7 @@ pub(super) fn write(
     }
     match medium.write(offset, src) {
         Ok(()) => Outcome::good(src.len()),
-        Err(MediumError::Busy) => Outcome::busy(),
-        Err(MediumError::Unreadable) => Outcome::check_condition(SenseData::write_error()),
+        Err(e) => e.outcome(true),
     }
 }
 

@@ -5,12 +5,12 @@
 //! stable across boots with the same loader command line and distinct between images
 //! (docs/peers.md §5 item 4: unique IDs; §6: a valid serial number).
 
-use crate::image::{DeviceKind, MemoryImage};
+use crate::image::{DeviceKind, DiskBackedImage, MemoryImage};
 
 use super::buf::{Be64, Response};
 use super::sense::SenseData;
 
-pub(super) const VENDOR: [u8; 8] = *b"RVBLK   ";
+pub(crate) const VENDOR: [u8; 8] = *b"RVBLK   ";
 const REVISION: [u8; 4] = pad(env!("CARGO_PKG_VERSION"));
 /// VERSION field: SPC-4 (SPC-4 §6.4.2, table 142).
 const VERSION_SPC4: u8 = 0x06;
@@ -82,17 +82,32 @@ pub struct Identity {
 
 impl Identity {
     pub fn of(image: &MemoryImage) -> Self {
-        const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
-        const FNV_PRIME: u64 = 0x0000_0100_0000_01B3;
-        let mut hash = FNV_OFFSET;
-        let parts: [&[u8]; 4] = [
+        Self::hashed(&[
             image.source.name().as_bytes(),
             &image.phys_base.to_le_bytes(),
             &image.length.to_le_bytes(),
             image.kind.name().as_bytes(),
-        ];
+        ])
+    }
+
+    /// A disk-backed image's identity: its loader, first extent and length, so the same image
+    /// keeps its serial number across boots whatever RAM address its tables had.
+    pub fn of_disk_backed(image: &DiskBackedImage) -> Self {
+        let first = image.extents.first().map_or(0, |e| e.start);
+        Self::hashed(&[
+            image.source.name().as_bytes(),
+            &first.to_le_bytes(),
+            &image.length.to_le_bytes(),
+            image.kind.name().as_bytes(),
+        ])
+    }
+
+    fn hashed(parts: &[&[u8]]) -> Self {
+        const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
+        const FNV_PRIME: u64 = 0x0000_0100_0000_01B3;
+        let mut hash = FNV_OFFSET;
         for part in parts {
-            for &b in part {
+            for &b in part.iter() {
                 hash = (hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
             }
         }

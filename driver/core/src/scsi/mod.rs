@@ -49,8 +49,35 @@ pub enum MediumError {
     /// A transient resource problem (e.g. no free mapping view): the request should be retried
     /// (SRB_STATUS_BUSY).
     Busy,
-    /// The bytes cannot be reached (mapping failed permanently): MEDIUM ERROR / UNRECOVERED READ.
+    /// The bytes cannot be reached (mapping failed permanently, or the backing disk failed the
+    /// I/O): MEDIUM ERROR / UNRECOVERED READ ERROR for reads, WRITE ERROR for writes.
     Unreadable,
+    /// The disk holding a disk-backed image was removed: NOT READY / MEDIUM NOT PRESENT.
+    Removed,
+    /// The backing disk did not complete the I/O in time and it was cancelled: ABORTED COMMAND.
+    TimedOut,
+}
+
+impl MediumError {
+    /// The sense data of a failed medium access; the one place that maps these errors
+    /// (`docs/driver.md` "Disk-backed images"). `Busy` has none (the request is retried).
+    pub const fn sense(self, write: bool) -> Option<SenseData> {
+        match self {
+            MediumError::Busy => None,
+            MediumError::Unreadable if write => Some(SenseData::write_error()),
+            MediumError::Unreadable => Some(SenseData::unrecovered_read_error()),
+            MediumError::Removed => Some(SenseData::medium_not_present()),
+            MediumError::TimedOut => Some(SenseData::aborted_command()),
+        }
+    }
+
+    /// The outcome of a command that failed with this error.
+    pub const fn outcome(self, write: bool) -> Outcome {
+        match self.sense(write) {
+            Some(sense) => Outcome::check_condition(sense),
+            None => Outcome::busy(),
+        }
+    }
 }
 
 /// Byte access to one image. Offsets are relative to the image start; callers guarantee

@@ -42,6 +42,7 @@ impl AdditionalSense {
     pub const INVALID_FIELD_IN_CDB: Self = Self::new(0x24, 0x00);
     pub const WRITE_PROTECTED: Self = Self::new(0x27, 0x00);
     pub const SAVING_PARAMETERS_NOT_SUPPORTED: Self = Self::new(0x39, 0x00);
+    pub const MEDIUM_NOT_PRESENT: Self = Self::new(0x3A, 0x00);
     /// MMC-6 table F.1: READ CD asked for a sector type the track does not have.
     pub const ILLEGAL_MODE_FOR_THIS_TRACK: Self = Self::new(0x64, 0x00);
 
@@ -124,6 +125,18 @@ impl SenseData {
 
     pub const fn write_error() -> Self {
         Self::new(SenseKey::MediumError, AdditionalSense::WRITE_ERROR)
+    }
+
+    /// NOT READY / MEDIUM NOT PRESENT: the disk holding a disk-backed image is gone
+    /// (`docs/driver.md` "Disk-backed images").
+    pub const fn medium_not_present() -> Self {
+        Self::new(SenseKey::NotReady, AdditionalSense::MEDIUM_NOT_PRESENT)
+    }
+
+    /// ABORTED COMMAND without a more specific code: the backing disk did not answer in time
+    /// and the request was cancelled; the host may retry.
+    pub const fn aborted_command() -> Self {
+        Self::new(SenseKey::AbortedCommand, AdditionalSense::NONE)
     }
 
     pub const fn miscompare() -> Self {

@@ -1,6 +1,6 @@
 //! [`ScsiTarget`]: one LUN serving one [`MemoryImage`]; decodes the CDB and dispatches.
 
-use crate::image::{DeviceKind, MemoryImage};
+use crate::image::{DeviceKind, DiskBackedImage, LoaderSource, MemoryImage};
 
 use super::buf::Response;
 use super::cdb::{Command, Opcode};
@@ -24,6 +24,27 @@ impl ScsiTarget {
         Self {
             image,
             id: Identity::of(&image),
+        }
+    }
+
+    /// A target for a disk-backed image (`docs/driver.md` "Disk-backed images"): the same
+    /// command set, with the image's bytes reached through a [`Medium`] that reads the backing
+    /// disk. The target's [`MemoryImage`] has no physical address (0) and only carries kind,
+    /// length and write policy; its `source` is not reported anywhere for such a target.
+    pub fn for_disk_backed(image: &DiskBackedImage) -> Self {
+        let shape = MemoryImage {
+            kind: image.kind,
+            phys_base: 0,
+            length: image.length,
+            write_policy: image.write_policy,
+            source: LoaderSource::Grub4Dos,
+            table_address: image.table_address,
+            slot: image.slot,
+            bios_drive: image.emulated_drive,
+        };
+        Self {
+            image: shape,
+            id: Identity::of_disk_backed(image),
         }
     }
 

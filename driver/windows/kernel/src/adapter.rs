@@ -4,8 +4,10 @@
 
 use crate::discovery;
 use crate::medium::ImageMedium;
+use crate::physmem::PoolBox;
 use crate::rvblk_log;
 use arrayvec::ArrayVec;
+use rvblk_core::discovery::Discovered;
 use rvblk_core::integrity::{Fingerprint, FirstIoCheck, Verdict};
 use rvblk_core::log::{LunLine, RefusalLine};
 use rvblk_core::policy::Exposure;
@@ -16,7 +18,8 @@ pub const MAX_LUNS: usize = rvblk_core::discovery::MAX_IMAGES;
 /// Image `n` is target `n`, LUN 0 on path 0: each target answers REPORT LUNS with LUN 0 only
 /// (`rvblk_core::scsi`), and class drivers enumerate LUNs from that answer.
 pub const LUNS_PER_TARGET: usize = 1;
-pub const MAX_TARGETS: usize = MAX_LUNS;
+/// RAM images first, then the disk-backed ones (`crate::backed`).
+pub const MAX_TARGETS: usize = MAX_LUNS + rvblk_core::discovery::MAX_DISK_IMAGES;
 
 pub struct Lun {
     pub target: ScsiTarget,
@@ -46,12 +49,11 @@ impl Adapter {
     }
 
     /// Discovers and maps every exposed image into `self` (built in place: the table is too big
-    /// for a kernel stack). `self` is empty.
+    /// for a kernel stack). `self` is empty. Returns the discovery result, whose disk-backed
+    /// images the port serves separately (`crate::backed`).
     #[inline(never)]
-    pub fn discover(&mut self, exposure: Exposure, irql: &Passive) {
-        let Some(found) = discovery::run(irql) else {
-            return;
-        };
+    pub fn discover(&mut self, exposure: Exposure, irql: &Passive) -> Option<PoolBox<Discovered>> {
+        let found = discovery::run(irql)?;
         for f in found.images.iter() {
             let image = f.image;
             if !exposure.exposes(image.kind) {
@@ -87,10 +89,17 @@ impl Adapter {
             });
         }
         rvblk_log!("{} image(s) exposed", self.luns.len());
+        Some(found)
     }
 
     pub fn lun_count(&self) -> usize {
         self.luns.len()
+    }
+
+    /// Every LUN's target, in table order (image `n` is target `n`), for the control
+    /// interface's LIST LUNS.
+    pub fn targets(&self) -> impl Iterator<Item = &ScsiTarget> {
+        self.luns.iter().map(|l| &l.target)
     }
 
     /// The LUN at a SCSI address, if it exists and still holds what discovery saw.

@@ -4,7 +4,7 @@
 use crate::physmem::{self, LowMemorySnapshot, PoolBox};
 use crate::rvblk_log;
 use rvblk_core::discovery::{
-    discover_into, Discovered, DiscoveryInput, DiscoveryLog, Event, Firmware,
+    discover_with, Discovered, DiscoveryInput, DiscoveryLog, Event, Firmware, Handoff,
 };
 use rvblk_core::log::RefusalLine;
 use rvblk_irql::Passive;
@@ -47,7 +47,18 @@ pub fn run(irql: &Passive) -> Option<PoolBox<Discovered>> {
         },
         total_ram_bytes: total,
     };
-    discover_into(&mem, &input, &mut DbgLog, &mut found);
+    // Ventoy's UEFI hand-off (`docs/ventoy.md` §3.2, §4): absent routine (before Windows 8),
+    // a BIOS machine or absent variables leave both empty, i.e. the BIOS behaviour.
+    let mut os_param = [0u8; 512];
+    let mut ram_disk = [0u8; 16];
+    let handoff = Handoff {
+        ventoy_os_param: ventoy_variable(&VENTOY_OS_PARAM, &mut os_param, irql),
+        ventoy_ram_disk: ventoy_variable(&VENTOY_RAM_DISK, &mut ram_disk, irql),
+    };
+    discover_with(&mem, &input, &handoff, &mut DbgLog, &mut found);
+    for r in found.disk_refused.iter() {
+        rvblk_log!("disk-backed image refused: {}", r);
+    }
     for r in found.refused.iter() {
         rvblk_log!(
             "{}",
@@ -60,4 +71,31 @@ pub fn run(irql: &Passive) -> Option<PoolBox<Discovered>> {
         );
     }
     Some(found)
+}
+
+const fn utf16<const N: usize>(s: &[u8; N]) -> [u16; N] {
+    let mut w = [0u16; N];
+    let mut i = 0;
+    while i < N {
+        w[i] = s[i] as u16;
+        i += 1;
+    }
+    w
+}
+
+const VENTOY_OS_PARAM: [u16; 13] = utf16(b"VentoyOsParam");
+const VENTOY_RAM_DISK: [u16; 13] = utf16(b"VentoyRamDisk");
+
+fn ventoy_variable<'b>(name: &[u16], buf: &'b mut [u8], irql: &Passive) -> Option<&'b [u8]> {
+    let got = crate::ntio::firmware_variable(name, &rvblk_abi::GUID_VENTOY_VENDOR, buf, irql)?;
+    rvblk_log!(
+        "UEFI variable {} read ({} bytes)",
+        if name == VENTOY_OS_PARAM {
+            "VentoyOsParam"
+        } else {
+            "VentoyRamDisk"
+        },
+        got.len()
+    );
+    Some(got)
 }

@@ -19,7 +19,8 @@ pub const DEVICE_EXTENSION_SIZE: u32 = core::mem::size_of::<DeviceState>() as u3
 ///   other reference to the state exists during `'a`.
 pub unsafe fn state_mut<'a>(ext: *mut c_void) -> &'a mut DeviceState {
     // SAFETY: per the contract. An all-zero DeviceState is valid (live = false, an empty
-    // ArrayVec, BufferMapping::All are all zero bits), so a fresh extension is a valid value.
+    // ArrayVec, BufferMapping::All, `disk: None` are all zero bits — see the niche assertion
+    // next to `DiskService`), so a fresh extension is a valid value.
     unsafe { &mut *ext.cast::<DeviceState>() }
 }
 
@@ -79,5 +80,29 @@ pub unsafe fn adapter_control<'a>(control: u32, params: *mut c_void) -> AdapterC
         STOP_ADAPTER => AdapterControl::Stop,
         RESTART_ADAPTER => AdapterControl::Restart,
         other => AdapterControl::Other(other),
+    }
+}
+
+/// The adapter's device extension as the port's notification routines need it
+/// (StorPortNotification's HwDeviceExtension argument), for the worker thread.
+#[derive(Clone, Copy)]
+pub struct AdapterRef(*mut c_void);
+
+// SAFETY: only an address handed back to the port's notification routines, which accept it from
+// any thread (`docs/windows-integration.md` §8.3).
+unsafe impl Send for AdapterRef {}
+// SAFETY: as above; never dereferenced by the driver.
+unsafe impl Sync for AdapterRef {}
+
+impl AdapterRef {
+    /// # Safety
+    /// `ext` is this adapter's device extension as the port passed it to a callback; the value
+    /// is used only while the adapter exists (the worker is stopped before removal completes).
+    pub unsafe fn new(ext: *mut c_void) -> Self {
+        Self(ext)
+    }
+
+    pub fn as_ptr(self) -> *mut c_void {
+        self.0
     }
 }

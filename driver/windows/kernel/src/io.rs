@@ -5,6 +5,8 @@
 use crate::adapter::LunLookup;
 use crate::port::DeviceState;
 use crate::srb::{DataAccess, Srb};
+use rvblk_core::backed::{admit, Admission};
+use rvblk_core::scsi::{Medium, MediumError, Outcome};
 use rvblk_core::srb::{self, status, BufferUse, SrbAction};
 use rvblk_irql::Dispatch;
 
@@ -21,17 +23,128 @@ pub trait PortBuffers {
     }
 }
 
-/// Executes `srb` and fills its completion fields. The caller completes it afterwards, once.
-pub fn start_io(state: &DeviceState, srb: &mut Srb<'_>, port: &impl PortBuffers, irql: &Dispatch) {
+/// What HwStartIo did with a request.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Started {
+    /// The completion fields are filled: the trampoline completes it now.
+    Done,
+    /// Handed to the disk worker, which completes it (the trampoline must not).
+    Pending,
+}
+
+/// HwStartIo with disk-backed LUNs (StorPort): a request for one of them goes through the
+/// core's admission (`rvblk_core::backed::admit`); every other request is served at once as
+/// by [`start_io_now`].
+pub fn start_io(
+    state: &DeviceState,
+    mut srb: Srb<'_>,
+    port: &impl PortBuffers,
+    irql: &Dispatch,
+) -> Started {
+    let disk = state.disk.as_ref().filter(|_| state.live);
+    let Some(path) = disk.map(|d| d.path()) else {
+        start_io_now(state, &mut srb, port, irql);
+        return Started::Done;
+    };
+    let (p, t, l) = srb.address();
+    let lun_at = path.lun_at(p, t, l);
+    let Some((index, lun)) =
+        lun_at.filter(|_| srb.function() == rvblk_core::srb::function::EXECUTE_SCSI)
+    else {
+        start_io_now(state, &mut srb, port, irql);
+        return Started::Done;
+    };
+    let (cdb, cdb_len) = srb.cdb();
+    match admit(lun.state(), &cdb[..cdb_len]) {
+        Admission::NoDevice => srb.set_status(status::NO_DEVICE),
+        Admission::Refuse(sense) => {
+            let flags = srb.flags();
+            let (_, sense_buf) = srb.buffers();
+            let done = srb::complete(&Outcome::check_condition(sense), flags, sense_buf);
+            srb.finish(&done);
+        }
+        Admission::Now => {
+            let (flags, length) = (srb.flags(), srb.transfer_length());
+            let (mut access, sense) = srb.buffers();
+            let mut buffer = Buffer {
+                access: &mut access,
+                port,
+                irql,
+            };
+            let done = srb::execute_scsi(
+                &lun.target,
+                &cdb[..cdb_len],
+                flags,
+                length,
+                &mut buffer,
+                sense,
+                &Untouched,
+            );
+            srb.finish(&done);
+        }
+        Admission::Queue => {
+            // The data buffer's system address is taken here, where the port allows it, and
+            // stays valid until completion (`docs/windows-integration.md` §8.3).
+            let data = if srb.transfer_length() == 0 {
+                Some(core::ptr::null_mut())
+            } else {
+                let (mut access, _) = srb.buffers();
+                let mut buffer = Buffer {
+                    access: &mut access,
+                    port,
+                    irql,
+                };
+                srb::DataBuffer::get(&mut buffer, BufferUse::MediumData).map(|b| b.as_mut_ptr())
+            };
+            let Some(data) = data else {
+                srb.set_status(status::BUSY);
+                return Started::Done;
+            };
+            return match path.enqueue(index, srb, data, irql) {
+                Ok(()) => Started::Pending,
+                Err(mut srb) => {
+                    srb.set_status(status::BUSY);
+                    Started::Done
+                }
+            };
+        }
+    }
+    Started::Done
+}
+
+/// The medium of a disk-backed LUN for the commands answered in HwStartIo, which never touch
+/// it (`rvblk_core::backed::Admission::Now`); a read or write here would be a core bug and
+/// fails as unreadable.
+struct Untouched;
+
+impl Medium for Untouched {
+    fn read(&self, _: u64, _: &mut [u8]) -> Result<(), MediumError> {
+        Err(MediumError::Unreadable)
+    }
+    fn write(&self, _: u64, _: &[u8]) -> Result<(), MediumError> {
+        Err(MediumError::Unreadable)
+    }
+}
+
+/// Executes `srb` and fills its completion fields (RAM images, every non-SCSI function). The
+/// caller completes it afterwards, once.
+pub fn start_io_now(
+    state: &DeviceState,
+    srb: &mut Srb<'_>,
+    port: &impl PortBuffers,
+    irql: &Dispatch,
+) {
     if !state.live {
         srb.set_status(status::NO_DEVICE);
         return;
     }
     match srb::action(srb.function()) {
         SrbAction::ExecuteScsi => execute_scsi(state, srb, port, irql),
-        // No private IOCTLs and no PnP capabilities beyond the defaults: StorPort treats
-        // INVALID_REQUEST as "not handled" for both.
-        SrbAction::IoControl | SrbAction::Pnp => srb.set_status(status::INVALID_REQUEST),
+        SrbAction::IoControl => crate::control::io_control(&state.adapter, state.ram_bytes, srb),
+        // No PnP capabilities beyond the defaults: StorPort treats INVALID_REQUEST as "not
+        // handled".
+        SrbAction::Pnp => srb.set_status(status::INVALID_REQUEST),
         SrbAction::Complete(s) => srb.set_status(s),
     }
 }

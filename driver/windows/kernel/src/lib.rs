@@ -6,6 +6,8 @@
 //!
 //! * [`nt`] — the ntoskrnl/HAL imports; wrappers with an IRQL rule take an `rvblk_irql` token;
 //!   the panic handler and `_fltused`.
+//! * [`ntio`] — the asynchronous disk path's kernel objects: spin-locked data, events, the
+//!   worker thread, disk-interface notifications, opened disks and their IRPs, UEFI variables.
 //! * [`physmem`] — pool objects, the low-memory snapshot, OS RAM ranges, the NFIT.
 //! * [`medium`] — image mappings and byte access for the I/O path.
 //! * [`srb`] — a safe view of one live SRB and its buffers.
@@ -19,14 +21,19 @@
 //!
 //! * [`port`] — ConfigInfo per port flavour, HwFindAdapter/HwAdapterControl/free logic.
 //! * [`discovery`] — PASSIVE_LEVEL (HwFindAdapter): runs the core's discovery.
+//! * [`backed`] — disk-backed images: the worker thread, its queue, disk arrival/removal,
+//!   identification and the I/O through the extent list (`docs/driver.md` "Disk-backed images").
 //! * [`adapter`] — the LUN table, exposure (core policy) and rule 29 (core integrity).
 //! * [`io`] — HwStartIo's logic (≤ DISPATCH_LEVEL, many CPUs at once).
+//! * [`control`] — HwStartIo's SRB_FUNCTION_IO_CONTROL: the control interface.
 //! * [`log`] — `DbgPrint` lines with the `rvblk:` prefix.
 #![no_std]
 // Enforced: only the modules marked `allow(unsafe_code)` below may contain unsafe code.
 #![deny(unsafe_code)]
 
 pub mod adapter;
+pub mod backed;
+pub mod control;
 pub mod discovery;
 #[allow(unsafe_code)]
 pub mod extension;
@@ -36,6 +43,8 @@ pub mod log;
 pub mod medium;
 #[allow(unsafe_code)]
 pub mod nt;
+#[allow(unsafe_code)]
+pub mod ntio;
 #[allow(unsafe_code)]
 pub mod physmem;
 pub mod port;

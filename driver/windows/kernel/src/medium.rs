@@ -168,13 +168,7 @@ impl Medium for ImageMedium {
             return v.copy(offset, dst.len(), |chunk_src, at| {
                 // SAFETY: `chunk_src` is valid for the chunk length inside a pinned view, and
                 // `dst[at..]` has at least that many bytes (ViewCache::copy splits exactly).
-                unsafe {
-                    copy_bytes(
-                        chunk_src.0,
-                        dst.as_mut_ptr().wrapping_add(at),
-                        chunk_src.1,
-                    )
-                }
+                unsafe { copy_bytes(chunk_src.0, dst.as_mut_ptr().wrapping_add(at), chunk_src.1) }
             });
         }
         // SAFETY: `whole` maps `length` bytes and `offset + dst.len() <= length` was checked; the
@@ -196,14 +190,16 @@ impl Medium for ImageMedium {
         if let Some(v) = unsafe { self.views.as_ref() } {
             return v.copy(offset, src.len(), |chunk_dst, at| {
                 // SAFETY: as in `read`, with the direction reversed.
-                unsafe {
-                    copy_bytes(src.as_ptr().wrapping_add(at), chunk_dst.0, chunk_dst.1)
-                }
+                unsafe { copy_bytes(src.as_ptr().wrapping_add(at), chunk_dst.0, chunk_dst.1) }
             });
         }
         // SAFETY: as in `read`; the image memory is hidden from Windows, so nothing else owns it.
         unsafe {
-            copy_bytes(src.as_ptr(), self.whole.wrapping_add(offset as usize), src.len())
+            copy_bytes(
+                src.as_ptr(),
+                self.whole.wrapping_add(offset as usize),
+                src.len(),
+            )
         };
         Ok(())
     }

@@ -83,6 +83,50 @@ extern "fastcall" {
     fn KfReleaseSpinLock(lock: *mut usize, new_irql: u8);
 }
 
+/// `KfAcquireSpinLock` (x86 HAL, fastcall): raises to DISPATCH_LEVEL and returns the old IRQL.
+///
+/// # Safety
+/// `lock` is a live KSPIN_LOCK word; IRQL ≤ DISPATCH_LEVEL; released with
+/// [`release_spin_lock`] and the returned IRQL.
+#[cfg(target_arch = "x86")]
+pub unsafe fn acquire_spin_lock(lock: *mut usize) -> u8 {
+    // SAFETY: per the caller's contract.
+    unsafe { KfAcquireSpinLock(lock) }
+}
+
+/// `KfReleaseSpinLock` (x86 HAL, fastcall).
+///
+/// # Safety
+/// `lock` is held by this thread; `old` is what [`acquire_spin_lock`] returned.
+#[cfg(target_arch = "x86")]
+pub unsafe fn release_spin_lock(lock: *mut usize, old: u8) {
+    // SAFETY: per the caller's contract.
+    unsafe { KfReleaseSpinLock(lock, old) }
+}
+
+/// `ZwClose` on a kernel handle (PASSIVE_LEVEL).
+///
+/// # Safety
+/// `handle` is an open kernel handle owned by the caller, closed exactly once, and the caller
+/// runs at PASSIVE_LEVEL.
+pub unsafe fn close_handle(handle: *mut c_void) {
+    // SAFETY: per the caller's contract.
+    unsafe { ZwClose(handle) };
+}
+
+/// The DriverObject DriverEntry received, for IoRegisterPlugPlayNotification (the only routine
+/// that needs it after DriverEntry). Set once, in DriverEntry, before the port calls anything.
+static DRIVER_OBJECT: core::sync::atomic::AtomicPtr<c_void> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+pub fn set_driver_object(driver_object: *mut c_void) {
+    DRIVER_OBJECT.store(driver_object, core::sync::atomic::Ordering::Release);
+}
+
+pub fn driver_object() -> *mut c_void {
+    DRIVER_OBJECT.load(core::sync::atomic::Ordering::Acquire)
+}
+
 /// Pool tag `rvbk` (shows as "rvbk" in pool dumps).
 pub const POOL_TAG: u32 = u32::from_le_bytes(*b"rvbk");
 

@@ -16,8 +16,15 @@ const LOW_PAGES: usize = LOW_END / PAGE;
 /// OS RAM ranges kept; more than this (never seen: Windows reports a handful) fails safe.
 pub const MAX_OS_RANGES: usize = 64;
 
-/// A `T` in non-paged pool: for values too big for a kernel stack.
-pub struct PoolBox<T>(*mut T);
+/// A `T` in non-paged pool: for values too big for a kernel stack. Never null, so an
+/// `Option<PoolBox<T>>` of all-zero bytes is `None` (a zeroed device extension stays valid).
+pub struct PoolBox<T>(core::ptr::NonNull<T>);
+
+// SAFETY: the box owns its `T` like `Box` does; sending or sharing it is sending or sharing the
+// `T`.
+unsafe impl<T: Send> Send for PoolBox<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for PoolBox<T> {}
 
 impl<T: Default> PoolBox<T> {
     /// Allocates and initialises `T::default()` in pool. `None` when out of pool.
@@ -27,7 +34,7 @@ impl<T: Default> PoolBox<T> {
         // SAFETY: fresh pool of the right size, suitably aligned (pool is 8/16-byte aligned,
         // enough for the types used here); written before any read.
         unsafe { p.write(T::default()) };
-        Some(Self(p))
+        core::ptr::NonNull::new(p).map(Self)
     }
 }
 
@@ -35,23 +42,63 @@ impl<T> core::ops::Deref for PoolBox<T> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: points to the initialised `T` this box owns (see `new_default`).
-        unsafe { &*self.0 }
+        unsafe { self.0.as_ref() }
     }
 }
 
 impl<T> core::ops::DerefMut for PoolBox<T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
-        unsafe { &mut *self.0 }
+        unsafe { self.0.as_mut() }
     }
 }
 
 impl<T> Drop for PoolBox<T> {
     fn drop(&mut self) {
         // SAFETY: initialised in `new_default`, dropped once here.
-        unsafe { core::ptr::drop_in_place(self.0) };
+        unsafe { core::ptr::drop_in_place(self.0.as_ptr()) };
         // SAFETY: our pool allocation, not used after this.
-        unsafe { nt::free_pool(self.0.cast()) };
+        unsafe { nt::free_pool(self.0.as_ptr().cast()) };
+    }
+}
+
+/// Zeroed bytes in non-paged pool (the disk worker's bounce sector), freed on drop.
+pub struct PoolBuf {
+    p: core::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: owns its bytes like a `Box<[u8]>`.
+unsafe impl Send for PoolBuf {}
+
+impl PoolBuf {
+    pub fn new(len: usize, irql: &impl rvblk_irql::AtMostDispatch) -> Option<Self> {
+        let p = core::ptr::NonNull::new(nt::alloc_nonpaged(len, irql)?)?;
+        // SAFETY: a fresh allocation of `len` bytes.
+        unsafe { core::ptr::write_bytes(p.as_ptr(), 0, len) };
+        Some(Self { p, len })
+    }
+}
+
+impl core::ops::Deref for PoolBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `len` initialised bytes owned by `self`.
+        unsafe { core::slice::from_raw_parts(self.p.as_ptr(), self.len) }
+    }
+}
+
+impl core::ops::DerefMut for PoolBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, exclusive through `&mut self`.
+        unsafe { core::slice::from_raw_parts_mut(self.p.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for PoolBuf {
+    fn drop(&mut self) {
+        // SAFETY: our pool allocation, not used after this.
+        unsafe { nt::free_pool(self.p.as_ptr()) };
     }
 }
 

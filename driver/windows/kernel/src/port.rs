@@ -4,9 +4,12 @@
 //! arguments into the types used here.
 
 use crate::adapter::{Adapter, LUNS_PER_TARGET, MAX_TARGETS};
+use crate::backed::DiskService;
+use crate::rvblk_log;
 use crate::srb::BufferMapping;
 use core::mem::{offset_of, size_of};
 use rvblk_abi::*;
+use rvblk_core::image::DiskBackedImage;
 use rvblk_core::policy::Exposure;
 use rvblk_irql::Passive;
 
@@ -18,6 +21,25 @@ pub struct DeviceState {
     /// How the port maps data buffers, as declared in HwFindAdapter; read by HwStartIo.
     pub mapping: BufferMapping,
     pub adapter: Adapter,
+    /// The RAM Windows manages, measured in HwFindAdapter: the RAM-disk limit of the control
+    /// interface (`crate::control`).
+    pub ram_bytes: u64,
+    /// The disk-backed images' worker, when there are any and the port serves them
+    /// (`docs/driver.md` "Disk-backed images"). `None` (all-zero bytes) otherwise.
+    pub disk: Option<DiskService>,
+}
+
+/// Starts the disk path for these images at targets from the given one (`backed::start` with
+/// the port's notifications).
+pub type StartDisks<'a> = &'a dyn Fn(&[DiskBackedImage], u8, &Passive) -> Option<DiskService>;
+
+/// Whether a port flavour serves disk-backed images.
+#[derive(Clone, Copy)]
+pub enum DiskBacked<'a> {
+    /// StorPort: a worker completes pending requests through the port's notifications.
+    Serve(StartDisks<'a>),
+    /// Not served by this flavour; the reason is logged when such images exist.
+    NotServed(&'static str),
 }
 
 /// Largest transfer per SRB.
@@ -85,12 +107,14 @@ pub fn fill_config(config: &mut PortConfigurationInformation, flavour: Flavour) 
     }
 }
 
-/// HwFindAdapter's common part: reset a restarted extension, fill ConfigInfo, discover.
+/// HwFindAdapter's common part: reset a restarted extension, fill ConfigInfo, discover, and
+/// start the disk path when there are disk-backed images (no thread otherwise).
 pub fn find_adapter(
     state: &mut DeviceState,
     config: &mut PortConfigurationInformation,
     flavour: Flavour,
     exposure: Exposure,
+    disk_backed: DiskBacked<'_>,
     irql: &Passive,
 ) -> u32 {
     free_resources(state, irql);
@@ -100,7 +124,23 @@ pub fn find_adapter(
         Flavour::ScsiPortLegacy => BufferMapping::All,
     };
     // A fresh extension is zeroed, which is an empty table; a restarted one was released above.
-    state.adapter.discover(exposure, irql);
+    let found = state.adapter.discover(exposure, irql);
+    if let Some(found) = found.filter(|f| !f.disk_backed.is_empty()) {
+        match disk_backed {
+            DiskBacked::Serve(start) => {
+                let first = state.adapter.lun_count() as u8;
+                state.disk = start(&found.disk_backed, first, irql);
+            }
+            DiskBacked::NotServed(why) => {
+                rvblk_log!(
+                    "{} disk-backed image(s) not served: {}",
+                    found.disk_backed.len(),
+                    why
+                );
+            }
+        }
+    }
+    state.ram_bytes = crate::control::os_ram_bytes(irql);
     state.live = true;
     SP_RETURN_FOUND
 }
@@ -136,8 +176,22 @@ pub fn adapter_control(control: AdapterControl<'_>) -> u32 {
     }
 }
 
+/// The disk-backed images' service, stopped (no callback, worker ended, disks released,
+/// nothing pending): HwFreeAdapterResources and a restarted HwFindAdapter of the StorPort
+/// flavour call it before [`free_resources`].
+pub fn stop_disk_backed(state: &mut DeviceState, irql: &Passive) {
+    if let Some(disk) = state.disk.take() {
+        disk.stop(irql);
+    }
+}
+
 /// HwFreeAdapterResources / removal: release every mapping. No I/O is in flight.
 pub fn free_resources(state: &mut DeviceState, _irql: &Passive) {
+    // The flavour that serves disk-backed images stops their service before calling this
+    // (`stop_disk_backed`), so that the other flavour's binary carries none of its imports.
+    if let Some(never_started) = state.disk.take() {
+        core::mem::forget(never_started);
+    }
     if state.live {
         state.adapter.release();
         state.live = false;

@@ -40,6 +40,44 @@ impl BufferMapping {
 pub struct Srb<'a> {
     raw: &'a mut ScsiRequestBlock,
     mapping: BufferMapping,
+    /// The data buffer's system address: DataBuffer, or for a queued request the address
+    /// HwStartIo obtained (mapped or through the port).
+    data: *mut u8,
+}
+
+/// An SRB that HwStartIo left pending (`docs/driver.md` "Disk-backed images"), with the system
+/// address of its data buffer. Only [`Srb::defer`] makes one, from the live view HwStartIo had,
+/// and HwStartIo then returns without completing the SRB; completing consumes it
+/// ([`QueuedSrb::into_raw`]), so it is completed exactly once.
+pub struct QueuedSrb {
+    srb: core::ptr::NonNull<ScsiRequestBlock>,
+    data: *mut u8,
+}
+
+// SAFETY: a pending SRB belongs to the miniport until completion, on whatever thread completes
+// it; the port does not touch it meanwhile (`docs/windows-integration.md` §8.3).
+unsafe impl Send for QueuedSrb {}
+
+impl QueuedSrb {
+    /// A view of the pending SRB for the worker, with every buffer reached through the address
+    /// HwStartIo recorded.
+    pub fn view(&mut self) -> Srb<'_> {
+        // SAFETY: a QueuedSrb exists only for a live SRB the miniport owns and has not
+        // completed (type invariant, see `Srb::defer`); `&mut self` makes this view the only
+        // one; the recorded data address stays valid until completion (port rule, §8.3); the
+        // sense buffer is as HwStartIo saw it.
+        let raw = unsafe { &mut *self.srb.as_ptr() };
+        Srb {
+            raw,
+            mapping: BufferMapping::All,
+            data: self.data,
+        }
+    }
+
+    /// The SRB for the port's completion call; the queued handle is gone afterwards.
+    pub fn into_raw(self) -> *mut ScsiRequestBlock {
+        self.srb.as_ptr()
+    }
 }
 
 impl<'a> Srb<'a> {
@@ -53,7 +91,18 @@ impl<'a> Srb<'a> {
     pub unsafe fn from_raw(raw: *mut ScsiRequestBlock, mapping: BufferMapping) -> Self {
         // SAFETY: live and exclusively ours during `'a` (first point of the contract).
         let raw = unsafe { &mut *raw };
-        Self { raw, mapping }
+        let data = raw.data_buffer.cast();
+        Self { raw, mapping, data }
+    }
+
+    /// Leaves the request pending: the caller (HwStartIo) must return without completing it;
+    /// the worker completes it later through the returned handle. `data` is the system address
+    /// of the whole data buffer (null when it moves no data), valid until completion.
+    pub fn defer(self, data: *mut u8) -> QueuedSrb {
+        QueuedSrb {
+            srb: core::ptr::NonNull::from(self.raw),
+            data,
+        }
     }
 
     pub fn function(&self) -> u8 {
@@ -111,7 +160,7 @@ impl<'a> Srb<'a> {
             }
         };
         let access = DataAccess {
-            data: self.raw.data_buffer.cast(),
+            data: self.data,
             len: self.raw.data_transfer_length as usize,
             mapping: self.mapping,
             srb: core::ptr::addr_of_mut!(*self.raw),

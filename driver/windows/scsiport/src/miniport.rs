@@ -6,12 +6,17 @@ use rvblk_abi::PortConfigurationInformation;
 use rvblk_core::policy::{self, Exposure, Service, SetupPhase};
 use rvblk_irql::{Dispatch, Passive};
 use rvblk_kernel::io::PortBuffers;
-use rvblk_kernel::port::{self, DeviceState, Flavour};
+use rvblk_kernel::port::{self, DeviceState, DiskBacked, Flavour};
 use rvblk_kernel::srb::Srb;
 use rvblk_kernel::trampolines::AdapterCallbacks;
 use rvblk_kernel::{nt, rvblk_log};
 
 pub struct RamDisks;
+
+/// Why the SCSIPORT flavour leaves disk-backed images alone (`docs/driver.md` "Disk-backed
+/// images", SCSIPORT).
+const NOT_SERVED: &str =
+    "the SCSIPORT flavour (rvblkxp.sys) serves RAM images only; load a map --mem image instead";
 
 /// SCSIPORT maps every buffer (MapBuffers = TRUE): nothing is reached any other way.
 struct MappedOnly;
@@ -76,10 +81,17 @@ impl ScsiMiniport for RamDisks {
                 phase.name()
             );
         }
-        port::find_adapter(state, config, Flavour::ScsiPortLegacy, exposure, irql)
+        port::find_adapter(
+            state,
+            config,
+            Flavour::ScsiPortLegacy,
+            exposure,
+            DiskBacked::NotServed(NOT_SERVED),
+            irql,
+        )
     }
 
     fn start_io(state: &DeviceState, srb: &mut Srb<'_>, irql: &Dispatch) {
-        rvblk_kernel::io::start_io(state, srb, &MappedOnly, irql);
+        rvblk_kernel::io::start_io_now(state, srb, &MappedOnly, irql);
     }
 }

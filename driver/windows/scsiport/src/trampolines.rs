@@ -15,6 +15,7 @@ use rvblk_abi::*;
 use rvblk_core::policy::Service;
 use rvblk_irql::{Dispatch, Passive};
 use rvblk_kernel::extension::{self, DEVICE_EXTENSION_SIZE};
+use rvblk_kernel::io::Started;
 use rvblk_kernel::port::DeviceState;
 use rvblk_kernel::srb::Srb;
 use rvblk_kernel::trampolines::{
@@ -150,9 +151,14 @@ unsafe extern "system" fn hw_start_io<M: ScsiMiniport>(
     ext: *mut c_void,
     srb: *mut ScsiRequestBlock,
 ) -> u8 {
+    let serve = |state: &DeviceState, mut request: Srb<'_>, irql: &Dispatch| {
+        M::start_io(state, &mut request, irql);
+        Started::Done
+    };
+    // Every request completes here: this flavour serves no disk-backed image.
     // SAFETY: IRQL, extension and SRB as `start_io` requires (contract; HwFindAdapter recorded
     // BufferMapping::All, which MapBuffers = TRUE provides).
-    unsafe { trampolines::start_io(ext, srb, M::start_io) };
+    let _done = unsafe { trampolines::start_io(ext, srb, serve) };
     // SAFETY: the request is complete, no reference to it remains, handed back exactly once.
     unsafe { scsiport::complete_and_ask_next(ext, srb) };
     1

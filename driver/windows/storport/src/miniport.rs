@@ -1,11 +1,17 @@
-//! rvblk's StorPort logic (safe): a virtual adapter that exposes every image discovery accepts.
+//! rvblk's StorPort logic (safe): a virtual adapter that exposes every image discovery accepts:
+//! RAM images served in HwStartIo, disk-backed ones through the disk worker (`docs/driver.md`
+//! "Disk-backed images").
 
-use crate::storport::StorPortAdapter;
+use crate::storport::{StorPortAdapter, StorPortCalls};
 use crate::trampolines::StorMiniport;
 use rvblk_abi::PortConfigurationInformation;
+use rvblk_core::image::DiskBackedImage;
 use rvblk_core::policy::Exposure;
 use rvblk_irql::{Dispatch, Passive};
-use rvblk_kernel::port::{self, DeviceState, Flavour};
+use rvblk_kernel::backed;
+use rvblk_kernel::extension::AdapterRef;
+use rvblk_kernel::io::Started;
+use rvblk_kernel::port::{self, DeviceState, DiskBacked, Flavour};
 use rvblk_kernel::srb::{BufferMapping, Srb};
 use rvblk_kernel::trampolines::AdapterCallbacks;
 
@@ -19,27 +25,34 @@ impl StorMiniport for RamDisks {
         state: &mut DeviceState,
         config: &mut PortConfigurationInformation,
         mapping: BufferMapping,
+        adapter: AdapterRef,
         irql: &Passive,
     ) -> u32 {
+        port::stop_disk_backed(state, irql);
+        let start = |images: &[DiskBackedImage], first: u8, irql: &Passive| {
+            backed::start::<StorPortCalls>(images, first, adapter, irql)
+        };
         port::find_adapter(
             state,
             config,
             Flavour::StorPortVirtual { mapping },
             Exposure::ALL,
+            DiskBacked::Serve(&start),
             irql,
         )
     }
 
     fn start_io(
         state: &DeviceState,
-        srb: &mut Srb<'_>,
+        srb: Srb<'_>,
         adapter: &StorPortAdapter,
         irql: &Dispatch,
-    ) {
-        rvblk_kernel::io::start_io(state, srb, adapter, irql);
+    ) -> Started {
+        rvblk_kernel::io::start_io(state, srb, adapter, irql)
     }
 
     fn free_resources(state: &mut DeviceState, irql: &Passive) {
+        port::stop_disk_backed(state, irql);
         port::free_resources(state, irql);
     }
 }

@@ -5,8 +5,10 @@ use core::ffi::c_void;
 use rvblk_abi::{HwInitializationData, ScsiRequestBlock};
 use rvblk_core::srb::BufferUse;
 use rvblk_irql::{Dispatch, Passive};
+use rvblk_kernel::backed::PortCalls;
+use rvblk_kernel::extension::AdapterRef;
 use rvblk_kernel::io::PortBuffers;
-use rvblk_kernel::srb::DataAccess;
+use rvblk_kernel::srb::{DataAccess, QueuedSrb};
 
 rvblk_kernel::kernel_imports!("storport.sys", "system" {
     fn StorPortInitialize(
@@ -92,5 +94,30 @@ impl PortBuffers for StorPortAdapter {
         // (DataTransferLength bytes), owned by this request until completion and borrowed from
         // `access` here.
         Some(unsafe { core::slice::from_raw_parts_mut(va.cast::<u8>(), access.len()) })
+    }
+}
+
+/// What the disk worker asks of StorPort (`docs/windows-integration.md` §8.3): RequestComplete
+/// and BusChangeDetected are both allowed from any thread at ≤ DISPATCH_LEVEL.
+pub struct StorPortCalls;
+
+impl PortCalls for StorPortCalls {
+    fn complete(adapter: AdapterRef, srb: QueuedSrb) {
+        // SAFETY: the adapter's extension; a pending SRB this miniport owns and has not
+        // completed (QueuedSrb invariant), handed back exactly once (consumed here) with no view
+        // of it left (the worker's view ended before this call).
+        unsafe { request_complete(adapter.as_ptr(), srb.into_raw()) };
+    }
+
+    fn bus_changed(adapter: AdapterRef) {
+        // SAFETY: BusChangeDetected takes (ext, UCHAR PathId), the PathId promoted to int as a
+        // variadic argument; the adapter exists while its worker runs.
+        unsafe {
+            StorPortNotification(
+                rvblk_abi::notification::BUS_CHANGE_DETECTED,
+                adapter.as_ptr(),
+                0u32,
+            )
+        };
     }
 }

@@ -14,7 +14,8 @@ use crate::storport::{self, StorPortAdapter};
 use core::ffi::c_void;
 use rvblk_abi::*;
 use rvblk_irql::{Dispatch, Passive};
-use rvblk_kernel::extension::{self, DEVICE_EXTENSION_SIZE};
+use rvblk_kernel::extension::{self, AdapterRef, DEVICE_EXTENSION_SIZE};
+use rvblk_kernel::io::Started;
 use rvblk_kernel::port::DeviceState;
 use rvblk_kernel::srb::{BufferMapping, Srb};
 use rvblk_kernel::trampolines::{
@@ -28,12 +29,18 @@ pub trait StorMiniport: AdapterCallbacks {
         state: &mut DeviceState,
         config: &mut PortConfigurationInformation,
         mapping: BufferMapping,
+        adapter: AdapterRef,
         irql: &Passive,
     ) -> u32;
     /// HwStartIo (≤ DISPATCH_LEVEL, unsynchronised, several CPUs at once,
-    /// `docs/windows-integration.md` §1.9). Fills the SRB's completion fields; the trampoline
-    /// completes it.
-    fn start_io(state: &DeviceState, srb: &mut Srb<'_>, adapter: &StorPortAdapter, irql: &Dispatch);
+    /// `docs/windows-integration.md` §1.9). [`Started::Done`]: the completion fields are filled
+    /// and the trampoline completes it; [`Started::Pending`]: the disk worker completes it.
+    fn start_io(
+        state: &DeviceState,
+        srb: Srb<'_>,
+        adapter: &StorPortAdapter,
+        irql: &Dispatch,
+    ) -> Started;
     /// HwFreeAdapterResources (PASSIVE_LEVEL, no I/O in flight).
     fn free_resources(state: &mut DeviceState, irql: &Passive);
 }
@@ -105,6 +112,7 @@ pub unsafe extern "system" fn DriverEntry(
 ) -> i32 {
     // SAFETY: DriverEntry runs at PASSIVE_LEVEL (contract); the token dies with this call.
     let irql = unsafe { Passive::new_unchecked() };
+    rvblk_kernel::nt::set_driver_object(driver_object);
     rvblk_kernel::rvblk_log!(
         "rvblk {} loading (StorPort virtual miniport)",
         env!("CARGO_PKG_VERSION")
@@ -154,7 +162,10 @@ unsafe extern "system" fn hw_find_adapter<M: StorMiniport, const MAPPING: u8>(
     let irql = unsafe { Passive::new_unchecked() };
     // SAFETY: the extension, ConfigInfo and Again as `find_adapter_args` requires (contract).
     let (state, config) = unsafe { extension::find_adapter_args(ext, config, again) };
-    M::find_adapter(state, config, mapping_of(MAPPING), &irql)
+    // SAFETY: the extension StorPort passed to this callback; the worker using it is stopped in
+    // HwFreeAdapterResources, before the adapter goes.
+    let adapter = unsafe { extension::AdapterRef::new(ext) };
+    M::find_adapter(state, config, mapping_of(MAPPING), adapter, &irql)
 }
 
 /// # Safety
@@ -169,14 +180,19 @@ unsafe extern "system" fn hw_start_io<M: StorMiniport>(
     ext: *mut c_void,
     srb: *mut ScsiRequestBlock,
 ) -> u8 {
-    let serve = |state: &DeviceState, request: &mut Srb<'_>, irql: &Dispatch| {
+    let serve = |state: &DeviceState, request: Srb<'_>, irql: &Dispatch| {
         // SAFETY: the extension StorPort passed to this HwStartIo call.
         let adapter = unsafe { StorPortAdapter::new(ext) };
-        M::start_io(state, request, &adapter, irql);
+        M::start_io(state, request, &adapter, irql)
     };
     // SAFETY: IRQL, extension and SRB as `start_io` requires (contract; HwFindAdapter recorded
     // the mapping the init data declared).
-    unsafe { trampolines::start_io(ext, srb, serve) };
+    let started = unsafe { trampolines::start_io(ext, srb, serve) };
+    if started == Started::Pending {
+        // The disk worker owns the request now and completes it (`docs/driver.md`
+        // "Disk-backed images"); HwStartIo returns TRUE without completing it.
+        return 1;
+    }
     #[cfg(feature = "selftest-double-complete")]
     // SAFETY: the SRB is still ours here (completed only below).
     let read10 = unsafe { (*srb).cdb[0] } == 0x28;

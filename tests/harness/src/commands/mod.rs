@@ -1,5 +1,5 @@
 //! What the harness runs, one module per CLI command — `run`, `bench`, `suite` (`compliance`),
-//! `faults`, `cdbs` (`oracle`), `torture` — and what they share: the physical-memory setups
+//! `faults`, `cdbs` (`oracle`), `torture`, `runtime` — and what they share: the physical-memory setups
 //! (`scenario`), the CDB builders that talk to a LUN (`scsi`) and the driver's LUN log lines
 //! (`lun_log`).
 
@@ -9,6 +9,7 @@ pub mod faults;
 pub mod lun_log;
 pub mod oracle;
 pub mod run;
+pub mod runtime;
 pub mod scenario;
 pub mod scsi;
 pub mod torture;

@@ -1,0 +1,796 @@
+//! Disk-backed images (`docs/driver.md` "Disk-backed images"): the worker thread, its queue, disk
+//! arrival and removal, identification of the backing disk, and the I/O through the extent list.
+//! Safe Rust over `crate::ntio`; every decision that does not need Windows is the core's
+//! (`rvblk_core::backed`, `rvblk_core::discovery::identify_backing_disk`).
+//!
+//! Contexts: HwStartIo (≤ DISPATCH) only reads the LUN states and pushes onto the queue under
+//! its spin lock; the PnP callback (PASSIVE, not the worker) only copies a link name under the
+//! same lock; the worker (PASSIVE, its own system thread) does everything that blocks.
+
+use crate::extension::AdapterRef;
+use crate::ntio::{Event, InterfaceChange, IoFailure, OpenDisk, SpinLocked};
+use crate::physmem::PoolBuf;
+use crate::rvblk_log;
+use crate::srb::{QueuedSrb, Srb};
+use arrayvec::ArrayVec;
+use core::cell::{Cell, RefCell};
+use core::fmt;
+use core::sync::atomic::{AtomicU8, Ordering};
+use rvblk_core::backed::{self as policy, LunState, Plan, Step};
+use rvblk_core::discovery::{
+    identify_backing_disk, BackingDisk, IdentifyRefusal, Unreadable, MAX_DISK_IMAGES,
+};
+use rvblk_core::image::DiskBackedImage;
+use rvblk_core::log::DiskLunLine;
+use rvblk_core::scsi::{Medium, MediumError, ScsiTarget};
+use rvblk_core::srb::{self as core_srb, status, BufferUse};
+use rvblk_irql::{AtMostDispatch, Passive};
+
+/// SRBs waiting for the worker; one more is answered BUSY (the port retries it).
+pub const QUEUE_DEPTH: usize = 64;
+/// Disk interface names waiting for the worker; arrivals beyond it are dropped with a log line.
+pub const MAX_ARRIVALS: usize = 16;
+/// Longest symbolic link name kept (UTF-16 units); longer names are dropped with a log line.
+pub const MAX_LINK: usize = 256;
+/// Largest disk sector handled (the bounce buffer's size).
+pub const MAX_SECTOR: usize = 4096;
+
+/// What the port does for the worker: complete a pending SRB and announce a new LUN. Implemented
+/// by the StorPort flavour (`StorPortNotification`, callable from any thread at ≤ DISPATCH).
+pub trait PortCalls: 'static {
+    fn complete(adapter: AdapterRef, srb: QueuedSrb);
+    fn bus_changed(adapter: AdapterRef);
+}
+
+/// One disk-backed LUN: its image and target (immutable) and its exposure state.
+pub struct DiskLun {
+    pub image: DiskBackedImage,
+    pub target: ScsiTarget,
+    state: AtomicU8,
+}
+
+impl DiskLun {
+    pub fn state(&self) -> LunState {
+        LunState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Moves to `next` if the core allows it from the current state.
+    fn become_(&self, next: LunState) -> bool {
+        let now = self.state();
+        now.may_become(next) && {
+            self.state.store(next as u8, Ordering::Release);
+            true
+        }
+    }
+}
+
+struct Queued {
+    lun: u8,
+    srb: QueuedSrb,
+}
+
+type Link = ArrayVec<u16, MAX_LINK>;
+/// Disk interface names that arrived since the worker last looked (pool: ~8 KiB).
+type Arrivals = ArrayVec<Link, MAX_ARRIVALS>;
+
+/// What the worker is asked to do, under one spin lock.
+#[derive(Default)]
+struct Inbox {
+    srbs: ArrayVec<Queued, QUEUE_DEPTH>,
+    arrivals: Arrivals,
+    removals: ArrayVec<u64, MAX_ARRIVALS>,
+    dropped: u32,
+    stop: bool,
+}
+
+/// The shared part of the disk path, in pool: the HwStartIo side, the PnP callback and the
+/// worker all hold `&DiskPath`.
+#[derive(Default)]
+pub struct DiskPath {
+    luns: ArrayVec<DiskLun, MAX_DISK_IMAGES>,
+    first_target: u8,
+    inbox: SpinLocked<Inbox>,
+    /// Synchronization event: one wake per batch of work.
+    wake: Event,
+    adapter: Option<AdapterRef>,
+    /// PnP callbacks inside `interface_changed` right now (`DiskService::stop` waits for 0).
+    callbacks: core::sync::atomic::AtomicU32,
+}
+
+pub use crate::trampolines::DiskService;
+
+impl DiskPath {
+    pub fn lun_count(&self) -> usize {
+        self.luns.len()
+    }
+
+    /// The disk-backed LUN at a SCSI address, with its index.
+    pub fn lun_at(&self, path: u8, target: u8, lun: u8) -> Option<(u8, &DiskLun)> {
+        let i = target.checked_sub(self.first_target)?;
+        let l = self
+            .luns
+            .get(usize::from(i))
+            .filter(|_| path == 0 && lun == 0)?;
+        Some((i, l))
+    }
+
+    /// Asks the worker to end once the queue is empty, and wakes it.
+    pub fn request_stop(&self, irql: &impl AtMostDispatch) {
+        self.inbox.with(irql, |inbox, _| inbox.stop = true);
+        self.wake.set(irql);
+    }
+
+    /// HwStartIo: hands `srb` to the worker. Gives it back when the queue is full.
+    pub fn enqueue<'a>(
+        &self,
+        lun: u8,
+        srb: Srb<'a>,
+        data: *mut u8,
+        irql: &impl AtMostDispatch,
+    ) -> Result<(), Srb<'a>> {
+        let queued = self.inbox.with(irql, |inbox, _| {
+            if inbox.srbs.is_full() || inbox.stop {
+                return Err(srb);
+            }
+            inbox.srbs.push(Queued {
+                lun,
+                srb: srb.defer(data),
+            });
+            Ok(())
+        });
+        if queued.is_ok() {
+            self.wake.set(irql);
+        }
+        queued
+    }
+
+    /// The PnP callback: records an arrival or removal and wakes the worker; never blocks on I/O.
+    pub fn interface_changed(&self, change: InterfaceChange<'_>, irql: &Passive) {
+        self.callbacks.fetch_add(1, Ordering::AcqRel);
+        self.record_change(change, irql);
+        self.callbacks.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether a PnP callback is still inside [`DiskPath::interface_changed`].
+    pub fn in_callback(&self) -> bool {
+        self.callbacks.load(Ordering::Acquire) != 0
+    }
+
+    fn record_change(&self, change: InterfaceChange<'_>, irql: &Passive) {
+        let wake = match change {
+            InterfaceChange::Arrival(name) => {
+                let Ok(link) = Link::try_from(name) else {
+                    rvblk_log!("disk interface name longer than {} units ignored", MAX_LINK);
+                    return;
+                };
+                self.inbox.with(irql, |inbox, _| {
+                    if inbox.arrivals.try_push(link).is_err() {
+                        inbox.dropped += 1;
+                    }
+                });
+                true
+            }
+            InterfaceChange::Removal(name) => {
+                let hash = link_hash(name);
+                self.inbox
+                    .with(irql, |inbox, _| inbox.removals.try_push(hash).is_ok())
+            }
+            InterfaceChange::Other => false,
+        };
+        if wake {
+            self.wake.set(irql);
+        }
+    }
+}
+
+/// Case-insensitive FNV-1a of a link name: removals are matched by it (the worker keeps no
+/// names).
+fn link_hash(name: &[u16]) -> u64 {
+    name.iter().fold(0xCBF2_9CE4_8422_2325u64, |h, &u| {
+        let u = if (u16::from(b'a')..=u16::from(b'z')).contains(&u) {
+            u - 32
+        } else {
+            u
+        };
+        (h ^ u64::from(u)).wrapping_mul(0x0000_0100_0000_01B3)
+    })
+}
+
+/// A link name in a log line (non-ASCII as `?`).
+struct LinkName<'a>(&'a [u16]);
+
+impl fmt::Display for LinkName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in char::decode_utf16(self.0.iter().copied()) {
+            let c = c
+                .ok()
+                .filter(|c| c.is_ascii() && !c.is_ascii_control())
+                .unwrap_or('?');
+            fmt::Write::write_char(f, c)?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds the disk path for `images` at targets `first_target…`, starts its worker and
+/// registers for disk arrivals (HwFindAdapter, PASSIVE). `None` (logged) when it cannot run: the
+/// images then stay unexposed and the RAM path is untouched.
+pub fn start<P: PortCalls>(
+    images: &[DiskBackedImage],
+    first_target: u8,
+    adapter: AdapterRef,
+    irql: &Passive,
+) -> Option<DiskService> {
+    let Some(mut path) = crate::physmem::PoolBox::<DiskPath>::new_default(irql) else {
+        rvblk_log!("out of pool for the disk path; disk-backed images not served");
+        return None;
+    };
+    path.first_target = first_target;
+    path.adapter = Some(adapter);
+    for (i, image) in images.iter().enumerate() {
+        let target = ScsiTarget::for_disk_backed(image);
+        let lun = DiskLun {
+            image: image.clone(),
+            target,
+            state: AtomicU8::new(LunState::Waiting as u8),
+        };
+        if path.luns.try_push(lun).is_err() {
+            break;
+        }
+        rvblk_log!(
+            "disk-backed image {} (source={} kind={} length={:#x} extents={} read_only={}) at target {}: waiting for its disk",
+            i,
+            image.source,
+            image.kind,
+            image.length,
+            image.extents.len(),
+            u8::from(image.is_read_only()),
+            usize::from(first_target) + i
+        );
+    }
+    path.wake.init(true, irql);
+    match DiskService::start::<P>(path, irql) {
+        Ok((service, None)) => Some(service),
+        Ok((service, Some(st))) => {
+            rvblk_log!(
+                "IoRegisterPlugPlayNotification failed ({:#x}); no backing disk can be found",
+                st as u32
+            );
+            Some(service)
+        }
+        Err(e) => {
+            rvblk_log!(
+                "cannot start the disk worker thread ({:?}); disk-backed images not served",
+                e
+            );
+            None
+        }
+    }
+}
+
+/// One disk as identification sees it (`BackingDisk`), read through the worker's bounce buffer.
+struct Candidate<'c, 'w> {
+    disk: Option<OpenDisk>,
+    hash: u64,
+    sector: u32,
+    size: u64,
+    io: &'c WorkerIo<'w>,
+}
+
+impl BackingDisk for Candidate<'_, '_> {
+    fn size_bytes(&self) -> u64 {
+        self.size
+    }
+    fn sector_size(&self) -> u32 {
+        self.sector
+    }
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
+        let disk = self.disk.as_ref().ok_or(Unreadable)?;
+        self.io
+            .read_bytes(disk, self.sector, offset, buf)
+            .map_err(|_| Unreadable)
+    }
+}
+
+/// The worker's bounce sector and IRQL token.
+struct WorkerIo<'w> {
+    bounce: RefCell<&'w mut [u8]>,
+    irql: &'w Passive,
+}
+
+impl WorkerIo<'_> {
+    /// Any byte range of the disk, one sector at a time through the bounce buffer.
+    fn read_bytes(
+        &self,
+        disk: &OpenDisk,
+        sector: u32,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<(), IoFailure> {
+        let ss = u64::from(sector);
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let skip = (at % ss) as usize;
+            let n = (sector as usize - skip).min(buf.len() - done);
+            self.sector_io(disk, false, at - skip as u64, sector as usize)?;
+            let b = self.bounce.borrow();
+            buf[done..done + n].copy_from_slice(&b[skip..skip + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn sector_io(
+        &self,
+        disk: &OpenDisk,
+        write: bool,
+        at: u64,
+        len: usize,
+    ) -> Result<(), IoFailure> {
+        let mut b = self.bounce.borrow_mut();
+        let b = b
+            .get_mut(..len)
+            .ok_or(IoFailure::Status(0xC000_000Du32 as i32))?;
+        if write {
+            disk.write(at, b, self.irql)
+        } else {
+            disk.read(at, b, self.irql)
+        }
+    }
+}
+
+/// A LUN's identified disk.
+struct LunDisk {
+    disk: OpenDisk,
+    hash: u64,
+    sector: u32,
+}
+
+/// The worker's own state: only the worker thread touches it. Small (its stack); the bounce
+/// sector is pool.
+struct Worker {
+    bounce: PoolBuf,
+    disks: [Option<LunDisk>; MAX_DISK_IMAGES],
+    /// The last refusal logged per LUN, so a repeated verdict is not logged again.
+    refused: [Option<IdentifyRefusal>; MAX_DISK_IMAGES],
+}
+
+/// The worker thread's body (PASSIVE, system thread).
+pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
+    let Some(bounce) = PoolBuf::new(MAX_SECTOR, irql) else {
+        rvblk_log!("out of pool for the disk worker; disk-backed I/O fails");
+        drain_failing::<P>(path, irql);
+        return;
+    };
+    let mut w = Worker {
+        bounce,
+        disks: Default::default(),
+        refused: [None; MAX_DISK_IMAGES],
+    };
+    // Arrivals are examined together, all that are pending at once, so that two disks holding
+    // the same image (a cloned stick) present together are refused rather than one picked.
+    let Some(mut batch) = crate::physmem::PoolBox::<Arrivals>::new_default(irql) else {
+        rvblk_log!("out of pool for the disk worker; disk-backed I/O fails");
+        drain_failing::<P>(path, irql);
+        return;
+    };
+    loop {
+        path.wake.wait(None, irql);
+        loop {
+            batch.clear();
+            let (srb, removal, stop, dropped) = path.inbox.with(irql, |inbox, _| {
+                core::mem::swap(&mut inbox.arrivals, &mut *batch);
+                let dropped = core::mem::take(&mut inbox.dropped);
+                let srb = (!inbox.srbs.is_empty()).then(|| inbox.srbs.remove(0));
+                (srb, inbox.removals.pop(), inbox.stop, dropped)
+            });
+            if dropped > 0 {
+                rvblk_log!("{} disk arrival(s) dropped (queue full)", dropped);
+            }
+            let idle = srb.is_none() && batch.is_empty() && removal.is_none();
+            if let Some(hash) = removal {
+                removed(path, &mut w, hash, irql);
+            }
+            if !batch.is_empty() && !stop {
+                arrived::<P>(path, &mut w, &batch, irql);
+            }
+            if let Some(q) = srb {
+                serve::<P>(path, &mut w, q, irql);
+            }
+            if idle {
+                if stop {
+                    for d in w.disks.iter_mut() {
+                        if let Some(d) = d.take() {
+                            d.disk.close(irql);
+                        }
+                    }
+                    return;
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// Completes whatever is queued with NO DEVICE until stopped (no pool for the worker).
+fn drain_failing<P: PortCalls>(path: &DiskPath, irql: &Passive) {
+    loop {
+        path.wake.wait(None, irql);
+        loop {
+            let (srb, stop) = path.inbox.with(irql, |inbox, _| {
+                inbox.arrivals.clear();
+                inbox.removals.clear();
+                (
+                    (!inbox.srbs.is_empty()).then(|| inbox.srbs.remove(0)),
+                    inbox.stop,
+                )
+            });
+            match srb {
+                Some(mut q) => {
+                    q.srb.view().set_status(status::NO_DEVICE);
+                    complete::<P>(path, q.srb);
+                }
+                None if stop => return,
+                None => break,
+            }
+        }
+    }
+}
+
+fn complete<P: PortCalls>(path: &DiskPath, srb: QueuedSrb) {
+    if let Some(adapter) = path.adapter {
+        P::complete(adapter, srb);
+    }
+}
+
+/// A disk interface went away: every LUN on it is removed (NOT READY from now on).
+fn removed(path: &DiskPath, w: &mut Worker, hash: u64, irql: &Passive) {
+    for (i, slot) in w.disks.iter_mut().enumerate() {
+        if slot.as_ref().is_some_and(|d| d.hash == hash) {
+            if let Some(d) = slot.take() {
+                d.disk.close(irql);
+            }
+            if path.luns[i].become_(LunState::Removed) {
+                rvblk_log!(
+                    "disk-backed image {}: its disk was removed; the LUN answers NOT READY (medium not present)",
+                    i
+                );
+            }
+        }
+    }
+}
+
+/// Opens and examines a batch of arrived disks, then identifies every waiting image among all of
+/// them (`identify_backing_disk`: exactly one match, or a refusal with its reason).
+fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, links: &[Link], irql: &Passive) {
+    if !path.luns.iter().any(|l| l.state() == LunState::Waiting) {
+        return;
+    }
+    let writable = path
+        .luns
+        .iter()
+        .any(|l| l.state() == LunState::Waiting && !l.image.is_read_only());
+    let (bounce, disks, refused) = (&mut w.bounce, &mut w.disks, &mut w.refused);
+    let io = WorkerIo {
+        bounce: RefCell::new(&mut bounce[..]),
+        irql,
+    };
+    let mut candidates: ArrayVec<Candidate<'_, '_>, MAX_ARRIVALS> = ArrayVec::new();
+    // Which link each candidate came from.
+    let mut origin: ArrayVec<usize, MAX_ARRIVALS> = ArrayVec::new();
+    for (k, link) in links.iter().enumerate() {
+        let name = LinkName(link);
+        let opened = OpenDisk::open(link, writable, irql).or_else(|st| {
+            if writable {
+                OpenDisk::open(link, false, irql)
+            } else {
+                Err(st)
+            }
+        });
+        let disk = match opened {
+            Ok(d) => d,
+            Err(st) => {
+                rvblk_log!("disk {}: cannot open it ({:#x}); skipped", name, st as u32);
+                continue;
+            }
+        };
+        let Some((sector, size)) = examine(&disk, &name, irql) else {
+            disk.close(irql);
+            continue;
+        };
+        candidates.push(Candidate {
+            disk: Some(disk),
+            hash: link_hash(link),
+            sector,
+            size,
+            io: &io,
+        });
+        origin.push(k);
+    }
+    if candidates.is_empty() {
+        return;
+    }
+    let mut newly_live = false;
+    for (i, lun) in path.luns.iter().enumerate() {
+        if lun.state() != LunState::Waiting {
+            continue;
+        }
+        match identify_backing_disk(&lun.image, &candidates) {
+            Ok(c) => {
+                let link = &links[origin[c]];
+                let name = LinkName(link);
+                // The first image on this disk keeps the reference `open` took; another image on
+                // the same disk opens it again (one reference per LUN, released once each).
+                let reference = match candidates[c].disk.take() {
+                    Some(d) => Some(d),
+                    None => OpenDisk::open(link, !lun.image.is_read_only(), irql).ok(),
+                };
+                let Some(reference) = reference else {
+                    rvblk_log!(
+                        "disk-backed image {}: disk {} identified but cannot be opened again",
+                        i,
+                        name
+                    );
+                    continue;
+                };
+                disks[i] = Some(LunDisk {
+                    disk: reference,
+                    hash: candidates[c].hash,
+                    sector: candidates[c].sector,
+                });
+                refused[i] = None;
+                lun.become_(LunState::Identified);
+                lun.become_(LunState::Live);
+                newly_live = true;
+                let target = usize::from(path.first_target) + i;
+                rvblk_log!(
+                    "disk-backed image {}: backing disk {} identified; lun at target {} live",
+                    i,
+                    name,
+                    target
+                );
+                rvblk_log!("{}", DiskLunLine::of(target as u32, &lun.image));
+            }
+            Err(IdentifyRefusal::NoneMatched) => {
+                rvblk_log!(
+                    "disk-backed image {}: none of the {} disk(s) just arrived holds it; waiting",
+                    i,
+                    candidates.len()
+                );
+            }
+            Err(reason) => {
+                if refused[i] != Some(reason) {
+                    // Disk numbers in the reason count the disks of this arrival batch.
+                    rvblk_log!("disk-backed image {}: not identified: {}", i, reason);
+                    refused[i] = Some(reason);
+                }
+            }
+        }
+    }
+    // Disks that matched nothing are not kept.
+    for c in candidates.iter_mut() {
+        if let Some(d) = c.disk.take() {
+            d.close(irql);
+        }
+    }
+    if newly_live {
+        if let Some(adapter) = path.adapter {
+            P::bus_changed(adapter);
+        }
+    }
+}
+
+/// Rejects rvblk's own disks and reads the geometry: `(sector size, size)`.
+fn examine(disk: &OpenDisk, name: &LinkName<'_>, irql: &Passive) -> Option<(u32, u64)> {
+    let mut query = [0u8; 12];
+    let mut descriptor = [0u8; 512];
+    match disk.ioctl(
+        rvblk_abi::IOCTL_STORAGE_QUERY_PROPERTY,
+        &mut query,
+        &mut descriptor,
+        irql,
+    ) {
+        Ok(n) if policy::is_own_disk(&descriptor[..n]) => {
+            rvblk_log!("disk {}: one of rvblk's own disks; skipped", name);
+            return None;
+        }
+        // No descriptor: not ours (rvblk's LUNs always answer it); examined further.
+        _ => {}
+    }
+    let mut geometry = [0u8; 40];
+    let n = match disk.ioctl(
+        rvblk_abi::IOCTL_DISK_GET_DRIVE_GEOMETRY_EX,
+        &mut [],
+        &mut geometry,
+        irql,
+    ) {
+        Ok(n) => n,
+        Err(e) => {
+            rvblk_log!("disk {}: no geometry ({:?}); skipped", name, e);
+            return None;
+        }
+    };
+    let sector = geometry
+        .get(20..24)
+        .filter(|_| n >= 32)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let size = geometry
+        .get(24..32)
+        .filter(|_| n >= 32)
+        .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
+    match (sector, size) {
+        (Some(s @ (512 | 1024 | 2048 | 4096)), Some(size)) if size > 0 => {
+            rvblk_log!(
+                "disk {}: {} bytes, {}-byte sectors; examining",
+                name,
+                size,
+                s
+            );
+            Some((s, size))
+        }
+        _ => {
+            rvblk_log!("disk {}: unusable geometry; skipped", name);
+            None
+        }
+    }
+}
+
+/// A disk-backed LUN's bytes, read and written through the extent list on the worker.
+struct DiskMedium<'m, 'w> {
+    image: &'m DiskBackedImage,
+    disk: &'m LunDisk,
+    io: &'m WorkerIo<'w>,
+    failed: Cell<Option<MediumError>>,
+}
+
+/// The request's side of a transfer.
+enum Bytes<'b> {
+    Read(&'b mut [u8]),
+    Write(&'b [u8]),
+}
+
+impl Bytes<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Bytes::Read(b) => b.len(),
+            Bytes::Write(b) => b.len(),
+        }
+    }
+}
+
+impl DiskMedium<'_, '_> {
+    fn fail(&self, e: IoFailure) -> MediumError {
+        let m = match e {
+            IoFailure::Status(st) => policy::medium_error(st as u32),
+            IoFailure::TimedOut => MediumError::TimedOut,
+        };
+        self.failed.set(Some(m));
+        m
+    }
+
+    /// Moves image bytes `[offset, offset + len)` per the core's plan: direct pieces straight
+    /// between the request's buffer and the disk, partial sectors through the bounce sector (a
+    /// write reads the sector, patches it and writes it back: it lies inside the extent).
+    fn run(&self, offset: u64, mut bytes: Bytes<'_>) -> Result<(), MediumError> {
+        let plan = Plan::new(self.image, offset, bytes.len(), self.disk.sector)
+            .map_err(|_| MediumError::Unreadable)?;
+        let (disk, irql) = (&self.disk.disk, self.io.irql);
+        let sector = self.disk.sector as usize;
+        for step in plan {
+            match step.map_err(|_| MediumError::Unreadable)? {
+                Step::Direct { disk: at, buf, len } => match &mut bytes {
+                    Bytes::Read(b) => disk.read(at, &mut b[buf..buf + len], irql),
+                    Bytes::Write(b) => disk.write(at, &b[buf..buf + len], irql),
+                }
+                .map_err(|e| self.fail(e))?,
+                Step::Bounce {
+                    disk: at,
+                    skip,
+                    buf,
+                    len,
+                } => {
+                    self.io
+                        .sector_io(disk, false, at, sector)
+                        .map_err(|e| self.fail(e))?;
+                    match &mut bytes {
+                        Bytes::Read(b) => b[buf..buf + len]
+                            .copy_from_slice(&self.io.bounce.borrow()[skip..skip + len]),
+                        Bytes::Write(b) => {
+                            self.io.bounce.borrow_mut()[skip..skip + len]
+                                .copy_from_slice(&b[buf..buf + len]);
+                            self.io
+                                .sector_io(disk, true, at, sector)
+                                .map_err(|e| self.fail(e))?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Medium for DiskMedium<'_, '_> {
+    fn read(&self, offset: u64, dst: &mut [u8]) -> Result<(), MediumError> {
+        self.run(offset, Bytes::Read(dst))
+    }
+
+    fn write(&self, offset: u64, src: &[u8]) -> Result<(), MediumError> {
+        self.run(offset, Bytes::Write(src))
+    }
+}
+
+/// Serves one queued SRB on the worker and completes it, exactly once.
+fn serve<P: PortCalls>(path: &DiskPath, w: &mut Worker, mut q: Queued, irql: &Passive) {
+    let i = usize::from(q.lun);
+    let lun = &path.luns[i];
+    let mut failed = None;
+    {
+        let mut srb = q.srb.view();
+        let (flags, length) = (srb.flags(), srb.transfer_length());
+        let (cdb, cdb_len) = srb.cdb();
+        let done = match (lun.state(), w.disks[i].as_ref()) {
+            (LunState::Live, Some(disk)) => {
+                let io = WorkerIo {
+                    bounce: RefCell::new(&mut w.bounce[..]),
+                    irql,
+                };
+                let medium = DiskMedium {
+                    image: &lun.image,
+                    disk,
+                    io: &io,
+                    failed: Cell::new(None),
+                };
+                let (mut access, sense) = srb.buffers();
+                let done = core_srb::execute_scsi(
+                    &lun.target,
+                    &cdb[..cdb_len],
+                    flags,
+                    length,
+                    &mut Mapped(&mut access),
+                    sense,
+                    &medium,
+                );
+                failed = medium.failed.get();
+                done
+            }
+            // Removed while queued: the answer HwStartIo now gives too.
+            _ => {
+                let (_, sense) = srb.buffers();
+                let outcome = MediumError::Removed.outcome(false);
+                core_srb::complete(&outcome, flags, sense)
+            }
+        };
+        srb.finish(&done);
+        if let Some(e) = failed {
+            rvblk_log!(
+                "disk-backed image {}: disk I/O failed ({:?}) for opcode {:#04x}",
+                i,
+                e,
+                cdb[0]
+            );
+        }
+    }
+    if let Some(e) = failed {
+        if lun.state().after_failure(e) == LunState::Removed && lun.become_(LunState::Removed) {
+            if let Some(d) = w.disks[i].take() {
+                d.disk.close(irql);
+            }
+            rvblk_log!(
+                "disk-backed image {}: its disk is gone; the LUN answers NOT READY (medium not present)",
+                i
+            );
+        }
+    }
+    complete::<P>(path, q.srb);
+}
+
+/// The queued SRB's data buffer: the system address HwStartIo recorded.
+struct Mapped<'s, 'a>(&'s mut crate::srb::DataAccess<'a>);
+
+impl core_srb::DataBuffer for Mapped<'_, '_> {
+    fn get(&mut self, usage: BufferUse) -> Option<&mut [u8]> {
+        self.0.mapped(usage)
+    }
+}

@@ -1,0 +1,490 @@
+//! `rvblk-harness runtime`: the control interface (`docs/control.md`) of a real driver, through
+//! the emulated port. Requests are built with the same encoder the CLI uses
+//! (`rvblk_core::control::encode`) and sent as SRB_FUNCTION_IO_CONTROL SRBs through HwStartIo,
+//! in guarded buffers; replies are decoded with `read_reply`. Checked per RAM-image scenario:
+//! LIST LUNS is the LUN table (the scenario's images, and what INQUIRY / READ CAPACITY / MODE
+//! SENSE say); every bad request gets its defined answer (§4) and changes nothing (the LIST
+//! reply and the SCSI view are the same before and after); nothing trips the verifier.
+//!
+//! Mounting a file, creating a RAM disk and removing a runtime LUN need the PASSIVE_LEVEL worker;
+//! until it exists the driver answers admissible requests NOT AVAILABLE, and that is what is
+//! checked for them here.
+
+use crate::commands::scenario::{ExpectedLun, Setup};
+use crate::commands::scsi::{Io, LunInfo as ScsiLun};
+use crate::emu::kernel::{Kernel, Personality};
+use crate::emu::storport::{
+    Adapter, Dir, Request, SRB_FLAGS_DATA_IN, SRB_STATUS_INVALID_REQUEST, SRB_STATUS_SUCCESS,
+};
+use rvblk_core::control::{
+    encode, read_reply, ControlCode, ControlError, NtPath, Reply, ReplyError, Request as Control,
+    HEADER_LEN, LUN_PATH_UNITS,
+};
+use rvblk_core::image::{DeviceKind, WritePolicy};
+use std::path::Path;
+use std::sync::Arc;
+
+/// srb.h's SRB_FUNCTION_IO_CONTROL.
+const SRB_FUNCTION_IO_CONTROL: u8 = 0x02;
+
+/// RAM-image layouts with a CD, hard disks and a floppy among them; MEMDISK also under XP.
+const SCENARIOS: &[&str] = &["g4d_both", "g4d_fd0", "memdisk_iso"];
+
+/// What one SRB_FUNCTION_IO_CONTROL came back with.
+struct Answer {
+    srb_status: u8,
+    /// The buffer after completion, whole.
+    buf: Vec<u8>,
+    /// DataTransferLength after completion: the bytes the I/O manager copies back.
+    transferred: usize,
+}
+
+impl Answer {
+    /// What the requester receives (DeviceIoControl's output).
+    fn returned(&self) -> &[u8] {
+        &self.buf[..self.transferred.min(self.buf.len())]
+    }
+}
+
+fn send(io: &mut Io<'_>, bytes: &[u8]) -> Answer {
+    io.slot.data_mut(bytes.len()).copy_from_slice(bytes);
+    // METHOD_BUFFERED: one system buffer, read and written; no sense buffer.
+    let o = io.run(&Request {
+        function: SRB_FUNCTION_IO_CONTROL,
+        path: 0,
+        target: 0,
+        lun: 0,
+        cdb: Vec::new(),
+        dir: Dir::Out,
+        len: bytes.len() as u32,
+        sense_len: 0,
+        extra_flags: SRB_FLAGS_DATA_IN,
+    });
+    Answer {
+        srb_status: o.status(),
+        buf: io.slot.data(bytes.len()).to_vec(),
+        transferred: o.transferred as usize,
+    }
+}
+
+/// A request with `room` payload bytes.
+fn encoded(request: &Control<'_>, room: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; HEADER_LEN + room.max(request.body_len())];
+    encode(request, 30, &mut buf).expect("encode");
+    buf
+}
+
+fn utf16(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+/// LIST LUNS with ample room: the raw reply and the decoded entries.
+fn list(io: &mut Io<'_>) -> Result<(Vec<u8>, Vec<Entry>), String> {
+    let a = send(io, &encoded(&Control::ListLuns, 64 << 10));
+    if a.srb_status != SRB_STATUS_SUCCESS {
+        return Err(format!(
+            "LIST LUNS completed with SrbStatus {:#x}",
+            a.srb_status
+        ));
+    }
+    match read_reply(ControlCode::ListLuns, a.returned()) {
+        Ok(Reply::Luns(entries)) => Ok((a.returned().to_vec(), entries.map(Entry::of).collect())),
+        other => Err(format!("LIST LUNS answered {other:?}")),
+    }
+}
+
+/// A LIST entry, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    target_id: u8,
+    kind: DeviceKind,
+    origin: &'static str,
+    read_only: bool,
+    block_size: u32,
+    blocks: u64,
+    has_path: bool,
+}
+
+impl Entry {
+    fn of(i: rvblk_core::control::LunInfo<'_>) -> Entry {
+        Entry {
+            target_id: i.target_id,
+            kind: i.kind,
+            origin: i.origin.name(),
+            read_only: i.read_only,
+            block_size: i.block_size,
+            blocks: i.blocks,
+            has_path: i.path.is_some(),
+        }
+    }
+}
+
+/// LIST against the scenario's images and the SCSI view of the same adapter.
+fn check_list(
+    entries: &[Entry],
+    expected: &[&ExpectedLun],
+    scsi: &[ScsiLun],
+) -> Result<(), String> {
+    if entries.len() != expected.len() || entries.len() != scsi.len() {
+        return Err(format!(
+            "LIST has {} LUN(s); the scenario has {}, SCSI enumeration found {}",
+            entries.len(),
+            expected.len(),
+            scsi.len()
+        ));
+    }
+    for (n, ((e, want), s)) in entries.iter().zip(expected).zip(scsi).enumerate() {
+        let kind = DeviceKind::from_name(want.kind).ok_or("unknown kind")?;
+        let bs = kind.block_size();
+        let read_only = kind == DeviceKind::CdRom || want.policy == WritePolicy::ReadOnly;
+        let wanted = Entry {
+            target_id: n as u8,
+            kind,
+            origin: "loader",
+            read_only,
+            block_size: bs,
+            blocks: want.length / u64::from(bs),
+            has_path: false,
+        };
+        if *e != wanted {
+            return Err(format!("LUN {n}: LIST says {e:?}, the scenario {wanted:?}"));
+        }
+        if (
+            s.target,
+            s.block_size,
+            s.blocks,
+            // A CD is read-only by its type; MMC devices do not report the WP bit.
+            s.write_protected || s.is_cd(),
+            s.is_cd(),
+        ) != (
+            e.target_id,
+            e.block_size,
+            e.blocks,
+            e.read_only,
+            kind == DeviceKind::CdRom,
+        ) {
+            return Err(format!("LUN {n}: LIST says {e:?}, SCSI says {s:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// One bad request: its bytes and the answer it must get.
+struct Bad {
+    name: &'static str,
+    bytes: Vec<u8>,
+    /// `None`: a header-level refusal (INVALID_REQUEST, nothing written).
+    want: Option<ControlError>,
+}
+
+fn bad_requests(entries: &[Entry], ram_bytes: u64) -> Vec<Bad> {
+    let iso = utf16(r"\??\C:\images\win.iso");
+    let iso = NtPath::new(&iso).expect("path");
+    fn mount(path: NtPath<'_>) -> Control<'_> {
+        Control::MountFile {
+            kind: DeviceKind::CdRom,
+            read_only: true,
+            path,
+        }
+    }
+    let ram = |size_bytes| Control::CreateRamDisk {
+        kind: DeviceKind::Disk,
+        read_only: false,
+        size_bytes,
+        source: None,
+    };
+    let list = encoded(&Control::ListLuns, 64);
+    let mut out = vec![
+        Bad {
+            name: "short_buffer",
+            bytes: list[..HEADER_LEN - 1].to_vec(),
+            want: None,
+        },
+        Bad {
+            name: "wrong_signature",
+            bytes: {
+                let mut b = list.clone();
+                b[4..12].copy_from_slice(b"SCSIDISK");
+                b
+            },
+            want: None,
+        },
+        Bad {
+            name: "bad_header_length",
+            bytes: {
+                let mut b = list.clone();
+                b[0] = 24;
+                b
+            },
+            want: None,
+        },
+        Bad {
+            name: "length_past_buffer",
+            bytes: {
+                let mut b = list.clone();
+                let past = (b.len() - HEADER_LEN + 1) as u32;
+                b[24..28].copy_from_slice(&past.to_le_bytes());
+                b
+            },
+            want: None,
+        },
+        Bad {
+            name: "unknown_code",
+            bytes: {
+                let mut b = list.clone();
+                b[16..20].copy_from_slice(&77u32.to_le_bytes());
+                b
+            },
+            want: Some(ControlError::UnknownCode),
+        },
+        Bad {
+            name: "unsupported_version",
+            bytes: {
+                let mut b = list.clone();
+                b[HEADER_LEN] = 2;
+                b
+            },
+            want: Some(ControlError::UnsupportedVersion),
+        },
+        Bad {
+            name: "truncated_mount",
+            bytes: {
+                let mut b = encoded(&mount(iso), 0);
+                let short = 6u32;
+                b[24..28].copy_from_slice(&short.to_le_bytes());
+                b
+            },
+            want: Some(ControlError::Truncated),
+        },
+        Bad {
+            name: "path_not_absolute",
+            bytes: {
+                let mut b = encoded(&mount(iso), 0);
+                b[HEADER_LEN + 8] = b'C';
+                b
+            },
+            want: Some(ControlError::PathNotAbsolute),
+        },
+        Bad {
+            name: "path_with_nul",
+            bytes: {
+                let mut b = encoded(&mount(iso), 0);
+                b[HEADER_LEN + 12] = 0;
+                b
+            },
+            want: Some(ControlError::PathHasNul),
+        },
+        Bad {
+            name: "path_too_long",
+            bytes: {
+                let long = utf16(&format!("\\??\\C:\\{}", "x".repeat(LUN_PATH_UNITS)));
+                encoded(&mount(NtPath::new(&long).expect("path")), 0)
+            },
+            want: Some(ControlError::PathTooLong),
+        },
+        Bad {
+            name: "ram_disk_size_0",
+            bytes: encoded(&ram(0), 64),
+            want: Some(ControlError::ZeroSize),
+        },
+        Bad {
+            name: "ram_disk_larger_than_ram",
+            bytes: encoded(&ram((ram_bytes & !511) + 512), 64),
+            want: Some(ControlError::SizeExceedsMemory),
+        },
+        // Admissible, but the worker that would do it does not exist yet.
+        Bad {
+            name: "ram_disk_of_all_ram_not_available",
+            bytes: encoded(&ram(ram_bytes & !511), 64),
+            want: Some(ControlError::NotAvailable),
+        },
+        Bad {
+            name: "mount_not_available",
+            bytes: encoded(&mount(iso), 64),
+            want: Some(ControlError::NotAvailable),
+        },
+        Bad {
+            name: "eject_missing_target",
+            bytes: encoded(&Control::Remove { target_id: 200 }, 64),
+            want: Some(ControlError::NoSuchTarget),
+        },
+    ];
+    if let Some(boot) = entries.first() {
+        out.push(Bad {
+            name: "eject_boot_image",
+            bytes: encoded(
+                &Control::Remove {
+                    target_id: boot.target_id,
+                },
+                64,
+            ),
+            want: Some(ControlError::BootImage),
+        });
+    }
+    out
+}
+
+fn check_bad(io: &mut Io<'_>, bad: &Bad) -> Result<(), String> {
+    let a = send(io, &bad.bytes);
+    match bad.want {
+        None => {
+            if a.srb_status != SRB_STATUS_INVALID_REQUEST || a.transferred != 0 {
+                return Err(format!(
+                    "SrbStatus {:#x} with {} bytes; wanted INVALID_REQUEST with 0",
+                    a.srb_status, a.transferred
+                ));
+            }
+            if a.buf != bad.bytes {
+                return Err("the driver wrote into a request that is not its own".into());
+            }
+        }
+        Some(want) => {
+            if a.srb_status != SRB_STATUS_SUCCESS || a.transferred != HEADER_LEN {
+                return Err(format!(
+                    "SrbStatus {:#x} with {} bytes; wanted SUCCESS with the 28-byte header",
+                    a.srb_status, a.transferred
+                ));
+            }
+            let code = u32::from_le_bytes(bad.bytes[16..20].try_into().expect("4 bytes"));
+            let code = ControlCode::from_u32(code).unwrap_or(ControlCode::ListLuns);
+            let got = read_reply(code, a.returned());
+            if got != Err(ReplyError::Refused(want)) {
+                return Err(format!("answered {got:?}; wanted {want:?}"));
+            }
+            // Only ReturnCode and Length in the header change; the payload is left alone.
+            if a.buf[..20] != bad.bytes[..20] || a.buf[HEADER_LEN..] != bad.bytes[HEADER_LEN..] {
+                return Err("the refusal changed bytes other than ReturnCode and Length".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The RAM Windows manages in this emulation: what MmGetPhysicalMemoryRanges returns.
+fn os_ram_bytes(setup: &Setup) -> u64 {
+    setup.os_ram.iter().map(|&(_, len)| len).sum()
+}
+
+fn scenario(
+    driver: &[u8],
+    setup: &Setup,
+    personality: Personality,
+    verbose: bool,
+    passed: &mut Vec<String>,
+    failed: &mut Vec<(String, String)>,
+) {
+    let tag = format!("{}/{}", setup.name, personality.name());
+    let k: Arc<Kernel> = setup.kernel(personality, verbose);
+    let mut a = match Adapter::start(driver, k.clone()) {
+        Ok(a) => a,
+        Err(e) => {
+            failed.push((
+                format!("start [{tag}]"),
+                format!("{e}; verifier: {:?}", k.failures()),
+            ));
+            return;
+        }
+    };
+    let mut record = |name: String, r: Result<(), String>, k: &Kernel, before: usize| {
+        let new = k.failures()[before..].to_vec();
+        match (r, new.is_empty()) {
+            (Ok(()), true) => passed.push(name),
+            (Ok(()), false) => failed.push((name, format!("verifier: {}", new.join("; ")))),
+            (Err(e), _) if new.is_empty() => failed.push((name, e)),
+            (Err(e), _) => failed.push((name, format!("{e}; verifier: {}", new.join("; ")))),
+        }
+    };
+    {
+        let mut io = Io::new(&a);
+        // 32-bit XP has no firmware-table query, so NFIT RAM disks cannot be found there.
+        let expected: Vec<&ExpectedLun> = setup
+            .expected
+            .iter()
+            .filter(|e| personality != Personality::Xp || e.source != "nfit")
+            .collect();
+        let before = k.failures().len();
+        let scsi = io.enumerate();
+        let first = list(&mut io);
+        let r = match (&scsi, &first) {
+            (Ok(scsi), Ok((_, entries))) => check_list(entries, &expected, scsi),
+            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+        };
+        record(format!("list_is_the_lun_table [{tag}]"), r, &k, before);
+        let (Ok(scsi), Ok((first_raw, entries))) = (scsi, first) else {
+            return;
+        };
+
+        // A LIST that does not fit: BUFFER TOO SMALL with the Length that does, then success.
+        let before = k.failures().len();
+        let r = (|| {
+            let need = first_raw.len() - HEADER_LEN;
+            let a1 = send(&mut io, &encoded(&Control::ListLuns, need - 1));
+            match read_reply(ControlCode::ListLuns, a1.returned()) {
+                Err(ReplyError::Refused(ControlError::BufferTooSmall { needed }))
+                    if needed as usize == need => {}
+                other => return Err(format!("with one byte too few: {other:?}")),
+            }
+            let a2 = send(&mut io, &encoded(&Control::ListLuns, need));
+            if a2.returned() != first_raw {
+                return Err("the retry with the Length named differs from the first LIST".into());
+            }
+            Ok(())
+        })();
+        record(format!("list_buffer_too_small [{tag}]"), r, &k, before);
+
+        for bad in bad_requests(&entries, os_ram_bytes(setup)) {
+            let before = k.failures().len();
+            let r = check_bad(&mut io, &bad).and_then(|()| {
+                // Nothing changed: the same LIST, byte for byte.
+                match list(&mut io) {
+                    Ok((raw, _)) if raw == first_raw => Ok(()),
+                    Ok(_) => Err("LIST differs after the refused request".into()),
+                    Err(e) => Err(e),
+                }
+            });
+            record(format!("{} [{tag}]", bad.name), r, &k, before);
+        }
+
+        // And the SCSI view is what it was.
+        let before = k.failures().len();
+        let r = match io.enumerate() {
+            Ok(after) if format!("{after:?}") == format!("{scsi:?}") => Ok(()),
+            Ok(after) => Err(format!("SCSI enumeration changed: {scsi:?} → {after:?}")),
+            Err(e) => Err(e),
+        };
+        record(format!("scsi_view_unchanged [{tag}]"), r, &k, before);
+    }
+    let before = k.failures().len();
+    a.stop();
+    a.restart();
+    let leaks = a.remove();
+    let r = if leaks.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("leaks after remove: {leaks:?}"))
+    };
+    record(format!("remove_after_control [{tag}]"), r, &k, before);
+}
+
+/// `rvblk-harness runtime`: one line per case and `N passed, M failed`.
+pub fn main(driver: &Path, personality: Personality, verbose: bool) -> i32 {
+    let bytes = match crate::commands::read_driver(driver) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let (mut passed, mut failed) = (Vec::new(), Vec::new());
+    for sc in SCENARIOS {
+        match Setup::named(sc) {
+            Ok(s) => scenario(&bytes, &s, personality, verbose, &mut passed, &mut failed),
+            Err(e) => failed.push((format!("setup {sc}"), e)),
+        }
+    }
+    crate::commands::print_results(&passed, &failed);
+    println!(
+        "kernel stack high-water mark: {} bytes of {}",
+        crate::emu::stack::measure(),
+        crate::emu::stack::KERNEL_STACK
+    );
+    println!("{} passed, {} failed", passed.len(), failed.len());
+    i32::from(!failed.is_empty())
+}
