@@ -3,7 +3,7 @@
 //! SCSIPORT kernel.
 
 use rvblk_harness::commands::run::{self, RunOptions};
-use rvblk_harness::emu::kernel::{LegacyConfig, Personality, SetupPhase};
+use rvblk_harness::emu::kernel::{DiskSpec, LegacyConfig, MachineConfig, Personality, SetupPhase};
 use rvblk_harness::host::{helper, pe};
 use std::path::PathBuf;
 use std::process::exit;
@@ -13,6 +13,8 @@ const USAGE: &str = "usage:
                     [--personality win8|win7|xp] [--nfit FILE] [--no-write] [--verbose] [--json]
                     [--setup installed|textmode|guimode|minint] [--driver-parameter STR]
                     [--service NAME]
+                    [--disk FILE[:SECTOR] ...] [--disk-arrival-ms N] [--disk-remove-ms N]
+                    [--disk-read-only] [--disk-pend-every N] [--uefi-var NAME=FILE ...]
   rvblk-harness bench --driver PATH.sys [--x86-driver PATH.sys] [--arm64-driver PATH.sys]
                       [--size-mib N] [--prefix P]
   rvblk-harness suite --driver PATH.sys [--personality win8|win7|xp] [--only NAME]
@@ -26,6 +28,21 @@ const USAGE: &str = "usage:
 
 x86 drivers run in the 32-bit build of the harness (RVBLK_HARNESS_X86), arm64 drivers in
 the aarch64 build under qemu-aarch64 (RVBLK_HARNESS_ARM64); the same command line is passed on.
+
+disks and firmware (run; docs/harness-disks.md):
+  --disk FILE[:SECTOR]                 a raw disk image (MBR/GPT as in the file) presented as
+                                       a USB disk, in order: disk 0, 1, ...; SECTOR 512
+                                       (default), 2048 or 4096. Writes go to FILE itself: pass
+                                       a copy
+  --disk-arrival-ms N                  deliver the disks' interface arrivals N ms after the
+                                       driver registered for them (default 0); run waits for
+                                       the bus-change re-enumeration (up to N + 10 s)
+  --disk-remove-ms N                   surprise-remove every disk N ms after its arrival
+  --disk-read-only                     the disks refuse writes (write-protected media)
+  --disk-pend-every N                  every Nth IRP pends and completes from the completion
+                                       thread (default 2; 1 = all, 0 = none)
+  --uefi-var NAME=FILE                 firmware variable NAME (Ventoy's vendor GUID) holds
+                                       FILE's bytes; any --uefi-var makes the machine UEFI
 
 personalities:
   win8   StorPort, Windows 8 and later (full HW_INITIALIZATION_DATA, buffers mapped)
@@ -137,6 +154,13 @@ fn main() {
     let mut prefix = String::new();
     let mut only = None;
     let mut legacy = LegacyConfig::default();
+    let mut disk_args = Vec::new();
+    let mut disk_read_only = false;
+    let mut machine = MachineConfig::default();
+    let ms = |flag: &str, v: String| -> u64 {
+        v.parse()
+            .unwrap_or_else(|_| die(&format!("{flag} {v}: not a number of milliseconds")))
+    };
     while a.i + 1 < a.v.len() {
         a.i += 1;
         let f = a.v[a.i].clone();
@@ -177,6 +201,26 @@ fn main() {
             }
             "--driver-parameter" => legacy.argument_string = Some(a.value(&f)),
             "--service" => legacy.service = Some(a.value(&f)),
+            "--disk" => disk_args.push(a.value(&f)),
+            "--disk-read-only" => disk_read_only = true,
+            "--disk-arrival-ms" => machine.arrival_ms = ms(&f, a.value(&f)),
+            "--disk-remove-ms" => machine.remove_ms = Some(ms(&f, a.value(&f))),
+            "--disk-pend-every" => {
+                let v = a.value(&f);
+                machine.pend_every = v
+                    .parse()
+                    .unwrap_or_else(|_| die(&format!("--disk-pend-every {v}: not a number")))
+            }
+            "--uefi-var" => {
+                let v = a.value(&f);
+                let (name, file) = v
+                    .split_once('=')
+                    .filter(|(n, f)| !n.is_empty() && !f.is_empty())
+                    .unwrap_or_else(|| die(&format!("--uefi-var {v}: expected NAME=FILE")));
+                let data = std::fs::read(file)
+                    .unwrap_or_else(|e| die(&format!("--uefi-var {name}: {file}: {e}")));
+                machine.uefi_vars.push((name.to_string(), data));
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 exit(0)
@@ -185,6 +229,14 @@ fn main() {
         }
     }
     let driver = driver.unwrap_or_else(|| die(&format!("--driver is required\n{USAGE}")));
+    for d in &disk_args {
+        machine
+            .disks
+            .push(DiskSpec::parse(d, disk_read_only).unwrap_or_else(|e| die(&e)));
+    }
+    if cmd != "run" && (!machine.disks.is_empty() || !machine.uefi_vars.is_empty()) {
+        die("--disk and --uefi-var are options of run");
+    }
     match cmd.as_str() {
         "run" => {
             maybe_delegate(&driver, &argv);
@@ -199,6 +251,7 @@ fn main() {
                 verbose,
                 no_write,
                 legacy,
+                machine,
             };
             match run::run(&opts) {
                 Ok(r) => {

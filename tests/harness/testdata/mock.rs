@@ -4,6 +4,12 @@
 //! `--cfg map_buffers_mismatch` build broken variants.
 //! `--cfg scsiport` builds it as a legacy XP SCSIPORT miniport instead; with it,
 //! `no_next_request`, `config_past_length` and `again` build broken variants.
+//! `--cfg async_disk` (StorPort) adds target 1, a 1 MiB disk served from the harness's
+//! emulated disk 0 by a system thread through IRPs, exposed on the disk's arrival with
+//! BusChangeDetected, its SRBs completed from the thread (the asynchronous path of issue 11);
+//! with it, `no_unregister`, `leak_file`, `lose_srb` and `no_thread_wait` build broken variants.
+//! `--cfg scsiport --cfg timer_complete` completes READ/WRITE from HwTimer
+//! (RequestTimerCall), not in HwStartIo.
 #![no_std]
 #![no_main]
 #![allow(clippy::missing_safety_doc)]
@@ -37,8 +43,58 @@ imports!("ntoskrnl.exe", "system", {
 });
 imports!("ntoskrnl.exe", "C", {
     fn DbgPrint(fmt: *const u8, ...) -> u32;
+});
+#[cfg(not(target_arch = "x86"))]
+imports!("ntoskrnl.exe", "C", {
     fn memcpy(d: *mut u8, s: *const u8, n: usize) -> *mut u8;
     fn memset(d: *mut u8, c: i32, n: usize) -> *mut u8;
+});
+
+// On x86 the compiler's own memcpy/memset calls name `_memcpy`/`_memset`, which a raw-dylib
+// import does not provide: the mock carries its own (byte loops, volatile so they are not
+// turned back into calls to themselves).
+#[cfg(target_arch = "x86")]
+#[no_mangle]
+pub unsafe extern "C" fn memcpy(d: *mut u8, s: *const u8, n: usize) -> *mut u8 {
+    for i in 0..n {
+        core::ptr::write_volatile(d.add(i), core::ptr::read_volatile(s.add(i)));
+    }
+    d
+}
+#[cfg(target_arch = "x86")]
+#[no_mangle]
+pub unsafe extern "C" fn memset(d: *mut u8, c: i32, n: usize) -> *mut u8 {
+    for i in 0..n {
+        core::ptr::write_volatile(d.add(i), c as u8);
+    }
+    d
+}
+
+#[cfg(async_disk)]
+imports!("ntoskrnl.exe", "system", {
+    fn KeInitializeEvent(e: *mut u8, ty: u32, state: u8);
+    fn KeSetEvent(e: *mut u8, incr: i32, wait: u8) -> i32;
+    fn KeWaitForSingleObject(o: *mut u8, reason: u32, mode: u8, alertable: u8, t: *const i64) -> i32;
+    fn PsCreateSystemThread(h: *mut usize, access: u32, oa: *mut c_void, p: usize, cid: *mut c_void, start: unsafe extern "system" fn(*mut u8), ctx: *mut u8) -> i32;
+    fn PsTerminateSystemThread(st: i32) -> i32;
+    fn ObReferenceObjectByHandle(h: usize, access: u32, ty: *mut c_void, mode: u8, o: *mut *mut u8, info: *mut c_void) -> i32;
+    fn ZwClose(h: usize) -> i32;
+    fn IoRegisterPlugPlayNotification(cat: u32, flags: u32, data: *const u8, drv: *mut c_void, cb: unsafe extern "system" fn(*const u8, *mut u8) -> i32, ctx: *mut u8, entry: *mut *mut u8) -> i32;
+    fn IoUnregisterPlugPlayNotification(entry: *mut u8) -> i32;
+    fn IoGetDeviceObjectPointer(name: *const u8, access: u32, file: *mut *mut u8, dev: *mut *mut u8) -> i32;
+    fn IoBuildSynchronousFsdRequest(major: u32, dev: *mut u8, buf: *mut u8, len: u32, off: *const i64, ev: *mut u8, iosb: *mut usize) -> *mut u8;
+    fn IoBuildDeviceIoControlRequest(code: u32, dev: *mut u8, i: *const u8, il: u32, o: *mut u8, ol: u32, internal: u8, ev: *mut u8, iosb: *mut usize) -> *mut u8;
+});
+// Fastcall on x86 (ECX, EDX), the plain convention elsewhere.
+#[cfg(all(async_disk, target_arch = "x86"))]
+imports!("ntoskrnl.exe", "fastcall", {
+    fn ObfDereferenceObject(o: *mut u8) -> isize;
+    fn IofCallDriver(dev: *mut u8, irp: *mut u8) -> i32;
+});
+#[cfg(all(async_disk, not(target_arch = "x86")))]
+imports!("ntoskrnl.exe", "system", {
+    fn ObfDereferenceObject(o: *mut u8) -> isize;
+    fn IofCallDriver(dev: *mut u8, irp: *mut u8) -> i32;
 });
 
 const BASE: i64 = 0x0F3C_E000;
@@ -94,6 +150,204 @@ unsafe fn w<T>(p: *mut u8, o: usize, v: T) {
 }
 unsafe fn r<T: Copy>(p: *const u8, o: usize) -> T {
     (p.add(o) as *const T).read_unaligned()
+}
+
+/// The asynchronous disk of `--cfg async_disk`: state shared by HwStartIo, the PnP callback
+/// and the worker thread.
+#[cfg(async_disk)]
+mod adisk {
+    use super::*;
+    use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+    pub const DISK_BLOCKS: u32 = 2048;
+    pub static DRV: AtomicUsize = AtomicUsize::new(0);
+    pub static mut WORK: [usize; 3] = [0; 3];
+    pub static THREAD: AtomicUsize = AtomicUsize::new(0);
+    pub static ENTRY: AtomicUsize = AtomicUsize::new(0);
+    pub static FILE: AtomicUsize = AtomicUsize::new(0);
+    pub static DEV: AtomicUsize = AtomicUsize::new(0);
+    pub static STOP: AtomicBool = AtomicBool::new(false);
+    pub static ARRIVED: AtomicBool = AtomicBool::new(false);
+    pub static REMOVED: AtomicBool = AtomicBool::new(false);
+    pub static OPEN: AtomicBool = AtomicBool::new(false);
+    pub static QUEUE: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
+    pub static mut NAME: [u16; 256] = [0; 256];
+    pub static mut NAME_US: [usize; 2] = [0; 2];
+    const GUID_DISK: [u8; 16] = [0x07, 0x63, 0xf5, 0x53, 0xbf, 0xb6, 0xd0, 0x11, 0x94, 0xf2, 0x00, 0xa0, 0xc9, 0x1e, 0xfb, 0x8b];
+
+    pub fn work() -> *mut u8 {
+        core::ptr::addr_of_mut!(WORK) as *mut u8
+    }
+
+    pub unsafe fn start(ext: *mut u8) {
+        KeInitializeEvent(work(), 1, 0);
+        let mut h = 0usize;
+        if PsCreateSystemThread(&mut h, 0x1F_FFFF, core::ptr::null_mut(), 0, core::ptr::null_mut(), worker, ext) != 0 {
+            return;
+        }
+        let mut t: *mut u8 = core::ptr::null_mut();
+        ObReferenceObjectByHandle(h, 0x1F_FFFF, core::ptr::null_mut(), 0, &mut t, core::ptr::null_mut());
+        THREAD.store(t as usize, SeqCst);
+        ZwClose(h);
+        let mut e: *mut u8 = core::ptr::null_mut();
+        IoRegisterPlugPlayNotification(2, 1, GUID_DISK.as_ptr(), DRV.load(SeqCst) as *mut c_void, callback, ext, &mut e);
+        ENTRY.store(e as usize, SeqCst);
+    }
+
+    pub unsafe fn stop() {
+        STOP.store(true, SeqCst);
+        KeSetEvent(work(), 0, 0);
+        let t = THREAD.swap(0, SeqCst) as *mut u8;
+        if !t.is_null() {
+            // `--cfg no_thread_wait`: returns without waiting for the worker.
+            #[cfg(not(no_thread_wait))]
+            KeWaitForSingleObject(t, 0, 0, 0, core::ptr::null());
+            ObfDereferenceObject(t);
+        }
+        #[cfg(not(no_unregister))]
+        IoUnregisterPlugPlayNotification(ENTRY.swap(0, SeqCst) as *mut u8);
+        let f = FILE.swap(0, SeqCst) as *mut u8;
+        #[cfg(not(leak_file))]
+        if !f.is_null() {
+            ObfDereferenceObject(f);
+        }
+    }
+
+    unsafe extern "system" fn callback(n: *const u8, _ctx: *mut u8) -> i32 {
+        let arrival = *n.add(4) == 0x04;
+        if arrival && !ARRIVED.load(SeqCst) {
+            // SymbolicLinkName: @36 on x86, @40 on 64-bit; UNICODE_STRING.Buffer at P.
+            let us = r::<usize>(n, if P == 8 { 40 } else { 36 }) as *const u8;
+            let len = (r::<u16>(us, 0) as usize / 2).min(255);
+            let buf = r::<usize>(us, P) as *const u16;
+            let name = core::ptr::addr_of_mut!(NAME) as *mut u16;
+            core::ptr::copy_nonoverlapping(buf, name, len);
+            let nu = core::ptr::addr_of_mut!(NAME_US) as *mut u8;
+            w(nu, 0, (len * 2) as u16);
+            w(nu, 2, (len * 2) as u16);
+            w(nu, P, name as usize);
+            ARRIVED.store(true, SeqCst);
+        } else if !arrival {
+            REMOVED.store(true, SeqCst);
+        }
+        KeSetEvent(work(), 0, 0);
+        0
+    }
+
+    /// One synchronous IRP: (status, information).
+    unsafe fn irp(build: impl FnOnce(*mut u8, *mut usize) -> *mut u8) -> (i32, usize) {
+        let mut ev = [0usize; 3];
+        let mut iosb = [0usize; 2];
+        let e = ev.as_mut_ptr() as *mut u8;
+        KeInitializeEvent(e, 0, 0);
+        let i = build(e, iosb.as_mut_ptr());
+        if i.is_null() {
+            return (-1, 0);
+        }
+        let st = IofCallDriver(DEV.load(SeqCst) as *mut u8, i);
+        if st == 0x103 {
+            KeWaitForSingleObject(e, 0, 0, 0, core::ptr::null());
+            (iosb[0] as u32 as i32, iosb[1])
+        } else {
+            (st, iosb[1])
+        }
+    }
+
+    unsafe fn serve(ext: *mut u8, srb: *mut u8) {
+        let c = srb.add(off::S_CDB);
+        let op: u8 = r(c, 0);
+        let (lba, cnt) = match op {
+            0x28 | 0x2A => (u32::from_be_bytes(r(c, 2)) as u64, u16::from_be_bytes(r(c, 7)) as u64),
+            _ => (u64::from_be_bytes(r(c, 2)), u32::from_be_bytes(r(c, 10)) as u64),
+        };
+        if lba.checked_add(cnt).is_none_or(|e| e > DISK_BLOCKS as u64) {
+            sense(srb, 5, 0x21);
+        } else if !OPEN.load(SeqCst) || REMOVED.load(SeqCst) {
+            sense(srb, 2, 0x3a);
+        } else {
+            let buf = system_address(ext, srb);
+            let len = (cnt * 512) as u32;
+            let offset = (lba * 512) as i64;
+            let major = if op == 0x2A || op == 0x8A { 4 } else { 3 };
+            let (st, info) = irp(|e, iosb| IoBuildSynchronousFsdRequest(major, DEV.load(SeqCst) as *mut u8, buf, len, &offset, e, iosb));
+            if st == 0 && info == len as usize {
+                w(srb, 16, len);
+                w(srb, 3, 1u8);
+            } else {
+                sense(srb, 2, 0x3a);
+            }
+        }
+        StorPortNotification(0, ext as *mut c_void, srb);
+    }
+
+    unsafe extern "system" fn worker(ext: *mut u8) {
+        let timeout: i64 = -1_000_000;
+        loop {
+            KeWaitForSingleObject(work(), 0, 0, 0, &timeout);
+            if ARRIVED.load(SeqCst) && !OPEN.load(SeqCst) && !REMOVED.load(SeqCst) {
+                let (mut f, mut d): (*mut u8, *mut u8) = (core::ptr::null_mut(), core::ptr::null_mut());
+                let name = core::ptr::addr_of!(NAME_US) as *const u8;
+                if IoGetDeviceObjectPointer(name, 3, &mut f, &mut d) == 0 {
+                    FILE.store(f as usize, SeqCst);
+                    DEV.store(d as usize, SeqCst);
+                    let mut g = [0u8; 40];
+                    let (st, _) = irp(|e, iosb| IoBuildDeviceIoControlRequest(0x700A0, d, core::ptr::null(), 0, g.as_mut_ptr(), 40, 0, e, iosb));
+                    if st == 0 && u64::from_le_bytes(g[24..32].try_into().unwrap()) == DISK_BLOCKS as u64 * 512 {
+                        OPEN.store(true, SeqCst);
+                        DbgPrint(b"%s\0".as_ptr(), b"rvblk: lun 1: kind=disk block_size=512 blocks=2048 read_only=0 source=grub4dos phys_base=0x0 length=0x100000\0".as_ptr());
+                        StorPortNotification(7, ext as *mut c_void, 0usize);
+                    }
+                }
+            }
+            for q in QUEUE.iter() {
+                let srb = q.swap(0, SeqCst) as *mut u8;
+                // `--cfg lose_srb`: a READ is dropped and never completed (a hang).
+                if !srb.is_null() && !(cfg!(lose_srb) && r::<u8>(srb.add(off::S_CDB), 0) == 0x28) {
+                    serve(ext, srb);
+                }
+            }
+            if STOP.load(SeqCst) {
+                break;
+            }
+        }
+        // `--cfg no_thread_wait`: the worker takes 300 ms to wind down.
+        #[cfg(no_thread_wait)]
+        {
+            let mut ev = [0usize; 3];
+            let t: i64 = -3_000_000;
+            KeInitializeEvent(ev.as_mut_ptr() as *mut u8, 0, 0);
+            KeWaitForSingleObject(ev.as_mut_ptr() as *mut u8, 0, 0, 0, &t);
+        }
+        PsTerminateSystemThread(0);
+    }
+
+    /// HwStartIo for target 1: INQUIRY etc. answered at once (no device until the disk is
+    /// open), READ/WRITE queued for the worker. None: not handled here.
+    pub unsafe fn start_io(ext: *mut u8, srb: *mut u8) -> Option<u8> {
+        let _ = ext;
+        let (tgt, lun): (u8, u8) = (r(srb, 6), r(srb, 7));
+        if tgt != 1 || lun != 0 || r::<u8>(srb, 2) != 0 {
+            return None;
+        }
+        if !OPEN.load(SeqCst) {
+            w(srb, 3, 8u8);
+            StorPortNotification(0, ext as *mut c_void, srb);
+            return Some(1);
+        }
+        let op: u8 = r(srb.add(off::S_CDB), 0);
+        if matches!(op, 0x28 | 0x2A | 0x88 | 0x8A) {
+            for q in QUEUE.iter() {
+                if q.compare_exchange(0, srb as usize, SeqCst, SeqCst).is_ok() {
+                    KeSetEvent(work(), 0, 0);
+                    return Some(1);
+                }
+            }
+            w(srb, 3, 5u8);
+            StorPortNotification(0, ext as *mut c_void, srb);
+            return Some(1);
+        }
+        None
+    }
 }
 
 #[cfg(scsiport)]
@@ -152,6 +406,8 @@ unsafe fn system_address(ext: *mut u8, srb: *mut u8) -> *mut u8 {
 #[cfg(not(scsiport))]
 #[no_mangle]
 pub unsafe extern "system" fn DriverEntry(d: *mut c_void, rp: *mut c_void) -> i32 {
+    #[cfg(async_disk)]
+    adisk::DRV.store(d as usize, core::sync::atomic::Ordering::SeqCst);
     let mut init = [0u8; 256];
     let i = init.as_mut_ptr();
     w(i, 0, off::SIZE);
@@ -191,7 +447,7 @@ unsafe extern "system" fn hw_find_adapter(ext: *mut u8, _c: *mut c_void, _b: *mu
     w(ci, off::C_SG, 1u8);
     w(ci, off::C_MASTER, 1u8);
     w(ci, off::C_MAPBUF, 3u8);
-    w(ci, off::C_TARGETS, 1u8);
+    w(ci, off::C_TARGETS, if cfg!(async_disk) { 2u8 } else { 1u8 });
     w(ci, off::C_LUNS, 1u8);
     // A legacy miniport with no hardware declares no DMA (`--cfg legacy_dma` declares it).
     #[cfg(all(scsiport, not(legacy_dma)))]
@@ -207,6 +463,8 @@ unsafe extern "system" fn hw_find_adapter(ext: *mut u8, _c: *mut c_void, _b: *mu
         w(ci, off::C_VIRTUAL, 1u8);
     }
     DbgPrint(b"%s\0".as_ptr(), b"rvblk: lun 0: kind=disk block_size=512 blocks=16384 read_only=0 source=grub4dos phys_base=0xf3ce000 length=0x800000\0".as_ptr());
+    #[cfg(async_disk)]
+    adisk::start(ext);
     1
 }
 
@@ -217,6 +475,8 @@ unsafe extern "system" fn hw_reset_bus(_e: *mut u8, _p: u32) -> u8 {
     1
 }
 unsafe extern "system" fn hw_free(ext: *mut u8) {
+    #[cfg(async_disk)]
+    adisk::stop();
     let va: usize = r(ext, 0);
     if va != 0 {
         MmUnmapIoSpace(va as *mut u8, LEN);
@@ -261,13 +521,17 @@ unsafe fn reply(srb: *mut u8, data: &[u8]) {
 }
 
 unsafe extern "system" fn hw_start_io(ext: *mut u8, srb: *mut u8) -> u8 {
+    #[cfg(async_disk)]
+    if let Some(r) = adisk::start_io(ext, srb) {
+        return r;
+    }
     let func: u8 = r(srb, 2);
     let (path, tgt, lun): (u8, u8, u8) = (r(srb, 5), r(srb, 6), r(srb, 7));
     let c = srb.add(off::S_CDB);
     let op: u8 = r(c, 0);
     if func != 0 {
         w(srb, 3, if func == 0x12 || func == 0x13 || func == 0x20 { 1u8 } else { 6u8 });
-    } else if path != 0 || tgt != 0 || lun != 0 {
+    } else if path != 0 || (tgt != 0 && !(cfg!(async_disk) && tgt == 1)) || lun != 0 {
         w(srb, 3, 8u8);
     } else {
         match op {
@@ -301,7 +565,11 @@ unsafe extern "system" fn hw_start_io(ext: *mut u8, srb: *mut u8) -> u8 {
             }
             0x25 => {
                 let mut d = [0u8; 8];
-                d[0..4].copy_from_slice(&(BLOCKS - 1).to_be_bytes());
+                #[cfg(async_disk)]
+                let blocks = if tgt == 1 { adisk::DISK_BLOCKS } else { BLOCKS };
+                #[cfg(not(async_disk))]
+                let blocks = BLOCKS;
+                d[0..4].copy_from_slice(&(blocks - 1).to_be_bytes());
                 d[4..8].copy_from_slice(&512u32.to_be_bytes());
                 reply(srb, &d);
             }
@@ -354,8 +622,28 @@ unsafe extern "system" fn hw_start_io(ext: *mut u8, srb: *mut u8) -> u8 {
             _ => sense(srb, 5, 0x20),
         }
     }
+    // `--cfg timer_complete` (SCSIPORT): READ/WRITE completed later from HwTimer, the only
+    // place a worker's results may be completed under SCSIPORT (issue 11).
+    #[cfg(all(scsiport, timer_complete))]
+    if func == 0 && matches!(op, 0x28 | 0x2A | 0x88 | 0x8A | 0x08 | 0xA8) {
+        TIMER_SRB.store(srb as usize, core::sync::atomic::Ordering::SeqCst);
+        ScsiPortNotification(6, ext as *mut c_void, hw_timer as usize, 1000u32);
+        ScsiPortNotification(1, ext as *mut c_void);
+        return 1;
+    }
     complete(ext, srb);
     1
+}
+
+#[cfg(all(scsiport, timer_complete))]
+static TIMER_SRB: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+#[cfg(all(scsiport, timer_complete))]
+unsafe extern "system" fn hw_timer(ext: *mut u8) {
+    let srb = TIMER_SRB.swap(0, core::sync::atomic::Ordering::SeqCst) as *mut u8;
+    if !srb.is_null() {
+        complete(ext, srb);
+    }
 }
 
 #[panic_handler]

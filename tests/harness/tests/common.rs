@@ -92,8 +92,14 @@ pub struct Out {
 }
 
 pub fn run(args: &[&str]) -> Out {
+    run_env(args, &[])
+}
+
+/// `run` with extra environment variables for the harness.
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Out {
     let o = Command::new(harness())
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("run rvblk-harness");
     let out = Out {

@@ -123,3 +123,23 @@ pub fn emergency_report(msg: &str, json: bool) {
         eprintln!("VERIFIER FAILURE: {f}");
     }
 }
+
+/// Ends the process with a report naming `what` unless the returned sender is dropped within
+/// `limit` (a driver call that never returns: a hang).
+pub fn watchdog(limit: std::time::Duration, what: String) -> std::sync::mpsc::Sender<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+            emergency_report(
+                &format!(
+                    "{what} has not returned after {} s (a hang)",
+                    limit.as_secs()
+                ),
+                JSON.load(Ordering::Relaxed),
+            );
+            // SAFETY: immediate exit after a hang; the driver's state is unknown.
+            unsafe { libc::_exit(CRASH_EXIT) };
+        }
+    });
+    tx
+}

@@ -146,6 +146,7 @@ impl Setup {
                 nfit: self.nfit.clone(),
                 verbose,
                 legacy: LegacyConfig::default(),
+                machine: Default::default(),
             },
             self.phys.clone(),
         )

@@ -29,6 +29,11 @@ pub fn cdb_inquiry(evpd: bool, page: u8, alloc: u16) -> Vec<u8> {
     vec![INQUIRY, evpd as u8, page, a[0], a[1], 0]
 }
 
+pub fn cdb_report_luns(alloc: u32) -> Vec<u8> {
+    let a = alloc.to_be_bytes();
+    vec![REPORT_LUNS, 0, 0, 0, 0, 0, a[0], a[1], a[2], a[3], 0, 0]
+}
+
 pub fn cdb_read_capacity10() -> Vec<u8> {
     vec![READ_CAPACITY10, 0, 0, 0, 0, 0, 0, 0, 0, 0]
 }
@@ -214,6 +219,47 @@ impl<'a> Io<'a> {
             }
         }
         Ok(Some(info))
+    }
+
+    /// The re-enumeration after BusChangeDetected, as StorPort and disk.sys do it: REPORT LUNS
+    /// to LUN 0 of every target, then INQUIRY (and the rest of `probe`) on every LUN it lists;
+    /// a target that refuses REPORT LUNS is scanned LUN by LUN like `enumerate`.
+    pub fn rescan(&mut self) -> Result<Vec<LunInfo>, String> {
+        let mut out = Vec::new();
+        let (nt, nl) = (self.a.cfg.max_targets, self.a.cfg.max_luns);
+        for t in 0..nt {
+            let alloc = 8 + 8 * nl as u32;
+            let (o, d) = self.data_in(t, 0, &cdb_report_luns(alloc), alloc);
+            let listed: Option<Vec<u8>> = (o.ok() && d.len() >= 8).then(|| {
+                let n = u32::from_be_bytes(d[0..4].try_into().expect("4 bytes")) as usize / 8;
+                d[8..]
+                    .chunks_exact(8)
+                    .take(n)
+                    // Peripheral device addressing, single level: the LUN is byte 1.
+                    .filter(|e| e[0] & 0xc0 == 0 && e[0] == 0)
+                    .map(|e| e[1])
+                    .filter(|&l| l < nl)
+                    .collect()
+            });
+            match listed {
+                Some(luns) => {
+                    for l in luns {
+                        if let Some(i) = self.probe(t, l)? {
+                            out.push(i);
+                        }
+                    }
+                }
+                None => {
+                    for l in 0..nl {
+                        match self.probe(t, l)? {
+                            Some(i) => out.push(i),
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Enumerates LUNs as Storport's bus scan does: INQUIRY to every target's LUN 0, then

@@ -8,15 +8,17 @@ pub use report::{LunReport, RunReport};
 
 use crate::commands::lun_log::parse_log;
 use crate::commands::scsi::{self, Io, LunInfo};
-use crate::emu::kernel::{Kernel, KernelConfig, LegacyConfig, Personality};
+use crate::emu::kernel::{Kernel, KernelConfig, LegacyConfig, MachineConfig, Personality};
 use crate::emu::phys::PhysMem;
-use crate::emu::storport::Adapter;
+use crate::emu::storport::{Adapter, Outcome};
 use rvblk_report::LunKind;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub struct RunOptions {
     pub driver: PathBuf,
@@ -30,6 +32,8 @@ pub struct RunOptions {
     pub no_write: bool,
     /// Setup phase, DriverParameter and service name (SCSIPORT personality).
     pub legacy: LegacyConfig,
+    /// Disks arriving through PnP, their timing, UEFI variables (`docs/harness-disks.md`).
+    pub machine: MachineConfig,
 }
 
 /// Decimal or `0x` hexadecimal.
@@ -62,7 +66,7 @@ fn read_lun(
     io: &mut Io<'_>,
     info: &LunInfo,
     expects: &mut [ExpectFile],
-) -> Result<(String, Vec<String>), String> {
+) -> Result<(String, Vec<String>), (String, Outcome)> {
     let bs = info.block_size as u64;
     let max = (io.a.cfg.max_transfer as u64).clamp(bs, 1 << 20);
     let chunk_blocks = (max / bs).max(1);
@@ -78,9 +82,12 @@ fn read_lun(
         let o = io.read(info.target, info.lun, lba, n, bs as u32);
         let len = n as usize * bs as usize;
         if !o.ok() || o.transferred as usize != len {
-            return Err(format!(
-                "READ of {n} blocks at LBA {lba} on {}:{} failed: SrbStatus {:#04x}, transferred {}, sense {:?}",
-                info.target, info.lun, o.srb_status, o.transferred, o.sense_key()
+            return Err((
+                format!(
+                    "READ of {n} blocks at LBA {lba} on {}:{} failed: SrbStatus {:#04x}, transferred {}, sense {:?}",
+                    info.target, info.lun, o.srb_status, o.transferred, o.sense_key()
+                ),
+                o,
             ));
         }
         let data = io.slot.data(len);
@@ -113,7 +120,12 @@ fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> S
     let bs = info.block_size;
     let lba = info.blocks / 2;
     let (t, l) = (info.target, info.lun);
+    // A backing disk pulled meanwhile: NOT READY / no LUN is the expected answer (ASYNC.md).
+    let gone = |o: &Outcome| k.any_disk_removed() && removal_outcome(o);
     let o = io.read(t, l, lba, 1, bs);
+    if gone(&o) {
+        return "not done: the backing disk was removed".into();
+    }
     if !o.ok() {
         k.fail(format!("write test: READ of LBA {lba} on {t}:{l} failed"));
         return "read failed".into();
@@ -125,6 +137,9 @@ fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> S
         .map(|(i, b)| !b ^ (i as u8))
         .collect();
     let o = io.write(t, l, lba, &pat, bs);
+    if gone(&o) {
+        return "not done: the backing disk was removed".into();
+    }
     if read_only {
         if o.ok() {
             k.fail(format!(
@@ -157,6 +172,9 @@ fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> S
         let back_ok = o.ok() && io.slot.data(bs as usize) == &pat[..];
         let o2 = io.write(t, l, lba, &orig, bs);
         let o3 = io.read(t, l, lba, 1, bs);
+        if [&o, &o2, &o3].into_iter().any(gone) {
+            return "interrupted: the backing disk was removed".into();
+        }
         let restored = o2.ok() && o3.ok() && io.slot.data(bs as usize) == &orig[..];
         if !back_ok {
             k.fail(format!("WRITE on {t}:{l} LBA {lba} did not read back"));
@@ -170,6 +188,103 @@ fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> S
             "write/read-back mismatch".into()
         }
     }
+}
+
+/// What a disk-backed LUN answers once its backing disk is gone: NOT READY / MEDIUM NOT
+/// PRESENT, ABORTED COMMAND, or no LUN at all after the bus change (ASYNC.md).
+fn removal_outcome(o: &Outcome) -> bool {
+    use crate::emu::storport::{
+        SRB_STATUS_INVALID_LUN, SRB_STATUS_INVALID_TARGET_ID, SRB_STATUS_NO_DEVICE,
+        SRB_STATUS_SELECTION_TIMEOUT,
+    };
+    matches!(o.sense_key(), Some((2, 0x3a, _)) | Some((0x0b, _, _)))
+        || matches!(
+            o.status(),
+            SRB_STATUS_NO_DEVICE
+                | SRB_STATUS_INVALID_LUN
+                | SRB_STATUS_INVALID_TARGET_ID
+                | SRB_STATUS_SELECTION_TIMEOUT
+        )
+}
+
+/// Re-enumerates the bus after every BusChangeDetected (the harness's PnP side); the latest
+/// list and the bus-change count it answered go to `latest`.
+fn enumerator(
+    a: &Adapter,
+    k: &Kernel,
+    latest: &Mutex<(u64, Option<Vec<LunInfo>>)>,
+    stop: &AtomicBool,
+) {
+    let mut io = Io::new(a);
+    let mut seen = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let n = k.wait_bus_change(seen, Duration::from_millis(50));
+        if n > seen {
+            seen = n;
+            match io.rescan() {
+                Ok(v) => *latest.lock().unwrap_or_else(|e| e.into_inner()) = (n, Some(v)),
+                Err(e) => k.fail(format!("re-enumeration after BusChangeDetected: {e}")),
+            }
+        }
+    }
+}
+
+/// Waits, as the contract says, for the disks to arrive and for the re-enumeration that
+/// follows the driver's BusChangeDetected (up to arrival + 10 s), then for the bus to stay
+/// quiet for `QUIET`. Returns the latest enumeration, if there was one.
+fn wait_for_disks(
+    k: &Kernel,
+    m: &MachineConfig,
+    latest: &Mutex<(u64, Option<Vec<LunInfo>>)>,
+    notes: &mut Vec<String>,
+) -> Option<Vec<LunInfo>> {
+    const REGISTER_WAIT: Duration = Duration::from_secs(2);
+    const QUIET: Duration = Duration::from_millis(300);
+    let t0 = Instant::now();
+    let reg = loop {
+        if let Some(r) = k.pnp_registered_at() {
+            break r;
+        }
+        if t0.elapsed() > REGISTER_WAIT {
+            notes.push(format!(
+                "the driver did not register for disk interface notifications within {} s: the disks never arrived",
+                REGISTER_WAIT.as_secs()
+            ));
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let limit = reg + Duration::from_millis(m.arrival_ms) + Duration::from_secs(10);
+    let want = k.disks().len() as u64;
+    loop {
+        let now = Instant::now();
+        let before = k.bus_changes_before_arrival();
+        let scanned = latest.lock().unwrap_or_else(|e| e.into_inner()).0;
+        if k.arrivals_delivered() >= want && before.is_some_and(|b| scanned > b) {
+            break;
+        }
+        if now >= limit {
+            notes.push(
+                "no bus change (BusChangeDetected) and re-enumeration after the disks arrived within arrival + 10 s"
+                    .into(),
+            );
+            return latest.lock().unwrap_or_else(|e| e.into_inner()).1.clone();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Quiet: the last bus change has been enumerated and no other came for QUIET.
+    let mut last = (k.bus_change_count(), Instant::now());
+    while Instant::now() < limit {
+        let n = k.bus_change_count();
+        let scanned = latest.lock().unwrap_or_else(|e| e.into_inner()).0;
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if scanned == n && last.1.elapsed() >= QUIET {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    latest.lock().unwrap_or_else(|e| e.into_inner()).1.clone()
 }
 
 pub fn kind_of(info: &LunInfo) -> LunKind {
@@ -187,16 +302,19 @@ pub fn make_kernel(opts: &RunOptions) -> Result<Arc<Kernel>, String> {
         Some(p) => PhysMem::from_dump(p)?,
         None => return Err("--ram DUMP is required".into()),
     };
-    Ok(Kernel::new(
+    let k = Kernel::new(
         KernelConfig {
             personality: opts.personality,
             os_ram: opts.os_ram.clone(),
             nfit: opts.nfit.clone(),
             verbose: opts.verbose,
             legacy: opts.legacy.clone(),
+            machine: opts.machine.clone(),
         },
         Arc::new(phys),
-    ))
+    );
+    k.open_disks()?;
+    Ok(k)
 }
 
 pub fn run(opts: &RunOptions) -> Result<RunReport, String> {
@@ -218,6 +336,7 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
         Ok(a) => a,
         Err(crate::emu::storport::StartError::Load(e)) => return Err(e),
         Err(e) => {
+            k.shutdown_async();
             rep.failures = k.failures();
             rep.notes.push(format!("adapter did not start: {e}"));
             rep.log = k.log();
@@ -241,15 +360,29 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
         }
     };
     let mut luns = Vec::new();
-    {
-        let mut io = Io::new(&a);
-        let infos = match io.enumerate() {
+    let mut notes = Vec::new();
+    let latest = Mutex::new((0u64, None));
+    let stop = AtomicBool::new(false);
+    let with_disks = !k.disks().is_empty();
+    std::thread::scope(|scope| {
+        let a = &a;
+        if with_disks {
+            let (k, latest, stop) = (&k, &latest, &stop);
+            scope.spawn(move || enumerator(a, k, latest, stop));
+        }
+        let mut io = Io::new(a);
+        let mut infos = match io.enumerate() {
             Ok(v) => v,
             Err(e) => {
                 k.fail(e);
                 Vec::new()
             }
         };
+        if with_disks {
+            if let Some(v) = wait_for_disks(&k, &opts.machine, &latest, &mut notes) {
+                infos = v;
+            }
+        }
         let (log_luns, _, _) = parse_log(&k.log());
         for (i, info) in infos.iter().enumerate() {
             let ll = log_luns.iter().find(|l| l.n as usize == i).cloned();
@@ -305,7 +438,11 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
                 .collect();
             let (sha, matches) = match read_lun(&mut io, info, &mut ef) {
                 Ok(x) => x,
-                Err(e) => {
+                Err((e, o)) if k.any_disk_removed() && removal_outcome(&o) => {
+                    notes.push(format!("{e} (its backing disk was removed)"));
+                    (String::new(), Vec::new())
+                }
+                Err((e, _)) => {
                     k.fail(e);
                     (String::new(), Vec::new())
                 }
@@ -333,7 +470,8 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
                 infos.len()
             ));
         }
-    }
+        stop.store(true, Ordering::SeqCst);
+    });
     // PnP: stop / restart / a read after restart / remove.
     let r = a.stop();
     if r != 0 {
@@ -347,7 +485,12 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
         let mut io = Io::new(&a);
         for l in &luns {
             let o = io.read(l.info.target, l.info.lun, 0, 1, l.info.block_size);
-            if !o.ok() {
+            if !o.ok() && k.any_disk_removed() && removal_outcome(&o) {
+                notes.push(format!(
+                    "READ on {}:{} after ScsiRestartAdapter: the backing disk was removed",
+                    l.info.target, l.info.lun
+                ));
+            } else if !o.ok() {
                 k.fail(format!(
                     "READ on {}:{} after ScsiRestartAdapter failed: {:#04x}",
                     l.info.target, l.info.lun, o.srb_status
@@ -359,6 +502,7 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
     rep.stack_high_water = crate::emu::stack::measure();
     drop(a);
     rep.luns = luns;
+    rep.notes.extend(notes);
     rep.log = k.log();
     let (_, refused, bad) = parse_log(&rep.log);
     rep.refused = refused;

@@ -95,3 +95,69 @@ impl Default for LegacyConfig {
         }
     }
 }
+
+/// One emulated Windows disk (`--disk FILE[:SECTOR]`): a host file served through IRPs
+/// (`docs/harness-disks.md` §3).
+#[derive(Clone, Debug)]
+pub struct DiskSpec {
+    pub path: std::path::PathBuf,
+    /// Bytes per sector: 512 (default), 2048 or 4096.
+    pub sector: u32,
+    /// Writes fail with STATUS_MEDIA_WRITE_PROTECTED (`--disk-read-only`).
+    pub read_only: bool,
+}
+
+impl DiskSpec {
+    /// `FILE` or `FILE:SECTOR` (SECTOR one of 512, 2048, 4096).
+    pub fn parse(s: &str, read_only: bool) -> Result<DiskSpec, String> {
+        let (path, sector) = match s.rsplit_once(':') {
+            Some((p, n)) if !p.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => {
+                let sector: u32 = n
+                    .parse()
+                    .map_err(|_| format!("--disk {s}: bad sector size {n:?}"))?;
+                if !matches!(sector, 512 | 2048 | 4096) {
+                    return Err(format!(
+                        "--disk {s}: sector size {sector} (512, 2048 or 4096)"
+                    ));
+                }
+                (p, sector)
+            }
+            _ => (s, 512),
+        };
+        Ok(DiskSpec {
+            path: path.into(),
+            sector,
+            read_only,
+        })
+    }
+}
+
+/// The machine around the driver beyond physical memory: disks that arrive through PnP, their
+/// timing, and the firmware's variables (`docs/harness-disks.md`).
+#[derive(Clone, Debug)]
+pub struct MachineConfig {
+    pub disks: Vec<DiskSpec>,
+    /// Disk interface arrivals are delivered this long after the driver registered.
+    pub arrival_ms: u64,
+    /// Surprise-remove every disk this long after its arrival.
+    pub remove_ms: Option<u64>,
+    /// Every `pend_every`-th IRP pends (0: none; 1: all; default 2: every other one).
+    pub pend_every: u32,
+    /// How long a pended IRP takes to complete.
+    pub pend_us: u64,
+    /// UEFI variables under Ventoy's vendor GUID; empty = a BIOS machine.
+    pub uefi_vars: Vec<(String, Vec<u8>)>,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        MachineConfig {
+            disks: Vec::new(),
+            arrival_ms: 0,
+            remove_ms: None,
+            pend_every: 2,
+            pend_us: 50,
+            uefi_vars: Vec::new(),
+        }
+    }
+}

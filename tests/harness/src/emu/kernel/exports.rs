@@ -102,6 +102,178 @@ sysfn! {
     }
 }
 
+// The asynchronous disk path (`docs/harness-disks.md`): threads, events, waits, PnP, IRPs,
+// firmware.
+sysfn! {
+    fn ke_initialize_event(ev: usize, ty: u32, state: u8) {
+        current().initialize_event(ev, ty, state != 0)
+    }
+    fn ke_set_event(ev: usize, incr: i32, wait: u8) -> i32 {
+        let _ = (incr, wait);
+        current().set_event(Some("KeSetEvent"), ev)
+    }
+    fn ke_clear_event(ev: usize) {
+        current().clear_event(ev)
+    }
+    fn ke_wait_for_single_object(obj: usize, reason: u32, mode: u8, alertable: u8, timeout: *const i64) -> i32 {
+        current().wait_for_single_object(obj, reason, mode as u32, alertable, timeout)
+    }
+    fn ps_create_system_thread(out: *mut usize, access: u32, oa: *const rvblk_abi::ObjectAttributes, process: usize, cid: usize, start: usize, ctx: usize) -> i32 {
+        current().create_system_thread(out, access, oa, process, cid, start, ctx)
+    }
+    fn ps_terminate_system_thread(status: i32) -> i32 {
+        current().terminate_system_thread(status)
+    }
+    fn ob_reference_object_by_handle(h: usize, access: u32, ty: usize, mode: u8, obj: *mut usize, info: usize) -> i32 {
+        let _ = (access, mode);
+        let k = current();
+        if ty != 0 || info != 0 {
+            k.log_line("[harness] ObReferenceObjectByHandle: ObjectType and HandleInformation are not checked".into());
+        }
+        k.reference_by_handle(h, obj)
+    }
+    fn io_register_plug_play_notification(category: u32, flags: u32, data: *const u8, drv: usize, cb: usize, ctx: usize, entry: *mut usize) -> i32 {
+        current().register_pnp(category, flags, data, drv, cb, ctx, entry)
+    }
+    fn io_unregister_plug_play_notification(entry: usize) -> i32 {
+        current().unregister_pnp(entry)
+    }
+    fn io_get_device_object_pointer(name: *const rvblk_abi::UnicodeString, access: u32, file: *mut usize, dev: *mut usize) -> i32 {
+        current().get_device_object_pointer(name, access, file, dev)
+    }
+    fn io_build_synchronous_fsd_request(major: u32, dev: usize, buf: usize, len: u32, off: *const i64, ev: usize, iosb: usize) -> usize {
+        current().build_fsd_request(major, dev, buf, len, off, ev, iosb)
+    }
+    fn io_cancel_irp(irp: usize) -> u8 {
+        current().cancel_irp(irp)
+    }
+    fn mm_get_system_routine_address(name: *const rvblk_abi::UnicodeString) -> usize {
+        current().system_routine_address(name)
+    }
+    fn ex_get_firmware_environment_variable(name: *const rvblk_abi::UnicodeString, vendor: *const u8, value: *mut u8, len: *mut u32, attrs: *mut u32) -> i32 {
+        current().firmware_variable(name, vendor, value, len, attrs)
+    }
+}
+
+// Nine arguments: more than the arm64 thunk forwards (`aarch64_export!`), so arm64 has its own
+// thunk below.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+extern "win64" fn io_build_device_io_control_request(
+    code: u32,
+    dev: usize,
+    inp: usize,
+    inlen: u32,
+    out: usize,
+    outlen: u32,
+    internal: u8,
+    ev: usize,
+    iosb: usize,
+) -> usize {
+    current().build_ioctl_request(code, dev, inp, inlen, out, outlen, internal, ev, iosb)
+}
+
+#[cfg(target_arch = "x86")]
+#[allow(clippy::too_many_arguments)]
+extern "stdcall" fn io_build_device_io_control_request(
+    code: u32,
+    dev: usize,
+    inp: usize,
+    inlen: u32,
+    out: usize,
+    outlen: u32,
+    internal: u8,
+    ev: usize,
+    iosb: usize,
+) -> usize {
+    crate::emu::stack::realigned(|| {
+        current().build_ioctl_request(code, dev, inp, inlen, out, outlen, internal, ev, iosb)
+    })
+}
+
+#[cfg(target_arch = "aarch64")]
+mod ioctl9 {
+    use super::current;
+
+    /// The body: eight register arguments plus the ninth, which the thunk re-pushes.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) extern "C" fn imp(
+        code: u32,
+        dev: usize,
+        inp: usize,
+        inlen: u32,
+        out: usize,
+        outlen: u32,
+        internal: u8,
+        ev: usize,
+        iosb: usize,
+    ) -> usize {
+        current().build_ioctl_request(code, dev, inp, inlen, out, outlen, internal, ev, iosb)
+    }
+
+    /// Saves x18 (the KPCR), copies the caller's first stack argument (the ninth, `IoStatusBlock`)
+    /// to the stack of the call to `imp`, and restores x18 (`docs/arm64.md` §2, §3).
+    #[unsafe(naked)]
+    pub(super) unsafe extern "C" fn io_build_device_io_control_request() {
+        std::arch::naked_asm!(
+            "stp x29, x30, [sp, #-32]!",
+            "mov x29, sp",
+            "str x18, [sp, #16]",
+            "ldr x9, [sp, #32]",
+            "str x9, [sp, #-16]!",
+            "bl {imp}",
+            "add sp, sp, #16",
+            "ldr x18, [sp, #16]",
+            "ldp x29, x30, [sp], #32",
+            "ret",
+            imp = sym imp,
+        )
+    }
+}
+#[cfg(target_arch = "aarch64")]
+use ioctl9::io_build_device_io_control_request;
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+sysfn! {
+    fn iof_call_driver(dev: usize, irp: usize) -> i32 {
+        current().call_driver(dev, irp)
+    }
+    fn obf_dereference_object(obj: usize) -> isize {
+        current().check_irql("ObfDereferenceObject", DISPATCH_LEVEL);
+        current().dereference(obj)
+    }
+    fn obf_reference_object(obj: usize) -> isize {
+        let k = current();
+        k.check_irql("ObfReferenceObject", DISPATCH_LEVEL);
+        k.reference("ObfReferenceObject", obj);
+        1
+    }
+}
+
+// Fastcall on x86 (first two arguments in ECX, EDX).
+#[cfg(target_arch = "x86")]
+extern "fastcall" fn iof_call_driver(dev: usize, irp: usize) -> i32 {
+    crate::emu::stack::realigned(|| current().call_driver(dev, irp))
+}
+
+#[cfg(target_arch = "x86")]
+extern "fastcall" fn obf_dereference_object(obj: usize) -> isize {
+    crate::emu::stack::realigned(|| {
+        current().check_irql("ObfDereferenceObject", DISPATCH_LEVEL);
+        current().dereference(obj)
+    })
+}
+
+#[cfg(target_arch = "x86")]
+extern "fastcall" fn obf_reference_object(obj: usize) -> isize {
+    crate::emu::stack::realigned(|| {
+        let k = current();
+        k.check_irql("ObfReferenceObject", DISPATCH_LEVEL);
+        k.reference("ObfReferenceObject", obj);
+        1
+    })
+}
+
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 sysfn! {
     fn ke_acquire_spin_lock_raise_to_dpc(lock: *mut usize) -> u8 {
@@ -213,6 +385,44 @@ pub fn resolve(dll: &str, name: &str) -> Option<usize> {
         ("ntoskrnl.exe", "DbgPrint") => dbg_print as *const () as usize,
         ("ntoskrnl.exe", "ZwQuerySystemInformation") => {
             zw_query_system_information as *const () as usize
+        }
+        ("ntoskrnl.exe", "KeInitializeEvent") => ke_initialize_event as *const () as usize,
+        ("ntoskrnl.exe", "KeSetEvent") => ke_set_event as *const () as usize,
+        ("ntoskrnl.exe", "KeClearEvent") => ke_clear_event as *const () as usize,
+        ("ntoskrnl.exe", "KeWaitForSingleObject") => {
+            ke_wait_for_single_object as *const () as usize
+        }
+        ("ntoskrnl.exe", "PsCreateSystemThread") => ps_create_system_thread as *const () as usize,
+        ("ntoskrnl.exe", "PsTerminateSystemThread") => {
+            ps_terminate_system_thread as *const () as usize
+        }
+        ("ntoskrnl.exe", "ObReferenceObjectByHandle") => {
+            ob_reference_object_by_handle as *const () as usize
+        }
+        ("ntoskrnl.exe", "ObfDereferenceObject") => obf_dereference_object as *const () as usize,
+        ("ntoskrnl.exe", "ObfReferenceObject") => obf_reference_object as *const () as usize,
+        ("ntoskrnl.exe", "IoRegisterPlugPlayNotification") => {
+            io_register_plug_play_notification as *const () as usize
+        }
+        ("ntoskrnl.exe", "IoUnregisterPlugPlayNotification") => {
+            io_unregister_plug_play_notification as *const () as usize
+        }
+        ("ntoskrnl.exe", "IoGetDeviceObjectPointer") => {
+            io_get_device_object_pointer as *const () as usize
+        }
+        ("ntoskrnl.exe", "IoBuildSynchronousFsdRequest") => {
+            io_build_synchronous_fsd_request as *const () as usize
+        }
+        ("ntoskrnl.exe", "IoBuildDeviceIoControlRequest") => {
+            io_build_device_io_control_request as *const () as usize
+        }
+        ("ntoskrnl.exe", "IofCallDriver") => iof_call_driver as *const () as usize,
+        ("ntoskrnl.exe", "IoCancelIrp") => io_cancel_irp as *const () as usize,
+        ("ntoskrnl.exe", "MmGetSystemRoutineAddress") => {
+            mm_get_system_routine_address as *const () as usize
+        }
+        ("ntoskrnl.exe", "ExGetFirmwareEnvironmentVariable") => {
+            ex_get_firmware_environment_variable as *const () as usize
         }
         ("ntoskrnl.exe", "memcpy") => k_memcpy as *const () as usize,
         ("ntoskrnl.exe", "memmove") => k_memmove as *const () as usize,

@@ -8,23 +8,29 @@
 //! ports share) and `exports` (the ABI wrappers and the import table); `config` is what a
 //! session emulates.
 
+#[cfg(all(test, target_arch = "x86_64"))]
+mod async_tests;
 mod config;
 mod dbgprint;
+pub mod disk;
 mod exports;
 mod irql;
 mod mmio;
+mod objects;
+pub mod pnp;
 mod pool;
 mod port_calls;
 mod registry;
+pub mod sync;
 mod version;
 
-pub use config::{LegacyConfig, Personality, SetupPhase};
+pub use config::{DiskSpec, LegacyConfig, MachineConfig, Personality, SetupPhase};
 pub use exports::resolve;
 pub use irql::{
     at_irql, in_miniport, irql, set_irql, APC_LEVEL, DIRQL, DISPATCH_LEVEL, PASSIVE_LEVEL,
 };
 pub use pool::tag_str;
-pub use port_calls::{SrbTrack, SRB_DONE, SRB_IDLE, SRB_IN_FLIGHT};
+pub use port_calls::{SrbTrack, SRB_ABANDONED, SRB_DONE, SRB_IDLE, SRB_IN_FLIGHT};
 pub use registry::RegValue;
 
 use crate::checks::guard::{self};
@@ -33,7 +39,7 @@ use mmio::IoMap;
 use pool::PoolAlloc;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 pub const STATUS_SUCCESS: i32 = 0;
 pub const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
@@ -52,6 +58,8 @@ pub struct KernelConfig {
     pub verbose: bool,
     /// Registry and service facts for the SCSIPORT personality.
     pub legacy: LegacyConfig,
+    /// Disks, their PnP timing and the firmware variables (`docs/harness-disks.md`).
+    pub machine: MachineConfig,
 }
 
 pub struct Kernel {
@@ -85,6 +93,27 @@ pub struct Kernel {
     pub legacy_start: Mutex<Option<crate::emu::scsiport::Started>>,
     /// DriverEntry's DriverObject and RegistryPath, which the port initialisation must be given.
     pub entry_args: Mutex<(usize, usize)>,
+    /// This kernel, for the threads it starts.
+    me: Weak<Kernel>,
+    dispatcher: sync::Dispatcher,
+    objects: objects::Objects,
+    io: disk::IoState,
+    pnp: pnp::PnpState,
+    /// Set once HwFreeAdapterResources returned: nothing may complete after that.
+    pub adapter_removed: AtomicBool,
+    /// How long an issuer waits for a pending SRB before calling it a hang (ms).
+    pub srb_hang_ms: AtomicU64,
+    /// RequestTimerCall: the HwTimer routine and when it is due.
+    pub timer: Mutex<Option<(usize, std::time::Instant)>>,
+}
+
+/// How long a pending SRB may stay pending before it is a hang: 30 s (ASYNC.md), or
+/// `RVBLK_HARNESS_SRB_HANG_MS` (for the harness's own tests of the hang check).
+fn srb_hang_ms() -> u64 {
+    std::env::var("RVBLK_HARNESS_SRB_HANG_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30_000)
 }
 
 static CURRENT: AtomicPtr<Kernel> = AtomicPtr::new(std::ptr::null_mut());
@@ -92,6 +121,16 @@ static SESSION: Mutex<()> = Mutex::new(());
 
 pub fn current() -> &'static Kernel {
     let p = CURRENT.load(Ordering::Acquire);
+    // A system thread the driver left running when its session ended (a legacy SCSIPORT
+    // driver's worker lives until shutdown) finds its machine gone: it stops here for good
+    // rather than calling into another session's kernel.
+    if let Some(own) = sync::system_thread_kernel() {
+        if !std::ptr::eq(own, p) {
+            loop {
+                std::thread::park();
+            }
+        }
+    }
     if p.is_null() {
         eprintln!("rvblk-harness: a driver called into the kernel with no active session");
         std::process::abort();
@@ -114,7 +153,7 @@ impl Drop for Active {
 
 impl Kernel {
     pub fn new(cfg: KernelConfig, phys: Arc<PhysMem>) -> Arc<Kernel> {
-        Arc::new(Kernel {
+        Arc::new_cyclic(|me| Kernel {
             cfg,
             phys,
             log: Mutex::new(Vec::new()),
@@ -139,6 +178,14 @@ impl Kernel {
             next_handle: AtomicUsize::new(1),
             legacy_start: Mutex::new(None),
             entry_args: Mutex::new((0, 0)),
+            me: me.clone(),
+            dispatcher: Default::default(),
+            objects: Default::default(),
+            io: Default::default(),
+            pnp: Default::default(),
+            adapter_removed: AtomicBool::new(false),
+            srb_hang_ms: AtomicU64::new(srb_hang_ms()),
+            timer: Mutex::new(None),
         })
     }
 
@@ -151,6 +198,11 @@ impl Kernel {
             k: self.clone(),
             _g: g,
         }
+    }
+
+    /// Whether this kernel is the active session's.
+    pub fn is_active(&self) -> bool {
+        std::ptr::eq(CURRENT.load(Ordering::Acquire), self)
     }
 
     pub fn fail(&self, msg: impl Into<String>) {
@@ -203,8 +255,26 @@ impl Kernel {
             ));
         }
         out.extend(self.handle_leaks());
+        out.extend(self.irp_leaks());
         out.sort();
         out
+    }
+
+    /// What the asynchronous path must have released before removal returns: PnP
+    /// registrations, object references and thread handles (`docs/harness-disks.md` §5).
+    pub fn async_leaks(&self) -> Vec<String> {
+        let mut out = self.pnp_leaks();
+        out.extend(self.reference_leaks());
+        out.sort();
+        out
+    }
+
+    /// Ends the harness's own threads of this session (PnP, IRP completion) and forgets the
+    /// objects it handed out.
+    pub fn shutdown_async(&self) {
+        self.stop_pnp();
+        self.stop_io();
+        self.drop_objects();
     }
 
     /// Registry handles still open, as human-readable lines.

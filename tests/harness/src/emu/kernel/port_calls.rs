@@ -9,13 +9,15 @@ use super::{
 };
 use rvblk_abi::status::STATUS_NO_SUCH_DEVICE;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// SRB states shared between the issuer and RequestComplete.
 pub const SRB_IDLE: u8 = 0;
 pub const SRB_IN_FLIGHT: u8 = 1;
 pub const SRB_DONE: u8 = 2;
+/// The issuer gave up waiting for a pending SRB (a hang); its buffers are never reused.
+pub const SRB_ABANDONED: u8 = 3;
 
 /// Per-SRB bookkeeping the notification handlers reach through the SRB address.
 pub struct SrbTrack {
@@ -23,6 +25,12 @@ pub struct SrbTrack {
     pub completions: AtomicU32,
     /// The real (mapped) data buffer, for StorPortGetSystemAddress.
     pub real_buf: AtomicUsize,
+    /// The issuer waits for a pending SRB (HwStartIo returned without completing it): a
+    /// completion must wake it. Only then is `mx`/`cv` touched, so the synchronous path costs
+    /// one atomic load.
+    pub waiting: AtomicBool,
+    pub mx: Mutex<()>,
+    pub cv: Condvar,
 }
 
 impl Default for SrbTrack {
@@ -31,6 +39,9 @@ impl Default for SrbTrack {
             state: AtomicU8::new(SRB_IDLE),
             completions: AtomicU32::new(0),
             real_buf: AtomicUsize::new(0),
+            waiting: AtomicBool::new(false),
+            mx: Mutex::new(()),
+            cv: Condvar::new(),
         }
     }
 }
@@ -118,6 +129,11 @@ impl Kernel {
                 if irql() > DISPATCH_LEVEL {
                     self.fail(format!("RequestComplete at IRQL {}", irql()));
                 }
+                if self.adapter_removed.load(Ordering::SeqCst) {
+                    self.fail(format!(
+                        "{port}Notification(RequestComplete) for {a1:#x} after the adapter was removed (HwFreeAdapterResources returned)"
+                    ));
+                }
                 let t = self.issued_srb(a1);
                 match t {
                     None => self.fail(format!(
@@ -131,7 +147,16 @@ impl Kernel {
                             Ordering::SeqCst,
                             Ordering::SeqCst,
                         ) {
-                            Ok(_) => {}
+                            Ok(_) => {
+                                if t.waiting.load(Ordering::SeqCst) {
+                                    let _g = t.mx.lock().unwrap_or_else(|e| e.into_inner());
+                                    t.cv.notify_all();
+                                }
+                            }
+                            Err(SRB_ABANDONED) => self.fail(format!(
+                                "RequestComplete for SRB {a1:#x} after the port gave up on it (pending longer than {} ms: a hang)",
+                                self.srb_hang_ms.load(Ordering::Relaxed)
+                            )),
                             Err(SRB_DONE) => self.fail(format!(
                                 "SRB {a1:#x} completed twice (RequestComplete #{n}) [{port} would bug check / corrupt the IRP]"
                             )),
@@ -155,6 +180,17 @@ impl Kernel {
                     ));
                 }
                 self.next_request.fetch_add(1, Ordering::Relaxed);
+            }
+            BUS_CHANGE_DETECTED => self.bus_change(port, a1),
+            REQUEST_TIMER_CALL => {
+                let (f, us) = (a1, args[1] as u32);
+                let mut t = self.timer.lock().unwrap_or_else(|e| e.into_inner());
+                *t = (us != 0 && f != 0).then(|| {
+                    (
+                        f,
+                        std::time::Instant::now() + std::time::Duration::from_micros(us as u64),
+                    )
+                });
             }
             _ => self.log_line(format!("[harness] {port}Notification type {ty:#x} ignored")),
         }

@@ -197,6 +197,9 @@ impl Kernel {
 
     pub(super) fn close(&self, h: usize) -> i32 {
         self.check_irql("ZwClose", PASSIVE_LEVEL);
+        if self.close_thread_handle(h) {
+            return STATUS_SUCCESS;
+        }
         if self
             .handles
             .lock()
@@ -252,6 +255,7 @@ mod registry_tests {
                     setup,
                     ..LegacyConfig::default()
                 },
+                machine: Default::default(),
             },
             Arc::new(PhysMem::from_segments(1 << 20, &[]).unwrap()),
         )

@@ -112,6 +112,18 @@ fn unicode_string(s: &str, label: &str) -> GuardedBuf {
     b
 }
 
+/// A UNICODE_STRING in guarded memory: (its address, the buffer holding it).
+pub(crate) fn unicode_string_buf(s: &str, label: &str) -> (usize, GuardedBuf) {
+    let hdr = if cfg!(target_pointer_width = "64") {
+        16
+    } else {
+        8
+    };
+    let total = hdr + s.encode_utf16().count() * 2 + 2;
+    let b = unicode_string(s, label);
+    (b.tail(guard::round_up(total, 8)) as usize, b)
+}
+
 /// An opaque object the miniport must not dereference: a no-access region.
 fn opaque(label: &str) -> (usize, GuardedBuf) {
     let b = GuardedBuf::new(PAGE, label);
@@ -451,13 +463,17 @@ impl Adapter {
         }
         if let Some(f) = self.hw.free_resources {
             let e = self.ext_ptr();
+            let watchdog = free_watchdog();
             on_kernel_stack(|| {
                 kernel::at_irql(PASSIVE_LEVEL, || {
                     // SAFETY: HwFreeAdapterResources(DeviceExtension).
                     unsafe { f(e) }
                 })
             });
+            drop(watchdog);
         }
+        self.k.adapter_removed.store(true, Ordering::SeqCst);
+        self.check_async_removal();
         let leaks = self.k.leaks();
         for l in &leaks {
             self.k.fail(format!("after remove: {l}"));
@@ -466,10 +482,54 @@ impl Adapter {
         leaks
     }
 
+    /// What the asynchronous path must have finished when removal returns
+    /// (`docs/harness-disks.md` §5): no SRB pending, every system thread ended (given
+    /// `THREAD_GRACE` to end before it counts as still running), every PnP notification
+    /// unregistered, every object reference dropped.
+    fn check_async_removal(&self) {
+        let k = &self.k;
+        for (a, t) in k.srbs.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            if t.state.load(Ordering::SeqCst) == kernel::SRB_IN_FLIGHT {
+                k.fail(format!(
+                    "SRB {a:#x} still pending when HwFreeAdapterResources returned (every pending SRB must be completed first)"
+                ));
+            }
+        }
+        let returned = std::time::Instant::now();
+        let running = k.running_threads();
+        if !running.is_empty() {
+            let all = k.wait_threads(THREAD_GRACE);
+            for (i, d) in k.threads_ended_after(returned) {
+                k.fail(format!(
+                    "system thread #{i} ended {} ms after HwFreeAdapterResources returned: the driver must wait for its threads (thread object signalled) before returning",
+                    d.as_millis()
+                ));
+            }
+            if !all {
+                for (i, start) in k.running_threads() {
+                    k.fail(format!(
+                        "threads gone after remove: system thread #{i} ({}) still running {} s after HwFreeAdapterResources returned",
+                        crate::checks::crash::describe_ip(start),
+                        THREAD_GRACE.as_secs()
+                    ));
+                }
+            }
+        }
+        for l in k.async_leaks() {
+            k.fail(format!("after remove: {l}"));
+        }
+    }
+
     /// A legacy SCSIPORT miniport is never unloaded: what it maps and allocates for its images
     /// stays until shutdown, so only registry handles count as leaks.
     fn retire_legacy(&mut self) -> Vec<String> {
-        let leaks = self.k.handle_leaks();
+        let mut leaks = self.k.handle_leaks();
+        leaks.extend(
+            self.k
+                .irp_leaks()
+                .into_iter()
+                .filter(|l| l.contains("never sent")),
+        );
         let held = self.k.leaks().len() - leaks.len();
         if held > 0 {
             self.k.log_line(format!(
@@ -489,6 +549,22 @@ impl Drop for Adapter {
         if !self.removed && !std::thread::panicking() {
             self.remove();
         }
+        self.k.shutdown_async();
         self.k.device_extension.store(0, Ordering::SeqCst);
     }
+}
+
+/// How long system threads get to end after HwFreeAdapterResources returned before the
+/// harness reports them as still running.
+pub const THREAD_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long HwFreeAdapterResources may take (waiting for threads and I/O) before it is a hang.
+pub const FREE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Ends the process with a report when HwFreeAdapterResources does not return within
+/// `FREE_LIMIT` (a driver waiting forever for a thread or an IRP); dropping it disarms it.
+fn free_watchdog() -> std::sync::mpsc::Sender<()> {
+    crate::checks::crash::watchdog(
+        FREE_LIMIT,
+        "HwFreeAdapterResources (waiting for a thread or an IRP that never ends?)".into(),
+    )
 }

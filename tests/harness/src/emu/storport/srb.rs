@@ -316,13 +316,34 @@ impl Adapter {
             ));
         }
         drop(serial);
+        // The fast path: the SRB was completed inside HwStartIo (every RAM request). Otherwise
+        // it is pending: the driver completes it later from another thread
+        // (`docs/harness-disks.md` §6).
+        if slot.track.state.load(Ordering::SeqCst) != kernel::SRB_DONE && !self.wait_pending(slot) {
+            k.fail(format!(
+                "{}: SRB pending for {} ms without RequestComplete (a hang)",
+                describe(req),
+                k.srb_hang_ms.load(Ordering::Relaxed)
+            ));
+            // The driver may still write the SRB and its buffers: they are never reused.
+            let old = std::mem::replace(slot, self.new_slot());
+            old.track
+                .state
+                .store(kernel::SRB_ABANDONED, Ordering::SeqCst);
+            std::mem::forget(old);
+            return Outcome {
+                srb_status: SRB_STATUS_PENDING,
+                start_io_returned: ret != 0,
+                ..Outcome::default()
+            };
+        }
         let state = slot.track.state.swap(kernel::SRB_IDLE, Ordering::SeqCst);
-        // SAFETY: the SRB memory is ours again (the driver completed it or failed to).
+        // SAFETY: the SRB memory is ours again (the driver completed it).
         let s = unsafe { *srb };
         let what = || describe(req);
         if state != kernel::SRB_DONE {
             k.fail(format!(
-                "{}: HwStartIo returned without completing the SRB (no RequestComplete)",
+                "{}: SRB in state {state} after its completion wait",
                 what()
             ));
         }
@@ -415,6 +436,69 @@ impl Adapter {
             sense,
             start_io_returned: ret != 0,
         }
+    }
+}
+
+impl Adapter {
+    /// Waits for the completion of a pending SRB, up to `Kernel::srb_hang_ms`; runs the
+    /// miniport's HwTimer when it is due meanwhile (RequestTimerCall: at DISPATCH_LEVEL inside
+    /// the miniport, serialised with HwStartIo under SCSIPORT). False on a hang.
+    fn wait_pending(&self, slot: &SrbSlot) -> bool {
+        let k = &self.k;
+        let t = &slot.track;
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_millis(k.srb_hang_ms.load(Ordering::Relaxed));
+        t.waiting.store(true, Ordering::SeqCst);
+        let done = loop {
+            self.run_timer_if_due();
+            let g = t.mx.lock().unwrap_or_else(|e| e.into_inner());
+            if t.state.load(Ordering::SeqCst) == kernel::SRB_DONE {
+                break true;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break false;
+            }
+            let mut wake = deadline - now;
+            if let Some((_, due)) = *k.timer.lock().unwrap_or_else(|e| e.into_inner()) {
+                wake = wake.min(due.saturating_duration_since(now));
+            }
+            let _ =
+                t.cv.wait_timeout(g, wake.min(std::time::Duration::from_millis(50)))
+                    .unwrap_or_else(|e| e.into_inner());
+        };
+        t.waiting.store(false, Ordering::SeqCst);
+        done
+    }
+
+    /// Calls the HwTimer armed by RequestTimerCall if its time has come (one-shot).
+    pub fn run_timer_if_due(&self) {
+        let k = &self.k;
+        let f = {
+            let mut t = k.timer.lock().unwrap_or_else(|e| e.into_inner());
+            match *t {
+                Some((f, due)) if due <= std::time::Instant::now() => {
+                    *t = None;
+                    f
+                }
+                _ => return,
+            }
+        };
+        let serial = self
+            .legacy
+            .then(|| self.serial.lock().unwrap_or_else(|e| e.into_inner()));
+        // SAFETY: the HwTimer routine the miniport passed to RequestTimerCall.
+        let timer = unsafe { std::mem::transmute::<usize, rvblk_abi::HwTimerFn>(f) };
+        let e = self.ext_ptr();
+        on_kernel_stack(|| {
+            kernel::in_miniport(|| {
+                kernel::at_irql(DISPATCH_LEVEL, || {
+                    // SAFETY: HwTimer(DeviceExtension).
+                    unsafe { timer(e) }
+                })
+            })
+        });
+        drop(serial);
     }
 }
 
