@@ -386,9 +386,9 @@ const DISK_BACKED_BLOCKS: u64 = 32768;
 /// disk-backed image through the driver (its asynchronous path to the emulated stick) against
 /// 64 KiB reads of the same bytes straight from the stick's file at the image's extents, in
 /// alternating rounds like the RAM ratios. The kernel is `run`'s (`run::make_kernel`, the options
-/// of `run --no-write` over the scenario's RAM dump). When the driver exposes no disk-backed LUN
-/// the line says "not measured" and why, and the rest of the bench still counts; wrong data,
-/// failed reads or verifier failures fail the bench.
+/// of `run --no-write --disk STICK --disk-pend-every 0` over the scenario's RAM dump). When the
+/// driver exposes no disk-backed LUN the line says "not measured" and why, and the rest of the
+/// bench still counts; wrong data, failed reads or verifier failures fail the bench.
 fn disk_backed(driver: &Path, drv: &[u8], prefix: &str, verbose: bool) -> i32 {
     use crate::commands::run::{make_kernel, RunOptions};
     use rvblk_memimage::backed;
@@ -416,9 +416,17 @@ fn disk_backed(driver: &Path, drv: &[u8], prefix: &str, verbose: bool) -> i32 {
         verbose,
         no_write: true,
         legacy: Default::default(),
-        // The stick goes here as `run --disk FILE` (arriving at 0 ms) passes it, once the
-        // harness has backing disks (issue 11); without one the driver only waits for a disk
-        // and the ratio is reported as not measured.
+        // The stick arrives at once; its IRPs complete at once (no emulated latency), so the
+        // ratio is the cost of the driver's path, not of a simulated USB delay.
+        machine: crate::emu::kernel::MachineConfig {
+            disks: vec![crate::emu::kernel::DiskSpec {
+                path: files.disk.clone(),
+                sector: 512,
+                read_only: true,
+            }],
+            pend_every: 0,
+            ..Default::default()
+        },
     };
     let code = match make_kernel(&opts) {
         Ok(k) => disk_backed_rounds(drv, k, &s, &files.disk, &name, prefix),
