@@ -384,6 +384,33 @@ fn ventoy_uefi_on_windows_7_exposes_nothing_x64() {
     check_stick(&s, &f, "ventoy uefi on win7");
 }
 
+/// The XP/2003 build (SCSIPORT) serves RAM images only: with a direct map and its stick present
+/// it exposes nothing, says why, and leaves the stick alone.
+#[test]
+fn xp_build_leaves_stick_images_alone_x86() {
+    require_disk_support();
+    let s = g4d_direct_hdd(Layout::Contiguous);
+    let dir = case_dir("xp-g4d_direct_hdd");
+    let f = s.write_files(&dir).unwrap();
+    let mut a = json(args(&s, &f, "x86", std::slice::from_ref(&f.disk), &[]));
+    let d = a.iter().position(|x| x == "--driver").unwrap();
+    a[d + 1] = common::packaged_for("x86", "xp").display().to_string();
+    let p = a.iter().position(|x| x == "--personality").unwrap();
+    a[p + 1] = "xp".into();
+    let o = run_timed(&a);
+    let r = o.report();
+    assert!(r.verifier_failures.is_empty(), "{:?}", r.verifier_failures);
+    assert!(r.luns.is_empty(), "{:?}", r.luns);
+    assert!(
+        o.driver_log()
+            .iter()
+            .any(|l| l.contains("disk-backed image(s) not served")),
+        "rvblkxp.sys did not say why it leaves the image alone"
+    );
+    check_stick(&s, &f, "xp");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Evidence that a read failed with NOT READY, MEDIUM NOT PRESENT (02/3A/00) after the stick
 /// went away, in whatever form the report or the log carries it.
 fn says_medium_not_present(o: &Out) -> bool {
