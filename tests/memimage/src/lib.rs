@@ -12,9 +12,12 @@
 //!   [`disk`] (a sparse backing disk for identification tests), [`content`]
 //!   (ISO9660/UDF/MBR/GPT/BPB markers), plus IVT/BDA helpers here.
 //! * [`scenarios`]: complete observed layouts (memory + OS RAM ranges + expected images).
+//! * [`backed`]: disk-backed layouts (GRUB4DOS direct maps, Ventoy): the RAM dump, the USB
+//!   stick holding the image and the image file, for the harness's disk-backed tests.
 //! * [`PhysMem::write_dump`] / [`PhysMem::load_dump`]: a sparse raw file whose offsets are
 //!   physical addresses (the format of QEMU's `pmemsave`).
 
+pub mod backed;
 pub mod content;
 pub mod disk;
 pub mod efi;

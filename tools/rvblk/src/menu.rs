@@ -57,8 +57,8 @@ pub struct Row {
     pub what: &'static str,
 }
 
-const DIRECT_NOT_YET: &str =
-    "a direct (disk-backed) map leaves no image in RAM; rvblk will serve it by reading the file's sectors from the disk, which is being built and not served yet";
+const G4EFI_DIRECT_NOT_YET: &str =
+    "rvblk reads disk-backed slots from GRUB4DOS's BIOS tables only, not from grub4efi's page; use --mode mem, or GRUB4DOS (BIOS) with --mode direct";
 
 /// What rvblk serves today (README "What it finds"), one row per loader and mode.
 pub const TABLE: &[Row] = &[
@@ -82,9 +82,9 @@ pub const TABLE: &[Row] = &[
         loader: Loader::Grub4dos,
         mode: Mode::Direct,
         firmware: "BIOS",
-        served: Served::NotYet(DIRECT_NOT_YET),
-        xp: true,
-        what: "map without --mem: sectors of the file on the boot disk",
+        served: Served::Yes,
+        xp: false,
+        what: "map without --mem: the image stays on the stick; rvblk reads its sectors (contiguous, or fragmented as GRUB4DOS 0.4.6a records it) once Windows sees the stick; .iso as a CD, other images as a writable hard disk",
     },
     Row {
         loader: Loader::Grub4efi,
@@ -106,7 +106,7 @@ pub const TABLE: &[Row] = &[
         loader: Loader::Grub4efi,
         mode: Mode::Direct,
         firmware: "UEFI",
-        served: Served::NotYet(DIRECT_NOT_YET),
+        served: Served::NotYet(G4EFI_DIRECT_NOT_YET),
         xp: false,
         what: "map without --mem: sectors of the file on the boot disk",
     },
@@ -121,20 +121,18 @@ pub const TABLE: &[Row] = &[
     Row {
         loader: Loader::Ventoy,
         mode: Mode::Mem,
-        firmware: "BIOS",
+        firmware: "BIOS and UEFI",
         served: Served::Yes,
         xp: false,
-        what: "memdisk mode (auto_memdisk plugin): Ventoy boots the ISO through syslinux MEMDISK; under UEFI Ventoy's own RAM disk is not served",
+        what: "memdisk mode (auto_memdisk plugin): the ISO in RAM, through syslinux MEMDISK (BIOS) or Ventoy's RAM disk (UEFI, Windows 8 and later)",
     },
     Row {
         loader: Loader::Ventoy,
         mode: Mode::Normal,
         firmware: "BIOS and UEFI",
-        served: Served::NotYet(
-            "Ventoy's normal mode leaves the ISO on the disk with an extent list for the OS; serving it is being built and not served yet. Use memdisk mode (--mode mem)",
-        ),
+        served: Served::Yes,
         xp: false,
-        what: "normal mode: the ISO is read from the Ventoy disk",
+        what: "normal mode (Ventoy's default): the ISO stays on the Ventoy stick; rvblk reads it through Ventoy's extent list once Windows sees the stick (UEFI: Windows 8 and later)",
     },
 ];
 
@@ -202,6 +200,26 @@ fn base_name(p: &str) -> &str {
     p.rsplit(['/', '\\']).next().unwrap_or(p)
 }
 
+fn is_iso(p: &str) -> bool {
+    p.to_ascii_lowercase().ends_with(".iso")
+}
+
+/// One GRUB4DOS entry mapping `img` without `--mem` (`docs/loaders.md` §3.9): an ISO as the CD
+/// (0xff), anything else as the first hard disk with the stick moved to (hd1).
+fn direct_entry(img: &str) -> String {
+    let p = grub_path(img);
+    let name = base_name(img);
+    if is_iso(img) {
+        format!(
+            "title Windows Setup/WinPE from the stick: {name} (rvblk)\nfind --set-root {p}\nmap {p} (0xff)\nmap --hook\nchainloader (0xff)\nboot\n"
+        )
+    } else {
+        format!(
+            "title Windows from a disk image on the stick: {name} (rvblk)\nfind --set-root {p}\nmap {p} (hd0)\nmap (hd0) (hd1)\nmap --hook\nrootnoverify (hd0)\nchainloader (hd0)+1\nboot\n"
+        )
+    }
+}
+
 /// The snippet for `a` (stdout) and notes (stderr), or a refusal.
 pub fn render(a: &MenuArgs) -> Result<(String, Vec<String>), String> {
     if a.list {
@@ -219,6 +237,11 @@ pub fn render(a: &MenuArgs) -> Result<(String, Vec<String>), String> {
         })?;
     if let Served::NotYet(why) = row.served {
         return Err(format!("{lname} --mode {mname}: not served yet: {why}"));
+    }
+    if a.xp && !row.xp && loader == Loader::Grub4dos {
+        return Err(format!(
+            "--xp with --mode {mname}: the XP/2003 flow maps the ISO into RAM for each of its three boots; use --mode mem or top"
+        ));
     }
     if a.xp && !row.xp {
         return Err(format!(
@@ -254,6 +277,20 @@ pub fn render(a: &MenuArgs) -> Result<(String, Vec<String>), String> {
                 "put {} and the F6 image from `rvblk package extract` on the boot disk; slipstreamed ISOs (`rvblk xp slipstream IN.iso -o OUT.iso`) need no F6 floppy",
                 a.images[0]
             ));
+        }
+        (Loader::Grub4dos, false) if mode == Mode::Direct => {
+            for img in &a.images {
+                out.push_str(&direct_entry(img));
+                out.push('\n');
+            }
+            notes.push("without --mem the image stays on the stick, which must stay plugged in: rvblk exposes it once Windows has found the stick (a few seconds into boot) and answers NOT READY if it is pulled".into());
+            notes.push("the file must be contiguous on the stick, or fragmented as GRUB4DOS 0.4.6a records it (its fragment map; rvblk keeps up to 64 runs); GRUB4DOS stops with \"Error 60\" when it cannot map a fragmented file (older versions: any): copy it to a freshly formatted stick or defragment it".into());
+            if a.images.iter().any(|i| is_iso(i)) {
+                notes.push("the ISO must carry rvblk in boot.wim with test-signing on: `rvblk winpe prepare IN.iso -o OUT.iso`".into());
+            }
+            if a.images.iter().any(|i| !is_iso(i)) {
+                notes.push("hard-disk images are writable and writes land only inside the file's sectors; add --read-only to `map` for a read-only disk. The Windows inside needs rvblk installed (`rvblk-install install`)".into());
+            }
         }
         (Loader::Grub4dos | Loader::Grub4efi, false) => {
             let mem = if top { "--mem --top" } else { "--mem" };
@@ -300,12 +337,19 @@ pub fn render(a: &MenuArgs) -> Result<(String, Vec<String>), String> {
             }
             notes.push("GRUB2 (BIOS) boots the same with `linux16 /memdisk iso raw` and `initrd16 IMAGE`; MEMDISK keeps images below 4 GiB".into());
         }
+        (Loader::Ventoy, _) if mode == Mode::Normal => {
+            notes.push(format!(
+                "Ventoy's normal mode is its default and needs no ventoy.json entry: copy {} to the Ventoy partition and pick it in Ventoy's menu (do not list it under auto_memdisk)",
+                a.images.join(", ")
+            ));
+            notes.push("the stick must stay plugged in: rvblk finds it by the ID Ventoy wrote into its MBR, exposes the ISO once Windows has found the stick, and answers NOT READY if it is pulled; under UEFI this needs Windows 8 or later".into());
+        }
         (Loader::Ventoy, _) => {
             let json = serde_json::json!({ "auto_memdisk": a.images });
             out = serde_json::to_string_pretty(&json).expect("JSON of strings");
             out.push('\n');
             notes.push("save as /ventoy/ventoy.json on the Ventoy partition (merge the key into an existing file); image paths are from that partition's root".into());
-            notes.push("memdisk mode is served for BIOS boots; on UEFI, Ventoy's own RAM disk is not served yet".into());
+            notes.push("BIOS: Ventoy hands the ISO to syslinux MEMDISK; UEFI: to its own RAM disk, which rvblk reads from Windows 8 on".into());
         }
         (Loader::Grub4efi, true) => unreachable!("refused above"),
     }

@@ -69,6 +69,11 @@ fn parse_menu_lst(text: &str, uefi: bool) -> Vec<(String, Vec<String>)> {
                         check_path(p, line);
                         assert!(is_drive(d), "{line:?}");
                     }
+                    // A direct (disk-backed) map of a file: no --mem.
+                    [p, d] if p.starts_with('/') => {
+                        check_path(p, line);
+                        assert!(is_drive(d), "{line:?}");
+                    }
                     [a, b] => assert!(is_drive(a) && is_drive(b), "{line:?}"),
                     _ => panic!("unknown map form {line:?}"),
                 }
@@ -91,8 +96,9 @@ fn parse_menu_lst(text: &str, uefi: bool) -> Vec<(String, Vec<String>)> {
     for (title, cmds) in &entries {
         let pos = |pred: &dyn Fn(&String) -> bool| cmds.iter().position(pred);
         if let Some(c) = pos(&|c| c.starts_with("chainloader (0xff)")) {
-            let m = pos(&|c| c.starts_with("map --mem") && c.ends_with("(0xff)"))
-                .unwrap_or_else(|| panic!("{title}: (0xff) chainloaded but not mapped"));
+            let m =
+                pos(&|c| c.starts_with("map ") && !c.starts_with("map (") && c.ends_with("(0xff)"))
+                    .unwrap_or_else(|| panic!("{title}: (0xff) chainloaded but not mapped"));
             assert!(m < c, "{title}");
             if !uefi {
                 let h = pos(&|c| c == "map --hook").expect("map --hook");
@@ -227,20 +233,80 @@ fn memdisk_syslinux_entries() {
     assert_eq!(label, 1);
 }
 
+/// `map` without `--mem`: an ISO as the CD (0xff), a hard-disk image as (hd0) with the stick
+/// swapped to (hd1), hooked before anything boots; the notes say what the stick and the file
+/// must be.
+#[test]
+fn grub4dos_direct_maps_iso_and_disk_image() {
+    let o = rvblk(&[
+        "--loader",
+        "grub4dos",
+        "--mode",
+        "direct",
+        "/iso/Win 10.ISO",
+        "/vhd/win11.img",
+    ]);
+    let m = stdout(&o);
+    let e = parse_menu_lst(&m, false);
+    assert_eq!(e.len(), 2);
+    assert_eq!(
+        e[0].1,
+        vec![
+            "find --set-root /iso/Win\\ 10.ISO",
+            "map /iso/Win\\ 10.ISO (0xff)",
+            "map --hook",
+            "chainloader (0xff)",
+            "boot"
+        ]
+    );
+    assert_eq!(
+        e[1].1,
+        vec![
+            "find --set-root /vhd/win11.img",
+            "map /vhd/win11.img (hd0)",
+            "map (hd0) (hd1)",
+            "map --hook",
+            "rootnoverify (hd0)",
+            "chainloader (hd0)+1",
+            "boot"
+        ]
+    );
+    assert!(!m.contains("--mem"), "{m}");
+    let notes = String::from_utf8_lossy(&o.stderr);
+    for says in ["NOT READY", "Error 60", "fragment", "--read-only"] {
+        assert!(notes.contains(says), "{says:?} missing: {notes}");
+    }
+    // An ISO alone is read-only: no note about writes.
+    let o = rvblk(&["--loader", "grub4dos", "--mode", "direct", "/a.iso"]);
+    let _ = stdout(&o);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("--read-only"));
+}
+
+#[test]
+fn ventoy_normal_mode_needs_no_configuration() {
+    let o = rvblk(&["--loader", "ventoy", "--mode", "normal", "/ISO/win10.iso"]);
+    assert!(
+        stdout(&o).is_empty(),
+        "normal mode has nothing for ventoy.json"
+    );
+    let notes = String::from_utf8_lossy(&o.stderr);
+    assert!(notes.contains("no ventoy.json entry"), "{notes}");
+    assert!(notes.contains("/ISO/win10.iso"), "{notes}");
+    assert!(notes.contains("NOT READY"), "{notes}");
+}
+
 #[test]
 fn not_served_yet_and_impossible_combinations_are_refused() {
     for (args, says) in [
-        (
-            &["--loader", "grub4dos", "--mode", "direct", "/a.iso"][..],
-            "not served yet",
-        ),
         (
             &["--loader", "grub4efi", "--mode", "direct", "/a.iso"][..],
             "not served yet",
         ),
         (
-            &["--loader", "ventoy", "--mode", "normal", "/a.iso"][..],
-            "not served yet",
+            &[
+                "--loader", "grub4dos", "--mode", "direct", "--xp", "/xp.iso",
+            ][..],
+            "use --mode mem or top",
         ),
         (
             &["--loader", "memdisk", "--mode", "top", "/a.iso"][..],
@@ -266,5 +332,21 @@ fn not_served_yet_and_impossible_combinations_are_refused() {
         assert!(o.stdout.is_empty());
     }
     let l = stdout(&rvblk(&["--list"]));
-    assert_eq!(l.matches("NOT YET").count(), 3, "{l}");
+    assert_eq!(l.matches("NOT YET").count(), 1, "{l}");
+    let row = |loader: &str, mode: &str| {
+        l.lines()
+            .find(|r| r.split_whitespace().take(2).eq([loader, mode]))
+            .unwrap_or_else(|| panic!("no {loader} {mode} row: {l}"))
+            .to_string()
+    };
+    for (loader, mode) in [
+        ("grub4dos", "direct"),
+        ("ventoy", "normal"),
+        ("ventoy", "mem"),
+    ] {
+        let r = row(loader, mode);
+        assert!(!r.contains("NOT YET"), "{r}");
+    }
+    assert!(row("grub4efi", "direct").contains("NOT YET"));
+    assert!(row("ventoy", "mem").contains("BIOS and UEFI"));
 }

@@ -1,4 +1,4 @@
-//! The driver's LUN log lines (`rvblk: lun N: ...` and refusals) read back from the emulated
+//! The driver's LUN log lines (`rvblk: lun N: ...`, `rvblk: disk lun T: ...` and refusals) read back from the emulated
 //! DbgPrint log, with the driver's own definition (`rvblk_core::log`). Shared by `run`, the
 //! compliance suite and the fault sweep.
 
@@ -52,6 +52,22 @@ pub fn parse_log(log: &[String]) -> (Vec<LogLun>, Vec<LogRefusal>, Vec<String>) 
                     length: x.length,
                 }),
                 Err(_) => bad.push(format!("malformed lun line in the driver log: {l:?}")),
+            }
+        } else if let Some(parsed) = rvblk_core::log::DiskLunLine::parse(rest) {
+            // A disk-backed LUN (`docs/driver.md` "Disk-backed images"): its target is its
+            // number, as for RAM LUNs; it has no physical base.
+            match parsed {
+                Ok(x) => luns.push(LogLun {
+                    n: x.target,
+                    kind: x.kind.name().to_string(),
+                    block_size: u64::from(x.block_size),
+                    blocks: x.blocks,
+                    read_only: x.read_only,
+                    source: x.source.to_string(),
+                    phys_base: 0,
+                    length: x.length,
+                }),
+                Err(_) => bad.push(format!("malformed disk lun line in the driver log: {l:?}")),
             }
         } else if let Some(parsed) = rvblk_core::log::RefusalLine::parse(rest) {
             match parsed {
