@@ -12,7 +12,7 @@
 
 use crate::commands::scenario::{ExpectedLun, Setup};
 use crate::commands::scsi::{Io, LunInfo as ScsiLun};
-use crate::emu::kernel::{Kernel, Personality};
+use crate::emu::kernel::{Kernel, MachineConfig, Personality};
 use crate::emu::storport::{
     Adapter, Dir, Request, SRB_FLAGS_DATA_IN, SRB_STATUS_INVALID_REQUEST, SRB_STATUS_SUCCESS,
 };
@@ -467,7 +467,13 @@ fn scenario(
 }
 
 /// `rvblk-harness runtime`: one line per case and `N passed, M failed`.
-pub fn main(driver: &Path, personality: Personality, verbose: bool) -> i32 {
+pub fn main(
+    driver: &Path,
+    personality: Personality,
+    verbose: bool,
+    machine: &MachineConfig,
+) -> i32 {
+    let _ = machine;
     let bytes = match crate::commands::read_driver(driver) {
         Ok(b) => b,
         Err(code) => return code,

@@ -54,15 +54,34 @@ pub fn parse_range(s: &str) -> Result<(u64, u64), String> {
     ))
 }
 
-struct ExpectFile {
+pub(crate) struct ExpectFile {
     name: String,
     f: File,
     len: u64,
     ok: bool,
 }
 
+impl ExpectFile {
+    /// Opens every `--expect` file.
+    pub(crate) fn open_all(names: &[String]) -> Result<Vec<ExpectFile>, String> {
+        names
+            .iter()
+            .map(|n| {
+                let f = File::open(n).map_err(|e| format!("{n}: {e}"))?;
+                let len = f.metadata().map_err(|e| format!("{n}: {e}"))?.len();
+                Ok(ExpectFile {
+                    name: n.clone(),
+                    f,
+                    len,
+                    ok: true,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Reads a whole LUN through SRBs, hashing it and comparing it with every expect file.
-fn read_lun(
+pub(crate) fn read_lun(
     io: &mut Io<'_>,
     info: &LunInfo,
     expects: &mut [ExpectFile],
@@ -116,7 +135,7 @@ fn read_lun(
 
 /// One write per disk: write a pattern over one block, read it back, restore and verify.
 /// On read-only media the write must be refused with DATA PROTECT.
-fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> String {
+pub(crate) fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> String {
     let bs = info.block_size;
     let lba = info.blocks / 2;
     let (t, l) = (info.target, info.lun);

@@ -197,7 +197,7 @@ impl Kernel {
 
     pub(super) fn close(&self, h: usize) -> i32 {
         self.check_irql("ZwClose", PASSIVE_LEVEL);
-        if self.close_thread_handle(h) {
+        if self.close_thread_handle(h) || self.close_file_handle(h) {
             return STATUS_SUCCESS;
         }
         if self
