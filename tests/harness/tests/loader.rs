@@ -627,3 +627,43 @@ fn verifier_catches_runtime_faults_in_mock() {
         assert!(o.stdout.contains(needle), "{cfg}: {}", o.stdout);
     }
 }
+
+/// The bench's runtime-mount figures: measured through the runtime mock's file-backed LUN,
+/// "not measured" (not a failure) for the RAM disk the mock does not serve, and for a driver
+/// with no runtime mounts at all (the plain mock).
+#[test]
+fn bench_runtime_figures_are_measured_or_marked_not_measured() {
+    let p = common::mock_pe("x86_64-pc-windows-msvc", &["runtime"]);
+    let (lines, code) =
+        rvblk_harness::commands::bench::runtime_figure_lines(&std::fs::read(p).unwrap(), "", false);
+    assert_eq!(code, 0, "{lines:?}");
+    let ratio = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("ratio_file_backed_seq_read_64k_vs_file_read: "))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(ratio.parse::<f64>().is_ok_and(|r| r > 0.0), "{lines:?}");
+    for n in [
+        "ratio_ramdisk_seq_read_64k_vs_memcpy",
+        "ratio_ramdisk_rand_read_4k_vs_memcpy",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(n)
+                && l.contains(
+                    ": not measured: the driver does not serve runtime mounts (NotAvailable)"
+                )),
+            "{n}: {lines:?}"
+        );
+    }
+    let p = common::mock_pe("x86_64-pc-windows-msvc", &[]);
+    let (lines, code) =
+        rvblk_harness::commands::bench::runtime_figure_lines(&std::fs::read(p).unwrap(), "", false);
+    assert_eq!(code, 0, "{lines:?}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains(": not measured: "))
+            .count(),
+        3,
+        "{lines:?}"
+    );
+}
