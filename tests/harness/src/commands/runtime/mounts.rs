@@ -484,14 +484,17 @@ pub(super) fn cases(
     let no_dir = f.dir.join("no-such-dir").join("x.img");
     let dir = f.dir.clone();
     type Prep<'a> = Box<dyn Fn() -> Result<PathBuf, String> + 'a>;
-    let refusals: Vec<(
-        &str,
-        Prep<'_>,
+    /// (case, the file it mounts, kind, read-only, requester, the error it must get; None:
+    /// any service error).
+    type Refusal<'a> = (
+        &'static str,
+        Prep<'a>,
         DeviceKind,
         bool,
         Requester,
         Option<ControlError>,
-    )> = vec![
+    );
+    let refusals: Vec<Refusal<'_>> = vec![
         (
             "mount_missing_file",
             Box::new(|| Ok(missing.clone())),

@@ -274,8 +274,9 @@ impl Kernel {
         }
         // SAFETY: IO_STATUS_BLOCK in driver memory: Status (pointer-sized) @0, Information @P.
         unsafe { iosb.write_unaligned(status as u32 as usize) };
+        let info_p = iosb.wrapping_add(1);
         // SAFETY: as above.
-        unsafe { iosb.add(1).write_unaligned(info) };
+        unsafe { info_p.write_unaligned(info) };
     }
 
     /// Verifier checks common to every file call: PASSIVE_LEVEL, and the impersonated token

@@ -56,14 +56,16 @@ impl Mdl {
             self.header.cap(),
             libc::PROT_READ | libc::PROT_WRITE,
         );
+        let at = p.wrapping_add(off) as *mut T;
         // SAFETY: `off + size_of::<T>()` lies inside the header (callers use the MDL offsets).
-        unsafe { (p.add(off) as *mut T).write_unaligned(v) };
+        unsafe { at.write_unaligned(v) };
         guard::protect(self.header.start(), self.header.cap(), libc::PROT_READ);
     }
 
     fn flags(&self) -> u16 {
+        let at = self.header.tail(self.header_len).wrapping_add(MDL_FLAGS) as *const u16;
         // SAFETY: MdlFlags lies inside the (readable) header.
-        unsafe { (self.header.tail(self.header_len).add(MDL_FLAGS) as *const u16).read_unaligned() }
+        unsafe { at.read_unaligned() }
     }
 }
 

@@ -317,7 +317,7 @@ impl Kernel {
             level,
             object,
         });
-        let mut c = vec![0u8; CLIENT_CONTEXT_SIZE];
+        let mut c = [0u8; CLIENT_CONTEXT_SIZE];
         c[..12].copy_from_slice(&q);
         c[CLIENT_TOKEN..CLIENT_TOKEN + P].copy_from_slice(&object.to_le_bytes()[..P]);
         c[CLIENT_TOKEN + P + 2] = remote;
@@ -358,8 +358,9 @@ impl Kernel {
                 "[harness] {api} with ServerThread {server:#x}: the contract impersonates on the calling thread (NULL)"
             ));
         }
+        let at = ctx.wrapping_add(CLIENT_TOKEN) as *const usize;
         // SAFETY: ClientToken inside the driver's SECURITY_CLIENT_CONTEXT.
-        let token = unsafe { (ctx.add(CLIENT_TOKEN) as *const usize).read_unaligned() };
+        let token = unsafe { at.read_unaligned() };
         let Some(t) = self.token_of(api, token) else {
             return STATUS_INVALID_PARAMETER;
         };
