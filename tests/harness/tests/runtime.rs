@@ -58,6 +58,7 @@ fn runtime(arch: &str, personality: &str) {
             "ramdisk_64m",
             "ramdisk_cd_from_image",
             "mount_by_kernel_requester",
+            "eject_while_reading",
             "file_vanishes",
             "mount_missing_file",
             "mount_directory",

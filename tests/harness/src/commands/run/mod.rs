@@ -211,7 +211,7 @@ pub(crate) fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &K
 
 /// What a disk-backed LUN answers once its backing disk is gone: NOT READY / MEDIUM NOT
 /// PRESENT, ABORTED COMMAND, or no LUN at all after the bus change (ASYNC.md).
-fn removal_outcome(o: &Outcome) -> bool {
+pub(crate) fn removal_outcome(o: &Outcome) -> bool {
     use crate::emu::storport::{
         SRB_STATUS_INVALID_LUN, SRB_STATUS_INVALID_TARGET_ID, SRB_STATUS_NO_DEVICE,
         SRB_STATUS_SELECTION_TIMEOUT,

@@ -441,6 +441,50 @@ pub(super) fn cases(
         Ok(())
     });
 
+    // REMOVE while another thread reads the LUN: every READ completes (data, or NOT READY /
+    // no LUN once it is going), none hangs, and the file is closed afterwards.
+    case("eject_while_reading", &mut |io| {
+        let img = mk("busy.img", 2 * MIB, 14)?;
+        let lun = created(mount_file(
+            io,
+            &img,
+            DeviceKind::Disk,
+            false,
+            Requester::Admin,
+        ))?;
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let a = io.a;
+        let (t, blocks) = (lun.target, lun.blocks);
+        let (reads, bad, ejected) = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut io2 = Io::new(a);
+                let (mut n, mut bad) = (0u64, Vec::new());
+                let mut lba = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let o = io2.read(t, 0, lba, 64, 512);
+                    if !o.ok() && !crate::commands::run::removal_outcome(&o) {
+                        bad.push(format!("{:#x} {:?}", o.srb_status, o.sense_key()));
+                    }
+                    n += 1;
+                    lba = (lba + 64) % (blocks - 64);
+                }
+                (n, bad)
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            let r = eject(io, k, t, Some(&img));
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let (n, bad) = reader
+                .join()
+                .unwrap_or((0, vec!["the reader panicked".into()]));
+            (n, bad, r)
+        });
+        ejected?;
+        if !bad.is_empty() {
+            return Err(format!("READs during the eject ended with {} (of {reads}); only data, NOT READY or no LUN are expected", bad.join(", ")));
+        }
+        Ok(())
+    });
+
     // A kernel-mode requester is served with the driver's own rights.
     case("mount_by_kernel_requester", &mut |io| {
         let img = mk("kernel.img", MIB, 4)?;
