@@ -54,8 +54,8 @@ disks and firmware (run; docs/harness-disks.md):
 runtime mounts (runtime, mount; docs/harness-runtime.md):
   --requester admin|filtered|user|kernel
                                        who sends the control request: an elevated administrator
-                                       (default), a UAC non-elevated administrator, a standard
-                                       user (both UserMode, not admin), or kernel code (KernelMode)
+                                       (default); a UAC non-elevated administrator or a standard
+                                       user (UserMode, neither is admin); kernel code (KernelMode)
   --ram-limit-mib N                    RAM MmAllocatePagesForMdlEx may hand out in total
                                        (default 256)
   --file-attr LIST                     FileBasicInformation attributes of --file (harness table)
