@@ -97,7 +97,7 @@ impl Kernel {
     }
 
     /// The IRP a control SRB carries at OriginalRequest for `who` (0 for `NoIrp`): a
-    /// read-only page with IO_TYPE_IRP, RequestorMode and Thread set and everything else zero.
+    /// read-only page with IO_TYPE_IRP, RequestorMode and Thread set and everything else 0xCC.
     /// The requester's thread object lives while the IRP is in flight and as long as the
     /// driver holds references on it. `read_only`: the request is a read-only mount.
     pub fn requester_irp(&self, who: Requester, read_only: bool) -> usize {
@@ -110,8 +110,11 @@ impl Kernel {
         } else {
             self.new_object_held(ObjKind::Requester(idx), 0, 1)
         };
-        let mut h = vec![0u8; IRP_THREAD + P];
+        // Everything but the contract's fields is poison (0xCC), so a driver that reads other
+        // IRP fields gets no plausible value (the page cannot be no-access around them).
+        let mut h = vec![0xCCu8; crate::checks::guard::PAGE];
         h[0] = 6; // IO_TYPE_IRP
+        h[1] = 0;
         h[2..4].copy_from_slice(&(if P == 8 { 0x118u16 } else { 0x70 }).to_le_bytes());
         h[IRP_REQUESTOR_MODE] = u8::from(who.user_mode());
         h[IRP_THREAD..IRP_THREAD + P].copy_from_slice(&thread.to_le_bytes()[..P]);
