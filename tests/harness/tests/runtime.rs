@@ -56,7 +56,7 @@ fn runtime(arch: &str, personality: &str) {
             "mount_iso_as_cd",
             "mount_image_as_writable_disk",
             "ramdisk_64m",
-            "ramdisk_allocation_failures",
+            "low_resources",
             "ramdisk_cd_from_image",
             "mount_by_kernel_requester",
             "eject_while_reading",

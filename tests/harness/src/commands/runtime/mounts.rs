@@ -422,52 +422,66 @@ pub(super) fn cases(
     });
 
     // Low resources, as Driver Verifier simulates them: the N-th pool/MDL allocation, then the
-    // N-th mapping, fails while a RAM disk is created, for every N the creation reaches. Each
-    // ends served (and is ejected) or refused with InsufficientMemory / Busy, with nothing
-    // half created.
-    case("ramdisk_allocation_failures", &mut |io| {
+    // N-th mapping, fails while a RAM disk is created or a file mounted, for every N the work
+    // reaches. Each ends served (and is ejected) or refused with InsufficientMemory / Busy,
+    // with nothing half created.
+    case("low_resources", &mut |io| {
         use std::sync::atomic::Ordering::SeqCst;
         let held = k.mdl_bytes().0;
-        let req = Control::CreateRamDisk {
+        let img = mk("lowres.img", MIB, 15)?;
+        let units = nt(&img);
+        let path = NtPath::new(&units).map_err(|e| format!("{e:?}"))?;
+        let ram = Control::CreateRamDisk {
             kind: DeviceKind::Disk,
             read_only: false,
             size_bytes: 8 * MIB,
             source: None,
         };
-        for map in [false, true] {
-            let (calls, fail_at) = if map {
-                (&k.map_calls, &k.fail_map_at)
-            } else {
-                (&k.pool_calls, &k.fail_pool_at)
-            };
-            let site = if map { "mapping" } else { "allocation" };
-            for n in 1..=64 {
-                let base = calls.load(SeqCst);
-                fail_at.store(base + n, SeqCst);
-                let r = create_lun(io, &req, Requester::Admin);
-                fail_at.store(0, SeqCst);
-                let hit = calls.load(SeqCst) >= base + n;
-                match r {
-                    Ok(lun) => {
-                        eject(io, k, lun.target, None)?;
-                        let end = Instant::now() + GRACE;
-                        while k.mdl_bytes().0 != held {
-                            if Instant::now() >= end {
-                                return Err(format!(
-                                    "{site} #{n} failed: MDL pages still held after the eject"
-                                ));
+        let file = Control::MountFile {
+            kind: DeviceKind::Disk,
+            read_only: false,
+            path,
+        };
+        for (what, req, f) in [
+            ("RAM disk", &ram, None),
+            ("file mount", &file, Some(img.as_path())),
+        ] {
+            for map in [false, true] {
+                let (calls, fail_at) = if map {
+                    (&k.map_calls, &k.fail_map_at)
+                } else {
+                    (&k.pool_calls, &k.fail_pool_at)
+                };
+                let site = if map { "mapping" } else { "allocation" };
+                for n in 1..=64 {
+                    let base = calls.load(SeqCst);
+                    fail_at.store(base + n, SeqCst);
+                    let r = create_lun(io, req, Requester::Admin);
+                    fail_at.store(0, SeqCst);
+                    let hit = calls.load(SeqCst) >= base + n;
+                    let at = format!("{what}, {site} #{n} failed");
+                    match r {
+                        Ok(lun) => {
+                            eject(io, k, lun.target, f).map_err(|e| format!("{at}: {e}"))?;
+                            let end = Instant::now() + GRACE;
+                            while k.mdl_bytes().0 != held {
+                                if Instant::now() >= end {
+                                    return Err(format!(
+                                        "{at}: MDL pages still held after the eject"
+                                    ));
+                                }
+                                std::thread::sleep(Duration::from_millis(20));
                             }
-                            std::thread::sleep(Duration::from_millis(20));
+                            if !hit {
+                                break;
+                            }
                         }
-                        if !hit {
-                            break;
-                        }
+                        Err(Ok(ReplyError::Refused(
+                            ControlError::InsufficientMemory | ControlError::Busy,
+                        ))) => unchanged(io, k, first_raw, &[&img], held)
+                            .map_err(|e| format!("{at}: {e}"))?,
+                        Err(e) => return Err(format!("{at}: {e:?}")),
                     }
-                    Err(Ok(ReplyError::Refused(
-                        ControlError::InsufficientMemory | ControlError::Busy,
-                    ))) => unchanged(io, k, first_raw, &[], held)
-                        .map_err(|e| format!("{site} #{n} failed: {e}"))?,
-                    Err(e) => return Err(format!("{site} #{n} failed: {e:?}")),
                 }
             }
         }
