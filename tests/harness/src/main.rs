@@ -3,7 +3,9 @@
 //! SCSIPORT kernel.
 
 use rvblk_harness::commands::run::{self, RunOptions};
-use rvblk_harness::emu::kernel::{DiskSpec, LegacyConfig, MachineConfig, Personality, SetupPhase};
+use rvblk_harness::emu::kernel::{
+    DiskSpec, LegacyConfig, MachineConfig, Personality, Requester, SetupPhase,
+};
 use rvblk_harness::host::{helper, pe};
 use std::path::PathBuf;
 use std::process::exit;
@@ -19,7 +21,12 @@ const USAGE: &str = "usage:
                       [--size-mib N] [--prefix P]
   rvblk-harness suite --driver PATH.sys [--personality win8|win7|xp] [--only NAME]
   rvblk-harness faults --driver PATH.sys [--personality win8|win7|xp]
-  rvblk-harness runtime --driver PATH.sys [--personality win8|win7|xp]   (control interface)
+  rvblk-harness runtime --driver PATH.sys [--personality win8|win7|xp] [--ram-limit-mib N]
+                        (the control interface and runtime mounts; docs/harness-runtime.md)
+  rvblk-harness mount --driver PATH.sys --file F --kind cd|disk|floppy [--ro] [--expect IMAGE ...]
+                      [--json] [--personality win8|win7] [--requester admin|filtered|user|kernel]
+                      [--ram-limit-mib N] [--file-attr compressed,sparse,encrypted,readonly]
+                      (mounts F through the control interface, reads every block, reports as run)
   rvblk-harness imports --driver PATH.sys
   rvblk-harness cdbs --driver PATH.sys --image FILE --kind cd|disk|floppy --script FILE
                      [--personality win8|win7|xp]   (the SCSI oracle's side; docs/scsi-oracle.md)
@@ -43,6 +50,16 @@ disks and firmware (run; docs/harness-disks.md):
                                        thread (default 2; 1 = all, 0 = none)
   --uefi-var NAME=FILE                 firmware variable NAME (Ventoy's vendor GUID) holds
                                        FILE's bytes; any --uefi-var makes the machine UEFI
+
+runtime mounts (runtime, mount; docs/harness-runtime.md):
+  --requester admin|filtered|user|kernel
+                                       who sends the control request: an elevated administrator
+                                       (default); a UAC non-elevated administrator or a standard
+                                       user (UserMode, neither is admin); kernel code (KernelMode)
+  --ram-limit-mib N                    RAM MmAllocatePagesForMdlEx may hand out in total
+                                       (default 256)
+  --file-attr LIST                     FileBasicInformation attributes of --file (harness table)
+  Files are given to the driver as \\??\\Z:\\ + the host path (/tmp/a.iso is \\??\\Z:\\tmp\\a.iso).
 
 personalities:
   win8   StorPort, Windows 8 and later (full HW_INITIALIZATION_DATA, buffers mapped)
@@ -157,6 +174,10 @@ fn main() {
     let mut disk_args = Vec::new();
     let mut disk_read_only = false;
     let mut machine = MachineConfig::default();
+    let mut file = None;
+    let mut kind = None;
+    let mut read_only = false;
+    let mut attributes = 0u32;
     let ms = |flag: &str, v: String| -> u64 {
         v.parse()
             .unwrap_or_else(|_| die(&format!("{flag} {v}: not a number of milliseconds")))
@@ -220,6 +241,34 @@ fn main() {
                 let data = std::fs::read(file)
                     .unwrap_or_else(|e| die(&format!("--uefi-var {name}: {file}: {e}")));
                 machine.uefi_vars.push((name.to_string(), data));
+            }
+            "--file" => file = Some(PathBuf::from(a.value(&f))),
+            "--kind" => {
+                let v = a.value(&f);
+                kind = Some(match v.as_str() {
+                    "cd" | "cdrom" => rvblk_core::image::DeviceKind::CdRom,
+                    "disk" => rvblk_core::image::DeviceKind::Disk,
+                    "floppy" => rvblk_core::image::DeviceKind::Floppy,
+                    _ => die(&format!("--kind {v}: cd, disk or floppy")),
+                })
+            }
+            "--ro" => read_only = true,
+            "--requester" => {
+                let v = a.value(&f);
+                machine.requester = Requester::parse(&v).unwrap_or_else(|| {
+                    die(&format!("--requester {v}: admin, filtered, user or kernel"))
+                })
+            }
+            "--ram-limit-mib" => {
+                let v = a.value(&f);
+                machine.ram_limit_mib = v
+                    .parse()
+                    .unwrap_or_else(|_| die(&format!("--ram-limit-mib {v}: not a number")))
+            }
+            "--file-attr" => {
+                let v = a.value(&f);
+                attributes |= rvblk_harness::emu::kernel::files::parse_attributes(&v)
+                    .unwrap_or_else(|e| die(&format!("--file-attr: {e}")))
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -367,7 +416,52 @@ fn main() {
                 &driver,
                 personality,
                 verbose,
+                &machine,
             ))
+        }
+        "mount" => {
+            maybe_delegate(&driver, &argv);
+            rvblk_harness::checks::crash::JSON.store(json, std::sync::atomic::Ordering::SeqCst);
+            let opts = rvblk_harness::commands::mount::MountOptions {
+                driver,
+                file: file.unwrap_or_else(|| die("mount needs --file F")),
+                kind: kind.unwrap_or_else(|| die("mount needs --kind cd|disk|floppy")),
+                read_only,
+                expect,
+                personality,
+                verbose,
+                machine,
+                attributes,
+            };
+            match rvblk_harness::commands::mount::run(&opts) {
+                Ok(r) => {
+                    if json {
+                        println!("{}", r.to_json());
+                    } else {
+                        print!("{}", r.to_text());
+                    }
+                    if verbose {
+                        for l in &r.log {
+                            eprintln!("log: {l}");
+                        }
+                    }
+                    exit(if r.failures.is_empty() && !r.luns.is_empty() {
+                        0
+                    } else {
+                        1
+                    })
+                }
+                Err(e) => {
+                    if json {
+                        println!(
+                            "{}",
+                            rvblk_report::Report::failed(vec![e.clone()]).to_json()
+                        );
+                    }
+                    eprintln!("rvblk-harness: {e}");
+                    exit(1)
+                }
+            }
         }
         "faults" => {
             maybe_delegate(&driver, &argv);

@@ -11,6 +11,13 @@
 //! `no_thread_wait` build broken variants.
 //! `--cfg scsiport --cfg timer_complete` completes READ/WRITE from HwTimer
 //! (RequestTimerCall), not in HwStartIo.
+//! `--cfg runtime` (StorPort) answers the control interface's MOUNT FILE (`docs/control.md`)
+//! with the runtime-mount imports: the requester's thread referenced in HwStartIo, then in a
+//! system thread SeCreateClientSecurity / SeTokenIsAdmin / SeImpersonateClientEx, ZwCreateFile,
+//! PsRevertToSelf, ZwQueryInformationFile, an MDL allocated, mapped, read into with ZwReadFile,
+//! unmapped and freed; the file becomes target 1 (read-only disk, READs through ZwReadFile)
+//! with BusChangeDetected. Broken variants: `leak_handle`, `leak_mdl`, `no_revert`,
+//! `share_delete`.
 #![no_std]
 #![no_main]
 #![allow(clippy::missing_safety_doc)]
@@ -71,7 +78,7 @@ pub unsafe extern "C" fn memset(d: *mut u8, c: i32, n: usize) -> *mut u8 {
     d
 }
 
-#[cfg(async_disk)]
+#[cfg(any(async_disk, runtime))]
 imports!("ntoskrnl.exe", "system", {
     fn KeInitializeEvent(e: *mut u8, ty: u32, state: u8);
     fn KeSetEvent(e: *mut u8, incr: i32, wait: u8) -> i32;
@@ -87,15 +94,32 @@ imports!("ntoskrnl.exe", "system", {
     fn IoBuildDeviceIoControlRequest(code: u32, dev: *mut u8, i: *const u8, il: u32, o: *mut u8, ol: u32, internal: u8, ev: *mut u8, iosb: *mut usize) -> *mut u8;
 });
 // Fastcall on x86 (ECX, EDX), the plain convention elsewhere.
-#[cfg(all(async_disk, target_arch = "x86"))]
+#[cfg(all(any(async_disk, runtime), target_arch = "x86"))]
 imports!("ntoskrnl.exe", "fastcall", {
     fn ObfDereferenceObject(o: *mut u8) -> isize;
+    fn ObfReferenceObject(o: *mut u8) -> isize;
     fn IofCallDriver(dev: *mut u8, irp: *mut u8) -> i32;
 });
-#[cfg(all(async_disk, not(target_arch = "x86")))]
+#[cfg(all(any(async_disk, runtime), not(target_arch = "x86")))]
 imports!("ntoskrnl.exe", "system", {
     fn ObfDereferenceObject(o: *mut u8) -> isize;
+    fn ObfReferenceObject(o: *mut u8) -> isize;
     fn IofCallDriver(dev: *mut u8, irp: *mut u8) -> i32;
+});
+#[cfg(runtime)]
+imports!("ntoskrnl.exe", "system", {
+    fn SeCreateClientSecurity(t: *mut u8, qos: *const u8, remote: u8, ctx: *mut u8) -> i32;
+    fn SeTokenIsAdmin(t: *mut u8) -> u8;
+    fn SeImpersonateClientEx(ctx: *mut u8, server: *mut u8) -> i32;
+    fn PsRevertToSelf();
+    fn ZwCreateFile(h: *mut usize, access: u32, oa: *const usize, iosb: *mut usize, alloc: *const i64, attrs: u32, share: u32, disp: u32, options: u32, ea: *const u8, ealen: u32) -> i32;
+    fn ZwQueryInformationFile(h: usize, iosb: *mut usize, buf: *mut u8, len: u32, class: u32) -> i32;
+    fn ZwReadFile(h: usize, ev: usize, apc: usize, apcctx: usize, iosb: *mut usize, buf: *mut u8, len: u32, off: *const i64, key: *const u32) -> i32;
+    fn MmAllocatePagesForMdlEx(low: i64, high: i64, skip: i64, bytes: usize, cache: u32, flags: u32) -> *mut u8;
+    fn MmMapLockedPagesSpecifyCache(mdl: *mut u8, mode: u8, cache: u32, base: *mut u8, bugcheck: u32, prio: u32) -> *mut u8;
+    fn MmUnmapLockedPages(va: *mut u8, mdl: *mut u8);
+    fn MmFreePagesFromMdl(mdl: *mut u8);
+    fn ExFreePool(p: *mut u8);
 });
 
 const BASE: i64 = 0x0F3C_E000;
@@ -121,7 +145,12 @@ mod off {
     pub const C_VIRTUAL: usize = 196;
     pub const S_DATA: usize = 24;
     pub const S_SENSE: usize = 32;
+    pub const S_ORIG: usize = 48;
     pub const S_CDB: usize = 72;
+    pub const IRP_MODE: usize = 0x40;
+    pub const IRP_THREAD: usize = 0x98;
+    pub const CTX_TOKEN: usize = 16;
+    pub const MDL_BYTES: usize = 40;
 }
 #[cfg(target_pointer_width = "32")]
 mod off {
@@ -142,7 +171,12 @@ mod off {
     pub const C_VIRTUAL: usize = 180;
     pub const S_DATA: usize = 24;
     pub const S_SENSE: usize = 28;
+    pub const S_ORIG: usize = 36;
     pub const S_CDB: usize = 48;
+    pub const IRP_MODE: usize = 0x20;
+    pub const IRP_THREAD: usize = 0x50;
+    pub const CTX_TOKEN: usize = 12;
+    pub const MDL_BYTES: usize = 20;
 }
 const P: usize = core::mem::size_of::<usize>();
 
@@ -162,7 +196,8 @@ mod adisk {
 
     pub const DISK_BLOCKS: u32 = 2048;
     pub static DRV: AtomicUsize = AtomicUsize::new(0);
-    pub static mut WORK: [usize; 3] = [0; 3];
+    // A KEVENT: 16 bytes on x86, 24 on 64-bit.
+    pub static mut WORK: [u64; 3] = [0; 3];
     pub static THREAD: AtomicUsize = AtomicUsize::new(0);
     pub static ENTRY: AtomicUsize = AtomicUsize::new(0);
     pub static FILE: AtomicUsize = AtomicUsize::new(0);
@@ -242,7 +277,7 @@ mod adisk {
 
     /// One synchronous IRP: (status, information).
     unsafe fn irp(build: impl FnOnce(*mut u8, *mut usize) -> *mut u8) -> (i32, usize) {
-        let mut ev = [0usize; 3];
+        let mut ev = [0u64; 3];
         let mut iosb = [0usize; 2];
         let e = ev.as_mut_ptr() as *mut u8;
         KeInitializeEvent(e, 0, 0);
@@ -337,7 +372,7 @@ mod adisk {
         // `--cfg no_thread_wait`: the worker takes 300 ms to wind down.
         #[cfg(no_thread_wait)]
         {
-            let mut ev = [0usize; 3];
+            let mut ev = [0u64; 3];
             let t: i64 = -3_000_000;
             KeInitializeEvent(ev.as_mut_ptr() as *mut u8, 0, 0);
             KeWaitForSingleObject(ev.as_mut_ptr() as *mut u8, 0, 0, 0, &t);
@@ -371,6 +406,261 @@ mod adisk {
             return Some(1);
         }
         None
+    }
+}
+
+
+/// The runtime-mount mock of `--cfg runtime`: state shared by HwStartIo and the worker.
+#[cfg(runtime)]
+mod rt {
+    use super::*;
+    use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+
+    // A KEVENT: 16 bytes on x86, 24 on 64-bit.
+    pub static mut WORK: [u64; 3] = [0; 3];
+    pub static THREAD: AtomicUsize = AtomicUsize::new(0);
+    pub static STOP: AtomicBool = AtomicBool::new(false);
+    /// The MOUNT SRB the worker serves, its requester's thread and RequestorMode.
+    pub static REQ: AtomicUsize = AtomicUsize::new(0);
+    pub static THR: AtomicUsize = AtomicUsize::new(0);
+    pub static MODE: AtomicUsize = AtomicUsize::new(0);
+    pub static HANDLE: AtomicUsize = AtomicUsize::new(0);
+    pub static BLOCKS: AtomicU64 = AtomicU64::new(0);
+    pub static MOUNTED: AtomicBool = AtomicBool::new(false);
+    pub static QUEUE: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
+    pub static mut NAME: [u16; 1100] = [0; 1100];
+
+    fn work() -> *mut u8 {
+        core::ptr::addr_of_mut!(WORK) as *mut u8
+    }
+
+    pub unsafe fn start(ext: *mut u8) {
+        KeInitializeEvent(work(), 1, 0);
+        let mut h = 0usize;
+        if PsCreateSystemThread(&mut h, 0x1F_FFFF, core::ptr::null_mut(), 0, core::ptr::null_mut(), worker, ext) != 0 {
+            return;
+        }
+        let mut t: *mut u8 = core::ptr::null_mut();
+        ObReferenceObjectByHandle(h, 0x1F_FFFF, core::ptr::null_mut(), 0, &mut t, core::ptr::null_mut());
+        THREAD.store(t as usize, SeqCst);
+        ZwClose(h);
+    }
+
+    pub unsafe fn stop() {
+        STOP.store(true, SeqCst);
+        KeSetEvent(work(), 0, 0);
+        let t = THREAD.swap(0, SeqCst) as *mut u8;
+        if !t.is_null() {
+            KeWaitForSingleObject(t, 0, 0, 0, core::ptr::null());
+            ObfDereferenceObject(t);
+        }
+        let h = HANDLE.swap(0, SeqCst);
+        // `--cfg leak_handle`: the file handle is never closed.
+        if h != 0 && !cfg!(leak_handle) {
+            ZwClose(h);
+        }
+    }
+
+    /// Completes a control SRB with `code` (0: success with `len` payload bytes).
+    unsafe fn answer(ext: *mut u8, srb: *mut u8, code: u32, len: u32) {
+        let b: *mut u8 = r::<usize>(srb, off::S_DATA) as *mut u8;
+        w(b, 20, code);
+        w(b, 24, len);
+        w(srb, 16, 28 + len);
+        w(srb, 3, 1u8);
+        StorPortNotification(0, ext as *mut c_void, srb);
+    }
+
+    unsafe fn mount(ext: *mut u8, srb: *mut u8) {
+        let b: *mut u8 = r::<usize>(srb, off::S_DATA) as *mut u8;
+        let thr = THR.swap(0, SeqCst) as *mut u8;
+        let user = MODE.load(SeqCst) == 1;
+        // SECURITY_CLIENT_CONTEXT: 72 bytes on 64-bit, 60 on x86.
+        let mut ctx = [0usize; 18];
+        let ctxp = ctx.as_mut_ptr() as *mut u8;
+        let mut token: *mut u8 = core::ptr::null_mut();
+        if user {
+            let mut qos = [0u8; 12];
+            qos[0] = 12;
+            qos[4] = 2;
+            if SeCreateClientSecurity(thr, qos.as_ptr(), 0, ctxp) != 0 {
+                ObfDereferenceObject(thr);
+                return answer(ext, srb, 0x302, 0);
+            }
+            token = r::<usize>(ctxp, off::CTX_TOKEN) as *mut u8;
+            if SeTokenIsAdmin(token) == 0 {
+                ObfDereferenceObject(token);
+                ObfDereferenceObject(thr);
+                return answer(ext, srb, 0x302, 0);
+            }
+            SeImpersonateClientEx(ctxp, core::ptr::null_mut());
+        }
+        let units = (r::<u16>(b, 34) as usize / 2).min(1100);
+        let name = core::ptr::addr_of_mut!(NAME) as *mut u16;
+        core::ptr::copy_nonoverlapping(b.add(36) as *const u16, name, units);
+        let us: [usize; 2] = [(units * 2) as usize | ((units * 2) << 16), name as usize];
+        let oa: [usize; 6] = [6 * P, 0, us.as_ptr() as usize, 0x240 | if user { 0x400 } else { 0 }, 0, 0];
+        let mut iosb = [0usize; 2];
+        let mut h = 0usize;
+        let share = if cfg!(share_delete) { 5 } else { 1 };
+        let st = ZwCreateFile(&mut h, 0x8010_0000, oa.as_ptr(), iosb.as_mut_ptr(), core::ptr::null(), 0, share, 1, 0x60, core::ptr::null(), 0);
+        // `--cfg no_revert`: the impersonation is never reverted.
+        if user && !cfg!(no_revert) {
+            PsRevertToSelf();
+        }
+        if !token.is_null() {
+            ObfDereferenceObject(token);
+        }
+        ObfDereferenceObject(thr);
+        if st != 0 {
+            let code = match st as u32 {
+                0xC000_0034 | 0xC000_003A => 0x304,
+                0xC000_0022 => 0x303,
+                0xC000_0043 => 0x306,
+                _ => 0x308,
+            };
+            return answer(ext, srb, code, 0);
+        }
+        let mut std_info = [0u8; 24];
+        ZwQueryInformationFile(h, iosb.as_mut_ptr(), std_info.as_mut_ptr(), 24, 5);
+        let blocks = u64::from_le_bytes(std_info[8..16].try_into().unwrap()) / 512;
+        if blocks == 0 {
+            ZwClose(h);
+            return answer(ext, srb, 0x305, 0);
+        }
+        // A 64 KiB MDL: allocated, its ByteCount checked, mapped, read into, unmapped, freed.
+        let mdl = MmAllocatePagesForMdlEx(0, -1, 0, 65536, 1, 4);
+        if mdl.is_null() || r::<u32>(mdl, off::MDL_BYTES) != 65536 {
+            ZwClose(h);
+            return answer(ext, srb, 0x307, 0);
+        }
+        let va = MmMapLockedPagesSpecifyCache(mdl, 0, 1, core::ptr::null_mut(), 0, 16 | 0x4000_0000);
+        let zero: i64 = 0;
+        ZwReadFile(h, 0, 0, 0, iosb.as_mut_ptr(), va, 512, &zero, core::ptr::null());
+        // `--cfg leak_mdl`: the MDL stays mapped and is never freed.
+        if !cfg!(leak_mdl) {
+            MmUnmapLockedPages(va, mdl);
+            MmFreePagesFromMdl(mdl);
+            ExFreePool(mdl);
+        }
+        HANDLE.store(h, SeqCst);
+        BLOCKS.store(blocks, SeqCst);
+        MOUNTED.store(true, SeqCst);
+        // The reply: version 1, then the LUN entry of target 1 (disk, file, read-only).
+        let p = b.add(28);
+        w(p, 0, 1u16);
+        w(p, 2, 0u16);
+        w(p, 4, [1u8, 0, 1, 1]);
+        w(p, 8, 512u32);
+        w(p, 12, blocks);
+        w(p, 20, 0u32);
+        answer(ext, srb, 0, 24);
+        StorPortNotification(7, ext as *mut c_void, 0usize);
+    }
+
+    unsafe fn read(ext: *mut u8, srb: *mut u8) {
+        let c = srb.add(off::S_CDB);
+        let op: u8 = r(c, 0);
+        let (lba, cnt) = match op {
+            0x28 => (u32::from_be_bytes(r(c, 2)) as u64, u16::from_be_bytes(r(c, 7)) as u64),
+            _ => (u64::from_be_bytes(r(c, 2)), u32::from_be_bytes(r(c, 10)) as u64),
+        };
+        if lba.checked_add(cnt).is_none_or(|e| e > BLOCKS.load(SeqCst)) {
+            sense(srb, 5, 0x21);
+        } else {
+            let buf = system_address(ext, srb);
+            let len = (cnt * 512) as u32;
+            let offset = (lba * 512) as i64;
+            let mut iosb = [0usize; 2];
+            let st = ZwReadFile(HANDLE.load(SeqCst), 0, 0, 0, iosb.as_mut_ptr(), buf, len, &offset, core::ptr::null());
+            if st == 0 && iosb[1] == len as usize {
+                w(srb, 16, len);
+                w(srb, 3, 1u8);
+            } else {
+                sense(srb, 2, 0x3a);
+            }
+        }
+        StorPortNotification(0, ext as *mut c_void, srb);
+    }
+
+    unsafe extern "system" fn worker(ext: *mut u8) {
+        let timeout: i64 = -1_000_000;
+        loop {
+            KeWaitForSingleObject(work(), 0, 0, 0, &timeout);
+            let srb = REQ.swap(0, SeqCst) as *mut u8;
+            if !srb.is_null() {
+                mount(ext, srb);
+            }
+            for q in QUEUE.iter() {
+                let srb = q.swap(0, SeqCst) as *mut u8;
+                if !srb.is_null() {
+                    read(ext, srb);
+                }
+            }
+            if STOP.load(SeqCst) {
+                break;
+            }
+        }
+        PsTerminateSystemThread(0);
+    }
+
+    /// HwStartIo's part: control requests (MOUNT queued to the worker) and target 1's READs.
+    pub unsafe fn start_io(ext: *mut u8, srb: *mut u8) -> Option<u8> {
+        let func: u8 = r(srb, 2);
+        if func == 2 {
+            let b: *mut u8 = r::<usize>(srb, off::S_DATA) as *mut u8;
+            if r::<u32>(srb, 16) < 36 || r::<[u8; 8]>(b, 4) != *b"RVBLKCTL" {
+                return None;
+            }
+            if r::<u32>(b, 16) != 2 || MOUNTED.load(SeqCst) {
+                answer(ext, srb, 0x209, 0);
+                return Some(1);
+            }
+            let irp = r::<usize>(srb, off::S_ORIG) as *const u8;
+            let thr = if irp.is_null() { 0 } else { r::<usize>(irp, off::IRP_THREAD) };
+            if thr == 0 {
+                answer(ext, srb, 0x302, 0);
+                return Some(1);
+            }
+            ObfReferenceObject(thr as *mut u8);
+            THR.store(thr, SeqCst);
+            MODE.store(r::<u8>(irp, off::IRP_MODE) as usize, SeqCst);
+            REQ.store(srb as usize, SeqCst);
+            KeSetEvent(work(), 0, 0);
+            return Some(1);
+        }
+        let (tgt, lun): (u8, u8) = (r(srb, 6), r(srb, 7));
+        if func != 0 || tgt != 1 || lun != 0 {
+            return None;
+        }
+        if !MOUNTED.load(SeqCst) {
+            w(srb, 3, 8u8);
+            StorPortNotification(0, ext as *mut c_void, srb);
+            return Some(1);
+        }
+        let c = srb.add(off::S_CDB);
+        match r::<u8>(c, 0) {
+            0x28 | 0x88 => {
+                for q in QUEUE.iter() {
+                    if q.compare_exchange(0, srb as usize, SeqCst, SeqCst).is_ok() {
+                        KeSetEvent(work(), 0, 0);
+                        return Some(1);
+                    }
+                }
+                w(srb, 3, 5u8);
+            }
+            0x2A | 0x8A => sense(srb, 7, 0x27),
+            0x25 => {
+                let mut d = [0u8; 8];
+                d[0..4].copy_from_slice(&(BLOCKS.load(SeqCst) as u32 - 1).to_be_bytes());
+                d[4..8].copy_from_slice(&512u32.to_be_bytes());
+                reply(srb, &d);
+            }
+            0x1A => reply(srb, &[3, 0, 0x80, 0]),
+            _ => return None,
+        }
+        StorPortNotification(0, ext as *mut c_void, srb);
+        Some(1)
     }
 }
 
@@ -471,7 +761,7 @@ unsafe extern "system" fn hw_find_adapter(ext: *mut u8, _c: *mut c_void, _b: *mu
     w(ci, off::C_SG, 1u8);
     w(ci, off::C_MASTER, 1u8);
     w(ci, off::C_MAPBUF, 3u8);
-    w(ci, off::C_TARGETS, if cfg!(async_disk) { 2u8 } else { 1u8 });
+    w(ci, off::C_TARGETS, if cfg!(async_disk) || cfg!(runtime) { 2u8 } else { 1u8 });
     w(ci, off::C_LUNS, 1u8);
     // A legacy miniport with no hardware declares no DMA (`--cfg legacy_dma` declares it).
     #[cfg(all(scsiport, not(legacy_dma)))]
@@ -489,6 +779,8 @@ unsafe extern "system" fn hw_find_adapter(ext: *mut u8, _c: *mut c_void, _b: *mu
     DbgPrint(b"%s\0".as_ptr(), b"rvblk: lun 0: kind=disk block_size=512 blocks=16384 read_only=0 source=grub4dos phys_base=0xf3ce000 length=0x800000\0".as_ptr());
     #[cfg(async_disk)]
     adisk::start(ext);
+    #[cfg(runtime)]
+    rt::start(ext);
     1
 }
 
@@ -501,6 +793,8 @@ unsafe extern "system" fn hw_reset_bus(_e: *mut u8, _p: u32) -> u8 {
 unsafe extern "system" fn hw_free(ext: *mut u8) {
     #[cfg(async_disk)]
     adisk::stop();
+    #[cfg(runtime)]
+    rt::stop();
     let va: usize = r(ext, 0);
     if va != 0 {
         MmUnmapIoSpace(va as *mut u8, LEN);
@@ -549,13 +843,17 @@ unsafe extern "system" fn hw_start_io(ext: *mut u8, srb: *mut u8) -> u8 {
     if let Some(r) = adisk::start_io(ext, srb) {
         return r;
     }
+    #[cfg(runtime)]
+    if let Some(r) = rt::start_io(ext, srb) {
+        return r;
+    }
     let func: u8 = r(srb, 2);
     let (path, tgt, lun): (u8, u8, u8) = (r(srb, 5), r(srb, 6), r(srb, 7));
     let c = srb.add(off::S_CDB);
     let op: u8 = r(c, 0);
     if func != 0 {
         w(srb, 3, if func == 0x12 || func == 0x13 || func == 0x20 { 1u8 } else { 6u8 });
-    } else if path != 0 || (tgt != 0 && !(cfg!(async_disk) && tgt == 1)) || lun != 0 {
+    } else if path != 0 || (tgt != 0 && !((cfg!(async_disk) || cfg!(runtime)) && tgt == 1)) || lun != 0 {
         w(srb, 3, 8u8);
     } else {
         match op {

@@ -555,3 +555,139 @@ fn scsiport_mock_completing_from_hw_timer_runs_clean() {
     let o = mock_run(&["scsiport", "timer_complete"], "xp");
     assert_clean_run(&o, "timer_complete");
 }
+
+/// The runtime mock (`--cfg runtime`) through `rvblk-harness mount`: the file it mounts with
+/// ZwCreateFile / ZwReadFile (and an MDL) reads back as the file. Returns the run.
+fn runtime_mock_mount(triple: &str, cfgs: &[&str], extra: &[&str]) -> common::Out {
+    let mut all = vec!["runtime"];
+    all.extend_from_slice(cfgs);
+    let p = common::mock_pe(triple, &all);
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("runtime_mock_{triple}_{}", all.join("_")));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("file.img");
+    let data: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i / 512) as u8 ^ (i as u8).rotate_left(1))
+        .collect();
+    std::fs::write(&img, data).unwrap();
+    let mut args: Vec<String> = [
+        "mount",
+        "--driver",
+        p.to_str().unwrap(),
+        "--file",
+        img.to_str().unwrap(),
+        "--kind",
+        "disk",
+        "--ro",
+        "--json",
+        "--expect",
+        img.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::run(&a)
+}
+
+fn assert_runtime_mock_mounted(o: &common::Out, what: &str) {
+    assert_eq!(o.code, 0, "{what}: {}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains("\"verifier_failures\":[]"),
+        "{what}: {}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("\"source\":\"file\"") && o.stdout.contains("file.img\"],\"target\":1"),
+        "{what}: {}",
+        o.stdout
+    );
+}
+
+#[test]
+fn runtime_mock_mounts_a_file_for_admin_and_kernel_requesters() {
+    for who in ["admin", "kernel"] {
+        let o = runtime_mock_mount("x86_64-pc-windows-msvc", &[], &["--requester", who]);
+        assert_runtime_mock_mounted(&o, who);
+    }
+    for who in ["filtered", "user"] {
+        let o = runtime_mock_mount("x86_64-pc-windows-msvc", &[], &["--requester", who]);
+        assert_eq!(o.code, 1, "{who}: {}", o.stdout);
+        assert!(o.stdout.contains("NotAdministrator"), "{who}: {}", o.stdout);
+        assert!(
+            o.stdout.contains("\"verifier_failures\":[]"),
+            "{who}: {}",
+            o.stdout
+        );
+    }
+}
+
+/// ZwCreateFile's 11 and ZwReadFile's 9 arguments on x86 (stdcall) and arm64 (stack thunks),
+/// the requester IRP and SECURITY_CLIENT_CONTEXT offsets and the MDL header on both.
+#[test]
+fn runtime_mock_mounts_in_the_x86_and_arm64_helpers() {
+    common::ensure_x86_helper();
+    let mut triples = vec!["i686-pc-windows-msvc"];
+    if common::arm64_ready("runtime_mock_mounts_in_the_x86_and_arm64_helpers (arm64)") {
+        triples.push("aarch64-pc-windows-msvc");
+    }
+    for triple in triples {
+        let o = runtime_mock_mount(triple, &[], &[]);
+        assert_runtime_mock_mounted(&o, triple);
+    }
+}
+
+#[test]
+fn verifier_catches_runtime_faults_in_mock() {
+    for (cfg, needle) in [
+        ("leak_handle", "file handle leaked"),
+        ("leak_mdl", "MDL leaked"),
+        ("no_revert", "while still impersonating control requester #0's token: PsRevertToSelf must come first"),
+        ("share_delete", "with FILE_SHARE_DELETE"),
+    ] {
+        let o = runtime_mock_mount("x86_64-pc-windows-msvc", &[cfg], &[]);
+        assert_ne!(o.code, 0, "{cfg}: {}", o.stdout);
+        assert!(o.stdout.contains(needle), "{cfg}: {}", o.stdout);
+    }
+}
+
+/// The bench's runtime-mount figures: measured through the runtime mock's file-backed LUN,
+/// "not measured" (not a failure) for the RAM disk the mock does not serve, and for a driver
+/// with no runtime mounts at all (the plain mock).
+#[test]
+fn bench_runtime_figures_are_measured_or_marked_not_measured() {
+    let p = common::mock_pe("x86_64-pc-windows-msvc", &["runtime"]);
+    let (lines, code) =
+        rvblk_harness::commands::bench::runtime_figure_lines(&std::fs::read(p).unwrap(), "", false);
+    assert_eq!(code, 0, "{lines:?}");
+    let ratio = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("ratio_file_backed_seq_read_64k_vs_file_read: "))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(ratio.parse::<f64>().is_ok_and(|r| r > 0.0), "{lines:?}");
+    for n in [
+        "ratio_ramdisk_seq_read_64k_vs_memcpy",
+        "ratio_ramdisk_rand_read_4k_vs_memcpy",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(n)
+                && l.contains(
+                    ": not measured: the driver does not serve runtime mounts (NotAvailable)"
+                )),
+            "{n}: {lines:?}"
+        );
+    }
+    let p = common::mock_pe("x86_64-pc-windows-msvc", &[]);
+    let (lines, code) =
+        rvblk_harness::commands::bench::runtime_figure_lines(&std::fs::read(p).unwrap(), "", false);
+    assert_eq!(code, 0, "{lines:?}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains(": not measured: "))
+            .count(),
+        3,
+        "{lines:?}"
+    );
+}

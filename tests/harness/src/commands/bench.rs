@@ -15,6 +15,11 @@
 //! than any x86 mapping budget (`big_*`). After the timed rounds two threads read samples of
 //! the image at once and check them against its content, so a fast path that returns wrong
 //! bytes fails the bench.
+//!
+//! Runtime mounts (issue 14, `docs/harness-runtime.md` §6): sequential 64 KiB reads through a
+//! file-backed LUN against `pread` of the same host file, and a 64 MiB RAM disk's sequential
+//! 64 KiB and random 4 KiB reads against memcpy, in the same alternating rounds. A driver that
+//! does not serve runtime mounts gets a `not measured: …` line for each, not a failure.
 
 use crate::commands::scenario::Setup;
 use crate::commands::scsi::{cdb_rw10, Io, READ10};
@@ -245,6 +250,7 @@ pub fn main(driver: &Path, size_mib: u64, prefix: &str, verbose: bool) -> i32 {
     }
     let code = run(&bytes, size, &src, prefix, verbose, true);
     let code = code.max(disk_backed(driver, &bytes, prefix, verbose));
+    let code = code.max(runtime_figures(&bytes, prefix, verbose));
     // The 32-bit host runs the x86 driver: add the big image, sequential only (its baseline is
     // the same memcpy over the smaller buffer: both stream from DRAM).
     if cfg!(target_pointer_width = "32") && code == 0 {
@@ -648,4 +654,203 @@ fn disk_backed_rounds(
         return 1;
     }
     code
+}
+
+/// The runtime-mount figures' names, printed with "not measured: …" when they cannot be.
+const RUNTIME_FIGURES: [&str; 3] = [
+    "ratio_file_backed_seq_read_64k_vs_file_read",
+    "ratio_ramdisk_seq_read_64k_vs_memcpy",
+    "ratio_ramdisk_rand_read_4k_vs_memcpy",
+];
+
+fn not_measured(out: &mut Vec<String>, prefix: &str, names: &[&str], why: &str) {
+    for n in names {
+        out.push(format!("{prefix}{n}: not measured: {why}"));
+    }
+}
+
+/// Sequential 64 KiB `pread`s of `f` (`len` bytes) for one round: MB/s.
+fn pread_seq(f: &std::fs::File, len: u64) -> f64 {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 65536];
+    let start = Instant::now();
+    let mut bytes = 0u64;
+    while start.elapsed() < ROUND {
+        let mut off = 0;
+        while off + 65536 <= len {
+            if f.read_exact_at(&mut buf, off).is_err() {
+                return 0.0;
+            }
+            std::hint::black_box(&mut buf);
+            off += 65536;
+            bytes += 65536;
+        }
+    }
+    bytes as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+/// Random 4 KiB reads of a LUN for one round: operations per second, all ok.
+fn rand_read(a: &Adapter, t: u8, bs: u32, blocks: u64) -> (f64, bool) {
+    let mut io = Io::new(a);
+    io.slot.light = true;
+    let mut r = rng(0xabad_1dea);
+    let per = 4096 / bs;
+    let n = blocks / u64::from(per);
+    let start = Instant::now();
+    let (mut ops, mut ok) = (0u64, true);
+    while start.elapsed() < ROUND {
+        for _ in 0..1024 {
+            ok &= io.read(t, 0, (r() % n) * u64::from(per), per, bs).ok();
+        }
+        ops += 1024;
+    }
+    (ops as f64 / start.elapsed().as_secs_f64(), ok)
+}
+
+/// The runtime-mount figures (module docs), printed; returns the exit code.
+fn runtime_figures(drv: &[u8], prefix: &str, verbose: bool) -> i32 {
+    let (lines, code) = runtime_figure_lines(drv, prefix, verbose);
+    for l in lines {
+        println!("{l}");
+    }
+    code
+}
+
+/// The runtime-mount figures as `name: value` lines, and the exit code (1 only for wrong data
+/// or a verifier failure, never because the driver does not serve runtime mounts).
+pub fn runtime_figure_lines(drv: &[u8], prefix: &str, verbose: bool) -> (Vec<String>, i32) {
+    let mut out = Vec::new();
+    use crate::commands::control::{create_lun, mount_file};
+    use crate::emu::kernel::{MachineConfig, Requester};
+    use rvblk_core::control::{ControlError, ReplyError, Request as Control};
+    use rvblk_core::image::DeviceKind;
+    const SIZE: u64 = 64 << 20;
+    let setup = match Setup::named("g4d_both") {
+        Ok(s) => s,
+        Err(e) => {
+            not_measured(&mut out, prefix, &RUNTIME_FIGURES, &e);
+            return (out, 0);
+        }
+    };
+    let k = setup.kernel_with(Personality::Win8, verbose, MachineConfig::default());
+    let mut a = match Adapter::start(drv, k.clone()) {
+        Ok(a) => a,
+        Err(e) => {
+            not_measured(
+                &mut out,
+                prefix,
+                &RUNTIME_FIGURES,
+                &format!("the adapter did not start: {e}"),
+            );
+            return (out, 0);
+        }
+    };
+    let why = |e: Result<ReplyError, String>| match e {
+        Ok(ReplyError::Refused(ControlError::NotAvailable)) => {
+            "the driver does not serve runtime mounts (NotAvailable)".to_string()
+        }
+        Ok(e) => format!("the driver refused: {e:?}"),
+        Err(e) => e,
+    };
+    let dir = std::env::temp_dir().join(format!("rvblk-bench-{}-{prefix}", std::process::id()));
+    let file = dir.join("file-backed.img");
+    let made = std::fs::create_dir_all(&dir).and_then(|()| {
+        let data: Vec<u8> = (0..SIZE).map(|i| (i / 512) as u8 ^ (i as u8)).collect();
+        std::fs::write(&file, data)
+    });
+    let mut code = 0;
+    let mut io = Io::new(&a);
+    match made.map_err(|e| e.to_string()).and_then(|()| {
+        mount_file(&mut io, &file, DeviceKind::Disk, true, Requester::Admin).map_err(why)
+    }) {
+        Err(e) => not_measured(&mut out, prefix, &RUNTIME_FIGURES[..1], &e),
+        Ok(lun) => {
+            let f = std::fs::File::open(&file).expect("the bench file");
+            let first = (|| {
+                let o = io.read(lun.target, 0, 0, 128, 512);
+                let want = std::fs::read(&file).ok()?;
+                (o.ok() && io.slot.data(65536) == &want[..65536]).then_some(())
+            })();
+            let _ = seq_read(&a, lun.target, 0, 512, (0, lun.blocks));
+            let (mut ratios, mut ok, mut mbps, mut base) = (Vec::new(), first.is_some(), 0.0, 0.0);
+            for _ in 0..ROUNDS {
+                let p = pread_seq(&f, SIZE);
+                let (d, _, o) = seq_read(&a, lun.target, 0, 512, (0, lun.blocks));
+                ok &= o;
+                ratios.push(d / p);
+                mbps += d / ROUNDS as f64;
+                base += p / ROUNDS as f64;
+            }
+            let (r, lo, hi) = summarise(ratios);
+            out.push(format!("{prefix}file_read_64k_MBps: {base:.0}"));
+            out.push(format!("{prefix}file_backed_seq_read_64k_MBps: {mbps:.0}"));
+            out.push(format!(
+                "{prefix}ratio_file_backed_seq_read_64k_vs_file_read: {r:.3}"
+            ));
+            out.push(format!(
+                "{prefix}ratio_file_backed_seq_read_64k_vs_file_read_spread: {lo:.3}..{hi:.3}"
+            ));
+            if !ok {
+                eprintln!("bench: file-backed reads failed or returned wrong data");
+                code = 1;
+            }
+        }
+    }
+    let req = Control::CreateRamDisk {
+        kind: DeviceKind::Disk,
+        read_only: false,
+        size_bytes: SIZE,
+        source: None,
+    };
+    match create_lun(&mut io, &req, Requester::Admin).map_err(why) {
+        Err(e) => not_measured(&mut out, prefix, &RUNTIME_FIGURES[1..], &e),
+        Ok(lun) => {
+            let src: Vec<u8> = (0..SIZE).map(|i| i as u8).collect();
+            let _ = seq_read(&a, lun.target, 0, 512, (0, lun.blocks));
+            let (mut seq, mut rnd, mut ok) = (Vec::new(), Vec::new(), true);
+            for _ in 0..ROUNDS {
+                let m = memcpy_seq(&src, 65536);
+                let (d, _, o) = seq_read(&a, lun.target, 0, 512, (0, lun.blocks));
+                seq.push(d / m);
+                let m4 = memcpy_rand(&src, 4096);
+                let (d4, o4) = rand_read(&a, lun.target, 512, lun.blocks);
+                rnd.push(d4 / m4);
+                ok &= o && o4;
+            }
+            let (r, lo, hi) = summarise(seq);
+            out.push(format!(
+                "{prefix}ratio_ramdisk_seq_read_64k_vs_memcpy: {r:.3}"
+            ));
+            out.push(format!(
+                "{prefix}ratio_ramdisk_seq_read_64k_vs_memcpy_spread: {lo:.3}..{hi:.3}"
+            ));
+            let (r, lo, hi) = summarise(rnd);
+            out.push(format!(
+                "{prefix}ratio_ramdisk_rand_read_4k_vs_memcpy: {r:.3}"
+            ));
+            out.push(format!(
+                "{prefix}ratio_ramdisk_rand_read_4k_vs_memcpy_spread: {lo:.3}..{hi:.3}"
+            ));
+            if !ok {
+                eprintln!("bench: RAM-disk reads failed");
+                code = 1;
+            }
+        }
+    }
+    drop(io);
+    a.remove();
+    drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+    let fails = k.failures();
+    out.push(format!(
+        "{prefix}runtime_verifier_failures: {}",
+        fails.len()
+    ));
+    for f in &fails {
+        eprintln!("VERIFIER FAILURE: {f}");
+    }
+    if !fails.is_empty() {
+        code = 1;
+    }
+    (out, code)
 }

@@ -1,12 +1,14 @@
 //! What the harness runs, one module per CLI command — `run`, `bench`, `suite` (`compliance`),
-//! `faults`, `cdbs` (`oracle`), `torture`, `runtime` — and what they share: the physical-memory setups
-//! (`scenario`), the CDB builders that talk to a LUN (`scsi`) and the driver's LUN log lines
-//! (`lun_log`).
+//! `faults`, `cdbs` (`oracle`), `torture`, `runtime`, `mount` — and what they share: the
+//! physical-memory setups (`scenario`), the CDB builders that talk to a LUN (`scsi`), the
+//! control requests a requester sends (`control`) and the driver's LUN log lines (`lun_log`).
 
 pub mod bench;
 pub mod compliance;
+pub mod control;
 pub mod faults;
 pub mod lun_log;
+pub mod mount;
 pub mod oracle;
 pub mod run;
 pub mod runtime;

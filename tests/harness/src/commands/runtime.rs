@@ -6,80 +6,45 @@
 //! SENSE say); every bad request gets its defined answer (§4) and changes nothing (the LIST
 //! reply and the SCSI view are the same before and after); nothing trips the verifier.
 //!
-//! Mounting a file, creating a RAM disk and removing a runtime LUN need the PASSIVE_LEVEL worker;
-//! until it exists the driver answers admissible requests NOT AVAILABLE, and that is what is
-//! checked for them here.
+//! Every request carries a requester's IRP at OriginalRequest (`docs/harness-runtime.md` §1).
+//! Under StorPort the driver serves runtime mounts: admissible requests get their service
+//! errors, and `mounts` runs issue 14's scenarios (files as CD and disk, a RAM disk, ejects,
+//! refusals). `rvblkxp.sys` (SCSIPORT) answers admissible requests NOT AVAILABLE, and that is
+//! what is checked for it.
 
+use crate::commands::control::{code_of, encoded, requester_released, send_as, utf16, Answer};
 use crate::commands::scenario::{ExpectedLun, Setup};
 use crate::commands::scsi::{Io, LunInfo as ScsiLun};
-use crate::emu::kernel::{Kernel, Personality};
-use crate::emu::storport::{
-    Adapter, Dir, Request, SRB_FLAGS_DATA_IN, SRB_STATUS_INVALID_REQUEST, SRB_STATUS_SUCCESS,
-};
+use crate::emu::kernel::{Kernel, MachineConfig, Personality, Requester};
+use crate::emu::storport::{Adapter, SRB_STATUS_INVALID_REQUEST, SRB_STATUS_SUCCESS};
 use rvblk_core::control::{
-    encode, read_reply, ControlCode, ControlError, NtPath, Reply, ReplyError, Request as Control,
+    read_reply, ControlCode, ControlError, NtPath, Reply, ReplyError, Request as Control,
     HEADER_LEN, LUN_PATH_UNITS,
 };
 use rvblk_core::image::{DeviceKind, WritePolicy};
 use std::path::Path;
 use std::sync::Arc;
 
-/// srb.h's SRB_FUNCTION_IO_CONTROL.
-const SRB_FUNCTION_IO_CONTROL: u8 = 0x02;
+mod mounts;
 
 /// RAM-image layouts with a CD, hard disks and a floppy among them; MEMDISK also under XP.
 const SCENARIOS: &[&str] = &["g4d_both", "g4d_fd0", "memdisk_iso"];
 
-/// What one SRB_FUNCTION_IO_CONTROL came back with.
-struct Answer {
-    srb_status: u8,
-    /// The buffer after completion, whole.
-    buf: Vec<u8>,
-    /// DataTransferLength after completion: the bytes the I/O manager copies back.
-    transferred: usize,
-}
+/// The scenario the runtime mounts run on (StorPort): a CD and a disk the loader left, so the
+/// new LUNs come after two boot images.
+const MOUNT_SCENARIO: &str = "g4d_both";
 
-impl Answer {
-    /// What the requester receives (DeviceIoControl's output).
-    fn returned(&self) -> &[u8] {
-        &self.buf[..self.transferred.min(self.buf.len())]
-    }
-}
+/// The emulated RAM for MDL pages in `runtime` (MiB, at most): less than the scenarios'
+/// 256 MiB machines, so a RAM disk the admission accepts can still find no memory.
+const RUNTIME_RAM_LIMIT_MIB: u64 = 128;
 
+/// Sends `bytes` as an elevated administrator (a read-only request: no write open allowed).
 fn send(io: &mut Io<'_>, bytes: &[u8]) -> Answer {
-    io.slot.data_mut(bytes.len()).copy_from_slice(bytes);
-    // METHOD_BUFFERED: one system buffer, read and written; no sense buffer.
-    let o = io.run(&Request {
-        function: SRB_FUNCTION_IO_CONTROL,
-        path: 0,
-        target: 0,
-        lun: 0,
-        cdb: Vec::new(),
-        dir: Dir::Out,
-        len: bytes.len() as u32,
-        sense_len: 0,
-        extra_flags: SRB_FLAGS_DATA_IN,
-    });
-    Answer {
-        srb_status: o.status(),
-        buf: io.slot.data(bytes.len()).to_vec(),
-        transferred: o.transferred as usize,
-    }
-}
-
-/// A request with `room` payload bytes.
-fn encoded(request: &Control<'_>, room: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; HEADER_LEN + room.max(request.body_len())];
-    encode(request, 30, &mut buf).expect("encode");
-    buf
-}
-
-fn utf16(s: &str) -> Vec<u8> {
-    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+    send_as(io, bytes, Requester::Admin, true)
 }
 
 /// LIST LUNS with ample room: the raw reply and the decoded entries.
-fn list(io: &mut Io<'_>) -> Result<(Vec<u8>, Vec<Entry>), String> {
+pub(super) fn list(io: &mut Io<'_>) -> Result<(Vec<u8>, Vec<Entry>), String> {
     let a = send(io, &encoded(&Control::ListLuns, 64 << 10));
     if a.srb_status != SRB_STATUS_SUCCESS {
         return Err(format!(
@@ -95,14 +60,15 @@ fn list(io: &mut Io<'_>) -> Result<(Vec<u8>, Vec<Entry>), String> {
 
 /// A LIST entry, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Entry {
-    target_id: u8,
-    kind: DeviceKind,
-    origin: &'static str,
-    read_only: bool,
-    block_size: u32,
-    blocks: u64,
-    has_path: bool,
+pub(super) struct Entry {
+    pub(super) target_id: u8,
+    pub(super) kind: DeviceKind,
+    pub(super) origin: &'static str,
+    pub(super) read_only: bool,
+    pub(super) block_size: u32,
+    pub(super) blocks: u64,
+    /// The path's UTF-16LE bytes.
+    pub(super) path: Option<Vec<u8>>,
 }
 
 impl Entry {
@@ -114,7 +80,7 @@ impl Entry {
             read_only: i.read_only,
             block_size: i.block_size,
             blocks: i.blocks,
-            has_path: i.path.is_some(),
+            path: i.path.map(|p| p.as_le_bytes().to_vec()),
         }
     }
 }
@@ -144,7 +110,7 @@ fn check_list(
             read_only,
             block_size: bs,
             blocks: want.length / u64::from(bs),
-            has_path: false,
+            path: None,
         };
         if *e != wanted {
             return Err(format!("LUN {n}: LIST says {e:?}, the scenario {wanted:?}"));
@@ -177,7 +143,10 @@ struct Bad {
     want: Option<ControlError>,
 }
 
-fn bad_requests(entries: &[Entry], ram_bytes: u64) -> Vec<Bad> {
+/// The bad requests every driver must refuse. `serves`: the driver serves runtime mounts
+/// (StorPort), so admissible requests get their service error instead of `NotAvailable`;
+/// `ram_limit`: the emulated RAM for MDL pages.
+fn bad_requests(entries: &[Entry], ram_bytes: u64, serves: bool, ram_limit: u64) -> Vec<Bad> {
     let iso = utf16(r"\??\C:\images\win.iso");
     let iso = NtPath::new(&iso).expect("path");
     fn mount(path: NtPath<'_>) -> Control<'_> {
@@ -292,16 +261,18 @@ fn bad_requests(entries: &[Entry], ram_bytes: u64) -> Vec<Bad> {
             bytes: encoded(&ram((ram_bytes & !511) + 512), 64),
             want: Some(ControlError::SizeExceedsMemory),
         },
-        // Admissible, but the worker that would do it does not exist yet.
         Bad {
-            name: "ram_disk_of_all_ram_not_available",
-            bytes: encoded(&ram(ram_bytes & !511), 64),
-            want: Some(ControlError::NotAvailable),
-        },
-        Bad {
-            name: "mount_not_available",
-            bytes: encoded(&mount(iso), 64),
-            want: Some(ControlError::NotAvailable),
+            name: "ram_cd_without_source",
+            bytes: encoded(
+                &Control::CreateRamDisk {
+                    kind: DeviceKind::CdRom,
+                    read_only: true,
+                    size_bytes: 2048 * 16,
+                    source: None,
+                },
+                64,
+            ),
+            want: Some(ControlError::CdNeedsSource),
         },
         Bad {
             name: "eject_missing_target",
@@ -309,6 +280,35 @@ fn bad_requests(entries: &[Entry], ram_bytes: u64) -> Vec<Bad> {
             want: Some(ControlError::NoSuchTarget),
         },
     ];
+    if serves {
+        // Admissible, and then refused by the work itself: all of the machine's RAM is more
+        // than the emulated RAM can give (nothing half created), and a path outside the one
+        // volume the harness maps (`\\??\\Z:\\`) does not exist.
+        if ram_bytes & !511 > ram_limit {
+            out.push(Bad {
+                name: "ram_disk_over_emulated_ram",
+                bytes: encoded(&ram(ram_bytes & !511), 64),
+                want: Some(ControlError::InsufficientMemory),
+            });
+        }
+        out.push(Bad {
+            name: "mount_outside_the_mapped_volume",
+            bytes: encoded(&mount(iso), 64),
+            want: Some(ControlError::FileNotFound),
+        });
+    } else {
+        // Admissible, but this driver (SCSIPORT) cannot do it.
+        out.push(Bad {
+            name: "ram_disk_of_all_ram_not_available",
+            bytes: encoded(&ram(ram_bytes & !511), 64),
+            want: Some(ControlError::NotAvailable),
+        });
+        out.push(Bad {
+            name: "mount_not_available",
+            bytes: encoded(&mount(iso), 64),
+            want: Some(ControlError::NotAvailable),
+        });
+    }
     if let Some(boot) = entries.first() {
         out.push(Bad {
             name: "eject_boot_image",
@@ -325,6 +325,7 @@ fn bad_requests(entries: &[Entry], ram_bytes: u64) -> Vec<Bad> {
 }
 
 fn check_bad(io: &mut Io<'_>, bad: &Bad) -> Result<(), String> {
+    let pages = io.a.k.mdl_bytes().0;
     let a = send(io, &bad.bytes);
     match bad.want {
         None => {
@@ -345,10 +346,12 @@ fn check_bad(io: &mut Io<'_>, bad: &Bad) -> Result<(), String> {
                     a.srb_status, a.transferred
                 ));
             }
-            let code = u32::from_le_bytes(bad.bytes[16..20].try_into().expect("4 bytes"));
-            let code = ControlCode::from_u32(code).unwrap_or(ControlCode::ListLuns);
-            let got = read_reply(code, a.returned());
-            if got != Err(ReplyError::Refused(want)) {
+            let got = read_reply(code_of(&bad.bytes), a.returned());
+            // A port may report less than all RAM as available for RAM disks (docs/control.md
+            // §5 step 3): refusing the size at admission is as right as failing the allocation.
+            let also = (want == ControlError::InsufficientMemory)
+                .then_some(Err(ReplyError::Refused(ControlError::SizeExceedsMemory)));
+            if got != Err(ReplyError::Refused(want)) && Some(got) != also {
                 return Err(format!("answered {got:?}; wanted {want:?}"));
             }
             // Only ReturnCode and Length in the header change; the payload is left alone.
@@ -357,7 +360,15 @@ fn check_bad(io: &mut Io<'_>, bad: &Bad) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    // Nothing half created: no MDL pages kept.
+    let held = io.a.k.mdl_bytes().0;
+    if held != pages {
+        return Err(format!(
+            "the refused request left {:#x} bytes of MDL pages allocated",
+            held.saturating_sub(pages)
+        ));
+    }
+    requester_released(&io.a.k, a.irp, std::time::Duration::from_secs(2))
 }
 
 /// The RAM Windows manages in this emulation: what MmGetPhysicalMemoryRanges returns.
@@ -370,11 +381,16 @@ fn scenario(
     setup: &Setup,
     personality: Personality,
     verbose: bool,
+    machine: &MachineConfig,
     passed: &mut Vec<String>,
     failed: &mut Vec<(String, String)>,
 ) {
     let tag = format!("{}/{}", setup.name, personality.name());
-    let k: Arc<Kernel> = setup.kernel(personality, verbose);
+    let mut machine = machine.clone();
+    machine.ram_limit_mib = machine.ram_limit_mib.min(RUNTIME_RAM_LIMIT_MIB);
+    let ram_limit = machine.ram_limit_mib << 20;
+    let serves = personality != Personality::Xp;
+    let k: Arc<Kernel> = setup.kernel_with(personality, verbose, machine);
     let mut a = match Adapter::start(driver, k.clone()) {
         Ok(a) => a,
         Err(e) => {
@@ -432,7 +448,7 @@ fn scenario(
         })();
         record(format!("list_buffer_too_small [{tag}]"), r, &k, before);
 
-        for bad in bad_requests(&entries, os_ram_bytes(setup)) {
+        for bad in bad_requests(&entries, os_ram_bytes(setup), serves, ram_limit) {
             let before = k.failures().len();
             let r = check_bad(&mut io, &bad).and_then(|()| {
                 // Nothing changed: the same LIST, byte for byte.
@@ -443,6 +459,11 @@ fn scenario(
                 }
             });
             record(format!("{} [{tag}]", bad.name), r, &k, before);
+        }
+
+        // Mounting files and creating RAM disks (issue 14's acceptance scenarios).
+        if serves && setup.name == MOUNT_SCENARIO {
+            mounts::cases(&mut io, &k, &tag, &first_raw, &mut record);
         }
 
         // And the SCSI view is what it was.
@@ -467,7 +488,13 @@ fn scenario(
 }
 
 /// `rvblk-harness runtime`: one line per case and `N passed, M failed`.
-pub fn main(driver: &Path, personality: Personality, verbose: bool) -> i32 {
+pub fn main(
+    driver: &Path,
+    personality: Personality,
+    verbose: bool,
+    machine: &MachineConfig,
+) -> i32 {
+    let _ = machine;
     let bytes = match crate::commands::read_driver(driver) {
         Ok(b) => b,
         Err(code) => return code,
@@ -475,7 +502,15 @@ pub fn main(driver: &Path, personality: Personality, verbose: bool) -> i32 {
     let (mut passed, mut failed) = (Vec::new(), Vec::new());
     for sc in SCENARIOS {
         match Setup::named(sc) {
-            Ok(s) => scenario(&bytes, &s, personality, verbose, &mut passed, &mut failed),
+            Ok(s) => scenario(
+                &bytes,
+                &s,
+                personality,
+                verbose,
+                machine,
+                &mut passed,
+                &mut failed,
+            ),
             Err(e) => failed.push((format!("setup {sc}"), e)),
         }
     }

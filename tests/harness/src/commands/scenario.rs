@@ -139,6 +139,16 @@ impl Setup {
     }
 
     pub fn kernel(&self, personality: Personality, verbose: bool) -> Arc<Kernel> {
+        self.kernel_with(personality, verbose, Default::default())
+    }
+
+    /// A kernel over this setup with `machine` (RAM limit, requester, disks).
+    pub fn kernel_with(
+        &self,
+        personality: Personality,
+        verbose: bool,
+        machine: crate::emu::kernel::MachineConfig,
+    ) -> Arc<Kernel> {
         Kernel::new(
             KernelConfig {
                 personality,
@@ -146,7 +156,7 @@ impl Setup {
                 nfit: self.nfit.clone(),
                 verbose,
                 legacy: LegacyConfig::default(),
-                machine: Default::default(),
+                machine,
             },
             self.phys.clone(),
         )

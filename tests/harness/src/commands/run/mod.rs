@@ -54,15 +54,34 @@ pub fn parse_range(s: &str) -> Result<(u64, u64), String> {
     ))
 }
 
-struct ExpectFile {
+pub(crate) struct ExpectFile {
     name: String,
     f: File,
     len: u64,
     ok: bool,
 }
 
+impl ExpectFile {
+    /// Opens every `--expect` file.
+    pub(crate) fn open_all(names: &[String]) -> Result<Vec<ExpectFile>, String> {
+        names
+            .iter()
+            .map(|n| {
+                let f = File::open(n).map_err(|e| format!("{n}: {e}"))?;
+                let len = f.metadata().map_err(|e| format!("{n}: {e}"))?.len();
+                Ok(ExpectFile {
+                    name: n.clone(),
+                    f,
+                    len,
+                    ok: true,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Reads a whole LUN through SRBs, hashing it and comparing it with every expect file.
-fn read_lun(
+pub(crate) fn read_lun(
     io: &mut Io<'_>,
     info: &LunInfo,
     expects: &mut [ExpectFile],
@@ -116,7 +135,7 @@ fn read_lun(
 
 /// One write per disk: write a pattern over one block, read it back, restore and verify.
 /// On read-only media the write must be refused with DATA PROTECT.
-fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> String {
+pub(crate) fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> String {
     let bs = info.block_size;
     let lba = info.blocks / 2;
     let (t, l) = (info.target, info.lun);
@@ -192,7 +211,7 @@ fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &Kernel) -> S
 
 /// What a disk-backed LUN answers once its backing disk is gone: NOT READY / MEDIUM NOT
 /// PRESENT, ABORTED COMMAND, or no LUN at all after the bus change (ASYNC.md).
-fn removal_outcome(o: &Outcome) -> bool {
+pub(crate) fn removal_outcome(o: &Outcome) -> bool {
     use crate::emu::storport::{
         SRB_STATUS_INVALID_LUN, SRB_STATUS_INVALID_TARGET_ID, SRB_STATUS_NO_DEVICE,
         SRB_STATUS_SELECTION_TIMEOUT,

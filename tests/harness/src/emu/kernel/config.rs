@@ -147,6 +147,58 @@ pub struct MachineConfig {
     pub pend_us: u64,
     /// UEFI variables under Ventoy's vendor GUID; empty = a BIOS machine.
     pub uefi_vars: Vec<(String, Vec<u8>)>,
+    /// The RAM MmAllocatePagesForMdlEx may hand out in total (`--ram-limit-mib`,
+    /// `docs/harness-runtime.md` §3).
+    pub ram_limit_mib: u64,
+    /// Who sends control requests (`--requester`, `docs/harness-runtime.md` §1).
+    pub requester: Requester,
+}
+
+/// The requester of a control request as the emulated I/O manager presents it in the IRP at
+/// SRB.OriginalRequest (`docs/harness-runtime.md` §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requester {
+    /// UserMode, a thread whose token is an elevated administrator's.
+    Admin,
+    /// UserMode, a UAC non-elevated administrator (Administrators deny-only: not admin).
+    Filtered,
+    /// UserMode, a standard user.
+    User,
+    /// KernelMode: a request built by kernel code (its thread runs with SYSTEM's token).
+    Kernel,
+    /// An IRP whose Thread is NULL (the requester cannot be proven).
+    NoThread,
+    /// No IRP at all (OriginalRequest NULL).
+    NoIrp,
+}
+
+impl Requester {
+    pub fn parse(s: &str) -> Option<Requester> {
+        match s {
+            "admin" => Some(Requester::Admin),
+            "filtered" => Some(Requester::Filtered),
+            "user" => Some(Requester::User),
+            "kernel" => Some(Requester::Kernel),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Requester::Admin => "admin",
+            Requester::Filtered => "filtered",
+            Requester::User => "user",
+            Requester::Kernel => "kernel",
+            Requester::NoThread => "no-thread",
+            Requester::NoIrp => "no-irp",
+        }
+    }
+    /// RequestorMode UserMode (1) rather than KernelMode (0).
+    pub fn user_mode(self) -> bool {
+        matches!(
+            self,
+            Requester::Admin | Requester::Filtered | Requester::User
+        )
+    }
 }
 
 impl Default for MachineConfig {
@@ -158,6 +210,8 @@ impl Default for MachineConfig {
             pend_every: 2,
             pend_us: 50,
             uefi_vars: Vec::new(),
+            ram_limit_mib: 256,
+            requester: Requester::Admin,
         }
     }
 }

@@ -75,11 +75,17 @@ sysfn! {
     fn ex_free_pool_with_tag(p: *mut u8, tag: u32) {
         let k = current();
         k.check_irql("ExFreePoolWithTag", DISPATCH_LEVEL);
+        if k.is_mdl(p as usize) {
+            return k.free_mdl(p as usize);
+        }
         k.pool_free(p, tag)
     }
     fn ex_free_pool(p: *mut u8) {
         let k = current();
         k.check_irql("ExFreePool", DISPATCH_LEVEL);
+        if k.is_mdl(p as usize) {
+            return k.free_mdl(p as usize);
+        }
         k.pool_free(p, 0)
     }
     fn zw_query_system_information(class: u32, buf: *mut u8, len: u32, ret: *mut u32) -> i32 {
@@ -155,83 +161,129 @@ sysfn! {
     }
 }
 
-// Nine arguments: more than the arm64 thunk forwards (`aarch64_export!`), so arm64 has its own
-// thunk below.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-extern "win64" fn io_build_device_io_control_request(
-    code: u32,
-    dev: usize,
-    inp: usize,
-    inlen: u32,
-    out: usize,
-    outlen: u32,
-    internal: u8,
-    ev: usize,
-    iosb: usize,
-) -> usize {
+// The runtime mounts (`docs/harness-runtime.md`): requester security, files, MDL pages.
+sysfn! {
+    fn se_create_client_security(thread: usize, qos: *const u8, remote: u8, ctx: *mut u8) -> i32 {
+        current().create_client_security(thread, qos, remote, ctx)
+    }
+    fn se_token_is_admin(token: usize) -> u8 {
+        current().token_is_admin(token)
+    }
+    fn se_impersonate_client_ex(ctx: *const u8, server: usize) -> i32 {
+        current().impersonate_client(ctx, server)
+    }
+    fn ps_revert_to_self() {
+        current().revert_to_self()
+    }
+    fn zw_query_information_file(h: usize, iosb: *mut usize, buf: *mut u8, len: u32, class: u32) -> i32 {
+        current().query_information_file(h, iosb, buf, len, class)
+    }
+    fn mm_allocate_pages_for_mdl_ex(low: i64, high: i64, skip: i64, bytes: usize, cache: u32, flags: u32) -> usize {
+        current().allocate_pages_for_mdl(low, high, skip, bytes, cache, flags)
+    }
+    fn mm_map_locked_pages_specify_cache(mdl: usize, mode: u8, cache: u32, base: usize, bugcheck: u32, priority: u32) -> usize {
+        current().map_locked_pages(mdl, mode, cache, base, bugcheck, priority)
+    }
+    fn mm_unmap_locked_pages(va: usize, mdl: usize) {
+        current().unmap_locked_pages(va, mdl)
+    }
+    fn mm_free_pages_from_mdl(mdl: usize) {
+        current().free_pages_from_mdl(mdl)
+    }
+}
+
+/// Exports with more than eight arguments. x64 and x86 take them natively; on arm64 the
+/// arguments past the eighth are on the caller's stack, which the generic thunk
+/// (`aarch64_export!`) does not forward, so each gets a thunk that copies `$stack` stack slots
+/// (8 bytes each, AAPCS64) to the stack of its call to the body (`docs/arm64.md` §3).
+macro_rules! widefn {
+    ($stack:tt; fn $name:ident($($a:ident: $t:ty),*) -> $r:ty $body:block) => {
+        #[cfg(target_arch = "x86_64")]
+        #[allow(clippy::too_many_arguments)]
+        extern "win64" fn $name($($a: $t),*) -> $r $body
+        #[cfg(target_arch = "x86")]
+        #[allow(clippy::too_many_arguments)]
+        extern "stdcall" fn $name($($a: $t),*) -> $r {
+            crate::emu::stack::realigned(|| $body)
+        }
+        #[cfg(target_arch = "aarch64")]
+        #[allow(non_snake_case)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(clippy::too_many_arguments)]
+            pub(super) extern "C" fn imp($($a: $t),*) -> $r $body
+            aarch64_stack_thunk!($stack, thunk, imp);
+        }
+        #[cfg(target_arch = "aarch64")]
+        use $name::thunk as $name;
+    };
+}
+
+/// Saves x18 (the KPCR), copies the caller's first `$stack` stack arguments to the stack of the
+/// call to `$imp`, and restores x18 (`docs/arm64.md` §2, §3).
+#[cfg(target_arch = "aarch64")]
+macro_rules! aarch64_stack_thunk {
+    (1, $thunk:ident, $imp:ident) => {
+        #[unsafe(naked)]
+        pub(super) unsafe extern "C" fn $thunk() {
+            std::arch::naked_asm!(
+                "stp x29, x30, [sp, #-32]!",
+                "mov x29, sp",
+                "str x18, [sp, #16]",
+                "ldr x9, [sp, #32]",
+                "str x9, [sp, #-16]!",
+                "bl {imp}",
+                "add sp, sp, #16",
+                "ldr x18, [sp, #16]",
+                "ldp x29, x30, [sp], #32",
+                "ret",
+                imp = sym $imp,
+            )
+        }
+    };
+    (3, $thunk:ident, $imp:ident) => {
+        #[unsafe(naked)]
+        pub(super) unsafe extern "C" fn $thunk() {
+            std::arch::naked_asm!(
+                "stp x29, x30, [sp, #-32]!",
+                "mov x29, sp",
+                "str x18, [sp, #16]",
+                "sub sp, sp, #32",
+                "ldr x9, [sp, #64]",
+                "str x9, [sp]",
+                "ldr x9, [sp, #72]",
+                "str x9, [sp, #8]",
+                "ldr x9, [sp, #80]",
+                "str x9, [sp, #16]",
+                "bl {imp}",
+                "add sp, sp, #32",
+                "ldr x18, [sp, #16]",
+                "ldp x29, x30, [sp], #32",
+                "ret",
+                imp = sym $imp,
+            )
+        }
+    };
+}
+
+widefn! { 1; fn io_build_device_io_control_request(code: u32, dev: usize, inp: usize, inlen: u32, out: usize, outlen: u32, internal: u8, ev: usize, iosb: usize) -> usize {
     current().build_ioctl_request(code, dev, inp, inlen, out, outlen, internal, ev, iosb)
-}
+} }
 
-#[cfg(target_arch = "x86")]
-#[allow(clippy::too_many_arguments)]
-extern "stdcall" fn io_build_device_io_control_request(
-    code: u32,
-    dev: usize,
-    inp: usize,
-    inlen: u32,
-    out: usize,
-    outlen: u32,
-    internal: u8,
-    ev: usize,
-    iosb: usize,
-) -> usize {
-    crate::emu::stack::realigned(|| {
-        current().build_ioctl_request(code, dev, inp, inlen, out, outlen, internal, ev, iosb)
-    })
-}
+widefn! { 3; fn zw_create_file(out: *mut usize, access: u32, oa: *const rvblk_abi::ObjectAttributes, iosb: *mut usize, alloc: usize, attrs: u32, share: u32, disposition: u32, options: u32, ea: usize, ea_len: u32) -> i32 {
+    current().create_file(out, access, oa, iosb, alloc, attrs, share, disposition, options, ea, ea_len)
+} }
 
-#[cfg(target_arch = "aarch64")]
-mod ioctl9 {
-    use super::current;
+widefn! { 1; fn zw_read_file(h: usize, event: usize, apc: usize, apc_ctx: usize, iosb: *mut usize, buf: *mut u8, len: u32, offset: *const i64, key: usize) -> i32 {
+    let _ = apc_ctx;
+    current().read_write_file(false, h, event, apc, iosb, buf, len, offset, key)
+} }
 
-    /// The body: eight register arguments plus the ninth, which the thunk re-pushes.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) extern "C" fn imp(
-        code: u32,
-        dev: usize,
-        inp: usize,
-        inlen: u32,
-        out: usize,
-        outlen: u32,
-        internal: u8,
-        ev: usize,
-        iosb: usize,
-    ) -> usize {
-        current().build_ioctl_request(code, dev, inp, inlen, out, outlen, internal, ev, iosb)
-    }
-
-    /// Saves x18 (the KPCR), copies the caller's first stack argument (the ninth, `IoStatusBlock`)
-    /// to the stack of the call to `imp`, and restores x18 (`docs/arm64.md` §2, §3).
-    #[unsafe(naked)]
-    pub(super) unsafe extern "C" fn io_build_device_io_control_request() {
-        std::arch::naked_asm!(
-            "stp x29, x30, [sp, #-32]!",
-            "mov x29, sp",
-            "str x18, [sp, #16]",
-            "ldr x9, [sp, #32]",
-            "str x9, [sp, #-16]!",
-            "bl {imp}",
-            "add sp, sp, #16",
-            "ldr x18, [sp, #16]",
-            "ldp x29, x30, [sp], #32",
-            "ret",
-            imp = sym imp,
-        )
-    }
-}
-#[cfg(target_arch = "aarch64")]
-use ioctl9::io_build_device_io_control_request;
+widefn! { 1; fn zw_write_file(h: usize, event: usize, apc: usize, apc_ctx: usize, iosb: *mut usize, buf: *mut u8, len: u32, offset: *const i64, key: usize) -> i32 {
+    let _ = apc_ctx;
+    current().read_write_file(true, h, event, apc, iosb, buf, len, offset, key)
+} }
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 sysfn! {
@@ -424,6 +476,26 @@ pub fn resolve(dll: &str, name: &str) -> Option<usize> {
         ("ntoskrnl.exe", "ExGetFirmwareEnvironmentVariable") => {
             ex_get_firmware_environment_variable as *const () as usize
         }
+        ("ntoskrnl.exe", "SeCreateClientSecurity") => {
+            se_create_client_security as *const () as usize
+        }
+        ("ntoskrnl.exe", "SeTokenIsAdmin") => se_token_is_admin as *const () as usize,
+        ("ntoskrnl.exe", "SeImpersonateClientEx") => se_impersonate_client_ex as *const () as usize,
+        ("ntoskrnl.exe", "PsRevertToSelf") => ps_revert_to_self as *const () as usize,
+        ("ntoskrnl.exe", "ZwCreateFile") => zw_create_file as *const () as usize,
+        ("ntoskrnl.exe", "ZwQueryInformationFile") => {
+            zw_query_information_file as *const () as usize
+        }
+        ("ntoskrnl.exe", "ZwReadFile") => zw_read_file as *const () as usize,
+        ("ntoskrnl.exe", "ZwWriteFile") => zw_write_file as *const () as usize,
+        ("ntoskrnl.exe", "MmAllocatePagesForMdlEx") => {
+            mm_allocate_pages_for_mdl_ex as *const () as usize
+        }
+        ("ntoskrnl.exe", "MmMapLockedPagesSpecifyCache") => {
+            mm_map_locked_pages_specify_cache as *const () as usize
+        }
+        ("ntoskrnl.exe", "MmUnmapLockedPages") => mm_unmap_locked_pages as *const () as usize,
+        ("ntoskrnl.exe", "MmFreePagesFromMdl") => mm_free_pages_from_mdl as *const () as usize,
         ("ntoskrnl.exe", "memcpy") => k_memcpy as *const () as usize,
         ("ntoskrnl.exe", "memmove") => k_memmove as *const () as usize,
         ("ntoskrnl.exe", "memset") => k_memset as *const () as usize,

@@ -14,17 +14,22 @@ mod config;
 mod dbgprint;
 pub mod disk;
 mod exports;
+pub mod files;
 mod irql;
+pub mod mdl;
 mod mmio;
 mod objects;
 pub mod pnp;
 mod pool;
 mod port_calls;
 mod registry;
+#[cfg(all(test, target_arch = "x86_64"))]
+mod runtime_tests;
+pub mod security;
 pub mod sync;
 mod version;
 
-pub use config::{DiskSpec, LegacyConfig, MachineConfig, Personality, SetupPhase};
+pub use config::{DiskSpec, LegacyConfig, MachineConfig, Personality, Requester, SetupPhase};
 pub use exports::resolve;
 pub use irql::{
     at_irql, in_miniport, irql, set_irql, APC_LEVEL, DIRQL, DISPATCH_LEVEL, PASSIVE_LEVEL,
@@ -99,6 +104,9 @@ pub struct Kernel {
     objects: objects::Objects,
     io: disk::IoState,
     pnp: pnp::PnpState,
+    sec: security::SecState,
+    files: files::FileState,
+    mdls: mdl::MdlState,
     /// Set once HwFreeAdapterResources returned: nothing may complete after that.
     pub adapter_removed: AtomicBool,
     /// How long an issuer waits for a pending SRB before calling it a hang (ms).
@@ -183,6 +191,9 @@ impl Kernel {
             objects: Default::default(),
             io: Default::default(),
             pnp: Default::default(),
+            sec: Default::default(),
+            files: Default::default(),
+            mdls: Default::default(),
             adapter_removed: AtomicBool::new(false),
             srb_hang_ms: AtomicU64::new(srb_hang_ms()),
             timer: Mutex::new(None),
@@ -256,6 +267,8 @@ impl Kernel {
         }
         out.extend(self.handle_leaks());
         out.extend(self.irp_leaks());
+        out.extend(self.file_handle_leaks());
+        out.extend(self.mdl_leaks());
         out.sort();
         out
     }
@@ -294,6 +307,8 @@ impl Kernel {
 
     /// Releases leaked pool/mappings (after reporting them).
     pub fn reclaim(&self) {
+        self.drop_files();
+        self.drop_mdls();
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.handles
             .lock()

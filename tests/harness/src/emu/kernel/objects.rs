@@ -22,6 +22,10 @@ pub(crate) enum ObjKind {
     File(usize),
     /// The DEVICE_OBJECT of disk i.
     Device(usize),
+    /// The thread of control requester i (`docs/harness-runtime.md` §1).
+    Requester(usize),
+    /// Access token i (SeCreateClientSecurity's copy of a requester's token).
+    Token(usize),
 }
 
 impl ObjKind {
@@ -30,6 +34,8 @@ impl ObjKind {
             ObjKind::Thread(i) => format!("thread object of system thread #{i}"),
             ObjKind::File(d) => format!("FILE_OBJECT of disk {d} (from IoGetDeviceObjectPointer)"),
             ObjKind::Device(d) => format!("DEVICE_OBJECT of disk {d}"),
+            ObjKind::Requester(i) => format!("thread object of control requester #{i}"),
+            ObjKind::Token(i) => format!("access token #{i} (SeCreateClientSecurity)"),
         }
     }
 }
@@ -39,6 +45,10 @@ pub(crate) struct Obj {
     /// References the driver holds (taken by IoGetDeviceObjectPointer,
     /// ObReferenceObjectByHandle, ObfReferenceObject; dropped by ObfDereferenceObject).
     pub(crate) driver_refs: i64,
+    /// References the rest of the system holds (the I/O manager on a requester's thread while
+    /// its IRP is in flight, an impersonation on its token). File, requester and token objects
+    /// go away when both counts reach zero.
+    pub(crate) system_refs: i64,
 }
 
 /// Free pages kept before one is reused.
@@ -111,21 +121,77 @@ pub(crate) fn release_readable(a: usize) {
 pub(crate) const TYPE_THREAD: u8 = 6;
 pub(crate) const TYPE_DEVICE: u8 = 3;
 pub(crate) const TYPE_FILE: u8 = 5;
+/// Not a dispatcher object; the harness's own marker for a token page.
+pub(crate) const TYPE_TOKEN: u8 = 0x1C;
+
+/// Objects that go away with their last reference (system threads and devices stay).
+fn transient(k: &ObjKind) -> bool {
+    matches!(
+        k,
+        ObjKind::File(_) | ObjKind::Requester(_) | ObjKind::Token(_)
+    )
+}
 
 impl Kernel {
     pub(crate) fn new_object(&self, kind: ObjKind, driver_refs: i64) -> usize {
+        self.new_object_held(kind, driver_refs, 0)
+    }
+
+    /// An object with `system_refs` references held by the emulated system.
+    pub(crate) fn new_object_held(
+        &self,
+        kind: ObjKind,
+        driver_refs: i64,
+        system_refs: i64,
+    ) -> usize {
         let ty = match kind {
-            ObjKind::Thread(_) => TYPE_THREAD,
+            ObjKind::Thread(_) | ObjKind::Requester(_) => TYPE_THREAD,
             ObjKind::File(_) => TYPE_FILE,
             ObjKind::Device(_) => TYPE_DEVICE,
+            ObjKind::Token(_) => TYPE_TOKEN,
         };
         let a = readable_page(&[ty]);
         self.objects
             .table
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(a, Obj { kind, driver_refs });
+            .insert(
+                a,
+                Obj {
+                    kind,
+                    driver_refs,
+                    system_refs,
+                },
+            );
         a
+    }
+
+    /// (driver references, system references) on a live object.
+    pub(crate) fn object_refs(&self, a: usize) -> Option<(i64, i64)> {
+        self.objects
+            .table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&a)
+            .map(|o| (o.driver_refs, o.system_refs))
+    }
+
+    /// The system takes (`delta` 1) or drops (-1) a reference; the object goes away when
+    /// nobody holds one any more.
+    pub(crate) fn system_reference(&self, a: usize, delta: i64) {
+        let mut t = self.objects.table.lock().unwrap_or_else(|e| e.into_inner());
+        let gone = match t.get_mut(&a) {
+            Some(o) => {
+                o.system_refs += delta;
+                o.system_refs <= 0 && o.driver_refs <= 0 && transient(&o.kind)
+            }
+            None => false,
+        };
+        if gone {
+            t.remove(&a);
+            drop(t);
+            release_readable(a);
+        }
     }
 
     pub(crate) fn object_kind(&self, a: usize) -> Option<ObjKind> {
@@ -181,7 +247,7 @@ impl Kernel {
             ));
             return 0;
         }
-        if left == 0 && matches!(o.kind, ObjKind::File(_)) {
+        if left == 0 && o.system_refs <= 0 && transient(&o.kind) {
             t.remove(&a);
             drop(t);
             release_readable(a);

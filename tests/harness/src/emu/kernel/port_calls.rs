@@ -357,6 +357,11 @@ impl Kernel {
                 if irql() > DISPATCH_LEVEL {
                     self.fail(format!("RequestComplete at IRQL {}", irql()));
                 }
+                if self.thread_impersonates() {
+                    self.check_not_impersonating(&format!(
+                        "{port}Notification(RequestComplete, {a1:#x})"
+                    ));
+                }
                 if self.adapter_removed.load(Ordering::Acquire) {
                     self.fail(format!(
                         "{port}Notification(RequestComplete) for {a1:#x} after the adapter was removed (HwFreeAdapterResources returned)"

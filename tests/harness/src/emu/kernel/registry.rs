@@ -197,7 +197,9 @@ impl Kernel {
 
     pub(super) fn close(&self, h: usize) -> i32 {
         self.check_irql("ZwClose", PASSIVE_LEVEL);
-        if self.close_thread_handle(h) {
+        // While impersonating, the token must be the current request's (`docs/harness-runtime.md` §4).
+        let _ = self.impersonation("ZwClose");
+        if self.close_thread_handle(h) || self.close_file_handle(h) {
             return STATUS_SUCCESS;
         }
         if self

@@ -183,6 +183,11 @@ impl Kernel {
         alertable: u8,
         timeout: *const i64,
     ) -> i32 {
+        if SYSTEM_THREAD.with(|c| c.get()) != 0 && self.thread_impersonates() {
+            self.check_not_impersonating(&format!(
+                "KeWaitForSingleObject({obj:#x}) in a system thread (the worker back at its loop)"
+            ));
+        }
         let l = irql();
         let zero = !timeout.is_null()
             // SAFETY: a non-null PLARGE_INTEGER from the driver.
@@ -342,6 +347,10 @@ impl Kernel {
                                 irql()
                             ));
                         }
+                        me.check_not_impersonating(&format!(
+                            "system thread #{idx}: start routine returned"
+                        ));
+                        me.forget_impersonation();
                     })
                 });
                 me.thread_ended(idx);
@@ -379,6 +388,11 @@ impl Kernel {
             // SAFETY: immediate exit; the driver's state is unknown.
             unsafe { libc::_exit(crate::checks::crash::CRASH_EXIT) };
         }
+        self.check_not_impersonating(&format!(
+            "PsTerminateSystemThread (system thread #{})",
+            idx - 1
+        ));
+        self.forget_impersonation();
         self.thread_ended(idx - 1);
         loop {
             std::thread::park();

@@ -139,6 +139,9 @@ pub struct SrbSlot {
     srb: *mut ScsiRequestBlock,
     /// Lighter checks for benchmarks (no per-I/O pattern fills of the SrbExtension).
     pub light: bool,
+    /// SRB.OriginalRequest for the next SRBs: a requester's IRP (`Kernel::requester_irp`);
+    /// None: an opaque no-access page.
+    pub original_request: Option<usize>,
 }
 
 // SAFETY: the slot's memory is owned by it and used by one thread at a time.
@@ -202,6 +205,7 @@ impl Adapter {
             track,
             srb,
             light: false,
+            original_request: None,
         }
     }
 
@@ -275,7 +279,8 @@ impl Adapter {
             s.time_out_value = 10;
             s.data_buffer = data_buffer as *mut c_void;
             s.sense_info_buffer = sense_p as *mut c_void;
-            s.original_request = slot.fake.start() as *mut c_void;
+            s.original_request =
+                slot.original_request.unwrap_or(slot.fake.start() as usize) as *mut c_void;
             s.srb_extension = ext_p.unwrap_or(std::ptr::null_mut()) as *mut c_void;
             s.cdb = cdb;
         }

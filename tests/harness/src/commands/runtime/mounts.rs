@@ -1,0 +1,782 @@
+//! Issue 14's acceptance scenarios for a driver that serves runtime mounts (StorPort,
+//! `docs/harness-runtime.md` §5): an ISO file as a CD and a raw image as a writable disk (every
+//! block equal to the file, writes landing in the host file), a 64 MiB RAM disk written and read
+//! back, each ejected (REMOVE, the bus change, REPORT LUNS without it, the file closed or the
+//! RAM given back), a file whose volume vanishes, and the requests the work itself refuses —
+//! missing, locked, denied, too short, directory, compressed/sparse/encrypted files, the same
+//! writable file twice, non-administrator and unprovable requesters — each with its error and
+//! nothing changed.
+
+use super::list;
+use crate::commands::control::{
+    create_lun, encoded, mount_file, requester_released, send_as, NewLun,
+};
+use crate::commands::run::{read_lun, ExpectFile};
+use crate::commands::scsi::Io;
+use crate::emu::kernel::files::{
+    self, DELETE, FILE_ATTRIBUTE_COMPRESSED, FILE_ATTRIBUTE_ENCRYPTED, FILE_ATTRIBUTE_SPARSE_FILE,
+    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, GENERIC_READ, GENERIC_WRITE,
+    STATUS_SHARING_VIOLATION,
+};
+use crate::emu::kernel::{Kernel, Requester, STATUS_SUCCESS};
+use crate::emu::storport::SRB_STATUS_SUCCESS;
+use rvblk_core::control::{
+    buffer_len, read_reply, ControlError, NtPath, Reply, ReplyError, Request as Control, HEADER_LEN,
+};
+use rvblk_core::image::DeviceKind;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const GRACE: Duration = Duration::from_secs(5);
+const MIB: u64 = 1 << 20;
+
+/// The test files, in a directory of their own.
+struct Files {
+    dir: PathBuf,
+}
+
+impl Files {
+    fn new() -> Result<Files, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "rvblk-runtime-{}-{}",
+            std::process::id(),
+            crate::commands::HOST_ARCH
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(Files { dir })
+    }
+
+    /// A file of `len` bytes with a pattern that differs in every 512-byte block.
+    fn make(&self, name: &str, len: u64, seed: u8) -> Result<PathBuf, String> {
+        let p = self.dir.join(name);
+        let data: Vec<u8> = (0..len)
+            .map(|i| ((i / 512) as u8 ^ (i as u8).rotate_left(3)).wrapping_add(seed))
+            .collect();
+        std::fs::write(&p, data).map_err(|e| format!("{}: {e}", p.display()))?;
+        Ok(p)
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sends `req` as `who` and expects a refusal; returns it.
+fn refused(io: &mut Io<'_>, req: &Control<'_>, who: Requester) -> Result<ControlError, String> {
+    let ro = !matches!(req, Control::MountFile { read_only: false, kind, .. } if *kind != DeviceKind::CdRom);
+    let a = send_as(io, &encoded(req, buffer_len(req) - HEADER_LEN), who, ro);
+    if a.srb_status != SRB_STATUS_SUCCESS || a.transferred != HEADER_LEN {
+        return Err(format!(
+            "SrbStatus {:#x} with {} bytes; a refusal is SUCCESS with the 28-byte header",
+            a.srb_status, a.transferred
+        ));
+    }
+    let r = match read_reply(req.code(), a.returned()) {
+        Err(ReplyError::Refused(e)) => Ok(e),
+        other => Err(format!("answered {other:?}; a refusal was expected")),
+    };
+    requester_released(&io.a.k, a.irp, Duration::from_secs(2))?;
+    r
+}
+
+/// Nothing changed: the LIST of the start, no handle on any test file, no MDL pages held.
+fn unchanged(
+    io: &mut Io<'_>,
+    k: &Kernel,
+    first_raw: &[u8],
+    files: &[&Path],
+    mdl_before: u64,
+) -> Result<(), String> {
+    let (raw, _) = list(io)?;
+    if raw != first_raw {
+        return Err("LIST differs after the refused request".into());
+    }
+    for f in files {
+        if k.open_file_handles(f) != 0 {
+            return Err(format!("the driver still holds {} open", f.display()));
+        }
+    }
+    let held = k.mdl_bytes().0;
+    if held != mdl_before {
+        return Err(format!(
+            "MDL pages held: {held:#x} bytes, {mdl_before:#x} before (half created?)"
+        ));
+    }
+    Ok(())
+}
+
+fn nt(p: &Path) -> Vec<u8> {
+    super::utf16(&files::nt_path(p))
+}
+
+/// Reads the whole LUN and compares it with `file` (which must match exactly).
+fn reads_as(io: &mut Io<'_>, lun: &NewLun, file: &Path) -> Result<(), String> {
+    let name = file.display().to_string();
+    let mut e = ExpectFile::open_all(std::slice::from_ref(&name))?;
+    match read_lun(io, &lun.scsi, &mut e) {
+        Ok((_, m)) if m == [name] => Ok(()),
+        Ok(_) => Err(format!(
+            "target {} does not read back as {}",
+            lun.target,
+            file.display()
+        )),
+        Err((e, _)) => Err(e),
+    }
+}
+
+/// REMOVE of `target`, then the bus change, the re-enumeration without it, SRBs to it refused,
+/// LIST without it, and `file` (if any) closed — within `GRACE`.
+fn eject(io: &mut Io<'_>, k: &Kernel, target: u8, file: Option<&Path>) -> Result<(), String> {
+    let before = k.bus_change_count();
+    let req = Control::Remove { target_id: target };
+    let a = send_as(io, &encoded(&req, 64), Requester::Admin, false);
+    match read_reply(req.code(), a.returned()) {
+        Ok(Reply::Removed { target_id }) if target_id == target => {}
+        other => return Err(format!("REMOVE of target {target} answered {other:?}")),
+    }
+    requester_released(k, a.irp, Duration::from_secs(2))?;
+    if k.wait_bus_change(before, GRACE) <= before {
+        return Err(format!(
+            "no BusChangeDetected after REMOVE of target {target}"
+        ));
+    }
+    let scan = io.rescan()?;
+    if scan.iter().any(|l| l.target == target) {
+        return Err(format!(
+            "target {target} is still in REPORT LUNS / INQUIRY after the bus change"
+        ));
+    }
+    if io.read(target, 0, 0, 1, 512).ok() {
+        return Err(format!("a READ of removed target {target} succeeded"));
+    }
+    let end = Instant::now() + GRACE;
+    loop {
+        let (_, entries) = list(io)?;
+        let listed = entries.iter().any(|e| e.target_id == target);
+        let open = file.is_some_and(|f| k.open_file_handles(f) != 0);
+        if !listed && !open {
+            return Ok(());
+        }
+        if Instant::now() >= end {
+            return Err(format!(
+                "{} s after REMOVE of target {target}: {}",
+                GRACE.as_secs(),
+                if listed {
+                    "LIST still has it".to_string()
+                } else {
+                    format!(
+                        "{} is still open",
+                        file.map_or(String::new(), |f| f.display().to_string())
+                    )
+                }
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn expect(got: Result<ControlError, String>, want: ControlError) -> Result<(), String> {
+    match got {
+        Ok(e) if e == want => Ok(()),
+        Ok(e) => Err(format!("refused with {e:?}; wanted {want:?}")),
+        Err(e) => Err(e),
+    }
+}
+
+fn created(r: Result<NewLun, Result<ReplyError, String>>) -> Result<NewLun, String> {
+    r.map_err(|e| match e {
+        Ok(e) => format!("refused: {e:?}"),
+        Err(e) => e,
+    })
+}
+
+/// Writes `data` over the LUN from `lba` in chunks the adapter takes.
+fn write_all(io: &mut Io<'_>, lun: &NewLun, lba: u64, data: &[u8]) -> Result<(), String> {
+    let bs = lun.block_size as usize;
+    let chunk = (io.a.cfg.max_transfer as usize).clamp(bs, 1 << 20) / bs * bs;
+    for (i, c) in data.chunks(chunk).enumerate() {
+        let at = lba + (i * chunk / bs) as u64;
+        let o = io.write(lun.target, 0, at, c, bs as u32);
+        if !o.ok() {
+            return Err(format!(
+                "WRITE at LBA {at} of target {} failed: {:#x} {:?}",
+                lun.target,
+                o.srb_status,
+                o.sense_key()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads `len` bytes from `lba`.
+fn read_all(io: &mut Io<'_>, lun: &NewLun, lba: u64, len: usize) -> Result<Vec<u8>, String> {
+    let bs = lun.block_size as usize;
+    let chunk = (io.a.cfg.max_transfer as usize).clamp(bs, 1 << 20) / bs * bs;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let n = chunk.min(len - out.len());
+        let at = lba + (out.len() / bs) as u64;
+        let o = io.read(lun.target, 0, at, (n / bs) as u32, bs as u32);
+        if !o.ok() {
+            return Err(format!(
+                "READ at LBA {at} of target {} failed: {:#x} {:?}",
+                lun.target,
+                o.srb_status,
+                o.sense_key()
+            ));
+        }
+        out.extend_from_slice(io.slot.data(n));
+    }
+    Ok(out)
+}
+
+/// Runs the cases; `record(name, result, kernel, failures before)` as in `runtime`.
+pub(super) fn cases(
+    io: &mut Io<'_>,
+    k: &Arc<Kernel>,
+    tag: &str,
+    first_raw: &[u8],
+    record: &mut impl FnMut(String, Result<(), String>, &Kernel, usize),
+) {
+    let f = match Files::new() {
+        Ok(f) => f,
+        Err(e) => return record(format!("runtime_files [{tag}]"), Err(e), k, 0),
+    };
+    let mut case = |name: &str, body: &mut dyn FnMut(&mut Io<'_>) -> Result<(), String>| {
+        let before = k.failures().len();
+        let r = body(io);
+        record(format!("{name} [{tag}]"), r, k, before);
+    };
+    let mk = |n: &str, len: u64, seed: u8| f.make(n, len, seed);
+
+    // An ISO file as a CD: every block equal to the file, writes refused, the file locked
+    // against deletion and writers but still readable by others.
+    case("mount_iso_as_cd", &mut |io| {
+        let iso = mk("cd.iso", 4 * MIB, 1)?;
+        let lun = created(mount_file(
+            io,
+            &iso,
+            DeviceKind::CdRom,
+            true,
+            Requester::Admin,
+        ))?;
+        if lun.kind != DeviceKind::CdRom
+            || !lun.read_only
+            || lun.block_size != 2048
+            || lun.blocks != 4 * MIB / 2048
+            || !lun.scsi.is_cd()
+        {
+            return Err(format!(
+                "MOUNT reply / enumeration: kind {:?} ro {} {} × {}, INQUIRY type {}",
+                lun.kind, lun.read_only, lun.blocks, lun.block_size, lun.scsi.device_type
+            ));
+        }
+        reads_as(io, &lun, &iso)?;
+        let (_, entries) = list(io)?;
+        let want = nt(&iso);
+        match entries.iter().find(|e| e.target_id == lun.target) {
+            Some(e)
+                if e.origin == "file" && e.read_only && e.path.as_deref() == Some(&want[..]) => {}
+            other => return Err(format!("LIST entry of the mount: {other:?}")),
+        }
+        let o = io.write(lun.target, 0, 0, &[0u8; 2048], 2048);
+        if o.ok() || o.sense_key().map(|s| s.0) != Some(7) {
+            return Err(format!(
+                "WRITE to the CD: {:#x} {:?} (DATA PROTECT expected)",
+                o.srb_status,
+                o.sense_key()
+            ));
+        }
+        let all = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
+        if k.other_open(&iso, DELETE, all) != STATUS_SHARING_VIOLATION
+            || k.other_open(&iso, GENERIC_WRITE, all) != STATUS_SHARING_VIOLATION
+            || k.other_open(&iso, GENERIC_READ, all) != STATUS_SUCCESS
+        {
+            return Err("a read-only mount must keep the file from deletion and writers, open to readers (share READ only)".into());
+        }
+        eject(io, k, lun.target, Some(&iso))?;
+        if k.other_open(&iso, DELETE, all) != STATUS_SUCCESS {
+            return Err("the file is still locked after the eject".into());
+        }
+        Ok(())
+    });
+
+    // A raw image as a writable disk: reads equal the file, writes land in the host file.
+    case("mount_image_as_writable_disk", &mut |io| {
+        let img = mk("disk.img", 4 * MIB, 2)?;
+        let orig = std::fs::read(&img).map_err(|e| e.to_string())?;
+        let lun = created(mount_file(
+            io,
+            &img,
+            DeviceKind::Disk,
+            false,
+            Requester::Admin,
+        ))?;
+        if lun.kind != DeviceKind::Disk
+            || lun.read_only
+            || lun.block_size != 512
+            || lun.blocks != 4 * MIB / 512
+            || lun.scsi.write_protected
+        {
+            return Err(format!(
+                "MOUNT reply / enumeration: kind {:?} ro {} {} × {}",
+                lun.kind, lun.read_only, lun.blocks, lun.block_size
+            ));
+        }
+        reads_as(io, &lun, &img)?;
+        if k.other_open(
+            &img,
+            GENERIC_READ,
+            FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+        ) != STATUS_SHARING_VIOLATION
+        {
+            return Err("a writable mount must share nothing".into());
+        }
+        // The same file again while it is mounted for write: the driver's own open conflicts.
+        let again = nt(&img);
+        let path = NtPath::new(&again).map_err(|e| format!("{e:?}"))?;
+        expect(
+            refused(
+                io,
+                &Control::MountFile {
+                    kind: DeviceKind::Disk,
+                    read_only: true,
+                    path,
+                },
+                Requester::Admin,
+            ),
+            ControlError::SharingViolation,
+        )?;
+        let pat: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7 + 3) as u8).collect();
+        write_all(io, &lun, 100, &pat)?;
+        write_all(io, &lun, lun.blocks - 8, &pat[..4096])?;
+        if read_all(io, &lun, 100, pat.len())? != pat {
+            return Err("the written blocks do not read back".into());
+        }
+        eject(io, k, lun.target, Some(&img))?;
+        let mut want = orig;
+        want[100 * 512..100 * 512 + pat.len()].copy_from_slice(&pat);
+        let end = want.len();
+        want[end - 4096..].copy_from_slice(&pat[..4096]);
+        if std::fs::read(&img).map_err(|e| e.to_string())? != want {
+            return Err("the host file differs from what was written through the LUN".into());
+        }
+        Ok(())
+    });
+
+    // A 64 MiB RAM disk: zero-filled, a pattern written and read back, its RAM given back.
+    case("ramdisk_64m", &mut |io| {
+        let held = k.mdl_bytes().0;
+        let req = Control::CreateRamDisk {
+            kind: DeviceKind::Disk,
+            read_only: false,
+            size_bytes: 64 * MIB,
+            source: None,
+        };
+        let lun = created(create_lun(io, &req, Requester::Admin))?;
+        if lun.kind != DeviceKind::Disk
+            || lun.read_only
+            || lun.block_size != 512
+            || lun.blocks != 64 * MIB / 512
+        {
+            return Err(format!(
+                "CREATE RAM DISK reply: kind {:?} ro {} {} × {}",
+                lun.kind, lun.read_only, lun.blocks, lun.block_size
+            ));
+        }
+        if k.mdl_bytes().0 < held + 64 * MIB {
+            return Err(format!(
+                "the RAM disk holds {:#x} bytes of MDL pages (64 MiB expected)",
+                k.mdl_bytes().0 - held
+            ));
+        }
+        let zero = read_all(io, &lun, 0, MIB as usize)?;
+        let last = read_all(io, &lun, lun.blocks - 2048, MIB as usize)?;
+        if zero.iter().chain(&last).any(|&b| b != 0) {
+            return Err("a new RAM disk is not zero-filled".into());
+        }
+        let pat: Vec<u8> = (0..64 * MIB)
+            .map(|i| ((i / 512) as u8).wrapping_mul(31) ^ i as u8)
+            .collect();
+        write_all(io, &lun, 0, &pat)?;
+        if read_all(io, &lun, 0, pat.len())? != pat {
+            return Err("the pattern does not read back".into());
+        }
+        eject(io, k, lun.target, None)?;
+        let end = Instant::now() + GRACE;
+        while k.mdl_bytes().0 != held {
+            if Instant::now() >= end {
+                return Err(format!(
+                    "{:#x} bytes of MDL pages still held after the eject",
+                    k.mdl_bytes().0 - held
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    });
+
+    // Low resources, as Driver Verifier simulates them: the N-th pool/MDL allocation, then the
+    // N-th mapping, fails while a RAM disk is created or a file mounted, for every N the work
+    // reaches. Each ends served (and is ejected) or refused with InsufficientMemory / Busy,
+    // with nothing half created.
+    case("low_resources", &mut |io| {
+        use std::sync::atomic::Ordering::SeqCst;
+        let held = k.mdl_bytes().0;
+        let img = mk("lowres.img", MIB, 15)?;
+        let units = nt(&img);
+        let path = NtPath::new(&units).map_err(|e| format!("{e:?}"))?;
+        let ram = Control::CreateRamDisk {
+            kind: DeviceKind::Disk,
+            read_only: false,
+            size_bytes: 8 * MIB,
+            source: None,
+        };
+        let file = Control::MountFile {
+            kind: DeviceKind::Disk,
+            read_only: false,
+            path,
+        };
+        for (what, req, f) in [
+            ("RAM disk", &ram, None),
+            ("file mount", &file, Some(img.as_path())),
+        ] {
+            for map in [false, true] {
+                let (calls, fail_at) = if map {
+                    (&k.map_calls, &k.fail_map_at)
+                } else {
+                    (&k.pool_calls, &k.fail_pool_at)
+                };
+                let site = if map { "mapping" } else { "allocation" };
+                for n in 1..=64 {
+                    let base = calls.load(SeqCst);
+                    fail_at.store(base + n, SeqCst);
+                    let r = create_lun(io, req, Requester::Admin);
+                    fail_at.store(0, SeqCst);
+                    let hit = calls.load(SeqCst) >= base + n;
+                    let at = format!("{what}, {site} #{n} failed");
+                    match r {
+                        Ok(lun) => {
+                            eject(io, k, lun.target, f).map_err(|e| format!("{at}: {e}"))?;
+                            let end = Instant::now() + GRACE;
+                            while k.mdl_bytes().0 != held {
+                                if Instant::now() >= end {
+                                    return Err(format!(
+                                        "{at}: MDL pages still held after the eject"
+                                    ));
+                                }
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            if !hit {
+                                break;
+                            }
+                        }
+                        Err(Ok(ReplyError::Refused(
+                            ControlError::InsufficientMemory | ControlError::Busy,
+                        ))) => unchanged(io, k, first_raw, &[&img], held)
+                            .map_err(|e| format!("{at}: {e}"))?,
+                        Err(e) => return Err(format!("{at}: {e:?}")),
+                    }
+                }
+            }
+        }
+        Ok(())
+    });
+
+    // A RAM CD filled from an image file.
+    case("ramdisk_cd_from_image", &mut |io| {
+        let iso = mk("src.iso", 2 * MIB, 3)?;
+        let p = nt(&iso);
+        let source = Some(NtPath::new(&p).map_err(|e| format!("{e:?}"))?);
+        let req = Control::CreateRamDisk {
+            kind: DeviceKind::CdRom,
+            read_only: true,
+            size_bytes: 2 * MIB,
+            source,
+        };
+        let lun = created(create_lun(io, &req, Requester::Admin))?;
+        reads_as(io, &lun, &iso)?;
+        eject(io, k, lun.target, None)?;
+        if k.open_file_handles(&iso) != 0 {
+            return Err("the source image is still open".into());
+        }
+        Ok(())
+    });
+
+    // REMOVE while another thread reads the LUN: every READ completes (data, or NOT READY /
+    // no LUN once it is going), none hangs, and the file is closed afterwards.
+    case("eject_while_reading", &mut |io| {
+        let img = mk("busy.img", 2 * MIB, 14)?;
+        let lun = created(mount_file(
+            io,
+            &img,
+            DeviceKind::Disk,
+            false,
+            Requester::Admin,
+        ))?;
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let a = io.a;
+        let (t, blocks) = (lun.target, lun.blocks);
+        let (reads, bad, ejected) = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut io2 = Io::new(a);
+                let (mut n, mut bad) = (0u64, Vec::new());
+                let mut lba = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let o = io2.read(t, 0, lba, 64, 512);
+                    if !o.ok() && !crate::commands::run::removal_outcome(&o) {
+                        bad.push(format!("{:#x} {:?}", o.srb_status, o.sense_key()));
+                    }
+                    n += 1;
+                    lba = (lba + 64) % (blocks - 64);
+                }
+                (n, bad)
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            let r = eject(io, k, t, Some(&img));
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let (n, bad) = reader
+                .join()
+                .unwrap_or((0, vec!["the reader panicked".into()]));
+            (n, bad, r)
+        });
+        ejected?;
+        if !bad.is_empty() {
+            return Err(format!("READs during the eject ended with {} (of {reads}); only data, NOT READY or no LUN are expected", bad.join(", ")));
+        }
+        Ok(())
+    });
+
+    // A kernel-mode requester is served with the driver's own rights.
+    case("mount_by_kernel_requester", &mut |io| {
+        let img = mk("kernel.img", MIB, 4)?;
+        let lun = created(mount_file(
+            io,
+            &img,
+            DeviceKind::Disk,
+            true,
+            Requester::Kernel,
+        ))?;
+        reads_as(io, &lun, &img)?;
+        eject(io, k, lun.target, Some(&img))
+    });
+
+    // The file's volume goes away: NOT READY / MEDIUM NOT PRESENT, never a hang; eject works.
+    case("file_vanishes", &mut |io| {
+        let img = mk("vanish.img", MIB, 5)?;
+        let lun = created(mount_file(
+            io,
+            &img,
+            DeviceKind::Disk,
+            false,
+            Requester::Admin,
+        ))?;
+        k.vanish_file(&img)?;
+        let o = io.read(lun.target, 0, 0, 8, 512);
+        if o.sense_key().map(|s| (s.0, s.1)) != Some((2, 0x3a)) {
+            return Err(format!("READ after the file vanished: {:#x} {:?} (NOT READY / MEDIUM NOT PRESENT expected)", o.srb_status, o.sense_key()));
+        }
+        eject(io, k, lun.target, Some(&img))
+    });
+
+    // Requests the work refuses, each changing nothing.
+    let small = mk("small.img", 100, 6);
+    let empty = mk("empty.img", 0, 0);
+    let plain = mk("plain.img", MIB, 7);
+    let (Ok(small), Ok(empty), Ok(plain)) = (small, empty, plain) else {
+        return;
+    };
+    let missing = f.dir.join("missing.img");
+    let no_dir = f.dir.join("no-such-dir").join("x.img");
+    let dir = f.dir.clone();
+    type Prep<'a> = Box<dyn Fn() -> Result<PathBuf, String> + 'a>;
+    /// (case, the file it mounts, kind, read-only, requester, the error it must get; None:
+    /// any service error).
+    type Refusal<'a> = (
+        &'static str,
+        Prep<'a>,
+        DeviceKind,
+        bool,
+        Requester,
+        Option<ControlError>,
+    );
+    let refusals: Vec<Refusal<'_>> = vec![
+        (
+            "mount_missing_file",
+            Box::new(|| Ok(missing.clone())),
+            DeviceKind::Disk,
+            true,
+            Requester::Admin,
+            Some(ControlError::FileNotFound),
+        ),
+        (
+            "mount_missing_directory",
+            Box::new(|| Ok(no_dir.clone())),
+            DeviceKind::Disk,
+            true,
+            Requester::Admin,
+            Some(ControlError::FileNotFound),
+        ),
+        (
+            "mount_directory",
+            Box::new(|| Ok(dir.clone())),
+            DeviceKind::CdRom,
+            true,
+            Requester::Admin,
+            None,
+        ),
+        (
+            "mount_empty_file",
+            Box::new(|| Ok(empty.clone())),
+            DeviceKind::Disk,
+            true,
+            Requester::Admin,
+            Some(ControlError::FileTooSmall),
+        ),
+        (
+            "mount_file_shorter_than_a_block",
+            Box::new(|| Ok(small.clone())),
+            DeviceKind::Disk,
+            true,
+            Requester::Admin,
+            Some(ControlError::FileTooSmall),
+        ),
+        (
+            "mount_locked_file",
+            Box::new(|| {
+                let p = mk("locked.img", MIB, 8)?;
+                k.lock_file(&p, true)?;
+                Ok(p)
+            }),
+            DeviceKind::Disk,
+            true,
+            Requester::Admin,
+            Some(ControlError::SharingViolation),
+        ),
+        (
+            "mount_denied_file",
+            Box::new(|| {
+                let p = mk("denied.img", MIB, 9)?;
+                k.deny_file(&p)?;
+                Ok(p)
+            }),
+            DeviceKind::Disk,
+            true,
+            Requester::Admin,
+            Some(ControlError::AccessDenied),
+        ),
+        (
+            "mount_read_only_file_for_write",
+            Box::new(|| {
+                let p = mk("readonly.img", MIB, 10)?;
+                std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o444))
+                    .map_err(|e| e.to_string())?;
+                Ok(p)
+            }),
+            DeviceKind::Disk,
+            false,
+            Requester::Admin,
+            Some(ControlError::AccessDenied),
+        ),
+        (
+            "mount_compressed_file",
+            Box::new(|| {
+                let p = mk("compressed.iso", MIB, 11)?;
+                k.set_file_attributes(&p, FILE_ATTRIBUTE_COMPRESSED)?;
+                Ok(p)
+            }),
+            DeviceKind::CdRom,
+            true,
+            Requester::Admin,
+            None,
+        ),
+        (
+            "mount_sparse_file_writable",
+            Box::new(|| {
+                let p = mk("sparse.img", MIB, 12)?;
+                k.set_file_attributes(&p, FILE_ATTRIBUTE_SPARSE_FILE)?;
+                Ok(p)
+            }),
+            DeviceKind::Disk,
+            false,
+            Requester::Admin,
+            None,
+        ),
+        (
+            "mount_encrypted_file",
+            Box::new(|| {
+                let p = mk("encrypted.img", MIB, 13)?;
+                k.set_file_attributes(&p, FILE_ATTRIBUTE_ENCRYPTED)?;
+                Ok(p)
+            }),
+            DeviceKind::Disk,
+            true,
+            Requester::Admin,
+            None,
+        ),
+        (
+            "mount_by_filtered_admin",
+            Box::new(|| Ok(plain.clone())),
+            DeviceKind::Disk,
+            true,
+            Requester::Filtered,
+            Some(ControlError::NotAdministrator),
+        ),
+        (
+            "mount_by_user",
+            Box::new(|| Ok(plain.clone())),
+            DeviceKind::Disk,
+            true,
+            Requester::User,
+            Some(ControlError::NotAdministrator),
+        ),
+        (
+            "mount_without_requester_thread",
+            Box::new(|| Ok(plain.clone())),
+            DeviceKind::Disk,
+            true,
+            Requester::NoThread,
+            Some(ControlError::NotAdministrator),
+        ),
+        (
+            "mount_without_requester_irp",
+            Box::new(|| Ok(plain.clone())),
+            DeviceKind::Disk,
+            true,
+            Requester::NoIrp,
+            Some(ControlError::NotAdministrator),
+        ),
+    ];
+    for (name, prep, kind, ro, who, want) in refusals {
+        case(name, &mut |io| {
+            let held = k.mdl_bytes().0;
+            let p = prep()?;
+            let units = nt(&p);
+            let path = NtPath::new(&units).map_err(|e| format!("{e:?}"))?;
+            let got = refused(
+                io,
+                &Control::MountFile {
+                    kind,
+                    read_only: ro,
+                    path,
+                },
+                who,
+            );
+            match want {
+                Some(w) => expect(got, w)?,
+                // No single code is defined: any service error (docs/control.md §4 step 5).
+                None => match got {
+                    Ok(e) if e.return_code() >= 0x0301 => {}
+                    Ok(e) => return Err(format!("refused with {e:?}, not a service error")),
+                    Err(e) => return Err(e),
+                },
+            }
+            unchanged(io, k, first_raw, &[&p, &plain], held)
+        });
+    }
+}
