@@ -812,7 +812,7 @@ pub fn runtime_figure_lines(drv: &[u8], prefix: &str, verbose: bool) -> (Vec<Str
                 let m = memcpy_seq(&src, 65536);
                 let (d, _, o) = seq_read(&a, lun.target, 0, 512, (0, lun.blocks));
                 seq.push(d / m);
-                let m4 = memcpy_rand(&src, 4096);
+                let m4 = memcpy_rand(&src, 4096, false);
                 let (d4, o4) = rand_read(&a, lun.target, 512, lun.blocks);
                 rnd.push(d4 / m4);
                 ok &= o && o4;
