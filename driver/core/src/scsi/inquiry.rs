@@ -102,6 +102,16 @@ impl Identity {
         ])
     }
 
+    /// A runtime LUN's identity (`ScsiTarget::for_runtime`).
+    pub fn of_runtime(kind: crate::image::DeviceKind, length: u64, seed: u64) -> Self {
+        Self::hashed(&[
+            b"runtime",
+            &seed.to_le_bytes(),
+            &length.to_le_bytes(),
+            kind.name().as_bytes(),
+        ])
+    }
+
     fn hashed(parts: &[&[u8]]) -> Self {
         const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
         const FNV_PRIME: u64 = 0x0000_0100_0000_01B3;

@@ -48,6 +48,31 @@ impl ScsiTarget {
         }
     }
 
+    /// A target for a LUN created at run time through the control interface (a mounted file or
+    /// a RAM disk, `docs/control.md` §10): kind, length and write policy only (no physical
+    /// address, like [`ScsiTarget::for_disk_backed`]); `serial_seed` makes its serial number
+    /// differ from every other LUN the adapter has served (target id and a creation count).
+    pub fn for_runtime(kind: DeviceKind, length: u64, read_only: bool, serial_seed: u64) -> Self {
+        let shape = MemoryImage {
+            kind,
+            phys_base: 0,
+            length,
+            write_policy: if read_only || kind == DeviceKind::CdRom {
+                crate::image::WritePolicy::ReadOnly
+            } else {
+                crate::image::WritePolicy::ReadWrite
+            },
+            source: LoaderSource::Grub4Dos,
+            table_address: 0,
+            slot: 0,
+            bios_drive: 0xFF,
+        };
+        Self {
+            image: shape,
+            id: Identity::of_runtime(kind, length, serial_seed),
+        }
+    }
+
     pub fn image(&self) -> &MemoryImage {
         &self.image
     }
