@@ -138,8 +138,7 @@ pub const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
 /// OBJECT_ATTRIBUTES.Attributes: enforce every access check although the caller is kernel mode.
 pub const OBJ_FORCE_ACCESS_CHECK: u32 = 0x400;
 
-/// MmAllocatePagesForMdlEx: MmCached, MM_ALLOCATE_FULLY_REQUIRED.
-pub const MM_CACHED: u32 = 1;
+/// MmAllocatePagesForMdlEx: MM_ALLOCATE_FULLY_REQUIRED (the cache type is `MM_CACHED`).
 pub const MM_ALLOCATE_FULLY_REQUIRED: u32 = 0x4;
 /// MmMapLockedPagesSpecifyCache priority: NormalPagePriority, MdlMappingNoExecute (Windows 8+).
 pub const NORMAL_PAGE_PRIORITY: u32 = 16;
