@@ -389,8 +389,11 @@ impl RamChunk {
             )
         };
         let mdl = NonNull::new(mdl)?;
-        // SAFETY: an MDL the kernel just returned; its header is readable.
-        let got = unsafe { core::ptr::addr_of!((*mdl.as_ptr()).byte_count).read() } as usize;
+        // SAFETY: an MDL the kernel just returned; its header is readable (a place computation,
+        // nothing read yet).
+        let field = unsafe { core::ptr::addr_of!((*mdl.as_ptr()).byte_count) };
+        // SAFETY: as above: the header's ByteCount field, initialised by the kernel.
+        let got = unsafe { field.read() } as usize;
         if got < len {
             // SAFETY: our MDL with its pages, freed once, then the MDL itself with ExFreePool.
             unsafe { Self::free_mdl(mdl) };
@@ -425,11 +428,10 @@ impl RamChunk {
     /// # Safety
     /// `mdl` came from MmAllocatePagesForMdlEx, is not mapped and not used afterwards.
     unsafe fn free_mdl(mdl: NonNull<Mdl>) {
-        // SAFETY: per the contract: the pages go back, then the MDL (pool) itself.
-        unsafe {
-            MmFreePagesFromMdl(mdl.as_ptr());
-            ExFreePool(mdl.as_ptr().cast());
-        }
+        // SAFETY: per the contract: the pages go back first…
+        unsafe { MmFreePagesFromMdl(mdl.as_ptr()) };
+        // SAFETY: …then the MDL (pool) itself, not used afterwards.
+        unsafe { ExFreePool(mdl.as_ptr().cast()) };
     }
 
     pub fn len(&self) -> usize {
@@ -449,20 +451,18 @@ impl RamChunk {
     /// Copies `dst.len()` bytes at `within` out of the chunk. `within + dst.len() <= len`.
     pub fn copy_out(&self, within: usize, dst: &mut [u8]) {
         assert!(within.checked_add(dst.len()).is_some_and(|e| e <= self.len));
-        // SAFETY: inside the mapping (checked); `dst` is a distinct caller buffer. Requests
-        // overlapping the same blocks are ordered above us, as for any disk.
-        unsafe {
-            crate::medium::copy_bytes(self.va.as_ptr().add(within), dst.as_mut_ptr(), dst.len())
-        };
+        let src = self.va.as_ptr().wrapping_add(within);
+        // SAFETY: inside the mapping (checked above); `dst` is a distinct caller buffer.
+        // Requests overlapping the same blocks are ordered above us, as for any disk.
+        unsafe { crate::medium::copy_bytes(src, dst.as_mut_ptr(), dst.len()) };
     }
 
     /// Copies `src` into the chunk at `within`. `within + src.len() <= len`.
     pub fn copy_in(&self, within: usize, src: &[u8]) {
         assert!(within.checked_add(src.len()).is_some_and(|e| e <= self.len));
+        let dst = self.va.as_ptr().wrapping_add(within);
         // SAFETY: as in `copy_out`, the other direction.
-        unsafe {
-            crate::medium::copy_bytes(src.as_ptr(), self.va.as_ptr().add(within), src.len())
-        };
+        unsafe { crate::medium::copy_bytes(src.as_ptr(), dst, src.len()) };
     }
 
     /// Unmaps the chunk, frees its pages and its MDL (≤ DISPATCH_LEVEL; nothing uses it).

@@ -134,17 +134,19 @@ impl<T> PoolVec<T> {
         if self.len == self.capacity {
             return Err(v);
         }
+        let place = self.p.as_ptr().wrapping_add(self.len);
         // SAFETY: `len < capacity`: an unused, aligned place inside the allocation.
-        unsafe { self.p.as_ptr().add(self.len).write(v) };
+        unsafe { place.write(v) };
         self.len += 1;
         Ok(())
     }
 
     pub fn pop(&mut self) -> Option<T> {
         self.len = self.len.checked_sub(1)?;
+        let place = self.p.as_ptr().wrapping_add(self.len);
         // SAFETY: the value at the old last index was initialised and is now outside `len`,
         // so it is moved out exactly once.
-        Some(unsafe { self.p.as_ptr().add(self.len).read() })
+        Some(unsafe { place.read() })
     }
 }
 

@@ -158,12 +158,14 @@ impl Runtime {
     /// Admission's view of the runtime slots: every slot not empty, with its origin when live
     /// (a slot being built or removed is a runtime LUN of some origin; never a loader's).
     fn summaries(&self) -> impl Iterator<Item = LunSummary> + Clone + '_ {
-        self.slots.iter().enumerate().filter_map(|(t, s)| {
-            s.state().occupied().then(|| LunSummary {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.state().occupied())
+            .map(|(t, s)| LunSummary {
                 target_id: t as u8,
                 origin: s.pin().map_or(Origin::File, |l| l.origin),
             })
-        })
     }
 }
 

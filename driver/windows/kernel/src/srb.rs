@@ -132,15 +132,17 @@ impl<'a> Srb<'a> {
                 None,
             );
         }
-        // SAFETY: a non-NULL OriginalRequest of an IO_CONTROL SRB is the requester's pending IRP
-        // (port behaviour stated above); only these two fields are read, through raw places,
-        // never the whole structure.
-        let (mode, thread) = unsafe {
-            (
-                core::ptr::addr_of!((*irp).requestor_mode).read_volatile(),
-                core::ptr::addr_of!((*irp).thread).read_volatile(),
-            )
-        };
+        // A non-NULL OriginalRequest of an IO_CONTROL SRB is the requester's pending IRP (port
+        // behaviour stated above); only these two fields are read, through raw places, never
+        // the whole structure.
+        // SAFETY: a place computation inside that IRP; nothing is read.
+        let mode = unsafe { core::ptr::addr_of!((*irp).requestor_mode) };
+        // SAFETY: as above.
+        let thread = unsafe { core::ptr::addr_of!((*irp).thread) };
+        // SAFETY: RequestorMode of the live IRP.
+        let mode = unsafe { mode.read_volatile() };
+        // SAFETY: Tail.Overlay.Thread of the live IRP (pointer-aligned in the IRP).
+        let thread = unsafe { thread.read_volatile() };
         let thread = core::ptr::NonNull::new(thread);
         (
             RequesterFacts {
