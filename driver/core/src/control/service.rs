@@ -223,6 +223,77 @@ impl ChunkLayout {
     }
 }
 
+impl ChunkLayout {
+    /// The chunks lying wholly inside `[offset, offset + len)`: what an UNMAP of that range can
+    /// give back (a chunk partly outside keeps its memory). Empty when there is none.
+    pub fn whole_chunks(&self, offset: u64, len: u64) -> core::ops::Range<usize> {
+        let end = offset.saturating_add(len).min(self.size);
+        let first = offset.div_ceil(RAM_CHUNK);
+        // The last chunk ends at `size`, not at a multiple of RAM_CHUNK: a range reaching the
+        // end of the disk covers it whole.
+        let last = if end == self.size {
+            self.count() as u64
+        } else {
+            end / RAM_CHUNK
+        };
+        if first >= last {
+            return 0..0;
+        }
+        first as usize..last as usize
+    }
+
+    /// Unmap granularity in blocks of `block_size`, for the target's Block Limits page.
+    pub const fn granularity_blocks(block_size: u32) -> u32 {
+        (RAM_CHUNK / block_size as u64) as u32
+    }
+}
+
+/// Where HwStartIo serves a command for a RAM disk whose chunks may have been given back by
+/// UNMAP (`docs/control.md` §10.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RamAdmission {
+    /// In HwStartIo, from the mapped chunks (an absent chunk reads as zeros).
+    Now,
+    /// In the worker at PASSIVE_LEVEL: UNMAP (it frees memory), and a write reaching a chunk
+    /// that is not there (its memory must be allocated again first).
+    Queue,
+}
+
+/// Decides [`RamAdmission`] for `cdb` on a RAM disk of `layout` with `block_size` blocks;
+/// `present(i)` says whether chunk `i` has memory. Commands the target will refuse anyway
+/// (bad CDB, range outside the disk) are answered at once.
+pub fn ram_admission(
+    cdb: &[u8],
+    block_size: u32,
+    layout: &ChunkLayout,
+    present: impl Fn(usize) -> bool,
+) -> RamAdmission {
+    use crate::scsi::cdb::{Command, Opcode};
+    let Some(op) = cdb.first().copied().and_then(Opcode::from_u8) else {
+        return RamAdmission::Now;
+    };
+    match op {
+        Opcode::Unmap => RamAdmission::Queue,
+        Opcode::Write6 | Opcode::Write10 | Opcode::Write12 | Opcode::Write16 => {
+            let Ok(Command::Write(t)) = Command::decode(op, cdb) else {
+                return RamAdmission::Now;
+            };
+            let bs = u64::from(block_size);
+            let offset = t.lba.saturating_mul(bs);
+            let len = usize::try_from(u64::from(t.blocks) * bs).unwrap_or(usize::MAX);
+            let absent = layout
+                .spans(offset, len)
+                .is_some_and(|mut spans| spans.any(|s| !present(s.chunk)));
+            if absent {
+                RamAdmission::Queue
+            } else {
+                RamAdmission::Now
+            }
+        }
+        _ => RamAdmission::Now,
+    }
+}
+
 /// The life of one runtime LUN slot (one per target id). The port keeps it in an atomic byte
 /// that HwStartIo reads on every request while the worker changes it (`docs/driver.md`
 /// "Runtime LUNs").
@@ -428,6 +499,67 @@ mod tests {
         assert!(l.spans(3 * RAM_CHUNK - 512, 513).is_none());
         assert!(l.spans(u64::MAX, 1).is_none());
         assert_eq!(l.spans(0, 0).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn whole_chunks() {
+        let c = RAM_CHUNK;
+        let l = ChunkLayout::new(4 * c + 4096);
+        assert_eq!(l.whole_chunks(0, c), 0..1);
+        assert_eq!(l.whole_chunks(512, c), 0..0);
+        assert_eq!(l.whole_chunks(512, 2 * c), 1..2);
+        assert_eq!(l.whole_chunks(c, 3 * c), 1..4);
+        // Up to the end of the disk: the short last chunk too.
+        assert_eq!(l.whole_chunks(4 * c, 4096), 4..5);
+        assert_eq!(l.whole_chunks(0, u64::MAX), 0..5);
+        assert_eq!(l.whole_chunks(4 * c + 512, 512), 0..0);
+        assert_eq!(ChunkLayout::granularity_blocks(512), 4096);
+    }
+
+    #[test]
+    fn ram_admissions() {
+        let l = ChunkLayout::new(4 * RAM_CHUNK);
+        let blocks_per_chunk = (RAM_CHUNK / 512) as u32;
+        let write10 = |lba: u32, n: u16| {
+            let mut c = [0u8; 10];
+            c[0] = 0x2A;
+            c[2..6].copy_from_slice(&lba.to_be_bytes());
+            c[7..9].copy_from_slice(&n.to_be_bytes());
+            c
+        };
+        let read10 = {
+            let mut c = write10(0, 8);
+            c[0] = 0x28;
+            c
+        };
+        let all = |_: usize| true;
+        let no_second = |i: usize| i != 1;
+        assert_eq!(
+            ram_admission(&write10(0, 8), 512, &l, all),
+            RamAdmission::Now
+        );
+        assert_eq!(
+            ram_admission(&write10(0, 8), 512, &l, no_second),
+            RamAdmission::Now
+        );
+        // A write reaching into the absent chunk 1.
+        assert_eq!(
+            ram_admission(&write10(blocks_per_chunk - 1, 2), 512, &l, no_second),
+            RamAdmission::Queue
+        );
+        // Reads never queue: an absent chunk reads as zeros.
+        assert_eq!(
+            ram_admission(&read10, 512, &l, |_| false),
+            RamAdmission::Now
+        );
+        let mut unmap = [0u8; 10];
+        unmap[0] = 0x42;
+        assert_eq!(ram_admission(&unmap, 512, &l, all), RamAdmission::Queue);
+        // Out of range: the target refuses it at once.
+        assert_eq!(
+            ram_admission(&write10(u32::MAX - 1, 1), 512, &l, |_| false),
+            RamAdmission::Now
+        );
     }
 
     mod heapless_spans {

@@ -17,6 +17,8 @@ const SELECT_WELL_KNOWN_ONLY: u8 = 0x01;
 pub struct ScsiTarget {
     image: MemoryImage,
     id: Identity,
+    /// Blocks per unmap unit when the LUN is thin provisioned (accepts UNMAP); 0 otherwise.
+    unmap_granularity: u32,
 }
 
 impl ScsiTarget {
@@ -24,6 +26,7 @@ impl ScsiTarget {
         Self {
             image,
             id: Identity::of(&image),
+            unmap_granularity: 0,
         }
     }
 
@@ -45,6 +48,7 @@ impl ScsiTarget {
         Self {
             image: shape,
             id: Identity::of_disk_backed(image),
+            unmap_granularity: 0,
         }
     }
 
@@ -70,7 +74,24 @@ impl ScsiTarget {
         Self {
             image: shape,
             id: Identity::of_runtime(kind, length, serial_seed),
+            unmap_granularity: 0,
         }
+    }
+
+    /// The same target, thin provisioned: it accepts UNMAP and says so (Logical Block
+    /// Provisioning VPD page, READ CAPACITY(16) LBPME, Block Limits with the unmap limits and
+    /// `granularity_blocks` as the optimal unmap granularity; `docs/control.md` §10.2). Only a
+    /// writable disk is: a CD, a floppy or a read-only LUN stays as it was.
+    pub fn with_unmap(mut self, granularity_blocks: u32) -> Self {
+        if self.image.kind == DeviceKind::Disk && !self.image.is_read_only() {
+            self.unmap_granularity = granularity_blocks.max(1);
+        }
+        self
+    }
+
+    /// Whether the LUN accepts UNMAP.
+    pub fn thin(&self) -> bool {
+        self.unmap_granularity != 0
     }
 
     pub fn image(&self) -> &MemoryImage {
@@ -86,7 +107,10 @@ impl ScsiTarget {
     /// Commands this LUN's device type implements: MMC-only ones only on a CD-ROM. WRITE opcodes
     /// are recognised everywhere so that a CD answers DATA PROTECT rather than "unknown command".
     fn supports(&self, op: Opcode) -> bool {
-        self.image.kind == DeviceKind::CdRom || !op.is_mmc_only()
+        match op {
+            Opcode::Unmap => self.thin(),
+            _ => self.image.kind == DeviceKind::CdRom || !op.is_mmc_only(),
+        }
     }
 
     /// Executes one CDB. See the module CONTRACT in [`super`].
@@ -123,7 +147,7 @@ impl ScsiTarget {
             }
             Command::Inquiry { evpd, page, alloc } => {
                 let r = if evpd {
-                    inquiry::vpd(image.kind, &self.id, page)
+                    inquiry::vpd(image.kind, &self.id, page, self.unmap_granularity)
                 } else {
                     Ok(inquiry::standard(image.kind))
                 };
@@ -136,13 +160,17 @@ impl ScsiTarget {
                 let r = block::read_capacity10(image);
                 respond(data, dir, r.as_slice(), r.len())
             }
-            Command::ReadCapacity16 { alloc } => {
-                respond(data, dir, block::read_capacity16(image).as_slice(), alloc)
-            }
+            Command::ReadCapacity16 { alloc } => respond(
+                data,
+                dir,
+                block::read_capacity16(image, self.thin()).as_slice(),
+                alloc,
+            ),
             Command::Verify { range, compare } => {
                 block::verify(image, &range, compare, data, dir, medium)
             }
             Command::SynchronizeCache(t) => block::synchronize_cache(image, &t),
+            Command::Unmap { param_len } => block::unmap(image, param_len, data, dir, medium),
             Command::ReportLuns { select, alloc } => {
                 respond(data, dir, report_luns(select).as_slice(), alloc)
             }
