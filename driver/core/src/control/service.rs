@@ -268,19 +268,16 @@ pub fn ram_admission(
     layout: &ChunkLayout,
     present: impl Fn(usize) -> bool,
 ) -> RamAdmission {
-    use crate::scsi::cdb::{Command, Opcode};
+    use crate::scsi::cdb::Opcode;
     let Some(op) = cdb.first().copied().and_then(Opcode::from_u8) else {
         return RamAdmission::Now;
     };
     match op {
         Opcode::Unmap => RamAdmission::Queue,
         Opcode::Write6 | Opcode::Write10 | Opcode::Write12 | Opcode::Write16 => {
-            let Ok(Command::Write(t)) = Command::decode(op, cdb) else {
+            let Some((offset, len)) = write_range(cdb, block_size) else {
                 return RamAdmission::Now;
             };
-            let bs = u64::from(block_size);
-            let offset = t.lba.saturating_mul(bs);
-            let len = usize::try_from(u64::from(t.blocks) * bs).unwrap_or(usize::MAX);
             let absent = layout
                 .spans(offset, len)
                 .is_some_and(|mut spans| spans.any(|s| !present(s.chunk)));
@@ -292,6 +289,20 @@ pub fn ram_admission(
         }
         _ => RamAdmission::Now,
     }
+}
+
+/// The byte range a WRITE(6/10/12/16) CDB addresses (`None` for anything else or a CDB the
+/// target will refuse): the worker gives a RAM disk memory there before the write.
+pub fn write_range(cdb: &[u8], block_size: u32) -> Option<(u64, usize)> {
+    use crate::scsi::cdb::{Command, Opcode};
+    let op = cdb.first().copied().and_then(Opcode::from_u8)?;
+    let Ok(Command::Write(t)) = Command::decode(op, cdb) else {
+        return None;
+    };
+    let bs = u64::from(block_size);
+    let offset = t.lba.checked_mul(bs)?;
+    let len = usize::try_from(u64::from(t.blocks).checked_mul(bs)?).ok()?;
+    Some((offset, len))
 }
 
 /// The life of one runtime LUN slot (one per target id). The port keeps it in an atomic byte
@@ -555,6 +566,8 @@ mod tests {
         let mut unmap = [0u8; 10];
         unmap[0] = 0x42;
         assert_eq!(ram_admission(&unmap, 512, &l, all), RamAdmission::Queue);
+        assert_eq!(write_range(&write10(8, 2), 512), Some((4096, 1024)));
+        assert_eq!(write_range(&read10, 512), None);
         // Out of range: the target refuses it at once.
         assert_eq!(
             ram_admission(&write10(u32::MAX - 1, 1), 512, &l, |_| false),

@@ -74,8 +74,9 @@ pub struct Queued {
 pub enum Route {
     /// READ/WRITE of disk-backed LUN `n` (index in [`DiskPath`]'s table).
     Disk(u8),
-    /// READ/WRITE of the runtime file LUN at `target`, as created by `generation`.
-    File { target: u8, generation: u32 },
+    /// A command of the runtime LUN at `target`, as created by `generation`: READ/WRITE of a
+    /// file LUN; UNMAP, or a WRITE that needs memory, of a RAM disk.
+    Runtime { target: u8, generation: u32 },
     /// An admitted control request (`crate::runtime`).
     Control(crate::runtime::ControlJob),
 }
@@ -133,6 +134,11 @@ impl DiskPath {
         self.adapter
     }
 
+    /// Windows 8 or later (MdlMappingNoExecute exists).
+    pub fn win8(&self) -> bool {
+        self.win8
+    }
+
     /// Every visible disk-backed LUN with its target id.
     pub fn disk_luns(&self) -> impl Iterator<Item = (u8, &DiskLun)> {
         self.luns
@@ -150,20 +156,20 @@ impl DiskPath {
         ((0..self.loader_luns).chain(disks), self.ram_bytes)
     }
 
-    /// The worker, while it removes a runtime LUN: serves every queued READ/WRITE of runtime
-    /// file LUNs now (disk-backed requests and control requests stay queued, in order).
+    /// The worker, while it removes a runtime LUN: serves every queued request of runtime LUNs
+    /// now (disk-backed requests and control requests stay queued, in order).
     pub(crate) fn serve_queued_files<P: PortCalls>(&self, irql: &Passive) {
         loop {
             let next = self.inbox.with(irql, |inbox, _| {
                 let i = inbox
                     .srbs
                     .iter()
-                    .position(|q| matches!(q.route, Route::File { .. }))?;
+                    .position(|q| matches!(q.route, Route::Runtime { .. }))?;
                 Some(inbox.srbs.remove(i))
             });
             let Some(q) = next else { break };
-            if let Route::File { target, generation } = q.route {
-                crate::runtime::serve_file::<P>(self, target, generation, q, irql);
+            if let Route::Runtime { target, generation } = q.route {
+                crate::runtime::serve_queued::<P>(self, target, generation, q, irql);
             }
         }
     }
@@ -483,8 +489,8 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
             if let Some(q) = srb {
                 match q.route {
                     Route::Disk(lun) => serve::<P>(path, &mut w, lun, q, irql),
-                    Route::File { target, generation } => {
-                        crate::runtime::serve_file::<P>(path, target, generation, q, irql)
+                    Route::Runtime { target, generation } => {
+                        crate::runtime::serve_queued::<P>(path, target, generation, q, irql)
                     }
                     Route::Control(_) => crate::runtime::serve_control::<P>(path, &mut control, q, irql),
                 }

@@ -42,12 +42,18 @@ pub const SLOTS: usize = crate::adapter::MAX_TARGETS;
 enum Backing {
     /// A file opened by the worker; only the worker reads or writes it.
     File(FileHandle),
-    /// RAM-disk chunks, mapped: read and written in HwStartIo.
+    /// RAM-disk chunks, mapped: read and written in HwStartIo. A chunk UNMAP gave back is
+    /// `None` (it reads as zeros) until a write needs it again; each has its own lock so the
+    /// worker can take one away or put one back while HwStartIo uses the others.
     Ram {
         layout: ChunkLayout,
-        chunks: PoolVec<RamChunk>,
+        chunks: PoolVec<Chunk>,
     },
 }
+
+/// One RAM-disk chunk's place: HwStartIo only ever *tries* its read lock (never waits); the
+/// worker takes the write lock to remove or install the chunk.
+pub type Chunk = spin::RwLock<Option<RamChunk>>;
 
 /// One runtime LUN. Immutable while published, except `gone` (its file's volume went away).
 pub struct RuntimeLun {
@@ -81,7 +87,9 @@ impl RuntimeLun {
             Backing::File(h) => h.close(irql),
             Backing::Ram { mut chunks, .. } => {
                 while let Some(c) = chunks.pop() {
-                    c.free(irql);
+                    if let Some(c) = c.into_inner() {
+                        c.free(irql);
+                    }
                 }
             }
         }
@@ -331,7 +339,26 @@ pub fn start_io<'a>(
     let (flags, length) = (srb.flags(), srb.transfer_length());
     match &lun.backing {
         Backing::Ram { layout, chunks } => {
-            let medium = RamMedium { layout, chunks };
+            let present = |i: usize| {
+                // A chunk being changed right now counts as present: the write then finds out
+                // (BUSY, retried) rather than queueing for nothing.
+                chunks
+                    .get(i)
+                    .is_some_and(|c| c.try_read().is_none_or(|g| g.is_some()))
+            };
+            let bs = lun.target.image().block_size();
+            if service::ram_admission(cdb, bs, layout, present) == service::RamAdmission::Queue {
+                let route = Route::Runtime {
+                    target: target_id,
+                    generation: lun.generation,
+                };
+                return crate::io::queue(path, route, srb, port, irql);
+            }
+            let medium = RamMedium {
+                layout,
+                chunks,
+                worker: None,
+            };
             let done = crate::io::execute_with(&mut srb, port, irql, |target_buf, sense| {
                 core_srb::execute_scsi(
                     &lun.target,
@@ -354,7 +381,7 @@ pub fn start_io<'a>(
             };
             match policy::admit(state, cdb) {
                 policy::Admission::Queue => {
-                    let route = Route::File {
+                    let route = Route::Runtime {
                         target: target_id,
                         generation: lun.generation,
                     };
@@ -396,10 +423,13 @@ pub fn start_io<'a>(
     }
 }
 
-/// A RAM disk's bytes: the mapped chunks, split by the core's [`ChunkLayout::spans`].
+/// A RAM disk's bytes: the mapped chunks, split by the core's [`ChunkLayout::spans`]. In
+/// HwStartIo (`worker: None`) a chunk whose lock the worker holds answers BUSY (retried); only
+/// the worker gives chunks back (UNMAP).
 struct RamMedium<'m> {
     layout: &'m ChunkLayout,
-    chunks: &'m [RamChunk],
+    chunks: &'m [Chunk],
+    worker: Option<&'m Passive>,
 }
 
 impl Medium for RamMedium<'_> {
@@ -410,7 +440,13 @@ impl Medium for RamMedium<'_> {
             .ok_or(MediumError::Unreadable)?;
         for s in spans {
             let c = self.chunks.get(s.chunk).ok_or(MediumError::Unreadable)?;
-            c.copy_out(s.within, &mut dst[s.buf..s.buf + s.len]);
+            let c = c.try_read().ok_or(MediumError::Busy)?;
+            let dst = &mut dst[s.buf..s.buf + s.len];
+            match c.as_ref() {
+                Some(c) => c.copy_out(s.within, dst),
+                // Given back by UNMAP: nothing was written since.
+                None => dst.fill(0),
+            }
         }
         Ok(())
     }
@@ -422,10 +458,86 @@ impl Medium for RamMedium<'_> {
             .ok_or(MediumError::Unreadable)?;
         for s in spans {
             let c = self.chunks.get(s.chunk).ok_or(MediumError::Unreadable)?;
+            let c = c.try_read().ok_or(MediumError::Busy)?;
+            // An absent chunk here was given back after admission: retried, then queued.
+            let c = c.as_ref().ok_or(MediumError::Busy)?;
             c.copy_in(s.within, &src[s.buf..s.buf + s.len]);
         }
         Ok(())
     }
+
+    /// Gives back every chunk wholly inside the range (`ChunkLayout::whole_chunks`); the rest
+    /// of the range keeps its memory. Only on the worker.
+    fn unmap(&self, offset: u64, len: u64) -> Result<(), MediumError> {
+        let irql = self.worker.ok_or(MediumError::Busy)?;
+        for i in self.layout.whole_chunks(offset, len) {
+            let Some(place) = self.chunks.get(i) else {
+                continue;
+            };
+            let chunk = write_locked(place, irql, |c| c.take());
+            if let Some(c) = chunk {
+                c.free(irql);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` under the chunk's write lock (the worker, PASSIVE): requests in HwStartIo hold the
+/// read lock only for one copy, so this waits 1 ms at a time until they are done.
+fn write_locked<R>(place: &Chunk, irql: &Passive, f: impl FnOnce(&mut Option<RamChunk>) -> R) -> R {
+    let pause = crate::ntio::Event::default();
+    pause.init(false, irql);
+    loop {
+        if let Some(mut g) = place.try_write() {
+            return f(&mut g);
+        }
+        pause.wait(Some(10_000), irql);
+    }
+}
+
+/// Gives a RAM disk memory again wherever `[offset, offset + len)` reaches a chunk UNMAP took
+/// away (the worker, before it serves the write). False when the machine cannot give it.
+fn repopulate(
+    layout: &ChunkLayout,
+    chunks: &[Chunk],
+    no_execute: bool,
+    offset: u64,
+    len: usize,
+    irql: &Passive,
+) -> bool {
+    let Some(spans) = layout.spans(offset, len) else {
+        return true;
+    };
+    let mut last = usize::MAX;
+    for s in spans {
+        if s.chunk == last {
+            continue;
+        }
+        last = s.chunk;
+        let Some(place) = chunks.get(s.chunk) else {
+            continue;
+        };
+        if place.try_read().is_none_or(|g| g.is_some()) {
+            continue;
+        }
+        // Allocated outside the lock (it may take long); put in place under it.
+        let Some(new) = RamChunk::allocate(layout.alloc_len(s.chunk) as usize, no_execute, irql)
+        else {
+            return false;
+        };
+        let spare = write_locked(place, irql, |c| match c {
+            Some(_) => Some(new),
+            None => {
+                *c = Some(new);
+                None
+            }
+        });
+        if let Some(spare) = spare {
+            spare.free(irql);
+        }
+    }
+    true
 }
 
 /// A file LUN's bytes, on the worker.
@@ -468,8 +580,9 @@ impl Medium for FileMedium<'_> {
     }
 }
 
-/// The worker: serves one queued READ/WRITE of a file LUN and completes it.
-pub fn serve_file<P: PortCalls>(path: &DiskPath, target: u8, generation: u32, mut q: Queued, irql: &Passive) {
+/// The worker: serves one queued command of a runtime LUN (a file LUN's READ/WRITE, a RAM
+/// disk's UNMAP or a write that needs memory again) and completes it.
+pub fn serve_queued<P: PortCalls>(path: &DiskPath, target: u8, generation: u32, mut q: Queued, irql: &Passive) {
     let slot = path.runtime().and_then(|rt| rt.slot(0, target, 0));
     // The worker is the only writer, so a read lock is there unless a request on another CPU
     // holds... only readers: it is granted.
@@ -484,10 +597,35 @@ pub fn serve_file<P: PortCalls>(path: &DiskPath, target: u8, generation: u32, mu
         let (cdb, cdb_len) = srb.cdb();
         match lun {
             Some(lun) => {
-                let done = if let Backing::Ram { .. } = lun.backing {
-                    // A generation names one LUN; a RAM disk's never queues. Not reached.
-                    let (_, sense) = srb.buffers();
-                    core_srb::complete(&MediumError::Removed.outcome(false), flags, sense)
+                let done = if let Backing::Ram { layout, chunks } = &lun.backing {
+                    let bs = lun.target.image().block_size();
+                    let room = service::write_range(&cdb[..cdb_len], bs)
+                        .is_none_or(|(offset, len)| {
+                            repopulate(layout, chunks, path.win8(), offset, len, irql)
+                        });
+                    let (mut access, sense) = srb.buffers();
+                    if room {
+                        let medium = RamMedium {
+                            layout,
+                            chunks,
+                            worker: Some(irql),
+                        };
+                        core_srb::execute_scsi(
+                            &lun.target,
+                            &cdb[..cdb_len],
+                            flags,
+                            length,
+                            &mut crate::backed::Mapped(&mut access),
+                            sense,
+                            &medium,
+                        )
+                    } else {
+                        rvblk_log!(
+                            "runtime lun {}: no memory to write where UNMAP gave it back",
+                            target
+                        );
+                        core_srb::complete(&MediumError::Unreadable.outcome(true), flags, sense)
+                    }
                 } else if lun.gone.load(Ordering::Acquire) {
                     let (_, sense) = srb.buffers();
                     core_srb::complete(&MediumError::Removed.outcome(false), flags, sense)
@@ -821,17 +959,21 @@ fn ram_disk(
     let layout = ChunkLayout::new(size);
     let mut chunks =
         PoolVec::with_capacity(layout.count(), irql).ok_or(ControlError::InsufficientMemory)?;
-    let free_all = |mut chunks: PoolVec<RamChunk>| {
+    let free_all = |mut chunks: PoolVec<Chunk>| {
         while let Some(c) = chunks.pop() {
-            c.free(irql);
+            if let Some(c) = c.into_inner() {
+                c.free(irql);
+            }
         }
     };
     for i in 0..layout.count() {
         let len = layout.alloc_len(i) as usize;
         match RamChunk::allocate(len, w.no_execute, irql) {
             Some(c) => {
-                if let Err(c) = chunks.push(c) {
-                    c.free(irql);
+                if let Err(c) = chunks.push(spin::RwLock::new(Some(c))) {
+                    if let Some(c) = c.into_inner() {
+                        c.free(irql);
+                    }
                 }
             }
             None => {
@@ -864,8 +1006,11 @@ fn ram_disk(
             }
         }
     };
+    // A writable RAM disk gives memory back on UNMAP, a chunk at a time.
+    let target = ScsiTarget::for_runtime(kind, size, read_only, u64::from(seed))
+        .with_unmap(ChunkLayout::granularity_blocks(kind.block_size()));
     Ok(RuntimeLun {
-        target: ScsiTarget::for_runtime(kind, size, read_only, u64::from(seed)),
+        target,
         origin: Origin::RamDisk,
         generation: seed,
         backing: Backing::Ram { layout, chunks },
@@ -878,7 +1023,7 @@ fn ram_disk(
 fn fill(
     caller: &mut Caller,
     units: &[u16],
-    chunks: &mut PoolVec<RamChunk>,
+    chunks: &mut PoolVec<Chunk>,
     size: u64,
     irql: &Passive,
 ) -> Result<(), ControlError> {
@@ -886,7 +1031,7 @@ fn fill(
     let r = (|| {
         let len = facts(&file, irql).and_then(|f| source_length(size, f))?;
         let mut at = 0u64;
-        for c in chunks.iter_mut() {
+        for c in chunks.iter_mut().filter_map(|c| c.get_mut().as_mut()) {
             if at >= len {
                 break;
             }
