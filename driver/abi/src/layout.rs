@@ -316,6 +316,7 @@ check_layout!(security_quality_of_service_layout: SecurityQualityOfService {
     impersonation_level: 4, 4;
     context_tracking_mode: 8, 8;
     effective_only: 9, 9;
+    reserved: 10, 10;
 } size: 12, 12);
 
 check_layout!(security_client_context_layout: SecurityClientContext {

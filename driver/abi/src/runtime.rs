@@ -49,6 +49,8 @@ pub struct SecurityQualityOfService {
     pub impersonation_level: u32,
     pub context_tracking_mode: u8,
     pub effective_only: u8,
+    /// The structure's tail padding, spelled out so it is written as zeros.
+    pub reserved: [u8; 2],
 }
 
 /// SECURITY_IMPERSONATION_LEVEL SecurityImpersonation; SECURITY_STATIC_TRACKING.

@@ -151,6 +151,7 @@ impl ClientSecurity {
             impersonation_level: rvblk_abi::SECURITY_IMPERSONATION,
             context_tracking_mode: rvblk_abi::SECURITY_STATIC_TRACKING,
             effective_only: 0,
+            reserved: [0; 2],
         };
         let mut this = Self {
             ctx: SecurityClientContext {
