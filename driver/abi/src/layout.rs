@@ -298,3 +298,56 @@ check_layout!(storage_device_descriptor_layout: StorageDeviceDescriptor {
     bus_type: 28, 28;
     raw_properties_length: 32, 32;
 } size: 36, 36);
+
+check_layout!(irp_head_layout: IrpHead {
+    r#type: 0, 0;
+    mdl_address: 4, 8;
+    io_status: 24, 48;
+    requestor_mode: 32, 64;
+    user_iosb: 40, 72;
+    overlay: 48, 88;
+    user_buffer: 60, 112;
+    driver_context: 64, 120;
+    thread: 80, 152;
+} size: 84, 160);
+
+check_layout!(security_quality_of_service_layout: SecurityQualityOfService {
+    length: 0, 0;
+    impersonation_level: 4, 4;
+    context_tracking_mode: 8, 8;
+    effective_only: 9, 9;
+    reserved: 10, 10;
+} size: 12, 12);
+
+check_layout!(security_client_context_layout: SecurityClientContext {
+    security_qos: 0, 0;
+    client_token: 12, 16;
+    directly_access_client_token: 16, 24;
+    server_is_remote: 18, 26;
+    client_token_control: 20, 28;
+} size: 60, 72);
+
+check_layout!(file_standard_information_layout: FileStandardInformation {
+    allocation_size: 0, 0;
+    end_of_file: 8, 8;
+    number_of_links: 16, 16;
+    delete_pending: 20, 20;
+    directory: 21, 21;
+} size: 24, 24);
+
+check_layout!(file_basic_information_layout: FileBasicInformation {
+    creation_time: 0, 0;
+    change_time: 24, 24;
+    file_attributes: 32, 32;
+} size: 40, 40);
+
+check_layout!(mdl_layout: Mdl {
+    next: 0, 0;
+    size: 4, 8;
+    mdl_flags: 6, 10;
+    process: 8, 16;
+    mapped_system_va: 12, 24;
+    start_va: 16, 32;
+    byte_count: 20, 40;
+    byte_offset: 24, 44;
+} size: 28, 48);

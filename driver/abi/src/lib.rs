@@ -19,6 +19,7 @@ mod consts;
 mod disk;
 mod hwinit;
 mod layout;
+mod runtime;
 mod srb;
 
 pub use callbacks::*;
@@ -26,6 +27,7 @@ pub use config::*;
 pub use consts::*;
 pub use disk::*;
 pub use hwinit::*;
+pub use runtime::*;
 pub use srb::*;
 
 /// `LARGE_INTEGER`/`PHYSICAL_ADDRESS`/`LONGLONG` as MSVC lays them out: 8-byte aligned on every

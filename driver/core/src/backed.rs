@@ -110,6 +110,9 @@ pub mod ntstatus {
     pub const STATUS_DEVICE_DOES_NOT_EXIST: u32 = 0xC000_00C0;
     pub const STATUS_CANCELLED: u32 = 0xC000_0120;
     pub const STATUS_DEVICE_REMOVED: u32 = 0xC000_02B6;
+    /// A file whose volume went away fails every later I/O with this (file-backed LUNs,
+    /// `docs/control.md` §10.1).
+    pub const STATUS_FILE_INVALID: u32 = 0xC000_0098;
 }
 
 /// What a failed disk I/O's NTSTATUS (`status` as its 32-bit pattern, not a success) means:
@@ -124,7 +127,8 @@ pub const fn medium_error(status: u32) -> MediumError {
         | STATUS_DELETE_PENDING
         | STATUS_DEVICE_NOT_CONNECTED
         | STATUS_DEVICE_DOES_NOT_EXIST
-        | STATUS_DEVICE_REMOVED => MediumError::Removed,
+        | STATUS_DEVICE_REMOVED
+        | STATUS_FILE_INVALID => MediumError::Removed,
         STATUS_INSUFFICIENT_RESOURCES => MediumError::Busy,
         STATUS_CANCELLED => MediumError::TimedOut,
         _ => MediumError::Unreadable,

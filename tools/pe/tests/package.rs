@@ -91,6 +91,24 @@ const ALLOWED: &[(&str, u8, &[&str])] = &[
     ("IoBuildDeviceIoControlRequest", MODERN, NT),
     ("IofCallDriver", MODERN, NT),
     ("IoCancelIrp", MODERN, NT),
+    // Runtime mounts of rvblk.sys (docs/windows-integration.md §9): the requester's security,
+    // impersonation, files by path, RAM-disk MDL pages. All exported by Windows 7 (most since
+    // Windows 2000; MmAllocatePagesForMdlEx since Server 2003 SP1); ObfReferenceObject is
+    // fastcall on x86.
+    ("ObfReferenceObject", MODERN, NT),
+    ("SeCreateClientSecurity", MODERN, NT),
+    ("SeTokenIsAdmin", MODERN, NT),
+    ("SeImpersonateClientEx", MODERN, NT),
+    ("PsRevertToSelf", MODERN, NT),
+    ("ZwCreateFile", MODERN, NT),
+    ("ZwQueryInformationFile", MODERN, NT),
+    ("ZwReadFile", MODERN, NT),
+    ("ZwWriteFile", MODERN, NT),
+    ("MmAllocatePagesForMdlEx", MODERN, NT),
+    ("MmMapLockedPagesSpecifyCache", MODERN, NT),
+    ("MmUnmapLockedPages", MODERN, NT),
+    ("MmFreePagesFromMdl", MODERN, NT),
+    ("ExFreePool", MODERN, NT),
     // C runtime pieces ntoskrnl exports
     ("memcpy", ALL, NT),
     ("memset", ALL, NT),

@@ -77,11 +77,13 @@ pub enum ControlError {
     IoError,
     /// The LUN is busy (e.g. removal already in progress); try again.
     Busy,
+    /// The file is compressed or encrypted: not served (`docs/control.md` §10.1).
+    UnsupportedFile,
 }
 
 impl ControlError {
     /// Every variant, for tests and for decoding.
-    pub const ALL: [ControlError; 30] = [
+    pub const ALL: [ControlError; 31] = [
         Self::ShortBuffer,
         Self::BadHeaderLength,
         Self::LengthPastBuffer,
@@ -112,6 +114,7 @@ impl ControlError {
         Self::InsufficientMemory,
         Self::IoError,
         Self::Busy,
+        Self::UnsupportedFile,
     ];
 
     /// The ReturnCode value (`docs/control.md` §4). Header-level errors have one too (for logs and
@@ -148,6 +151,7 @@ impl ControlError {
             Self::InsufficientMemory => 0x0307,
             Self::IoError => 0x0308,
             Self::Busy => 0x0309,
+            Self::UnsupportedFile => 0x030A,
         }
     }
 
@@ -217,6 +221,7 @@ impl ControlError {
             Self::InsufficientMemory => "not enough memory",
             Self::IoError => "I/O error reading the file",
             Self::Busy => "LUN busy; try again",
+            Self::UnsupportedFile => "file is compressed or encrypted; not served",
         }
     }
 }

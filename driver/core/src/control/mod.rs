@@ -21,6 +21,7 @@ mod error;
 mod reply;
 mod request;
 mod serve;
+pub mod service;
 mod wire;
 
 pub use admit::{admit, Decision, Limits, LunSummary, Services};

@@ -181,9 +181,82 @@ pub(super) fn read_capacity10(image: &MemoryImage) -> Response {
 }
 
 /// READ CAPACITY(16) parameter data (SBC-3 §5.16.2, table 66): 32 bytes, no protection, one
-/// logical block per physical block, no thin provisioning.
-pub(super) fn read_capacity16(image: &MemoryImage) -> Response {
+/// logical block per physical block; LBPME (byte 14 bit 7) when the LUN is thin provisioned
+/// (`thin`: it accepts UNMAP), LBPRZ never (unmapped blocks are not promised to read zero).
+pub(super) fn read_capacity16(image: &MemoryImage, thin: bool) -> Response {
     let mut r = Response::new();
-    r.be64(last_lba(image)).be32(image.block_size()).zeros(20);
+    r.be64(last_lba(image))
+        .be32(image.block_size())
+        .zeros(2)
+        .u8(if thin { LBPME } else { 0 })
+        .zeros(17);
     r
+}
+
+/// READ CAPACITY(16) byte 14: logical block provisioning management enabled.
+const LBPME: u8 = 0x80;
+/// UNMAP parameter list: an 8-byte header, then 16-byte block descriptors (SBC-3 §5.28.2).
+const UNMAP_HEADER: usize = 8;
+const UNMAP_DESCRIPTOR: usize = 16;
+/// Block descriptors one UNMAP may carry (reported in the Block Limits VPD page).
+pub(super) const MAX_UNMAP_DESCRIPTORS: usize = 256;
+
+/// UNMAP (SBC-3 §5.28): checks the whole parameter list first (write protection, every range
+/// inside the medium, the descriptor count), then hands each range to the medium. A list of
+/// length 0 unmaps nothing; one shorter than its header is a PARAMETER LIST LENGTH ERROR.
+pub(super) fn unmap(
+    image: &MemoryImage,
+    param_len: usize,
+    data: &mut [u8],
+    dir: DataDirection,
+    medium: &impl Medium,
+) -> Outcome {
+    if image.is_read_only() {
+        return Outcome::check_condition(SenseData::write_protected());
+    }
+    if param_len == 0 {
+        return Outcome::good(0);
+    }
+    if param_len < UNMAP_HEADER {
+        return Outcome::check_condition(SenseData::parameter_list_length());
+    }
+    let list = match window(data, dir, DataDirection::Out, param_len, 7) {
+        Ok(w) => &*w,
+        Err(sense) => return Outcome::check_condition(sense),
+    };
+    let declared = usize::from(u16::from_be_bytes([list[2], list[3]]));
+    let descriptors = declared.min(param_len - UNMAP_HEADER) / UNMAP_DESCRIPTOR;
+    if descriptors > MAX_UNMAP_DESCRIPTORS {
+        return Outcome::check_condition(SenseData::invalid_parameter());
+    }
+    let range = |i: usize| {
+        let d = &list[UNMAP_HEADER + i * UNMAP_DESCRIPTOR..][..UNMAP_DESCRIPTOR];
+        let lba = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
+        let blocks = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
+        let end = lba.checked_add(u64::from(blocks));
+        match end {
+            Some(end) if end <= image.blocks() => {
+                let bs = u64::from(image.block_size());
+                Ok((lba * bs, u64::from(blocks) * bs))
+            }
+            _ => Err(SenseData::lba_out_of_range()),
+        }
+    };
+    for i in 0..descriptors {
+        if let Err(sense) = range(i) {
+            return Outcome::check_condition(sense);
+        }
+    }
+    for i in 0..descriptors {
+        let Ok((offset, len)) = range(i) else {
+            continue;
+        };
+        if len == 0 {
+            continue;
+        }
+        if let Err(e) = medium.unmap(offset, len) {
+            return e.outcome(true);
+        }
+    }
+    Outcome::good(param_len)
 }

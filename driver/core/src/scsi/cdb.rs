@@ -26,6 +26,7 @@ pub enum Opcode {
     Write10 = 0x2A,
     Verify10 = 0x2F,
     SynchronizeCache10 = 0x35,
+    Unmap = 0x42,
     ReadToc = 0x43,
     GetConfiguration = 0x46,
     GetEventStatusNotification = 0x4A,
@@ -63,6 +64,7 @@ impl Opcode {
             0x2A => Write10,
             0x2F => Verify10,
             0x35 => SynchronizeCache10,
+            0x42 => Unmap,
             0x43 => ReadToc,
             0x46 => GetConfiguration,
             0x4A => GetEventStatusNotification,
@@ -102,6 +104,7 @@ impl Opcode {
             | Write10
             | Verify10
             | SynchronizeCache10
+            | Unmap
             | ReadToc
             | GetConfiguration
             | GetEventStatusNotification
@@ -283,6 +286,10 @@ pub enum Command {
     ReadCapacity10,
     ReadCapacity16 {
         alloc: usize,
+    },
+    /// UNMAP (SBC-3 §5.28): `param_len` bytes of parameter list follow (data-out).
+    Unmap {
+        param_len: usize,
     },
     Read(Transfer),
     Write(Transfer),
@@ -485,6 +492,15 @@ impl Command {
             O::ModeSense6 => mode_sense(&v, false)?,
             O::ModeSense10 => mode_sense(&v, true)?,
             O::StartStopUnit => Command::StartStopUnit,
+            O::Unmap => {
+                // ANCHOR (byte 1 bit 0) asks for anchored blocks, which this target has not.
+                if v.u8(1) & 0x01 != 0 {
+                    return Err(SenseData::invalid_field(1, Some(0)));
+                }
+                Command::Unmap {
+                    param_len: usize::from(v.be16(7)),
+                }
+            }
             O::PreventAllowMediumRemoval => Command::PreventAllowMediumRemoval,
             O::ReadCapacity10 => {
                 // SBC-3 §5.15: with PMI = 0 the LOGICAL BLOCK ADDRESS field must be zero.

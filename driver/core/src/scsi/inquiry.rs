@@ -26,6 +26,8 @@ pub(super) const PAGE_SERIAL: u8 = 0x80;
 pub(super) const PAGE_DEVICE_ID: u8 = 0x83;
 pub(super) const PAGE_BLOCK_LIMITS: u8 = 0xB0;
 pub(super) const PAGE_BLOCK_CHARACTERISTICS: u8 = 0xB1;
+/// Logical Block Provisioning (SBC-3 §6.5.13), only on thin-provisioned LUNs.
+pub(super) const PAGE_LOGICAL_BLOCK_PROVISIONING: u8 = 0xB2;
 
 /// Designation descriptor header bytes (SPC-4 §7.8.6.1, table 460): CODE SET, then
 /// ASSOCIATION (00b: the logical unit) | DESIGNATOR TYPE.
@@ -38,6 +40,12 @@ const NAA_LOCAL: u64 = 0x3000_0000_0000_0000;
 const NAA_VALUE_MASK: u64 = 0x0FFF_FFFF_FFFF_FFFF;
 /// Block limits and block device characteristics pages are 64 bytes (SBC-3 tables 201, 203).
 const SBC_VPD_PAGE_LENGTH: u16 = 0x3C;
+/// Block Limits: UNMAP GRANULARITY ALIGNMENT valid (byte 32 bit 7).
+const UGAVALID: u32 = 0x8000_0000;
+/// Logical Block Provisioning byte 5: LBPU, the LUN accepts UNMAP.
+const LBPU: u8 = 0x80;
+/// Logical Block Provisioning byte 6: PROVISIONING TYPE thin.
+const PROVISIONING_THIN: u8 = 0x02;
 /// MEDIUM ROTATION RATE 0001h: non-rotating medium (SBC-3 §6.5.2, table 204).
 const NON_ROTATING: u16 = 0x0001;
 
@@ -102,6 +110,16 @@ impl Identity {
         ])
     }
 
+    /// A runtime LUN's identity (`ScsiTarget::for_runtime`).
+    pub fn of_runtime(kind: crate::image::DeviceKind, length: u64, seed: u64) -> Self {
+        Self::hashed(&[
+            b"runtime",
+            &seed.to_le_bytes(),
+            &length.to_le_bytes(),
+            kind.name().as_bytes(),
+        ])
+    }
+
     fn hashed(parts: &[&[u8]]) -> Self {
         const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
         const FNV_PRIME: u64 = 0x0000_0100_0000_01B3;
@@ -143,8 +161,16 @@ pub(super) fn standard(kind: DeviceKind) -> Response {
     r
 }
 
-fn supported_pages(kind: DeviceKind) -> &'static [u8] {
+fn supported_pages(kind: DeviceKind, thin: bool) -> &'static [u8] {
     match kind {
+        DeviceKind::Disk if thin => &[
+            PAGE_SUPPORTED,
+            PAGE_SERIAL,
+            PAGE_DEVICE_ID,
+            PAGE_BLOCK_LIMITS,
+            PAGE_BLOCK_CHARACTERISTICS,
+            PAGE_LOGICAL_BLOCK_PROVISIONING,
+        ],
         DeviceKind::Disk | DeviceKind::Floppy => &[
             PAGE_SUPPORTED,
             PAGE_SERIAL,
@@ -158,8 +184,16 @@ fn supported_pages(kind: DeviceKind) -> &'static [u8] {
 }
 
 /// One VPD page, or INVALID FIELD IN CDB pointing at PAGE CODE when it is not supported.
-pub(super) fn vpd(kind: DeviceKind, id: &Identity, page: u8) -> Result<Response, SenseData> {
-    let pages = supported_pages(kind);
+/// `unmap_granularity` (blocks; 0 = not thin provisioned) adds the UNMAP limits and the
+/// Logical Block Provisioning page.
+pub(super) fn vpd(
+    kind: DeviceKind,
+    id: &Identity,
+    page: u8,
+    unmap_granularity: u32,
+) -> Result<Response, SenseData> {
+    let thin = unmap_granularity != 0;
+    let pages = supported_pages(kind, thin);
     if !pages.contains(&page) {
         return Err(SenseData::invalid_field(2, Some(7)));
     }
@@ -187,10 +221,26 @@ pub(super) fn vpd(kind: DeviceKind, id: &Identity, page: u8) -> Result<Response,
                 .push(&VENDOR)
                 .push(&id.serial);
         }
+        PAGE_BLOCK_LIMITS if thin => {
+            // Transfer limits "not reported" (the port's MaximumTransferLength bounds them);
+            // MAXIMUM UNMAP LBA COUNT unlimited, MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT,
+            // OPTIMAL UNMAP GRANULARITY = the medium's unit, aligned at LBA 0 (UGAVALID).
+            r.zeros(16)
+                .be32(u32::MAX)
+                .be32(super::block::MAX_UNMAP_DESCRIPTORS as u32)
+                .be32(unmap_granularity)
+                .be32(UGAVALID)
+                .zeros(usize::from(SBC_VPD_PAGE_LENGTH) - 32);
+        }
         PAGE_BLOCK_LIMITS => {
             // All limits "not reported": the port's MaximumTransferLength bounds transfers and
             // UNMAP is not offered.
             r.zeros(usize::from(SBC_VPD_PAGE_LENGTH));
+        }
+        PAGE_LOGICAL_BLOCK_PROVISIONING => {
+            // No threshold; LBPU (UNMAP supported); no WRITE SAME unmapping, LBPRZ 0; thin
+            // provisioned.
+            r.u8(0).u8(LBPU).u8(PROVISIONING_THIN).u8(0);
         }
         PAGE_BLOCK_CHARACTERISTICS => {
             r.be16(NON_ROTATING)

@@ -85,6 +85,13 @@ impl MediumError {
 pub trait Medium {
     fn read(&self, offset: u64, dst: &mut [u8]) -> Result<(), MediumError>;
     fn write(&self, offset: u64, src: &[u8]) -> Result<(), MediumError>;
+    /// Gives the bytes `[offset, offset + len)` back (UNMAP, only on a target built with an
+    /// unmap granularity). Their content is unspecified afterwards (LBPRZ is not reported);
+    /// the default keeps everything.
+    fn unmap(&self, offset: u64, len: u64) -> Result<(), MediumError> {
+        let _ = (offset, len);
+        Ok(())
+    }
 }
 
 /// SCSI status of a completed command.

@@ -40,6 +40,9 @@ impl AdditionalSense {
     pub const INVALID_COMMAND_OPERATION_CODE: Self = Self::new(0x20, 0x00);
     pub const LBA_OUT_OF_RANGE: Self = Self::new(0x21, 0x00);
     pub const INVALID_FIELD_IN_CDB: Self = Self::new(0x24, 0x00);
+    /// SPC-4: the parameter list length does not fit the command (UNMAP).
+    pub const PARAMETER_LIST_LENGTH_ERROR: Self = Self::new(0x1A, 0x00);
+    pub const INVALID_FIELD_IN_PARAMETER_LIST: Self = Self::new(0x26, 0x00);
     pub const WRITE_PROTECTED: Self = Self::new(0x27, 0x00);
     pub const SAVING_PARAMETERS_NOT_SUPPORTED: Self = Self::new(0x39, 0x00);
     pub const MEDIUM_NOT_PRESENT: Self = Self::new(0x3A, 0x00);
@@ -105,6 +108,22 @@ impl SenseData {
         Self::new(
             SenseKey::IllegalRequest,
             AdditionalSense::INVALID_FIELD_IN_CDB,
+        )
+    }
+
+    /// PARAMETER LIST LENGTH ERROR (UNMAP with a list shorter than its header).
+    pub const fn parameter_list_length() -> Self {
+        Self::new(
+            SenseKey::IllegalRequest,
+            AdditionalSense::PARAMETER_LIST_LENGTH_ERROR,
+        )
+    }
+
+    /// INVALID FIELD IN PARAMETER LIST (UNMAP with more descriptors than the LUN accepts).
+    pub const fn invalid_parameter() -> Self {
+        Self::new(
+            SenseKey::IllegalRequest,
+            AdditionalSense::INVALID_FIELD_IN_PARAMETER_LIST,
         )
     }
 

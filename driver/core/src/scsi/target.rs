@@ -17,6 +17,8 @@ const SELECT_WELL_KNOWN_ONLY: u8 = 0x01;
 pub struct ScsiTarget {
     image: MemoryImage,
     id: Identity,
+    /// Blocks per unmap unit when the LUN is thin provisioned (accepts UNMAP); 0 otherwise.
+    unmap_granularity: u32,
 }
 
 impl ScsiTarget {
@@ -24,6 +26,7 @@ impl ScsiTarget {
         Self {
             image,
             id: Identity::of(&image),
+            unmap_granularity: 0,
         }
     }
 
@@ -45,7 +48,50 @@ impl ScsiTarget {
         Self {
             image: shape,
             id: Identity::of_disk_backed(image),
+            unmap_granularity: 0,
         }
+    }
+
+    /// A target for a LUN created at run time through the control interface (a mounted file or
+    /// a RAM disk, `docs/control.md` §10): kind, length and write policy only (no physical
+    /// address, like [`ScsiTarget::for_disk_backed`]); `serial_seed` makes its serial number
+    /// differ from every other LUN the adapter has served (target id and a creation count).
+    pub fn for_runtime(kind: DeviceKind, length: u64, read_only: bool, serial_seed: u64) -> Self {
+        let shape = MemoryImage {
+            kind,
+            phys_base: 0,
+            length,
+            write_policy: if read_only || kind == DeviceKind::CdRom {
+                crate::image::WritePolicy::ReadOnly
+            } else {
+                crate::image::WritePolicy::ReadWrite
+            },
+            source: LoaderSource::Grub4Dos,
+            table_address: 0,
+            slot: 0,
+            bios_drive: 0xFF,
+        };
+        Self {
+            image: shape,
+            id: Identity::of_runtime(kind, length, serial_seed),
+            unmap_granularity: 0,
+        }
+    }
+
+    /// The same target, thin provisioned: it accepts UNMAP and says so (Logical Block
+    /// Provisioning VPD page, READ CAPACITY(16) LBPME, Block Limits with the unmap limits and
+    /// `granularity_blocks` as the optimal unmap granularity; `docs/control.md` §10.2). Only a
+    /// writable disk is: a CD, a floppy or a read-only LUN stays as it was.
+    pub fn with_unmap(mut self, granularity_blocks: u32) -> Self {
+        if self.image.kind == DeviceKind::Disk && !self.image.is_read_only() {
+            self.unmap_granularity = granularity_blocks.max(1);
+        }
+        self
+    }
+
+    /// Whether the LUN accepts UNMAP.
+    pub fn thin(&self) -> bool {
+        self.unmap_granularity != 0
     }
 
     pub fn image(&self) -> &MemoryImage {
@@ -61,7 +107,10 @@ impl ScsiTarget {
     /// Commands this LUN's device type implements: MMC-only ones only on a CD-ROM. WRITE opcodes
     /// are recognised everywhere so that a CD answers DATA PROTECT rather than "unknown command".
     fn supports(&self, op: Opcode) -> bool {
-        self.image.kind == DeviceKind::CdRom || !op.is_mmc_only()
+        match op {
+            Opcode::Unmap => self.thin(),
+            _ => self.image.kind == DeviceKind::CdRom || !op.is_mmc_only(),
+        }
     }
 
     /// Executes one CDB. See the module CONTRACT in [`super`].
@@ -98,7 +147,7 @@ impl ScsiTarget {
             }
             Command::Inquiry { evpd, page, alloc } => {
                 let r = if evpd {
-                    inquiry::vpd(image.kind, &self.id, page)
+                    inquiry::vpd(image.kind, &self.id, page, self.unmap_granularity)
                 } else {
                     Ok(inquiry::standard(image.kind))
                 };
@@ -111,13 +160,17 @@ impl ScsiTarget {
                 let r = block::read_capacity10(image);
                 respond(data, dir, r.as_slice(), r.len())
             }
-            Command::ReadCapacity16 { alloc } => {
-                respond(data, dir, block::read_capacity16(image).as_slice(), alloc)
-            }
+            Command::ReadCapacity16 { alloc } => respond(
+                data,
+                dir,
+                block::read_capacity16(image, self.thin()).as_slice(),
+                alloc,
+            ),
             Command::Verify { range, compare } => {
                 block::verify(image, &range, compare, data, dir, medium)
             }
             Command::SynchronizeCache(t) => block::synchronize_cache(image, &t),
+            Command::Unmap { param_len } => block::unmap(image, param_len, data, dir, medium),
             Command::ReportLuns { select, alloc } => {
                 respond(data, dir, report_luns(select).as_slice(), alloc)
             }

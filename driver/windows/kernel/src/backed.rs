@@ -64,9 +64,21 @@ impl DiskLun {
     }
 }
 
-struct Queued {
-    lun: u8,
-    srb: QueuedSrb,
+/// One request waiting for the worker.
+pub struct Queued {
+    pub(crate) route: Route,
+    pub(crate) srb: QueuedSrb,
+}
+
+/// What a queued request is for.
+pub enum Route {
+    /// READ/WRITE of disk-backed LUN `n` (index in [`DiskPath`]'s table).
+    Disk(u8),
+    /// A command of the runtime LUN at `target`, as created by `generation`: READ/WRITE of a
+    /// file LUN; UNMAP, or a WRITE that needs memory, of a RAM disk.
+    Runtime { target: u8, generation: u32 },
+    /// An admitted control request (`crate::runtime`).
+    Control(crate::runtime::ControlJob),
 }
 
 type Link = ArrayVec<u16, MAX_LINK>;
@@ -93,6 +105,14 @@ pub struct DiskPath {
     /// Synchronization event: one wake per batch of work.
     wake: Event,
     adapter: Option<AdapterRef>,
+    /// Runtime LUNs (`crate::runtime`); `None` only when their table could not be allocated.
+    runtime: Option<crate::runtime::Runtime>,
+    /// Loader RAM images are targets `0..loader_luns`, for the worker's admission.
+    loader_luns: u8,
+    /// The RAM Windows manages (`crate::control::os_ram_bytes`), for the worker's admission.
+    ram_bytes: u64,
+    /// Windows 8 or later (StorPort took the Windows 8 init data): MdlMappingNoExecute exists.
+    win8: bool,
     /// PnP callbacks inside `interface_changed` right now (`DiskService::stop` waits for 0).
     callbacks: core::sync::atomic::AtomicU32,
 }
@@ -102,6 +122,56 @@ pub use crate::trampolines::DiskService;
 impl DiskPath {
     pub fn lun_count(&self) -> usize {
         self.luns.len()
+    }
+
+    /// The runtime LUN table.
+    pub fn runtime(&self) -> Option<&crate::runtime::Runtime> {
+        self.runtime.as_ref()
+    }
+
+    /// The adapter, for the port's notifications.
+    pub fn adapter_ref(&self) -> Option<AdapterRef> {
+        self.adapter
+    }
+
+    /// Windows 8 or later (MdlMappingNoExecute exists).
+    pub fn win8(&self) -> bool {
+        self.win8
+    }
+
+    /// Every visible disk-backed LUN with its target id.
+    pub fn disk_luns(&self) -> impl Iterator<Item = (u8, &DiskLun)> {
+        self.luns
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.state().visible())
+            .map(|(i, l)| (self.first_target + i as u8, l))
+    }
+
+    /// What the worker's admission knows of the LUNs that are not runtime ones: loader RAM
+    /// images at `0..loader_luns` and every disk-backed image (visible or not: its target id
+    /// is reserved), all of loader origin; and the RAM limit.
+    pub(crate) fn fixed_luns(&self) -> (impl Iterator<Item = u8> + '_, u64) {
+        let disks = (0..self.luns.len()).map(|i| self.first_target + i as u8);
+        ((0..self.loader_luns).chain(disks), self.ram_bytes)
+    }
+
+    /// The worker, while it removes a runtime LUN: serves every queued request of runtime LUNs
+    /// now (disk-backed requests and control requests stay queued, in order).
+    pub(crate) fn serve_queued_files<P: PortCalls>(&self, irql: &Passive) {
+        loop {
+            let next = self.inbox.with(irql, |inbox, _| {
+                let i = inbox
+                    .srbs
+                    .iter()
+                    .position(|q| matches!(q.route, Route::Runtime { .. }))?;
+                Some(inbox.srbs.remove(i))
+            });
+            let Some(q) = next else { break };
+            if let Route::Runtime { target, generation } = q.route {
+                crate::runtime::serve_queued::<P>(self, target, generation, q, irql);
+            }
+        }
     }
 
     /// The disk-backed LUN at a SCSI address, with its index.
@@ -120,20 +190,21 @@ impl DiskPath {
         self.wake.set(irql);
     }
 
-    /// HwStartIo: hands `srb` to the worker. Gives it back when the queue is full.
-    pub fn enqueue<'a>(
+    /// HwStartIo: hands `srb` to the worker for `route`. Gives both back when the queue is
+    /// full.
+    pub fn enqueue_route<'a>(
         &self,
-        lun: u8,
+        route: Route,
         srb: Srb<'a>,
         data: *mut u8,
         irql: &impl AtMostDispatch,
-    ) -> Result<(), Srb<'a>> {
+    ) -> Result<(), (Srb<'a>, Route)> {
         let queued = self.inbox.with(irql, |inbox, _| {
             if inbox.srbs.is_full() || inbox.stop {
-                return Err(srb);
+                return Err((srb, route));
             }
             inbox.srbs.push(Queued {
-                lun,
+                route,
                 srb: srb.defer(data),
             });
             Ok(())
@@ -218,15 +289,24 @@ impl fmt::Display for LinkName<'_> {
 pub fn start<P: PortCalls>(
     images: &[DiskBackedImage],
     first_target: u8,
+    ram_bytes: u64,
+    win8: bool,
     adapter: AdapterRef,
     irql: &Passive,
 ) -> Option<DiskService> {
     let Some(mut path) = crate::physmem::PoolBox::<DiskPath>::new_default(irql) else {
-        rvblk_log!("out of pool for the disk path; disk-backed images not served");
+        rvblk_log!("out of pool for the disk path; disk-backed images and runtime LUNs not served");
         return None;
     };
     path.first_target = first_target;
+    path.loader_luns = first_target;
+    path.ram_bytes = ram_bytes;
+    path.win8 = win8;
     path.adapter = Some(adapter);
+    path.runtime = crate::runtime::Runtime::new(irql);
+    if path.runtime.is_none() {
+        rvblk_log!("out of pool for the runtime LUN table; mounts and RAM disks not served");
+    }
     for (i, image) in images.iter().enumerate() {
         let target = ScsiTarget::for_disk_backed(image);
         let lun = DiskLun {
@@ -249,7 +329,9 @@ pub fn start<P: PortCalls>(
         );
     }
     path.wake.init(true, irql);
-    match DiskService::start::<P>(path, irql) {
+    // Disk arrivals matter only when an image waits for its disk.
+    let watch_disks = !images.is_empty();
+    match DiskService::start::<P>(path, watch_disks, irql) {
         Ok((service, None)) => Some(service),
         Ok((service, Some(st))) => {
             rvblk_log!(
@@ -260,7 +342,7 @@ pub fn start<P: PortCalls>(
         }
         Err(e) => {
             rvblk_log!(
-                "cannot start the disk worker thread ({:?}); disk-backed images not served",
+                "cannot start the worker thread ({:?}); disk-backed images and runtime LUNs not served",
                 e
             );
             None
@@ -375,6 +457,15 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
         drain_failing::<P>(path, irql);
         return;
     };
+    let Some(units) = crate::runtime::PathUnits::new(irql) else {
+        rvblk_log!("out of pool for the worker; disk-backed I/O fails");
+        drain_failing::<P>(path, irql);
+        return;
+    };
+    let mut control = crate::runtime::ControlWorker {
+        units,
+        no_execute: path.win8,
+    };
     loop {
         path.wake.wait(None, irql);
         loop {
@@ -396,7 +487,13 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
                 arrived::<P>(path, &mut w, &batch, irql);
             }
             if let Some(q) = srb {
-                serve::<P>(path, &mut w, q, irql);
+                match q.route {
+                    Route::Disk(lun) => serve::<P>(path, &mut w, lun, q, irql),
+                    Route::Runtime { target, generation } => {
+                        crate::runtime::serve_queued::<P>(path, target, generation, q, irql)
+                    }
+                    Route::Control(_) => crate::runtime::serve_control::<P>(path, &mut control, q, irql),
+                }
             }
             if idle {
                 if stop {
@@ -404,6 +501,9 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
                         if let Some(d) = d.take() {
                             d.disk.close(irql);
                         }
+                    }
+                    if let Some(rt) = path.runtime() {
+                        crate::runtime::release_all(rt, irql);
                     }
                     return;
                 }
@@ -428,6 +528,9 @@ fn drain_failing<P: PortCalls>(path: &DiskPath, irql: &Passive) {
             });
             match srb {
                 Some(mut q) => {
+                    if let Route::Control(job) = q.route {
+                        job.abandon(irql);
+                    }
                     q.srb.view().set_status(status::NO_DEVICE);
                     complete::<P>(path, q.srb);
                 }
@@ -438,7 +541,7 @@ fn drain_failing<P: PortCalls>(path: &DiskPath, irql: &Passive) {
     }
 }
 
-fn complete<P: PortCalls>(path: &DiskPath, srb: QueuedSrb) {
+pub(crate) fn complete<P: PortCalls>(path: &DiskPath, srb: QueuedSrb) {
     if let Some(adapter) = path.adapter {
         P::complete(adapter, srb);
     }
@@ -722,8 +825,8 @@ impl Medium for DiskMedium<'_, '_> {
 }
 
 /// Serves one queued SRB on the worker and completes it, exactly once.
-fn serve<P: PortCalls>(path: &DiskPath, w: &mut Worker, mut q: Queued, irql: &Passive) {
-    let i = usize::from(q.lun);
+fn serve<P: PortCalls>(path: &DiskPath, w: &mut Worker, lun: u8, mut q: Queued, irql: &Passive) {
+    let i = usize::from(lun);
     let lun = &path.luns[i];
     let mut failed = None;
     {
@@ -787,7 +890,7 @@ fn serve<P: PortCalls>(path: &DiskPath, w: &mut Worker, mut q: Queued, irql: &Pa
 }
 
 /// The queued SRB's data buffer: the system address HwStartIo recorded.
-struct Mapped<'s, 'a>(&'s mut crate::srb::DataAccess<'a>);
+pub(crate) struct Mapped<'s, 'a>(pub(crate) &'s mut crate::srb::DataAccess<'a>);
 
 impl core_srb::DataBuffer for Mapped<'_, '_> {
     fn get(&mut self, usage: BufferUse) -> Option<&mut [u8]> {

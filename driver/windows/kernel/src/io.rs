@@ -3,6 +3,8 @@
 //! command moves data.
 
 use crate::adapter::LunLookup;
+use crate::backed::{DiskPath, Route};
+use rvblk_core::srb::SrbCompletion;
 use crate::port::DeviceState;
 use crate::srb::{DataAccess, Srb};
 use rvblk_core::backed::{admit, Admission};
@@ -33,9 +35,10 @@ pub enum Started {
     Pending,
 }
 
-/// HwStartIo with disk-backed LUNs (StorPort): a request for one of them goes through the
-/// core's admission (`rvblk_core::backed::admit`); every other request is served at once as
-/// by [`start_io_now`].
+/// HwStartIo with the worker (StorPort): control requests go to `crate::runtime::io_control`,
+/// requests for a runtime LUN to `crate::runtime::start_io`, requests for a disk-backed LUN
+/// through the core's admission (`rvblk_core::backed::admit`); every other request is served
+/// at once as by [`start_io_now`].
 pub fn start_io(
     state: &DeviceState,
     mut srb: Srb<'_>,
@@ -47,7 +50,22 @@ pub fn start_io(
         start_io_now(state, &mut srb, port, irql);
         return Started::Done;
     };
+    if srb.function() == rvblk_core::srb::function::IO_CONTROL && path.runtime().is_some() {
+        return match crate::runtime::io_control(state, path, srb, irql) {
+            Ok(()) => Started::Pending,
+            Err(_) => Started::Done,
+        };
+    }
     let (p, t, l) = srb.address();
+    if srb.function() == rvblk_core::srb::function::EXECUTE_SCSI {
+        let slot = path.runtime().and_then(|rt| rt.slot(p, t, l));
+        if let Some(lun) = slot.and_then(|s| s.pin()) {
+            return match crate::runtime::start_io(path, t, lun, srb, port, irql) {
+                Ok(()) => Started::Pending,
+                Err(_) => Started::Done,
+            };
+        }
+    }
     let lun_at = path.lun_at(p, t, l);
     let Some((index, lun)) =
         lun_at.filter(|_| srb.function() == rvblk_core::srb::function::EXECUTE_SCSI)
@@ -84,39 +102,67 @@ pub fn start_io(
             srb.finish(&done);
         }
         Admission::Queue => {
-            // The data buffer's system address is taken here, where the port allows it, and
-            // stays valid until completion (`docs/windows-integration.md` §8.3).
-            let data = if srb.transfer_length() == 0 {
-                Some(core::ptr::null_mut())
-            } else {
-                let (mut access, _) = srb.buffers();
-                let mut buffer = Buffer {
-                    access: &mut access,
-                    port,
-                    irql,
-                };
-                srb::DataBuffer::get(&mut buffer, BufferUse::MediumData).map(|b| b.as_mut_ptr())
-            };
-            let Some(data) = data else {
-                srb.set_status(status::BUSY);
-                return Started::Done;
-            };
-            return match path.enqueue(index, srb, data, irql) {
+            return match queue(path, Route::Disk(index), srb, port, irql) {
                 Ok(()) => Started::Pending,
-                Err(mut srb) => {
-                    srb.set_status(status::BUSY);
-                    Started::Done
-                }
+                Err(_) => Started::Done,
             };
         }
     }
     Started::Done
 }
 
+/// Hands `srb` to the worker for `route`, with its data buffer's system address taken here,
+/// where the port allows it; it stays valid until completion (`docs/windows-integration.md`
+/// §8.3). A buffer that cannot be reached or a full queue: BUSY, given back for completion.
+pub(crate) fn queue<'a>(
+    path: &DiskPath,
+    route: Route,
+    mut srb: Srb<'a>,
+    port: &impl PortBuffers,
+    irql: &Dispatch,
+) -> Result<(), Srb<'a>> {
+    let data = if srb.transfer_length() == 0 {
+        Some(core::ptr::null_mut())
+    } else {
+        let (mut access, _) = srb.buffers();
+        let mut buffer = Buffer {
+            access: &mut access,
+            port,
+            irql,
+        };
+        srb::DataBuffer::get(&mut buffer, BufferUse::MediumData).map(|b| b.as_mut_ptr())
+    };
+    let Some(data) = data else {
+        srb.set_status(status::BUSY);
+        return Err(srb);
+    };
+    path.enqueue_route(route, srb, data, irql)
+        .map_err(|(mut srb, _route)| {
+            srb.set_status(status::BUSY);
+            srb
+        })
+}
+
+/// Runs `f` with the SRB's data buffer (as the core reaches it) and sense buffer.
+pub(crate) fn execute_with<P: PortBuffers>(
+    srb: &mut Srb<'_>,
+    port: &P,
+    irql: &Dispatch,
+    f: impl FnOnce(&mut Buffer<'_, '_, P>, &mut [u8]) -> SrbCompletion,
+) -> SrbCompletion {
+    let (mut access, sense) = srb.buffers();
+    let mut buffer = Buffer {
+        access: &mut access,
+        port,
+        irql,
+    };
+    f(&mut buffer, sense)
+}
+
 /// The medium of a disk-backed LUN for the commands answered in HwStartIo, which never touch
 /// it (`rvblk_core::backed::Admission::Now`); a read or write here would be a core bug and
 /// fails as unreadable.
-struct Untouched;
+pub(crate) struct Untouched;
 
 impl Medium for Untouched {
     fn read(&self, _: u64, _: &mut [u8]) -> Result<(), MediumError> {
@@ -150,7 +196,7 @@ pub fn start_io_now(
 }
 
 /// The core's view of the SRB's data buffer: mapped by the port, or reached through it.
-struct Buffer<'s, 'a, P> {
+pub(crate) struct Buffer<'s, 'a, P> {
     access: &'s mut DataAccess<'a>,
     port: &'s P,
     irql: &'s Dispatch,

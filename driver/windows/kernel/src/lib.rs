@@ -8,6 +8,8 @@
 //!   the panic handler and `_fltused`.
 //! * [`ntio`] — the asynchronous disk path's kernel objects: spin-locked data, events, the
 //!   worker thread, disk-interface notifications, opened disks and their IRPs, UEFI variables.
+//! * [`ntmount`] — the runtime mounts' kernel objects: the requester's thread and security
+//!   context, impersonation, files opened by path, RAM-disk chunks (MDLs).
 //! * [`physmem`] — pool objects, the low-memory snapshot, OS RAM ranges, the NFIT.
 //! * [`medium`] — image mappings and byte access for the I/O path.
 //! * [`srb`] — a safe view of one live SRB and its buffers.
@@ -25,7 +27,9 @@
 //!   identification and the I/O through the extent list (`docs/driver.md` "Disk-backed images").
 //! * [`adapter`] — the LUN table, exposure (core policy) and rule 29 (core integrity).
 //! * [`io`] — HwStartIo's logic (≤ DISPATCH_LEVEL, many CPUs at once).
-//! * [`control`] — HwStartIo's SRB_FUNCTION_IO_CONTROL: the control interface.
+//! * [`control`] — HwStartIo's SRB_FUNCTION_IO_CONTROL: the control interface (SCSIPORT).
+//! * [`runtime`] — runtime LUNs (mounted files, RAM disks) and the control interface's worker
+//!   side (StorPort, `docs/control.md` §10).
 //! * [`log`] — `DbgPrint` lines with the `rvblk:` prefix.
 #![no_std]
 // Enforced: only the modules marked `allow(unsafe_code)` below may contain unsafe code.
@@ -46,8 +50,11 @@ pub mod nt;
 #[allow(unsafe_code)]
 pub mod ntio;
 #[allow(unsafe_code)]
+pub mod ntmount;
+#[allow(unsafe_code)]
 pub mod physmem;
 pub mod port;
+pub mod runtime;
 #[allow(unsafe_code)]
 pub mod srb;
 #[allow(unsafe_code)]

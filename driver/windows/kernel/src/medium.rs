@@ -211,7 +211,7 @@ impl Medium for ImageMedium {
 /// As `core::ptr::copy_nonoverlapping`: `src` readable and `dst` writable for `n` bytes, no
 /// overlap.
 #[inline(always)]
-unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
+pub(crate) unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
     #[cfg(target_arch = "x86")]
     // SAFETY: `rep movsd` then `rep movsb` move exactly `n` bytes from `src` to `dst` (valid
     // per the contract), touching only ecx/esi/edi and memory; the Windows x86 calling

@@ -96,6 +96,15 @@ crate::kernel_imports!("ntoskrnl.exe", "system" {
     fn ObfDereferenceObject(object: *mut c_void) -> isize;
 });
 
+/// `ObfDereferenceObject` (≤ DISPATCH_LEVEL) for the other wrapper modules.
+///
+/// # Safety
+/// `object` is a referenced kernel object and the caller owns the reference it releases.
+pub(crate) unsafe fn dereference_object(object: *mut c_void) -> isize {
+    // SAFETY: per the caller's contract.
+    unsafe { ObfDereferenceObject(object) }
+}
+
 // x64/arm64 spin locks; x86 uses the HAL's fastcall pair (`crate::nt`).
 #[cfg(not(target_arch = "x86"))]
 crate::kernel_imports!("ntoskrnl.exe", "system" {

@@ -102,6 +102,77 @@ impl Drop for PoolBuf {
     }
 }
 
+/// Up to `capacity` values of `T` in non-paged pool, pushed and popped at the end (a RAM
+/// disk's chunk table: too many for a fixed array in the LUN slot). Values left when it drops
+/// are dropped in place.
+pub struct PoolVec<T> {
+    p: core::ptr::NonNull<T>,
+    len: usize,
+    capacity: usize,
+}
+
+// SAFETY: owns its values like a `Vec<T>`.
+unsafe impl<T: Send> Send for PoolVec<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for PoolVec<T> {}
+
+impl<T> PoolVec<T> {
+    /// Room for `capacity` values (at least one). `None` when out of pool.
+    pub fn with_capacity(capacity: usize, irql: &impl rvblk_irql::AtMostDispatch) -> Option<Self> {
+        let bytes = core::mem::size_of::<T>().checked_mul(capacity.max(1))?;
+        let p = nt::alloc_nonpaged(bytes, irql)?.cast::<T>();
+        debug_assert!(p.is_aligned());
+        Some(Self {
+            p: core::ptr::NonNull::new(p)?,
+            len: 0,
+            capacity: capacity.max(1),
+        })
+    }
+
+    /// Appends `v`; gives it back when full.
+    pub fn push(&mut self, v: T) -> Result<(), T> {
+        if self.len == self.capacity {
+            return Err(v);
+        }
+        let place = self.p.as_ptr().wrapping_add(self.len);
+        // SAFETY: `len < capacity`: an unused, aligned place inside the allocation.
+        unsafe { place.write(v) };
+        self.len += 1;
+        Ok(())
+    }
+
+    pub fn pop(&mut self) -> Option<T> {
+        self.len = self.len.checked_sub(1)?;
+        let place = self.p.as_ptr().wrapping_add(self.len);
+        // SAFETY: the value at the old last index was initialised and is now outside `len`,
+        // so it is moved out exactly once.
+        Some(unsafe { place.read() })
+    }
+}
+
+impl<T> core::ops::Deref for PoolVec<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: the first `len` values are initialised and owned by `self`.
+        unsafe { core::slice::from_raw_parts(self.p.as_ptr(), self.len) }
+    }
+}
+
+impl<T> core::ops::DerefMut for PoolVec<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`, exclusive through `&mut self`.
+        unsafe { core::slice::from_raw_parts_mut(self.p.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for PoolVec<T> {
+    fn drop(&mut self) {
+        while self.pop().is_some() {}
+        // SAFETY: our pool allocation, not used after this.
+        unsafe { nt::free_pool(self.p.as_ptr().cast()) };
+    }
+}
+
 /// Private copy of [0, 0xA0000) plus on-demand reads above it.
 pub struct LowMemorySnapshot {
     low: *mut u8,

@@ -29,14 +29,17 @@ pub struct DeviceState {
     pub disk: Option<DiskService>,
 }
 
-/// Starts the disk path for these images at targets from the given one (`backed::start` with
-/// the port's notifications).
-pub type StartDisks<'a> = &'a dyn Fn(&[DiskBackedImage], u8, &Passive) -> Option<DiskService>;
+/// Starts the worker for these disk-backed images at targets from the given one and for the
+/// runtime LUNs, with the RAM limit (`backed::start` with the port's notifications).
+pub type StartDisks<'a> =
+    &'a dyn Fn(&[DiskBackedImage], u8, u64, &Passive) -> Option<DiskService>;
 
 /// Whether a port flavour serves disk-backed images.
 #[derive(Clone, Copy)]
 pub enum DiskBacked<'a> {
-    /// StorPort: a worker completes pending requests through the port's notifications.
+    /// StorPort: a worker, started whether or not there are disk-backed images (it also serves
+    /// the control interface's runtime LUNs, `docs/control.md` §10), completes pending requests
+    /// through the port's notifications.
     Serve(StartDisks<'a>),
     /// Not served by this flavour; the reason is logged when such images exist.
     NotServed(&'static str),
@@ -125,22 +128,18 @@ pub fn find_adapter(
     };
     // A fresh extension is zeroed, which is an empty table; a restarted one was released above.
     let found = state.adapter.discover(exposure, irql);
-    if let Some(found) = found.filter(|f| !f.disk_backed.is_empty()) {
-        match disk_backed {
-            DiskBacked::Serve(start) => {
-                let first = state.adapter.lun_count() as u8;
-                state.disk = start(&found.disk_backed, first, irql);
-            }
-            DiskBacked::NotServed(why) => {
-                rvblk_log!(
-                    "{} disk-backed image(s) not served: {}",
-                    found.disk_backed.len(),
-                    why
-                );
-            }
-        }
-    }
     state.ram_bytes = crate::control::os_ram_bytes(irql);
+    let images = found.as_ref().map_or(&[][..], |f| &f.disk_backed[..]);
+    match disk_backed {
+        DiskBacked::Serve(start) => {
+            let first = state.adapter.lun_count() as u8;
+            state.disk = start(images, first, state.ram_bytes, irql);
+        }
+        DiskBacked::NotServed(why) if !images.is_empty() => {
+            rvblk_log!("{} disk-backed image(s) not served: {}", images.len(), why);
+        }
+        DiskBacked::NotServed(_) => {}
+    }
     state.live = true;
     SP_RETURN_FOUND
 }

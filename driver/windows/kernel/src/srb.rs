@@ -87,7 +87,9 @@ impl<'a> Srb<'a> {
     /// * its SenseInfoBuffer is null or valid for writes of SenseInfoBufferLength bytes;
     /// * for every usage that `mapping` [maps](BufferMapping::maps), its DataBuffer is null or a
     ///   system address valid for reads and writes of DataTransferLength bytes, disjoint from
-    ///   the SRB and the sense buffer, during `'a`.
+    ///   the SRB and the sense buffer, during `'a`;
+    /// * for SRB_FUNCTION_IO_CONTROL, OriginalRequest is NULL or the pending IRP that carried
+    ///   the request (read by [`Srb::requester`]).
     pub unsafe fn from_raw(raw: *mut ScsiRequestBlock, mapping: BufferMapping) -> Self {
         // SAFETY: live and exclusively ours during `'a` (first point of the contract).
         let raw = unsafe { &mut *raw };
@@ -103,6 +105,56 @@ impl<'a> Srb<'a> {
             srb: core::ptr::NonNull::from(self.raw),
             data,
         }
+    }
+
+    /// Who sent this SRB_FUNCTION_IO_CONTROL (`docs/control.md` §6.3): what its
+    /// OriginalRequest (the requester's IRP) says, and the IRP's thread. Reads only
+    /// `Irp->RequestorMode` and `Irp->Tail.Overlay.Thread` (`rvblk_abi::IrpHead`).
+    ///
+    /// The port passes, for an IO_CONTROL SRB, either NULL or the IRP that carried the
+    /// request, pending (so valid) while the SRB is ours (`docs/control.md` §6.3; the harness
+    /// pins this behaviour).
+    pub fn requester(
+        &self,
+    ) -> (
+        rvblk_core::control::service::RequesterFacts,
+        Option<PendingThread<'_>>,
+    ) {
+        use rvblk_core::control::service::RequesterFacts;
+        let irp = self.raw.original_request.cast::<rvblk_abi::IrpHead>();
+        if irp.is_null() || self.raw.function != rvblk_core::srb::function::IO_CONTROL {
+            return (
+                RequesterFacts {
+                    irp: false,
+                    mode: 0,
+                    thread: false,
+                },
+                None,
+            );
+        }
+        // A non-NULL OriginalRequest of an IO_CONTROL SRB is the requester's pending IRP (port
+        // behaviour stated above); only these two fields are read, through raw places, never
+        // the whole structure.
+        // SAFETY: a place computation inside that IRP; nothing is read.
+        let mode = unsafe { core::ptr::addr_of!((*irp).requestor_mode) };
+        // SAFETY: as above.
+        let thread = unsafe { core::ptr::addr_of!((*irp).thread) };
+        // SAFETY: RequestorMode of the live IRP.
+        let mode = unsafe { mode.read_volatile() };
+        // SAFETY: Tail.Overlay.Thread of the live IRP (pointer-aligned in the IRP).
+        let thread = unsafe { thread.read_volatile() };
+        let thread = core::ptr::NonNull::new(thread);
+        (
+            RequesterFacts {
+                irp: true,
+                mode,
+                thread: thread.is_some(),
+            },
+            thread.map(|t| PendingThread {
+                thread: t,
+                _srb: PhantomData,
+            }),
+        )
     }
 
     pub fn function(&self) -> u8 {
@@ -180,6 +232,22 @@ impl<'a> Srb<'a> {
                 core::ptr::read_volatile(p.wrapping_add(self.raw.data_transfer_length as usize))
             };
         }
+    }
+}
+
+/// The thread of the requester's IRP, alive while the SRB (and so the IRP) is pending: usable
+/// only while the SRB view it came from lives.
+pub struct PendingThread<'s> {
+    thread: core::ptr::NonNull<core::ffi::c_void>,
+    _srb: PhantomData<&'s ScsiRequestBlock>,
+}
+
+impl PendingThread<'_> {
+    /// `ObfReferenceObject(thread)` (≤ DISPATCH_LEVEL): the worker's own reference.
+    pub fn reference(self, irql: &impl rvblk_irql::AtMostDispatch) -> crate::ntmount::ThreadRef {
+        // SAFETY: the thread of an IRP that is pending while this SRB is ours (the borrow of
+        // the live SRB view proves it), so the thread object exists during the call.
+        unsafe { crate::ntmount::ThreadRef::reference(self.thread, irql) }
     }
 }
 

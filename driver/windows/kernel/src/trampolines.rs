@@ -81,7 +81,8 @@ pub unsafe extern "system" fn hw_adapter_control<M: AdapterCallbacks>(
 /// * `srb` — a live SRB owned by this miniport until it completes it, with a SenseInfoBuffer
 ///   null or valid for SenseInfoBufferLength bytes and, for the buffers the recorded MapBuffers
 ///   mode maps, a DataBuffer that is a system address valid for DataTransferLength bytes
-///   (`docs/windows-integration.md` §1.10).
+///   (`docs/windows-integration.md` §1.10); for SRB_FUNCTION_IO_CONTROL, an OriginalRequest
+///   that is NULL or the requester's pending IRP (`docs/control.md` §6.3).
 pub unsafe fn start_io(
     ext: *mut c_void,
     srb: *mut ScsiRequestBlock,
@@ -142,10 +143,12 @@ pub struct DiskService {
 }
 
 impl DiskService {
-    /// Starts the worker on `path` and registers for disk interfaces (existing ones included).
+    /// Starts the worker on `path` and, when `watch_disks`, registers for disk interfaces
+    /// (existing ones included).
     /// The registration's failure status, if any, comes back with the running service.
     pub fn start<P: PortCalls>(
         path: PoolBox<DiskPath>,
+        watch_disks: bool,
         irql: &Passive,
     ) -> Result<(Self, Option<i32>), SpawnError> {
         let context = core::ptr::from_ref::<DiskPath>(&path)
@@ -163,19 +166,23 @@ impl DiskService {
                 return Err(e);
             }
         };
-        // SAFETY: the DriverObject DriverEntry stored; the callback needs a live DiskPath, which
-        // stays until `stop` has unregistered it.
-        let pnp = unsafe {
-            PnpRegistration::register(
-                crate::nt::driver_object(),
-                disk_interface_change,
-                context,
-                irql,
-            )
-        };
-        let (pnp, failure) = match pnp {
-            Ok(r) => (Some(r), None),
-            Err(st) => (None, Some(st)),
+        let (pnp, failure) = if watch_disks {
+            // SAFETY: the DriverObject DriverEntry stored; the callback needs a live DiskPath,
+            // which stays until `stop` has unregistered it.
+            let pnp = unsafe {
+                PnpRegistration::register(
+                    crate::nt::driver_object(),
+                    disk_interface_change,
+                    context,
+                    irql,
+                )
+            };
+            match pnp {
+                Ok(r) => (Some(r), None),
+                Err(st) => (None, Some(st)),
+            }
+        } else {
+            (None, None)
         };
         let service = Self {
             path: core::mem::ManuallyDrop::new(path),

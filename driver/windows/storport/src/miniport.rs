@@ -29,8 +29,10 @@ impl StorMiniport for RamDisks {
         irql: &Passive,
     ) -> u32 {
         port::stop_disk_backed(state, irql);
-        let start = |images: &[DiskBackedImage], first: u8, irql: &Passive| {
-            backed::start::<StorPortCalls>(images, first, adapter, irql)
+        let start = |images: &[DiskBackedImage], first: u8, ram_bytes: u64, irql: &Passive| {
+            // StorPort accepted the Windows 8 init data only on Windows 8 and later.
+            let win8 = mapping == BufferMapping::All;
+            backed::start::<StorPortCalls>(images, first, ram_bytes, win8, adapter, irql)
         };
         port::find_adapter(
             state,

@@ -175,7 +175,9 @@ unsafe extern "system" fn hw_find_adapter<M: StorMiniport, const MAPPING: u8>(
 /// * `srb` — a live classic SRB now owned by this miniport until RequestComplete, with a
 ///   SenseInfoBuffer null or valid for SenseInfoBufferLength bytes and, for the buffers the
 ///   MapBuffers mode declared in HwFindAdapter maps, a DataBuffer that is a system address valid
-///   for DataTransferLength bytes (`docs/windows-integration.md` §1.10).
+///   for DataTransferLength bytes (`docs/windows-integration.md` §1.10), and for
+///   SRB_FUNCTION_IO_CONTROL an OriginalRequest that is NULL or the requester's pending IRP
+///   (`docs/control.md` §6.3).
 unsafe extern "system" fn hw_start_io<M: StorMiniport>(
     ext: *mut c_void,
     srb: *mut ScsiRequestBlock,
