@@ -432,6 +432,11 @@ fn failed_read_lba(r: &Report) -> Option<u64> {
     })
 }
 
+/// How long the driver lets disk arrivals settle before it identifies them
+/// (`SETTLE_QUIET_US` in `driver/windows/kernel/src/backed.rs`, `docs/driver.md`
+/// "Identification"): the read starts that much later after the stick's arrival.
+const SETTLE_MS: u32 = 300;
+
 /// The stick pulled while `run` reads a 64 MiB ISO, at several delays after its arrival (before
 /// it is identified, before the first read, during the read — where exactly depends on the
 /// machine): every run ends with no verifier failure; a LUN whose reads failed does not claim
@@ -441,7 +446,8 @@ fn pulled(arch: &str) {
     require_disk_support();
     let s = g4d_direct_iso_sized(32768, Layout::Contiguous);
     let (mut saw_sense, mut mid_read) = (false, false);
-    for remove in [0u32, 100, 330, 380, 450, 600] {
+    let after_settle = [330u32, 380, 450, 600].map(|ms| SETTLE_MS + ms);
+    for remove in [0u32, 100, SETTLE_MS + 30].into_iter().chain(after_settle) {
         let ctx = format!("{} on {arch}, pulled {remove} ms after arrival", s.name);
         let dir = case_dir(&format!("pulled-{arch}-{remove}"));
         let f = s.write_files(&dir).unwrap();
