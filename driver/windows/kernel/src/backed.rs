@@ -440,10 +440,16 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
 }
 
 /// Moves the arrivals the callback recorded into the batch being settled: (moved, dropped for
-/// want of room).
+/// want of room). A link already in the batch is not added again: an arrival that races with
+/// the registration's report of existing interfaces can be notified twice, and the same disk
+/// twice in a batch would look like two disks holding the image.
 fn take_arrivals(from: &mut Arrivals, to: &mut Arrivals) -> (usize, u32) {
     let (mut moved, mut dropped) = (0, 0);
     for link in from.drain(..) {
+        let hash = link_hash(&link);
+        if to.iter().any(|l| link_hash(l) == hash) {
+            continue;
+        }
         if to.try_push(link).is_ok() {
             moved += 1;
         } else {
@@ -582,6 +588,10 @@ fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, links: &[Link], irql: 
     let mut origin: ArrayVec<usize, MAX_ARRIVALS> = ArrayVec::new();
     for (k, link) in links.iter().enumerate() {
         let name = LinkName(link);
+        // A repeated arrival of a disk that already backs a LUN: nothing new to examine.
+        if disks.iter().flatten().any(|d| d.hash == link_hash(link)) {
+            continue;
+        }
         let opened = OpenDisk::open(link, writable, irql).or_else(|st| {
             if writable {
                 OpenDisk::open(link, false, irql)
@@ -705,10 +715,15 @@ fn clones(
                 continue;
             }
             if identify_backing_disk(&lun.image, core::slice::from_ref(cand)) == Ok(0) {
+                // Two lines: one line with both names exceeds the log's line length.
                 rvblk_log!(
-                    "disk-backed image {}: disk {} also holds it (a clone of disk {}, which stays in use); not switched",
+                    "disk-backed image {}: disk {} also holds it (a clone); not switched",
                     i,
-                    LinkName(&links[origin[c]]),
+                    LinkName(&links[origin[c]])
+                );
+                rvblk_log!(
+                    "disk-backed image {}: stays on disk {}",
+                    i,
                     LinkName(&names[i])
                 );
             }

@@ -284,7 +284,8 @@ fn wait_for_disks(
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let limit = reg + Duration::from_millis(m.arrival_ms) + Duration::from_secs(10);
+    let last_arrival = m.arrival_ms + m.stagger_ms * (k.disks().len().max(1) as u64 - 1);
+    let limit = reg + Duration::from_millis(last_arrival) + Duration::from_secs(10);
     let want = k.disks().len() as u64;
     loop {
         let now = Instant::now();
