@@ -101,7 +101,7 @@ pub struct DiskPath {
     adapter: Option<AdapterRef>,
     /// PnP callbacks inside `interface_changed` right now (`DiskService::stop` waits for 0).
     callbacks: core::sync::atomic::AtomicU32,
-    /// The worker is running or polling (not about to sleep): HwStartIo need not set `wake`.
+    /// The worker is running (not about to sleep): HwStartIo need not set `wake`.
     awake: AtomicBool,
 }
 
@@ -146,7 +146,7 @@ impl DiskPath {
             });
             Ok(())
         });
-        // A worker that is awake finds the SRB without being woken (`Worker::pause`).
+        // A worker that is awake finds the SRB without being woken (`pause`).
         if queued.is_ok() && !self.awake.load(Ordering::SeqCst) {
             self.wake.set(irql);
         }
@@ -496,9 +496,9 @@ impl Settle {
 }
 
 /// Waits for work on `wake`, at most `timeout` (100 ns units) while arrivals settle. While the
-/// worker is awake (draining the queue) HwStartIo skips `KeSetEvent` (`awake`); there is no
-/// polling before the sleep (`docs/driver.md` "The queue": measured, a spinning worker slows
-/// the issuer down whenever the two share a processor).
+/// worker is awake (draining the queue) HwStartIo skips `KeSetEvent` (`awake`). There is no
+/// polling before the sleep: measured, a spinning worker slows the issuer down whenever the two
+/// share a processor (`docs/driver.md` "Disk-backed images", the queue; `docs/bench.md`).
 fn pause(path: &DiskPath, timeout: Option<u64>, irql: &Passive) {
     // Announce the sleep before the last look at the queue: an SRB queued after that look sees
     // `awake` clear and sets the event (`DiskPath::enqueue`).
