@@ -139,7 +139,7 @@ sysfn! {
         current().unregister_pnp(entry)
     }
     fn ke_query_performance_counter(freq: *mut i64) -> i64 {
-        super::sync::performance_counter(freq)
+        crate::emu::kernel::sync::performance_counter(freq)
     }
     fn io_get_device_object_pointer(name: *const rvblk_abi::UnicodeString, access: u32, file: *mut usize, dev: *mut usize) -> i32 {
         current().get_device_object_pointer(name, access, file, dev)
