@@ -15,7 +15,7 @@ use crate::srb::{QueuedSrb, Srb};
 use arrayvec::ArrayVec;
 use core::cell::{Cell, RefCell};
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use rvblk_core::backed::{self as policy, LunState, Plan, Step};
 use rvblk_core::discovery::{
     identify_backing_disk, BackingDisk, IdentifyRefusal, Unreadable, MAX_DISK_IMAGES,
@@ -40,6 +40,9 @@ pub const SETTLE_QUIET_US: u64 = 300_000;
 /// … but no later than this after the first arrival of the batch (a stream of arrivals cannot
 /// hold identification off).
 pub const SETTLE_MAX_US: u64 = 3_000_000;
+/// After a wake that served requests the worker polls this long for the next one before it
+/// sleeps (`docs/driver.md` "Disk-backed images", the queue; `docs/bench.md`).
+pub const SPIN_US: u64 = 30;
 
 /// What the port does for the worker: complete a pending SRB and announce a new LUN. Implemented
 /// by the StorPort flavour (`StorPortNotification`, callable from any thread at ≤ DISPATCH).
@@ -103,6 +106,8 @@ pub struct DiskPath {
     callbacks: core::sync::atomic::AtomicU32,
     /// The worker is running (not about to sleep): HwStartIo need not set `wake`.
     awake: AtomicBool,
+    /// SRBs ever queued (incremented under the inbox lock): what the worker's poll watches.
+    posted: AtomicU32,
 }
 
 pub use crate::trampolines::DiskService;
@@ -144,6 +149,7 @@ impl DiskPath {
                 lun,
                 srb: srb.defer(data),
             });
+            self.posted.fetch_add(1, Ordering::SeqCst);
             Ok(())
         });
         // A worker that is awake finds the SRB without being woken (`pause`).
@@ -395,14 +401,25 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
     // They are identified once the arrivals have settled (`Settle`); until then they collect
     // in `batch`.
     let mut settle = Settle::default();
+    // `posted` as the last look at the queue saw it, when that wake served requests.
+    let mut spin: Option<u32> = None;
     loop {
-        pause(path, settle.wait_100ns(), irql);
+        pause(path, spin, settle.wait_100ns(), irql);
+        let mut served = false;
         loop {
-            let (srb, removal, stop, dropped, fresh) = path.inbox.with(irql, |inbox, _| {
+            let (srb, removal, stop, dropped, fresh, posted) = path.inbox.with(irql, |inbox, _| {
                 let (fresh, overflow) = take_arrivals(&mut inbox.arrivals, &mut batch);
                 let dropped = core::mem::take(&mut inbox.dropped) + overflow;
                 let srb = (!inbox.srbs.is_empty()).then(|| inbox.srbs.remove(0));
-                (srb, inbox.removals.pop(), inbox.stop, dropped, fresh)
+                let posted = path.posted.load(Ordering::SeqCst);
+                (
+                    srb,
+                    inbox.removals.pop(),
+                    inbox.stop,
+                    dropped,
+                    fresh,
+                    posted,
+                )
             });
             if dropped > 0 {
                 rvblk_log!("{} disk arrival(s) dropped (queue full)", dropped);
@@ -418,6 +435,7 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
             }
             if let Some(q) = srb {
                 serve::<P>(path, &mut w, q, irql);
+                served = true;
             }
             if idle {
                 if stop {
@@ -433,6 +451,7 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
                     batch.clear();
                     settle = Settle::default();
                 }
+                spin = served.then_some(posted);
                 break;
             }
         }
@@ -495,11 +514,29 @@ impl Settle {
     }
 }
 
-/// Waits for work on `wake`, at most `timeout` (100 ns units) while arrivals settle. While the
-/// worker is awake (draining the queue) HwStartIo skips `KeSetEvent` (`awake`). There is no
-/// polling before the sleep: measured, a spinning worker slows the issuer down whenever the two
-/// share a processor (`docs/driver.md` "Disk-backed images", the queue; `docs/bench.md`).
-fn pause(path: &DiskPath, timeout: Option<u64>, irql: &Passive) {
+/// Waits for work. After a wake that served requests (`spin`: the `posted` count the last look
+/// at the queue saw) the worker first polls for a new request for up to [`SPIN_US`]: a stream
+/// of requests then costs no sleep and wake-up each (on an idle machine a wake-up costs more
+/// than a 64 KiB transfer: `docs/bench.md` "The disk-backed path"), and HwStartIo skips
+/// `KeSetEvent` while `awake` is set. Then it sleeps on `wake`, at most `timeout` (100 ns
+/// units) while arrivals settle.
+fn pause(path: &DiskPath, spin: Option<u32>, timeout: Option<u64>, irql: &Passive) {
+    if let Some(seen) = spin {
+        let start = Instant::now();
+        loop {
+            // The clock is read once per 64 looks (`KeQueryPerformanceCounter` is to be used
+            // sparingly: `docs/windows-integration.md` §8.1).
+            for _ in 0..64 {
+                if path.posted.load(Ordering::SeqCst) != seen {
+                    return;
+                }
+                core::hint::spin_loop();
+            }
+            if start.elapsed_micros() >= SPIN_US {
+                break;
+            }
+        }
+    }
     // Announce the sleep before the last look at the queue: an SRB queued after that look sees
     // `awake` clear and sets the event (`DiskPath::enqueue`).
     path.awake.store(false, Ordering::SeqCst);
