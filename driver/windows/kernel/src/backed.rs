@@ -446,7 +446,10 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
                     }
                     return;
                 }
-                if !batch.is_empty() && settle.settled() {
+                // A batch emptied by removals has nothing left to settle.
+                if batch.is_empty() {
+                    settle = Settle::default();
+                } else if settle.settled() {
                     arrived::<P>(path, &mut w, &batch, irql);
                     batch.clear();
                     settle = Settle::default();
