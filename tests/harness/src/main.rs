@@ -44,6 +44,8 @@ disks and firmware (run; docs/harness-disks.md):
   --disk-arrival-ms N                  deliver the disks' interface arrivals N ms after the
                                        driver registered for them (default 0); run waits for
                                        the bus-change re-enumeration (up to N + 10 s)
+  --disk-stagger-ms N                  disk i arrives i x N ms after disk 0 (default 0: all
+                                       at once), e.g. a second stick plugged in later
   --disk-remove-ms N                   surprise-remove every disk N ms after its arrival
   --disk-read-only                     the disks refuse writes (write-protected media)
   --disk-pend-every N                  every Nth IRP pends and completes from the completion
@@ -225,6 +227,7 @@ fn main() {
             "--disk" => disk_args.push(a.value(&f)),
             "--disk-read-only" => disk_read_only = true,
             "--disk-arrival-ms" => machine.arrival_ms = ms(&f, a.value(&f)),
+            "--disk-stagger-ms" => machine.stagger_ms = ms(&f, a.value(&f)),
             "--disk-remove-ms" => machine.remove_ms = Some(ms(&f, a.value(&f))),
             "--disk-pend-every" => {
                 let v = a.value(&f);

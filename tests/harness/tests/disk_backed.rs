@@ -432,6 +432,11 @@ fn failed_read_lba(r: &Report) -> Option<u64> {
     })
 }
 
+/// How long the driver lets disk arrivals settle before it identifies them
+/// (`SETTLE_QUIET_US` in `driver/windows/kernel/src/backed.rs`, `docs/driver.md`
+/// "Identification"): the read starts that much later after the stick's arrival.
+const SETTLE_MS: u32 = 300;
+
 /// The stick pulled while `run` reads a 64 MiB ISO, at several delays after its arrival (before
 /// it is identified, before the first read, during the read — where exactly depends on the
 /// machine): every run ends with no verifier failure; a LUN whose reads failed does not claim
@@ -441,7 +446,8 @@ fn pulled(arch: &str) {
     require_disk_support();
     let s = g4d_direct_iso_sized(32768, Layout::Contiguous);
     let (mut saw_sense, mut mid_read) = (false, false);
-    for remove in [0u32, 100, 330, 380, 450, 600] {
+    let after_settle = [330u32, 380, 450, 600].map(|ms| SETTLE_MS + ms);
+    for remove in [0u32, 100, SETTLE_MS + 30].into_iter().chain(after_settle) {
         let ctx = format!("{} on {arch}, pulled {remove} ms after arrival", s.name);
         let dir = case_dir(&format!("pulled-{arch}-{remove}"));
         let f = s.write_files(&dir).unwrap();
@@ -496,9 +502,18 @@ fn stick_pulled_mid_io_x86() {
 /// Two sticks with the same content (a cloned stick): nothing exposed, the refusal logged with
 /// the core's reason.
 fn cloned(s: BackedScenario, arch: &str) {
+    cloned_staggered(s, arch, 0);
+}
+
+/// [`cloned`] with the clone arriving `stagger` ms after the first stick (within the driver's
+/// settle period: still refused).
+fn cloned_staggered(s: BackedScenario, arch: &str, stagger: u32) {
     require_disk_support();
-    let ctx = format!("{} on {arch} with a cloned stick", s.name);
-    let dir = case_dir(&format!("cloned-{}-{arch}", s.name));
+    let ctx = format!(
+        "{} on {arch} with a cloned stick arriving {stagger} ms later",
+        s.name
+    );
+    let dir = case_dir(&format!("cloned-{}-{arch}-{stagger}", s.name));
     let f = s.write_files(&dir).unwrap();
     let clone = f.disk.with_file_name("clone.img");
     write_sparse(&clone, &s.disk).unwrap();
@@ -507,7 +522,7 @@ fn cloned(s: BackedScenario, arch: &str) {
         &f,
         arch,
         &[f.disk.clone(), clone.clone()],
-        &[],
+        &["--disk-stagger-ms".into(), stagger.to_string()],
     )));
     let r = o.report();
     assert!(
@@ -544,6 +559,74 @@ fn cloned_stick_is_refused_ventoy_x64() {
 #[test]
 fn cloned_stick_is_refused_ventoy_x86() {
     cloned(ventoy_iso(VentoyBoot::Bios, Layout::Contiguous), "x86");
+}
+
+/// Arrivals are delivered one at a time: a clone arriving 150 ms after its twin (inside the
+/// driver's settle period) is refused like one arriving together with it.
+#[test]
+fn cloned_stick_arriving_150_ms_later_is_refused_x64() {
+    cloned_staggered(g4d_direct_iso(Layout::Contiguous), "amd64", 150);
+}
+#[test]
+fn cloned_stick_arriving_150_ms_later_is_refused_x86() {
+    cloned_staggered(ventoy_iso(VentoyBoot::Bios, Layout::Contiguous), "x86", 150);
+}
+
+/// A clone plugged in 1.5 s after the image went live: the LUN stays on the first stick (still
+/// the image), and the driver logs the clone naming both disks.
+fn clone_after_live(arch: &str) {
+    require_disk_support();
+    // 64 MiB: reading it outlasts the clone's settle period, so the run is still going when
+    // the driver examines the clone.
+    let s = g4d_direct_iso_sized(32768, Layout::Contiguous);
+    let ctx = format!("{} on {arch}, clone 1500 ms after the first stick", s.name);
+    let dir = case_dir(&format!("clone-after-live-{arch}"));
+    let f = s.write_files(&dir).unwrap();
+    let clone = f.disk.with_file_name("clone.img");
+    write_sparse(&clone, &s.disk).unwrap();
+    let o = run_timed(&json(args(
+        &s,
+        &f,
+        arch,
+        &[f.disk.clone(), clone.clone()],
+        &["--disk-stagger-ms".into(), "1500".into()],
+    )));
+    let r = o.report();
+    assert!(
+        r.verifier_failures.is_empty(),
+        "{ctx}: {:?}",
+        r.verifier_failures
+    );
+    assert_eq!(r.luns.len(), 1, "{ctx}: {:?}", r.luns);
+    assert_eq!(
+        r.luns[0].matches,
+        vec![f.image.display().to_string()],
+        "{ctx}"
+    );
+    let log = o.driver_log();
+    let warned = log
+        .iter()
+        .any(|l| l.contains("also holds it (a clone); not switched") && l.contains("Prod_Disk1"))
+        && log
+            .iter()
+            .any(|l| l.contains("stays on disk") && l.contains("Prod_Disk0"));
+    assert!(
+        warned,
+        "{ctx}: the late clone is not logged with both disks"
+    );
+    check_stick(&s, &f, &ctx);
+    let after = std::fs::read(&clone).unwrap();
+    assert!(s.first_change_outside(&after).is_none() && s.image_on(&after) == s.image);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn clone_after_the_image_went_live_is_logged_x64() {
+    clone_after_live("amd64");
+}
+#[test]
+fn clone_after_the_image_went_live_is_logged_x86() {
+    clone_after_live("x86");
 }
 
 /// No stick at all: nothing is exposed, the run ends, and the driver says it is waiting for

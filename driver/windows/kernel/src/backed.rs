@@ -8,14 +8,14 @@
 //! same lock; the worker (PASSIVE, its own system thread) does everything that blocks.
 
 use crate::extension::AdapterRef;
-use crate::ntio::{Event, InterfaceChange, IoFailure, OpenDisk, SpinLocked};
+use crate::ntio::{Event, Instant, InterfaceChange, IoFailure, OpenDisk, SpinLocked};
 use crate::physmem::PoolBuf;
 use crate::rvblk_log;
 use crate::srb::{QueuedSrb, Srb};
 use arrayvec::ArrayVec;
 use core::cell::{Cell, RefCell};
 use core::fmt;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use rvblk_core::backed::{self as policy, LunState, Plan, Step};
 use rvblk_core::discovery::{
     identify_backing_disk, BackingDisk, IdentifyRefusal, Unreadable, MAX_DISK_IMAGES,
@@ -34,6 +34,15 @@ pub const MAX_ARRIVALS: usize = 16;
 pub const MAX_LINK: usize = 256;
 /// Largest disk sector handled (the bounce buffer's size).
 pub const MAX_SECTOR: usize = 4096;
+/// Disk arrivals are identified together once no other disk interface has arrived for this
+/// long (`docs/driver.md` "Identification": a cloned stick's two disks arrive one by one).
+pub const SETTLE_QUIET_US: u64 = 300_000;
+/// … but no later than this after the first arrival of the batch (a stream of arrivals cannot
+/// hold identification off).
+pub const SETTLE_MAX_US: u64 = 3_000_000;
+/// After a wake that served requests the worker polls this long for the next one before it
+/// sleeps (`docs/driver.md` "Disk-backed images", the queue; `docs/bench.md`).
+pub const SPIN_US: u64 = 30;
 
 /// What the port does for the worker: complete a pending SRB and announce a new LUN. Implemented
 /// by the StorPort flavour (`StorPortNotification`, callable from any thread at ≤ DISPATCH).
@@ -115,6 +124,10 @@ pub struct DiskPath {
     win8: bool,
     /// PnP callbacks inside `interface_changed` right now (`DiskService::stop` waits for 0).
     callbacks: core::sync::atomic::AtomicU32,
+    /// The worker is running (not about to sleep): HwStartIo need not set `wake`.
+    awake: AtomicBool,
+    /// SRBs ever queued (incremented under the inbox lock): what the worker's poll watches.
+    posted: AtomicU32,
 }
 
 pub use crate::trampolines::DiskService;
@@ -207,9 +220,11 @@ impl DiskPath {
                 route,
                 srb: srb.defer(data),
             });
+            self.posted.fetch_add(1, Ordering::SeqCst);
             Ok(())
         });
-        if queued.is_ok() {
+        // A worker that is awake finds the SRB without being woken (`pause`).
+        if queued.is_ok() && !self.awake.load(Ordering::SeqCst) {
             self.wake.set(irql);
         }
         queued
@@ -433,6 +448,8 @@ struct LunDisk {
 /// sector is pool.
 struct Worker {
     bounce: PoolBuf,
+    /// The link name of each LUN's identified disk (pool), for log lines.
+    names: crate::physmem::PoolBox<[Link; MAX_DISK_IMAGES]>,
     disks: [Option<LunDisk>; MAX_DISK_IMAGES],
     /// The last refusal logged per LUN, so a repeated verdict is not logged again.
     refused: [Option<IdentifyRefusal>; MAX_DISK_IMAGES],
@@ -445,8 +462,14 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
         drain_failing::<P>(path, irql);
         return;
     };
+    let Some(names) = crate::physmem::PoolBox::<[Link; MAX_DISK_IMAGES]>::new_default(irql) else {
+        rvblk_log!("out of pool for the disk worker; disk-backed I/O fails");
+        drain_failing::<P>(path, irql);
+        return;
+    };
     let mut w = Worker {
         bounce,
+        names,
         disks: Default::default(),
         refused: [None; MAX_DISK_IMAGES],
     };
@@ -466,25 +489,40 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
         units,
         no_execute: path.win8,
     };
+    // They are identified once the arrivals have settled (`Settle`); until then they collect
+    // in `batch`.
+    let mut settle = Settle::default();
+    // `posted` as the last look at the queue saw it, when that wake served requests.
+    let mut spin: Option<u32> = None;
     loop {
-        path.wake.wait(None, irql);
+        pause(path, spin, settle.wait_100ns(), irql);
+        let mut served = false;
         loop {
-            batch.clear();
-            let (srb, removal, stop, dropped) = path.inbox.with(irql, |inbox, _| {
-                core::mem::swap(&mut inbox.arrivals, &mut *batch);
-                let dropped = core::mem::take(&mut inbox.dropped);
+            let (srb, removal, stop, dropped, fresh, posted) = path.inbox.with(irql, |inbox, _| {
+                let (fresh, overflow) = take_arrivals(&mut inbox.arrivals, &mut batch);
+                let dropped = core::mem::take(&mut inbox.dropped) + overflow;
                 let srb = (!inbox.srbs.is_empty()).then(|| inbox.srbs.remove(0));
-                (srb, inbox.removals.pop(), inbox.stop, dropped)
+                let posted = path.posted.load(Ordering::SeqCst);
+                (
+                    srb,
+                    inbox.removals.pop(),
+                    inbox.stop,
+                    dropped,
+                    fresh,
+                    posted,
+                )
             });
             if dropped > 0 {
                 rvblk_log!("{} disk arrival(s) dropped (queue full)", dropped);
             }
-            let idle = srb.is_none() && batch.is_empty() && removal.is_none();
+            if fresh > 0 {
+                settle.arrived();
+            }
+            let idle = srb.is_none() && fresh == 0 && removal.is_none();
             if let Some(hash) = removal {
                 removed(path, &mut w, hash, irql);
-            }
-            if !batch.is_empty() && !stop {
-                arrived::<P>(path, &mut w, &batch, irql);
+                // A disk that left before its batch settled is not examined.
+                batch.retain(|l| link_hash(l) != hash);
             }
             if let Some(q) = srb {
                 match q.route {
@@ -492,8 +530,11 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
                     Route::Runtime { target, generation } => {
                         crate::runtime::serve_queued::<P>(path, target, generation, q, irql)
                     }
-                    Route::Control(_) => crate::runtime::serve_control::<P>(path, &mut control, q, irql),
+                    Route::Control(_) => {
+                        crate::runtime::serve_control::<P>(path, &mut control, q, irql)
+                    }
                 }
+                served = true;
             }
             if idle {
                 if stop {
@@ -507,10 +548,107 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
                     }
                     return;
                 }
+                // A batch emptied by removals has nothing left to settle.
+                if batch.is_empty() {
+                    settle = Settle::default();
+                } else if settle.settled() {
+                    arrived::<P>(path, &mut w, &batch, irql);
+                    batch.clear();
+                    settle = Settle::default();
+                }
+                spin = served.then_some(posted);
                 break;
             }
         }
     }
+}
+
+/// Moves the arrivals the callback recorded into the batch being settled: (moved, dropped for
+/// want of room). A link already in the batch is not added again: an arrival that races with
+/// the registration's report of existing interfaces can be notified twice, and the same disk
+/// twice in a batch would look like two disks holding the image.
+fn take_arrivals(from: &mut Arrivals, to: &mut Arrivals) -> (usize, u32) {
+    let (mut moved, mut dropped) = (0, 0);
+    for link in from.drain(..) {
+        let hash = link_hash(&link);
+        if to.iter().any(|l| link_hash(l) == hash) {
+            continue;
+        }
+        if to.try_push(link).is_ok() {
+            moved += 1;
+        } else {
+            dropped += 1;
+        }
+    }
+    (moved, dropped)
+}
+
+/// When a batch of disk arrivals is identified (`docs/driver.md` "Identification"): after
+/// [`SETTLE_QUIET_US`] without a further arrival, at most [`SETTLE_MAX_US`] after the first.
+/// The harness, like Windows, delivers arrival notifications one at a time; identifying after
+/// the first would serve one of two cloned sticks instead of refusing both.
+#[derive(Default)]
+struct Settle {
+    /// (first, last) arrival of the batch.
+    since: Option<(Instant, Instant)>,
+}
+
+impl Settle {
+    fn arrived(&mut self) {
+        let now = Instant::now();
+        let first = self.since.map_or(now, |(first, _)| first);
+        self.since = Some((first, now));
+    }
+
+    /// Microseconds until the batch settles (0: settled); `None` without a batch.
+    fn remaining_us(&self) -> Option<u64> {
+        let (first, last) = self.since?;
+        let quiet = SETTLE_QUIET_US.saturating_sub(last.elapsed_micros());
+        let bound = SETTLE_MAX_US.saturating_sub(first.elapsed_micros());
+        Some(quiet.min(bound))
+    }
+
+    fn settled(&self) -> bool {
+        self.remaining_us() == Some(0)
+    }
+
+    /// How long the worker may sleep before it must look at the batch again (100 ns units);
+    /// `None` = until woken.
+    fn wait_100ns(&self) -> Option<u64> {
+        self.remaining_us().map(|us| us.max(1) * 10)
+    }
+}
+
+/// Waits for work. After a wake that served requests (`spin`: the `posted` count the last look
+/// at the queue saw) the worker first polls for a new request for up to [`SPIN_US`]: a stream
+/// of requests then costs no sleep and wake-up each (on an idle machine a wake-up costs more
+/// than a 64 KiB transfer: `docs/bench.md` "The disk-backed path"), and HwStartIo skips
+/// `KeSetEvent` while `awake` is set. Then it sleeps on `wake`, at most `timeout` (100 ns
+/// units) while arrivals settle.
+fn pause(path: &DiskPath, spin: Option<u32>, timeout: Option<u64>, irql: &Passive) {
+    if let Some(seen) = spin {
+        let start = Instant::now();
+        loop {
+            // The clock is read once per 64 looks (`KeQueryPerformanceCounter` is to be used
+            // sparingly: `docs/windows-integration.md` §8.1).
+            for _ in 0..64 {
+                if path.posted.load(Ordering::SeqCst) != seen {
+                    return;
+                }
+                core::hint::spin_loop();
+            }
+            if start.elapsed_micros() >= SPIN_US {
+                break;
+            }
+        }
+    }
+    // Announce the sleep before the last look at the queue: an SRB queued after that look sees
+    // `awake` clear and sets the event (`DiskPath::enqueue`).
+    path.awake.store(false, Ordering::SeqCst);
+    if path.inbox.with(irql, |inbox, _| inbox.srbs.is_empty()) {
+        path.wake.wait(timeout, irql);
+    }
+    path.awake.store(true, Ordering::SeqCst);
 }
 
 /// Completes whatever is queued with NO DEVICE until stopped (no pool for the worker).
@@ -567,14 +705,25 @@ fn removed(path: &DiskPath, w: &mut Worker, hash: u64, irql: &Passive) {
 /// Opens and examines a batch of arrived disks, then identifies every waiting image among all of
 /// them (`identify_backing_disk`: exactly one match, or a refusal with its reason).
 fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, links: &[Link], irql: &Passive) {
-    if !path.luns.iter().any(|l| l.state() == LunState::Waiting) {
+    // Live LUNs too: a disk arriving later may be a clone of a live LUN's disk (`clones`).
+    if !path
+        .luns
+        .iter()
+        .any(|l| matches!(l.state(), LunState::Waiting | LunState::Live))
+    {
         return;
     }
+    let was_live: [bool; MAX_DISK_IMAGES] = core::array::from_fn(|i| {
+        path.luns
+            .get(i)
+            .is_some_and(|l| l.state() == LunState::Live)
+    });
     let writable = path
         .luns
         .iter()
         .any(|l| l.state() == LunState::Waiting && !l.image.is_read_only());
-    let (bounce, disks, refused) = (&mut w.bounce, &mut w.disks, &mut w.refused);
+    let (bounce, disks, refused, names) =
+        (&mut w.bounce, &mut w.disks, &mut w.refused, &mut *w.names);
     let io = WorkerIo {
         bounce: RefCell::new(&mut bounce[..]),
         irql,
@@ -584,6 +733,10 @@ fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, links: &[Link], irql: 
     let mut origin: ArrayVec<usize, MAX_ARRIVALS> = ArrayVec::new();
     for (k, link) in links.iter().enumerate() {
         let name = LinkName(link);
+        // A repeated arrival of a disk that already backs a LUN: nothing new to examine.
+        if disks.iter().flatten().any(|d| d.hash == link_hash(link)) {
+            continue;
+        }
         let opened = OpenDisk::open(link, writable, irql).or_else(|st| {
             if writable {
                 OpenDisk::open(link, false, irql)
@@ -642,6 +795,7 @@ fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, links: &[Link], irql: 
                     hash: candidates[c].hash,
                     sector: candidates[c].sector,
                 });
+                names[i].clone_from(link);
                 refused[i] = None;
                 lun.become_(LunState::Identified);
                 lun.become_(LunState::Live);
@@ -671,6 +825,7 @@ fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, links: &[Link], irql: 
             }
         }
     }
+    clones(path, disks, names, &was_live, &candidates, links, &origin);
     // Disks that matched nothing are not kept.
     for c in candidates.iter_mut() {
         if let Some(d) = c.disk.take() {
@@ -680,6 +835,43 @@ fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, links: &[Link], irql: 
     if newly_live {
         if let Some(adapter) = path.adapter {
             P::bus_changed(adapter);
+        }
+    }
+}
+
+/// A disk arriving after an image went live that holds the same image (a cloned stick plugged in
+/// later): logged with both disks' names; the LUN stays on its disk (`docs/driver.md`
+/// "Identification": switching would change a live disk's bytes under the file system).
+fn clones(
+    path: &DiskPath,
+    disks: &[Option<LunDisk>; MAX_DISK_IMAGES],
+    names: &[Link; MAX_DISK_IMAGES],
+    was_live: &[bool; MAX_DISK_IMAGES],
+    candidates: &[Candidate<'_, '_>],
+    links: &[Link],
+    origin: &[usize],
+) {
+    for (i, lun) in path.luns.iter().enumerate() {
+        let Some(current) = disks[i].as_ref().filter(|_| was_live[i]) else {
+            continue;
+        };
+        for (c, cand) in candidates.iter().enumerate() {
+            if cand.disk.is_none() || cand.hash == current.hash {
+                continue;
+            }
+            if identify_backing_disk(&lun.image, core::slice::from_ref(cand)) == Ok(0) {
+                // Two lines: one line with both names exceeds the log's line length.
+                rvblk_log!(
+                    "disk-backed image {}: disk {} also holds it (a clone); not switched",
+                    i,
+                    LinkName(&links[origin[c]])
+                );
+                rvblk_log!(
+                    "disk-backed image {}: stays on disk {}",
+                    i,
+                    LinkName(&names[i])
+                );
+            }
         }
     }
 }

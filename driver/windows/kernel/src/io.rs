@@ -4,11 +4,11 @@
 
 use crate::adapter::LunLookup;
 use crate::backed::{DiskPath, Route};
-use rvblk_core::srb::SrbCompletion;
 use crate::port::DeviceState;
 use crate::srb::{DataAccess, Srb};
 use rvblk_core::backed::{admit, Admission};
 use rvblk_core::scsi::{Medium, MediumError, Outcome};
+use rvblk_core::srb::SrbCompletion;
 use rvblk_core::srb::{self, status, BufferUse, SrbAction};
 use rvblk_irql::Dispatch;
 

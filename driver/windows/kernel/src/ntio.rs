@@ -112,6 +112,47 @@ crate::kernel_imports!("ntoskrnl.exe", "system" {
     fn KeReleaseSpinLock(lock: *mut usize, new_irql: u8);
 });
 
+// The performance counter: a HAL export on every Windows version and architecture (Windows 2000
+// on), callable at any IRQL (`docs/windows-integration.md` §8.1).
+crate::kernel_imports!("hal.dll", "system" {
+    fn KeQueryPerformanceCounter(frequency: *mut AlignedI64) -> i64;
+});
+
+/// A moment on the performance counter's time line (`KeQueryPerformanceCounter`, any IRQL):
+/// what the worker measures its quiet periods and its bounded spin with.
+#[derive(Clone, Copy, Debug)]
+pub struct Instant {
+    ticks: u64,
+    /// Counter ticks per second (fixed from boot).
+    frequency: u64,
+}
+
+impl Instant {
+    pub fn now() -> Self {
+        let mut frequency = AlignedI64(0);
+        // SAFETY: any IRQL; the frequency out-pointer is a local that outlives the call.
+        let ticks = unsafe { KeQueryPerformanceCounter(&mut frequency) };
+        Self {
+            ticks: ticks as u64,
+            frequency: (frequency.0 as u64).max(1),
+        }
+    }
+
+    /// Microseconds from `self` to `later` (0 if `later` is not later).
+    pub fn micros_until(&self, later: &Instant) -> u64 {
+        // Without 128-bit arithmetic (x86 kernel code has no helper for it); the remainder times
+        // 10^6 fits 64 bits for any counter frequency below 18 THz.
+        let d = later.ticks.saturating_sub(self.ticks);
+        let f = self.frequency;
+        (d / f).saturating_mul(1_000_000) + (d % f) * 1_000_000 / f
+    }
+
+    /// Microseconds since `self`.
+    pub fn elapsed_micros(&self) -> u64 {
+        self.micros_until(&Instant::now())
+    }
+}
+
 const STATUS_SUCCESS: i32 = 0;
 const STATUS_TIMEOUT: i32 = 0x102;
 const STATUS_PENDING: i32 = 0x103;

@@ -182,7 +182,11 @@ impl ClientSecurity {
     /// Runs `f` impersonating the client (`SeImpersonateClientEx(ctx, NULL)` … `PsRevertToSelf`,
     /// PASSIVE_LEVEL). The worker thread is back to its own token when this returns, whatever
     /// `f` did. The impersonation's failure status when it could not start (then `f` never runs).
-    pub fn impersonating<R>(&mut self, irql: &Passive, f: impl FnOnce(&Passive) -> R) -> Result<R, i32> {
+    pub fn impersonating<R>(
+        &mut self,
+        irql: &Passive,
+        f: impl FnOnce(&Passive) -> R,
+    ) -> Result<R, i32> {
         // SAFETY: PASSIVE_LEVEL (token); a context SeCreateClientSecurity filled; NULL server
         // thread = the current (worker) thread.
         let st = unsafe { SeImpersonateClientEx(&mut self.ctx, null_mut()) };
@@ -216,7 +220,12 @@ impl FileHandle {
     /// for reading only when not `write` and not at all otherwise — never for deletion.
     /// `force_access_check` sets OBJ_FORCE_ACCESS_CHECK (a user-mode requester's open). The
     /// NTSTATUS on failure.
-    pub fn open(path: &[u16], write: bool, force_access_check: bool, _irql: &Passive) -> Result<Self, i32> {
+    pub fn open(
+        path: &[u16],
+        write: bool,
+        force_access_check: bool,
+        _irql: &Passive,
+    ) -> Result<Self, i32> {
         let bytes = u16::try_from(path.len() * 2).map_err(|_| STATUS_INVALID_PARAMETER)?;
         let name = UnicodeString {
             length: bytes,

@@ -31,8 +31,7 @@ pub struct DeviceState {
 
 /// Starts the worker for these disk-backed images at targets from the given one and for the
 /// runtime LUNs, with the RAM limit (`backed::start` with the port's notifications).
-pub type StartDisks<'a> =
-    &'a dyn Fn(&[DiskBackedImage], u8, u64, &Passive) -> Option<DiskService>;
+pub type StartDisks<'a> = &'a dyn Fn(&[DiskBackedImage], u8, u64, &Passive) -> Option<DiskService>;
 
 /// Whether a port flavour serves disk-backed images.
 #[derive(Clone, Copy)]

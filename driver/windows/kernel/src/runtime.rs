@@ -288,7 +288,9 @@ pub fn io_control<'a>(
     let (served, data) = {
         let (mut access, _) = srb.buffers();
         let buf = access.mapped(BufferUse::Parameters).unwrap_or(&mut []);
-        let served = with_table(state, path, |luns, limits| control::serve(buf, luns, limits));
+        let served = with_table(state, path, |luns, limits| {
+            control::serve(buf, luns, limits)
+        });
         (served, buf.as_mut_ptr())
     };
     let done = match served {
@@ -360,15 +362,7 @@ pub fn start_io<'a>(
                 worker: None,
             };
             let done = crate::io::execute_with(&mut srb, port, irql, |target_buf, sense| {
-                core_srb::execute_scsi(
-                    &lun.target,
-                    cdb,
-                    flags,
-                    length,
-                    target_buf,
-                    sense,
-                    &medium,
-                )
+                core_srb::execute_scsi(&lun.target, cdb, flags, length, target_buf, sense, &medium)
             });
             srb.finish(&done);
             Err(srb)
@@ -582,7 +576,13 @@ impl Medium for FileMedium<'_> {
 
 /// The worker: serves one queued command of a runtime LUN (a file LUN's READ/WRITE, a RAM
 /// disk's UNMAP or a write that needs memory again) and completes it.
-pub fn serve_queued<P: PortCalls>(path: &DiskPath, target: u8, generation: u32, mut q: Queued, irql: &Passive) {
+pub fn serve_queued<P: PortCalls>(
+    path: &DiskPath,
+    target: u8,
+    generation: u32,
+    mut q: Queued,
+    irql: &Passive,
+) {
     let slot = path.runtime().and_then(|rt| rt.slot(0, target, 0));
     // The worker is the only writer, so a read lock is there unless a request on another CPU
     // holds... only readers: it is granted.
@@ -599,8 +599,8 @@ pub fn serve_queued<P: PortCalls>(path: &DiskPath, target: u8, generation: u32, 
             Some(lun) => {
                 let done = if let Backing::Ram { layout, chunks } = &lun.backing {
                     let bs = lun.target.image().block_size();
-                    let room = service::write_range(&cdb[..cdb_len], bs)
-                        .is_none_or(|(offset, len)| {
+                    let room =
+                        service::write_range(&cdb[..cdb_len], bs).is_none_or(|(offset, len)| {
                             repopulate(layout, chunks, path.win8(), offset, len, irql)
                         });
                     let (mut access, sense) = srb.buffers();
@@ -693,7 +693,10 @@ impl Caller {
                 let security = match ClientSecurity::capture(&thread, irql) {
                     Ok(s) => s,
                     Err(st) => {
-                        rvblk_log!("control: cannot capture the requester's security ({:#x})", st as u32);
+                        rvblk_log!(
+                            "control: cannot capture the requester's security ({:#x})",
+                            st as u32
+                        );
                         thread.release(irql);
                         return Err(ControlError::NotAdministrator);
                     }
@@ -710,7 +713,12 @@ impl Caller {
 
     /// Opens `path` as the caller: impersonating a user-mode requester with every access check
     /// forced, reverting before anything else happens.
-    fn open(&mut self, path: &[u16], write: bool, irql: &Passive) -> Result<FileHandle, ControlError> {
+    fn open(
+        &mut self,
+        path: &[u16],
+        write: bool,
+        irql: &Passive,
+    ) -> Result<FileHandle, ControlError> {
         let r = match self {
             Caller::Kernel => FileHandle::open(path, write, false, irql),
             Caller::User { security, .. } => security
@@ -772,8 +780,16 @@ pub struct ControlWorker {
 }
 
 /// The worker: serves one queued control request and completes it.
-pub fn serve_control<P: PortCalls>(path: &DiskPath, w: &mut ControlWorker, q: Queued, irql: &Passive) {
-    let Queued { route, srb: mut queued } = q;
+pub fn serve_control<P: PortCalls>(
+    path: &DiskPath,
+    w: &mut ControlWorker,
+    q: Queued,
+    irql: &Passive,
+) {
+    let Queued {
+        route,
+        srb: mut queued,
+    } = q;
     let Route::Control(job) = route else {
         return crate::backed::complete::<P>(path, queued);
     };
@@ -855,9 +871,19 @@ fn work<P: PortCalls>(
         services: Services::all(),
     };
     let decision = control::admit(&parsed.request, &luns, &limits)?;
-    let seed_gen = runtime.generation.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+    let seed_gen = runtime
+        .generation
+        .fetch_add(1, Ordering::Relaxed)
+        .wrapping_add(1);
     let lun = match (decision, parsed.request) {
-        (Decision::Mount { target_id }, Request::MountFile { kind, read_only, path: p }) => {
+        (
+            Decision::Mount { target_id },
+            Request::MountFile {
+                kind,
+                read_only,
+                path: p,
+            },
+        ) => {
             let units = w.units.load(p).ok_or(ControlError::PathTooLong)?;
             let lun = mount(caller, units, p, kind, read_only, seed_gen, irql)?;
             (target_id, lun)
@@ -871,7 +897,9 @@ fn work<P: PortCalls>(
                 source,
             },
         ) => {
-            let lun = ram_disk(caller, w, kind, read_only, size_bytes, source, seed_gen, irql)?;
+            let lun = ram_disk(
+                caller, w, kind, read_only, size_bytes, source, seed_gen, irql,
+            )?;
             (target_id, lun)
         }
         (Decision::Remove { target_id }, _) => {
@@ -996,7 +1024,8 @@ fn ram_disk(
                 .load(p)
                 .ok_or(ControlError::PathTooLong)
                 .and_then(|units| fill(caller, units, &mut chunks, size, irql));
-            let copy = filled.and_then(|()| copy_path(p, irql).ok_or(ControlError::InsufficientMemory));
+            let copy =
+                filled.and_then(|()| copy_path(p, irql).ok_or(ControlError::InsufficientMemory));
             match copy {
                 Ok(b) => Some(b),
                 Err(e) => {
@@ -1051,7 +1080,12 @@ fn fill(
 }
 
 /// REMOVE: offline, queued requests served, readers gone, then released.
-fn remove<P: PortCalls>(path: &DiskPath, runtime: &Runtime, target_id: u8, irql: &Passive) -> Result<(), ControlError> {
+fn remove<P: PortCalls>(
+    path: &DiskPath,
+    runtime: &Runtime,
+    target_id: u8,
+    irql: &Passive,
+) -> Result<(), ControlError> {
     let slot = runtime
         .slots
         .get(usize::from(target_id))

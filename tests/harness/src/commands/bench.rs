@@ -626,6 +626,20 @@ fn disk_backed_rounds(
         }
     };
     let ranges = s.image_ranges();
+    // Where a request's time goes (`docs/bench.md` "The disk-backed path"): a one-block READ
+    // goes through the worker thread and one IRP with almost no data; TEST UNIT READY is
+    // answered in HwStartIo.
+    let (read_1, tur) = {
+        let mut io = Io::new(&a);
+        io.slot.light = true;
+        let read_1 = ns_per_op(|| {
+            io.read(t, l, 0, 1, bs);
+        });
+        let tur = ns_per_op(|| {
+            io.no_data(t, l, &[0u8; 6]);
+        });
+        (read_1, tur)
+    };
     let _ = stick_seq(&f, &ranges, len);
     let (mut base, mut drv_mbps, mut ok) = (0.0, 0.0, true);
     let mut ratios = Vec::new();
@@ -642,6 +656,8 @@ fn disk_backed_rounds(
     let (ratio, lo, hi) = summarise(ratios);
     println!("{prefix}backing_disk_read_64k_MBps: {base:.0}");
     println!("{prefix}disk_backed_seq_read_64k_MBps: {drv_mbps:.0}");
+    println!("{prefix}disk_backed_srb_ns_read_1_block: {read_1:.0}");
+    println!("{prefix}disk_backed_srb_ns_test_unit_ready: {tur:.0}");
     println!("{name}: {ratio:.3}");
     println!("{name}_spread: {lo:.3}..{hi:.3}");
     println!(

@@ -96,6 +96,10 @@ pub struct LunInfo {
     pub block_size: u32,
     pub blocks: u64,
     pub write_protected: bool,
+    /// READ CAPACITY answered NOT READY / MEDIUM NOT PRESENT (02/3A): a unit without medium
+    /// (a disk-backed LUN whose stick was pulled); no capacity. Only the re-enumeration
+    /// ([`Io::rescan`]) reports such LUNs.
+    pub no_medium: bool,
 }
 
 impl LunInfo {
@@ -164,6 +168,13 @@ impl<'a> Io<'a> {
 
     /// INQUIRY + READ CAPACITY + MODE SENSE for one (target, lun); None when there is no LUN.
     pub fn probe(&mut self, t: u8, l: u8) -> Result<Option<LunInfo>, String> {
+        self.probe_as(t, l, false)
+    }
+
+    /// [`Io::probe`]; with `no_medium_ok`, a LUN whose READ CAPACITY fails with CHECK CONDITION,
+    /// NOT READY / MEDIUM NOT PRESENT (02/3A/xx) is a unit without medium (`LunInfo::no_medium`)
+    /// rather than an error, as disk.sys sees a removable unit with no medium.
+    fn probe_as(&mut self, t: u8, l: u8, no_medium_ok: bool) -> Result<Option<LunInfo>, String> {
         let (o, inq) = self.data_in(t, l, &cdb_inquiry(false, 0, 36), 36);
         if !o.ok() {
             return Ok(None);
@@ -187,6 +198,14 @@ impl<'a> Io<'a> {
             ..Default::default()
         };
         let (o, cap) = self.data_in(t, l, &cdb_read_capacity10(), 8);
+        if no_medium_ok
+            && o.status() == crate::emu::storport::SRB_STATUS_ERROR
+            && o.scsi_status == 2
+            && matches!(o.sense_key(), Some((2, 0x3a, _)))
+        {
+            info.no_medium = true;
+            return Ok(Some(info));
+        }
         if !o.ok() || cap.len() < 8 {
             return Err(format!(
                 "READ CAPACITY(10) to {t}:{l} failed: status {:#x} sense {:?}",
@@ -244,14 +263,14 @@ impl<'a> Io<'a> {
             match listed {
                 Some(luns) => {
                     for l in luns {
-                        if let Some(i) = self.probe(t, l)? {
+                        if let Some(i) = self.probe_as(t, l, true)? {
                             out.push(i);
                         }
                     }
                 }
                 None => {
                     for l in 0..nl {
-                        match self.probe(t, l)? {
+                        match self.probe_as(t, l, true)? {
                             Some(i) => out.push(i),
                             None => break,
                         }

@@ -6,7 +6,7 @@ mod report;
 
 pub use report::{LunReport, RunReport};
 
-use crate::commands::lun_log::parse_log;
+use crate::commands::lun_log::{parse_log, LogLun};
 use crate::commands::scsi::{self, Io, LunInfo};
 use crate::emu::kernel::{Kernel, KernelConfig, LegacyConfig, MachineConfig, Personality};
 use crate::emu::phys::PhysMem;
@@ -226,6 +226,36 @@ pub(crate) fn removal_outcome(o: &Outcome) -> bool {
         )
 }
 
+/// A LUN the re-enumeration found without medium (READ CAPACITY: NOT READY / MEDIUM NOT
+/// PRESENT): correct for a disk-backed LUN whose backing disk was removed (a note; nothing to
+/// read or compare), a failure otherwise.
+fn no_medium_lun(
+    info: &LunInfo,
+    ll: Option<&LogLun>,
+    k: &Kernel,
+    notes: &mut Vec<String>,
+) -> LunReport {
+    let what = format!(
+        "LUN {}:{} answers READ CAPACITY with NOT READY / MEDIUM NOT PRESENT",
+        info.target, info.lun
+    );
+    if k.any_disk_removed() {
+        notes.push(format!("{what} (its backing disk was removed)"));
+    } else {
+        k.fail(format!("{what} although no disk was removed"));
+    }
+    LunReport {
+        info: info.clone(),
+        kind: ll.map_or_else(|| kind_of(info).to_string(), |l| l.kind.clone()),
+        read_only: info.is_cd() || ll.is_some_and(|l| l.read_only),
+        source: ll.map_or_else(|| "unknown".to_string(), |l| l.source.clone()),
+        phys_base: ll.map(|l| l.phys_base),
+        sha256: String::new(),
+        matches: Vec::new(),
+        write_test: "skipped (no medium)".into(),
+    }
+}
+
 /// Re-enumerates the bus after every BusChangeDetected (the harness's PnP side); the latest
 /// list and the bus-change count it answered go to `latest`.
 fn enumerator(
@@ -273,7 +303,8 @@ fn wait_for_disks(
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let limit = reg + Duration::from_millis(m.arrival_ms) + Duration::from_secs(10);
+    let last_arrival = m.arrival_ms + m.stagger_ms * (k.disks().len().max(1) as u64 - 1);
+    let limit = reg + Duration::from_millis(last_arrival) + Duration::from_secs(10);
     let want = k.disks().len() as u64;
     loop {
         let now = Instant::now();
@@ -405,6 +436,10 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
         let (log_luns, _, _) = parse_log(&k.log());
         for (i, info) in infos.iter().enumerate() {
             let ll = log_luns.iter().find(|l| l.n as usize == i).cloned();
+            if info.no_medium {
+                luns.push(no_medium_lun(info, ll.as_ref(), &k, &mut notes));
+                continue;
+            }
             let scsi_kind = kind_of(info);
             let scsi_ro = info.is_cd() || info.write_protected;
             let (kind, source, phys_base) = match &ll {

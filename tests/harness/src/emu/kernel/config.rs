@@ -139,6 +139,8 @@ pub struct MachineConfig {
     pub disks: Vec<DiskSpec>,
     /// Disk interface arrivals are delivered this long after the driver registered.
     pub arrival_ms: u64,
+    /// Disk i arrives `i × stagger_ms` after disk 0 (0: all together).
+    pub stagger_ms: u64,
     /// Surprise-remove every disk this long after its arrival.
     pub remove_ms: Option<u64>,
     /// Every `pend_every`-th IRP pends (0: none; 1: all; default 2: every other one).
@@ -206,6 +208,7 @@ impl Default for MachineConfig {
         MachineConfig {
             disks: Vec::new(),
             arrival_ms: 0,
+            stagger_ms: 0,
             remove_ms: None,
             pend_every: 2,
             pend_us: 50,

@@ -144,6 +144,9 @@ sysfn! {
     fn io_unregister_plug_play_notification(entry: usize) -> i32 {
         current().unregister_pnp(entry)
     }
+    fn ke_query_performance_counter(freq: *mut i64) -> i64 {
+        crate::emu::kernel::sync::performance_counter(freq)
+    }
     fn io_get_device_object_pointer(name: *const rvblk_abi::UnicodeString, access: u32, file: *mut usize, dev: *mut usize) -> i32 {
         current().get_device_object_pointer(name, access, file, dev)
     }
@@ -470,6 +473,10 @@ pub fn resolve(dll: &str, name: &str) -> Option<usize> {
         }
         ("ntoskrnl.exe", "IofCallDriver") => iof_call_driver as *const () as usize,
         ("ntoskrnl.exe", "IoCancelIrp") => io_cancel_irp as *const () as usize,
+        // A HAL export on every architecture (`docs/harness-disks.md` §1).
+        ("hal.dll", "KeQueryPerformanceCounter") => {
+            ke_query_performance_counter as *const () as usize
+        }
         ("ntoskrnl.exe", "MmGetSystemRoutineAddress") => {
             mm_get_system_routine_address as *const () as usize
         }

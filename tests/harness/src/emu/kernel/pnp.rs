@@ -201,7 +201,8 @@ impl Kernel {
             if first {
                 let at = now + Duration::from_millis(self.cfg.machine.arrival_ms);
                 for d in self.disks() {
-                    self.schedule(at, Ev::Arrive(d.index));
+                    let later = self.cfg.machine.stagger_ms.saturating_mul(d.index as u64);
+                    self.schedule(at + Duration::from_millis(later), Ev::Arrive(d.index));
                 }
             }
             if flags & 1 != 0 {

@@ -42,6 +42,9 @@ pub(crate) struct ThreadRec {
 struct State {
     events: HashMap<usize, Event>,
     threads: Vec<ThreadRec>,
+    /// Threads blocked on `Dispatcher::cv` right now: KeSetEvent wakes only when there is one
+    /// (the completion of every IRP sets an event nobody may be waiting on yet).
+    waiters: usize,
 }
 
 /// The dispatcher state of a session: one lock and one condition variable for every wait.
@@ -90,6 +93,22 @@ fn deadline(timeout: *const i64) -> Option<Instant> {
         + EPOCH_DIFF_100NS;
     let rel = t.saturating_sub(unix_100ns).max(0) as u64;
     Some(now + Duration::from_nanos(rel.saturating_mul(100)))
+}
+
+/// The performance counter's frequency: 100 ns ticks, as on most Windows 8+ machines.
+pub const PERFORMANCE_FREQUENCY: i64 = 10_000_000;
+
+/// KeQueryPerformanceCounter (any IRQL): 100 ns ticks of the host's monotonic clock since the
+/// first call; the frequency goes to `freq` when it is not NULL.
+pub(crate) fn performance_counter(freq: *mut i64) -> i64 {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    if !freq.is_null() {
+        // SAFETY: a non-null PLARGE_INTEGER from the driver.
+        unsafe { freq.write_unaligned(PERFORMANCE_FREQUENCY) };
+    }
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    // Never 0 at the first call: a counter that starts at boot is never 0 once a driver runs.
+    (origin.elapsed().as_nanos() / 100) as i64 + 1
 }
 
 impl Kernel {
@@ -148,8 +167,11 @@ impl Kernel {
         let prev = e.signalled as i32;
         e.signalled = true;
         mirror(ev, true);
+        let wake = s.waiters > 0;
         drop(s);
-        self.dispatcher.cv.notify_all();
+        if wake {
+            self.dispatcher.cv.notify_all();
+        }
         prev
     }
 
@@ -242,6 +264,7 @@ impl Kernel {
             if ready {
                 return STATUS_SUCCESS;
             }
+            s.waiters += 1;
             match until {
                 None => {
                     s = self
@@ -253,6 +276,7 @@ impl Kernel {
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
+                        s.waiters -= 1;
                         return STATUS_TIMEOUT;
                     }
                     s = self
@@ -263,6 +287,7 @@ impl Kernel {
                         .0;
                 }
             }
+            s.waiters -= 1;
         }
     }
 
