@@ -218,19 +218,42 @@ fn check_stick(s: &BackedScenario, f: &BackedFiles, ctx: &str) {
 
 /// One served scenario on `arch`, the stick arriving at 0 and 3000 ms.
 fn serve(s: BackedScenario, arch: &str) {
+    serve_on(s, arch, false);
+}
+
+/// `args`, with the XP/2003 build (rvblkxp.sys, SCSIPORT) when `xp`.
+fn args_on(
+    s: &BackedScenario,
+    f: &BackedFiles,
+    arch: &str,
+    extra: &[String],
+    xp: bool,
+) -> Vec<String> {
+    let mut a = args(s, f, arch, std::slice::from_ref(&f.disk), extra);
+    if xp {
+        let d = a.iter().position(|x| x == "--driver").unwrap();
+        a[d + 1] = common::packaged_for(arch, "xp").display().to_string();
+        let p = a.iter().position(|x| x == "--personality").unwrap();
+        a[p + 1] = "xp".into();
+    }
+    a
+}
+
+/// [`serve`] on StorPort or, when `xp`, on SCSIPORT.
+fn serve_on(s: BackedScenario, arch: &str, xp: bool) {
     require_disk_support();
+    let arch_name = if xp {
+        format!("{arch}-xp")
+    } else {
+        arch.to_string()
+    };
+    let arch_name = arch_name.as_str();
     for arrival in [0u32, 3000] {
-        let ctx = format!("{} on {arch}, stick after {arrival} ms", s.name);
-        let dir = case_dir(&format!("{}-{arch}-{arrival}", s.name));
+        let ctx = format!("{} on {arch_name}, stick after {arrival} ms", s.name);
+        let dir = case_dir(&format!("{}-{arch_name}-{arrival}", s.name));
         let f = s.write_files(&dir).unwrap();
         let extra = vec!["--disk-arrival-ms".into(), arrival.to_string()];
-        let o = run_timed(&json(args(
-            &s,
-            &f,
-            arch,
-            std::slice::from_ref(&f.disk),
-            &extra,
-        )));
+        let o = run_timed(&json(args_on(&s, &f, arch, &extra, xp)));
         let r = o.report();
         assert!(
             r.verifier_failures.is_empty(),
@@ -254,7 +277,7 @@ fn serve(s: BackedScenario, arch: &str) {
         check_stick(&s, &f, &ctx);
         if s.writable {
             // The text report says what the write test did; `--json` does not carry it.
-            let o = run_timed(&args(&s, &f, arch, std::slice::from_ref(&f.disk), &extra));
+            let o = run_timed(&args_on(&s, &f, arch, &extra, xp));
             assert_eq!(o.code, Some(0), "{ctx}");
             assert!(
                 o.stdout
@@ -384,31 +407,15 @@ fn ventoy_uefi_on_windows_7_exposes_nothing_x64() {
     check_stick(&s, &f, "ventoy uefi on win7");
 }
 
-/// The XP/2003 build (SCSIPORT) serves RAM images only: with a direct map and its stick present
-/// it exposes nothing, says why, and leaves the stick alone.
+/// The XP/2003 build (SCSIPORT) serves a direct map through the same worker, its completions
+/// and the late stick's bus change handed to SCSIPORT from HwTimer.
 #[test]
-fn xp_build_leaves_stick_images_alone_x86() {
-    require_disk_support();
-    let s = g4d_direct_hdd(Layout::Contiguous);
-    let dir = case_dir("xp-g4d_direct_hdd");
-    let f = s.write_files(&dir).unwrap();
-    let mut a = json(args(&s, &f, "x86", std::slice::from_ref(&f.disk), &[]));
-    let d = a.iter().position(|x| x == "--driver").unwrap();
-    a[d + 1] = common::packaged_for("x86", "xp").display().to_string();
-    let p = a.iter().position(|x| x == "--personality").unwrap();
-    a[p + 1] = "xp".into();
-    let o = run_timed(&a);
-    let r = o.report();
-    assert!(r.verifier_failures.is_empty(), "{:?}", r.verifier_failures);
-    assert!(r.luns.is_empty(), "{:?}", r.luns);
-    assert!(
-        o.driver_log()
-            .iter()
-            .any(|l| l.contains("disk-backed image(s) not served")),
-        "rvblkxp.sys did not say why it leaves the image alone"
-    );
-    check_stick(&s, &f, "xp");
-    let _ = std::fs::remove_dir_all(&dir);
+fn xp_build_serves_stick_images_x86() {
+    serve_on(g4d_direct_hdd(Layout::Contiguous), "x86", true);
+}
+#[test]
+fn xp_build_serves_stick_images_x64() {
+    serve_on(g4d_direct_iso(Layout::Fragmented), "amd64", true);
 }
 
 /// Evidence that a read failed with NOT READY, MEDIUM NOT PRESENT (02/3A/00) after the stick

@@ -76,26 +76,29 @@ const ALLOWED: &[(&str, u8, &[&str])] = &[
     ("KeAcquireSpinLockRaiseToDpc", X64 | A64 | XP64, NT),
     ("KeReleaseSpinLock", X64 | A64 | XP64, NT),
     // The disk-backed path of rvblk.sys (docs/windows-integration.md §8): its worker thread,
-    // events, disk-interface notifications and IRPs to the backing disk. All exported since
-    // Windows 2000; IofCallDriver and ObfDereferenceObject are fastcall on x86.
-    ("PsCreateSystemThread", MODERN, NT),
-    ("ObReferenceObjectByHandle", MODERN, NT),
-    ("ObfDereferenceObject", MODERN, NT),
-    ("KeInitializeEvent", MODERN, NT),
-    ("KeSetEvent", MODERN, NT),
-    ("KeWaitForSingleObject", MODERN, NT),
-    ("IoRegisterPlugPlayNotification", MODERN, NT),
-    ("IoUnregisterPlugPlayNotification", MODERN, NT),
-    ("IoGetDeviceObjectPointer", MODERN, NT),
-    ("IoBuildSynchronousFsdRequest", MODERN, NT),
-    ("IoBuildDeviceIoControlRequest", MODERN, NT),
-    ("IofCallDriver", MODERN, NT),
-    ("IoCancelIrp", MODERN, NT),
+    // events, disk-interface notifications and IRPs to the backing disk, in both flavours
+    // (rvblkxp.sys serves disk-backed images too). All exported since Windows 2000, so by XP x86
+    // and NT 5.2 x64; IofCallDriver and ObfDereferenceObject are fastcall on x86.
+    ("PsCreateSystemThread", ALL, NT),
+    ("ObReferenceObjectByHandle", ALL, NT),
+    ("ObfDereferenceObject", ALL, NT),
+    ("KeInitializeEvent", ALL, NT),
+    ("KeSetEvent", ALL, NT),
+    ("KeWaitForSingleObject", ALL, NT),
+    ("IoRegisterPlugPlayNotification", ALL, NT),
+    ("IoUnregisterPlugPlayNotification", ALL, NT),
+    ("IoGetDeviceObjectPointer", ALL, NT),
+    ("IoBuildSynchronousFsdRequest", ALL, NT),
+    ("IoBuildDeviceIoControlRequest", ALL, NT),
+    ("IofCallDriver", ALL, NT),
+    ("IoCancelIrp", ALL, NT),
     // Runtime mounts of rvblk.sys (docs/windows-integration.md §9): the requester's security,
     // impersonation, files by path, RAM-disk MDL pages. All exported by Windows 7 (most since
     // Windows 2000; MmAllocatePagesForMdlEx since Server 2003 SP1); ObfReferenceObject is
-    // fastcall on x86.
-    ("ObfReferenceObject", MODERN, NT),
+    // fastcall on x86. The XP flavour serves no runtime LUN (`PortCalls::RUNTIME_LUNS`) but links
+    // the release paths shared with the worker: ObfReferenceObject, ExFreePool,
+    // MmUnmapLockedPages and MmFreePagesFromMdl, all exported since Windows 2000.
+    ("ObfReferenceObject", ALL, NT),
     ("SeCreateClientSecurity", MODERN, NT),
     ("SeTokenIsAdmin", MODERN, NT),
     ("SeImpersonateClientEx", MODERN, NT),
@@ -106,9 +109,9 @@ const ALLOWED: &[(&str, u8, &[&str])] = &[
     ("ZwWriteFile", MODERN, NT),
     ("MmAllocatePagesForMdlEx", MODERN, NT),
     ("MmMapLockedPagesSpecifyCache", MODERN, NT),
-    ("MmUnmapLockedPages", MODERN, NT),
-    ("MmFreePagesFromMdl", MODERN, NT),
-    ("ExFreePool", MODERN, NT),
+    ("MmUnmapLockedPages", ALL, NT),
+    ("MmFreePagesFromMdl", ALL, NT),
+    ("ExFreePool", ALL, NT),
     // C runtime pieces ntoskrnl exports
     ("memcpy", ALL, NT),
     ("memset", ALL, NT),

@@ -44,11 +44,76 @@ pub const SETTLE_MAX_US: u64 = 3_000_000;
 /// sleeps (`docs/driver.md` "Disk-backed images", the queue; `docs/bench.md`).
 pub const SPIN_US: u64 = 30;
 
-/// What the port does for the worker: complete a pending SRB and announce a new LUN. Implemented
-/// by the StorPort flavour (`StorPortNotification`, callable from any thread at ≤ DISPATCH).
+/// What the port does for the worker: complete a pending SRB and announce a new LUN. StorPort
+/// does both at once (`StorPortNotification`, callable from any thread at ≤ DISPATCH); SCSIPORT
+/// allows its notifications only inside miniport callbacks, so its flavour hands both to the
+/// path's [`Deferred`] queue, which its HwTimer drains (`docs/driver.md` "Disk-backed images",
+/// SCSIPORT).
 pub trait PortCalls: 'static {
-    fn complete(adapter: AdapterRef, srb: QueuedSrb);
-    fn bus_changed(adapter: AdapterRef);
+    /// Whether the worker serves the control interface's runtime LUNs (`docs/control.md` §10).
+    /// SCSIPORT's flavour does not: their code imports MmAllocatePagesForMdlEx, which XP x86
+    /// does not export, and a missing import stops the driver from loading.
+    const RUNTIME_LUNS: bool = true;
+    fn complete(path: &DiskPath, adapter: AdapterRef, srb: QueuedSrb, irql: &Passive);
+    fn bus_changed(path: &DiskPath, adapter: AdapterRef);
+}
+
+/// Completions and bus changes the worker leaves for a port that may notify only from its own
+/// callbacks (SCSIPORT's HwTimer): SRBs done but not yet handed back, and whether the bus
+/// changed. `owed` counts the SRBs HwStartIo left pending that HwTimer has not completed yet.
+#[derive(Default)]
+pub struct Deferred {
+    done: SpinLocked<ArrayVec<QueuedSrb, DONE_DEPTH>>,
+    bus_change: AtomicBool,
+    owed: AtomicU32,
+}
+
+/// Every SRB a pending path can hold at once: the worker's queue and one control request per
+/// runtime slot stay well below it; a completion that still finds it full waits for HwTimer.
+pub const DONE_DEPTH: usize = 2 * QUEUE_DEPTH;
+
+impl Deferred {
+    /// HwStartIo left one more SRB pending (counted before the worker can complete it: HwTimer,
+    /// the only reader, is serialised with HwStartIo).
+    pub fn note_pending(&self) {
+        self.owed.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The worker is done with `srb`: queued for HwTimer. Never dropped: if the queue were full
+    /// the worker waits for HwTimer to make room (1 ms at a time).
+    pub fn push(&self, mut srb: QueuedSrb, irql: &Passive) {
+        let pause = Event::default();
+        pause.init(false, irql);
+        loop {
+            match self.done.with(irql, |q, _| q.try_push(srb)) {
+                Ok(()) => return,
+                Err(e) => srb = e.element(),
+            }
+            pause.wait(Some(10_000), irql);
+        }
+    }
+
+    /// The next completed SRB, for HwTimer.
+    pub fn pop(&self, irql: &impl AtMostDispatch) -> Option<QueuedSrb> {
+        let srb = self.done.with(irql, |q, _| q.pop_at(0))?;
+        self.owed.fetch_sub(1, Ordering::AcqRel);
+        Some(srb)
+    }
+
+    /// Records a bus change for HwTimer to announce.
+    pub fn bus_changed(&self) {
+        self.bus_change.store(true, Ordering::Release);
+    }
+
+    /// Whether a bus change waits to be announced (cleared by the look).
+    pub fn take_bus_change(&self) -> bool {
+        self.bus_change.swap(false, Ordering::AcqRel)
+    }
+
+    /// SRBs left pending and not yet completed by HwTimer.
+    pub fn owed(&self) -> u32 {
+        self.owed.load(Ordering::Acquire)
+    }
 }
 
 /// One disk-backed LUN: its image and target (immutable) and its exposure state.
@@ -128,6 +193,8 @@ pub struct DiskPath {
     awake: AtomicBool,
     /// SRBs ever queued (incremented under the inbox lock): what the worker's poll watches.
     posted: AtomicU32,
+    /// Completions for a port that notifies only from its callbacks (SCSIPORT).
+    deferred: Deferred,
 }
 
 pub use crate::trampolines::DiskService;
@@ -140,6 +207,11 @@ impl DiskPath {
     /// The runtime LUN table.
     pub fn runtime(&self) -> Option<&crate::runtime::Runtime> {
         self.runtime.as_ref()
+    }
+
+    /// Completions and bus changes left for SCSIPORT's HwTimer.
+    pub fn deferred(&self) -> &Deferred {
+        &self.deferred
     }
 
     /// The adapter, for the port's notifications.
@@ -318,8 +390,12 @@ pub fn start<P: PortCalls>(
     path.ram_bytes = ram_bytes;
     path.win8 = win8;
     path.adapter = Some(adapter);
-    path.runtime = crate::runtime::Runtime::new(irql);
-    if path.runtime.is_none() {
+    path.runtime = if P::RUNTIME_LUNS {
+        crate::runtime::Runtime::new(irql)
+    } else {
+        None
+    };
+    if P::RUNTIME_LUNS && path.runtime.is_none() {
         rvblk_log!("out of pool for the runtime LUN table; mounts and RAM disks not served");
     }
     for (i, image) in images.iter().enumerate() {
@@ -527,6 +603,12 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
             if let Some(q) = srb {
                 match q.route {
                     Route::Disk(lun) => serve::<P>(path, &mut w, lun, q, irql),
+                    // Never queued without a runtime table (`RUNTIME_LUNS`).
+                    Route::Runtime { .. } | Route::Control(_) if !P::RUNTIME_LUNS => {
+                        let mut srb = q.srb;
+                        srb.view().set_status(status::NO_DEVICE);
+                        complete::<P>(path, srb, irql);
+                    }
                     Route::Runtime { target, generation } => {
                         crate::runtime::serve_queued::<P>(path, target, generation, q, irql)
                     }
@@ -543,7 +625,7 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
                             d.disk.close(irql);
                         }
                     }
-                    if let Some(rt) = path.runtime() {
+                    if let Some(rt) = path.runtime().filter(|_| P::RUNTIME_LUNS) {
                         crate::runtime::release_all(rt, irql);
                     }
                     return;
@@ -670,7 +752,7 @@ fn drain_failing<P: PortCalls>(path: &DiskPath, irql: &Passive) {
                         job.abandon(irql);
                     }
                     q.srb.view().set_status(status::NO_DEVICE);
-                    complete::<P>(path, q.srb);
+                    complete::<P>(path, q.srb, irql);
                 }
                 None if stop => return,
                 None => break,
@@ -679,9 +761,9 @@ fn drain_failing<P: PortCalls>(path: &DiskPath, irql: &Passive) {
     }
 }
 
-pub(crate) fn complete<P: PortCalls>(path: &DiskPath, srb: QueuedSrb) {
+pub(crate) fn complete<P: PortCalls>(path: &DiskPath, srb: QueuedSrb, irql: &Passive) {
     if let Some(adapter) = path.adapter {
-        P::complete(adapter, srb);
+        P::complete(path, adapter, srb, irql);
     }
 }
 
@@ -834,7 +916,7 @@ fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, links: &[Link], irql: 
     }
     if newly_live {
         if let Some(adapter) = path.adapter {
-            P::bus_changed(adapter);
+            P::bus_changed(path, adapter);
         }
     }
 }
@@ -1078,7 +1160,7 @@ fn serve<P: PortCalls>(path: &DiskPath, w: &mut Worker, lun: u8, mut q: Queued, 
             );
         }
     }
-    complete::<P>(path, q.srb);
+    complete::<P>(path, q.srb, irql);
 }
 
 /// The queued SRB's data buffer: the system address HwStartIo recorded.

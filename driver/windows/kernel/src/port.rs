@@ -5,7 +5,6 @@
 
 use crate::adapter::{Adapter, LUNS_PER_TARGET, MAX_TARGETS};
 use crate::backed::DiskService;
-use crate::rvblk_log;
 use crate::srb::BufferMapping;
 use core::mem::{offset_of, size_of};
 use rvblk_abi::*;
@@ -33,15 +32,14 @@ pub struct DeviceState {
 /// runtime LUNs, with the RAM limit (`backed::start` with the port's notifications).
 pub type StartDisks<'a> = &'a dyn Fn(&[DiskBackedImage], u8, u64, &Passive) -> Option<DiskService>;
 
-/// Whether a port flavour serves disk-backed images.
+/// How a port flavour serves disk-backed images.
 #[derive(Clone, Copy)]
 pub enum DiskBacked<'a> {
-    /// StorPort: a worker, started whether or not there are disk-backed images (it also serves
-    /// the control interface's runtime LUNs, `docs/control.md` §10), completes pending requests
-    /// through the port's notifications.
+    /// A worker, which completes pending requests through the port's notifications (StorPort:
+    /// started whether or not there are disk-backed images, as it also serves the control
+    /// interface's runtime LUNs, `docs/control.md` §10; SCSIPORT: only for disk-backed images,
+    /// completed from HwTimer).
     Serve(StartDisks<'a>),
-    /// Not served by this flavour; the reason is logged when such images exist.
-    NotServed(&'static str),
 }
 
 /// Largest transfer per SRB.
@@ -134,10 +132,6 @@ pub fn find_adapter(
             let first = state.adapter.lun_count() as u8;
             state.disk = start(images, first, state.ram_bytes, irql);
         }
-        DiskBacked::NotServed(why) if !images.is_empty() => {
-            rvblk_log!("{} disk-backed image(s) not served: {}", images.len(), why);
-        }
-        DiskBacked::NotServed(_) => {}
     }
     state.live = true;
     SP_RETURN_FOUND

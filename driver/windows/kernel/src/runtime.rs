@@ -669,7 +669,7 @@ pub fn serve_queued<P: PortCalls>(
         }
     }
     drop(guard);
-    crate::backed::complete::<P>(path, q.srb);
+    crate::backed::complete::<P>(path, q.srb, irql);
 }
 
 /// The caller's rights, established in the worker (`docs/control.md` §6.3).
@@ -791,7 +791,7 @@ pub fn serve_control<P: PortCalls>(
         srb: mut queued,
     } = q;
     let Route::Control(job) = route else {
-        return crate::backed::complete::<P>(path, queued);
+        return crate::backed::complete::<P>(path, queued, irql);
     };
     let mut bus_change = false;
     {
@@ -808,10 +808,10 @@ pub fn serve_control<P: PortCalls>(
             sense_length: 0,
         });
     }
-    crate::backed::complete::<P>(path, queued);
+    crate::backed::complete::<P>(path, queued, irql);
     if bus_change {
         if let Some(adapter) = path.adapter_ref() {
-            P::bus_changed(adapter);
+            P::bus_changed(path, adapter);
         }
     }
 }
@@ -1110,7 +1110,7 @@ fn remove<P: PortCalls>(
     };
     slot.become_(SlotState::Empty);
     if let Some(adapter) = path.adapter_ref() {
-        P::bus_changed(adapter);
+        P::bus_changed(path, adapter);
     }
     if let Some(lun) = lun {
         lun.release(irql);

@@ -1,22 +1,54 @@
 //! rvblkxp's SCSIPORT logic (safe): a legacy adapter with no hardware that exposes the images
-//! the core's XP policy allows (`rvblk_core::policy`, `docs/driver.md` "Setup mode").
+//! the core's XP policy allows (`rvblk_core::policy`, `docs/driver.md` "Setup mode"): RAM images
+//! served in HwStartIo, disk-backed ones through the same worker as StorPort's, whose
+//! completions HwTimer hands to SCSIPORT (`docs/driver.md` "Disk-backed images", SCSIPORT).
 
 use crate::trampolines::ScsiMiniport;
 use rvblk_abi::PortConfigurationInformation;
+use rvblk_core::image::DiskBackedImage;
 use rvblk_core::policy::{self, Exposure, Service, SetupPhase};
 use rvblk_irql::{Dispatch, Passive};
-use rvblk_kernel::io::PortBuffers;
+use rvblk_kernel::backed::{self, DiskPath, PortCalls};
+use rvblk_kernel::extension::AdapterRef;
+use rvblk_kernel::io::{PortBuffers, Started};
 use rvblk_kernel::port::{self, DeviceState, DiskBacked, Flavour};
-use rvblk_kernel::srb::Srb;
+use rvblk_kernel::srb::{QueuedSrb, Srb};
 use rvblk_kernel::trampolines::AdapterCallbacks;
 use rvblk_kernel::{nt, rvblk_log};
 
 pub struct RamDisks;
 
-/// Why the SCSIPORT flavour leaves disk-backed images alone (`docs/driver.md` "Disk-backed
-/// images", SCSIPORT).
-const NOT_SERVED: &str =
-    "the SCSIPORT flavour (rvblkxp.sys) serves RAM images only; load a map --mem image instead";
+/// HwTimer's period while SRBs are pending: a completed disk-backed request waits at most this
+/// long for SCSIPORT to hear of it (`docs/driver.md` "Disk-backed images", SCSIPORT).
+pub const BUSY_TIMER_US: u32 = 1_000;
+/// HwTimer's period while nothing is pending: how soon a disk-backed LUN that went live (or
+/// away) is announced with BusChangeDetected.
+pub const IDLE_TIMER_US: u32 = 100_000;
+
+/// The period HwTimer re-arms with, from the SRBs still pending.
+pub fn timer_period(owed: u32) -> u32 {
+    if owed > 0 {
+        BUSY_TIMER_US
+    } else {
+        IDLE_TIMER_US
+    }
+}
+
+/// The worker's port calls under SCSIPORT: ScsiPortNotification is legal only inside miniport
+/// callbacks, so both wait in the path's deferred queue for HwTimer.
+pub struct ScsiPortCalls;
+
+impl PortCalls for ScsiPortCalls {
+    const RUNTIME_LUNS: bool = false;
+
+    fn complete(path: &DiskPath, _adapter: AdapterRef, srb: QueuedSrb, irql: &Passive) {
+        path.deferred().push(srb, irql);
+    }
+
+    fn bus_changed(path: &DiskPath, _adapter: AdapterRef) {
+        path.deferred().bus_changed();
+    }
+}
 
 /// SCSIPORT maps every buffer (MapBuffers = TRUE): nothing is reached any other way.
 struct MappedOnly;
@@ -70,6 +102,7 @@ impl ScsiMiniport for RamDisks {
         config: &mut PortConfigurationInformation,
         service: Service,
         argument: Option<&[u8]>,
+        adapter: AdapterRef,
         irql: &Passive,
     ) -> u32 {
         let option = argument.map_or(policy::DisksOption::Unset, policy::parse_disks_option);
@@ -81,17 +114,25 @@ impl ScsiMiniport for RamDisks {
                 phase.name()
             );
         }
+        // The worker runs only for disk-backed images: a RAM-only boot starts no thread and
+        // arms no timer, as before.
+        let start = |images: &[DiskBackedImage], first: u8, ram_bytes: u64, irql: &Passive| {
+            if images.is_empty() {
+                return None;
+            }
+            backed::start::<ScsiPortCalls>(images, first, ram_bytes, false, adapter, irql)
+        };
         port::find_adapter(
             state,
             config,
             Flavour::ScsiPortLegacy,
             exposure,
-            DiskBacked::NotServed(NOT_SERVED),
+            DiskBacked::Serve(&start),
             irql,
         )
     }
 
-    fn start_io(state: &DeviceState, srb: &mut Srb<'_>, irql: &Dispatch) {
-        rvblk_kernel::io::start_io_now(state, srb, &MappedOnly, irql);
+    fn start_io(state: &DeviceState, srb: Srb<'_>, irql: &Dispatch) -> Started {
+        rvblk_kernel::io::start_io(state, srb, &MappedOnly, irql)
     }
 }

@@ -8,13 +8,13 @@
 //! build does. What DriverEntry learns (which service loaded the driver) reaches HwFindAdapter
 //! through ScsiPortInitialize's HwContext, as a value: no global.
 
-use crate::miniport::RamDisks;
+use crate::miniport::{self, RamDisks};
 use crate::scsiport;
 use core::ffi::c_void;
 use rvblk_abi::*;
 use rvblk_core::policy::Service;
 use rvblk_irql::{Dispatch, Passive};
-use rvblk_kernel::extension::{self, DEVICE_EXTENSION_SIZE};
+use rvblk_kernel::extension::{self, AdapterRef, DEVICE_EXTENSION_SIZE};
 use rvblk_kernel::io::Started;
 use rvblk_kernel::port::DeviceState;
 use rvblk_kernel::srb::Srb;
@@ -31,11 +31,13 @@ pub trait ScsiMiniport: AdapterCallbacks {
         config: &mut PortConfigurationInformation,
         service: Service,
         argument: Option<&[u8]>,
+        adapter: AdapterRef,
         irql: &Passive,
     ) -> u32;
-    /// HwStartIo (≤ DISPATCH_LEVEL, serialised by SCSIPORT). Fills the SRB's completion
-    /// fields; the trampoline completes it and asks for the next one.
-    fn start_io(state: &DeviceState, srb: &mut Srb<'_>, irql: &Dispatch);
+    /// HwStartIo (≤ DISPATCH_LEVEL, serialised by SCSIPORT). [`Started::Done`]: the completion
+    /// fields are filled and the trampoline completes it; [`Started::Pending`]: the disk worker
+    /// serves it and HwTimer completes it. Either way the trampoline asks for the next one.
+    fn start_io(state: &DeviceState, srb: Srb<'_>, irql: &Dispatch) -> Started;
 }
 
 /// HwContext values: the service, as a number (SCSIPORT passes HwContext through untouched).
@@ -46,7 +48,7 @@ fn init_data<M: ScsiMiniport>() -> HwInitializationData {
     let mut init = HwInitializationData::zeroed();
     init.hw_initialization_data_size = HW_INIT_DATA_SIZE_SCSIPORT;
     init.adapter_interface_type = INTERFACE_TYPE_ISA;
-    init.hw_initialize = Some(hw_initialize::<M>);
+    init.hw_initialize = Some(hw_initialize_timer::<M>);
     init.hw_start_io = Some(hw_start_io::<M>);
     // ReactOS's scsiport rejects a NULL HwInterrupt; a stub costs nothing (§2.2).
     init.hw_interrupt = Some(hw_interrupt);
@@ -72,6 +74,7 @@ pub unsafe extern "system" fn DriverEntry(
 ) -> i32 {
     // SAFETY: DriverEntry runs at PASSIVE_LEVEL (contract); the token dies with this call.
     let irql = unsafe { Passive::new_unchecked() };
+    rvblk_kernel::nt::set_driver_object(driver_object);
     rvblk_kernel::rvblk_log!(
         "rvblkxp {} loading (SCSIPORT miniport)",
         env!("CARGO_PKG_VERSION")
@@ -129,7 +132,10 @@ unsafe extern "system" fn hw_find_adapter<M: ScsiMiniport>(
     });
     // SAFETY: the extension, ConfigInfo and Again as `find_adapter_args` requires (contract).
     let (state, config) = unsafe { extension::find_adapter_args(ext, config, again) };
-    M::find_adapter(state, config, service, argument, &irql)
+    // SAFETY: the extension SCSIPORT passed; a legacy adapter is never removed, so the worker
+    // that keeps it outlives nothing.
+    let adapter = unsafe { AdapterRef::new(ext) };
+    M::find_adapter(state, config, service, argument, adapter, &irql)
 }
 
 /// No hardware, no interrupts: never ours.
@@ -151,15 +157,78 @@ unsafe extern "system" fn hw_start_io<M: ScsiMiniport>(
     ext: *mut c_void,
     srb: *mut ScsiRequestBlock,
 ) -> u8 {
-    let serve = |state: &DeviceState, mut request: Srb<'_>, irql: &Dispatch| {
-        M::start_io(state, &mut request, irql);
-        Started::Done
+    // The address, read while the SRB is surely ours: once pending it belongs to the worker.
+    // SAFETY: a live SRB (contract).
+    let (path, target, lun) = unsafe { ((*srb).path_id, (*srb).target_id, (*srb).lun) };
+    let serve = |state: &DeviceState, request: Srb<'_>, irql: &Dispatch| {
+        let started = M::start_io(state, request, irql);
+        if started == Started::Pending {
+            if let Some(disk) = &state.disk {
+                disk.path().deferred().note_pending();
+            }
+        }
+        started
     };
-    // Every request completes here: this flavour serves no disk-backed image.
     // SAFETY: IRQL, extension and SRB as `start_io` requires (contract; HwFindAdapter recorded
     // BufferMapping::All, which MapBuffers = TRUE provides).
-    let _done = unsafe { trampolines::start_io(ext, srb, serve) };
+    let started = unsafe { trampolines::start_io(ext, srb, serve) };
+    if started == Started::Pending {
+        // The worker serves it; HwTimer completes it (ScsiPortNotification is legal only in
+        // miniport callbacks, `docs/driver.md` "Disk-backed images", SCSIPORT).
+        // SAFETY: HwStartIo's extension; `hw_timer` takes any later call with it.
+        unsafe { scsiport::request_timer_call(ext, hw_timer, miniport::BUSY_TIMER_US) };
+        // SAFETY: HwStartIo's extension.
+        unsafe { scsiport::ask_next(ext, path, target, lun) };
+        return 1;
+    }
     // SAFETY: the request is complete, no reference to it remains, handed back exactly once.
     unsafe { scsiport::complete_and_ask_next(ext, srb) };
     1
+}
+
+/// HwInitialize, then the first RequestTimerCall when disk-backed images are served: HwTimer
+/// announces their arrival (BusChangeDetected) and completes what the worker served.
+///
+/// # Safety
+/// As [`hw_initialize`]: SCSIPORT calls it once after HwFindAdapter found the adapter, inside
+/// the miniport, with the adapter's device extension.
+unsafe extern "system" fn hw_initialize_timer<M: ScsiMiniport>(ext: *mut c_void) -> u8 {
+    // SAFETY: the same call, forwarded (contract).
+    let ok = unsafe { hw_initialize::<M>(ext) };
+    // SAFETY: the adapter's extension, read only.
+    let state = unsafe { extension::state(ext) };
+    if ok != 0 && state.disk.is_some() {
+        // SAFETY: a miniport callback with its extension; `hw_timer` takes any later call.
+        unsafe { scsiport::request_timer_call(ext, hw_timer, miniport::IDLE_TIMER_US) };
+    }
+    ok
+}
+
+/// HwTimer (RequestTimerCall): completes every SRB the worker finished, announces a bus change
+/// the worker recorded, and re-arms itself (`miniport::timer_period`).
+///
+/// # Safety
+/// SCSIPORT calls it at DISPATCH_LEVEL, serialised with HwStartIo, with the adapter's device
+/// extension; every SRB in the deferred queue is pending, owned by this miniport and no longer
+/// used by the worker (`QueuedSrb`).
+unsafe extern "system" fn hw_timer(ext: *mut c_void) {
+    // SAFETY: DISPATCH_LEVEL for the call (contract).
+    let irql = unsafe { Dispatch::new_unchecked() };
+    // SAFETY: shared access to the adapter's extension (contract).
+    let state = unsafe { extension::state(ext) };
+    let Some(disk) = &state.disk else {
+        return;
+    };
+    let deferred = disk.path().deferred();
+    while let Some(done) = deferred.pop(&irql) {
+        // SAFETY: a pending SRB the worker finished, handed back exactly once (consumed).
+        unsafe { scsiport::request_complete(ext, done.into_raw()) };
+    }
+    if deferred.take_bus_change() {
+        // SAFETY: inside HwTimer with its extension.
+        unsafe { scsiport::bus_change_detected(ext) };
+    }
+    let period = miniport::timer_period(deferred.owed());
+    // SAFETY: inside HwTimer with its extension; `hw_timer` takes any later call.
+    unsafe { scsiport::request_timer_call(ext, hw_timer, period) };
 }

@@ -5,7 +5,7 @@ use core::ffi::c_void;
 use rvblk_abi::{HwInitializationData, ScsiRequestBlock};
 use rvblk_core::srb::BufferUse;
 use rvblk_irql::{Dispatch, Passive};
-use rvblk_kernel::backed::PortCalls;
+use rvblk_kernel::backed::{DiskPath, PortCalls};
 use rvblk_kernel::extension::AdapterRef;
 use rvblk_kernel::io::PortBuffers;
 use rvblk_kernel::srb::{DataAccess, QueuedSrb};
@@ -102,14 +102,14 @@ impl PortBuffers for StorPortAdapter {
 pub struct StorPortCalls;
 
 impl PortCalls for StorPortCalls {
-    fn complete(adapter: AdapterRef, srb: QueuedSrb) {
+    fn complete(_path: &DiskPath, adapter: AdapterRef, srb: QueuedSrb, _irql: &Passive) {
         // SAFETY: the adapter's extension; a pending SRB this miniport owns and has not
         // completed (QueuedSrb invariant), handed back exactly once (consumed here) with no view
         // of it left (the worker's view ended before this call).
         unsafe { request_complete(adapter.as_ptr(), srb.into_raw()) };
     }
 
-    fn bus_changed(adapter: AdapterRef) {
+    fn bus_changed(_path: &DiskPath, adapter: AdapterRef) {
         // SAFETY: BusChangeDetected takes (ext, UCHAR PathId), the PathId promoted to int as a
         // variadic argument; the adapter exists while its worker runs.
         unsafe {

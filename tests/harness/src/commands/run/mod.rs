@@ -267,6 +267,9 @@ fn enumerator(
     let mut io = Io::new(a);
     let mut seen = 0;
     while !stop.load(Ordering::SeqCst) {
+        // SCSIPORT's timer fires on its own, not only while an SRB waits: a miniport announces
+        // a late disk from HwTimer (`docs/harness-disks.md` §6).
+        a.run_timer_if_due();
         let n = k.wait_bus_change(seen, Duration::from_millis(50));
         if n > seen {
             seen = n;
