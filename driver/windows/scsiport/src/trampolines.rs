@@ -159,7 +159,8 @@ unsafe extern "system" fn hw_start_io<M: ScsiMiniport>(
 ) -> u8 {
     // The address, read while the SRB is surely ours: once pending it belongs to the worker.
     // SAFETY: a live SRB (contract).
-    let (path, target, lun) = unsafe { ((*srb).path_id, (*srb).target_id, (*srb).lun) };
+    let request = unsafe { &*srb };
+    let (path, target, lun) = (request.path_id, request.target_id, request.lun);
     let serve = |state: &DeviceState, request: Srb<'_>, irql: &Dispatch| {
         let started = M::start_io(state, request, irql);
         if started == Started::Pending {
