@@ -551,17 +551,7 @@ impl Kernel {
     }
 
     fn ensure_completion_thread(&self) {
-        let mut w = self.io.worker.lock().unwrap_or_else(|e| e.into_inner());
-        if w.is_some() {
-            return;
-        }
-        let Some(me) = self.me.upgrade() else {
-            return;
-        };
-        *w = std::thread::Builder::new()
-            .name("irp-completion".into())
-            .spawn(move || me.completion_loop())
-            .ok();
+        self.spawn_once(&self.io.worker, "irp-completion", Kernel::completion_loop);
     }
 
     fn completion_loop(&self) {

@@ -340,3 +340,26 @@ pub(crate) fn crash_snapshot() -> (Vec<String>, Vec<String>) {
     }
     (fails, log_tail)
 }
+
+impl Kernel {
+    /// Starts the harness thread kept in `slot` (the IRP completion thread, the PnP thread)
+    /// unless it already runs; it holds a strong reference to the kernel while it runs.
+    pub(crate) fn spawn_once(
+        &self,
+        slot: &Mutex<Option<std::thread::JoinHandle<()>>>,
+        name: &str,
+        body: fn(&Kernel),
+    ) {
+        let mut w = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if w.is_some() {
+            return;
+        }
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        *w = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || body(&me))
+            .ok();
+    }
+}

@@ -112,17 +112,7 @@ impl Kernel {
     }
 
     fn ensure_pnp_thread(&self) {
-        let mut w = self.pnp.worker.lock().unwrap_or_else(|e| e.into_inner());
-        if w.is_some() {
-            return;
-        }
-        let Some(me) = self.me.upgrade() else {
-            return;
-        };
-        *w = std::thread::Builder::new()
-            .name("pnp".into())
-            .spawn(move || me.pnp_loop())
-            .ok();
+        self.spawn_once(&self.pnp.worker, "pnp", Kernel::pnp_loop);
     }
 
     #[allow(clippy::too_many_arguments)]
