@@ -616,15 +616,14 @@ pub(super) fn cases(
     let no_dir = f.dir.join("no-such-dir").join("x.img");
     let dir = f.dir.clone();
     type Prep<'a> = Box<dyn Fn() -> Result<PathBuf, String> + 'a>;
-    /// (case, the file it mounts, kind, read-only, requester, the error it must get; None:
-    /// any service error).
+    /// (case, the file it mounts, kind, read-only, requester, the error it must get).
     type Refusal<'a> = (
         &'static str,
         Prep<'a>,
         DeviceKind,
         bool,
         Requester,
-        Option<ControlError>,
+        ControlError,
     );
     let refusals: Vec<Refusal<'_>> = vec![
         (
@@ -633,7 +632,7 @@ pub(super) fn cases(
             DeviceKind::Disk,
             true,
             Requester::Admin,
-            Some(ControlError::FileNotFound),
+            ControlError::FileNotFound,
         ),
         (
             "mount_missing_directory",
@@ -641,7 +640,7 @@ pub(super) fn cases(
             DeviceKind::Disk,
             true,
             Requester::Admin,
-            Some(ControlError::FileNotFound),
+            ControlError::FileNotFound,
         ),
         (
             "mount_directory",
@@ -649,7 +648,7 @@ pub(super) fn cases(
             DeviceKind::CdRom,
             true,
             Requester::Admin,
-            Some(ControlError::FileNotFound),
+            ControlError::FileNotFound,
         ),
         (
             "mount_empty_file",
@@ -657,7 +656,7 @@ pub(super) fn cases(
             DeviceKind::Disk,
             true,
             Requester::Admin,
-            Some(ControlError::FileTooSmall),
+            ControlError::FileTooSmall,
         ),
         (
             "mount_file_shorter_than_a_block",
@@ -665,7 +664,7 @@ pub(super) fn cases(
             DeviceKind::Disk,
             true,
             Requester::Admin,
-            Some(ControlError::FileTooSmall),
+            ControlError::FileTooSmall,
         ),
         (
             "mount_locked_file",
@@ -677,7 +676,7 @@ pub(super) fn cases(
             DeviceKind::Disk,
             true,
             Requester::Admin,
-            Some(ControlError::SharingViolation),
+            ControlError::SharingViolation,
         ),
         (
             "mount_denied_file",
@@ -689,7 +688,7 @@ pub(super) fn cases(
             DeviceKind::Disk,
             true,
             Requester::Admin,
-            Some(ControlError::AccessDenied),
+            ControlError::AccessDenied,
         ),
         (
             "mount_read_only_file_for_write",
@@ -702,7 +701,7 @@ pub(super) fn cases(
             DeviceKind::Disk,
             false,
             Requester::Admin,
-            Some(ControlError::AccessDenied),
+            ControlError::AccessDenied,
         ),
         (
             "mount_compressed_file",
@@ -714,7 +713,7 @@ pub(super) fn cases(
             DeviceKind::CdRom,
             true,
             Requester::Admin,
-            Some(ControlError::UnsupportedFile),
+            ControlError::UnsupportedFile,
         ),
         (
             "mount_encrypted_file",
@@ -726,7 +725,7 @@ pub(super) fn cases(
             DeviceKind::Disk,
             true,
             Requester::Admin,
-            Some(ControlError::UnsupportedFile),
+            ControlError::UnsupportedFile,
         ),
         (
             "mount_by_filtered_admin",
@@ -734,7 +733,7 @@ pub(super) fn cases(
             DeviceKind::Disk,
             true,
             Requester::Filtered,
-            Some(ControlError::NotAdministrator),
+            ControlError::NotAdministrator,
         ),
         (
             "mount_by_user",
@@ -742,7 +741,7 @@ pub(super) fn cases(
             DeviceKind::Disk,
             true,
             Requester::User,
-            Some(ControlError::NotAdministrator),
+            ControlError::NotAdministrator,
         ),
         (
             "mount_without_requester_thread",
@@ -750,7 +749,7 @@ pub(super) fn cases(
             DeviceKind::Disk,
             true,
             Requester::NoThread,
-            Some(ControlError::NotAdministrator),
+            ControlError::NotAdministrator,
         ),
         (
             "mount_without_requester_irp",
@@ -758,7 +757,7 @@ pub(super) fn cases(
             DeviceKind::Disk,
             true,
             Requester::NoIrp,
-            Some(ControlError::NotAdministrator),
+            ControlError::NotAdministrator,
         ),
     ];
     for (name, prep, kind, ro, who, want) in refusals {
@@ -776,15 +775,7 @@ pub(super) fn cases(
                 },
                 who,
             );
-            match want {
-                Some(w) => expect(got, w)?,
-                // No single code is defined: any service error (docs/control.md §4 step 5).
-                None => match got {
-                    Ok(e) if e.return_code() >= 0x0301 => {}
-                    Ok(e) => return Err(format!("refused with {e:?}, not a service error")),
-                    Err(e) => return Err(e),
-                },
-            }
+            expect(got, want)?;
             unchanged(io, k, first_raw, &[&p, &plain], held)
         });
     }
