@@ -32,5 +32,6 @@ pub mod image;
 pub mod integrity;
 pub mod log;
 pub mod policy;
+pub mod readahead;
 pub mod scsi;
 pub mod srb;

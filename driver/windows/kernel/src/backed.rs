@@ -191,8 +191,11 @@ pub struct DiskPath {
     callbacks: core::sync::atomic::AtomicU32,
     /// The worker is running (not about to sleep): HwStartIo need not set `wake`.
     awake: AtomicBool,
-    /// SRBs ever queued (incremented under the inbox lock): what the worker's poll watches.
+    /// SRBs ever queued (incremented under the inbox lock) and nudges: what the worker's poll
+    /// watches.
     posted: AtomicU32,
+    /// A nudge arrived ([`DiskPath::nudge`]): the worker does not sleep before it has looked.
+    nudged: AtomicBool,
     /// Completions for a port that notifies only from its callbacks (SCSIPORT).
     deferred: Deferred,
 }
@@ -300,6 +303,16 @@ impl DiskPath {
             self.wake.set(irql);
         }
         queued
+    }
+
+    /// HwStartIo: the worker has read-ahead work (`docs/control.md` §10.4); wakes it unless
+    /// it is awake.
+    pub fn nudge(&self, irql: &impl AtMostDispatch) {
+        self.nudged.store(true, Ordering::SeqCst);
+        self.posted.fetch_add(1, Ordering::SeqCst);
+        if !self.awake.load(Ordering::SeqCst) {
+            self.wake.set(irql);
+        }
     }
 
     /// The PnP callback: records an arrival or removal and wakes the worker; never blocks on I/O.
@@ -618,6 +631,11 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
                 }
                 served = true;
             }
+            // Read-ahead fills for file LUNs, one per look at the queue.
+            if idle && P::RUNTIME_LUNS && crate::runtime::read_ahead(path, irql) {
+                served = true;
+                continue;
+            }
             if idle {
                 if stop {
                     for d in w.disks.iter_mut() {
@@ -727,7 +745,9 @@ fn pause(path: &DiskPath, spin: Option<u32>, timeout: Option<u64>, irql: &Passiv
     // Announce the sleep before the last look at the queue: an SRB queued after that look sees
     // `awake` clear and sets the event (`DiskPath::enqueue`).
     path.awake.store(false, Ordering::SeqCst);
-    if path.inbox.with(irql, |inbox, _| inbox.srbs.is_empty()) {
+    if path.inbox.with(irql, |inbox, _| inbox.srbs.is_empty())
+        && !path.nudged.swap(false, Ordering::SeqCst)
+    {
         path.wake.wait(timeout, irql);
     }
     path.awake.store(true, Ordering::SeqCst);

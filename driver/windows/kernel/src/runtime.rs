@@ -14,7 +14,7 @@
 //! write lock, i.e. until every request still reading the LUN has finished.
 
 use crate::backed::{DiskPath, PortCalls, Queued, Route};
-use crate::ntmount::{ClientSecurity, FileHandle, RamChunk, ThreadRef};
+use crate::ntmount::{ClientSecurity, FileHandle, RamChunk, ReadAheadBuffers, ThreadRef};
 use crate::physmem::{PoolBuf, PoolVec};
 use crate::rvblk_log;
 use crate::srb::Srb;
@@ -31,6 +31,7 @@ use rvblk_core::control::{
     Services, LUN_PATH_UNITS,
 };
 use rvblk_core::image::DeviceKind;
+use rvblk_core::readahead::{self, Access};
 use rvblk_core::scsi::{Medium, MediumError, ScsiTarget};
 use rvblk_core::srb::{self as core_srb, status, BufferUse, SrbCompletion};
 use rvblk_irql::{AtMostDispatch, Dispatch, Passive};
@@ -40,8 +41,12 @@ pub const SLOTS: usize = crate::adapter::MAX_TARGETS;
 
 /// What a runtime LUN's bytes live in.
 enum Backing {
-    /// A file opened by the worker; only the worker reads or writes it.
-    File(FileHandle),
+    /// A file opened by the worker; only the worker reads or writes it. `ahead`: its
+    /// read-ahead buffers (`docs/control.md` §10.4), `None` when the pool could not give them.
+    File {
+        file: FileHandle,
+        ahead: Option<ReadAheadBuffers>,
+    },
     /// RAM-disk chunks, mapped: read and written in HwStartIo. A chunk UNMAP gave back is
     /// `None` (it reads as zeros) until a write needs it again; each has its own lock so the
     /// worker can take one away or put one back while HwStartIo uses the others.
@@ -84,7 +89,10 @@ impl RuntimeLun {
     /// Gives everything back (PASSIVE: the worker; nothing uses the LUN any more).
     fn release(self, irql: &Passive) {
         match self.backing {
-            Backing::File(h) => h.close(irql),
+            Backing::File { file, ahead } => {
+                drop(ahead);
+                file.close(irql)
+            }
             Backing::Ram { mut chunks, .. } => {
                 while let Some(c) = chunks.pop() {
                     if let Some(c) = c.into_inner() {
@@ -367,7 +375,7 @@ pub fn start_io<'a>(
             srb.finish(&done);
             Err(srb)
         }
-        Backing::File(_) => {
+        Backing::File { ahead, .. } => {
             let state = if lun.gone.load(Ordering::Acquire) {
                 LunState::Removed
             } else {
@@ -375,13 +383,49 @@ pub fn start_io<'a>(
             };
             match policy::admit(state, cdb) {
                 policy::Admission::Queue => {
+                    let bs = lun.target.image().block_size();
+                    let access = readahead::classify(cdb, bs);
+                    if let Some(ahead) = ahead {
+                        match access {
+                            // A READ a read-ahead buffer holds is served here, at once.
+                            Access::Read { offset, len } => {
+                                if let Some(hit) = ahead.read(offset, len, irql) {
+                                    let done =
+                                        crate::io::execute_with(&mut srb, port, irql, |b, sense| {
+                                            core_srb::execute_scsi(
+                                                &lun.target,
+                                                cdb,
+                                                flags,
+                                                length,
+                                                b,
+                                                sense,
+                                                &hit,
+                                            )
+                                        });
+                                    srb.finish(&done);
+                                    if hit.release(irql) {
+                                        path.nudge(irql);
+                                    }
+                                    return Err(srb);
+                                }
+                            }
+                            // Buffers it overlaps stop serving before it is queued.
+                            Access::Write { offset, len } => ahead.write_queued(offset, len, irql),
+                            Access::Other => {}
+                        }
+                    }
                     let route = Route::Runtime {
                         target: target_id,
                         generation: lun.generation,
                     };
                     // Queued while the LUN is still pinned: a REMOVE waits for this pin to go
                     // and then serves what was queued (`remove`).
-                    crate::io::queue(path, route, srb, port, irql)
+                    let queued = crate::io::queue(path, route, srb, port, irql);
+                    if let (Err(_), Some(ahead), Access::Write { .. }) = (&queued, ahead, access) {
+                        // Not queued after all (BUSY): the write will come again.
+                        ahead.write_done(irql);
+                    }
+                    queued
                 }
                 policy::Admission::Refuse(sense) => {
                     let (_, sense_buf) = srb.buffers();
@@ -626,38 +670,22 @@ pub fn serve_queued<P: PortCalls>(
                         );
                         core_srb::complete(&MediumError::Unreadable.outcome(true), flags, sense)
                     }
-                } else if lun.gone.load(Ordering::Acquire) {
-                    let (_, sense) = srb.buffers();
-                    core_srb::complete(&MediumError::Removed.outcome(false), flags, sense)
-                } else if let Backing::File(file) = &lun.backing {
-                    let medium = FileMedium {
+                } else if let Backing::File { file, ahead } = &lun.backing {
+                    let bs = lun.target.image().block_size();
+                    let access = readahead::classify(&cdb[..cdb_len], bs);
+                    let done = file_command(
+                        lun,
+                        target,
                         file,
-                        irql,
-                        failed: Cell::new(None),
-                    };
-                    let (mut access, sense) = srb.buffers();
-                    let done = core_srb::execute_scsi(
-                        &lun.target,
+                        ahead.as_ref(),
+                        access,
                         &cdb[..cdb_len],
-                        flags,
-                        length,
-                        &mut crate::backed::Mapped(&mut access),
-                        sense,
-                        &medium,
+                        &mut srb,
+                        irql,
                     );
-                    if let Some(e) = medium.failed.get() {
-                        rvblk_log!(
-                            "runtime lun {}: file I/O failed ({:?}) for opcode {:#04x}",
-                            target,
-                            e,
-                            cdb[0]
-                        );
-                        if e == MediumError::Removed && !lun.gone.swap(true, Ordering::AcqRel) {
-                            rvblk_log!(
-                                "runtime lun {}: its file is gone; the LUN answers NOT READY (medium not present)",
-                                target
-                            );
-                        }
+                    if let (Some(ahead), Access::Write { .. }) = (ahead, access) {
+                        // Served (or refused): fills may read the file again.
+                        ahead.write_done(irql);
                     }
                     done
                 } else {
@@ -670,6 +698,94 @@ pub fn serve_queued<P: PortCalls>(
     }
     drop(guard);
     crate::backed::complete::<P>(path, q.srb, irql);
+}
+
+/// The worker's part of one queued command of a file LUN: a READ a read-ahead buffer filled
+/// meanwhile holds is copied from it; everything else goes to the file.
+#[allow(clippy::too_many_arguments)]
+fn file_command(
+    lun: &RuntimeLun,
+    target: u8,
+    file: &FileHandle,
+    ahead: Option<&ReadAheadBuffers>,
+    access: Access,
+    cdb: &[u8],
+    srb: &mut Srb<'_>,
+    irql: &Passive,
+) -> SrbCompletion {
+    let (flags, length) = (srb.flags(), srb.transfer_length());
+    if lun.gone.load(Ordering::Acquire) {
+        let (_, sense) = srb.buffers();
+        return core_srb::complete(&MediumError::Removed.outcome(false), flags, sense);
+    }
+    if let (Some(ahead), Access::Read { offset, len }) = (ahead, access) {
+        if let Some(hit) = ahead.lookup(offset, len, irql) {
+            let (mut access, sense) = srb.buffers();
+            let done = core_srb::execute_scsi(
+                &lun.target,
+                cdb,
+                flags,
+                length,
+                &mut crate::backed::Mapped(&mut access),
+                sense,
+                &hit,
+            );
+            // The worker itself fills next: no nudge needed.
+            let _ = hit.release(irql);
+            return done;
+        }
+    }
+    let medium = FileMedium {
+        file,
+        irql,
+        failed: Cell::new(None),
+    };
+    let (mut buffers, sense) = srb.buffers();
+    let done = core_srb::execute_scsi(
+        &lun.target,
+        cdb,
+        flags,
+        length,
+        &mut crate::backed::Mapped(&mut buffers),
+        sense,
+        &medium,
+    );
+    if let Some(e) = medium.failed.get() {
+        rvblk_log!(
+            "runtime lun {}: file I/O failed ({:?}) for opcode {:#04x}",
+            target,
+            e,
+            cdb[0]
+        );
+        if e == MediumError::Removed && !lun.gone.swap(true, Ordering::AcqRel) {
+            rvblk_log!(
+                "runtime lun {}: its file is gone; the LUN answers NOT READY (medium not present)",
+                target
+            );
+        }
+    }
+    done
+}
+
+/// The worker, with nothing queued: one read-ahead fill for a streaming file LUN, if any
+/// wants one (`docs/control.md` §10.4). True when it did one (the worker looks at its queue
+/// again before the next).
+pub fn read_ahead(path: &DiskPath, irql: &Passive) -> bool {
+    let Some(rt) = path.runtime() else {
+        return false;
+    };
+    rt.slots.iter().any(|slot| {
+        let Some(lun) = slot.pin() else {
+            return false;
+        };
+        match &lun.backing {
+            Backing::File {
+                file,
+                ahead: Some(ahead),
+            } if !lun.gone.load(Ordering::Acquire) => ahead.fill_one(file, irql),
+            _ => false,
+        }
+    })
 }
 
 /// The caller's rights, established in the worker (`docs/control.md` §6.3).
@@ -956,11 +1072,22 @@ fn mount(
         file.close(irql);
         return Err(ControlError::InsufficientMemory);
     };
+    let target = ScsiTarget::for_runtime(kind, length, read_only, u64::from(seed));
+    let image = target.image();
+    let bytes = image.blocks() * u64::from(image.block_size());
+    // Read-ahead is an optimisation: without its memory the LUN is served all the same.
+    let ahead = ReadAheadBuffers::allocate(bytes, irql);
+    if ahead.is_none() {
+        rvblk_log!(
+            "file lun: no pool for {} KiB of read-ahead; served without it",
+            readahead::WINDOW / 1024
+        );
+    }
     Ok(RuntimeLun {
-        target: ScsiTarget::for_runtime(kind, length, read_only, u64::from(seed)),
+        target,
         origin: Origin::File,
         generation: seed,
-        backing: Backing::File(file),
+        backing: Backing::File { file, ahead },
         path: Some(path),
         gone: AtomicBool::new(false),
     })

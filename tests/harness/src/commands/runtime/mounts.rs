@@ -235,6 +235,71 @@ fn read_all(io: &mut Io<'_>, lun: &NewLun, lba: u64, len: usize) -> Result<Vec<u
     Ok(out)
 }
 
+/// Reads `len` bytes from `lba` in READs of `piece` bytes.
+fn read_pieces(
+    io: &mut Io<'_>,
+    lun: &NewLun,
+    lba: u64,
+    len: usize,
+    piece: usize,
+) -> Result<Vec<u8>, String> {
+    let bs = lun.block_size as usize;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let n = piece.min(len - out.len());
+        let at = lba + (out.len() / bs) as u64;
+        let o = io.read(lun.target, 0, at, (n / bs) as u32, bs as u32);
+        if !o.ok() {
+            return Err(format!(
+                "READ at LBA {at} of target {} failed: {:#x} {:?}",
+                lun.target,
+                o.srb_status,
+                o.sense_key()
+            ));
+        }
+        out.extend_from_slice(io.slot.data(n));
+    }
+    Ok(out)
+}
+
+/// Gives the worker `d` to do the fills it wants, or until no ZwReadFile happened for 20 ms.
+fn wait_fills(k: &Kernel, d: Duration) {
+    let end = Instant::now() + d;
+    let mut last = k.file_read_calls();
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = k.file_read_calls();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// Waits until `n` ZwReadFile calls are held by `Kernel::hold_file_reads`.
+fn wait_held(k: &Kernel, n: u32) -> Result<(), String> {
+    let end = Instant::now() + GRACE;
+    while k.held_file_reads() < n {
+        if Instant::now() >= end {
+            return Err(format!(
+                "no read-ahead fill started within {} s of a sequential stream",
+                GRACE.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// Lets held file reads go however the case ends.
+struct HoldGuard<'a>(&'a Kernel);
+
+impl Drop for HoldGuard<'_> {
+    fn drop(&mut self) {
+        self.0.hold_file_reads(None);
+    }
+}
+
 /// Runs the cases; `record(name, result, kernel, failures before)` as in `runtime`.
 pub(super) fn cases(
     io: &mut Io<'_>,
@@ -601,6 +666,158 @@ pub(super) fn cases(
         let o = io.read(lun.target, 0, 0, 8, 512);
         if o.sense_key().map(|s| (s.0, s.1)) != Some((2, 0x3a)) {
             return Err(format!("READ after the file vanished: {:#x} {:?} (NOT READY / MEDIUM NOT PRESENT expected)", o.srb_status, o.sense_key()));
+        }
+        eject(io, k, lun.target, Some(&img))
+    });
+
+    // Read-ahead (`docs/control.md` §10.4): a sequential stream of 64 KiB READs equals the
+    // file, and most of it is served from the buffers (far fewer ZwReadFile calls than READs).
+    case("readahead_sequential_read", &mut |io| {
+        let img = mk("ra-seq.img", 8 * MIB, 16)?;
+        let want = std::fs::read(&img).map_err(|e| e.to_string())?;
+        let lun = created(mount_file(io, &img, DeviceKind::Disk, true, Requester::Admin))?;
+        let calls = k.file_read_calls();
+        let got = read_pieces(io, &lun, 0, want.len(), 64 * 1024)?;
+        let n = k.file_read_calls() - calls;
+        if got != want {
+            return Err("the stream read through read-ahead differs from the file".into());
+        }
+        let srbs = want.len() as u64 / (64 * 1024);
+        if n * 2 > srbs {
+            return Err(format!(
+                "{n} ZwReadFile calls for {srbs} sequential READs: read-ahead served too few"
+            ));
+        }
+        eject(io, k, lun.target, Some(&img))
+    });
+
+    // A WRITE into a range the buffers hold: the next READs of it see the new bytes.
+    case("readahead_write_then_read", &mut |io| {
+        let img = mk("ra-write.img", 4 * MIB, 17)?;
+        let lun = created(mount_file(io, &img, DeviceKind::Disk, false, Requester::Admin))?;
+        // Start a stream and give the worker time to fill the window ahead of it.
+        read_pieces(io, &lun, 0, 128 * 1024, 64 * 1024)?;
+        wait_fills(k, Duration::from_millis(200));
+        let pat: Vec<u8> = (0..8192u32).map(|i| (i * 13 + 5) as u8).collect();
+        // 300 KiB: inside the first or second buffer ahead of the reader.
+        write_all(io, &lun, 600, &pat)?;
+        let mut want = std::fs::read(&img).map_err(|e| e.to_string())?;
+        if want[600 * 512..600 * 512 + pat.len()] != pat[..] {
+            return Err("the write did not reach the host file".into());
+        }
+        want.truncate(2 * MIB as usize);
+        let got = read_pieces(io, &lun, 0, want.len(), 64 * 1024)?;
+        if got != want {
+            return Err("a READ after the WRITE returned the old bytes (stale read-ahead)".into());
+        }
+        eject(io, k, lun.target, Some(&img))
+    });
+
+    // A WRITE arrives while a fill of the same range is reading the file: the fill's bytes
+    // (read before the write) are never served.
+    case("readahead_write_during_fill", &mut |io| {
+        let img = mk("ra-race.img", 4 * MIB, 18)?;
+        let lun = created(mount_file(io, &img, DeviceKind::Disk, false, Requester::Admin))?;
+        let _release = HoldGuard(k);
+        // Fills read 256 KiB; the test's own 64 KiB READs go through.
+        k.hold_file_reads(Some(128 * 1024));
+        read_pieces(io, &lun, 0, 128 * 1024, 64 * 1024)?;
+        wait_held(k, 1)?;
+        let pat: Vec<u8> = (0..4096u32).map(|i| (i * 11 + 1) as u8).collect();
+        let a = io.a;
+        let t = lun.target;
+        let written = std::thread::scope(|s| {
+            let w = s.spawn(|| {
+                let mut io2 = Io::new(a);
+                // LBA 300 = 150 KiB: inside the fill that is held (128 KiB …).
+                io2.write(t, 0, 300, &pat, 512).ok()
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            k.hold_file_reads(None);
+            w.join().unwrap_or(false)
+        });
+        if !written {
+            return Err("the WRITE during the fill failed".into());
+        }
+        let want = std::fs::read(&img).map_err(|e| e.to_string())?;
+        let got = read_pieces(io, &lun, 128 * 1024 / 512, 512 * 1024, 64 * 1024)?;
+        if got[..] != want[128 * 1024..640 * 1024] {
+            return Err("READs after a WRITE during a fill returned the fill's stale bytes".into());
+        }
+        eject(io, k, lun.target, Some(&img))
+    });
+
+    // REMOVE while a fill is reading the file: the eject completes once it is done, the file
+    // is closed and the buffers go back (no pool leak reported).
+    case("readahead_eject_during_fill", &mut |io| {
+        let img = mk("ra-eject.img", 4 * MIB, 19)?;
+        let lun = created(mount_file(io, &img, DeviceKind::Disk, true, Requester::Admin))?;
+        let _release = HoldGuard(k);
+        k.hold_file_reads(Some(128 * 1024));
+        read_pieces(io, &lun, 0, 128 * 1024, 64 * 1024)?;
+        wait_held(k, 1)?;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                k.hold_file_reads(None);
+            });
+            eject(io, k, lun.target, Some(&img))
+        })
+    });
+
+    // Random reads never start a stream: every READ goes to the file, once, and returns it.
+    case("readahead_random_reads_unchanged", &mut |io| {
+        let img = mk("ra-rand.img", 4 * MIB, 20)?;
+        let want = std::fs::read(&img).map_err(|e| e.to_string())?;
+        let lun = created(mount_file(io, &img, DeviceKind::Disk, true, Requester::Admin))?;
+        let calls = k.file_read_calls();
+        let mut x = 0x2545_f491_u64;
+        let mut last = u64::MAX;
+        let mut n = 0;
+        while n < 200 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let lba = (x % (lun.blocks - 8)) / 8 * 8;
+            if last.checked_add(8) == Some(lba) {
+                continue;
+            }
+            last = lba;
+            let o = io.read(lun.target, 0, lba, 8, 512);
+            let at = lba as usize * 512;
+            if !o.ok() || io.slot.data(4096) != &want[at..at + 4096] {
+                return Err(format!("random READ at LBA {lba}: {:#x} or wrong data", o.srb_status));
+            }
+            n += 1;
+        }
+        wait_fills(k, Duration::from_millis(50));
+        let calls = k.file_read_calls() - calls;
+        if calls != n {
+            return Err(format!("{calls} ZwReadFile calls for {n} random READs (read-ahead filled without a stream)"));
+        }
+        eject(io, k, lun.target, Some(&img))
+    });
+
+    // A stream up to the end of the LUN (whose last fill is shorter than a buffer): every block
+    // reads right, and a READ past the end, or across it, is refused (LBA OUT OF RANGE).
+    case("readahead_read_past_end", &mut |io| {
+        let len = MIB + 96 * 1024;
+        let img = mk("ra-end.img", len, 21)?;
+        let want = std::fs::read(&img).map_err(|e| e.to_string())?;
+        let lun = created(mount_file(io, &img, DeviceKind::Disk, true, Requester::Admin))?;
+        let got = read_pieces(io, &lun, 0, want.len(), 64 * 1024)?;
+        if got != want {
+            return Err("a stream to the end of the LUN differs from the file".into());
+        }
+        for (lba, blocks) in [(lun.blocks, 8), (lun.blocks - 64, 128)] {
+            let o = io.read(lun.target, 0, lba, blocks, 512);
+            if o.ok() || o.sense_key().map(|s| (s.0, s.1)) != Some((5, 0x21)) {
+                return Err(format!(
+                    "READ of {blocks} blocks at LBA {lba} (past the end): {:#x} {:?}",
+                    o.srb_status,
+                    o.sense_key()
+                ));
+            }
         }
         eject(io, k, lun.target, Some(&img))
     });

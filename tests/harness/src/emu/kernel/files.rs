@@ -128,6 +128,12 @@ pub(crate) struct FileState {
     locked: Mutex<HashSet<FileKey>>,
     denied: Mutex<HashSet<FileKey>>,
     vanished: Mutex<HashSet<FileKey>>,
+    /// Test hook: ZwReadFile calls of at least this many bytes wait while it is set
+    /// ([`Kernel::hold_file_reads`]); and how many wait right now.
+    hold: Mutex<(Option<u32>, u32)>,
+    held: std::sync::Condvar,
+    /// ZwReadFile calls on any handle, ever.
+    reads: std::sync::atomic::AtomicU64,
 }
 
 fn key_of(m: &std::fs::Metadata) -> FileKey {
@@ -209,6 +215,36 @@ impl Kernel {
             .unwrap_or_else(|e| e.into_inner())
             .insert(k);
         Ok(())
+    }
+
+    /// Test hook: from now on every ZwReadFile of at least `min_len` bytes waits (on the
+    /// driver's thread) until it is called with `None`, which lets them all go.
+    pub fn hold_file_reads(&self, min_len: Option<u32>) {
+        let mut h = self.files.hold.lock().unwrap_or_else(|e| e.into_inner());
+        h.0 = min_len;
+        self.files.held.notify_all();
+    }
+
+    /// ZwReadFile calls waiting in [`Kernel::hold_file_reads`] right now.
+    pub fn held_file_reads(&self) -> u32 {
+        self.files.hold.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    /// ZwReadFile calls so far (every handle).
+    pub fn file_read_calls(&self) -> u64 {
+        self.files.reads.load(Ordering::SeqCst)
+    }
+
+    fn wait_if_held(&self, len: u32) {
+        let mut h = self.files.hold.lock().unwrap_or_else(|e| e.into_inner());
+        if h.0.is_none_or(|min| len < min) {
+            return;
+        }
+        h.1 += 1;
+        while h.0.is_some_and(|min| len >= min) {
+            h = self.files.held.wait(h).unwrap_or_else(|e| e.into_inner());
+        }
+        h.1 -= 1;
     }
 
     /// Handles the driver holds on `host`.
@@ -659,6 +695,10 @@ impl Kernel {
         if self.vanished(k) {
             Self::write_iosb(iosb, STATUS_FILE_INVALID, 0);
             return STATUS_FILE_INVALID;
+        }
+        if !write {
+            self.files.reads.fetch_add(1, Ordering::SeqCst);
+            self.wait_if_held(len);
         }
         let size = f.metadata().map(|m| m.size()).unwrap_or(0);
         let (st, n) = if write {
