@@ -367,10 +367,12 @@ impl Kernel {
         let Some(t) = self.token_of(api, token) else {
             return STATUS_INVALID_PARAMETER;
         };
+        // The newest record of this object: a token's object address is reused once an older
+        // token was freed, and the older record stays in the table.
         let ti = self
             .sec_tokens()
             .iter()
-            .position(|x| x.object == t.object)
+            .rposition(|x| x.object == t.object)
             .expect("a known token");
         // The impersonation holds its own reference, as PsImpersonateClient does.
         self.system_reference(t.object, 1);
