@@ -71,6 +71,12 @@ fn runtime(arch: &str, personality: &str) {
             "mount_by_filtered_admin",
             "mount_by_user",
             "mount_without_requester_thread",
+            "readahead_sequential_read",
+            "readahead_write_then_read",
+            "readahead_write_during_fill",
+            "readahead_eject_during_fill",
+            "readahead_random_reads_unchanged",
+            "readahead_read_past_end",
         ]
     };
     for case in served {
