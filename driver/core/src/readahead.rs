@@ -124,7 +124,9 @@ impl Buffer {
     fn holds(&self, offset: u64, len: usize) -> bool {
         self.state == State::Filled
             && self.start <= offset
-            && offset.checked_add(len as u64).is_some_and(|e| e <= self.end())
+            && offset
+                .checked_add(len as u64)
+                .is_some_and(|e| e <= self.end())
     }
 }
 
@@ -376,7 +378,10 @@ mod tests {
         );
         assert_eq!(classify(&[0x00; 6], 512), Access::Other); // TEST UNIT READY
         assert_eq!(classify(&[], 512), Access::Other);
-        assert_eq!(classify(&[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0], 512), Access::Other);
+        assert_eq!(
+            classify(&[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0], 512),
+            Access::Other
+        );
     }
 
     #[test]
@@ -497,7 +502,9 @@ mod tests {
         let first = 128 * K as u64;
         ra.write_queued(first + 4096, 512);
         assert_eq!(ra.lookup(first, 64 * K), None, "overlapping: invalidated");
-        let h = ra.lookup(first + B as u64, 64 * K).expect("other buffers still serve");
+        let h = ra
+            .lookup(first + B as u64, 64 * K)
+            .expect("other buffers still serve");
         ra.release(h);
         // No fill while the write is queued, even though a buffer is free now.
         assert_eq!(ra.next_fill(), None);

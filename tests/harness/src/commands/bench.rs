@@ -230,6 +230,17 @@ fn per_gib(maps: u64, bytes: f64) -> f64 {
     }
 }
 
+/// `bench --only runtime`: the runtime-mount figures alone (file-backed and RAM-disk LUNs).
+pub fn runtime_only(driver: &Path, prefix: &str, verbose: bool) -> i32 {
+    match std::fs::read(driver) {
+        Ok(b) => runtime_figures(&b, prefix, verbose),
+        Err(e) => {
+            eprintln!("{}: {e}", driver.display());
+            2
+        }
+    }
+}
+
 /// The image of the x86 big-image pass: 3 GiB, like a real x86 Windows ISO, and larger than
 /// any x86 mapping budget (`docs/x86-mapping.md`).
 const BIG_MIB: u64 = 3072;
@@ -789,9 +800,11 @@ pub fn runtime_figure_lines(drv: &[u8], prefix: &str, verbose: bool) -> (Vec<Str
             })();
             let _ = seq_read(&a, lun.target, 0, 512, (0, lun.blocks));
             let (mut ratios, mut ok, mut mbps, mut base) = (Vec::new(), first.is_some(), 0.0, 0.0);
+            let (mut srbs, calls) = (0u64, k.file_read_calls());
             for _ in 0..ROUNDS {
                 let p = pread_seq(&f, SIZE);
-                let (d, _, o) = seq_read(&a, lun.target, 0, 512, (0, lun.blocks));
+                let (d, bytes, o) = seq_read(&a, lun.target, 0, 512, (0, lun.blocks));
+                srbs += bytes / 65536;
                 ok &= o;
                 ratios.push(d / p);
                 mbps += d / ROUNDS as f64;
@@ -806,6 +819,10 @@ pub fn runtime_figure_lines(drv: &[u8], prefix: &str, verbose: bool) -> (Vec<Str
             out.push(format!(
                 "{prefix}ratio_file_backed_seq_read_64k_vs_file_read_spread: {lo:.3}..{hi:.3}"
             ));
+            // Read-ahead at work (`docs/control.md` §10.4): 1 without it, ≈ 0.25 when every
+            // READ is a hit and every fill reads 256 KiB.
+            let per = (k.file_read_calls() - calls) as f64 / srbs.max(1) as f64;
+            out.push(format!("{prefix}file_backed_zwreadfile_per_read: {per:.3}"));
             if !ok {
                 eprintln!("bench: file-backed reads failed or returned wrong data");
                 code = 1;

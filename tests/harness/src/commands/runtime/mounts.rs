@@ -675,7 +675,13 @@ pub(super) fn cases(
     case("readahead_sequential_read", &mut |io| {
         let img = mk("ra-seq.img", 8 * MIB, 16)?;
         let want = std::fs::read(&img).map_err(|e| e.to_string())?;
-        let lun = created(mount_file(io, &img, DeviceKind::Disk, true, Requester::Admin))?;
+        let lun = created(mount_file(
+            io,
+            &img,
+            DeviceKind::Disk,
+            true,
+            Requester::Admin,
+        ))?;
         let calls = k.file_read_calls();
         let got = read_pieces(io, &lun, 0, want.len(), 64 * 1024)?;
         let n = k.file_read_calls() - calls;
@@ -694,7 +700,13 @@ pub(super) fn cases(
     // A WRITE into a range the buffers hold: the next READs of it see the new bytes.
     case("readahead_write_then_read", &mut |io| {
         let img = mk("ra-write.img", 4 * MIB, 17)?;
-        let lun = created(mount_file(io, &img, DeviceKind::Disk, false, Requester::Admin))?;
+        let lun = created(mount_file(
+            io,
+            &img,
+            DeviceKind::Disk,
+            false,
+            Requester::Admin,
+        ))?;
         // Start a stream and give the worker time to fill the window ahead of it.
         read_pieces(io, &lun, 0, 128 * 1024, 64 * 1024)?;
         wait_fills(k, Duration::from_millis(200));
@@ -717,7 +729,13 @@ pub(super) fn cases(
     // (read before the write) are never served.
     case("readahead_write_during_fill", &mut |io| {
         let img = mk("ra-race.img", 4 * MIB, 18)?;
-        let lun = created(mount_file(io, &img, DeviceKind::Disk, false, Requester::Admin))?;
+        let lun = created(mount_file(
+            io,
+            &img,
+            DeviceKind::Disk,
+            false,
+            Requester::Admin,
+        ))?;
         let _release = HoldGuard(k);
         // Fills read 256 KiB; the test's own 64 KiB READs go through.
         k.hold_file_reads(Some(128 * 1024));
@@ -751,7 +769,13 @@ pub(super) fn cases(
     // is closed and the buffers go back (no pool leak reported).
     case("readahead_eject_during_fill", &mut |io| {
         let img = mk("ra-eject.img", 4 * MIB, 19)?;
-        let lun = created(mount_file(io, &img, DeviceKind::Disk, true, Requester::Admin))?;
+        let lun = created(mount_file(
+            io,
+            &img,
+            DeviceKind::Disk,
+            true,
+            Requester::Admin,
+        ))?;
         let _release = HoldGuard(k);
         k.hold_file_reads(Some(128 * 1024));
         read_pieces(io, &lun, 0, 128 * 1024, 64 * 1024)?;
@@ -769,7 +793,13 @@ pub(super) fn cases(
     case("readahead_random_reads_unchanged", &mut |io| {
         let img = mk("ra-rand.img", 4 * MIB, 20)?;
         let want = std::fs::read(&img).map_err(|e| e.to_string())?;
-        let lun = created(mount_file(io, &img, DeviceKind::Disk, true, Requester::Admin))?;
+        let lun = created(mount_file(
+            io,
+            &img,
+            DeviceKind::Disk,
+            true,
+            Requester::Admin,
+        ))?;
         let calls = k.file_read_calls();
         let mut x = 0x2545_f491_u64;
         let mut last = u64::MAX;
@@ -786,7 +816,10 @@ pub(super) fn cases(
             let o = io.read(lun.target, 0, lba, 8, 512);
             let at = lba as usize * 512;
             if !o.ok() || io.slot.data(4096) != &want[at..at + 4096] {
-                return Err(format!("random READ at LBA {lba}: {:#x} or wrong data", o.srb_status));
+                return Err(format!(
+                    "random READ at LBA {lba}: {:#x} or wrong data",
+                    o.srb_status
+                ));
             }
             n += 1;
         }
@@ -804,7 +837,13 @@ pub(super) fn cases(
         let len = MIB + 96 * 1024;
         let img = mk("ra-end.img", len, 21)?;
         let want = std::fs::read(&img).map_err(|e| e.to_string())?;
-        let lun = created(mount_file(io, &img, DeviceKind::Disk, true, Requester::Admin))?;
+        let lun = created(mount_file(
+            io,
+            &img,
+            DeviceKind::Disk,
+            true,
+            Requester::Admin,
+        ))?;
         let got = read_pieces(io, &lun, 0, want.len(), 64 * 1024)?;
         if got != want {
             return Err("a stream to the end of the LUN differs from the file".into());
