@@ -18,7 +18,7 @@ const USAGE: &str = "usage:
                     [--disk FILE[:SECTOR] ...] [--disk-arrival-ms N] [--disk-remove-ms N]
                     [--disk-read-only] [--disk-pend-every N] [--uefi-var NAME=FILE ...]
   rvblk-harness bench --driver PATH.sys [--x86-driver PATH.sys] [--arm64-driver PATH.sys]
-                      [--size-mib N] [--prefix P] [--only runtime]
+                      [--size-mib N] [--prefix P] [--only runtime|file]
   rvblk-harness suite --driver PATH.sys [--personality win8|win7|xp] [--only NAME]
   rvblk-harness faults --driver PATH.sys [--personality win8|win7|xp]
   rvblk-harness runtime --driver PATH.sys [--personality win8|win7|xp] [--ram-limit-mib N]
@@ -340,10 +340,13 @@ fn main() {
         }
         "bench" => {
             maybe_delegate(&driver, &argv);
-            if only.as_deref() == Some("runtime") {
+            if let Some(o @ ("runtime" | "file")) = only.as_deref() {
                 // The runtime-mount figures alone (`docs/harness-runtime.md` §6).
                 std::process::exit(rvblk_harness::commands::bench::runtime_only(
-                    &driver, &prefix, verbose,
+                    &driver,
+                    &prefix,
+                    verbose,
+                    o == "runtime",
                 ));
             }
             let code = rvblk_harness::commands::bench::main(&driver, size_mib, &prefix, verbose);

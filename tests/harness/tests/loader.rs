@@ -658,8 +658,12 @@ fn verifier_catches_runtime_faults_in_mock() {
 #[test]
 fn bench_runtime_figures_are_measured_or_marked_not_measured() {
     let p = common::mock_pe("x86_64-pc-windows-msvc", &["runtime"]);
-    let (lines, code) =
-        rvblk_harness::commands::bench::runtime_figure_lines(&std::fs::read(p).unwrap(), "", false);
+    let (lines, code) = rvblk_harness::commands::bench::runtime_figure_lines(
+        &std::fs::read(p).unwrap(),
+        "",
+        false,
+        true,
+    );
     assert_eq!(code, 0, "{lines:?}");
     let ratio = lines
         .iter()
@@ -679,8 +683,12 @@ fn bench_runtime_figures_are_measured_or_marked_not_measured() {
         );
     }
     let p = common::mock_pe("x86_64-pc-windows-msvc", &[]);
-    let (lines, code) =
-        rvblk_harness::commands::bench::runtime_figure_lines(&std::fs::read(p).unwrap(), "", false);
+    let (lines, code) = rvblk_harness::commands::bench::runtime_figure_lines(
+        &std::fs::read(p).unwrap(),
+        "",
+        false,
+        true,
+    );
     assert_eq!(code, 0, "{lines:?}");
     assert_eq!(
         lines

@@ -230,10 +230,11 @@ fn per_gib(maps: u64, bytes: f64) -> f64 {
     }
 }
 
-/// `bench --only runtime`: the runtime-mount figures alone (file-backed and RAM-disk LUNs).
-pub fn runtime_only(driver: &Path, prefix: &str, verbose: bool) -> i32 {
+/// `bench --only runtime` (the runtime-mount figures alone) or `--only file` (the file-backed
+/// figures alone, no RAM disk).
+pub fn runtime_only(driver: &Path, prefix: &str, verbose: bool, ram: bool) -> i32 {
     match std::fs::read(driver) {
-        Ok(b) => runtime_figures(&b, prefix, verbose),
+        Ok(b) => runtime_figures(&b, prefix, verbose, ram),
         Err(e) => {
             eprintln!("{}: {e}", driver.display());
             2
@@ -261,7 +262,7 @@ pub fn main(driver: &Path, size_mib: u64, prefix: &str, verbose: bool) -> i32 {
     }
     let code = run(&bytes, size, &src, prefix, verbose, true);
     let code = code.max(disk_backed(driver, &bytes, prefix, verbose));
-    let code = code.max(runtime_figures(&bytes, prefix, verbose));
+    let code = code.max(runtime_figures(&bytes, prefix, verbose, true));
     // The 32-bit host runs the x86 driver: add the big image, sequential only (its baseline is
     // the same memcpy over the smaller buffer: both stream from DRAM).
     if cfg!(target_pointer_width = "32") && code == 0 {
@@ -735,8 +736,8 @@ fn rand_read(a: &Adapter, t: u8, bs: u32, blocks: u64) -> (f64, bool) {
 }
 
 /// The runtime-mount figures (module docs), printed; returns the exit code.
-fn runtime_figures(drv: &[u8], prefix: &str, verbose: bool) -> i32 {
-    let (lines, code) = runtime_figure_lines(drv, prefix, verbose);
+fn runtime_figures(drv: &[u8], prefix: &str, verbose: bool, ram: bool) -> i32 {
+    let (lines, code) = runtime_figure_lines(drv, prefix, verbose, ram);
     for l in lines {
         println!("{l}");
     }
@@ -744,8 +745,14 @@ fn runtime_figures(drv: &[u8], prefix: &str, verbose: bool) -> i32 {
 }
 
 /// The runtime-mount figures as `name: value` lines, and the exit code (1 only for wrong data
-/// or a verifier failure, never because the driver does not serve runtime mounts).
-pub fn runtime_figure_lines(drv: &[u8], prefix: &str, verbose: bool) -> (Vec<String>, i32) {
+/// or a verifier failure, never because the driver does not serve runtime mounts). `ram`:
+/// the RAM-disk figures too.
+pub fn runtime_figure_lines(
+    drv: &[u8],
+    prefix: &str,
+    verbose: bool,
+    ram: bool,
+) -> (Vec<String>, i32) {
     let mut out = Vec::new();
     use crate::commands::control::{create_lun, mount_file};
     use crate::emu::kernel::{MachineConfig, Requester};
@@ -835,7 +842,12 @@ pub fn runtime_figure_lines(drv: &[u8], prefix: &str, verbose: bool) -> (Vec<Str
         size_bytes: SIZE,
         source: None,
     };
-    match create_lun(&mut io, &req, Requester::Admin).map_err(why) {
+    let ram_disk = if ram {
+        create_lun(&mut io, &req, Requester::Admin).map_err(why)
+    } else {
+        Err("--only file".to_string())
+    };
+    match ram_disk {
         Err(e) => not_measured(&mut out, prefix, &RUNTIME_FIGURES[1..], &e),
         Ok(lun) => {
             // The RAM disk holds the same bytes the baseline copies, written through SRBs: a
