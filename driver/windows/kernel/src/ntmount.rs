@@ -531,8 +531,7 @@ impl ReadAheadBuffers {
             state: crate::ntio::SpinLocked::default(),
             bufs,
         };
-        this.state
-            .with(irql, |ra, _| *ra = ReadAhead::new(length));
+        this.state.with(irql, |ra, _| *ra = ReadAhead::new(length));
         Some(this)
     }
 
@@ -571,8 +570,7 @@ impl ReadAheadBuffers {
 
     /// A WRITE of `[offset, offset + len)` is about to be queued (`ReadAhead::write_queued`).
     pub fn write_queued(&self, offset: u64, len: usize, irql: &impl AtMostDispatch) {
-        self.state
-            .with(irql, |ra, _| ra.write_queued(offset, len));
+        self.state.with(irql, |ra, _| ra.write_queued(offset, len));
     }
 
     /// That WRITE was served, or not queued after all (`ReadAhead::write_done`).
@@ -589,9 +587,8 @@ impl ReadAheadBuffers {
         debug_assert!(fill.buffer < BUFFERS && fill.len <= BUFFER_BYTES);
         // SAFETY: buffer `fill.buffer` is ours alone until `fill_done` (type documentation):
         // `fill.len` ≤ BUFFER_BYTES bytes of its pool allocation.
-        let dst = unsafe {
-            core::slice::from_raw_parts_mut(self.bufs[fill.buffer].as_ptr(), fill.len)
-        };
+        let dst =
+            unsafe { core::slice::from_raw_parts_mut(self.bufs[fill.buffer].as_ptr(), fill.len) };
         let ok = file.read(fill.offset, dst, irql) == Ok(fill.len);
         self.state.with(irql, |ra, _| ra.fill_done(fill, ok));
         true

@@ -390,8 +390,11 @@ pub fn start_io<'a>(
                             // A READ a read-ahead buffer holds is served here, at once.
                             Access::Read { offset, len } => {
                                 if let Some(hit) = ahead.read(offset, len, irql) {
-                                    let done =
-                                        crate::io::execute_with(&mut srb, port, irql, |b, sense| {
+                                    let done = crate::io::execute_with(
+                                        &mut srb,
+                                        port,
+                                        irql,
+                                        |b, sense| {
                                             core_srb::execute_scsi(
                                                 &lun.target,
                                                 cdb,
@@ -401,7 +404,8 @@ pub fn start_io<'a>(
                                                 sense,
                                                 &hit,
                                             )
-                                        });
+                                        },
+                                    );
                                     srb.finish(&done);
                                     if hit.release(irql) {
                                         path.nudge(irql);
