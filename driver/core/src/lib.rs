@@ -12,6 +12,8 @@
 //! * [`srb`] — how a target's outcome becomes an SRB completion (status bytes, sense, lengths),
 //!   and which SRBs need their data buffer at all.
 //! * [`integrity`] — rule 29: an image must be unchanged at its first I/O.
+//! * [`readahead`] — read-ahead for file-backed runtime LUNs: streams, hits, fills and their
+//!   invalidation by writes (`docs/control.md` §10.4).
 //! * [`policy`] — which images the XP flavour exposes (setup phase, service, `disks=`).
 //! * [`log`] — the driver's log lines that tools read back (one definition for both sides).
 //! * [`control`] — the control protocol (list, mount a file, create a RAM disk, remove) sent
