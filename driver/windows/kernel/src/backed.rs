@@ -631,9 +631,10 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
                 }
                 served = true;
             }
-            // Read-ahead fills for file LUNs, one per look at the queue.
+            // Read-ahead fills for file LUNs, one per look at the queue. They do not make the
+            // worker poll afterwards: the next fill waits for the reader, which may need this
+            // processor (`docs/bench.md` "Runtime mounts").
             if idle && P::RUNTIME_LUNS && crate::runtime::read_ahead(path, irql) {
-                served = true;
                 continue;
             }
             if idle {
