@@ -114,7 +114,8 @@ struct Open {
 
 struct FileHandle {
     nt: String,
-    file: File,
+    /// Shared with the calls using it, so none needs the handle table's lock during I/O.
+    file: std::sync::Arc<File>,
     key: FileKey,
     open: Open,
     no_buffering: bool,
@@ -533,7 +534,7 @@ impl Kernel {
         let _ = access;
         Ok(Some(FileHandle {
             nt: String::new(),
-            file,
+            file: std::sync::Arc::new(file),
             key: k,
             open: want,
             no_buffering: options & FILE_NO_INTERMEDIATE_BUFFERING != 0,
@@ -551,15 +552,14 @@ impl Kernel {
     }
 
     /// (file, key, readable, writable, no-buffering) of an open handle.
-    fn handle(&self, api: &str, h: usize) -> Result<(File, FileKey, Open, bool), i32> {
+    fn handle(
+        &self,
+        api: &str,
+        h: usize,
+    ) -> Result<(std::sync::Arc<File>, FileKey, Open, bool), i32> {
         let t = self.files.handles.lock().unwrap_or_else(|e| e.into_inner());
         match t.get(&h) {
-            Some(f) => Ok((
-                f.file.try_clone().map_err(|_| STATUS_IO_DEVICE_ERROR)?,
-                f.key,
-                f.open,
-                f.no_buffering,
-            )),
+            Some(f) => Ok((f.file.clone(), f.key, f.open, f.no_buffering)),
             None => {
                 drop(t);
                 self.fail(format!(
@@ -700,8 +700,8 @@ impl Kernel {
             self.files.reads.fetch_add(1, Ordering::SeqCst);
             self.wait_if_held(len);
         }
-        let size = f.metadata().map(|m| m.size()).unwrap_or(0);
         let (st, n) = if write {
+            let size = f.metadata().map(|m| m.size()).unwrap_or(0);
             if off + u64::from(len) > size {
                 self.fail(format!(
                     "{api}({h:#x}) of {len} bytes at {off:#x} grows the file past its end ({size:#x}): a LUN must stay inside its image"
@@ -713,13 +713,25 @@ impl Kernel {
                 Ok(()) => (STATUS_SUCCESS, len as usize),
                 Err(_) => (STATUS_IO_DEVICE_ERROR, 0),
             }
-        } else if off >= size && len > 0 {
-            (STATUS_END_OF_FILE, 0)
         } else {
-            let n = (size - off).min(u64::from(len)) as usize;
-            // SAFETY: `len` >= n writable bytes at `buf`.
-            let b = unsafe { std::slice::from_raw_parts_mut(buf, n) };
-            match f.read_exact_at(b, off) {
+            // Up to `len` bytes, fewer at the end of the file (no fstat per call: the host's
+            // read says where the end is).
+            // SAFETY: `len` writable bytes at `buf`.
+            let b = unsafe { std::slice::from_raw_parts_mut(buf, len as usize) };
+            let mut n = 0;
+            let r = loop {
+                if n == b.len() {
+                    break Ok(());
+                }
+                match f.read_at(&mut b[n..], off + n as u64) {
+                    Ok(0) => break Ok(()),
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            match r {
+                Ok(()) if n == 0 && len > 0 => (STATUS_END_OF_FILE, 0),
                 Ok(()) => (STATUS_SUCCESS, n),
                 Err(_) => (STATUS_IO_DEVICE_ERROR, 0),
             }
