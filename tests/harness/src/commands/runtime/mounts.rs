@@ -689,7 +689,9 @@ pub(super) fn cases(
             return Err("the stream read through read-ahead differs from the file".into());
         }
         let srbs = want.len() as u64 / (64 * 1024);
-        if n * 2 > srbs {
+        // ≈ 1 per 4 READs (one 256 KiB fill each); 1 per READ without read-ahead. The margin
+        // is for a loaded host, where the reader can pass the worker and miss more often.
+        if n * 4 > srbs * 3 {
             return Err(format!(
                 "{n} ZwReadFile calls for {srbs} sequential READs: read-ahead served too few"
             ));
