@@ -187,7 +187,10 @@ pub fn start_io_now(
     }
     match srb::action(srb.function()) {
         SrbAction::ExecuteScsi => execute_scsi(state, srb, port, irql),
-        SrbAction::IoControl => crate::control::io_control(&state.adapter, state.ram_bytes, srb),
+        SrbAction::IoControl => {
+            let disk = state.disk.as_ref().map(|d| d.path());
+            crate::control::io_control(&state.adapter, disk, state.ram_bytes, srb)
+        }
         // No PnP capabilities beyond the defaults: StorPort treats INVALID_REQUEST as "not
         // handled".
         SrbAction::Pnp => srb.set_status(status::INVALID_REQUEST),

@@ -340,6 +340,44 @@ fn wait_for_disks(
     latest.lock().unwrap_or_else(|e| e.into_inner()).1.clone()
 }
 
+/// The control interface's LIST LUNS (`docs/control.md` §4) names exactly the LUNs SCSI
+/// enumeration found with a medium, each with the same block size, block count and
+/// read-only state, whichever port serves it and whatever backs it (RAM or a disk). A driver
+/// without a control interface (the mock miniports) is not checked.
+fn list_agrees(io: &mut Io<'_>, infos: &[LunInfo]) -> Result<(), String> {
+    let Some(entries) = crate::commands::runtime::list_if_served(io)? else {
+        return Ok(());
+    };
+    let served: Vec<&LunInfo> = infos.iter().filter(|i| !i.no_medium).collect();
+    for i in &served {
+        let Some(e) = entries.iter().find(|e| e.target_id == i.target) else {
+            return Err(format!(
+                "LUN {}:{} is on the bus but LIST LUNS does not name it (it names {:?})",
+                i.target,
+                i.lun,
+                entries.iter().map(|e| e.target_id).collect::<Vec<_>>()
+            ));
+        };
+        let ro = i.is_cd() || i.write_protected;
+        if (e.block_size, e.blocks, e.read_only) != (i.block_size, i.blocks, ro) {
+            return Err(format!(
+                "LUN {}:{}: LIST LUNS says {} x {} read_only={}, SCSI says {} x {} read_only={ro}",
+                i.target, i.lun, e.block_size, e.blocks, e.read_only, i.block_size, i.blocks
+            ));
+        }
+    }
+    if let Some(e) = entries
+        .iter()
+        .find(|e| !infos.iter().any(|i| i.target == e.target_id))
+    {
+        return Err(format!(
+            "LIST LUNS names target {} that SCSI enumeration did not find",
+            e.target_id
+        ));
+    }
+    Ok(())
+}
+
 pub fn kind_of(info: &LunInfo) -> LunKind {
     if info.is_cd() {
         LunKind::Cdrom
@@ -519,6 +557,11 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
                 matches,
                 write_test: wt,
             });
+        }
+        if !k.any_disk_removed() {
+            if let Err(e) = list_agrees(&mut io, &infos) {
+                k.fail(e);
+            }
         }
         if log_luns.len() != infos.len() {
             k.fail(format!(
