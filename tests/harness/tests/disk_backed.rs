@@ -252,7 +252,14 @@ fn serve_on(s: BackedScenario, arch: &str, xp: bool) {
         let ctx = format!("{} on {arch_name}, stick after {arrival} ms", s.name);
         let dir = case_dir(&format!("{}-{arch_name}-{arrival}", s.name));
         let f = s.write_files(&dir).unwrap();
-        let extra = vec!["--disk-arrival-ms".into(), arrival.to_string()];
+        // Every third HwStartIo at DISPATCH_LEVEL: the fast path (≤ APC_LEVEL) and the worker
+        // both serve the image (`docs/driver.md` "The fast path").
+        let extra = vec![
+            "--disk-arrival-ms".into(),
+            arrival.to_string(),
+            "--startio-dispatch-every".into(),
+            "3".into(),
+        ];
         let o = run_timed(&json(args_on(&s, &f, arch, &extra, xp)));
         let r = o.report();
         assert!(
