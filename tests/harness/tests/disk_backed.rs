@@ -676,3 +676,60 @@ fn no_stick_exposes_nothing_g4d_x64() {
 fn no_stick_exposes_nothing_ventoy_x86() {
     no_stick(ventoy_iso(VentoyBoot::Bios, Layout::Contiguous), "x86");
 }
+
+/// A backing disk that stops answering the fast path's asynchronous IRPs
+/// (`--disk-hang-async-after`): the driver cancels the IRP after its 10 s timeout
+/// (`docs/driver.md` "The fast path"), the READ completes with ABORTED COMMAND instead of
+/// hanging, the LUN does not claim to be the image, and the run ends with no verifier failure
+/// (no IRP, MDL or SRB left behind, nothing completed twice).
+fn hung_disk(arch: &str) {
+    require_disk_support();
+    let s = g4d_direct_iso_sized(4096, Layout::Contiguous);
+    let ctx = format!("{} on {arch}, asynchronous IRPs hang after 8", s.name);
+    let dir = case_dir(&format!("hung-{arch}"));
+    let f = s.write_files(&dir).unwrap();
+    let extra = vec!["--disk-hang-async-after".into(), "8".into()];
+    let o = run_timed(&json(args(
+        &s,
+        &f,
+        arch,
+        std::slice::from_ref(&f.disk),
+        &extra,
+    )));
+    let r = o.report();
+    assert!(
+        r.verifier_failures.is_empty(),
+        "{ctx}: {:?}",
+        r.verifier_failures
+    );
+    assert!(
+        o.took >= Duration::from_secs(10),
+        "{ctx}: ended after {:?}, before the driver's 10 s timeout could cancel anything",
+        o.took
+    );
+    let all = o.all().to_ascii_lowercase();
+    assert!(
+        all.contains("(11, 0, 0)") || all.contains("0b/00/00") || all.contains("aborted command"),
+        "{ctx}: no READ ended with ABORTED COMMAND"
+    );
+    assert!(
+        failed_read_lba(&r).is_some(),
+        "{ctx}: no READ of the image failed: {:?}",
+        r.notes
+    );
+    assert!(
+        r.luns.iter().all(|l| l.matches.is_empty()),
+        "{ctx}: a LUN whose reads failed matched the image: {:?}",
+        r.luns
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hung_disk_irp_cancelled_after_timeout_x64() {
+    hung_disk("amd64");
+}
+#[test]
+fn hung_disk_irp_cancelled_after_timeout_x86() {
+    hung_disk("x86");
+}
