@@ -707,20 +707,19 @@ fn hung_disk(arch: &str) {
         "{ctx}: ended after {:?}, before the driver's 10 s timeout could cancel anything",
         o.took
     );
-    let all = o.all().to_ascii_lowercase();
+    // `run` notes a READ that failed with ABORTED COMMAND (or NOT READY) while the disk hangs
+    // instead of failing the run; any other failure is a verifier failure (checked above).
     assert!(
-        all.contains("(11, 0, 0)") || all.contains("0b/00/00") || all.contains("aborted command"),
-        "{ctx}: no READ ended with ABORTED COMMAND"
-    );
-    assert!(
-        failed_read_lba(&r).is_some(),
-        "{ctx}: no READ of the image failed: {:?}",
+        r.notes
+            .iter()
+            .any(|n| n.contains("stopped answering and the request was cancelled")),
+        "{ctx}: no READ ended with ABORTED COMMAND: {:?}",
         r.notes
     );
+    assert_eq!(o.code, Some(0), "{ctx}");
     assert!(
-        r.luns.iter().all(|l| l.matches.is_empty()),
-        "{ctx}: a LUN whose reads failed matched the image: {:?}",
-        r.luns
+        o.all().contains("asynchronous)"),
+        "{ctx}: the harness did not report its IRP counts"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

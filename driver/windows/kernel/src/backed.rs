@@ -598,8 +598,9 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
     // `posted` as the last look at the queue saw it, when that wake served requests.
     let mut spin: Option<u32> = None;
     loop {
-        // While fast IRPs are out, look at them at least once a second (`fast_watch`).
-        let watch = (path.fast.busy_slots() > 0).then_some(FAST_WATCH_100NS);
+        // While a disk is open to the fast path, look at its IRPs at least once a second
+        // (`fast_watch`): HwStartIo sends them without waking the worker.
+        let watch = path.fast.watching().then_some(FAST_WATCH_100NS);
         let timeout = match (settle.wait_100ns(), watch) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -214,6 +214,14 @@ impl FastPath {
             .map_or(0, |l| l.inflight.load(Ordering::SeqCst))
     }
 
+    /// Whether a fast IRP can be out: a disk is open to the fast path, or a slot is in use.
+    pub fn watching(&self) -> bool {
+        self.luns
+            .iter()
+            .any(|l| !l.device.load(Ordering::Relaxed).is_null())
+            || self.busy_slots() > 0
+    }
+
     /// Slots still in use (IRPs not freed yet).
     pub fn busy_slots(&self) -> usize {
         self.slots

@@ -245,6 +245,18 @@ impl Kernel {
             .any(|d| d.removed.load(Ordering::SeqCst))
     }
 
+    /// Why disk I/O may fail in this run, as `run` words it: a disk was removed, or asynchronous
+    /// IRPs were made to hang (`--disk-hang-async-after`, cancelled by the driver's timeout).
+    pub fn disk_fault(&self) -> Option<&'static str> {
+        if self.any_disk_removed() {
+            Some("its backing disk was removed")
+        } else if self.cfg.machine.hang_async_after > 0 {
+            Some("its backing disk stopped answering and the request was cancelled")
+        } else {
+            None
+        }
+    }
+
     fn disk_of_device(&self, dev: usize) -> Option<Arc<EmuDisk>> {
         self.disks().iter().find(|d| d.device == dev).cloned()
     }
