@@ -362,7 +362,8 @@ impl FastPath {
         // location (the disk's) is CurrentStackLocation - 1 (IoGetNextIrpStackLocation).
         // SAFETY: a fresh IRP from IoBuildAsynchronousFsdRequest, not sent yet: it is ours, and
         // its stack has at least the disk's location below the current one.
-        let next = unsafe { (*irp).current_stack_location.sub(1) };
+        let current = unsafe { (*irp).current_stack_location };
+        let next = current.wrapping_sub(1);
         // SAFETY: as above; the location belongs to the IRP, which we own until it is sent.
         unsafe {
             (*next).completion_routine = Some(completed);

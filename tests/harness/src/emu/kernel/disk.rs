@@ -442,20 +442,21 @@ impl Kernel {
             .unwrap_or_else(|e| e.into_inner())
             .insert(mdl, true);
         let irp = alloc_async_irp();
-        // SAFETY: a fresh, zeroed block holding the IRP and its one stack location.
-        unsafe {
-            let r = &mut *(irp as *mut rvblk_abi::Irp);
-            r.head.r#type = IO_TYPE_IRP;
-            r.head.size = ASYNC_IRP_BYTES as u16;
-            r.head.mdl_address = mdl as *mut c_void;
-            r.head.stack_count = 1;
-            r.head.current_location = 2;
-            r.head.user_iosb = iosb as *mut c_void;
-            let stack = stack_of(irp);
-            (*stack).major_function = major as u8;
-            (*stack).set_rw(len, off as u64);
-            r.current_stack_location = stack.add(1);
-        }
+        // SAFETY: a fresh, zeroed block holding the IRP and its one stack location; nothing
+        // else knows it yet.
+        let r = unsafe { &mut *(irp as *mut rvblk_abi::Irp) };
+        r.head.r#type = IO_TYPE_IRP;
+        r.head.size = ASYNC_IRP_BYTES as u16;
+        r.head.mdl_address = mdl as *mut c_void;
+        r.head.stack_count = 1;
+        r.head.current_location = 2;
+        r.head.user_iosb = iosb as *mut c_void;
+        let stack = stack_of(irp);
+        // SAFETY: the stack location right after the IRP in the same block.
+        let loc = unsafe { &mut *stack };
+        loc.major_function = major as u8;
+        loc.set_rw(len, off as u64);
+        r.current_stack_location = stack.wrapping_add(1);
         self.io
             .irps
             .lock()
@@ -589,19 +590,18 @@ impl Kernel {
     /// status.
     fn complete_async(&self, irp: usize, status: i32, info: usize, pended: bool) -> i32 {
         // SAFETY: the IRP block is alive until IoFreeIrp, which needs state Kept (set below).
-        let (routine, context, control) = unsafe {
-            let r = &mut *(irp as *mut rvblk_abi::Irp);
-            r.head.io_status.status = status as u32 as usize;
-            r.head.io_status.information = info;
-            if pended {
-                r.head.pending_returned = 1;
-            }
-            let loc = &*r.current_stack_location;
-            // IoCompleteRequest moves up one location before calling the routine set in it.
-            r.current_stack_location = r.current_stack_location.add(1);
-            r.head.current_location += 1;
-            (loc.completion_routine, loc.context, loc.control)
-        };
+        let r = unsafe { &mut *(irp as *mut rvblk_abi::Irp) };
+        r.head.io_status.status = status as u32 as usize;
+        r.head.io_status.information = info;
+        if pended {
+            r.head.pending_returned = 1;
+        }
+        // SAFETY: the disk's stack location inside the IRP block (IofCallDriver made it current).
+        let loc = unsafe { &*r.current_stack_location };
+        let (routine, context, control) = (loc.completion_routine, loc.context, loc.control);
+        // IoCompleteRequest moves up one location before calling the routine set in it.
+        r.current_stack_location = r.current_stack_location.wrapping_add(1);
+        r.head.current_location += 1;
         self.io.completed.fetch_add(1, Ordering::Relaxed);
         let want = if status == STATUS_CANCELLED {
             rvblk_abi::SL_INVOKE_ON_CANCEL
@@ -765,12 +765,11 @@ impl Kernel {
         if let IrpKind::Async { .. } = r.kind {
             // The disk's stack location becomes the current one.
             // SAFETY: our IRP block, not freed while in the table.
-            unsafe {
-                let x = &mut *(irp as *mut rvblk_abi::Irp);
-                x.head.current_location -= 1;
-                x.current_stack_location = x.current_stack_location.sub(1);
-                (*x.current_stack_location).device_object = dev as *mut c_void;
-            }
+            let x = unsafe { &mut *(irp as *mut rvblk_abi::Irp) };
+            x.head.current_location -= 1;
+            x.current_stack_location = x.current_stack_location.wrapping_sub(1);
+            // SAFETY: the disk's stack location inside the same block.
+            unsafe { (*x.current_stack_location).device_object = dev as *mut c_void };
             let a = self.io.async_sent.fetch_add(1, Ordering::SeqCst) + 1;
             let hang_after = self.cfg.machine.hang_async_after;
             let hang = hang_after > 0 && a > hang_after && !removed;
