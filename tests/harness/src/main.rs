@@ -53,8 +53,9 @@ disks and firmware (run; docs/harness-disks.md):
                                        thread (default 2; 1 = all, 0 = none)
   --disk-hang-async-after N            asynchronous IRPs after the Nth never complete unless
                                        cancelled (the driver cancels them after 10 s)
-  --startio-dispatch-every N           every Nth HwStartIo runs at DISPATCH_LEVEL (default 0:
-                                       all at PASSIVE), so both disk-backed paths run
+  --startio-dispatch-every N           every Nth HwStartIo runs at DISPATCH_LEVEL, the others at
+                                       PASSIVE (default 1: all at DISPATCH; 0: all at PASSIVE),
+                                       so both disk-backed paths run
   --uefi-var NAME=FILE                 firmware variable NAME (Ventoy's vendor GUID) holds
                                        FILE's bytes; any --uefi-var makes the machine UEFI
 

@@ -688,7 +688,12 @@ fn hung_disk(arch: &str) {
     let ctx = format!("{} on {arch}, asynchronous IRPs hang after 8", s.name);
     let dir = case_dir(&format!("hung-{arch}"));
     let f = s.write_files(&dir).unwrap();
-    let extra = vec!["--disk-hang-async-after".into(), "8".into()];
+    let extra = vec![
+        "--disk-hang-async-after".into(),
+        "8".into(),
+        "--startio-dispatch-every".into(),
+        "0".into(),
+    ];
     let o = run_timed(&json(args(
         &s,
         &f,

@@ -151,7 +151,8 @@ pub struct MachineConfig {
     /// (`--disk-hang-async-after`; 0: none hang).
     pub hang_async_after: u64,
     /// Every `startio_dispatch_every`-th HwStartIo runs at DISPATCH_LEVEL, the others at
-    /// PASSIVE (`--startio-dispatch-every`; 0: all at PASSIVE).
+    /// PASSIVE (`--startio-dispatch-every`; default 1: all at DISPATCH, as StorPort usually
+    /// calls it; 0: all at PASSIVE, as the bench runs).
     pub startio_dispatch_every: u64,
     /// UEFI variables under Ventoy's vendor GUID; empty = a BIOS machine.
     pub uefi_vars: Vec<(String, Vec<u8>)>,
@@ -219,7 +220,7 @@ impl Default for MachineConfig {
             pend_every: 2,
             pend_us: 50,
             hang_async_after: 0,
-            startio_dispatch_every: 0,
+            startio_dispatch_every: 1,
             uefi_vars: Vec::new(),
             ram_limit_mib: 256,
             requester: Requester::Admin,

@@ -298,9 +298,10 @@ impl Adapter {
             .legacy
             .then(|| self.serial.lock().unwrap_or_else(|e| e.into_inner()));
         let asked_before = k.next_request.load(Ordering::SeqCst);
-        // StorPort: HwStartIo at PASSIVE_LEVEL, every Nth at DISPATCH_LEVEL with
-        // `--startio-dispatch-every N`, so that the disk-backed fast path (≤ APC_LEVEL only) and
-        // the worker path both run (`docs/harness-disks.md` §3); SCSIPORT: DISPATCH_LEVEL.
+        // StorPort: every Nth HwStartIo at DISPATCH_LEVEL, the others at PASSIVE_LEVEL
+        // (`--startio-dispatch-every N`, default 1: all at DISPATCH), so that the disk-backed
+        // fast path (≤ APC_LEVEL only) and the worker path both run (`docs/harness-disks.md`
+        // §3); SCSIPORT: always DISPATCH_LEVEL.
         let every = k.cfg.machine.startio_dispatch_every;
         let n = self.start_ios.fetch_add(1, Ordering::Relaxed) + 1;
         let level = if self.legacy || (every > 0 && n.is_multiple_of(every)) {
