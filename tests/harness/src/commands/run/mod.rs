@@ -140,10 +140,10 @@ pub(crate) fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &K
     let lba = info.blocks / 2;
     let (t, l) = (info.target, info.lun);
     // A backing disk pulled meanwhile: NOT READY / no LUN is the expected answer (ASYNC.md).
-    let gone = |o: &Outcome| k.any_disk_removed() && removal_outcome(o);
+    let gone = |o: &Outcome| k.disk_fault().is_some() && removal_outcome(o);
     let o = io.read(t, l, lba, 1, bs);
     if gone(&o) {
-        return "not done: the backing disk was removed".into();
+        return format!("not done: {}", k.disk_fault().unwrap_or_default());
     }
     if !o.ok() {
         k.fail(format!("write test: READ of LBA {lba} on {t}:{l} failed"));
@@ -157,7 +157,7 @@ pub(crate) fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &K
         .collect();
     let o = io.write(t, l, lba, &pat, bs);
     if gone(&o) {
-        return "not done: the backing disk was removed".into();
+        return format!("not done: {}", k.disk_fault().unwrap_or_default());
     }
     if read_only {
         if o.ok() {
@@ -192,7 +192,7 @@ pub(crate) fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &K
         let o2 = io.write(t, l, lba, &orig, bs);
         let o3 = io.read(t, l, lba, 1, bs);
         if [&o, &o2, &o3].into_iter().any(gone) {
-            return "interrupted: the backing disk was removed".into();
+            return format!("interrupted: {}", k.disk_fault().unwrap_or_default());
         }
         let restored = o2.ok() && o3.ok() && io.slot.data(bs as usize) == &orig[..];
         if !back_ok {
@@ -239,8 +239,8 @@ fn no_medium_lun(
         "LUN {}:{} answers READ CAPACITY with NOT READY / MEDIUM NOT PRESENT",
         info.target, info.lun
     );
-    if k.any_disk_removed() {
-        notes.push(format!("{what} (its backing disk was removed)"));
+    if let Some(why) = k.disk_fault() {
+        notes.push(format!("{what} ({why})"));
     } else {
         k.fail(format!("{what} although no disk was removed"));
     }
@@ -533,8 +533,8 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
                 .collect();
             let (sha, matches) = match read_lun(&mut io, info, &mut ef) {
                 Ok(x) => x,
-                Err((e, o)) if k.any_disk_removed() && removal_outcome(&o) => {
-                    notes.push(format!("{e} (its backing disk was removed)"));
+                Err((e, o)) if k.disk_fault().is_some() && removal_outcome(&o) => {
+                    notes.push(format!("{e} ({})", k.disk_fault().unwrap_or_default()));
                     (String::new(), Vec::new())
                 }
                 Err((e, _)) => {
@@ -585,10 +585,12 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
         let mut io = Io::new(&a);
         for l in &luns {
             let o = io.read(l.info.target, l.info.lun, 0, 1, l.info.block_size);
-            if !o.ok() && k.any_disk_removed() && removal_outcome(&o) {
+            if !o.ok() && k.disk_fault().is_some() && removal_outcome(&o) {
                 notes.push(format!(
-                    "READ on {}:{} after ScsiRestartAdapter: the backing disk was removed",
-                    l.info.target, l.info.lun
+                    "READ on {}:{} after ScsiRestartAdapter: {}",
+                    l.info.target,
+                    l.info.lun,
+                    k.disk_fault().unwrap_or_default()
                 ));
             } else if !o.ok() {
                 k.fail(format!(
