@@ -50,4 +50,7 @@ windows_fn_types! {
     HwTimerFn = fn(*mut c_void);
     /// `DriverEntry(DriverObject, RegistryPath) -> NTSTATUS`.
     DriverEntryFn = fn(*mut c_void, *mut c_void) -> i32;
+    /// `IO_COMPLETION_ROUTINE(DeviceObject, Irp, Context) -> NTSTATUS` (stdcall on x86: kernel
+    /// code is built with it as the default convention; `docs/windows-integration.md` §8.5).
+    IoCompletionRoutine = fn(*mut c_void, *mut crate::Irp, *mut c_void) -> i32;
 }

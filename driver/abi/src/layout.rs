@@ -351,3 +351,24 @@ check_layout!(mdl_layout: Mdl {
     byte_count: 20, 40;
     byte_offset: 24, 44;
 } size: 28, 48);
+
+check_layout!(irp_layout: Irp {
+    head: 0, 0;
+    auxiliary_buffer: 84, 160;
+    list_entry: 88, 168;
+    current_stack_location: 96, 184;
+    original_file_object: 100, 192;
+    apc_tail: 104, 200;
+} size: 0x70, 0xD0);
+
+check_layout!(io_stack_location_layout: IoStackLocation {
+    major_function: 0, 0;
+    minor_function: 1, 1;
+    flags: 2, 2;
+    control: 3, 3;
+    parameters: 4, 8;
+    device_object: 0x14, 0x28;
+    file_object: 0x18, 0x30;
+    completion_routine: 0x1C, 0x38;
+    context: 0x20, 0x40;
+} size: 0x24, 0x48);

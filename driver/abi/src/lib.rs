@@ -18,6 +18,7 @@ mod config;
 mod consts;
 mod disk;
 mod hwinit;
+mod irp;
 mod layout;
 mod runtime;
 mod srb;
@@ -27,6 +28,7 @@ pub use config::*;
 pub use consts::*;
 pub use disk::*;
 pub use hwinit::*;
+pub use irp::*;
 pub use runtime::*;
 pub use srb::*;
 

@@ -30,6 +30,7 @@ extern crate std;
 pub mod backed;
 pub mod control;
 pub mod discovery;
+pub mod fastio;
 pub mod image;
 pub mod integrity;
 pub mod log;

@@ -635,42 +635,11 @@ pub fn delete_service(name: &str) -> Result<(), Win32Error> {
 /// The raw `IOCTL_SCSI_GET_INQUIRY_DATA` output of `\\.\ScsiN:`, if the port exists.
 pub fn scsi_inquiry_data(port: u32) -> Option<Vec<u8>> {
     let name = wide(&format!("\\\\.\\Scsi{port}:"));
-    // SAFETY: `name` is NUL-terminated; no security attributes or template.
-    let h = unsafe {
-        fs::CreateFileW(
-            name.as_ptr(),
-            fd::GENERIC_READ | fd::GENERIC_WRITE,
-            fs::FILE_SHARE_READ | fs::FILE_SHARE_WRITE,
-            null(),
-            fs::OPEN_EXISTING,
-            0,
-            null_mut(),
-        )
-    };
-    if h == fd::INVALID_HANDLE_VALUE {
-        return None;
-    }
     let mut buf = vec![0u8; 64 * 1024];
-    let mut returned = 0;
-    // SAFETY: `h` is open; the output buffer and its length match; no overlapped I/O.
-    let ok = unsafe {
-        IO::DeviceIoControl(
-            h,
-            windows_sys::Win32::Storage::IscsiDisc::IOCTL_SCSI_GET_INQUIRY_DATA,
-            null(),
-            0,
-            buf.as_mut_ptr() as *mut c_void,
-            buf.len() as u32,
-            &mut returned,
-            null_mut(),
-        )
-    };
-    // SAFETY: `h` came from CreateFileW and is closed once.
-    unsafe { fd::CloseHandle(h) };
-    (ok != 0).then(|| {
-        buf.truncate(returned as usize);
-        buf
-    })
+    let code = windows_sys::Win32::Storage::IscsiDisc::IOCTL_SCSI_GET_INQUIRY_DATA;
+    let returned = device_io_control(&name, code, 0, &mut buf).ok()?;
+    buf.truncate(returned);
+    Some(buf)
 }
 
 // ---- the adapter's control interface (docs/control.md §1, §8) ----
@@ -771,6 +740,20 @@ pub enum IoctlError {
 /// `IOCTL_SCSI_MINIPORT` on the device at `path` (NUL-terminated), with `buf` as both input and
 /// output (METHOD_BUFFERED). Returns the bytes the driver returned.
 pub fn scsi_miniport(path: &[u16], buf: &mut [u8]) -> Result<usize, IoctlError> {
+    let code = windows_sys::Win32::Storage::IscsiDisc::IOCTL_SCSI_MINIPORT;
+    let len = buf.len();
+    device_io_control(path, code, len, buf)
+}
+
+/// One METHOD_BUFFERED `DeviceIoControl` on the device at `path` (NUL-terminated, opened for
+/// read and write): the first `input_len` bytes of `buf` are the input (none when 0), all of
+/// `buf` receives the output. Returns the bytes the driver returned.
+fn device_io_control(
+    path: &[u16],
+    code: u32,
+    input_len: usize,
+    buf: &mut [u8],
+) -> Result<usize, IoctlError> {
     // SAFETY: `path` is NUL-terminated; no security attributes or template.
     let h = unsafe {
         fs::CreateFileW(
@@ -787,18 +770,22 @@ pub fn scsi_miniport(path: &[u16], buf: &mut [u8]) -> Result<usize, IoctlError> 
         return Err(IoctlError::Open(last_error()));
     }
     let mut returned = 0;
-    let len = buf.len() as u32;
-    // SAFETY: `h` is open; input and output are the same buffer of `len` bytes, which
-    // METHOD_BUFFERED allows (the I/O manager copies through its own system buffer); no
-    // overlapped I/O.
+    let input = if input_len == 0 {
+        null()
+    } else {
+        buf.as_ptr() as *const c_void
+    };
+    // SAFETY: `h` is open; the input is the first `input_len` bytes of `buf` (checked by the
+    // slice below), the output all of `buf`: the same memory for both, which METHOD_BUFFERED
+    // allows (the I/O manager copies through its own system buffer); no overlapped I/O.
     let ok = unsafe {
         IO::DeviceIoControl(
             h,
-            windows_sys::Win32::Storage::IscsiDisc::IOCTL_SCSI_MINIPORT,
-            buf.as_ptr() as *const c_void,
-            len,
+            code,
+            input,
+            buf[..input_len].len() as u32,
             buf.as_mut_ptr() as *mut c_void,
-            len,
+            buf.len() as u32,
             &mut returned,
             null_mut(),
         )

@@ -16,7 +16,8 @@ const USAGE: &str = "usage:
                     [--setup installed|textmode|guimode|minint] [--driver-parameter STR]
                     [--service NAME]
                     [--disk FILE[:SECTOR] ...] [--disk-arrival-ms N] [--disk-remove-ms N]
-                    [--disk-read-only] [--disk-pend-every N] [--uefi-var NAME=FILE ...]
+                    [--disk-read-only] [--disk-pend-every N] [--disk-hang-async-after N]
+                    [--startio-dispatch-every N] [--uefi-var NAME=FILE ...]
   rvblk-harness bench --driver PATH.sys [--x86-driver PATH.sys] [--arm64-driver PATH.sys]
                       [--size-mib N] [--prefix P] [--only runtime|file]
   rvblk-harness suite --driver PATH.sys [--personality win8|win7|xp] [--only NAME]
@@ -50,6 +51,11 @@ disks and firmware (run; docs/harness-disks.md):
   --disk-read-only                     the disks refuse writes (write-protected media)
   --disk-pend-every N                  every Nth IRP pends and completes from the completion
                                        thread (default 2; 1 = all, 0 = none)
+  --disk-hang-async-after N            asynchronous IRPs after the Nth never complete unless
+                                       cancelled (the driver cancels them after 10 s)
+  --startio-dispatch-every N           every Nth HwStartIo runs at DISPATCH_LEVEL, the others at
+                                       PASSIVE (default 1: all at DISPATCH; 0: all at PASSIVE),
+                                       so both disk-backed paths run
   --uefi-var NAME=FILE                 firmware variable NAME (Ventoy's vendor GUID) holds
                                        FILE's bytes; any --uefi-var makes the machine UEFI
 
@@ -234,6 +240,18 @@ fn main() {
                 machine.pend_every = v
                     .parse()
                     .unwrap_or_else(|_| die(&format!("--disk-pend-every {v}: not a number")))
+            }
+            "--disk-hang-async-after" => {
+                let v = a.value(&f);
+                machine.hang_async_after = v
+                    .parse()
+                    .unwrap_or_else(|_| die(&format!("--disk-hang-async-after {v}: not a number")))
+            }
+            "--startio-dispatch-every" => {
+                let v = a.value(&f);
+                machine.startio_dispatch_every = v
+                    .parse()
+                    .unwrap_or_else(|_| die(&format!("--startio-dispatch-every {v}: not a number")))
             }
             "--uefi-var" => {
                 let v = a.value(&f);

@@ -252,7 +252,14 @@ fn serve_on(s: BackedScenario, arch: &str, xp: bool) {
         let ctx = format!("{} on {arch_name}, stick after {arrival} ms", s.name);
         let dir = case_dir(&format!("{}-{arch_name}-{arrival}", s.name));
         let f = s.write_files(&dir).unwrap();
-        let extra = vec!["--disk-arrival-ms".into(), arrival.to_string()];
+        // Every third HwStartIo at DISPATCH_LEVEL: the fast path (≤ APC_LEVEL) and the worker
+        // both serve the image (`docs/driver.md` "The fast path").
+        let extra = vec![
+            "--disk-arrival-ms".into(),
+            arrival.to_string(),
+            "--startio-dispatch-every".into(),
+            "3".into(),
+        ];
         let o = run_timed(&json(args_on(&s, &f, arch, &extra, xp)));
         let r = o.report();
         assert!(
@@ -668,4 +675,65 @@ fn no_stick_exposes_nothing_g4d_x64() {
 #[test]
 fn no_stick_exposes_nothing_ventoy_x86() {
     no_stick(ventoy_iso(VentoyBoot::Bios, Layout::Contiguous), "x86");
+}
+
+/// A backing disk that stops answering the fast path's asynchronous IRPs
+/// (`--disk-hang-async-after`): the driver cancels the IRP after its 10 s timeout
+/// (`docs/driver.md` "The fast path"), the READ completes with ABORTED COMMAND instead of
+/// hanging, the LUN does not claim to be the image, and the run ends with no verifier failure
+/// (no IRP, MDL or SRB left behind, nothing completed twice).
+fn hung_disk(arch: &str) {
+    require_disk_support();
+    let s = g4d_direct_iso_sized(4096, Layout::Contiguous);
+    let ctx = format!("{} on {arch}, asynchronous IRPs hang after 8", s.name);
+    let dir = case_dir(&format!("hung-{arch}"));
+    let f = s.write_files(&dir).unwrap();
+    let extra = vec![
+        "--disk-hang-async-after".into(),
+        "8".into(),
+        "--startio-dispatch-every".into(),
+        "0".into(),
+    ];
+    let o = run_timed(&json(args(
+        &s,
+        &f,
+        arch,
+        std::slice::from_ref(&f.disk),
+        &extra,
+    )));
+    let r = o.report();
+    assert!(
+        r.verifier_failures.is_empty(),
+        "{ctx}: {:?}",
+        r.verifier_failures
+    );
+    assert!(
+        o.took >= Duration::from_secs(10),
+        "{ctx}: ended after {:?}, before the driver's 10 s timeout could cancel anything",
+        o.took
+    );
+    // `run` notes a READ that failed with ABORTED COMMAND (or NOT READY) while the disk hangs
+    // instead of failing the run; any other failure is a verifier failure (checked above).
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("stopped answering and the request was cancelled")),
+        "{ctx}: no READ ended with ABORTED COMMAND: {:?}",
+        r.notes
+    );
+    assert_eq!(o.code, Some(0), "{ctx}");
+    assert!(
+        o.all().contains("asynchronous)"),
+        "{ctx}: the harness did not report its IRP counts"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hung_disk_irp_cancelled_after_timeout_x64() {
+    hung_disk("amd64");
+}
+#[test]
+fn hung_disk_irp_cancelled_after_timeout_x86() {
+    hung_disk("x86");
 }

@@ -12,7 +12,7 @@ use super::{
     header, kind_from_wire, kind_to_wire, ControlCode, ControlError, LunFlags, NtPath, Origin,
     Request, HEADER_LEN, SIGNATURE, VERSION,
 };
-use crate::image::DeviceKind;
+use crate::image::{DeviceKind, MemoryImage};
 use crate::srb::status;
 
 mod body {
@@ -53,6 +53,22 @@ pub struct LunInfo<'a> {
     pub blocks: u64,
     /// The file of a file mount (or a RAM disk's source image), as the requester gave it.
     pub path: Option<NtPath<'a>>,
+}
+
+impl LunInfo<'static> {
+    /// A LUN a loader left at boot, at `target_id`, serving `image` (for a disk-backed LUN, the
+    /// target's view of the image: kind, block size and blocks as Windows sees them).
+    pub const fn loader(target_id: u8, image: &MemoryImage) -> Self {
+        LunInfo {
+            target_id,
+            kind: image.kind,
+            origin: Origin::Loader,
+            read_only: image.is_read_only(),
+            block_size: image.block_size(),
+            blocks: image.blocks(),
+            path: None,
+        }
+    }
 }
 
 impl LunInfo<'_> {

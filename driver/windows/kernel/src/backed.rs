@@ -54,6 +54,10 @@ pub trait PortCalls: 'static {
     /// SCSIPORT's flavour does not: their code imports MmAllocatePagesForMdlEx, which XP x86
     /// does not export, and a missing import stops the driver from loading.
     const RUNTIME_LUNS: bool = true;
+    /// Completes an SRB from any thread at ≤ DISPATCH_LEVEL (an IRP's completion routine):
+    /// what the fast path needs (`crate::fastio`). `None` keeps every disk request on the
+    /// worker: SCSIPORT notifies only from its own callbacks (`docs/driver.md` "The fast path").
+    const COMPLETE_ANYWHERE: Option<fn(AdapterRef, QueuedSrb)> = None;
     fn complete(path: &DiskPath, adapter: AdapterRef, srb: QueuedSrb, irql: &Passive);
     fn bus_changed(path: &DiskPath, adapter: AdapterRef);
 }
@@ -129,7 +133,7 @@ impl DiskLun {
     }
 
     /// Moves to `next` if the core allows it from the current state.
-    fn become_(&self, next: LunState) -> bool {
+    pub(crate) fn become_(&self, next: LunState) -> bool {
         let now = self.state();
         now.may_become(next) && {
             self.state.store(next as u8, Ordering::Release);
@@ -198,6 +202,8 @@ pub struct DiskPath {
     nudged: AtomicBool,
     /// Completions for a port that notifies only from its callbacks (SCSIPORT).
     deferred: Deferred,
+    /// The fast path's IRP slots and per-LUN disks (`crate::fastio`).
+    fast: crate::fastio::FastPath,
 }
 
 pub use crate::trampolines::DiskService;
@@ -215,6 +221,25 @@ impl DiskPath {
     /// Completions and bus changes left for SCSIPORT's HwTimer.
     pub fn deferred(&self) -> &Deferred {
         &self.deferred
+    }
+
+    /// The fast path (`crate::fastio`).
+    pub fn fast(&self) -> &crate::fastio::FastPath {
+        &self.fast
+    }
+
+    /// A fast IRP found LUN `lun`'s disk gone (completion routine, ≤ DISPATCH): the LUN is
+    /// removed now, no further fast request goes to the disk, and the worker is woken to close
+    /// it once the IRPs still in flight have completed (`close_removed`).
+    pub(crate) fn fast_removal(&self, lun: usize, irql: &impl AtMostDispatch) {
+        self.fast.withdraw(lun);
+        if self
+            .luns
+            .get(lun)
+            .is_some_and(|l| l.become_(LunState::Removed))
+        {
+            self.wake.set(irql);
+        }
     }
 
     /// The adapter, for the port's notifications.
@@ -433,6 +458,8 @@ pub fn start<P: PortCalls>(
         );
     }
     path.wake.init(true, irql);
+    let at: *const DiskPath = &*path;
+    path.fast.init(at, adapter, P::COMPLETE_ANYWHERE);
     // Disk arrivals matter only when an image waits for its disk.
     let watch_disks = !images.is_empty();
     match DiskService::start::<P>(path, watch_disks, irql) {
@@ -584,7 +611,15 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
     // `posted` as the last look at the queue saw it, when that wake served requests.
     let mut spin: Option<u32> = None;
     loop {
-        pause(path, spin, settle.wait_100ns(), irql);
+        // While a disk is open to the fast path, look at its IRPs at least once a second
+        // (`fast_watch`): HwStartIo sends them without waking the worker.
+        let watch = path.fast.watching().then_some(FAST_WATCH_100NS);
+        let timeout = match (settle.wait_100ns(), watch) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        pause(path, spin, timeout, irql);
+        fast_watch(path, &mut w, irql);
         let mut served = false;
         loop {
             let (srb, removal, stop, dropped, fresh, posted) = path.inbox.with(irql, |inbox, _| {
@@ -639,10 +674,15 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
             }
             if idle {
                 if stop {
-                    for d in w.disks.iter_mut() {
+                    for (i, d) in w.disks.iter_mut().enumerate() {
                         if let Some(d) = d.take() {
-                            d.disk.close(irql);
+                            close_disk(path, i, d, irql);
                         }
+                    }
+                    // Every IRP slot free: no completion routine touches the path any more.
+                    while path.fast.busy_slots() > 0 {
+                        path.fast.cancel_stale(Instant::now().millis32());
+                        sleep_ms(1, irql);
                     }
                     if let Some(rt) = path.runtime().filter(|_| P::RUNTIME_LUNS) {
                         crate::runtime::release_all(rt, irql);
@@ -788,12 +828,55 @@ pub(crate) fn complete<P: PortCalls>(path: &DiskPath, srb: QueuedSrb, irql: &Pas
     }
 }
 
+/// How often the worker looks at fast IRPs while any is out (100 ns units: 1 s).
+const FAST_WATCH_100NS: u64 = 10_000_000;
+
+/// Sleeps about `ms` milliseconds (PASSIVE).
+fn sleep_ms(ms: u64, irql: &Passive) {
+    let pause = Event::default();
+    pause.init(false, irql);
+    pause.wait(Some(ms * 10_000), irql);
+}
+
+/// Closes LUN `i`'s disk once no fast IRP to it is in flight: the fast path stops sending to
+/// it first, and IRPs older than the timeout are cancelled while the worker waits
+/// (`docs/driver.md` "The fast path").
+fn close_disk(path: &DiskPath, i: usize, d: LunDisk, irql: &Passive) {
+    path.fast.withdraw(i);
+    while path.fast.inflight(i) > 0 {
+        path.fast.cancel_stale(Instant::now().millis32());
+        sleep_ms(1, irql);
+    }
+    d.disk.close(irql);
+}
+
+/// The worker's look at the fast path after each wake: cancels fast IRPs older than the timeout
+/// and closes the disks of LUNs a fast IRP found removed.
+fn fast_watch(path: &DiskPath, w: &mut Worker, irql: &Passive) {
+    path.fast.cancel_stale(Instant::now().millis32());
+    for (i, slot) in w.disks.iter_mut().enumerate() {
+        if path
+            .luns
+            .get(i)
+            .is_some_and(|l| l.state() == LunState::Removed)
+        {
+            if let Some(d) = slot.take() {
+                close_disk(path, i, d, irql);
+                rvblk_log!(
+                    "disk-backed image {}: its disk is gone; the LUN answers NOT READY (medium not present)",
+                    i
+                );
+            }
+        }
+    }
+}
+
 /// A disk interface went away: every LUN on it is removed (NOT READY from now on).
 fn removed(path: &DiskPath, w: &mut Worker, hash: u64, irql: &Passive) {
     for (i, slot) in w.disks.iter_mut().enumerate() {
         if slot.as_ref().is_some_and(|d| d.hash == hash) {
             if let Some(d) = slot.take() {
-                d.disk.close(irql);
+                close_disk(path, i, d, irql);
             }
             if path.luns[i].become_(LunState::Removed) {
                 rvblk_log!(
@@ -893,6 +976,8 @@ fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, links: &[Link], irql: 
                     );
                     continue;
                 };
+                path.fast
+                    .publish(i, reference.device(), candidates[c].sector);
                 disks[i] = Some(LunDisk {
                     disk: reference,
                     hash: candidates[c].hash,
@@ -1173,7 +1258,7 @@ fn serve<P: PortCalls>(path: &DiskPath, w: &mut Worker, lun: u8, mut q: Queued, 
     if let Some(e) = failed {
         if lun.state().after_failure(e) == LunState::Removed && lun.become_(LunState::Removed) {
             if let Some(d) = w.disks[i].take() {
-                d.disk.close(irql);
+                close_disk(path, i, d, irql);
             }
             rvblk_log!(
                 "disk-backed image {}: its disk is gone; the LUN answers NOT READY (medium not present)",

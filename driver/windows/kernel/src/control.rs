@@ -7,13 +7,12 @@
 //! removing a runtime LUN need the PASSIVE_LEVEL worker, so the core answers those NOT AVAILABLE
 //! after every other rule has been checked. LIST LUNS is answered here, synchronously.
 
-use crate::adapter::{Adapter, MAX_LUNS, MAX_TARGETS};
+use crate::adapter::{Adapter, MAX_TARGETS};
+use crate::backed::DiskPath;
 use crate::physmem;
 use crate::srb::Srb;
 use arrayvec::ArrayVec;
-use rvblk_core::control::{
-    self, ControlError, Limits, LunInfo, Origin, Served, Services, LUN_PATH_UNITS,
-};
+use rvblk_core::control::{self, ControlError, Limits, LunInfo, Served, Services, LUN_PATH_UNITS};
 use rvblk_core::srb::{BufferUse, SrbCompletion};
 use rvblk_irql::Passive;
 
@@ -26,31 +25,39 @@ pub fn os_ram_bytes(irql: &Passive) -> u64 {
     })
 }
 
-/// The adapter's LUNs as the protocol reports them: every LUN in the table, target = index
-/// (`crate::adapter`), all found by a loader at boot.
-fn lun_table(adapter: &Adapter) -> ArrayVec<LunInfo<'static>, MAX_LUNS> {
-    adapter
+/// The LUNs a loader left at boot as the protocol reports them, sorted by target id: every
+/// RAM image in the adapter's table (target = index, `crate::adapter`) and every disk-backed
+/// image Windows can see now (`disk`, when the adapter has a disk path). The runtime's LIST
+/// adds its own LUNs to these (`crate::runtime`).
+pub(crate) fn boot_luns<const N: usize>(
+    adapter: &Adapter,
+    disk: Option<&DiskPath>,
+) -> ArrayVec<LunInfo<'static>, N> {
+    let ram = adapter
         .targets()
         .enumerate()
-        .map(|(index, target)| {
-            let image = target.image();
-            LunInfo {
-                // MAX_LUNS ≤ 256: the table index is the target id.
-                target_id: index as u8,
-                kind: image.kind,
-                origin: Origin::Loader,
-                read_only: image.is_read_only(),
-                block_size: image.block_size(),
-                blocks: image.blocks(),
-                path: None,
-            }
-        })
-        .collect()
+        // MAX_LUNS ≤ 256: the table index is the target id.
+        .map(|(index, target)| LunInfo::loader(index as u8, target.image()));
+    let disks = disk
+        .into_iter()
+        .flat_map(|d| d.disk_luns())
+        .map(|(target_id, lun)| LunInfo::loader(target_id, lun.target.image()));
+    let mut infos = ArrayVec::new();
+    for info in ram.chain(disks) {
+        if !infos
+            .iter()
+            .any(|i: &LunInfo| i.target_id == info.target_id)
+        {
+            let _ = infos.try_push(info);
+        }
+    }
+    infos.sort_unstable_by_key(|i| i.target_id);
+    infos
 }
 
 /// Serves one SRB_FUNCTION_IO_CONTROL and fills its completion fields; the caller completes it.
-pub fn io_control(adapter: &Adapter, ram_bytes: u64, srb: &mut Srb<'_>) {
-    let luns = lun_table(adapter);
+pub fn io_control(adapter: &Adapter, disk: Option<&DiskPath>, ram_bytes: u64, srb: &mut Srb<'_>) {
+    let luns: ArrayVec<_, MAX_TARGETS> = boot_luns(adapter, disk);
     let limits = Limits {
         max_targets: MAX_TARGETS as u8,
         ram_bytes,

@@ -102,6 +102,12 @@ pub fn start_io(
             srb.finish(&done);
         }
         Admission::Queue => {
+            // One whole-sector piece of one extent goes to the disk from here as an
+            // asynchronous IRP (`docs/driver.md` "The fast path"); the rest to the worker.
+            let srb = match path.fast().try_start(index, lun, srb, port, irql) {
+                Ok(()) => return Started::Pending,
+                Err(srb) => srb,
+            };
             return match queue(path, Route::Disk(index), srb, port, irql) {
                 Ok(()) => Started::Pending,
                 Err(_) => Started::Done,
@@ -187,7 +193,10 @@ pub fn start_io_now(
     }
     match srb::action(srb.function()) {
         SrbAction::ExecuteScsi => execute_scsi(state, srb, port, irql),
-        SrbAction::IoControl => crate::control::io_control(&state.adapter, state.ram_bytes, srb),
+        SrbAction::IoControl => {
+            let disk = state.disk.as_ref().map(|d| d.path());
+            crate::control::io_control(&state.adapter, disk, state.ram_bytes, srb)
+        }
         // No PnP capabilities beyond the defaults: StorPort treats INVALID_REQUEST as "not
         // handled".
         SrbAction::Pnp => srb.set_status(status::INVALID_REQUEST),
@@ -200,6 +209,12 @@ pub(crate) struct Buffer<'s, 'a, P> {
     access: &'s mut DataAccess<'a>,
     port: &'s P,
     irql: &'s Dispatch,
+}
+
+impl<'s, 'a, P> Buffer<'s, 'a, P> {
+    pub(crate) fn new(access: &'s mut DataAccess<'a>, port: &'s P, irql: &'s Dispatch) -> Self {
+        Self { access, port, irql }
+    }
 }
 
 impl<P: PortBuffers> srb::DataBuffer for Buffer<'_, '_, P> {

@@ -30,6 +30,7 @@
 //! * [`control`] — HwStartIo's SRB_FUNCTION_IO_CONTROL: the control interface (SCSIPORT).
 //! * [`runtime`] — runtime LUNs (mounted files, RAM disks) and the control interface's worker
 //!   side (StorPort, `docs/control.md` §10).
+//! * [`fastio`] — the disk-backed fast path: asynchronous IRPs from HwStartIo (StorPort).
 //! * [`log`] — `DbgPrint` lines with the `rvblk:` prefix.
 #![no_std]
 // Enforced: only the modules marked `allow(unsafe_code)` below may contain unsafe code.
@@ -41,6 +42,8 @@ pub mod control;
 pub mod discovery;
 #[allow(unsafe_code)]
 pub mod extension;
+#[allow(unsafe_code)]
+pub mod fastio;
 pub mod io;
 pub mod log;
 #[allow(unsafe_code)]

@@ -151,6 +151,13 @@ impl Instant {
     pub fn elapsed_micros(&self) -> u64 {
         self.micros_until(&Instant::now())
     }
+
+    /// Milliseconds since boot, wrapping at 2^32 (≈ 49 days): differences taken with
+    /// `wrapping_sub` measure spans up to that long.
+    pub fn millis32(&self) -> u32 {
+        let (t, f) = (self.ticks, self.frequency);
+        ((t / f).wrapping_mul(1000) + (t % f) * 1000 / f) as u32
+    }
 }
 
 const STATUS_SUCCESS: i32 = 0;
@@ -467,6 +474,11 @@ impl OpenDisk {
             return Err(st);
         }
         Ok(Self { file, device })
+    }
+
+    /// The disk's device object (valid while the disk is open).
+    pub fn device(&self) -> *mut c_void {
+        self.device
     }
 
     /// Releases the file object reference.

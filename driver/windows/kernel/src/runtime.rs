@@ -215,34 +215,8 @@ fn with_table<R>(
                 .collect()
         })
         .unwrap_or_default();
-    let mut infos: ArrayVec<LunInfo<'_>, SLOTS> = ArrayVec::new();
-    for (index, target) in state.adapter.targets().enumerate() {
-        let image = target.image();
-        infos.push(LunInfo {
-            target_id: index as u8,
-            kind: image.kind,
-            origin: Origin::Loader,
-            read_only: image.is_read_only(),
-            block_size: image.block_size(),
-            blocks: image.blocks(),
-            path: None,
-        });
-    }
-    for (target_id, lun) in path.disk_luns() {
-        if infos.iter().any(|i| i.target_id == target_id) {
-            continue;
-        }
-        let image = lun.target.image();
-        let _ = infos.try_push(LunInfo {
-            target_id,
-            kind: image.kind,
-            origin: Origin::Loader,
-            read_only: image.is_read_only(),
-            block_size: image.block_size(),
-            blocks: image.blocks(),
-            path: None,
-        });
-    }
+    let mut infos: ArrayVec<LunInfo<'_>, SLOTS> =
+        crate::control::boot_luns(&state.adapter, Some(path));
     for (t, p) in &pins {
         if !infos.iter().any(|i| i.target_id == *t) {
             let _ = infos.try_push(p.info(*t));

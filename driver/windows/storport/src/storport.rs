@@ -101,7 +101,17 @@ impl PortBuffers for StorPortAdapter {
 /// and BusChangeDetected are both allowed from any thread at ≤ DISPATCH_LEVEL.
 pub struct StorPortCalls;
 
+/// RequestComplete from an IRP's completion routine (any thread, ≤ DISPATCH: §8.3).
+fn complete_anywhere(adapter: AdapterRef, srb: QueuedSrb) {
+    // SAFETY: the adapter's extension; a pending SRB this miniport owns and has not completed
+    // (QueuedSrb invariant), handed back exactly once (consumed here) with no view left (the
+    // fast path's view ended before this call).
+    unsafe { request_complete(adapter.as_ptr(), srb.into_raw()) };
+}
+
 impl PortCalls for StorPortCalls {
+    const COMPLETE_ANYWHERE: Option<fn(AdapterRef, QueuedSrb)> = Some(complete_anywhere);
+
     fn complete(_path: &DiskPath, adapter: AdapterRef, srb: QueuedSrb, _irql: &Passive) {
         // SAFETY: the adapter's extension; a pending SRB this miniport owns and has not
         // completed (QueuedSrb invariant), handed back exactly once (consumed here) with no view

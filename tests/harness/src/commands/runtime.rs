@@ -44,8 +44,21 @@ fn send(io: &mut Io<'_>, bytes: &[u8]) -> Answer {
 }
 
 /// LIST LUNS with ample room: the raw reply and the decoded entries.
-pub(super) fn list(io: &mut Io<'_>) -> Result<(Vec<u8>, Vec<Entry>), String> {
+pub(crate) fn list(io: &mut Io<'_>) -> Result<(Vec<u8>, Vec<Entry>), String> {
+    list_reply(send(io, &encoded(&Control::ListLuns, 64 << 10)))
+}
+
+/// [`list`]'s entries, or `None` when the driver has no control interface at all (it answers
+/// SRB_FUNCTION_IO_CONTROL INVALID_REQUEST: the harness's mock miniports).
+pub(crate) fn list_if_served(io: &mut Io<'_>) -> Result<Option<Vec<Entry>>, String> {
     let a = send(io, &encoded(&Control::ListLuns, 64 << 10));
+    if a.srb_status == SRB_STATUS_INVALID_REQUEST {
+        return Ok(None);
+    }
+    list_reply(a).map(|(_, entries)| Some(entries))
+}
+
+fn list_reply(a: Answer) -> Result<(Vec<u8>, Vec<Entry>), String> {
     if a.srb_status != SRB_STATUS_SUCCESS {
         return Err(format!(
             "LIST LUNS completed with SrbStatus {:#x}",
@@ -60,13 +73,13 @@ pub(super) fn list(io: &mut Io<'_>) -> Result<(Vec<u8>, Vec<Entry>), String> {
 
 /// A LIST entry, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Entry {
-    pub(super) target_id: u8,
-    pub(super) kind: DeviceKind,
-    pub(super) origin: &'static str,
-    pub(super) read_only: bool,
-    pub(super) block_size: u32,
-    pub(super) blocks: u64,
+pub(crate) struct Entry {
+    pub(crate) target_id: u8,
+    pub(crate) kind: DeviceKind,
+    pub(crate) origin: &'static str,
+    pub(crate) read_only: bool,
+    pub(crate) block_size: u32,
+    pub(crate) blocks: u64,
     /// The path's UTF-16LE bytes.
     pub(super) path: Option<Vec<u8>>,
 }

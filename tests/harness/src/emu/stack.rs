@@ -216,6 +216,21 @@ unsafe extern "C" fn tramp(arg: *mut u8) {
     }
 }
 
+/// IoGetRemainingStackSize: the bytes left below the current stack pointer on this thread's
+/// emulated kernel stack (the whole kernel stack's size when the caller is not on it).
+pub fn remaining() -> usize {
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize;
+    if !ON_KSTACK.with(|c| c.get()) {
+        return KERNEL_STACK;
+    }
+    STACK.with(|s| {
+        s.borrow()
+            .as_ref()
+            .map_or(KERNEL_STACK, |k| sp.saturating_sub(k.low as usize))
+    })
+}
+
 /// Runs `f` on this thread's emulated kernel stack.
 pub fn on_kernel_stack<R>(f: impl FnOnce() -> R) -> R {
     if ON_KSTACK.with(|c| c.get()) {

@@ -140,10 +140,10 @@ pub(crate) fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &K
     let lba = info.blocks / 2;
     let (t, l) = (info.target, info.lun);
     // A backing disk pulled meanwhile: NOT READY / no LUN is the expected answer (ASYNC.md).
-    let gone = |o: &Outcome| k.any_disk_removed() && removal_outcome(o);
+    let gone = |o: &Outcome| k.disk_fault().is_some() && removal_outcome(o);
     let o = io.read(t, l, lba, 1, bs);
     if gone(&o) {
-        return "not done: the backing disk was removed".into();
+        return format!("not done: {}", k.disk_fault().unwrap_or_default());
     }
     if !o.ok() {
         k.fail(format!("write test: READ of LBA {lba} on {t}:{l} failed"));
@@ -157,7 +157,7 @@ pub(crate) fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &K
         .collect();
     let o = io.write(t, l, lba, &pat, bs);
     if gone(&o) {
-        return "not done: the backing disk was removed".into();
+        return format!("not done: {}", k.disk_fault().unwrap_or_default());
     }
     if read_only {
         if o.ok() {
@@ -192,7 +192,7 @@ pub(crate) fn write_test(io: &mut Io<'_>, info: &LunInfo, read_only: bool, k: &K
         let o2 = io.write(t, l, lba, &orig, bs);
         let o3 = io.read(t, l, lba, 1, bs);
         if [&o, &o2, &o3].into_iter().any(gone) {
-            return "interrupted: the backing disk was removed".into();
+            return format!("interrupted: {}", k.disk_fault().unwrap_or_default());
         }
         let restored = o2.ok() && o3.ok() && io.slot.data(bs as usize) == &orig[..];
         if !back_ok {
@@ -239,8 +239,8 @@ fn no_medium_lun(
         "LUN {}:{} answers READ CAPACITY with NOT READY / MEDIUM NOT PRESENT",
         info.target, info.lun
     );
-    if k.any_disk_removed() {
-        notes.push(format!("{what} (its backing disk was removed)"));
+    if let Some(why) = k.disk_fault() {
+        notes.push(format!("{what} ({why})"));
     } else {
         k.fail(format!("{what} although no disk was removed"));
     }
@@ -338,6 +338,44 @@ fn wait_for_disks(
         std::thread::sleep(Duration::from_millis(5));
     }
     latest.lock().unwrap_or_else(|e| e.into_inner()).1.clone()
+}
+
+/// The control interface's LIST LUNS (`docs/control.md` §4) names exactly the LUNs SCSI
+/// enumeration found with a medium, each with the same block size, block count and
+/// read-only state, whichever port serves it and whatever backs it (RAM or a disk). A driver
+/// without a control interface (the mock miniports) is not checked.
+fn list_agrees(io: &mut Io<'_>, infos: &[LunInfo]) -> Result<(), String> {
+    let Some(entries) = crate::commands::runtime::list_if_served(io)? else {
+        return Ok(());
+    };
+    let served: Vec<&LunInfo> = infos.iter().filter(|i| !i.no_medium).collect();
+    for i in &served {
+        let Some(e) = entries.iter().find(|e| e.target_id == i.target) else {
+            return Err(format!(
+                "LUN {}:{} is on the bus but LIST LUNS does not name it (it names {:?})",
+                i.target,
+                i.lun,
+                entries.iter().map(|e| e.target_id).collect::<Vec<_>>()
+            ));
+        };
+        let ro = i.is_cd() || i.write_protected;
+        if (e.block_size, e.blocks, e.read_only) != (i.block_size, i.blocks, ro) {
+            return Err(format!(
+                "LUN {}:{}: LIST LUNS says {} x {} read_only={}, SCSI says {} x {} read_only={ro}",
+                i.target, i.lun, e.block_size, e.blocks, e.read_only, i.block_size, i.blocks
+            ));
+        }
+    }
+    if let Some(e) = entries
+        .iter()
+        .find(|e| !infos.iter().any(|i| i.target == e.target_id))
+    {
+        return Err(format!(
+            "LIST LUNS names target {} that SCSI enumeration did not find",
+            e.target_id
+        ));
+    }
+    Ok(())
 }
 
 pub fn kind_of(info: &LunInfo) -> LunKind {
@@ -495,8 +533,8 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
                 .collect();
             let (sha, matches) = match read_lun(&mut io, info, &mut ef) {
                 Ok(x) => x,
-                Err((e, o)) if k.any_disk_removed() && removal_outcome(&o) => {
-                    notes.push(format!("{e} (its backing disk was removed)"));
+                Err((e, o)) if k.disk_fault().is_some() && removal_outcome(&o) => {
+                    notes.push(format!("{e} ({})", k.disk_fault().unwrap_or_default()));
                     (String::new(), Vec::new())
                 }
                 Err((e, _)) => {
@@ -520,6 +558,11 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
                 write_test: wt,
             });
         }
+        if !k.any_disk_removed() {
+            if let Err(e) = list_agrees(&mut io, &infos) {
+                k.fail(e);
+            }
+        }
         if log_luns.len() != infos.len() {
             k.fail(format!(
                 "the driver log lists {} LUN(s) but SCSI enumeration found {}",
@@ -542,10 +585,12 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
         let mut io = Io::new(&a);
         for l in &luns {
             let o = io.read(l.info.target, l.info.lun, 0, 1, l.info.block_size);
-            if !o.ok() && k.any_disk_removed() && removal_outcome(&o) {
+            if !o.ok() && k.disk_fault().is_some() && removal_outcome(&o) {
                 notes.push(format!(
-                    "READ on {}:{} after ScsiRestartAdapter: the backing disk was removed",
-                    l.info.target, l.info.lun
+                    "READ on {}:{} after ScsiRestartAdapter: {}",
+                    l.info.target,
+                    l.info.lun,
+                    k.disk_fault().unwrap_or_default()
                 ));
             } else if !o.ok() {
                 k.fail(format!(

@@ -14,6 +14,7 @@ use super::sync::STATUS_TIMEOUT;
 use super::*;
 use rvblk_abi::status::{STATUS_BUFFER_TOO_SMALL, STATUS_NO_SUCH_DEVICE};
 use rvblk_abi::UnicodeString;
+use std::ffi::c_void;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -663,4 +664,127 @@ fn new_calls_check_their_irql() {
     }
     k.wait_threads(Duration::from_secs(5));
     call!("ZwClose"(h) -> i32);
+}
+
+/// Calls of [`keep_irp`]: (status, information, context) of each.
+static KEPT: std::sync::Mutex<Vec<(i32, usize, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// A completion routine that keeps its IRP (STATUS_MORE_PROCESSING_REQUIRED).
+extern "win64" fn keep_irp(dev: *mut c_void, irp: *mut rvblk_abi::Irp, ctx: *mut c_void) -> i32 {
+    assert!(
+        dev.is_null(),
+        "the IRP's creator has no stack location: DeviceObject is NULL"
+    );
+    // SAFETY: the IRP being completed, handed to its completion routine.
+    let s = unsafe { &(*irp).head.io_status };
+    KEPT.lock()
+        .unwrap()
+        .push((s.status as u32 as i32, s.information, ctx as usize));
+    rvblk_abi::STATUS_MORE_PROCESSING_REQUIRED
+}
+
+/// Builds an asynchronous READ of `len` bytes at `offset` into `buf` with `keep_irp` set in the
+/// next stack location (as the driver's fast path does); returns (IRP, its MDL).
+fn async_read(
+    dev: usize,
+    buf: &mut [u8],
+    offset: &i64,
+    ctx: usize,
+    routine: bool,
+) -> (usize, usize) {
+    let irp = call!("IoBuildAsynchronousFsdRequest"(IRP_MJ_READ as usize, dev, buf.as_mut_ptr() as usize, buf.len(), offset as *const i64 as usize, 0) -> usize);
+    assert_ne!(irp, 0);
+    // SAFETY: a fresh IRP from IoBuildAsynchronousFsdRequest, not sent: ours.
+    let r = unsafe { &mut *(irp as *mut rvblk_abi::Irp) };
+    assert_eq!((r.head.stack_count, r.head.current_location), (1, 2));
+    // SAFETY: IoGetNextIrpStackLocation: the disk's location, inside the IRP block.
+    let next = unsafe { &mut *r.current_stack_location.wrapping_sub(1) };
+    assert_eq!(next.major_function, IRP_MJ_READ as u8);
+    assert_eq!(
+        (next.rw_length() as usize, next.rw_offset()),
+        (buf.len(), *offset as u64)
+    );
+    if routine {
+        next.completion_routine = Some(keep_irp);
+        next.context = ctx as *mut c_void;
+        next.control = rvblk_abi::SL_INVOKE_ON_SUCCESS
+            | rvblk_abi::SL_INVOKE_ON_ERROR
+            | rvblk_abi::SL_INVOKE_ON_CANCEL;
+    }
+    (irp, r.head.mdl_address as usize)
+}
+
+#[test]
+fn asynchronous_irps_completion_walk_and_free_rules() {
+    let path = temp_disk("asyncirps", 16 << 10);
+    let k = kernel(
+        MachineConfig {
+            disks: vec![DiskSpec::parse(&format!("{}:512", path.display()), true).unwrap()],
+            pend_every: 0,
+            // The third asynchronous IRP hangs until cancelled.
+            hang_async_after: 2,
+            ..MachineConfig::default()
+        },
+        Personality::Win8,
+    );
+    let _a = k.activate();
+    let entry = register(&k);
+    wait_until("the arrival", || k.arrivals_delivered() == 1);
+    let (_, file, dev) = open(&super::disk::disk_link(0));
+    let want = std::fs::read(&path).unwrap();
+    KEPT.lock().unwrap().clear();
+
+    // 1. Completed inline; the routine keeps it; the owner frees MDL and IRP.
+    let mut b = vec![0u8; 1024];
+    let off = Box::new(512i64);
+    let (irp, mdl) = async_read(dev, &mut b, &off, 0x1234, true);
+    assert_eq!(call!("IofCallDriver"(dev, irp) -> i32), STATUS_SUCCESS);
+    assert_eq!(
+        KEPT.lock().unwrap().as_slice(),
+        &[(STATUS_SUCCESS, 1024, 0x1234)]
+    );
+    assert_eq!(&b[..], &want[512..1536]);
+    assert!(k
+        .irp_leaks()
+        .iter()
+        .any(|l| l.contains("never freed (IoFreeIrp)")));
+    // Freeing the MDL before its pages are unlocked is a failure (it is freed anyway).
+    call!("IoFreeMdl"(mdl) -> ());
+    assert!(k.failures().iter().any(|f| f.contains("still locked")));
+    call!("IoFreeIrp"(irp) -> ());
+    call!("IoFreeIrp"(irp) -> ());
+    assert!(k.failures().iter().any(|f| f.contains("freed twice")));
+    let before = k.failures().len();
+
+    // 2. No routine: the I/O manager finishes the IRP itself (nothing to free, no leak).
+    let (irp, _) = async_read(dev, &mut b, &off, 0, false);
+    assert_eq!(call!("IofCallDriver"(dev, irp) -> i32), STATUS_SUCCESS);
+    assert!(k.irp_leaks().is_empty(), "{:?}", k.irp_leaks());
+
+    // 3. Hangs (the third asynchronous IRP): pending until cancelled; the routine then sees
+    // STATUS_CANCELLED; unlock, free the MDL, free the IRP: no failure, no leak.
+    let (irp, mdl) = async_read(dev, &mut b, &off, 0x99, true);
+    assert_eq!(call!("IofCallDriver"(dev, irp) -> i32), STATUS_PENDING);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        KEPT.lock().unwrap().len(),
+        1,
+        "a hung IRP completed by itself"
+    );
+    assert_eq!(call!("IoCancelIrp"(irp) -> u8), 1);
+    assert_eq!(KEPT.lock().unwrap()[1], (STATUS_CANCELLED, 0, 0x99));
+    assert_eq!(call!("IoCancelIrp"(irp) -> u8), 0);
+    call!("MmUnlockPages"(mdl) -> ());
+    call!("IoFreeMdl"(mdl) -> ());
+    call!("IoFreeIrp"(irp) -> ());
+    assert_eq!(k.failures().len(), before, "{:?}", k.failures());
+    assert!(k.irp_leaks().is_empty(), "{:?}", k.irp_leaks());
+
+    assert_eq!(call!("ObfDereferenceObject"(file) -> isize), 0);
+    assert_eq!(
+        call!("IoUnregisterPlugPlayNotification"(entry) -> i32),
+        STATUS_SUCCESS
+    );
+    k.shutdown_async();
+    let _ = std::fs::remove_file(&path);
 }

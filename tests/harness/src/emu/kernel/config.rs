@@ -147,6 +147,13 @@ pub struct MachineConfig {
     pub pend_every: u32,
     /// How long a pended IRP takes to complete.
     pub pend_us: u64,
+    /// Asynchronous IRPs after the first `hang_async_after` never complete unless cancelled
+    /// (`--disk-hang-async-after`; 0: none hang).
+    pub hang_async_after: u64,
+    /// Every `startio_dispatch_every`-th HwStartIo runs at DISPATCH_LEVEL, the others at
+    /// PASSIVE (`--startio-dispatch-every`; default 1: all at DISPATCH, as StorPort usually
+    /// calls it; 0: all at PASSIVE, as the bench runs).
+    pub startio_dispatch_every: u64,
     /// UEFI variables under Ventoy's vendor GUID; empty = a BIOS machine.
     pub uefi_vars: Vec<(String, Vec<u8>)>,
     /// The RAM MmAllocatePagesForMdlEx may hand out in total (`--ram-limit-mib`,
@@ -212,6 +219,8 @@ impl Default for MachineConfig {
             remove_ms: None,
             pend_every: 2,
             pend_us: 50,
+            hang_async_after: 0,
+            startio_dispatch_every: 1,
             uefi_vars: Vec::new(),
             ram_limit_mib: 256,
             requester: Requester::Admin,

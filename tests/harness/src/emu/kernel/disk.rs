@@ -12,6 +12,7 @@ use super::objects::{self, ObjKind};
 use super::{Kernel, DISPATCH_LEVEL, PASSIVE_LEVEL, STATUS_INVALID_PARAMETER};
 use rvblk_abi::status::{STATUS_BUFFER_TOO_SMALL, STATUS_NO_SUCH_DEVICE, STATUS_SUCCESS};
 use std::collections::{HashMap, VecDeque};
+use std::ffi::c_void;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -54,6 +55,20 @@ pub struct EmuDisk {
 enum IrpState {
     Built,
     Pending,
+    /// An asynchronous IRP whose completion routine kept it (STATUS_MORE_PROCESSING_REQUIRED):
+    /// waits for IoFreeIrp.
+    Kept,
+    /// An asynchronous IRP being completed (its completion routine may free it).
+    Completing,
+}
+
+/// How an IRP was built: a synchronous one (opaque, with the caller's event) or one from
+/// IoBuildAsynchronousFsdRequest, laid out as a real IRP with one stack location and an MDL
+/// (`docs/harness-disks.md` §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IrpKind {
+    Sync,
+    Async { mdl: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +89,7 @@ struct Irp {
     event: usize,
     iosb: usize,
     state: IrpState,
+    kind: IrpKind,
 }
 
 /// Session state of the I/O manager part.
@@ -90,6 +106,10 @@ pub(crate) struct IoState {
     sent: AtomicU64,
     pub(crate) completed: AtomicU64,
     pub(crate) pended: AtomicU64,
+    /// Asynchronous IRPs sent (for `--disk-hang-async-after`).
+    async_sent: AtomicU64,
+    /// MDLs of asynchronous IRPs not freed yet: address → pages still locked.
+    mdls: Mutex<HashMap<usize, bool>>,
 }
 
 const RETIRED_KEEP: usize = 4096;
@@ -225,6 +245,18 @@ impl Kernel {
             .any(|d| d.removed.load(Ordering::SeqCst))
     }
 
+    /// Why disk I/O may fail in this run, as `run` words it: a disk was removed, or asynchronous
+    /// IRPs were made to hang (`--disk-hang-async-after`, cancelled by the driver's timeout).
+    pub fn disk_fault(&self) -> Option<&'static str> {
+        if self.any_disk_removed() {
+            Some("its backing disk was removed")
+        } else if self.cfg.machine.hang_async_after > 0 {
+            Some("its backing disk stopped answering and the request was cancelled")
+        } else {
+            None
+        }
+    }
+
     fn disk_of_device(&self, dev: usize) -> Option<Arc<EmuDisk>> {
         self.disks().iter().find(|d| d.device == dev).cloned()
     }
@@ -341,8 +373,294 @@ impl Kernel {
                 event,
                 iosb,
                 state: IrpState::Built,
+                kind: IrpKind::Sync,
             },
         )
+    }
+
+    /// IoBuildAsynchronousFsdRequest (≤ DISPATCH_LEVEL; the buffer is non-paged here): a real
+    /// IRP layout (`rvblk_abi::Irp` + one `IoStackLocation`, the disk's) with a locked MDL for
+    /// the buffer, as for a DO_DIRECT_IO disk. The IRP's owner frees both (IoFreeMdl after
+    /// MmUnlockPages, then IoFreeIrp).
+    pub(crate) fn build_async_fsd_request(
+        &self,
+        major: u32,
+        dev: usize,
+        buf: usize,
+        len: u32,
+        offset: *const i64,
+        iosb: usize,
+    ) -> usize {
+        let api = "IoBuildAsynchronousFsdRequest";
+        self.check_irql(api, DISPATCH_LEVEL);
+        let op = match major {
+            IRP_MJ_READ => IrpOp::Read,
+            IRP_MJ_WRITE => IrpOp::Write,
+            m => {
+                self.fail(format!(
+                    "{api}(MajorFunction {m}): the emulated disk takes IRP_MJ_READ (3) or IRP_MJ_WRITE (4)"
+                ));
+                return 0;
+            }
+        };
+        let Some(d) = self.disk_of_device(dev) else {
+            self.fail(format!(
+                "{api}: {dev:#x} is not a DEVICE_OBJECT from IoGetDeviceObjectPointer"
+            ));
+            return 0;
+        };
+        if offset.is_null() || buf == 0 || len == 0 {
+            self.fail(format!(
+                "{api} with a NULL StartingOffset or Buffer, or a zero Length"
+            ));
+            return 0;
+        }
+        // SAFETY: a non-null PLARGE_INTEGER from the driver.
+        let off = unsafe { offset.read_unaligned() };
+        if off < 0 {
+            self.fail(format!("{api}: negative StartingOffset {off}"));
+            return 0;
+        }
+        let n = self.pool_calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fail_pool_at.load(Ordering::SeqCst) == n {
+            self.log_line(format!("[harness] fault injection: {api} #{n} fails"));
+            return 0;
+        }
+        let mdl = Box::into_raw(Box::new(rvblk_abi::Mdl {
+            next: std::ptr::null_mut(),
+            size: std::mem::size_of::<rvblk_abi::Mdl>() as i16,
+            mdl_flags: rvblk_abi::MDL_PAGES_LOCKED,
+            process: std::ptr::null_mut(),
+            mapped_system_va: buf as *mut c_void,
+            start_va: (buf & !0xFFF) as *mut c_void,
+            byte_count: len,
+            byte_offset: (buf & 0xFFF) as u32,
+        })) as usize;
+        self.io
+            .mdls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(mdl, true);
+        let irp = alloc_async_irp();
+        // SAFETY: a fresh, zeroed block holding the IRP and its one stack location; nothing
+        // else knows it yet.
+        let r = unsafe { &mut *(irp as *mut rvblk_abi::Irp) };
+        r.head.r#type = IO_TYPE_IRP;
+        r.head.size = ASYNC_IRP_BYTES as u16;
+        r.head.mdl_address = mdl as *mut c_void;
+        r.head.stack_count = 1;
+        r.head.current_location = 2;
+        r.head.user_iosb = iosb as *mut c_void;
+        let stack = stack_of(irp);
+        // SAFETY: the stack location right after the IRP in the same block.
+        let loc = unsafe { &mut *stack };
+        loc.major_function = major as u8;
+        loc.set_rw(len, off as u64);
+        r.current_stack_location = stack.wrapping_add(1);
+        self.io
+            .irps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                irp,
+                Irp {
+                    op,
+                    disk: d.index,
+                    device: dev,
+                    buf,
+                    len,
+                    offset: off as u64,
+                    event: 0,
+                    iosb,
+                    state: IrpState::Built,
+                    kind: IrpKind::Async { mdl },
+                },
+            );
+        irp
+    }
+
+    /// MmUnlockPages (≤ DISPATCH) on an MDL of an asynchronous IRP.
+    pub(crate) fn unlock_pages(&self, mdl: usize) {
+        self.check_irql("MmUnlockPages", DISPATCH_LEVEL);
+        let mut m = self.io.mdls.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get_mut(&mdl) {
+            Some(locked @ true) => {
+                *locked = false;
+                // SAFETY: our MDL, alive until IoFreeMdl.
+                unsafe {
+                    (*(mdl as *mut rvblk_abi::Mdl)).mdl_flags &= !rvblk_abi::MDL_PAGES_LOCKED
+                };
+            }
+            Some(false) => {
+                drop(m);
+                self.fail(format!(
+                    "MmUnlockPages({mdl:#x}): the pages are not locked (unlocked twice)"
+                ));
+            }
+            None => {
+                drop(m);
+                self.fail(format!(
+                    "MmUnlockPages({mdl:#x}): not an MDL the I/O manager locked"
+                ));
+            }
+        }
+    }
+
+    /// IoFreeMdl (≤ DISPATCH) on an MDL of an asynchronous IRP.
+    pub(crate) fn io_free_mdl(&self, mdl: usize) {
+        self.check_irql("IoFreeMdl", DISPATCH_LEVEL);
+        let taken = self
+            .io
+            .mdls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&mdl);
+        match taken {
+            Some(locked) => {
+                if locked {
+                    self.fail(format!(
+                        "IoFreeMdl({mdl:#x}): its pages are still locked (MmUnlockPages first)"
+                    ));
+                }
+                // SAFETY: allocated by `build_async_fsd_request` as a Box, freed once (removed
+                // from the table above).
+                drop(unsafe { Box::from_raw(mdl as *mut rvblk_abi::Mdl) });
+            }
+            None => self.fail(format!(
+                "IoFreeMdl({mdl:#x}): not an MDL of an IRP from IoBuildAsynchronousFsdRequest (or freed twice)"
+            )),
+        }
+    }
+
+    /// IoFreeIrp (≤ DISPATCH): an asynchronous IRP that completed and was kept by its
+    /// completion routine, or that was never sent.
+    pub(crate) fn io_free_irp(&self, irp: usize) {
+        self.check_irql("IoFreeIrp", DISPATCH_LEVEL);
+        let mut irps = self.io.irps.lock().unwrap_or_else(|e| e.into_inner());
+        let state = irps.get(&irp).map(|r| (r.state, r.kind));
+        match state {
+            Some((
+                IrpState::Kept | IrpState::Built | IrpState::Completing,
+                IrpKind::Async { .. },
+            )) => {
+                irps.remove(&irp);
+                drop(irps);
+                self.retire(irp);
+                free_async_irp(irp);
+            }
+            Some((_, IrpKind::Sync)) => {
+                drop(irps);
+                self.fail(format!(
+                    "IoFreeIrp({irp:#x}): a synchronous IRP (the I/O manager frees it at completion)"
+                ));
+            }
+            Some((IrpState::Pending, _)) => {
+                drop(irps);
+                self.fail(format!("IoFreeIrp({irp:#x}): the IRP is still in flight"));
+            }
+            _ => {
+                drop(irps);
+                let retired = self
+                    .io
+                    .retired
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(&irp);
+                self.fail(if retired {
+                    format!("IoFreeIrp({irp:#x}): freed twice")
+                } else {
+                    format!("IoFreeIrp({irp:#x}): not an IRP the I/O manager built")
+                });
+            }
+        }
+    }
+
+    fn retire(&self, irp: usize) {
+        let mut ret = self.io.retired.lock().unwrap_or_else(|e| e.into_inner());
+        ret.push_back(irp);
+        if ret.len() > RETIRED_KEEP {
+            ret.pop_front();
+        }
+    }
+
+    /// Completes an asynchronous IRP as IoCompleteRequest does: the status into the IRP, then
+    /// the completion routine of the disk's stack location if its SL_INVOKE_* bits ask for this
+    /// outcome. A routine that returns STATUS_MORE_PROCESSING_REQUIRED keeps the IRP (it must
+    /// free it); otherwise the I/O manager finishes it (user IOSB, MDLs, the IRP). Returns the
+    /// status.
+    fn complete_async(&self, irp: usize, status: i32, info: usize, pended: bool) -> i32 {
+        // SAFETY: the IRP block is alive until IoFreeIrp, which needs state Kept (set below).
+        let r = unsafe { &mut *(irp as *mut rvblk_abi::Irp) };
+        r.head.io_status.status = status as u32 as usize;
+        r.head.io_status.information = info;
+        if pended {
+            r.head.pending_returned = 1;
+        }
+        // SAFETY: the disk's stack location inside the IRP block (IofCallDriver made it current).
+        let loc = unsafe { &*r.current_stack_location };
+        let (routine, context, control) = (loc.completion_routine, loc.context, loc.control);
+        // IoCompleteRequest moves up one location before calling the routine set in it.
+        r.current_stack_location = r.current_stack_location.wrapping_add(1);
+        r.head.current_location += 1;
+        self.io.completed.fetch_add(1, Ordering::Relaxed);
+        let want = if status == STATUS_CANCELLED {
+            rvblk_abi::SL_INVOKE_ON_CANCEL
+        } else if status < 0 {
+            rvblk_abi::SL_INVOKE_ON_ERROR
+        } else {
+            rvblk_abi::SL_INVOKE_ON_SUCCESS
+        };
+        let mut kept = false;
+        if let Some(f) = routine.filter(|_| control & want != 0) {
+            let before = super::irql();
+            // SAFETY: the driver's IO_COMPLETION_ROUTINE with the context it set; DeviceObject
+            // is NULL because the driver that built the IRP has no stack location of its own.
+            let st = unsafe { f(std::ptr::null_mut(), irp as *mut rvblk_abi::Irp, context) };
+            if super::irql() != before {
+                self.fail(format!(
+                    "the completion routine of IRP {irp:#x} returned at IRQL {} (called at {before})",
+                    super::irql()
+                ));
+                super::set_irql(before);
+            }
+            kept = st == rvblk_abi::STATUS_MORE_PROCESSING_REQUIRED;
+        }
+        let mut irps = self.io.irps.lock().unwrap_or_else(|e| e.into_inner());
+        if kept {
+            // The routine may already have freed it (IoFreeIrp inside the routine).
+            if let Some(r) = irps.get_mut(&irp) {
+                r.state = IrpState::Kept;
+            }
+            return status;
+        }
+        // Not kept: the I/O manager finishes the IRP itself.
+        let Some(r) = irps.remove(&irp) else {
+            drop(irps);
+            self.fail(format!(
+                "IRP {irp:#x}: its completion routine freed it but did not return STATUS_MORE_PROCESSING_REQUIRED"
+            ));
+            return status;
+        };
+        drop(irps);
+        if r.iosb != 0 {
+            let p = std::mem::size_of::<usize>();
+            // SAFETY: the caller's IO_STATUS_BLOCK.
+            unsafe { (r.iosb as *mut usize).write_unaligned(status as u32 as usize) };
+            // SAFETY: as above.
+            unsafe { ((r.iosb + p) as *mut usize).write_unaligned(info) };
+        }
+        if let IrpKind::Async { mdl, .. } = r.kind {
+            self.io
+                .mdls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&mdl);
+            // SAFETY: the IRP's own MDL, not freed by the driver (still in the table).
+            drop(unsafe { Box::from_raw(mdl as *mut rvblk_abi::Mdl) });
+        }
+        self.retire(irp);
+        free_async_irp(irp);
+        status
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -401,6 +719,7 @@ impl Kernel {
                 event,
                 iosb,
                 state: IrpState::Built,
+                kind: IrpKind::Sync,
             },
         )
     }
@@ -443,6 +762,39 @@ impl Kernel {
         let n = self.io.sent.fetch_add(1, Ordering::SeqCst) + 1;
         let every = self.cfg.machine.pend_every as u64;
         let removed = self.disks()[r.disk].removed.load(Ordering::SeqCst);
+        if let IrpKind::Async { .. } = r.kind {
+            // The disk's stack location becomes the current one.
+            // SAFETY: our IRP block, not freed while in the table.
+            let x = unsafe { &mut *(irp as *mut rvblk_abi::Irp) };
+            x.head.current_location -= 1;
+            x.current_stack_location = x.current_stack_location.wrapping_sub(1);
+            // SAFETY: the disk's stack location inside the same block.
+            unsafe { (*x.current_stack_location).device_object = dev as *mut c_void };
+            let a = self.io.async_sent.fetch_add(1, Ordering::SeqCst) + 1;
+            let hang_after = self.cfg.machine.hang_async_after;
+            let hang = hang_after > 0 && a > hang_after && !removed;
+            if hang || (every > 0 && n.is_multiple_of(every) && !removed) {
+                r.state = IrpState::Pending;
+                drop(irps);
+                self.io.pended.fetch_add(1, Ordering::Relaxed);
+                if !hang {
+                    self.ensure_completion_thread();
+                    let due = Instant::now() + Duration::from_micros(self.cfg.machine.pend_us);
+                    self.io
+                        .queue
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_back((due, irp));
+                    self.io.queue_cv.notify_all();
+                }
+                return STATUS_PENDING;
+            }
+            r.state = IrpState::Completing;
+            let r = r.clone();
+            drop(irps);
+            let (status, info) = self.perform(&r, None);
+            return self.complete_async(irp, status, info, false);
+        }
         if every > 0 && n.is_multiple_of(every) && !removed {
             r.state = IrpState::Pending;
             drop(irps);
@@ -464,9 +816,10 @@ impl Kernel {
 
     /// Performs and completes an IRP taken out of the table: fills the IO_STATUS_BLOCK, then
     /// sets the event (as IopCompleteRequest does for a synchronous FSD/IOCTL request).
-    fn finish(&self, irp: usize, r: Irp, forced: Option<i32>) -> i32 {
+    /// The disk's answer to an IRP: (status, information).
+    fn perform(&self, r: &Irp, forced: Option<i32>) -> (i32, usize) {
         let d = self.disks()[r.disk].clone();
-        let (status, info) = match forced {
+        match forced {
             Some(s) => (s, 0),
             None if d.removed.load(Ordering::SeqCst) => (STATUS_NO_SUCH_DEVICE, 0),
             None => match &r.op {
@@ -474,7 +827,21 @@ impl Kernel {
                 IrpOp::Write => d.transfer(true, r.buf, r.len, r.offset),
                 IrpOp::Ioctl { code, input } => ioctl(&d, *code, input, r.buf, r.len),
             },
-        };
+        }
+    }
+
+    /// Completes an IRP taken out of the pending state: a synchronous one through `finish`, an
+    /// asynchronous one (left in the table) through `complete_async`.
+    fn finish_any(&self, irp: usize, r: Irp, forced: Option<i32>) -> i32 {
+        if let IrpKind::Async { .. } = r.kind {
+            let (status, info) = self.perform(&r, forced);
+            return self.complete_async(irp, status, info, true);
+        }
+        self.finish(irp, r, forced)
+    }
+
+    fn finish(&self, irp: usize, r: Irp, forced: Option<i32>) -> i32 {
+        let (status, info) = self.perform(&r, forced);
         let p = std::mem::size_of::<usize>();
         // SAFETY: IO_STATUS_BLOCK in driver memory: Status (pointer-sized union) @0,
         // Information @pointer size.
@@ -499,12 +866,19 @@ impl Kernel {
         let mut irps = self.io.irps.lock().unwrap_or_else(|e| e.into_inner());
         match irps.get(&irp).map(|r| r.state) {
             Some(IrpState::Pending) => {
-                let r = irps.remove(&irp).expect("present");
+                let r = take_pending(&mut irps, irp).expect("present");
                 drop(irps);
-                self.finish(irp, r, Some(STATUS_CANCELLED));
+                self.finish_any(irp, r, Some(STATUS_CANCELLED));
                 1
             }
             Some(IrpState::Built) => 0,
+            Some(IrpState::Kept | IrpState::Completing) => {
+                drop(irps);
+                self.log_line(format!(
+                    "[harness] IoCancelIrp({irp:#x}) after the IRP completed (lost the race with its completion): FALSE"
+                ));
+                0
+            }
             None => {
                 drop(irps);
                 if self
@@ -542,11 +916,11 @@ impl Kernel {
             .collect();
         let taken: Vec<(usize, Irp)> = victims
             .into_iter()
-            .filter_map(|a| irps.remove(&a).map(|r| (a, r)))
+            .filter_map(|a| take_pending(&mut irps, a).map(|r| (a, r)))
             .collect();
         drop(irps);
         for (a, r) in taken {
-            self.finish(a, r, Some(STATUS_NO_SUCH_DEVICE));
+            self.finish_any(a, r, Some(STATUS_NO_SUCH_DEVICE));
         }
     }
 
@@ -585,15 +959,17 @@ impl Kernel {
             let r = {
                 let mut irps = self.io.irps.lock().unwrap_or_else(|e| e.into_inner());
                 match irps.get(&irp).map(|r| r.state) {
-                    Some(IrpState::Pending) => irps.remove(&irp),
+                    Some(IrpState::Pending) => take_pending(&mut irps, irp),
                     // Cancelled or failed by a removal meanwhile.
                     _ => None,
                 }
             };
             if let Some(r) = r {
-                // Completion runs at DISPATCH_LEVEL on Windows (a DPC); nothing here calls the
-                // driver.
-                super::at_irql(DISPATCH_LEVEL, || self.finish(irp, r, None));
+                // Completion runs at DISPATCH_LEVEL on Windows (a DPC); an asynchronous IRP's
+                // completion routine is driver code, run on an emulated kernel stack.
+                crate::emu::stack::on_kernel_stack(|| {
+                    super::at_irql(DISPATCH_LEVEL, || self.finish_any(irp, r, None))
+                });
             }
             q = self.io.queue.lock().unwrap_or_else(|e| e.into_inner());
         }
@@ -601,6 +977,14 @@ impl Kernel {
 
     /// Stops the completion thread (after finishing what is queued).
     pub(crate) fn stop_io(&self) {
+        let sent = self.io.sent.load(Ordering::SeqCst);
+        if sent > 0 {
+            self.log_line(format!(
+                "[harness] disk IRPs: {sent} sent ({} asynchronous), {} pended",
+                self.io.async_sent.load(Ordering::SeqCst),
+                self.io.pended.load(Ordering::SeqCst)
+            ));
+        }
         self.io.stop.store(true, Ordering::SeqCst);
         self.io.queue_cv.notify_all();
         let h = self
@@ -630,8 +1014,18 @@ impl Kernel {
                     r.op_name(),
                     r.disk
                 ),
+                IrpState::Kept | IrpState::Completing => format!(
+                    "IRP {a:#x} ({:?} on disk {}) kept by its completion routine and never freed (IoFreeIrp)",
+                    r.op_name(),
+                    r.disk
+                ),
             })
             .collect();
+        let mdls = self.io.mdls.lock().unwrap_or_else(|e| e.into_inner());
+        v.extend(
+            mdls.keys()
+                .map(|m| format!("MDL {m:#x} of an asynchronous IRP never freed (IoFreeMdl)")),
+        );
         v.sort();
         v
     }
@@ -644,6 +1038,44 @@ impl Kernel {
             self.io.completed.load(Ordering::Relaxed),
         )
     }
+}
+
+/// Takes a pending IRP out of the table for its completion: a synchronous one leaves it, an
+/// asynchronous one stays (its block lives until IoFreeIrp) and is handed out as a copy.
+fn take_pending(irps: &mut HashMap<usize, Irp>, irp: usize) -> Option<Irp> {
+    match irps.get(&irp)?.kind {
+        IrpKind::Sync => irps.remove(&irp),
+        IrpKind::Async { .. } => {
+            let r = irps.get_mut(&irp)?;
+            // In completion: neither pending (no second completion) nor kept yet.
+            r.state = IrpState::Completing;
+            Some(r.clone())
+        }
+    }
+}
+
+/// `IO_TYPE_IRP`.
+const IO_TYPE_IRP: i16 = 6;
+/// One asynchronous IRP: the IRP and its one stack location.
+const ASYNC_IRP_BYTES: usize =
+    std::mem::size_of::<rvblk_abi::Irp>() + std::mem::size_of::<rvblk_abi::IoStackLocation>();
+
+/// Pointer-aligned zeroed storage of an asynchronous IRP.
+fn alloc_async_irp() -> usize {
+    let words = ASYNC_IRP_BYTES.div_ceil(std::mem::size_of::<usize>());
+    Box::into_raw(vec![0usize; words].into_boxed_slice()) as *mut usize as usize
+}
+
+fn free_async_irp(irp: usize) {
+    let words = ASYNC_IRP_BYTES.div_ceil(std::mem::size_of::<usize>());
+    // SAFETY: allocated by `alloc_async_irp` with this length, freed once (taken out of the
+    // table by the caller).
+    drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(irp as *mut usize, words)) });
+}
+
+/// The IRP's one stack location (right after the IRP).
+fn stack_of(irp: usize) -> *mut rvblk_abi::IoStackLocation {
+    (irp + std::mem::size_of::<rvblk_abi::Irp>()) as *mut rvblk_abi::IoStackLocation
 }
 
 impl Irp {

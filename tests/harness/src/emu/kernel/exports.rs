@@ -111,6 +111,21 @@ sysfn! {
 // The asynchronous disk path (`docs/harness-disks.md`): threads, events, waits, PnP, IRPs,
 // firmware.
 sysfn! {
+    fn io_build_asynchronous_fsd_request(major: u32, dev: usize, buf: usize, len: u32, offset: *const i64, iosb: usize) -> usize {
+        current().build_async_fsd_request(major, dev, buf, len, offset, iosb)
+    }
+    fn io_free_irp(irp: usize) {
+        current().io_free_irp(irp)
+    }
+    fn io_free_mdl(mdl: usize) {
+        current().io_free_mdl(mdl)
+    }
+    fn mm_unlock_pages(mdl: usize) {
+        current().unlock_pages(mdl)
+    }
+    fn io_get_remaining_stack_size() -> usize {
+        crate::emu::stack::remaining()
+    }
     fn ke_initialize_event(ev: usize, ty: u32, state: u8) {
         current().initialize_event(ev, ty, state != 0)
     }
@@ -472,6 +487,15 @@ pub fn resolve(dll: &str, name: &str) -> Option<usize> {
             io_build_device_io_control_request as *const () as usize
         }
         ("ntoskrnl.exe", "IofCallDriver") => iof_call_driver as *const () as usize,
+        ("ntoskrnl.exe", "IoBuildAsynchronousFsdRequest") => {
+            io_build_asynchronous_fsd_request as *const () as usize
+        }
+        ("ntoskrnl.exe", "IoFreeIrp") => io_free_irp as *const () as usize,
+        ("ntoskrnl.exe", "IoFreeMdl") => io_free_mdl as *const () as usize,
+        ("ntoskrnl.exe", "MmUnlockPages") => mm_unlock_pages as *const () as usize,
+        ("ntoskrnl.exe", "IoGetRemainingStackSize") => {
+            io_get_remaining_stack_size as *const () as usize
+        }
         ("ntoskrnl.exe", "IoCancelIrp") => io_cancel_irp as *const () as usize,
         // A HAL export on every architecture (`docs/harness-disks.md` §1).
         ("hal.dll", "KeQueryPerformanceCounter") => {

@@ -80,6 +80,8 @@ pub struct Adapter {
     /// SCSIPORT: HwStartIo is serialised, and every data buffer is mapped or none is.
     legacy: bool,
     serial: std::sync::Mutex<()>,
+    /// HwStartIo calls so far (for `--startio-dispatch-every`).
+    start_ios: std::sync::atomic::AtomicU64,
     _ext: GuardedBuf,
     _objects: Vec<GuardedBuf>,
     pub image: LoadedImage,
@@ -267,6 +269,7 @@ impl Adapter {
             map_rw,
             legacy: false,
             serial: std::sync::Mutex::new(()),
+            start_ios: std::sync::atomic::AtomicU64::new(0),
             _ext: ext,
             _objects: objects,
             image,
@@ -339,6 +342,7 @@ impl Adapter {
             map_rw: d.map_buffers != 0,
             legacy: true,
             serial: std::sync::Mutex::new(()),
+            start_ios: std::sync::atomic::AtomicU64::new(0),
             _ext: s.ext.expect("a found adapter has an extension"),
             _objects: objects,
             image,

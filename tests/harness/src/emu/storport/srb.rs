@@ -213,7 +213,7 @@ impl Adapter {
         }
     }
 
-    /// Issues one SRB through HwStartIo at DISPATCH_LEVEL and checks its completion. For
+    /// Issues one SRB through HwStartIo (IRQL: see below) and checks its completion. For
     /// `Dir::Out` the caller has filled `slot.data_mut(req.len)` first.
     pub fn execute(&self, slot: &mut SrbSlot, req: &Request) -> Outcome {
         let k = &self.k;
@@ -298,9 +298,20 @@ impl Adapter {
             .legacy
             .then(|| self.serial.lock().unwrap_or_else(|e| e.into_inner()));
         let asked_before = k.next_request.load(Ordering::SeqCst);
+        // StorPort: every Nth HwStartIo at DISPATCH_LEVEL, the others at PASSIVE_LEVEL
+        // (`--startio-dispatch-every N`, default 1: all at DISPATCH), so that the disk-backed
+        // fast path (≤ APC_LEVEL only) and the worker path both run (`docs/harness-disks.md`
+        // §3); SCSIPORT: always DISPATCH_LEVEL.
+        let every = k.cfg.machine.startio_dispatch_every;
+        let n = self.start_ios.fetch_add(1, Ordering::Relaxed) + 1;
+        let level = if self.legacy || (every > 0 && n.is_multiple_of(every)) {
+            DISPATCH_LEVEL
+        } else {
+            kernel::PASSIVE_LEVEL
+        };
         let ret = on_kernel_stack(|| {
             kernel::in_miniport(|| {
-                kernel::at_irql(DISPATCH_LEVEL, || {
+                kernel::at_irql(level, || {
                     // SAFETY: HwStartIo(DeviceExtension, Srb) with a fully initialised SRB.
                     unsafe { f(e, srb) }
                 })
