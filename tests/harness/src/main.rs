@@ -19,7 +19,7 @@ const USAGE: &str = "usage:
                     [--disk-read-only] [--disk-pend-every N] [--disk-hang-async-after N]
                     [--startio-dispatch-every N] [--uefi-var NAME=FILE ...]
   rvblk-harness bench --driver PATH.sys [--x86-driver PATH.sys] [--arm64-driver PATH.sys]
-                      [--size-mib N] [--prefix P] [--only runtime|file]
+                      [--size-mib N] [--prefix P] [--only runtime|file|disk]
   rvblk-harness suite --driver PATH.sys [--personality win8|win7|xp] [--only NAME]
   rvblk-harness faults --driver PATH.sys [--personality win8|win7|xp]
   rvblk-harness runtime --driver PATH.sys [--personality win8|win7|xp] [--ram-limit-mib N]
@@ -358,6 +358,12 @@ fn main() {
         }
         "bench" => {
             maybe_delegate(&driver, &argv);
+            if only.as_deref() == Some("disk") {
+                // The disk-backed figures alone (`docs/bench.md` "The disk-backed path").
+                std::process::exit(rvblk_harness::commands::bench::disk_backed_only(
+                    &driver, &prefix, verbose,
+                ));
+            }
             if let Some(o @ ("runtime" | "file")) = only.as_deref() {
                 // The runtime-mount figures alone (`docs/harness-runtime.md` §6).
                 std::process::exit(rvblk_harness::commands::bench::runtime_only(
