@@ -92,6 +92,15 @@ const ALLOWED: &[(&str, u8, &[&str])] = &[
     ("IoBuildDeviceIoControlRequest", ALL, NT),
     ("IofCallDriver", ALL, NT),
     ("IoCancelIrp", ALL, NT),
+    // The fast path of disk-backed I/O (docs/windows-integration.md §8.5): asynchronous IRPs,
+    // freed by their completion routine; all exported since Windows 2000, on NT 5.2 x64 too.
+    // KeGetCurrentIrql is looked up with MmGetSystemRoutineAddress, not imported (NT 5.2 x64
+    // does not export it).
+    ("IoBuildAsynchronousFsdRequest", ALL, NT),
+    ("IoFreeIrp", ALL, NT),
+    ("IoFreeMdl", ALL, NT),
+    ("MmUnlockPages", ALL, NT),
+    ("IoGetRemainingStackSize", ALL, NT),
     // Runtime mounts of rvblk.sys (docs/windows-integration.md §9): the requester's security,
     // impersonation, files by path, RAM-disk MDL pages. All exported by Windows 7 (most since
     // Windows 2000; MmAllocatePagesForMdlEx since Server 2003 SP1); ObfReferenceObject is

@@ -459,7 +459,7 @@ pub fn start<P: PortCalls>(
     }
     path.wake.init(true, irql);
     let at: *const DiskPath = &*path;
-    path.fast.init(at, adapter, P::COMPLETE_ANYWHERE);
+    path.fast.init(at, adapter, P::COMPLETE_ANYWHERE, irql);
     // Disk arrivals matter only when an image waits for its disk.
     let watch_disks = !images.is_empty();
     match DiskService::start::<P>(path, watch_disks, irql) {

@@ -27,7 +27,7 @@ use rvblk_core::discovery::MAX_DISK_IMAGES;
 use rvblk_core::fastio::{fast_plan, irp_result, FastIo};
 use rvblk_core::scsi::MediumError;
 use rvblk_core::srb::{BufferUse, DataBuffer, SrbFlags};
-use rvblk_irql::Dispatch;
+use rvblk_irql::{Dispatch, Passive};
 
 crate::kernel_imports!("ntoskrnl.exe", "system" {
     fn IoBuildAsynchronousFsdRequest(
@@ -42,33 +42,12 @@ crate::kernel_imports!("ntoskrnl.exe", "system" {
     fn IoFreeMdl(mdl: *mut Mdl);
     fn MmUnlockPages(mdl: *mut Mdl);
     fn IoGetRemainingStackSize() -> usize;
-    fn IoCancelIrp(irp: *mut c_void) -> u8;
 });
 
-// KeGetCurrentIrql: an ntoskrnl export on x64 and arm64, a HAL export on x86 (§1.11, §8.5).
-#[cfg(not(target_arch = "x86"))]
-crate::kernel_imports!("ntoskrnl.exe", "system" {
-    fn KeGetCurrentIrql() -> u8;
-});
-#[cfg(target_arch = "x86")]
-crate::kernel_imports!("hal.dll", "system" {
-    fn KeGetCurrentIrql() -> u8;
-});
-
-#[cfg(target_arch = "x86")]
-#[link(
-    name = "ntoskrnl.exe",
-    kind = "raw-dylib",
-    modifiers = "+verbatim",
-    import_name_type = "undecorated"
-)]
-extern "fastcall" {
-    fn IofCallDriver(device: *mut c_void, irp: *mut c_void) -> i32;
-}
-#[cfg(not(target_arch = "x86"))]
-crate::kernel_imports!("ntoskrnl.exe", "system" {
-    fn IofCallDriver(device: *mut c_void, irp: *mut c_void) -> i32;
-});
+/// `KeGetCurrentIrql`, looked up by name (§8.5): a HAL export on x86 and an ntoskrnl export on
+/// Windows 7+ x64 and arm64, but not an export at all on NT 5.2 x64 (XP x64 / Server 2003 x64,
+/// where wdm.h reads CR8 inline), so an import would keep `rvblkxp.sys` from loading there.
+type GetCurrentIrql = unsafe extern "system" fn() -> u8;
 
 /// IRPs in flight at once per adapter; a request that finds none free takes the worker.
 pub const SLOTS: usize = 32;
@@ -154,6 +133,9 @@ pub struct FastPath {
     luns: [FastLun; MAX_DISK_IMAGES],
     /// The port's completion from any thread; `None`: no fast path (SCSIPORT).
     complete: Option<fn(AdapterRef, QueuedSrb)>,
+    /// `KeGetCurrentIrql`; `None`: no fast path (the port has none, or this Windows does not
+    /// export it).
+    current_irql: Option<GetCurrentIrql>,
     adapter: Option<AdapterRef>,
     path: AtomicPtr<DiskPath>,
 }
@@ -162,9 +144,11 @@ pub struct FastPath {
 struct BelowDispatch(());
 
 impl BelowDispatch {
-    fn now() -> Option<Self> {
-        // SAFETY: KeGetCurrentIrql takes nothing and may be called at any IRQL.
-        let irql = unsafe { KeGetCurrentIrql() };
+    /// `None` at DISPATCH_LEVEL, or when the IRQL cannot be read (no `KeGetCurrentIrql`).
+    fn now(current_irql: Option<GetCurrentIrql>) -> Option<Self> {
+        // SAFETY: the kernel's KeGetCurrentIrql (looked up by that name in `FastPath::init`)
+        // takes nothing and may be called at any IRQL.
+        let irql = unsafe { current_irql?() };
         (irql <= APC_LEVEL).then_some(BelowDispatch(()))
     }
 }
@@ -182,6 +166,7 @@ impl FastPath {
         path: *const DiskPath,
         adapter: AdapterRef,
         complete: Option<fn(AdapterRef, QueuedSrb)>,
+        irql: &Passive,
     ) {
         let me: *mut FastPath = self;
         for s in self.slots.iter() {
@@ -189,6 +174,18 @@ impl FastPath {
         }
         self.adapter = Some(adapter);
         self.complete = complete;
+        if complete.is_some() {
+            let p = crate::ntio::system_routine(b"KeGetCurrentIrql", irql);
+            // SAFETY: the kernel's KeGetCurrentIrql has exactly this signature (wdm.h) on every
+            // architecture that exports it.
+            self.current_irql = (!p.is_null())
+                .then(|| unsafe { core::mem::transmute::<*mut c_void, GetCurrentIrql>(p) });
+            if self.current_irql.is_none() {
+                crate::rvblk_log!(
+                    "KeGetCurrentIrql is not exported here: disk-backed I/O takes the worker"
+                );
+            }
+        }
         self.path.store(path.cast_mut(), Ordering::Relaxed);
     }
 
@@ -255,7 +252,7 @@ impl FastPath {
         if self.complete.is_none() || fl.device.load(Ordering::Relaxed).is_null() {
             return Err(srb);
         }
-        let Some(below) = BelowDispatch::now() else {
+        let Some(below) = BelowDispatch::now(self.current_irql) else {
             return Err(srb);
         };
         if remaining_stack() < STACK_MARGIN {
@@ -289,7 +286,7 @@ impl FastPath {
                 // data buffer, valid until the SRB completes, which happens in the completion
                 // routine at the earliest. ≤ APC_LEVEL (`below`). Nothing here touches the slot
                 // after this call: the completion may already have reused it.
-                unsafe { IofCallDriver(device, irp.cast()) };
+                unsafe { crate::ntio::call_driver(device, irp.cast()) };
                 Ok(())
             }
             None => {
@@ -451,7 +448,7 @@ impl Slot {
                 // SAFETY: we hold a reference, so the IRP is not freed; it may complete
                 // meanwhile, which IoCancelIrp tolerates for an IRP that still exists. ≤
                 // DISPATCH (the worker at PASSIVE).
-                unsafe { IoCancelIrp(irp.cast()) };
+                unsafe { crate::ntio::cancel_irp(irp.cast()) };
             }
         }
         self.release();

@@ -96,6 +96,26 @@ crate::kernel_imports!("ntoskrnl.exe", "system" {
     fn ObfDereferenceObject(object: *mut c_void) -> isize;
 });
 
+/// `IofCallDriver` (≤ DISPATCH_LEVEL for the call itself) for the other wrapper modules.
+///
+/// # Safety
+/// `irp` was built for `device` and is sent exactly once; `device` stays referenced until the
+/// IRP completes; the caller meets the IRQL rule of the target's dispatch routine for the IRP's
+/// major function (§8.5: ≤ APC_LEVEL for a disk's read and write).
+pub(crate) unsafe fn call_driver(device: *mut c_void, irp: *mut c_void) -> i32 {
+    // SAFETY: per the caller's contract.
+    unsafe { IofCallDriver(device, irp) }
+}
+
+/// `IoCancelIrp` (≤ DISPATCH_LEVEL) for the other wrapper modules.
+///
+/// # Safety
+/// `irp` is an IRP the caller sent that has not been freed yet (it may have completed).
+pub(crate) unsafe fn cancel_irp(irp: *mut c_void) -> bool {
+    // SAFETY: per the caller's contract.
+    unsafe { IoCancelIrp(irp) != 0 }
+}
+
 /// `ObfDereferenceObject` (≤ DISPATCH_LEVEL) for the other wrapper modules.
 ///
 /// # Safety
@@ -637,6 +657,26 @@ type GetFirmwareVariable = unsafe extern "system" fn(
     attributes: *mut u32,
 ) -> i32;
 
+/// `MmGetSystemRoutineAddress` (PASSIVE_LEVEL) of the ASCII `name` (at most 64 characters):
+/// the ntoskrnl or HAL export of that name, NULL when this Windows lacks it.
+pub fn system_routine(name: &[u8], _irql: &Passive) -> *mut c_void {
+    let mut wide = [0u16; 64];
+    let Some(units) = wide.get_mut(..name.len()) else {
+        return null_mut();
+    };
+    for (w, &b) in units.iter_mut().zip(name) {
+        *w = u16::from(b);
+    }
+    let bytes = (name.len() * 2) as u16;
+    let routine = UnicodeString {
+        length: bytes,
+        maximum_length: bytes,
+        buffer: wide.as_ptr(),
+    };
+    // SAFETY: PASSIVE_LEVEL (token); a valid UNICODE_STRING over `wide`, which outlives the call.
+    unsafe { MmGetSystemRoutineAddress(&routine) }
+}
+
 /// Reads the UEFI variable `name` of `vendor` into `buf` (PASSIVE_LEVEL): `Some(bytes)` when it
 /// exists and fits. `None` when the kernel lacks the routine, the machine has no UEFI
 /// variables, the variable is absent or too long, or any other failure (§8.4).
@@ -646,23 +686,7 @@ pub fn firmware_variable<'b>(
     buf: &'b mut [u8],
     _irql: &Passive,
 ) -> Option<&'b [u8]> {
-    const ROUTINE: [u16; 32] = {
-        let s = b"ExGetFirmwareEnvironmentVariable";
-        let mut w = [0u16; 32];
-        let mut i = 0;
-        while i < 32 {
-            w[i] = s[i] as u16;
-            i += 1;
-        }
-        w
-    };
-    let routine = UnicodeString {
-        length: 64,
-        maximum_length: 64,
-        buffer: ROUTINE.as_ptr(),
-    };
-    // SAFETY: PASSIVE_LEVEL (token); a valid UNICODE_STRING.
-    let p = unsafe { MmGetSystemRoutineAddress(&routine) };
+    let p = system_routine(b"ExGetFirmwareEnvironmentVariable", _irql);
     if p.is_null() {
         return None;
     }

@@ -557,6 +557,14 @@ impl Kernel {
         if n == "ExGetFirmwareEnvironmentVariable" && self.cfg.personality != Personality::Win8 {
             return 0;
         }
+        // NT 5.2 x64 (the xp personality's 64-bit Windows) reads CR8 inline and exports no
+        // KeGetCurrentIrql (`docs/windows-integration.md` §8.5).
+        if n == "KeGetCurrentIrql"
+            && self.cfg.personality == Personality::Xp
+            && cfg!(target_pointer_width = "64")
+        {
+            return 0;
+        }
         let a = super::resolve("ntoskrnl.exe", &n)
             .or_else(|| super::resolve("hal.dll", &n))
             .unwrap_or(0);
