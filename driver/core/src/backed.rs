@@ -266,7 +266,7 @@ impl Iterator for Plan<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::image::{
         BackingSource, DeviceKind, DiskBackedImage, DiskEvidence, Extent, WritePolicy,
@@ -275,15 +275,17 @@ mod tests {
     use arrayvec::ArrayVec;
     use std::vec::Vec;
 
-    fn image(
+    /// A GRUB4DOS disk-backed image for unit tests (also `crate::fastio`'s).
+    pub(crate) fn image_with(
         kind: DeviceKind,
+        write_policy: WritePolicy,
         sector: u32,
         extents: &[(u64, u64)],
         length: u64,
     ) -> DiskBackedImage {
         DiskBackedImage {
             kind,
-            write_policy: WritePolicy::ReadWrite,
+            write_policy,
             source: BackingSource::Grub4Dos,
             bios_drive: 0x80,
             emulated_drive: 0x81,
@@ -297,6 +299,15 @@ mod tests {
             table_address: 0x1000,
             slot: 0,
         }
+    }
+
+    fn image(
+        kind: DeviceKind,
+        sector: u32,
+        extents: &[(u64, u64)],
+        length: u64,
+    ) -> DiskBackedImage {
+        image_with(kind, WritePolicy::ReadWrite, sector, extents, length)
     }
 
     fn steps(img: &DiskBackedImage, off: u64, len: usize, ss: u32) -> Vec<Step> {

@@ -158,31 +158,15 @@ pub fn irp_result(
 mod tests {
     use super::*;
     use crate::backed::ntstatus;
-    use crate::image::{BackingSource, DeviceKind, DiskEvidence, Extent};
+    use crate::image::DeviceKind;
     use crate::scsi::SenseData;
     use crate::srb::{status, SrbFlags};
-    use arrayvec::ArrayVec;
     use std::vec;
 
     fn image(kind: DeviceKind, policy: WritePolicy, extents: &[(u64, u64)]) -> DiskBackedImage {
         let sector = if kind == DeviceKind::CdRom { 2048 } else { 512 };
         let length = extents.iter().map(|e| e.1 * sector as u64).sum();
-        DiskBackedImage {
-            kind,
-            write_policy: policy,
-            source: BackingSource::Grub4Dos,
-            bios_drive: 0x80,
-            emulated_drive: 0x81,
-            sector_size: sector,
-            extents: extents
-                .iter()
-                .map(|&(start, sectors)| Extent { start, sectors })
-                .collect::<ArrayVec<_, 64>>(),
-            length,
-            evidence: DiskEvidence::BiosDrive,
-            table_address: 0x1000,
-            slot: 0,
-        }
+        crate::backed::tests::image_with(kind, policy, sector, extents, length)
     }
 
     fn rw10(op: u8, lba: u32, blocks: u16) -> [u8; 10] {

@@ -213,26 +213,11 @@ fn write_all(io: &mut Io<'_>, lun: &NewLun, lba: u64, data: &[u8]) -> Result<(),
     Ok(())
 }
 
-/// Reads `len` bytes from `lba`.
+/// Reads `len` bytes from `lba`, in READs as large as the port allows (at most 1 MiB).
 fn read_all(io: &mut Io<'_>, lun: &NewLun, lba: u64, len: usize) -> Result<Vec<u8>, String> {
     let bs = lun.block_size as usize;
     let chunk = (io.a.cfg.max_transfer as usize).clamp(bs, 1 << 20) / bs * bs;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        let n = chunk.min(len - out.len());
-        let at = lba + (out.len() / bs) as u64;
-        let o = io.read(lun.target, 0, at, (n / bs) as u32, bs as u32);
-        if !o.ok() {
-            return Err(format!(
-                "READ at LBA {at} of target {} failed: {:#x} {:?}",
-                lun.target,
-                o.srb_status,
-                o.sense_key()
-            ));
-        }
-        out.extend_from_slice(io.slot.data(n));
-    }
-    Ok(out)
+    read_pieces(io, lun, lba, len, chunk)
 }
 
 /// Reads `len` bytes from `lba` in READs of `piece` bytes.

@@ -261,6 +261,28 @@ impl Kernel {
         self.disks().iter().find(|d| d.device == dev).cloned()
     }
 
+    /// What an IoBuild*FsdRequest asks of the emulated disk: the operation of `major` and the
+    /// disk of `dev`; `None` (with a verifier failure) for any other major function or device.
+    fn fsd_target(&self, api: &str, major: u32, dev: usize) -> Option<(IrpOp, Arc<EmuDisk>)> {
+        let op = match major {
+            IRP_MJ_READ => IrpOp::Read,
+            IRP_MJ_WRITE => IrpOp::Write,
+            m => {
+                self.fail(format!(
+                    "{api}(MajorFunction {m}): the emulated disk takes IRP_MJ_READ (3) or IRP_MJ_WRITE (4)"
+                ));
+                return None;
+            }
+        };
+        let Some(d) = self.disk_of_device(dev) else {
+            self.fail(format!(
+                "{api}: {dev:#x} is not a DEVICE_OBJECT from IoGetDeviceObjectPointer"
+            ));
+            return None;
+        };
+        Some((op, d))
+    }
+
     pub(crate) fn get_device_object_pointer(
         &self,
         name: *const rvblk_abi::UnicodeString,
@@ -332,20 +354,7 @@ impl Kernel {
     ) -> usize {
         let api = "IoBuildSynchronousFsdRequest";
         self.check_irql(api, PASSIVE_LEVEL);
-        let op = match major {
-            IRP_MJ_READ => IrpOp::Read,
-            IRP_MJ_WRITE => IrpOp::Write,
-            m => {
-                self.fail(format!(
-                    "{api}(MajorFunction {m}): the emulated disk takes IRP_MJ_READ (3) or IRP_MJ_WRITE (4)"
-                ));
-                return 0;
-            }
-        };
-        let Some(d) = self.disk_of_device(dev) else {
-            self.fail(format!(
-                "{api}: {dev:#x} is not a DEVICE_OBJECT from IoGetDeviceObjectPointer"
-            ));
+        let Some((op, d)) = self.fsd_target(api, major, dev) else {
             return 0;
         };
         if event == 0 || iosb == 0 || offset.is_null() || (buf == 0 && len > 0) {
@@ -393,20 +402,7 @@ impl Kernel {
     ) -> usize {
         let api = "IoBuildAsynchronousFsdRequest";
         self.check_irql(api, DISPATCH_LEVEL);
-        let op = match major {
-            IRP_MJ_READ => IrpOp::Read,
-            IRP_MJ_WRITE => IrpOp::Write,
-            m => {
-                self.fail(format!(
-                    "{api}(MajorFunction {m}): the emulated disk takes IRP_MJ_READ (3) or IRP_MJ_WRITE (4)"
-                ));
-                return 0;
-            }
-        };
-        let Some(d) = self.disk_of_device(dev) else {
-            self.fail(format!(
-                "{api}: {dev:#x} is not a DEVICE_OBJECT from IoGetDeviceObjectPointer"
-            ));
+        let Some((op, d)) = self.fsd_target(api, major, dev) else {
             return 0;
         };
         if offset.is_null() || buf == 0 || len == 0 {
