@@ -187,6 +187,17 @@ fn expect(got: Result<ControlError, String>, want: ControlError) -> Result<(), S
     }
 }
 
+/// `path` mounted as a disk (read-only when `read_only`) by an elevated administrator.
+fn admin_disk(io: &mut Io<'_>, path: &Path, read_only: bool) -> Result<NewLun, String> {
+    created(mount_file(
+        io,
+        path,
+        DeviceKind::Disk,
+        read_only,
+        Requester::Admin,
+    ))
+}
+
 fn created(r: Result<NewLun, Result<ReplyError, String>>) -> Result<NewLun, String> {
     r.map_err(|e| match e {
         Ok(e) => format!("refused: {e:?}"),
@@ -360,13 +371,7 @@ pub(super) fn cases(
     case("mount_image_as_writable_disk", &mut |io| {
         let img = mk("disk.img", 4 * MIB, 2)?;
         let orig = std::fs::read(&img).map_err(|e| e.to_string())?;
-        let lun = created(mount_file(
-            io,
-            &img,
-            DeviceKind::Disk,
-            false,
-            Requester::Admin,
-        ))?;
+        let lun = admin_disk(io, &img, false)?;
         if lun.kind != DeviceKind::Disk
             || lun.read_only
             || lun.block_size != 512
@@ -562,13 +567,7 @@ pub(super) fn cases(
     // no LUN once it is going), none hangs, and the file is closed afterwards.
     case("eject_while_reading", &mut |io| {
         let img = mk("busy.img", 2 * MIB, 14)?;
-        let lun = created(mount_file(
-            io,
-            &img,
-            DeviceKind::Disk,
-            false,
-            Requester::Admin,
-        ))?;
+        let lun = admin_disk(io, &img, false)?;
         let stop = std::sync::atomic::AtomicBool::new(false);
         let a = io.a;
         let (t, blocks) = (lun.target, lun.blocks);
@@ -621,13 +620,7 @@ pub(super) fn cases(
     case("mount_sparse_file_writable", &mut |io| {
         let img = mk("sparse.img", MIB, 12)?;
         k.set_file_attributes(&img, FILE_ATTRIBUTE_SPARSE_FILE)?;
-        let lun = created(mount_file(
-            io,
-            &img,
-            DeviceKind::Disk,
-            false,
-            Requester::Admin,
-        ))?;
+        let lun = admin_disk(io, &img, false)?;
         let pattern: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
         write_all(io, &lun, 8, &pattern)?;
         if read_all(io, &lun, 8, pattern.len())? != pattern {
@@ -640,13 +633,7 @@ pub(super) fn cases(
     // The file's volume goes away: NOT READY / MEDIUM NOT PRESENT, never a hang; eject works.
     case("file_vanishes", &mut |io| {
         let img = mk("vanish.img", MIB, 5)?;
-        let lun = created(mount_file(
-            io,
-            &img,
-            DeviceKind::Disk,
-            false,
-            Requester::Admin,
-        ))?;
+        let lun = admin_disk(io, &img, false)?;
         k.vanish_file(&img)?;
         let o = io.read(lun.target, 0, 0, 8, 512);
         if o.sense_key().map(|s| (s.0, s.1)) != Some((2, 0x3a)) {
@@ -660,13 +647,7 @@ pub(super) fn cases(
     case("readahead_sequential_read", &mut |io| {
         let img = mk("ra-seq.img", 8 * MIB, 16)?;
         let want = std::fs::read(&img).map_err(|e| e.to_string())?;
-        let lun = created(mount_file(
-            io,
-            &img,
-            DeviceKind::Disk,
-            true,
-            Requester::Admin,
-        ))?;
+        let lun = admin_disk(io, &img, true)?;
         let calls = k.file_read_calls();
         let got = read_pieces(io, &lun, 0, want.len(), 64 * 1024)?;
         let n = k.file_read_calls() - calls;
@@ -687,13 +668,7 @@ pub(super) fn cases(
     // A WRITE into a range the buffers hold: the next READs of it see the new bytes.
     case("readahead_write_then_read", &mut |io| {
         let img = mk("ra-write.img", 4 * MIB, 17)?;
-        let lun = created(mount_file(
-            io,
-            &img,
-            DeviceKind::Disk,
-            false,
-            Requester::Admin,
-        ))?;
+        let lun = admin_disk(io, &img, false)?;
         // Start a stream and give the worker time to fill the window ahead of it.
         read_pieces(io, &lun, 0, 128 * 1024, 64 * 1024)?;
         wait_fills(k, Duration::from_millis(200));
@@ -716,13 +691,7 @@ pub(super) fn cases(
     // (read before the write) are never served.
     case("readahead_write_during_fill", &mut |io| {
         let img = mk("ra-race.img", 4 * MIB, 18)?;
-        let lun = created(mount_file(
-            io,
-            &img,
-            DeviceKind::Disk,
-            false,
-            Requester::Admin,
-        ))?;
+        let lun = admin_disk(io, &img, false)?;
         let _release = HoldGuard(k);
         // Fills read 256 KiB; the test's own 64 KiB READs go through.
         k.hold_file_reads(Some(128 * 1024));
@@ -756,13 +725,7 @@ pub(super) fn cases(
     // is closed and the buffers go back (no pool leak reported).
     case("readahead_eject_during_fill", &mut |io| {
         let img = mk("ra-eject.img", 4 * MIB, 19)?;
-        let lun = created(mount_file(
-            io,
-            &img,
-            DeviceKind::Disk,
-            true,
-            Requester::Admin,
-        ))?;
+        let lun = admin_disk(io, &img, true)?;
         let _release = HoldGuard(k);
         k.hold_file_reads(Some(128 * 1024));
         read_pieces(io, &lun, 0, 128 * 1024, 64 * 1024)?;
@@ -780,13 +743,7 @@ pub(super) fn cases(
     case("readahead_random_reads_unchanged", &mut |io| {
         let img = mk("ra-rand.img", 4 * MIB, 20)?;
         let want = std::fs::read(&img).map_err(|e| e.to_string())?;
-        let lun = created(mount_file(
-            io,
-            &img,
-            DeviceKind::Disk,
-            true,
-            Requester::Admin,
-        ))?;
+        let lun = admin_disk(io, &img, true)?;
         let calls = k.file_read_calls();
         let mut x = 0x2545_f491_u64;
         let mut last = u64::MAX;
@@ -824,13 +781,7 @@ pub(super) fn cases(
         let len = MIB + 96 * 1024;
         let img = mk("ra-end.img", len, 21)?;
         let want = std::fs::read(&img).map_err(|e| e.to_string())?;
-        let lun = created(mount_file(
-            io,
-            &img,
-            DeviceKind::Disk,
-            true,
-            Requester::Admin,
-        ))?;
+        let lun = admin_disk(io, &img, true)?;
         let got = read_pieces(io, &lun, 0, want.len(), 64 * 1024)?;
         if got != want {
             return Err("a stream to the end of the LUN differs from the file".into());
