@@ -80,3 +80,27 @@ pub const STATUS_MORE_PROCESSING_REQUIRED: i32 = 0xC000_0016u32 as i32;
 
 /// `MDL.MdlFlags`: the pages were locked by `MmProbeAndLockPages` (unlock before `IoFreeMdl`).
 pub const MDL_PAGES_LOCKED: i16 = 0x0002;
+
+/// The head of `DEVICE_OBJECT` up to `Flags`: the fast path sends its IRPs only to a device that
+/// does direct I/O (`DO_DIRECT_IO`), because an IRP from `IoBuildAsynchronousFsdRequest` to a
+/// buffered-I/O device gets a pool buffer that only the I/O manager's own completion copies back
+/// and frees, which the fast path's completion routine (it frees the IRP itself) skips
+/// (`docs/windows-integration.md` §8.5).
+#[repr(C)]
+#[derive(Debug)]
+pub struct DeviceObjectHead {
+    pub type_: i16,
+    pub size: u16,
+    pub reference_count: i32,
+    pub driver_object: *mut c_void,
+    pub next_device: *mut c_void,
+    pub attached_device: *mut c_void,
+    pub current_irp: *mut c_void,
+    pub timer: *mut c_void,
+    pub flags: u32,
+}
+
+/// `DEVICE_OBJECT.Flags`: the device takes MDLs for reads and writes.
+pub const DO_DIRECT_IO: u32 = 0x10;
+/// `DEVICE_OBJECT.Flags`: the device takes a system buffer for reads and writes.
+pub const DO_BUFFERED_IO: u32 = 0x04;

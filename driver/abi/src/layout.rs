@@ -372,3 +372,15 @@ check_layout!(io_stack_location_layout: IoStackLocation {
     completion_routine: 0x1C, 0x38;
     context: 0x20, 0x40;
 } size: 0x24, 0x48);
+
+check_layout!(device_object_head_layout: DeviceObjectHead {
+    type_: 0, 0;
+    size: 2, 2;
+    reference_count: 4, 4;
+    driver_object: 8, 8;
+    next_device: 12, 16;
+    attached_device: 16, 24;
+    current_irp: 20, 32;
+    timer: 24, 40;
+    flags: 0x1C, 0x30;
+} size: 0x20, 0x38);

@@ -17,7 +17,8 @@ const USAGE: &str = "usage:
                     [--service NAME]
                     [--disk FILE[:SECTOR] ...] [--disk-arrival-ms N] [--disk-remove-ms N]
                     [--disk-read-only] [--disk-pend-every N] [--disk-hang-async-after N]
-                    [--startio-dispatch-every N] [--uefi-var NAME=FILE ...]
+                    [--startio-dispatch-every N] [--disk-buffered-io]
+                    [--uefi-var NAME=FILE ...]
   rvblk-harness bench --driver PATH.sys [--x86-driver PATH.sys] [--arm64-driver PATH.sys]
                       [--size-mib N] [--prefix P] [--only runtime|file|disk]
   rvblk-harness suite --driver PATH.sys [--personality win8|win7|xp] [--only NAME]
@@ -56,6 +57,8 @@ disks and firmware (run; docs/harness-disks.md):
   --startio-dispatch-every N           every Nth HwStartIo runs at DISPATCH_LEVEL, the others at
                                        PASSIVE (default 1: all at DISPATCH; 0: all at PASSIVE),
                                        so both disk-backed paths run
+  --disk-buffered-io                   the disks' device objects do buffered I/O, not direct
+                                       I/O: the driver must keep its fast path off them
   --uefi-var NAME=FILE                 firmware variable NAME (Ventoy's vendor GUID) holds
                                        FILE's bytes; any --uefi-var makes the machine UEFI
 
@@ -247,6 +250,7 @@ fn main() {
                     .parse()
                     .unwrap_or_else(|_| die(&format!("--disk-hang-async-after {v}: not a number")))
             }
+            "--disk-buffered-io" => machine.disk_buffered_io = true,
             "--startio-dispatch-every" => {
                 let v = a.value(&f);
                 machine.startio_dispatch_every = v

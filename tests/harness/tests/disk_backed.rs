@@ -737,3 +737,64 @@ fn hung_disk_irp_cancelled_after_timeout_x64() {
 fn hung_disk_irp_cancelled_after_timeout_x86() {
     hung_disk("x86");
 }
+
+/// A backing disk whose device object does buffered I/O (`--disk-buffered-io`): the fast path's
+/// completion frees the IRP itself, which would skip the I/O manager's copy-back of a buffered
+/// read, so the driver must send every request through the worker's synchronous IRPs
+/// (`docs/windows-integration.md` §8.5). The image is still served byte for byte, with HwStartIo
+/// at PASSIVE_LEVEL (where the fast path would otherwise take every READ), and not one
+/// asynchronous IRP is sent.
+fn buffered_io_disk(arch: &str) {
+    require_disk_support();
+    let s = g4d_direct_iso_sized(4096, Layout::Contiguous);
+    let ctx = format!("{} on {arch}, buffered-I/O disk", s.name);
+    let dir = case_dir(&format!("buffered-{arch}"));
+    let f = s.write_files(&dir).unwrap();
+    let extra = vec![
+        "--disk-buffered-io".into(),
+        "--startio-dispatch-every".into(),
+        "0".into(),
+    ];
+    let o = run_timed(&json(args(
+        &s,
+        &f,
+        arch,
+        std::slice::from_ref(&f.disk),
+        &extra,
+    )));
+    let r = o.report();
+    assert!(
+        r.verifier_failures.is_empty(),
+        "{ctx}: {:?}",
+        r.verifier_failures
+    );
+    assert_eq!(r.luns.len(), 1, "{ctx}");
+    assert_eq!(
+        r.luns[0].matches,
+        vec![f.image.display().to_string()],
+        "{ctx}"
+    );
+    assert!(
+        o.driver_log()
+            .iter()
+            .any(|l| l.contains("does not do direct I/O")),
+        "{ctx}: the driver did not log why its fast path is off:\n{}",
+        o.all()
+    );
+    assert!(
+        o.all().contains("(0 asynchronous)"),
+        "{ctx}: asynchronous IRPs were sent to a buffered-I/O disk:\n{}",
+        o.all()
+    );
+    assert_eq!(o.code, Some(0), "{ctx}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn buffered_io_disk_takes_the_worker_x64() {
+    buffered_io_disk("amd64");
+}
+#[test]
+fn buffered_io_disk_takes_the_worker_x86() {
+    buffered_io_disk("x86");
+}

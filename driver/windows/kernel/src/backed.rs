@@ -976,8 +976,16 @@ fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, links: &[Link], irql: 
                     );
                     continue;
                 };
-                path.fast
-                    .publish(i, reference.device(), candidates[c].sector);
+                if reference.does_direct_io() {
+                    path.fast
+                        .publish(i, reference.device(), candidates[c].sector);
+                } else {
+                    rvblk_log!(
+                        "disk-backed image {}: disk {} does not do direct I/O: its requests take the worker",
+                        i,
+                        name
+                    );
+                }
                 disks[i] = Some(LunDisk {
                     disk: reference,
                     hash: candidates[c].hash,

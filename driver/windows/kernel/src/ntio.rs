@@ -501,6 +501,17 @@ impl OpenDisk {
         self.device
     }
 
+    /// Whether the disk's device object does direct I/O (`DO_DIRECT_IO` in its Flags): the only
+    /// kind the fast path sends IRPs to (§8.5).
+    pub fn does_direct_io(&self) -> bool {
+        // SAFETY: `device` is the DEVICE_OBJECT IoGetDeviceObjectPointer returned, kept alive by
+        // the file object reference this value holds; its head (`DeviceObjectHead`, checked in
+        // rvblk_abi's layout tests) is readable at any IRQL (non-paged), and Flags is a plain
+        // ULONG.
+        let flags = unsafe { (*self.device.cast::<rvblk_abi::DeviceObjectHead>()).flags };
+        flags & rvblk_abi::DO_DIRECT_IO != 0
+    }
+
     /// Releases the file object reference.
     pub fn close(self, _irql: &impl AtMostDispatch) {
         // SAFETY: the one reference `open` took, released once (self is consumed).

@@ -154,6 +154,9 @@ pub struct MachineConfig {
     /// PASSIVE (`--startio-dispatch-every`; default 1: all at DISPATCH, as StorPort usually
     /// calls it; 0: all at PASSIVE, as the bench runs).
     pub startio_dispatch_every: u64,
+    /// The disks' device objects do buffered I/O (`DO_BUFFERED_IO`) instead of direct I/O
+    /// (`--disk-buffered-io`): the driver must not use its fast path on them.
+    pub disk_buffered_io: bool,
     /// UEFI variables under Ventoy's vendor GUID; empty = a BIOS machine.
     pub uefi_vars: Vec<(String, Vec<u8>)>,
     /// The RAM MmAllocatePagesForMdlEx may hand out in total (`--ram-limit-mib`,
@@ -221,6 +224,7 @@ impl Default for MachineConfig {
             pend_us: 50,
             hang_async_after: 0,
             startio_dispatch_every: 1,
+            disk_buffered_io: false,
             uefi_vars: Vec::new(),
             ram_limit_mib: 256,
             requester: Requester::Admin,

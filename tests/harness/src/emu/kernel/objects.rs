@@ -150,7 +150,23 @@ impl Kernel {
             ObjKind::Device(_) => TYPE_DEVICE,
             ObjKind::Token(_) => TYPE_TOKEN,
         };
-        let a = readable_page(&[ty]);
+        let a = match kind {
+            // A disk's device object does direct I/O (`docs/harness-disks.md` §3), unless the
+            // machine says its disks are buffered.
+            ObjKind::Device(_) => {
+                let at = core::mem::offset_of!(rvblk_abi::DeviceObjectHead, flags);
+                let flags = if self.cfg.machine.disk_buffered_io {
+                    rvblk_abi::DO_BUFFERED_IO
+                } else {
+                    rvblk_abi::DO_DIRECT_IO
+                };
+                let mut head = vec![0u8; at + 4];
+                head[0] = ty;
+                head[at..].copy_from_slice(&flags.to_le_bytes());
+                readable_page(&head)
+            }
+            _ => readable_page(&[ty]),
+        };
         self.objects
             .table
             .lock()
