@@ -677,23 +677,16 @@ fn no_stick_exposes_nothing_ventoy_x86() {
     no_stick(ventoy_iso(VentoyBoot::Bios, Layout::Contiguous), "x86");
 }
 
-/// A backing disk that stops answering the fast path's asynchronous IRPs
-/// (`--disk-hang-async-after`): the driver cancels the IRP after its 10 s timeout
-/// (`docs/driver.md` "The fast path"), the READ completes with ABORTED COMMAND instead of
-/// hanging, the LUN does not claim to be the image, and the run ends with no verifier failure
-/// (no IRP, MDL or SRB left behind, nothing completed twice).
-fn hung_disk(arch: &str) {
+/// `run --json` of a contiguous GRUB4DOS direct-mapped ISO (4096 blocks) on its stick, with
+/// every HwStartIo at PASSIVE_LEVEL (so every fast candidate may take the fast path) and
+/// `extra` options: the output, the files and their directory (removed by the caller).
+fn passive_run(arch: &str, tag: &str, extra: &[&str]) -> (Out, BackedFiles, PathBuf) {
     require_disk_support();
     let s = g4d_direct_iso_sized(4096, Layout::Contiguous);
-    let ctx = format!("{} on {arch}, asynchronous IRPs hang after 8", s.name);
-    let dir = case_dir(&format!("hung-{arch}"));
+    let dir = case_dir(&format!("{tag}-{arch}"));
     let f = s.write_files(&dir).unwrap();
-    let extra = vec![
-        "--disk-hang-async-after".into(),
-        "8".into(),
-        "--startio-dispatch-every".into(),
-        "0".into(),
-    ];
+    let mut extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+    extra.extend(["--startio-dispatch-every".to_string(), "0".to_string()]);
     let o = run_timed(&json(args(
         &s,
         &f,
@@ -701,6 +694,17 @@ fn hung_disk(arch: &str) {
         std::slice::from_ref(&f.disk),
         &extra,
     )));
+    (o, f, dir)
+}
+
+/// A backing disk that stops answering the fast path's asynchronous IRPs
+/// (`--disk-hang-async-after`): the driver cancels the IRP after its 10 s timeout
+/// (`docs/driver.md` "The fast path"), the READ completes with ABORTED COMMAND instead of
+/// hanging, the LUN does not claim to be the image, and the run ends with no verifier failure
+/// (no IRP, MDL or SRB left behind, nothing completed twice).
+fn hung_disk(arch: &str) {
+    let (o, _f, dir) = passive_run(arch, "hung", &["--disk-hang-async-after", "8"]);
+    let ctx = format!("g4d direct ISO on {arch}, asynchronous IRPs hang after 8");
     let r = o.report();
     assert!(
         r.verifier_failures.is_empty(),
@@ -745,23 +749,8 @@ fn hung_disk_irp_cancelled_after_timeout_x86() {
 /// at PASSIVE_LEVEL (where the fast path would otherwise take every READ), and not one
 /// asynchronous IRP is sent.
 fn buffered_io_disk(arch: &str) {
-    require_disk_support();
-    let s = g4d_direct_iso_sized(4096, Layout::Contiguous);
-    let ctx = format!("{} on {arch}, buffered-I/O disk", s.name);
-    let dir = case_dir(&format!("buffered-{arch}"));
-    let f = s.write_files(&dir).unwrap();
-    let extra = vec![
-        "--disk-buffered-io".into(),
-        "--startio-dispatch-every".into(),
-        "0".into(),
-    ];
-    let o = run_timed(&json(args(
-        &s,
-        &f,
-        arch,
-        std::slice::from_ref(&f.disk),
-        &extra,
-    )));
+    let (o, f, dir) = passive_run(arch, "buffered", &["--disk-buffered-io"]);
+    let ctx = format!("g4d direct ISO on {arch}, buffered-I/O disk");
     let r = o.report();
     assert!(
         r.verifier_failures.is_empty(),
