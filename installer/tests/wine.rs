@@ -89,14 +89,28 @@ impl Prefix {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let out = self
-            .command("wine")
-            .arg(&self.exe)
-            .args(args)
-            .output()
-            .unwrap();
-        self.settle();
-        out
+        // Wine's own launcher occasionally fails to start the program at all ("Application could
+        // not be started … ShellExecuteEx failed: Internal error", exit 1; seen once in ~10 full
+        // runs): the installer never ran, so nothing changed and the run is repeated (twice at
+        // most). Any output of the installer itself is returned as it is.
+        let mut tries = 0;
+        loop {
+            let out = self
+                .command("wine")
+                .arg(&self.exe)
+                .args(args)
+                .output()
+                .unwrap();
+            self.settle();
+            tries += 1;
+            if tries < 3 && text(&out).contains("ShellExecuteEx failed") {
+                self.log.borrow_mut().push(format!(
+                    "Wine could not start the installer ({args:?}); retried"
+                ));
+                continue;
+            }
+            return out;
+        }
     }
 
     /// Edits the prefix's registry with Wine's `reg` tool (a device node "made by hand").
