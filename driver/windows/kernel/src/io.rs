@@ -85,11 +85,7 @@ pub fn start_io(
         Admission::Now => {
             let (flags, length) = (srb.flags(), srb.transfer_length());
             let (mut access, sense) = srb.buffers();
-            let mut buffer = Buffer {
-                access: &mut access,
-                port,
-                irql,
-            };
+            let mut buffer = Buffer::new(&mut access, port, irql);
             let done = srb::execute_scsi(
                 &lun.target,
                 &cdb[..cdb_len],
@@ -131,11 +127,7 @@ pub(crate) fn queue<'a>(
         Some(core::ptr::null_mut())
     } else {
         let (mut access, _) = srb.buffers();
-        let mut buffer = Buffer {
-            access: &mut access,
-            port,
-            irql,
-        };
+        let mut buffer = Buffer::new(&mut access, port, irql);
         srb::DataBuffer::get(&mut buffer, BufferUse::MediumData).map(|b| b.as_mut_ptr())
     };
     let Some(data) = data else {
@@ -157,11 +149,7 @@ pub(crate) fn execute_with<P: PortBuffers>(
     f: impl FnOnce(&mut Buffer<'_, '_, P>, &mut [u8]) -> SrbCompletion,
 ) -> SrbCompletion {
     let (mut access, sense) = srb.buffers();
-    let mut buffer = Buffer {
-        access: &mut access,
-        port,
-        irql,
-    };
+    let mut buffer = Buffer::new(&mut access, port, irql);
     f(&mut buffer, sense)
 }
 
@@ -238,11 +226,7 @@ fn execute_scsi(state: &DeviceState, srb: &mut Srb<'_>, port: &impl PortBuffers,
     let (cdb, cdb_len) = srb.cdb();
     let (flags, length) = (srb.flags(), srb.transfer_length());
     let (mut access, sense) = srb.buffers();
-    let mut buffer = Buffer {
-        access: &mut access,
-        port,
-        irql,
-    };
+    let mut buffer = Buffer::new(&mut access, port, irql);
     let done = srb::execute_scsi(
         &lun.target,
         &cdb[..cdb_len],
