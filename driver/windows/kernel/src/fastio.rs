@@ -48,6 +48,10 @@ crate::kernel_imports!("ntoskrnl.exe", "system" {
 /// Windows 7+ x64 and arm64, but not an export at all on NT 5.2 x64 (XP x64 / Server 2003 x64,
 /// where wdm.h reads CR8 inline), so an import would keep `rvblkxp.sys` from loading there.
 type GetCurrentIrql = unsafe extern "system" fn() -> u8;
+/// `KeAreAllApcsDisabled` (Server 2003 and later; not exported by XP), looked up by name for the
+/// inline file path (`docs/control.md` §10.5): TRUE when the thread cannot take special kernel
+/// APCs, which a synchronous ZwReadFile needs for its completion.
+type AreAllApcsDisabled = unsafe extern "system" fn() -> u8;
 
 /// IRPs in flight at once per adapter; a request that finds none free takes the worker.
 pub const SLOTS: usize = 32;
@@ -60,6 +64,12 @@ const APC_LEVEL: u8 = 1;
 pub const STACK_MARGIN: usize = 10 * 1024;
 #[cfg(target_pointer_width = "32")]
 pub const STACK_MARGIN: usize = 6 * 1024;
+/// Kernel stack HwStartIo leaves to the file system (and its filters) under an inline
+/// ZwReadFile of a file LUN (`docs/control.md` §10.5); with less, the worker reads.
+#[cfg(target_pointer_width = "64")]
+pub const FILE_STACK_MARGIN: usize = 16 * 1024;
+#[cfg(target_pointer_width = "32")]
+pub const FILE_STACK_MARGIN: usize = 8 * 1024;
 /// A fast IRP older than this is cancelled by the worker (the worker's synchronous IRPs use
 /// the same bound, `crate::ntio::IRP_TIMEOUT_100NS`).
 pub const CANCEL_AFTER_MS: u32 = (crate::ntio::IRP_TIMEOUT_100NS / 10_000) as u32;
@@ -136,6 +146,8 @@ pub struct FastPath {
     /// `KeGetCurrentIrql`; `None`: no fast path (the port has none, or this Windows does not
     /// export it).
     current_irql: Option<GetCurrentIrql>,
+    /// `KeAreAllApcsDisabled`; `None`: no inline file I/O.
+    apcs_disabled: Option<AreAllApcsDisabled>,
     adapter: Option<AdapterRef>,
     path: AtomicPtr<DiskPath>,
 }
@@ -185,6 +197,11 @@ impl FastPath {
                     "KeGetCurrentIrql is not exported here: disk-backed I/O takes the worker"
                 );
             }
+            let p = crate::ntio::system_routine(b"KeAreAllApcsDisabled", irql);
+            // SAFETY: the kernel's KeAreAllApcsDisabled has exactly this signature (wdm.h:
+            // BOOLEAN (VOID)) wherever it is exported.
+            self.apcs_disabled = (!p.is_null())
+                .then(|| unsafe { core::mem::transmute::<*mut c_void, AreAllApcsDisabled>(p) });
         }
         self.path.store(path.cast_mut(), Ordering::Relaxed);
     }
@@ -233,6 +250,27 @@ impl FastPath {
         for s in self.slots.iter() {
             s.cancel_if_stale(now_ms);
         }
+    }
+
+    /// HwStartIo's proof that it may call ZwReadFile/ZwWriteFile right here
+    /// (`docs/control.md` §10.5): a StorPort adapter, PASSIVE_LEVEL, special kernel APCs
+    /// enabled (the two conditions of their documented contract) and [`FILE_STACK_MARGIN`]
+    /// of kernel stack left. `None` otherwise: the request takes the worker. The token must
+    /// not outlive this HwStartIo call.
+    pub fn passive_here(&self, _irql: &Dispatch) -> Option<Passive> {
+        let (Some(current_irql), Some(apcs_disabled)) = (self.current_irql, self.apcs_disabled)
+        else {
+            return None;
+        };
+        // SAFETY: KeGetCurrentIrql and KeAreAllApcsDisabled (looked up by name in `init`) take
+        // nothing and may be called at any IRQL.
+        let passive = unsafe { current_irql() } == 0 && unsafe { apcs_disabled() } == 0;
+        if !passive || remaining_stack() < FILE_STACK_MARGIN {
+            return None;
+        }
+        // SAFETY: the thread runs at PASSIVE_LEVEL (just read), and HwStartIo neither raises
+        // the IRQL nor returns before its caller drops the token (not Send: it stays here).
+        Some(unsafe { Passive::new_unchecked() })
     }
 
     /// HwStartIo: sends `srb` for disk-backed LUN `index` as one asynchronous IRP when it is a

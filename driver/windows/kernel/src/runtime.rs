@@ -349,7 +349,7 @@ pub fn start_io<'a>(
             srb.finish(&done);
             Err(srb)
         }
-        Backing::File { ahead, .. } => {
+        Backing::File { file, ahead } => {
             let state = if lun.gone.load(Ordering::Acquire) {
                 LunState::Removed
             } else {
@@ -391,6 +391,17 @@ pub fn start_io<'a>(
                             Access::Write { offset, len } => ahead.write_queued(offset, len, irql),
                             Access::Other => {}
                         }
+                    }
+                    // HwStartIo at PASSIVE_LEVEL reads the file itself, straight into the
+                    // SRB's buffer (`docs/control.md` §10.5); anywhere else the worker does.
+                    if let (Access::Read { .. }, Some(here)) =
+                        (access, path.fast().passive_here(irql))
+                    {
+                        let done = crate::io::execute_with(&mut srb, port, irql, |b, sense| {
+                            file_io(&lun, target_id, file, cdb, flags, length, b, sense, &here)
+                        });
+                        srb.finish(&done);
+                        return Err(srb);
                     }
                     let route = Route::Runtime {
                         target: target_id,
@@ -692,11 +703,9 @@ fn file_command(
     irql: &Passive,
 ) -> SrbCompletion {
     let (flags, length) = (srb.flags(), srb.transfer_length());
-    if lun.gone.load(Ordering::Acquire) {
-        let (_, sense) = srb.buffers();
-        return core_srb::complete(&MediumError::Removed.outcome(false), flags, sense);
-    }
-    if let (Some(ahead), Access::Read { offset, len }) = (ahead, access) {
+    if let (Some(ahead), Access::Read { offset, len }, false) =
+        (ahead, access, lun.gone.load(Ordering::Acquire))
+    {
         if let Some(hit) = ahead.lookup(offset, len, irql) {
             let (mut access, sense) = srb.buffers();
             let done = core_srb::execute_scsi(
@@ -713,21 +722,35 @@ fn file_command(
             return done;
         }
     }
+    let (mut buffers, sense) = srb.buffers();
+    let mut buffer = crate::backed::Mapped(&mut buffers);
+    file_io(lun, target, file, cdb, flags, length, &mut buffer, sense, irql)
+}
+
+/// One command of a file LUN against the file itself, at PASSIVE_LEVEL (the worker, or
+/// HwStartIo when it runs there: `docs/control.md` §10.5). A LUN whose file went away answers
+/// NOT READY; a failed file call becomes sense data and a log line.
+#[allow(clippy::too_many_arguments)]
+fn file_io(
+    lun: &RuntimeLun,
+    target: u8,
+    file: &FileHandle,
+    cdb: &[u8],
+    flags: rvblk_core::srb::SrbFlags,
+    length: u32,
+    buffer: &mut impl rvblk_core::srb::DataBuffer,
+    sense: &mut [u8],
+    irql: &Passive,
+) -> SrbCompletion {
+    if lun.gone.load(Ordering::Acquire) {
+        return core_srb::complete(&MediumError::Removed.outcome(false), flags, sense);
+    }
     let medium = FileMedium {
         file,
         irql,
         failed: Cell::new(None),
     };
-    let (mut buffers, sense) = srb.buffers();
-    let done = core_srb::execute_scsi(
-        &lun.target,
-        cdb,
-        flags,
-        length,
-        &mut crate::backed::Mapped(&mut buffers),
-        sense,
-        &medium,
-    );
+    let done = core_srb::execute_scsi(&lun.target, cdb, flags, length, buffer, sense, &medium);
     if let Some(e) = medium.failed.get() {
         rvblk_log!(
             "runtime lun {}: file I/O failed ({:?}) for opcode {:#04x}",

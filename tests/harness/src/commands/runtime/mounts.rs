@@ -296,6 +296,57 @@ impl Drop for HoldGuard<'_> {
     }
 }
 
+/// Runs `f` with every HwStartIo at PASSIVE_LEVEL (inside a guarded region when `guarded`),
+/// then puts the machine's HwStartIo IRQL back.
+fn at_passive<R>(
+    io: &mut Io<'_>,
+    k: &Kernel,
+    guarded: bool,
+    f: impl FnOnce(&mut Io<'_>) -> R,
+) -> R {
+    io.a.set_startio(0, guarded);
+    let r = f(io);
+    io.a.set_startio(k.cfg.machine.startio_dispatch_every, false);
+    r
+}
+
+/// Mounts `img` writable, reads it from a second thread and ejects it meanwhile: every READ
+/// ends with data, NOT READY or no LUN, none hangs, and the file is closed afterwards.
+fn eject_while_reading(io: &mut Io<'_>, k: &Kernel, img: &Path) -> Result<(), String> {
+    let lun = admin_disk(io, img, false)?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let a = io.a;
+    let (t, blocks) = (lun.target, lun.blocks);
+    let (reads, bad, ejected) = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut io2 = Io::new(a);
+            let (mut n, mut bad) = (0u64, Vec::new());
+            let mut lba = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let o = io2.read(t, 0, lba, 64, 512);
+                if !o.ok() && !crate::commands::run::removal_outcome(&o) {
+                    bad.push(format!("{:#x} {:?}", o.srb_status, o.sense_key()));
+                }
+                n += 1;
+                lba = (lba + 64) % (blocks - 64);
+            }
+            (n, bad)
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let r = eject(io, k, t, Some(img));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (n, bad) = reader
+            .join()
+            .unwrap_or((0, vec!["the reader panicked".into()]));
+        (n, bad, r)
+    });
+    ejected?;
+    if !bad.is_empty() {
+        return Err(format!("READs during the eject ended with {} (of {reads}); only data, NOT READY or no LUN are expected", bad.join(", ")));
+    }
+    Ok(())
+}
+
 /// Runs the cases; `record(name, result, kernel, failures before)` as in `runtime`.
 pub(super) fn cases(
     io: &mut Io<'_>,
@@ -566,39 +617,64 @@ pub(super) fn cases(
     // REMOVE while another thread reads the LUN: every READ completes (data, or NOT READY /
     // no LUN once it is going), none hangs, and the file is closed afterwards.
     case("eject_while_reading", &mut |io| {
-        let img = mk("busy.img", 2 * MIB, 14)?;
+        eject_while_reading(io, k, &mk("busy.img", 2 * MIB, 14)?)
+    });
+
+    // HwStartIo at PASSIVE_LEVEL reads the file itself (`docs/control.md` §10.5): every block
+    // equal to the file, made by ZwReadFile calls inside HwStartIo; a WRITE (the worker's) is
+    // read back at once.
+    case("file_read_inline_at_passive", &mut |io| {
+        let img = mk("inline.img", 4 * MIB, 19)?;
         let lun = admin_disk(io, &img, false)?;
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        let a = io.a;
-        let (t, blocks) = (lun.target, lun.blocks);
-        let (reads, bad, ejected) = std::thread::scope(|s| {
-            let reader = s.spawn(|| {
-                let mut io2 = Io::new(a);
-                let (mut n, mut bad) = (0u64, Vec::new());
-                let mut lba = 0;
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    let o = io2.read(t, 0, lba, 64, 512);
-                    if !o.ok() && !crate::commands::run::removal_outcome(&o) {
-                        bad.push(format!("{:#x} {:?}", o.srb_status, o.sense_key()));
-                    }
-                    n += 1;
-                    lba = (lba + 64) % (blocks - 64);
-                }
-                (n, bad)
-            });
-            std::thread::sleep(Duration::from_millis(20));
-            let r = eject(io, k, t, Some(&img));
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-            let (n, bad) = reader
-                .join()
-                .unwrap_or((0, vec!["the reader panicked".into()]));
-            (n, bad, r)
-        });
-        ejected?;
-        if !bad.is_empty() {
-            return Err(format!("READs during the eject ended with {} (of {reads}); only data, NOT READY or no LUN are expected", bad.join(", ")));
-        }
-        Ok(())
+        at_passive(io, k, false, |io| {
+            let inline = k.inline_file_read_calls();
+            reads_as(io, &lun, &img)?;
+            if k.inline_file_read_calls() == inline {
+                return Err("no READ was read from the file inside HwStartIo".into());
+            }
+            let pat: Vec<u8> = (0..8192u32).map(|i| (i * 29 + 7) as u8).collect();
+            write_all(io, &lun, 100, &pat)?;
+            if read_all(io, &lun, 100, pat.len())? != pat {
+                return Err("a READ after the WRITE returned the old bytes".into());
+            }
+            reads_as(io, &lun, &img)
+        })?;
+        eject(io, k, lun.target, Some(&img))
+    });
+
+    // The same at PASSIVE_LEVEL with special kernel APCs disabled (a caller in a guarded
+    // region): a synchronous ZwReadFile could not complete there, so the worker reads.
+    case("file_read_guarded_at_passive", &mut |io| {
+        let img = mk("guarded.img", 2 * MIB, 20)?;
+        let lun = admin_disk(io, &img, true)?;
+        at_passive(io, k, true, |io| {
+            let inline = k.inline_file_read_calls();
+            reads_as(io, &lun, &img)?;
+            match k.inline_file_read_calls() - inline {
+                0 => Ok(()),
+                n => Err(format!("{n} ZwReadFile calls inside HwStartIo with APCs disabled")),
+            }
+        })?;
+        eject(io, k, lun.target, Some(&img))
+    });
+
+    // At PASSIVE_LEVEL too: a vanished file gives NOT READY, and an eject while another thread
+    // reads (HwStartIo in ZwReadFile) waits for those reads and closes the file.
+    case("file_vanishes_at_passive", &mut |io| {
+        let img = mk("vanish-passive.img", MIB, 21)?;
+        let lun = admin_disk(io, &img, false)?;
+        at_passive(io, k, false, |io| {
+            k.vanish_file(&img)?;
+            let o = io.read(lun.target, 0, 0, 8, 512);
+            if o.sense_key().map(|s| (s.0, s.1)) != Some((2, 0x3a)) {
+                return Err(format!("READ after the file vanished: {:#x} {:?} (NOT READY / MEDIUM NOT PRESENT expected)", o.srb_status, o.sense_key()));
+            }
+            eject(io, k, lun.target, Some(&img))
+        })
+    });
+    case("eject_while_reading_at_passive", &mut |io| {
+        let img = mk("busy-passive.img", 2 * MIB, 22)?;
+        at_passive(io, k, false, |io| eject_while_reading(io, k, &img))
     });
 
     // A kernel-mode requester is served with the driver's own rights.

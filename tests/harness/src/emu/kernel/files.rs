@@ -135,6 +135,8 @@ pub(crate) struct FileState {
     held: std::sync::Condvar,
     /// ZwReadFile calls on any handle, ever.
     reads: std::sync::atomic::AtomicU64,
+    /// Of those, the ones made inside a miniport callback (HwStartIo's inline file reads).
+    inline_reads: std::sync::atomic::AtomicU64,
 }
 
 fn key_of(m: &std::fs::Metadata) -> FileKey {
@@ -236,6 +238,11 @@ impl Kernel {
         self.files.reads.load(Ordering::SeqCst)
     }
 
+    /// ZwReadFile calls so far made inside a miniport callback (HwStartIo at PASSIVE_LEVEL).
+    pub fn inline_file_read_calls(&self) -> u64 {
+        self.files.inline_reads.load(Ordering::SeqCst)
+    }
+
     fn wait_if_held(&self, len: u32) {
         let mut h = self.files.hold.lock().unwrap_or_else(|e| e.into_inner());
         if h.0.is_none_or(|min| len < min) {
@@ -320,6 +327,11 @@ impl Kernel {
     /// belongs to the request being served. Returns the effective token.
     fn file_call(&self, api: &str) -> TokenKind {
         self.check_irql(api, PASSIVE_LEVEL);
+        if super::irql() == PASSIVE_LEVEL && super::apcs_disabled() {
+            self.fail(format!(
+                "{api} with special kernel APCs disabled: a synchronous file call needs them for its completion (a hang on Windows)"
+            ));
+        }
         self.impersonation(api)
             .map_or(TokenKind::System, |t| t.kind)
     }
@@ -698,6 +710,9 @@ impl Kernel {
         }
         if !write {
             self.files.reads.fetch_add(1, Ordering::SeqCst);
+            if super::irql::IN_MINIPORT.with(|c| c.get()) {
+                self.files.inline_reads.fetch_add(1, Ordering::SeqCst);
+            }
             self.wait_if_held(len);
         }
         let (st, n) = if write {

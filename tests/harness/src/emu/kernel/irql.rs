@@ -18,6 +18,9 @@ thread_local! {
     /// Inside a miniport entry point the port called (ScsiPortNotification is only legal there).
     pub(super) static IN_MINIPORT: Cell<bool> = const { Cell::new(false) };
     static TID: Cell<usize> = const { Cell::new(0) };
+    /// Inside an emulated guarded region (`KeEnterGuardedRegion`): special kernel APCs are off
+    /// at any IRQL ([`with_apcs_disabled`]).
+    static GUARDED: Cell<bool> = const { Cell::new(false) };
 }
 static NEXT_TID: AtomicUsize = AtomicUsize::new(1);
 
@@ -35,6 +38,21 @@ pub fn at_irql<R>(l: u8, f: impl FnOnce() -> R) -> R {
     set_irql(l);
     let r = f();
     set_irql(old);
+    r
+}
+
+/// Whether the thread can take no special kernel APCs (`KeAreAllApcsDisabled`): at APC_LEVEL
+/// and above, or inside a guarded region.
+pub fn apcs_disabled() -> bool {
+    irql() >= APC_LEVEL || GUARDED.with(|c| c.get())
+}
+
+/// Runs `f` inside a guarded region: special kernel APCs disabled, IRQL unchanged (how a
+/// caller holding a guarded mutex reaches a driver at PASSIVE_LEVEL).
+pub fn with_apcs_disabled<R>(f: impl FnOnce() -> R) -> R {
+    let old = GUARDED.with(|c| c.replace(true));
+    let r = f();
+    GUARDED.with(|c| c.set(old));
     r
 }
 

@@ -32,7 +32,8 @@ mod version;
 pub use config::{DiskSpec, LegacyConfig, MachineConfig, Personality, Requester, SetupPhase};
 pub use exports::resolve;
 pub use irql::{
-    at_irql, in_miniport, irql, set_irql, APC_LEVEL, DIRQL, DISPATCH_LEVEL, PASSIVE_LEVEL,
+    apcs_disabled, at_irql, in_miniport, irql, set_irql, with_apcs_disabled, APC_LEVEL, DIRQL,
+    DISPATCH_LEVEL, PASSIVE_LEVEL,
 };
 pub use pool::tag_str;
 pub use port_calls::{SrbTable, SrbTrack, SRB_ABANDONED, SRB_DONE, SRB_IDLE, SRB_IN_FLIGHT};

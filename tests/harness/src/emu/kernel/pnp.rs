@@ -565,6 +565,14 @@ impl Kernel {
         {
             return 0;
         }
+        // KeAreAllApcsDisabled is exported from NT 5.2 (Server 2003, XP x64) on, not by XP
+        // x86 (NT 5.1) (`docs/control.md` §10.5).
+        if n == "KeAreAllApcsDisabled"
+            && self.cfg.personality == Personality::Xp
+            && cfg!(target_pointer_width = "32")
+        {
+            return 0;
+        }
         let a = super::resolve("ntoskrnl.exe", &n)
             .or_else(|| super::resolve("hal.dll", &n))
             .unwrap_or(0);

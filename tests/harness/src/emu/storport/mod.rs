@@ -82,6 +82,12 @@ pub struct Adapter {
     serial: std::sync::Mutex<()>,
     /// HwStartIo calls so far (for `--startio-dispatch-every`).
     start_ios: std::sync::atomic::AtomicU64,
+    /// `--startio-dispatch-every`, from the machine configuration; tests may change it
+    /// ([`Adapter::set_startio`]).
+    startio_dispatch_every: std::sync::atomic::AtomicU64,
+    /// HwStartIo calls at PASSIVE_LEVEL run inside a guarded region (special kernel APCs
+    /// disabled; [`Adapter::set_startio`]).
+    startio_guarded: std::sync::atomic::AtomicBool,
     _ext: GuardedBuf,
     _objects: Vec<GuardedBuf>,
     pub image: LoadedImage,
@@ -270,6 +276,10 @@ impl Adapter {
             legacy: false,
             serial: std::sync::Mutex::new(()),
             start_ios: std::sync::atomic::AtomicU64::new(0),
+            startio_dispatch_every: std::sync::atomic::AtomicU64::new(
+                k.cfg.machine.startio_dispatch_every,
+            ),
+            startio_guarded: std::sync::atomic::AtomicBool::new(false),
             _ext: ext,
             _objects: objects,
             image,
@@ -343,6 +353,10 @@ impl Adapter {
             legacy: true,
             serial: std::sync::Mutex::new(()),
             start_ios: std::sync::atomic::AtomicU64::new(0),
+            startio_dispatch_every: std::sync::atomic::AtomicU64::new(
+                k.cfg.machine.startio_dispatch_every,
+            ),
+            startio_guarded: std::sync::atomic::AtomicBool::new(false),
             _ext: s.ext.expect("a found adapter has an extension"),
             _objects: objects,
             image,
@@ -484,6 +498,16 @@ impl Adapter {
         }
         self.k.reclaim();
         leaks
+    }
+
+    /// From now on every `every`-th HwStartIo runs at DISPATCH_LEVEL and the others at
+    /// PASSIVE_LEVEL (as `--startio-dispatch-every`; 0: all at PASSIVE), those at PASSIVE
+    /// inside a guarded region when `guarded` (special kernel APCs disabled).
+    pub fn set_startio(&self, every: u64, guarded: bool) {
+        self.startio_dispatch_every
+            .store(every, std::sync::atomic::Ordering::Relaxed);
+        self.startio_guarded
+            .store(guarded, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// What the asynchronous path must have finished when removal returns

@@ -302,7 +302,8 @@ impl Adapter {
         // (`--startio-dispatch-every N`, default 1: all at DISPATCH), so that the disk-backed
         // fast path (≤ APC_LEVEL only) and the worker path both run (`docs/harness-disks.md`
         // §3); SCSIPORT: always DISPATCH_LEVEL.
-        let every = k.cfg.machine.startio_dispatch_every;
+        let every = self.startio_dispatch_every.load(Ordering::Relaxed);
+        let guarded = self.startio_guarded.load(Ordering::Relaxed);
         let n = self.start_ios.fetch_add(1, Ordering::Relaxed) + 1;
         let level = if self.legacy || (every > 0 && n.is_multiple_of(every)) {
             DISPATCH_LEVEL
@@ -313,7 +314,12 @@ impl Adapter {
             kernel::in_miniport(|| {
                 kernel::at_irql(level, || {
                     // SAFETY: HwStartIo(DeviceExtension, Srb) with a fully initialised SRB.
-                    unsafe { f(e, srb) }
+                    let call = || unsafe { f(e, srb) };
+                    if guarded && level == kernel::PASSIVE_LEVEL {
+                        kernel::with_apcs_disabled(call)
+                    } else {
+                        call()
+                    }
                 })
             })
         });
