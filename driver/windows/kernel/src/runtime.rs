@@ -724,7 +724,17 @@ fn file_command(
     }
     let (mut buffers, sense) = srb.buffers();
     let mut buffer = crate::backed::Mapped(&mut buffers);
-    file_io(lun, target, file, cdb, flags, length, &mut buffer, sense, irql)
+    file_io(
+        lun,
+        target,
+        file,
+        cdb,
+        flags,
+        length,
+        &mut buffer,
+        sense,
+        irql,
+    )
 }
 
 /// One command of a file LUN against the file itself, at PASSIVE_LEVEL (the worker, or

@@ -826,7 +826,9 @@ fn file_backed_lines(
     }
     let (r, lo, hi) = summarise(ratios);
     out.push(format!("{prefix}file_read_64k_MBps{suffix}: {base:.0}"));
-    out.push(format!("{prefix}file_backed_seq_read_64k_MBps{suffix}: {mbps:.0}"));
+    out.push(format!(
+        "{prefix}file_backed_seq_read_64k_MBps{suffix}: {mbps:.0}"
+    ));
     out.push(format!(
         "{prefix}ratio_file_backed_seq_read_64k_vs_file_read{suffix}: {r:.3}"
     ));
@@ -838,9 +840,13 @@ fn file_backed_lines(
     // them HwStartIo made inline.
     let n = k.file_read_calls() - calls;
     let per = n as f64 / srbs.max(1) as f64;
-    out.push(format!("{prefix}file_backed_zwreadfile_per_read{suffix}: {per:.3}"));
+    out.push(format!(
+        "{prefix}file_backed_zwreadfile_per_read{suffix}: {per:.3}"
+    ));
     let inline = (k.inline_file_read_calls() - inline) as f64 / n.max(1) as f64;
-    out.push(format!("{prefix}file_backed_zwreadfile_inline_share{suffix}: {inline:.3}"));
+    out.push(format!(
+        "{prefix}file_backed_zwreadfile_inline_share{suffix}: {inline:.3}"
+    ));
     out.push(format!(
         "{prefix}file_backed_content_check{suffix}: {}",
         if ok { "ok" } else { "FAILED" }

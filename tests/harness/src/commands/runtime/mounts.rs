@@ -652,7 +652,9 @@ pub(super) fn cases(
             reads_as(io, &lun, &img)?;
             match k.inline_file_read_calls() - inline {
                 0 => Ok(()),
-                n => Err(format!("{n} ZwReadFile calls inside HwStartIo with APCs disabled")),
+                n => Err(format!(
+                    "{n} ZwReadFile calls inside HwStartIo with APCs disabled"
+                )),
             }
         })?;
         eject(io, k, lun.target, Some(&img))

@@ -536,9 +536,7 @@ pub fn resolve(dll: &str, name: &str) -> Option<usize> {
         ("ntoskrnl.exe", "memcmp") => k_memcmp as *const () as usize,
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         ("ntoskrnl.exe", "KeGetCurrentIrql") => ke_get_current_irql as *const () as usize,
-        ("ntoskrnl.exe", "KeAreAllApcsDisabled") => {
-            ke_are_all_apcs_disabled as *const () as usize
-        }
+        ("ntoskrnl.exe", "KeAreAllApcsDisabled") => ke_are_all_apcs_disabled as *const () as usize,
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         ("ntoskrnl.exe", "KeAcquireSpinLockRaiseToDpc") => {
             ke_acquire_spin_lock_raise_to_dpc as *const () as usize
