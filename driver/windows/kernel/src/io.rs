@@ -38,8 +38,8 @@ pub enum Started {
 /// HwStartIo with the worker (StorPort): control requests go to `crate::runtime::io_control`,
 /// requests for a runtime LUN to `crate::runtime::start_io`, requests for a disk-backed LUN
 /// through the core's admission (`rvblk_core::backed::admit`); every other request is served
-/// at once as by [`start_io_now`].
-pub fn start_io(
+/// at once as by [`start_io_now`]. `P` is the port's worker calls (what it serves, `P::RUNTIME_LUNS`).
+pub fn start_io<P: crate::backed::PortCalls>(
     state: &DeviceState,
     mut srb: Srb<'_>,
     port: &impl PortBuffers,
@@ -60,7 +60,7 @@ pub fn start_io(
     if srb.function() == rvblk_core::srb::function::EXECUTE_SCSI {
         let slot = path.runtime().and_then(|rt| rt.slot(p, t, l));
         if let Some(lun) = slot.and_then(|s| s.pin()) {
-            return match crate::runtime::start_io(path, t, lun, srb, port, irql) {
+            return match crate::runtime::start_io::<P>(path, t, lun, srb, port, irql) {
                 Ok(()) => Started::Pending,
                 Err(_) => Started::Done,
             };

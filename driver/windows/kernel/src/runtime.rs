@@ -310,7 +310,7 @@ pub fn io_control<'a>(
 
 /// HwStartIo for a live runtime LUN. RAM disks are served here; file LUNs queue what moves
 /// medium data. `Err` gives the SRB back completed-in-place (the caller completes it).
-pub fn start_io<'a>(
+pub fn start_io<'a, P: crate::backed::PortCalls>(
     path: &DiskPath,
     target_id: u8,
     lun: Pinned<'_>,
@@ -393,10 +393,15 @@ pub fn start_io<'a>(
                         }
                     }
                     // HwStartIo at PASSIVE_LEVEL reads the file itself, straight into the
-                    // SRB's buffer (`docs/control.md` §10.5); anywhere else the worker does.
-                    if let (Access::Read { .. }, Some(here)) =
-                        (access, path.fast().passive_here(irql))
-                    {
+                    // SRB's buffer (`docs/control.md` §10.5); anywhere else the worker does. A
+                    // port without runtime LUNs never gets here, and must not import the file
+                    // calls (`PortCalls::RUNTIME_LUNS`).
+                    let here = if P::RUNTIME_LUNS {
+                        path.fast().passive_here(irql)
+                    } else {
+                        None
+                    };
+                    if let (Access::Read { .. }, Some(here)) = (access, here) {
                         let done = crate::io::execute_with(&mut srb, port, irql, |b, sense| {
                             file_io(&lun, target_id, file, cdb, flags, length, b, sense, &here)
                         });

@@ -133,6 +133,6 @@ impl ScsiMiniport for RamDisks {
     }
 
     fn start_io(state: &DeviceState, srb: Srb<'_>, irql: &Dispatch) -> Started {
-        rvblk_kernel::io::start_io(state, srb, &MappedOnly, irql)
+        rvblk_kernel::io::start_io::<ScsiPortCalls>(state, srb, &MappedOnly, irql)
     }
 }

@@ -50,7 +50,7 @@ impl StorMiniport for RamDisks {
         adapter: &StorPortAdapter,
         irql: &Dispatch,
     ) -> Started {
-        rvblk_kernel::io::start_io(state, srb, adapter, irql)
+        rvblk_kernel::io::start_io::<crate::storport::StorPortCalls>(state, srb, adapter, irql)
     }
 
     fn free_resources(state: &mut DeviceState, irql: &Passive) {
