@@ -239,6 +239,10 @@ fn unbalanced_references_and_open_thread_handles_are_reported() {
 }
 
 static PNP_SEEN: std::sync::Mutex<Vec<([u8; 16], String, u8)>> = std::sync::Mutex::new(Vec::new());
+/// Held for the whole of each test that registers `pnp_callback`: the tests run in parallel,
+/// and every emulated machine's first disk has the same link name, so one test's removal
+/// notification would otherwise land in another's `PNP_SEEN`.
+static PNP_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 extern "win64" fn pnp_callback(n: *const u8, ctx: usize) -> i32 {
     let _ = ctx;
@@ -325,6 +329,7 @@ fn open(link: &str) -> (i32, usize, usize) {
 
 #[test]
 fn the_emulated_disk_serves_aligned_io_answers_ioctls_and_refuses_the_rest() {
+    let _serial = PNP_TESTS.lock().unwrap_or_else(|e| e.into_inner());
     PNP_SEEN.lock().unwrap().clear();
     let path = temp_disk("serve", 64 << 10);
     let orig = std::fs::read(&path).unwrap();
@@ -424,6 +429,7 @@ fn the_emulated_disk_serves_aligned_io_answers_ioctls_and_refuses_the_rest() {
 
 #[test]
 fn irp_life_cycle_rules_and_cancel() {
+    let _serial = PNP_TESTS.lock().unwrap_or_else(|e| e.into_inner());
     let path = temp_disk("irps", 16 << 10);
     let k = kernel(
         MachineConfig {
@@ -485,6 +491,7 @@ fn irp_life_cycle_rules_and_cancel() {
 
 #[test]
 fn surprise_removal_fails_pending_and_new_io_then_notifies() {
+    let _serial = PNP_TESTS.lock().unwrap_or_else(|e| e.into_inner());
     PNP_SEEN.lock().unwrap().clear();
     let path = temp_disk("removal", 16 << 10);
     let k = kernel(
@@ -716,6 +723,7 @@ fn async_read(
 
 #[test]
 fn asynchronous_irps_completion_walk_and_free_rules() {
+    let _serial = PNP_TESTS.lock().unwrap_or_else(|e| e.into_inner());
     let path = temp_disk("asyncirps", 16 << 10);
     let k = kernel(
         MachineConfig {
