@@ -275,7 +275,7 @@ pub(crate) mod tests {
     use arrayvec::ArrayVec;
     use std::vec::Vec;
 
-    /// A GRUB4DOS disk-backed image for unit tests (also `crate::fastio`'s).
+    /// A GRUB4DOS disk-backed image for unit tests (also `crate::fastio`'s and `crate::readahead`'s).
     pub(crate) fn image_with(
         kind: DeviceKind,
         write_policy: WritePolicy,

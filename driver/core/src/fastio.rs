@@ -12,7 +12,7 @@
 //!   ([`MediumError::outcome`], [`complete`]).
 
 use crate::backed::{medium_error, Plan, Step, MAX_DIRECT};
-use crate::image::{DiskBackedImage, WritePolicy};
+use crate::image::DiskBackedImage;
 use crate::scsi::cdb::Opcode;
 use crate::scsi::{CommandStatus, DataDirection, Medium, MediumError, ScsiTarget};
 use crate::srb::{complete, SrbCompletion, SrbFlags};
@@ -86,7 +86,7 @@ pub fn fast_plan(
     // A read-only image (CD, Ventoy, write-protected) is never written; a discarded write
     // (GRUB4DOS fake write) never reaches the disk. The target refuses or drops both itself;
     // this only keeps them off the fast path whatever the target decides.
-    if write && (image.is_read_only() || image.write_policy == WritePolicy::DiscardWrites) {
+    if write && !image.writes_reach_disk() {
         return None;
     }
     let base = data.as_ptr() as usize;
@@ -158,7 +158,7 @@ pub fn irp_result(
 mod tests {
     use super::*;
     use crate::backed::ntstatus;
-    use crate::image::DeviceKind;
+    use crate::image::{DeviceKind, WritePolicy};
     use crate::scsi::SenseData;
     use crate::srb::{status, SrbFlags};
     use std::vec;

@@ -246,6 +246,13 @@ impl DiskBackedImage {
         self.kind.is_read_only(self.write_policy)
     }
 
+    /// Whether a WRITE of this image can change the bytes on its disk: not for a read-only
+    /// image (CD, Ventoy, write-protected), nor for GRUB4DOS "fake write", whose writes are
+    /// discarded. The disk under any other image never changes through rvblk.
+    pub const fn writes_reach_disk(&self) -> bool {
+        !self.is_read_only() && !matches!(self.write_policy, WritePolicy::DiscardWrites)
+    }
+
     /// Total bytes the extents cover (≥ `length`; validated not to overflow).
     pub fn extent_bytes(&self) -> u64 {
         self.extents

@@ -23,6 +23,7 @@
 //! check): a buffer is pinned only while [`State::Filled`], and a buffer is handed out for a
 //! fill only while it has no pin and is not already being filled.
 
+use crate::image::DiskBackedImage;
 use crate::scsi::cdb::{Command, Opcode};
 
 /// Buffers per LUN.
@@ -33,6 +34,13 @@ pub const BUFFER_BYTES: usize = 256 * 1024;
 pub const STREAM_READS: u32 = 2;
 /// How far ahead of the reader fills may reach.
 pub const WINDOW: u64 = (BUFFERS * BUFFER_BYTES) as u64;
+
+/// Whether a disk-backed LUN gets read-ahead buffers (`docs/driver.md` "Read-ahead of
+/// disk-backed images"): only an image whose disk no WRITE reaches, so that nothing but a new
+/// arrival of its disk can change what the buffers hold. A writable image gets none.
+pub const fn wanted_for_disk(image: &DiskBackedImage) -> bool {
+    !image.writes_reach_disk()
+}
 
 /// What a command does to the medium, as far as read-ahead cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,6 +249,19 @@ impl ReadAhead {
                 b.state = State::Empty;
             }
         }
+    }
+
+    /// The medium may have changed (its disk arrived again): every buffer stops serving, a
+    /// running fill is discarded when it completes, and the stream starts over. Pins stay; a
+    /// pinned buffer is not handed to a fill before its pins are released.
+    pub fn invalidate(&mut self) {
+        for b in self.buffers.iter_mut() {
+            b.generation = b.generation.wrapping_add(1);
+            if b.state == State::Filled {
+                b.state = State::Empty;
+            }
+        }
+        self.run = 0;
     }
 
     /// A WRITE recorded by [`ReadAhead::write_queued`] was served (or never queued).
@@ -558,6 +579,65 @@ mod tests {
         assert_eq!((f.offset, f.len), (192 * K as u64, B - 64 * K));
         ra.fill_done(f, true);
         assert!(ra.lookup(192 * K as u64, 64 * K).is_some());
+    }
+
+    #[test]
+    fn invalidate_drops_buffers_and_running_fills_but_not_pins() {
+        let mut ra = ReadAhead::new(LEN);
+        reads(&mut ra, 0, 2);
+        let f = ra.next_fill().expect("fill");
+        ra.fill_done(f, true);
+        let pinned = ra.read(f.offset, 64 * K).expect("a hit");
+        let g = ra.next_fill().expect("a second fill");
+        ra.invalidate();
+        // The running fill is discarded, the filled buffer serves no more.
+        ra.fill_done(g, true);
+        assert_eq!(ra.lookup(g.offset, 64 * K), None);
+        assert_eq!(ra.lookup(f.offset, 64 * K), None);
+        // The stream starts over; the pinned buffer is never handed to a fill.
+        assert!(!ra.streaming());
+        reads(&mut ra, 0, 2);
+        while let Some(h) = ra.next_fill() {
+            assert_ne!(
+                h.buffer, pinned.buffer,
+                "a pinned buffer was handed to a fill"
+            );
+            ra.fill_done(h, true);
+        }
+        ra.release(pinned);
+    }
+
+    #[test]
+    fn only_disk_images_no_write_reaches_get_read_ahead() {
+        use crate::image::{DeviceKind, WritePolicy};
+        let img = |kind, policy| {
+            let ss = if kind == DeviceKind::CdRom { 2048 } else { 512 };
+            crate::backed::tests::image_with(kind, policy, ss, &[(0, 64)], 64 * u64::from(ss))
+        };
+        assert!(wanted_for_disk(&img(
+            DeviceKind::CdRom,
+            WritePolicy::ReadOnly
+        )));
+        assert!(wanted_for_disk(&img(
+            DeviceKind::CdRom,
+            WritePolicy::ReadWrite
+        )));
+        assert!(wanted_for_disk(&img(
+            DeviceKind::Disk,
+            WritePolicy::ReadOnly
+        )));
+        assert!(wanted_for_disk(&img(
+            DeviceKind::Disk,
+            WritePolicy::DiscardWrites
+        )));
+        assert!(!wanted_for_disk(&img(
+            DeviceKind::Disk,
+            WritePolicy::ReadWrite
+        )));
+        assert!(!wanted_for_disk(&img(
+            DeviceKind::Floppy,
+            WritePolicy::ReadWrite
+        )));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::process::exit;
 const USAGE: &str = "usage:
   rvblk-harness run --driver PATH.sys --ram DUMP [--os-ram START:LEN ...] [--expect IMAGE ...]
                     [--personality win8|win7|xp] [--nfit FILE] [--no-write] [--verbose] [--json]
+                    [--read-kib N]
                     [--setup installed|textmode|guimode|minint] [--driver-parameter STR]
                     [--service NAME]
                     [--disk FILE[:SECTOR] ...] [--disk-arrival-ms N] [--disk-remove-ms N]
@@ -57,6 +58,10 @@ disks and firmware (run; docs/harness-disks.md):
   --startio-dispatch-every N           every Nth HwStartIo runs at DISPATCH_LEVEL, the others at
                                        PASSIVE (default 1: all at DISPATCH; 0: all at PASSIVE),
                                        so both disk-backed paths run
+  --read-kib N                         READ size of the content pass, in KiB (default: the
+                                       adapter's maximum transfer, at most 1 MiB); 64 reads
+                                       the way Windows' class drivers often do, in read-ahead's
+                                       reach
   --disk-buffered-io                   the disks' device objects do buffered I/O, not direct
                                        I/O: the driver must keep its fast path off them
   --uefi-var NAME=FILE                 firmware variable NAME (Ventoy's vendor GUID) holds
@@ -178,6 +183,7 @@ fn main() {
     let mut json = false;
     let mut verbose = false;
     let mut no_write = false;
+    let mut read_kib: Option<u32> = None;
     let mut size_mib = 256u64;
     let mut prefix = String::new();
     let mut only = None;
@@ -215,6 +221,17 @@ fn main() {
             "--json" => json = true,
             "--verbose" | "-v" => verbose = true,
             "--no-write" => no_write = true,
+            "--read-kib" => {
+                let v = a.value(&f);
+                read_kib = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&n: &u32| (1..=1024).contains(&n))
+                        .unwrap_or_else(|| {
+                            die(&format!("--read-kib {v}: a number of KiB, 1 to 1024"))
+                        }),
+                )
+            }
             "--size-mib" => {
                 size_mib = a
                     .value(&f)
@@ -324,6 +341,7 @@ fn main() {
                 nfit,
                 verbose,
                 no_write,
+                read_kib,
                 legacy,
                 machine,
             };

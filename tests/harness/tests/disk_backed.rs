@@ -787,3 +787,68 @@ fn buffered_io_disk_takes_the_worker_x64() {
 fn buffered_io_disk_takes_the_worker_x86() {
     buffered_io_disk("x86");
 }
+
+/// Read-ahead of a disk-backed CD (`docs/driver.md` "Read-ahead of disk-backed images"): every
+/// HwStartIo at DISPATCH_LEVEL (so no fast path) and the content pass in 64 KiB READs. The image
+/// reads byte for byte, contiguous or fragmented on the stick, from the StorPort and the SCSIPORT
+/// build, with far fewer IRPs to the stick than READs: without read-ahead each of the 128 READs
+/// is at least one IRP; with it the worker reads 256 KiB per IRP and the READs are served from
+/// its buffers.
+fn read_ahead_at_dispatch(arch: &str, layout: Layout, xp: bool) {
+    require_disk_support();
+    let s = g4d_direct_iso_sized(4096, layout);
+    let tag = format!(
+        "ra-{layout:?}-{arch}-{}",
+        if xp { "xp" } else { "storport" }
+    );
+    let dir = case_dir(&tag);
+    let f = s.write_files(&dir).unwrap();
+    let extra: Vec<String> = ["--startio-dispatch-every", "1", "--read-kib", "64"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let o = run_timed(&json(args_on(&s, &f, arch, &extra, xp)));
+    let ctx = format!("{tag}: 8 MiB ISO, 64 KiB READs at DISPATCH_LEVEL");
+    let r = o.report();
+    assert!(
+        r.verifier_failures.is_empty(),
+        "{ctx}: {:?}",
+        r.verifier_failures
+    );
+    assert_eq!(r.luns.len(), 1, "{ctx}");
+    assert_eq!(
+        r.luns[0].matches,
+        vec![f.image.display().to_string()],
+        "{ctx}"
+    );
+    assert_eq!(o.code, Some(0), "{ctx}");
+    let all = o.all();
+    let sent: u64 = all
+        .split("[harness] disk IRPs: ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{ctx}: no IRP count in the output:\n{all}"));
+    // 128 READs; identification and re-enumeration add a few IRPs of their own.
+    assert!(
+        sent < 96,
+        "{ctx}: {sent} IRPs to the stick for 128 READs: read-ahead served too few"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn read_ahead_serves_a_stick_cd_at_dispatch_x64() {
+    read_ahead_at_dispatch("amd64", Layout::Contiguous, false);
+    read_ahead_at_dispatch("amd64", Layout::Fragmented, false);
+}
+#[test]
+fn read_ahead_serves_a_stick_cd_at_dispatch_x86() {
+    read_ahead_at_dispatch("x86", Layout::Contiguous, false);
+    read_ahead_at_dispatch("x86", Layout::Fragmented, false);
+}
+#[test]
+fn read_ahead_serves_a_stick_cd_under_scsiport() {
+    read_ahead_at_dispatch("x86", Layout::Fragmented, true);
+    read_ahead_at_dispatch("amd64", Layout::Contiguous, true);
+}

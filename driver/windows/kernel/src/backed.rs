@@ -10,6 +10,7 @@
 use crate::extension::AdapterRef;
 use crate::ntio::{Event, Instant, InterfaceChange, IoFailure, OpenDisk, SpinLocked};
 use crate::physmem::PoolBuf;
+use crate::readahead::ReadAheadBuffers;
 use crate::rvblk_log;
 use crate::srb::{QueuedSrb, Srb};
 use arrayvec::ArrayVec;
@@ -120,11 +121,14 @@ impl Deferred {
     }
 }
 
-/// One disk-backed LUN: its image and target (immutable) and its exposure state.
+/// One disk-backed LUN: its image and target (immutable), its exposure state, and read-ahead
+/// buffers when its image is one no WRITE reaches (`docs/driver.md` "Read-ahead of
+/// disk-backed images").
 pub struct DiskLun {
     pub image: DiskBackedImage,
     pub target: ScsiTarget,
     state: AtomicU8,
+    pub(crate) ahead: Option<ReadAheadBuffers>,
 }
 
 impl DiskLun {
@@ -408,6 +412,38 @@ impl fmt::Display for LinkName<'_> {
     }
 }
 
+/// Appends LUN `i` for `image` (read-ahead buffers when the core wants them); false when the
+/// table is full. Not inlined: a LUN (its image's extent list, its read-ahead state) is over a
+/// kilobyte, and its temporaries in the caller's frame pushed that frame past one page, which
+/// needs `__chkstk`, a routine a kernel driver does not link.
+#[inline(never)]
+fn add_lun(
+    luns: &mut ArrayVec<DiskLun, MAX_DISK_IMAGES>,
+    i: usize,
+    image: &DiskBackedImage,
+    irql: &Passive,
+) -> bool {
+    let ahead = if rvblk_core::readahead::wanted_for_disk(image) {
+        let a = ReadAheadBuffers::allocate(image.length, irql);
+        if a.is_none() {
+            rvblk_log!(
+                "disk-backed image {}: out of pool for read-ahead; served without it",
+                i
+            );
+        }
+        a
+    } else {
+        None
+    };
+    luns.try_push(DiskLun {
+        image: image.clone(),
+        target: ScsiTarget::for_disk_backed(image),
+        state: AtomicU8::new(LunState::Waiting as u8),
+        ahead,
+    })
+    .is_ok()
+}
+
 /// Builds the disk path for `images` at targets `first_target…`, starts its worker and
 /// registers for disk arrivals (HwFindAdapter, PASSIVE). `None` (logged) when it cannot run: the
 /// images then stay unexposed and the RAM path is untouched.
@@ -437,13 +473,7 @@ pub fn start<P: PortCalls>(
         rvblk_log!("out of pool for the runtime LUN table; mounts and RAM disks not served");
     }
     for (i, image) in images.iter().enumerate() {
-        let target = ScsiTarget::for_disk_backed(image);
-        let lun = DiskLun {
-            image: image.clone(),
-            target,
-            state: AtomicU8::new(LunState::Waiting as u8),
-        };
-        if path.luns.try_push(lun).is_err() {
+        if !add_lun(&mut path.luns, i, image, irql) {
             break;
         }
         rvblk_log!(
@@ -669,7 +699,10 @@ pub fn worker<P: PortCalls>(path: &DiskPath, irql: &Passive) {
             // Read-ahead fills for file LUNs, one per look at the queue. They do not make the
             // worker poll afterwards: the next fill waits for the reader, which may need this
             // processor (`docs/bench.md` "Runtime mounts").
-            if idle && P::RUNTIME_LUNS && crate::runtime::read_ahead(path, irql) {
+            if idle
+                && (disk_read_ahead(path, &mut w, irql)
+                    || P::RUNTIME_LUNS && crate::runtime::read_ahead(path, irql))
+            {
                 continue;
             }
             if idle {
@@ -994,6 +1027,10 @@ fn arrived<P: PortCalls>(path: &DiskPath, w: &mut Worker, links: &[Link], irql: 
                 names[i].clone_from(link);
                 refused[i] = None;
                 lun.become_(LunState::Identified);
+                // Whatever the buffers held came from the disk before this arrival.
+                if let Some(ahead) = &lun.ahead {
+                    ahead.invalidate(irql);
+                }
                 lun.become_(LunState::Live);
                 newly_live = true;
                 let target = usize::from(path.first_target) + i;
@@ -1223,28 +1260,56 @@ fn serve<P: PortCalls>(path: &DiskPath, w: &mut Worker, lun: u8, mut q: Queued, 
         let (cdb, cdb_len) = srb.cdb();
         let done = match (lun.state(), w.disks[i].as_ref()) {
             (LunState::Live, Some(disk)) => {
-                let io = WorkerIo {
-                    bounce: RefCell::new(&mut w.bounce[..]),
-                    irql,
-                };
-                let medium = DiskMedium {
-                    image: &lun.image,
-                    disk,
-                    io: &io,
-                    failed: Cell::new(None),
-                };
+                // A READ that a fill brought into the read-ahead buffers since it was queued.
+                let hit =
+                    lun.ahead.as_ref().and_then(|ahead| {
+                        match rvblk_core::readahead::classify(
+                            &cdb[..cdb_len],
+                            lun.image.block_size(),
+                        ) {
+                            rvblk_core::readahead::Access::Read { offset, len } => {
+                                ahead.lookup(offset, len, irql)
+                            }
+                            _ => None,
+                        }
+                    });
                 let (mut access, sense) = srb.buffers();
-                let done = core_srb::execute_scsi(
-                    &lun.target,
-                    &cdb[..cdb_len],
-                    flags,
-                    length,
-                    &mut Mapped(&mut access),
-                    sense,
-                    &medium,
-                );
-                failed = medium.failed.get();
-                done
+                if let Some(hit) = hit {
+                    let done = core_srb::execute_scsi(
+                        &lun.target,
+                        &cdb[..cdb_len],
+                        flags,
+                        length,
+                        &mut Mapped(&mut access),
+                        sense,
+                        &hit,
+                    );
+                    // The worker itself fills next: no nudge needed.
+                    let _ = hit.release(irql);
+                    done
+                } else {
+                    let io = WorkerIo {
+                        bounce: RefCell::new(&mut w.bounce[..]),
+                        irql,
+                    };
+                    let medium = DiskMedium {
+                        image: &lun.image,
+                        disk,
+                        io: &io,
+                        failed: Cell::new(None),
+                    };
+                    let done = core_srb::execute_scsi(
+                        &lun.target,
+                        &cdb[..cdb_len],
+                        flags,
+                        length,
+                        &mut Mapped(&mut access),
+                        sense,
+                        &medium,
+                    );
+                    failed = medium.failed.get();
+                    done
+                }
             }
             // Removed while queued: the answer HwStartIo now gives too.
             _ => {
@@ -1264,17 +1329,58 @@ fn serve<P: PortCalls>(path: &DiskPath, w: &mut Worker, lun: u8, mut q: Queued, 
         }
     }
     if let Some(e) = failed {
-        if lun.state().after_failure(e) == LunState::Removed && lun.become_(LunState::Removed) {
-            if let Some(d) = w.disks[i].take() {
-                close_disk(path, i, d, irql);
-            }
-            rvblk_log!(
-                "disk-backed image {}: its disk is gone; the LUN answers NOT READY (medium not present)",
-                i
-            );
-        }
+        disk_failed(path, w, i, e, irql);
     }
     complete::<P>(path, q.srb, irql);
+}
+
+/// LUN `i`'s disk failed with `e`: a failure that means the disk is gone removes the LUN and
+/// closes the disk.
+fn disk_failed(path: &DiskPath, w: &mut Worker, i: usize, e: MediumError, irql: &Passive) {
+    let lun = &path.luns[i];
+    if lun.state().after_failure(e) == LunState::Removed && lun.become_(LunState::Removed) {
+        if let Some(d) = w.disks[i].take() {
+            close_disk(path, i, d, irql);
+        }
+        rvblk_log!(
+            "disk-backed image {}: its disk is gone; the LUN answers NOT READY (medium not present)",
+            i
+        );
+    }
+}
+
+/// The worker, with nothing queued: one read-ahead fill for a streaming disk-backed LUN, if any
+/// wants one (`docs/driver.md` "Read-ahead of disk-backed images"), read from its disk through
+/// the image's extents. True when it did one.
+fn disk_read_ahead(path: &DiskPath, w: &mut Worker, irql: &Passive) -> bool {
+    for (i, lun) in path.luns.iter().enumerate() {
+        let (Some(ahead), Some(disk), LunState::Live) = (&lun.ahead, &w.disks[i], lun.state())
+        else {
+            continue;
+        };
+        let io = WorkerIo {
+            bounce: RefCell::new(&mut w.bounce[..]),
+            irql,
+        };
+        let medium = DiskMedium {
+            image: &lun.image,
+            disk,
+            io: &io,
+            failed: Cell::new(None),
+        };
+        if ahead.fill_one(&medium, irql) {
+            if let Some(e) = medium.failed.get() {
+                rvblk_log!(
+                    "disk-backed image {}: disk I/O failed ({:?}) in a read-ahead fill",
+                    i,
+                    e
+                );
+                disk_failed(path, w, i, e, irql);
+            }
+            return true;
+        }
+    }
+    false
 }
 
 /// The queued SRB's data buffer: the system address HwStartIo recorded.

@@ -100,10 +100,20 @@ pub fn start_io<P: crate::backed::PortCalls>(
         Admission::Queue => {
             // One whole-sector piece of one extent goes to the disk from here as an
             // asynchronous IRP (`docs/driver.md` "The fast path"); the rest to the worker.
-            let srb = match path.fast().try_start(index, lun, srb, port, irql) {
+            let mut srb = match path.fast().try_start(index, lun, srb, port, irql) {
                 Ok(()) => return Started::Pending,
                 Err(srb) => srb,
             };
+            // Where the fast path does not serve it (DISPATCH_LEVEL, SCSIPORT), a READ that a
+            // read-ahead buffer holds is served here (`docs/driver.md` "Read-ahead of
+            // disk-backed images").
+            if let Some(ahead) = &lun.ahead {
+                let access =
+                    rvblk_core::readahead::classify(&cdb[..cdb_len], lun.image.block_size());
+                if serve_read_ahead_hit(ahead, &lun.target, access, &mut srb, path, port, irql) {
+                    return Started::Done;
+                }
+            }
             return match queue(path, Route::Disk(index), srb, port, irql) {
                 Ok(()) => Started::Pending,
                 Err(_) => Started::Done,
@@ -151,6 +161,37 @@ pub(crate) fn execute_with<P: PortBuffers>(
     let (mut access, sense) = srb.buffers();
     let mut buffer = Buffer::new(&mut access, port, irql);
     f(&mut buffer, sense)
+}
+
+/// HwStartIo: serves `srb` (a command for `target` that `access` describes) from `ahead` when
+/// it is a READ a filled buffer holds — executed by the core's target with the buffer as the
+/// medium and completed in place — and nudges the worker when a fill has become possible.
+/// False (the SRB untouched, but the READ recorded for stream detection) otherwise.
+pub(crate) fn serve_read_ahead_hit(
+    ahead: &crate::readahead::ReadAheadBuffers,
+    target: &rvblk_core::scsi::ScsiTarget,
+    access: rvblk_core::readahead::Access,
+    srb: &mut Srb<'_>,
+    path: &DiskPath,
+    port: &impl PortBuffers,
+    irql: &Dispatch,
+) -> bool {
+    let rvblk_core::readahead::Access::Read { offset, len } = access else {
+        return false;
+    };
+    let Some(hit) = ahead.read(offset, len, irql) else {
+        return false;
+    };
+    let (cdb, cdb_len) = srb.cdb();
+    let (flags, length) = (srb.flags(), srb.transfer_length());
+    let done = execute_with(srb, port, irql, |b, sense| {
+        srb::execute_scsi(target, &cdb[..cdb_len], flags, length, b, sense, &hit)
+    });
+    srb.finish(&done);
+    if hit.release(irql) {
+        path.nudge(irql);
+    }
+    true
 }
 
 /// The medium of a disk-backed LUN for the commands answered in HwStartIo, which never touch

@@ -31,6 +31,7 @@
 //! * [`runtime`] — runtime LUNs (mounted files, RAM disks) and the control interface's worker
 //!   side (StorPort, `docs/control.md` §10).
 //! * [`fastio`] — the disk-backed fast path: asynchronous IRPs from HwStartIo (StorPort).
+//! * [`readahead`] — read-ahead buffers of file LUNs and of disk-backed LUNs no write reaches.
 //! * [`log`] — `DbgPrint` lines with the `rvblk:` prefix.
 #![no_std]
 // Enforced: only the modules marked `allow(unsafe_code)` below may contain unsafe code.
@@ -57,6 +58,8 @@ pub mod ntmount;
 #[allow(unsafe_code)]
 pub mod physmem;
 pub mod port;
+#[allow(unsafe_code)]
+pub mod readahead;
 pub mod runtime;
 #[allow(unsafe_code)]
 pub mod srb;

@@ -14,8 +14,9 @@
 //! write lock, i.e. until every request still reading the LUN has finished.
 
 use crate::backed::{DiskPath, PortCalls, Queued, Route};
-use crate::ntmount::{ClientSecurity, FileHandle, RamChunk, ReadAheadBuffers, ThreadRef};
+use crate::ntmount::{ClientSecurity, FileHandle, RamChunk, ThreadRef};
 use crate::physmem::{PoolBuf, PoolVec};
+use crate::readahead::ReadAheadBuffers;
 use crate::rvblk_log;
 use crate::srb::Srb;
 use arrayvec::ArrayVec;
@@ -360,36 +361,21 @@ pub fn start_io<'a, P: crate::backed::PortCalls>(
                     let bs = lun.target.image().block_size();
                     let access = readahead::classify(cdb, bs);
                     if let Some(ahead) = ahead {
-                        match access {
-                            // A READ a read-ahead buffer holds is served here, at once.
-                            Access::Read { offset, len } => {
-                                if let Some(hit) = ahead.read(offset, len, irql) {
-                                    let done = crate::io::execute_with(
-                                        &mut srb,
-                                        port,
-                                        irql,
-                                        |b, sense| {
-                                            core_srb::execute_scsi(
-                                                &lun.target,
-                                                cdb,
-                                                flags,
-                                                length,
-                                                b,
-                                                sense,
-                                                &hit,
-                                            )
-                                        },
-                                    );
-                                    srb.finish(&done);
-                                    if hit.release(irql) {
-                                        path.nudge(irql);
-                                    }
-                                    return Err(srb);
-                                }
-                            }
-                            // Buffers it overlaps stop serving before it is queued.
-                            Access::Write { offset, len } => ahead.write_queued(offset, len, irql),
-                            Access::Other => {}
+                        // A READ a read-ahead buffer holds is served here, at once.
+                        if crate::io::serve_read_ahead_hit(
+                            ahead,
+                            &lun.target,
+                            access,
+                            &mut srb,
+                            path,
+                            port,
+                            irql,
+                        ) {
+                            return Err(srb);
+                        }
+                        // Buffers a WRITE overlaps stop serving before it is queued.
+                        if let Access::Write { offset, len } = access {
+                            ahead.write_queued(offset, len, irql);
                         }
                     }
                     // HwStartIo at PASSIVE_LEVEL reads the file itself, straight into the
@@ -798,7 +784,14 @@ pub fn read_ahead(path: &DiskPath, irql: &Passive) -> bool {
             Backing::File {
                 file,
                 ahead: Some(ahead),
-            } if !lun.gone.load(Ordering::Acquire) => ahead.fill_one(file, irql),
+            } if !lun.gone.load(Ordering::Acquire) => {
+                let medium = FileMedium {
+                    file,
+                    irql,
+                    failed: Cell::new(None),
+                };
+                ahead.fill_one(&medium, irql)
+            }
             _ => false,
         }
     })

@@ -81,7 +81,7 @@ pub fn run(opts: &MountOptions) -> Result<RunReport, String> {
                         lun.blocks, lun.block_size, lun.read_only, info.blocks, info.block_size
                     ));
                 }
-                let (sha256, matches) = match read_lun(&mut io, &info, &mut expects) {
+                let (sha256, matches) = match read_lun(&mut io, &info, &mut expects, None) {
                     Ok(x) => x,
                     Err((e, _)) => {
                         k.fail(e);

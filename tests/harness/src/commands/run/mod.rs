@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub verbose: bool,
     /// Skip the write test (read-only inspection).
     pub no_write: bool,
+    /// READ size of the content pass in KiB (`--read-kib`; default: the maximum transfer).
+    pub read_kib: Option<u32>,
     /// Setup phase, DriverParameter and service name (SCSIPORT personality).
     pub legacy: LegacyConfig,
     /// Disks arriving through PnP, their timing, UEFI variables (`docs/harness-disks.md`).
@@ -85,9 +87,12 @@ pub(crate) fn read_lun(
     io: &mut Io<'_>,
     info: &LunInfo,
     expects: &mut [ExpectFile],
+    read_kib: Option<u32>,
 ) -> Result<(String, Vec<String>), (String, Outcome)> {
     let bs = info.block_size as u64;
-    let max = (io.a.cfg.max_transfer as u64).clamp(bs, 1 << 20);
+    let max = read_kib
+        .map_or(io.a.cfg.max_transfer as u64, |k| u64::from(k) << 10)
+        .clamp(bs, 1 << 20);
     let chunk_blocks = (max / bs).max(1);
     let mut h = Sha256::new();
     for e in expects.iter_mut() {
@@ -531,7 +536,7 @@ pub fn run_with(driver: &[u8], k: Arc<Kernel>, opts: &RunOptions) -> Result<RunR
                     })
                 })
                 .collect();
-            let (sha, matches) = match read_lun(&mut io, info, &mut ef) {
+            let (sha, matches) = match read_lun(&mut io, info, &mut ef, opts.read_kib) {
                 Ok(x) => x,
                 Err((e, o)) if k.disk_fault().is_some() && removal_outcome(&o) => {
                     notes.push(format!("{e} ({})", k.disk_fault().unwrap_or_default()));

@@ -117,7 +117,7 @@ fn nt(p: &Path) -> Vec<u8> {
 fn reads_as(io: &mut Io<'_>, lun: &NewLun, file: &Path) -> Result<(), String> {
     let name = file.display().to_string();
     let mut e = ExpectFile::open_all(std::slice::from_ref(&name))?;
-    match read_lun(io, &lun.scsi, &mut e) {
+    match read_lun(io, &lun.scsi, &mut e, None) {
         Ok((_, m)) if m == [name] => Ok(()),
         Ok(_) => Err(format!(
             "target {} does not read back as {}",

@@ -971,6 +971,11 @@ impl Kernel {
         }
     }
 
+    /// IRPs sent to the emulated disks so far (IofCallDriver calls), all kinds.
+    pub fn disk_irps_sent(&self) -> u64 {
+        self.io.sent.load(Ordering::SeqCst)
+    }
+
     /// Stops the completion thread (after finishing what is queued).
     pub(crate) fn stop_io(&self) {
         let sent = self.io.sent.load(Ordering::SeqCst);
