@@ -24,7 +24,7 @@ use rvblk_memimage::backed::{
 };
 use rvblk_report::{LunKind, Report};
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,24 @@ impl Out {
     fn report(&self) -> Report {
         Report::from_harness_output(&self.stdout)
             .unwrap_or_else(|e| panic!("{e}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+
+    /// The run's report, checked: no verifier failure, and exactly one LUN, which reads as
+    /// `image`.
+    fn serves_only(&self, image: &Path, ctx: &str) -> Report {
+        let r = self.report();
+        assert!(
+            r.verifier_failures.is_empty(),
+            "{ctx}: {:?}",
+            r.verifier_failures
+        );
+        assert_eq!(r.luns.len(), 1, "{ctx}: {:?}", r.luns);
+        assert_eq!(
+            r.luns[0].matches,
+            vec![image.display().to_string()],
+            "{ctx}"
+        );
+        r
     }
 
     /// The driver's own log lines (`rvblk: …`), as `--verbose` prints them.
@@ -605,18 +623,7 @@ fn clone_after_live(arch: &str) {
         &[f.disk.clone(), clone.clone()],
         &["--disk-stagger-ms".into(), "1500".into()],
     )));
-    let r = o.report();
-    assert!(
-        r.verifier_failures.is_empty(),
-        "{ctx}: {:?}",
-        r.verifier_failures
-    );
-    assert_eq!(r.luns.len(), 1, "{ctx}: {:?}", r.luns);
-    assert_eq!(
-        r.luns[0].matches,
-        vec![f.image.display().to_string()],
-        "{ctx}"
-    );
+    o.serves_only(&f.image, &ctx);
     let log = o.driver_log();
     let warned = log
         .iter()
@@ -751,18 +758,7 @@ fn hung_disk_irp_cancelled_after_timeout_x86() {
 fn buffered_io_disk(arch: &str) {
     let (o, f, dir) = passive_run(arch, "buffered", &["--disk-buffered-io"]);
     let ctx = format!("g4d direct ISO on {arch}, buffered-I/O disk");
-    let r = o.report();
-    assert!(
-        r.verifier_failures.is_empty(),
-        "{ctx}: {:?}",
-        r.verifier_failures
-    );
-    assert_eq!(r.luns.len(), 1, "{ctx}");
-    assert_eq!(
-        r.luns[0].matches,
-        vec![f.image.display().to_string()],
-        "{ctx}"
-    );
+    o.serves_only(&f.image, &ctx);
     assert!(
         o.driver_log()
             .iter()
@@ -809,18 +805,7 @@ fn read_ahead_at_dispatch(arch: &str, layout: Layout, xp: bool) {
         .collect();
     let o = run_timed(&json(args_on(&s, &f, arch, &extra, xp)));
     let ctx = format!("{tag}: 8 MiB ISO, 64 KiB READs at DISPATCH_LEVEL");
-    let r = o.report();
-    assert!(
-        r.verifier_failures.is_empty(),
-        "{ctx}: {:?}",
-        r.verifier_failures
-    );
-    assert_eq!(r.luns.len(), 1, "{ctx}");
-    assert_eq!(
-        r.luns[0].matches,
-        vec![f.image.display().to_string()],
-        "{ctx}"
-    );
+    o.serves_only(&f.image, &ctx);
     assert_eq!(o.code, Some(0), "{ctx}");
     let all = o.all();
     let sent: u64 = all

@@ -24,7 +24,7 @@ use rvblk_core::discovery::{
 use rvblk_core::image::DiskBackedImage;
 use rvblk_core::log::DiskLunLine;
 use rvblk_core::scsi::{Medium, MediumError, ScsiTarget};
-use rvblk_core::srb::{self as core_srb, status, BufferUse};
+use rvblk_core::srb::{self as core_srb, status, BufferUse, SrbCompletion};
 use rvblk_irql::{AtMostDispatch, Passive};
 
 /// SRBs waiting for the worker; one more is answered BUSY (the port retries it).
@@ -1260,54 +1260,25 @@ fn serve<P: PortCalls>(path: &DiskPath, w: &mut Worker, lun: u8, mut q: Queued, 
         let (cdb, cdb_len) = srb.cdb();
         let done = match (lun.state(), w.disks[i].as_ref()) {
             (LunState::Live, Some(disk)) => {
-                // A READ that a fill brought into the read-ahead buffers since it was queued.
-                let hit =
-                    lun.ahead.as_ref().and_then(|ahead| {
-                        match rvblk_core::readahead::classify(
-                            &cdb[..cdb_len],
-                            lun.image.block_size(),
-                        ) {
-                            rvblk_core::readahead::Access::Read { offset, len } => {
-                                ahead.lookup(offset, len, irql)
-                            }
-                            _ => None,
-                        }
-                    });
-                let (mut access, sense) = srb.buffers();
-                if let Some(hit) = hit {
-                    let done = core_srb::execute_scsi(
-                        &lun.target,
-                        &cdb[..cdb_len],
-                        flags,
-                        length,
-                        &mut Mapped(&mut access),
-                        sense,
-                        &hit,
-                    );
-                    // The worker itself fills next: no nudge needed.
-                    let _ = hit.release(irql);
+                let hit = lun.ahead.as_ref().and_then(|ahead| {
+                    queued_hit(ahead, &lun.target, &cdb[..cdb_len], &mut srb, irql)
+                });
+                if let Some(done) = hit {
                     done
                 } else {
-                    let io = WorkerIo {
-                        bounce: RefCell::new(&mut w.bounce[..]),
-                        irql,
-                    };
-                    let medium = DiskMedium {
-                        image: &lun.image,
-                        disk,
-                        io: &io,
-                        failed: Cell::new(None),
-                    };
-                    let done = core_srb::execute_scsi(
-                        &lun.target,
-                        &cdb[..cdb_len],
-                        flags,
-                        length,
-                        &mut Mapped(&mut access),
-                        sense,
-                        &medium,
-                    );
-                    failed = medium.failed.get();
+                    let (mut access, sense) = srb.buffers();
+                    let (done, e) = on_disk(&mut w.bounce, &lun.image, disk, irql, |medium| {
+                        core_srb::execute_scsi(
+                            &lun.target,
+                            &cdb[..cdb_len],
+                            flags,
+                            length,
+                            &mut Mapped(&mut access),
+                            sense,
+                            medium,
+                        )
+                    });
+                    failed = e;
                     done
                 }
             }
@@ -1334,6 +1305,60 @@ fn serve<P: PortCalls>(path: &DiskPath, w: &mut Worker, lun: u8, mut q: Queued, 
     complete::<P>(path, q.srb, irql);
 }
 
+/// The worker's queued READ for `target`, served from `ahead` when a fill brought its range
+/// since it was queued (no nudge: the worker itself fills next); `None` when the buffers do
+/// not hold it, or `cdb` is no READ.
+pub(crate) fn queued_hit(
+    ahead: &ReadAheadBuffers,
+    target: &ScsiTarget,
+    cdb: &[u8],
+    srb: &mut Srb<'_>,
+    irql: &Passive,
+) -> Option<SrbCompletion> {
+    let rvblk_core::readahead::Access::Read { offset, len } =
+        rvblk_core::readahead::classify(cdb, target.image().block_size())
+    else {
+        return None;
+    };
+    let hit = ahead.lookup(offset, len, irql)?;
+    let (flags, length) = (srb.flags(), srb.transfer_length());
+    let (mut access, sense) = srb.buffers();
+    let done = core_srb::execute_scsi(
+        target,
+        cdb,
+        flags,
+        length,
+        &mut Mapped(&mut access),
+        sense,
+        &hit,
+    );
+    let _ = hit.release(irql);
+    Some(done)
+}
+
+/// Runs `f` with `image` on `disk` as the medium (through the worker's bounce buffer); returns
+/// its result and the disk failure the medium met, if any.
+fn on_disk<R>(
+    bounce: &mut [u8],
+    image: &DiskBackedImage,
+    disk: &LunDisk,
+    irql: &Passive,
+    f: impl FnOnce(&DiskMedium<'_, '_>) -> R,
+) -> (R, Option<MediumError>) {
+    let io = WorkerIo {
+        bounce: RefCell::new(bounce),
+        irql,
+    };
+    let medium = DiskMedium {
+        image,
+        disk,
+        io: &io,
+        failed: Cell::new(None),
+    };
+    let r = f(&medium);
+    (r, medium.failed.get())
+}
+
 /// LUN `i`'s disk failed with `e`: a failure that means the disk is gone removes the LUN and
 /// closes the disk.
 fn disk_failed(path: &DiskPath, w: &mut Worker, i: usize, e: MediumError, irql: &Passive) {
@@ -1358,18 +1383,11 @@ fn disk_read_ahead(path: &DiskPath, w: &mut Worker, irql: &Passive) -> bool {
         else {
             continue;
         };
-        let io = WorkerIo {
-            bounce: RefCell::new(&mut w.bounce[..]),
-            irql,
-        };
-        let medium = DiskMedium {
-            image: &lun.image,
-            disk,
-            io: &io,
-            failed: Cell::new(None),
-        };
-        if ahead.fill_one(&medium, irql) {
-            if let Some(e) = medium.failed.get() {
+        let (filled, failed) = on_disk(&mut w.bounce, &lun.image, disk, irql, |medium| {
+            ahead.fill_one(medium, irql)
+        });
+        if filled {
+            if let Some(e) = failed {
                 rvblk_log!(
                     "disk-backed image {}: disk I/O failed ({:?}) in a read-ahead fill",
                     i,

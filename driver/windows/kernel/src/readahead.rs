@@ -59,12 +59,7 @@ impl ReadAheadBuffers {
         irql: &impl AtMostDispatch,
     ) -> Option<ReadAheadHit<'_>> {
         let hit = self.state.with(irql, |ra, _| ra.read(offset, len))?;
-        Some(ReadAheadHit {
-            owner: self,
-            hit,
-            offset,
-            len,
-        })
+        Some(self.pinned(hit, offset, len))
     }
 
     /// The worker's queued READ: a pinned hit if a buffer filled meanwhile holds it.
@@ -75,12 +70,16 @@ impl ReadAheadBuffers {
         irql: &impl AtMostDispatch,
     ) -> Option<ReadAheadHit<'_>> {
         let hit = self.state.with(irql, |ra, _| ra.lookup(offset, len))?;
-        Some(ReadAheadHit {
+        Some(self.pinned(hit, offset, len))
+    }
+
+    fn pinned(&self, hit: Hit, offset: u64, len: usize) -> ReadAheadHit<'_> {
+        ReadAheadHit {
             owner: self,
             hit,
             offset,
             len,
-        })
+        }
     }
 
     /// A WRITE of `[offset, offset + len)` is about to be queued (`ReadAhead::write_queued`).

@@ -382,12 +382,11 @@ pub fn start_io<'a, P: crate::backed::PortCalls>(
                     // SRB's buffer (`docs/control.md` §10.5); anywhere else the worker does. A
                     // port without runtime LUNs never gets here, and must not import the file
                     // calls (`PortCalls::RUNTIME_LUNS`).
-                    let here = if P::RUNTIME_LUNS {
-                        path.fast().passive_here(irql)
-                    } else {
-                        None
+                    let here = match access {
+                        Access::Read { .. } if P::RUNTIME_LUNS => path.fast().passive_here(irql),
+                        _ => None,
                     };
-                    if let (Access::Read { .. }, Some(here)) = (access, here) {
+                    if let Some(here) = here {
                         let done = crate::io::execute_with(&mut srb, port, irql, |b, sense| {
                             file_io(&lun, target_id, file, cdb, flags, length, b, sense, &here)
                         });
@@ -658,7 +657,6 @@ pub fn serve_queued<P: PortCalls>(
                         target,
                         file,
                         ahead.as_ref(),
-                        access,
                         &cdb[..cdb_len],
                         &mut srb,
                         irql,
@@ -688,28 +686,13 @@ fn file_command(
     target: u8,
     file: &FileHandle,
     ahead: Option<&ReadAheadBuffers>,
-    access: Access,
     cdb: &[u8],
     srb: &mut Srb<'_>,
     irql: &Passive,
 ) -> SrbCompletion {
     let (flags, length) = (srb.flags(), srb.transfer_length());
-    if let (Some(ahead), Access::Read { offset, len }, false) =
-        (ahead, access, lun.gone.load(Ordering::Acquire))
-    {
-        if let Some(hit) = ahead.lookup(offset, len, irql) {
-            let (mut access, sense) = srb.buffers();
-            let done = core_srb::execute_scsi(
-                &lun.target,
-                cdb,
-                flags,
-                length,
-                &mut crate::backed::Mapped(&mut access),
-                sense,
-                &hit,
-            );
-            // The worker itself fills next: no nudge needed.
-            let _ = hit.release(irql);
+    if let (Some(ahead), false) = (ahead, lun.gone.load(Ordering::Acquire)) {
+        if let Some(done) = crate::backed::queued_hit(ahead, &lun.target, cdb, srb, irql) {
             return done;
         }
     }

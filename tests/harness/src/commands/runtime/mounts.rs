@@ -310,6 +310,22 @@ fn at_passive<R>(
     r
 }
 
+/// Mounts `img` writable, makes its volume vanish, and expects NOT READY / MEDIUM NOT PRESENT
+/// for a READ (never a hang), then a working eject.
+fn file_vanishes(io: &mut Io<'_>, k: &Kernel, img: &Path) -> Result<(), String> {
+    let lun = admin_disk(io, img, false)?;
+    k.vanish_file(img)?;
+    let o = io.read(lun.target, 0, 0, 8, 512);
+    if o.sense_key().map(|s| (s.0, s.1)) != Some((2, 0x3a)) {
+        return Err(format!(
+            "READ after the file vanished: {:#x} {:?} (NOT READY / MEDIUM NOT PRESENT expected)",
+            o.srb_status,
+            o.sense_key()
+        ));
+    }
+    eject(io, k, lun.target, Some(img))
+}
+
 /// Mounts `img` writable, reads it from a second thread and ejects it meanwhile: every READ
 /// ends with data, NOT READY or no LUN, none hangs, and the file is closed afterwards.
 fn eject_while_reading(io: &mut Io<'_>, k: &Kernel, img: &Path) -> Result<(), String> {
@@ -664,15 +680,7 @@ pub(super) fn cases(
     // reads (HwStartIo in ZwReadFile) waits for those reads and closes the file.
     case("file_vanishes_at_passive", &mut |io| {
         let img = mk("vanish-passive.img", MIB, 21)?;
-        let lun = admin_disk(io, &img, false)?;
-        at_passive(io, k, false, |io| {
-            k.vanish_file(&img)?;
-            let o = io.read(lun.target, 0, 0, 8, 512);
-            if o.sense_key().map(|s| (s.0, s.1)) != Some((2, 0x3a)) {
-                return Err(format!("READ after the file vanished: {:#x} {:?} (NOT READY / MEDIUM NOT PRESENT expected)", o.srb_status, o.sense_key()));
-            }
-            eject(io, k, lun.target, Some(&img))
-        })
+        at_passive(io, k, false, |io| file_vanishes(io, k, &img))
     });
     case("eject_while_reading_at_passive", &mut |io| {
         let img = mk("busy-passive.img", 2 * MIB, 22)?;
@@ -710,14 +718,7 @@ pub(super) fn cases(
 
     // The file's volume goes away: NOT READY / MEDIUM NOT PRESENT, never a hang; eject works.
     case("file_vanishes", &mut |io| {
-        let img = mk("vanish.img", MIB, 5)?;
-        let lun = admin_disk(io, &img, false)?;
-        k.vanish_file(&img)?;
-        let o = io.read(lun.target, 0, 0, 8, 512);
-        if o.sense_key().map(|s| (s.0, s.1)) != Some((2, 0x3a)) {
-            return Err(format!("READ after the file vanished: {:#x} {:?} (NOT READY / MEDIUM NOT PRESENT expected)", o.srb_status, o.sense_key()));
-        }
-        eject(io, k, lun.target, Some(&img))
+        file_vanishes(io, k, &mk("vanish.img", MIB, 5)?)
     });
 
     // Read-ahead (`docs/control.md` §10.4): a sequential stream of 64 KiB READs equals the
