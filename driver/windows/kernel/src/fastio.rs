@@ -91,8 +91,12 @@ pub struct Slot {
     refs: AtomicU32,
     /// Bumped at every claim: a canceller holding a reference checks it is the same IRP.
     generation: AtomicU32,
-    /// Sent at (`Instant::millis32`), for the worker's timeout.
-    started_ms: AtomicU32,
+    /// The worker's own watch (only its thread reads or writes these): the generation it last
+    /// saw busy, and since when (`Instant::millis32`). An IRP's age is counted from the first
+    /// look that saw it, so HwStartIo reads no clock per request.
+    watched: AtomicBool,
+    watched_generation: AtomicU32,
+    watched_since_ms: AtomicU32,
     cancelled: AtomicBool,
     irp: AtomicPtr<Irp>,
     /// Written by HwStartIo before the IRP is sent, taken by the completion routine.
@@ -108,7 +112,9 @@ impl Default for Slot {
             busy: AtomicBool::new(false),
             refs: AtomicU32::new(0),
             generation: AtomicU32::new(0),
-            started_ms: AtomicU32::new(0),
+            watched: AtomicBool::new(false),
+            watched_generation: AtomicU32::new(0),
+            watched_since_ms: AtomicU32::new(0),
             cancelled: AtomicBool::new(false),
             irp: AtomicPtr::new(null_mut()),
             request: UnsafeCell::new(None),
@@ -244,8 +250,9 @@ impl FastPath {
             .count()
     }
 
-    /// The worker's periodic look: cancels every fast IRP sent more than [`CANCEL_AFTER_MS`]
-    /// ago (once; it still completes, with STATUS_CANCELLED → ABORTED COMMAND). ≤ DISPATCH.
+    /// The worker's periodic look (its thread only): cancels every fast IRP that earlier looks
+    /// have seen in flight for [`CANCEL_AFTER_MS`] or more (once; it still completes, with
+    /// STATUS_CANCELLED → ABORTED COMMAND). ≤ DISPATCH.
     pub fn cancel_stale(&self, now_ms: u32) {
         for s in self.slots.iter() {
             s.cancel_if_stale(now_ms);
@@ -413,10 +420,12 @@ impl FastPath {
                 | rvblk_abi::SL_INVOKE_ON_ERROR
                 | rvblk_abi::SL_INVOKE_ON_CANCEL;
         }
-        slot.generation.fetch_add(1, Ordering::AcqRel);
+        // The claimer is the generation's only writer (the slot is busy): no locked add.
+        slot.generation.store(
+            slot.generation.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Release,
+        );
         slot.cancelled.store(false, Ordering::Relaxed);
-        slot.started_ms
-            .store(crate::ntio::Instant::now().millis32(), Ordering::Relaxed);
         slot.irp.store(irp, Ordering::Release);
         Some((
             Claimed {
@@ -451,10 +460,13 @@ impl Slot {
         if self.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
-        let irp = self.irp.swap(null_mut(), Ordering::AcqRel);
+        // The last reference: no canceller holds the IRP any more, so a plain load and store
+        // take it (no locked exchange on the request path).
+        let irp = self.irp.load(Ordering::Acquire);
+        self.irp.store(null_mut(), Ordering::Relaxed);
         if !irp.is_null() {
             // SAFETY: the last reference: the IRP completed (its routine ran) and no canceller
-            // holds it, so it is ours to free, exactly once (the pointer was swapped out).
+            // holds it, so it is ours to free, exactly once (only the last reference gets here).
             unsafe { free_irp(irp) };
         }
         self.busy.store(false, Ordering::Release);
@@ -462,9 +474,23 @@ impl Slot {
 
     fn cancel_if_stale(&self, now_ms: u32) {
         if !self.busy.load(Ordering::Acquire) {
+            self.watched.store(false, Ordering::Relaxed);
             return;
         }
         let generation = self.generation.load(Ordering::Acquire);
+        if !self.watched.load(Ordering::Relaxed)
+            || self.watched_generation.load(Ordering::Relaxed) != generation
+        {
+            // First seen now: its age starts here.
+            self.watched_generation.store(generation, Ordering::Relaxed);
+            self.watched_since_ms.store(now_ms, Ordering::Relaxed);
+            self.watched.store(true, Ordering::Relaxed);
+            return;
+        }
+        let age = now_ms.wrapping_sub(self.watched_since_ms.load(Ordering::Relaxed));
+        if age < CANCEL_AFTER_MS {
+            return;
+        }
         let mut r = self.refs.load(Ordering::Acquire);
         loop {
             if r == 0 {
@@ -479,8 +505,7 @@ impl Slot {
             }
         }
         let same = self.generation.load(Ordering::Acquire) == generation;
-        let age = now_ms.wrapping_sub(self.started_ms.load(Ordering::Relaxed));
-        if same && age >= CANCEL_AFTER_MS && !self.cancelled.swap(true, Ordering::AcqRel) {
+        if same && !self.cancelled.swap(true, Ordering::AcqRel) {
             let irp = self.irp.load(Ordering::Acquire);
             if !irp.is_null() {
                 // SAFETY: we hold a reference, so the IRP is not freed; it may complete
