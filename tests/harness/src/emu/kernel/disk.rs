@@ -9,11 +9,13 @@
 
 use super::config::DiskSpec;
 use super::objects::{self, ObjKind};
+use super::port_calls::AddrHasher;
 use super::{Kernel, DISPATCH_LEVEL, PASSIVE_LEVEL, STATUS_INVALID_PARAMETER};
 use rvblk_abi::status::{STATUS_BUFFER_TOO_SMALL, STATUS_NO_SUCH_DEVICE, STATUS_SUCCESS};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::c_void;
 use std::fs::File;
+use std::hash::BuildHasherDefault;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -92,24 +94,167 @@ struct Irp {
     kind: IrpKind,
 }
 
+/// Tables keyed by IRP or MDL address (one folded multiply instead of SipHash: see
+/// [`AddrHasher`]).
+type ByAddr<V> = HashMap<usize, V, BuildHasherDefault<AddrHasher>>;
+
+/// What the I/O manager knows of the IRPs and MDLs it built, under one lock: every call on an
+/// IRP takes it once.
+#[derive(Default)]
+struct IrpBook {
+    live: ByAddr<Irp>,
+    /// Recently completed IRP addresses (to name a second IofCallDriver as such).
+    retired: VecDeque<usize>,
+    /// MDLs of asynchronous IRPs not freed yet: address → pages still locked.
+    mdls: ByAddr<bool>,
+    /// Freed asynchronous IRP blocks and MDLs kept for the next request (at most [`SPARES`]
+    /// each), filled with [`FREED`] while they wait, as a pool allocator would recycle them.
+    spare_irps: Vec<usize>,
+    spare_mdls: Vec<usize>,
+    /// IRPs sent to the emulated disks (IofCallDriver calls), all kinds; of them asynchronous
+    /// (for `--disk-hang-async-after`); IRPs completed. Counted under the book's lock, which
+    /// their calls hold anyway.
+    sent: u64,
+    async_sent: u64,
+    completed: u64,
+}
+
+/// The lock of the [`IrpBook`]: held for a few table operations at a time, so a waiter spins
+/// (yielding the processor between looks), and its release is a plain store rather than the
+/// locked exchange of `std::sync::Mutex` (every IRP call takes this lock, and a locked
+/// instruction right after the emulated disk's copy waits for the whole copy to reach memory;
+/// `docs/bench.md` "The disk-backed path").
+#[derive(Default)]
+struct BookLock {
+    held: AtomicBool,
+    book: std::cell::UnsafeCell<IrpBook>,
+}
+
+// SAFETY: the book is reached only through a `BookGuard`, of which `held` admits one at a time.
+unsafe impl Sync for BookLock {}
+
+impl BookLock {
+    fn lock(&self) -> BookGuard<'_> {
+        while self
+            .held
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+        BookGuard(self)
+    }
+}
+
+struct BookGuard<'a>(&'a BookLock);
+
+impl std::ops::Deref for BookGuard<'_> {
+    type Target = IrpBook;
+    fn deref(&self) -> &IrpBook {
+        // SAFETY: this guard holds the lock: no other reference to the book exists.
+        unsafe { &*self.0.book.get() }
+    }
+}
+
+impl std::ops::DerefMut for BookGuard<'_> {
+    fn deref_mut(&mut self) -> &mut IrpBook {
+        // SAFETY: as above, and `&mut self` makes this the only use of the guard.
+        unsafe { &mut *self.0.book.get() }
+    }
+}
+
+impl Drop for BookGuard<'_> {
+    fn drop(&mut self) {
+        self.0.held.store(false, Ordering::Release);
+    }
+}
+
+/// Freed IRP blocks and MDLs kept for reuse.
+const SPARES: usize = 64;
+/// What a freed IRP or MDL holds until it is reused: a driver that reads one after freeing it
+/// finds no valid pointer in it.
+const FREED: u8 = 0xDB;
+
+impl Drop for IrpBook {
+    fn drop(&mut self) {
+        for irp in self.spare_irps.drain(..) {
+            free_async_irp(irp);
+        }
+        for mdl in self.spare_mdls.drain(..) {
+            // SAFETY: a spare MDL from `Box<Mdl>`, owned by the pool only.
+            drop(unsafe { Box::from_raw(mdl as *mut rvblk_abi::Mdl) });
+        }
+    }
+}
+
+impl IrpBook {
+    /// A zeroed asynchronous IRP block (the IRP and its one stack location).
+    fn take_irp_block(&mut self) -> usize {
+        match self.spare_irps.pop() {
+            Some(irp) => {
+                // SAFETY: a spare block of ASYNC_IRP_BYTES, owned by the pool until now.
+                unsafe { std::ptr::write_bytes(irp as *mut u8, 0, ASYNC_IRP_BYTES) };
+                irp
+            }
+            None => alloc_async_irp(),
+        }
+    }
+
+    /// An IRP block that left the table: back to the pool, or to the allocator.
+    fn give_irp_block(&mut self, irp: usize) {
+        if self.spare_irps.len() < SPARES {
+            // SAFETY: the block is ours again (out of the table); ASYNC_IRP_BYTES long.
+            unsafe { std::ptr::write_bytes(irp as *mut u8, FREED, ASYNC_IRP_BYTES) };
+            self.spare_irps.push(irp);
+        } else {
+            free_async_irp(irp);
+        }
+    }
+
+    /// An MDL holding `mdl`.
+    fn take_mdl(&mut self, mdl: rvblk_abi::Mdl) -> usize {
+        match self.spare_mdls.pop() {
+            Some(m) => {
+                // SAFETY: a spare MDL allocation, owned by the pool until now.
+                unsafe { (m as *mut rvblk_abi::Mdl).write(mdl) };
+                m
+            }
+            None => Box::into_raw(Box::new(mdl)) as usize,
+        }
+    }
+
+    /// An MDL that left the table: back to the pool, or to the allocator.
+    fn give_mdl(&mut self, mdl: usize) {
+        if self.spare_mdls.len() < SPARES {
+            // SAFETY: the MDL is ours again (out of the table).
+            unsafe {
+                std::ptr::write_bytes(mdl as *mut u8, FREED, std::mem::size_of::<rvblk_abi::Mdl>())
+            };
+            self.spare_mdls.push(mdl);
+        } else {
+            // SAFETY: allocated as a Box<Mdl> by `take_mdl`, out of the table: freed once.
+            drop(unsafe { Box::from_raw(mdl as *mut rvblk_abi::Mdl) });
+        }
+    }
+
+    fn retire(&mut self, irp: usize) {
+        self.retired.push_back(irp);
+        if self.retired.len() > RETIRED_KEEP {
+            self.retired.pop_front();
+        }
+    }
+}
+
 /// Session state of the I/O manager part.
 #[derive(Default)]
 pub(crate) struct IoState {
     disks: std::sync::OnceLock<Vec<Arc<EmuDisk>>>,
-    irps: Mutex<HashMap<usize, Irp>>,
-    /// Recently completed IRP addresses (to name a second IofCallDriver as such).
-    retired: Mutex<VecDeque<usize>>,
+    book: BookLock,
     queue: Mutex<VecDeque<(Instant, usize)>>,
     queue_cv: Condvar,
     stop: AtomicBool,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
-    sent: AtomicU64,
-    pub(crate) completed: AtomicU64,
     pub(crate) pended: AtomicU64,
-    /// Asynchronous IRPs sent (for `--disk-hang-async-after`).
-    async_sent: AtomicU64,
-    /// MDLs of asynchronous IRPs not freed yet: address → pages still locked.
-    mdls: Mutex<HashMap<usize, bool>>,
 }
 
 const RETIRED_KEEP: usize = 4096;
@@ -189,8 +334,16 @@ impl EmuDisk {
 
     /// Serves a read or write of `buf[..len]` at byte `offset`: (status, information).
     fn transfer(&self, write: bool, buf: usize, len: u32, offset: u64) -> (i32, usize) {
+        // (In 32 bits: no 64-bit division per request for the usual power-of-two sector.)
         let s = self.sector as u64;
-        if !(len as u64).is_multiple_of(s) || !offset.is_multiple_of(s) {
+        let whole = |n: u64| {
+            if s.is_power_of_two() {
+                n & (s - 1) == 0
+            } else {
+                n.is_multiple_of(s)
+            }
+        };
+        if !whole(len as u64) || !whole(offset) {
             return (STATUS_INVALID_PARAMETER, 0);
         }
         if offset.checked_add(len as u64).is_none_or(|e| e > self.size) {
@@ -257,13 +410,13 @@ impl Kernel {
         }
     }
 
-    fn disk_of_device(&self, dev: usize) -> Option<Arc<EmuDisk>> {
-        self.disks().iter().find(|d| d.device == dev).cloned()
+    fn disk_of_device(&self, dev: usize) -> Option<&EmuDisk> {
+        self.disks().iter().find(|d| d.device == dev).map(|d| &**d)
     }
 
     /// What an IoBuild*FsdRequest asks of the emulated disk: the operation of `major` and the
     /// disk of `dev`; `None` (with a verifier failure) for any other major function or device.
-    fn fsd_target(&self, api: &str, major: u32, dev: usize) -> Option<(IrpOp, Arc<EmuDisk>)> {
+    fn fsd_target(&self, api: &str, major: u32, dev: usize) -> Option<(IrpOp, &EmuDisk)> {
         let op = match major {
             IRP_MJ_READ => IrpOp::Read,
             IRP_MJ_WRITE => IrpOp::Write,
@@ -333,11 +486,7 @@ impl Kernel {
         }
         let _ = dev;
         let a = objects::opaque_page();
-        self.io
-            .irps
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(a, irp);
+        self.book().live.insert(a, irp);
         a
     }
 
@@ -422,7 +571,8 @@ impl Kernel {
             self.log_line(format!("[harness] fault injection: {api} #{n} fails"));
             return 0;
         }
-        let mdl = Box::into_raw(Box::new(rvblk_abi::Mdl {
+        let mut b = self.book();
+        let mdl = b.take_mdl(rvblk_abi::Mdl {
             next: std::ptr::null_mut(),
             size: std::mem::size_of::<rvblk_abi::Mdl>() as i16,
             mdl_flags: rvblk_abi::MDL_PAGES_LOCKED,
@@ -431,13 +581,8 @@ impl Kernel {
             start_va: (buf & !0xFFF) as *mut c_void,
             byte_count: len,
             byte_offset: (buf & 0xFFF) as u32,
-        })) as usize;
-        self.io
-            .mdls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(mdl, true);
-        let irp = alloc_async_irp();
+        });
+        let irp = b.take_irp_block();
         // SAFETY: a fresh, zeroed block holding the IRP and its one stack location; nothing
         // else knows it yet.
         let r = unsafe { &mut *(irp as *mut rvblk_abi::Irp) };
@@ -453,33 +598,30 @@ impl Kernel {
         loc.major_function = major as u8;
         loc.set_rw(len, off as u64);
         r.current_stack_location = stack.wrapping_add(1);
-        self.io
-            .irps
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                irp,
-                Irp {
-                    op,
-                    disk: d.index,
-                    device: dev,
-                    buf,
-                    len,
-                    offset: off as u64,
-                    event: 0,
-                    iosb,
-                    state: IrpState::Built,
-                    kind: IrpKind::Async { mdl },
-                },
-            );
+        b.mdls.insert(mdl, true);
+        b.live.insert(
+            irp,
+            Irp {
+                op,
+                disk: d.index,
+                device: dev,
+                buf,
+                len,
+                offset: off as u64,
+                event: 0,
+                iosb,
+                state: IrpState::Built,
+                kind: IrpKind::Async { mdl },
+            },
+        );
         irp
     }
 
     /// MmUnlockPages (≤ DISPATCH) on an MDL of an asynchronous IRP.
     pub(crate) fn unlock_pages(&self, mdl: usize) {
         self.check_irql("MmUnlockPages", DISPATCH_LEVEL);
-        let mut m = self.io.mdls.lock().unwrap_or_else(|e| e.into_inner());
-        match m.get_mut(&mdl) {
+        let mut m = self.book();
+        match m.mdls.get_mut(&mdl) {
             Some(locked @ true) => {
                 *locked = false;
                 // SAFETY: our MDL, alive until IoFreeMdl.
@@ -505,12 +647,12 @@ impl Kernel {
     /// IoFreeMdl (≤ DISPATCH) on an MDL of an asynchronous IRP.
     pub(crate) fn io_free_mdl(&self, mdl: usize) {
         self.check_irql("IoFreeMdl", DISPATCH_LEVEL);
-        let taken = self
-            .io
-            .mdls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&mdl);
+        let mut b = self.book();
+        let taken = b.mdls.remove(&mdl);
+        if taken.is_some() {
+            b.give_mdl(mdl);
+        }
+        drop(b);
         match taken {
             Some(locked) => {
                 if locked {
@@ -518,9 +660,6 @@ impl Kernel {
                         "IoFreeMdl({mdl:#x}): its pages are still locked (MmUnlockPages first)"
                     ));
                 }
-                // SAFETY: allocated by `build_async_fsd_request` as a Box, freed once (removed
-                // from the table above).
-                drop(unsafe { Box::from_raw(mdl as *mut rvblk_abi::Mdl) });
             }
             None => self.fail(format!(
                 "IoFreeMdl({mdl:#x}): not an MDL of an IRP from IoBuildAsynchronousFsdRequest (or freed twice)"
@@ -532,17 +671,16 @@ impl Kernel {
     /// completion routine, or that was never sent.
     pub(crate) fn io_free_irp(&self, irp: usize) {
         self.check_irql("IoFreeIrp", DISPATCH_LEVEL);
-        let mut irps = self.io.irps.lock().unwrap_or_else(|e| e.into_inner());
-        let state = irps.get(&irp).map(|r| (r.state, r.kind));
+        let mut irps = self.book();
+        let state = irps.live.get(&irp).map(|r| (r.state, r.kind));
         match state {
             Some((
                 IrpState::Kept | IrpState::Built | IrpState::Completing,
                 IrpKind::Async { .. },
             )) => {
-                irps.remove(&irp);
-                drop(irps);
-                self.retire(irp);
-                free_async_irp(irp);
+                irps.live.remove(&irp);
+                irps.retire(irp);
+                irps.give_irp_block(irp);
             }
             Some((_, IrpKind::Sync)) => {
                 drop(irps);
@@ -555,13 +693,8 @@ impl Kernel {
                 self.fail(format!("IoFreeIrp({irp:#x}): the IRP is still in flight"));
             }
             _ => {
+                let retired = irps.retired.contains(&irp);
                 drop(irps);
-                let retired = self
-                    .io
-                    .retired
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .contains(&irp);
                 self.fail(if retired {
                     format!("IoFreeIrp({irp:#x}): freed twice")
                 } else {
@@ -571,12 +704,8 @@ impl Kernel {
         }
     }
 
-    fn retire(&self, irp: usize) {
-        let mut ret = self.io.retired.lock().unwrap_or_else(|e| e.into_inner());
-        ret.push_back(irp);
-        if ret.len() > RETIRED_KEEP {
-            ret.pop_front();
-        }
+    fn book(&self) -> BookGuard<'_> {
+        self.io.book.lock()
     }
 
     /// Completes an asynchronous IRP as IoCompleteRequest does: the status into the IRP, then
@@ -598,7 +727,6 @@ impl Kernel {
         // IoCompleteRequest moves up one location before calling the routine set in it.
         r.current_stack_location = r.current_stack_location.wrapping_add(1);
         r.head.current_location += 1;
-        self.io.completed.fetch_add(1, Ordering::Relaxed);
         let want = if status == STATUS_CANCELLED {
             rvblk_abi::SL_INVOKE_ON_CANCEL
         } else if status < 0 {
@@ -621,22 +749,31 @@ impl Kernel {
             }
             kept = st == rvblk_abi::STATUS_MORE_PROCESSING_REQUIRED;
         }
-        let mut irps = self.io.irps.lock().unwrap_or_else(|e| e.into_inner());
+        let mut irps = self.book();
+        irps.completed += 1;
         if kept {
             // The routine may already have freed it (IoFreeIrp inside the routine).
-            if let Some(r) = irps.get_mut(&irp) {
+            if let Some(r) = irps.live.get_mut(&irp) {
                 r.state = IrpState::Kept;
             }
             return status;
         }
         // Not kept: the I/O manager finishes the IRP itself.
-        let Some(r) = irps.remove(&irp) else {
+        let Some(r) = irps.live.remove(&irp) else {
             drop(irps);
             self.fail(format!(
                 "IRP {irp:#x}: its completion routine freed it but did not return STATUS_MORE_PROCESSING_REQUIRED"
             ));
             return status;
         };
+        irps.retire(irp);
+        if let IrpKind::Async { mdl, .. } = r.kind {
+            // The IRP's own MDL, unless the driver freed it (then it is out of the table).
+            if irps.mdls.remove(&mdl).is_some() {
+                irps.give_mdl(mdl);
+            }
+        }
+        irps.give_irp_block(irp);
         drop(irps);
         if r.iosb != 0 {
             let p = std::mem::size_of::<usize>();
@@ -645,17 +782,6 @@ impl Kernel {
             // SAFETY: as above.
             unsafe { ((r.iosb + p) as *mut usize).write_unaligned(info) };
         }
-        if let IrpKind::Async { mdl, .. } = r.kind {
-            self.io
-                .mdls
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&mdl);
-            // SAFETY: the IRP's own MDL, not freed by the driver (still in the table).
-            drop(unsafe { Box::from_raw(mdl as *mut rvblk_abi::Mdl) });
-        }
-        self.retire(irp);
-        free_async_irp(irp);
         status
     }
 
@@ -722,15 +848,11 @@ impl Kernel {
 
     pub(crate) fn call_driver(&self, dev: usize, irp: usize) -> i32 {
         self.check_irql("IofCallDriver", DISPATCH_LEVEL);
-        let mut irps = self.io.irps.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(r) = irps.get_mut(&irp) else {
-            drop(irps);
-            let retired = self
-                .io
-                .retired
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&irp);
+        let mut book = self.book();
+        let irps = &mut *book;
+        let Some(r) = irps.live.get_mut(&irp) else {
+            let retired = irps.retired.contains(&irp);
+            drop(book);
             self.fail(if retired {
                 format!(
                     "IofCallDriver: IRP {irp:#x} sent twice (it already completed and was freed)"
@@ -741,7 +863,7 @@ impl Kernel {
             return STATUS_INVALID_PARAMETER;
         };
         if r.state != IrpState::Built {
-            drop(irps);
+            drop(book);
             self.fail(format!(
                 "IofCallDriver: IRP {irp:#x} sent twice (it is still in flight)"
             ));
@@ -749,13 +871,14 @@ impl Kernel {
         }
         if r.device != dev {
             let built = r.device;
-            drop(irps);
+            drop(book);
             self.fail(format!(
                 "IofCallDriver({dev:#x}, {irp:#x}): the IRP was built for device {built:#x}"
             ));
             return STATUS_INVALID_PARAMETER;
         }
-        let n = self.io.sent.fetch_add(1, Ordering::SeqCst) + 1;
+        irps.sent += 1;
+        let n = irps.sent;
         let every = self.cfg.machine.pend_every as u64;
         let removed = self.disks()[r.disk].removed.load(Ordering::SeqCst);
         if let IrpKind::Async { .. } = r.kind {
@@ -766,12 +889,13 @@ impl Kernel {
             x.current_stack_location = x.current_stack_location.wrapping_sub(1);
             // SAFETY: the disk's stack location inside the same block.
             unsafe { (*x.current_stack_location).device_object = dev as *mut c_void };
-            let a = self.io.async_sent.fetch_add(1, Ordering::SeqCst) + 1;
+            irps.async_sent += 1;
+            let a = irps.async_sent;
             let hang_after = self.cfg.machine.hang_async_after;
             let hang = hang_after > 0 && a > hang_after && !removed;
             if hang || (every > 0 && n.is_multiple_of(every) && !removed) {
                 r.state = IrpState::Pending;
-                drop(irps);
+                drop(book);
                 self.io.pended.fetch_add(1, Ordering::Relaxed);
                 if !hang {
                     self.ensure_completion_thread();
@@ -787,13 +911,13 @@ impl Kernel {
             }
             r.state = IrpState::Completing;
             let r = r.clone();
-            drop(irps);
+            drop(book);
             let (status, info) = self.perform(&r, None);
             return self.complete_async(irp, status, info, false);
         }
         if every > 0 && n.is_multiple_of(every) && !removed {
             r.state = IrpState::Pending;
-            drop(irps);
+            drop(book);
             self.io.pended.fetch_add(1, Ordering::Relaxed);
             self.ensure_completion_thread();
             let due = Instant::now() + Duration::from_micros(self.cfg.machine.pend_us);
@@ -805,8 +929,8 @@ impl Kernel {
             self.io.queue_cv.notify_all();
             return STATUS_PENDING;
         }
-        let r = irps.remove(&irp).expect("present");
-        drop(irps);
+        let r = irps.live.remove(&irp).expect("present");
+        drop(book);
         self.finish(irp, r, None)
     }
 
@@ -814,14 +938,14 @@ impl Kernel {
     /// sets the event (as IopCompleteRequest does for a synchronous FSD/IOCTL request).
     /// The disk's answer to an IRP: (status, information).
     fn perform(&self, r: &Irp, forced: Option<i32>) -> (i32, usize) {
-        let d = self.disks()[r.disk].clone();
+        let d = &self.disks()[r.disk];
         match forced {
             Some(s) => (s, 0),
             None if d.removed.load(Ordering::SeqCst) => (STATUS_NO_SUCH_DEVICE, 0),
             None => match &r.op {
                 IrpOp::Read => d.transfer(false, r.buf, r.len, r.offset),
                 IrpOp::Write => d.transfer(true, r.buf, r.len, r.offset),
-                IrpOp::Ioctl { code, input } => ioctl(&d, *code, input, r.buf, r.len),
+                IrpOp::Ioctl { code, input } => ioctl(d, *code, input, r.buf, r.len),
             },
         }
     }
@@ -845,24 +969,21 @@ impl Kernel {
         // SAFETY: as above.
         unsafe { ((r.iosb + p) as *mut usize).write_unaligned(info) };
         {
-            let mut ret = self.io.retired.lock().unwrap_or_else(|e| e.into_inner());
-            ret.push_back(irp);
-            if ret.len() > RETIRED_KEEP {
-                ret.pop_front();
-            }
+            let mut b = self.book();
+            b.retire(irp);
+            b.completed += 1;
         }
         objects::release_opaque(irp);
-        self.io.completed.fetch_add(1, Ordering::Relaxed);
         self.set_event(None, r.event);
         status
     }
 
     pub(crate) fn cancel_irp(&self, irp: usize) -> u8 {
         self.check_irql("IoCancelIrp", DISPATCH_LEVEL);
-        let mut irps = self.io.irps.lock().unwrap_or_else(|e| e.into_inner());
-        match irps.get(&irp).map(|r| r.state) {
+        let mut irps = self.book();
+        match irps.live.get(&irp).map(|r| r.state) {
             Some(IrpState::Pending) => {
-                let r = take_pending(&mut irps, irp).expect("present");
+                let r = take_pending(&mut irps.live, irp).expect("present");
                 drop(irps);
                 self.finish_any(irp, r, Some(STATUS_CANCELLED));
                 1
@@ -876,14 +997,9 @@ impl Kernel {
                 0
             }
             None => {
+                let retired = irps.retired.contains(&irp);
                 drop(irps);
-                if self
-                    .io
-                    .retired
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .contains(&irp)
-                {
+                if retired {
                     self.log_line(format!(
                         "[harness] IoCancelIrp({irp:#x}) after the IRP completed (lost the race with its completion): FALSE"
                     ));
@@ -904,7 +1020,8 @@ impl Kernel {
             return;
         };
         d.removed.store(true, Ordering::SeqCst);
-        let mut irps = self.io.irps.lock().unwrap_or_else(|e| e.into_inner());
+        let mut book = self.book();
+        let irps = &mut book.live;
         let victims: Vec<usize> = irps
             .iter()
             .filter(|(_, r)| r.disk == i && r.state == IrpState::Pending)
@@ -912,9 +1029,9 @@ impl Kernel {
             .collect();
         let taken: Vec<(usize, Irp)> = victims
             .into_iter()
-            .filter_map(|a| take_pending(&mut irps, a).map(|r| (a, r)))
+            .filter_map(|a| take_pending(irps, a).map(|r| (a, r)))
             .collect();
-        drop(irps);
+        drop(book);
         for (a, r) in taken {
             self.finish_any(a, r, Some(STATUS_NO_SUCH_DEVICE));
         }
@@ -953,9 +1070,9 @@ impl Kernel {
             q.pop_front();
             drop(q);
             let r = {
-                let mut irps = self.io.irps.lock().unwrap_or_else(|e| e.into_inner());
-                match irps.get(&irp).map(|r| r.state) {
-                    Some(IrpState::Pending) => take_pending(&mut irps, irp),
+                let mut irps = self.book();
+                match irps.live.get(&irp).map(|r| r.state) {
+                    Some(IrpState::Pending) => take_pending(&mut irps.live, irp),
                     // Cancelled or failed by a removal meanwhile.
                     _ => None,
                 }
@@ -973,16 +1090,18 @@ impl Kernel {
 
     /// IRPs sent to the emulated disks so far (IofCallDriver calls), all kinds.
     pub fn disk_irps_sent(&self) -> u64 {
-        self.io.sent.load(Ordering::SeqCst)
+        self.book().sent
     }
 
     /// Stops the completion thread (after finishing what is queued).
     pub(crate) fn stop_io(&self) {
-        let sent = self.io.sent.load(Ordering::SeqCst);
+        let (sent, async_sent) = {
+            let b = self.book();
+            (b.sent, b.async_sent)
+        };
         if sent > 0 {
             self.log_line(format!(
-                "[harness] disk IRPs: {sent} sent ({} asynchronous), {} pended",
-                self.io.async_sent.load(Ordering::SeqCst),
+                "[harness] disk IRPs: {sent} sent ({async_sent} asynchronous), {} pended",
                 self.io.pended.load(Ordering::SeqCst)
             ));
         }
@@ -1001,8 +1120,9 @@ impl Kernel {
 
     /// IRPs built and never sent, and IRPs still pending, as verifier lines.
     pub(crate) fn irp_leaks(&self) -> Vec<String> {
-        let irps = self.io.irps.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<String> = irps
+        let book = self.book();
+        let mut v: Vec<String> = book
+            .live
             .iter()
             .map(|(a, r)| match r.state {
                 IrpState::Built => format!(
@@ -1022,9 +1142,9 @@ impl Kernel {
                 ),
             })
             .collect();
-        let mdls = self.io.mdls.lock().unwrap_or_else(|e| e.into_inner());
         v.extend(
-            mdls.keys()
+            book.mdls
+                .keys()
                 .map(|m| format!("MDL {m:#x} of an asynchronous IRP never freed (IoFreeMdl)")),
         );
         v.sort();
@@ -1033,17 +1153,17 @@ impl Kernel {
 
     /// Counters: (IRPs sent, of them pended, completed).
     pub fn irp_counts(&self) -> (u64, u64, u64) {
-        (
-            self.io.sent.load(Ordering::Relaxed),
-            self.io.pended.load(Ordering::Relaxed),
-            self.io.completed.load(Ordering::Relaxed),
-        )
+        let (sent, completed) = {
+            let b = self.book();
+            (b.sent, b.completed)
+        };
+        (sent, self.io.pended.load(Ordering::Relaxed), completed)
     }
 }
 
 /// Takes a pending IRP out of the table for its completion: a synchronous one leaves it, an
 /// asynchronous one stays (its block lives until IoFreeIrp) and is handed out as a copy.
-fn take_pending(irps: &mut HashMap<usize, Irp>, irp: usize) -> Option<Irp> {
+fn take_pending(irps: &mut ByAddr<Irp>, irp: usize) -> Option<Irp> {
     match irps.get(&irp)?.kind {
         IrpKind::Sync => irps.remove(&irp),
         IrpKind::Async { .. } => {

@@ -107,16 +107,18 @@ impl Kernel {
             ));
             return old;
         }
-        let start = std::time::Instant::now();
+        // The clock is read only once the lock turns out to be contended.
+        let mut start = None;
         let mut spins = 0u32;
         while a
             .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
             spins += 1;
+            let since = *start.get_or_insert_with(std::time::Instant::now);
             if spins.is_multiple_of(1024) {
                 std::thread::yield_now();
-                if start.elapsed().as_secs() > 20 {
+                if since.elapsed().as_secs() > 20 {
                     emergency_report(
                         &format!("spin lock {lock:p} held for over 20 s (deadlock)"),
                         crate::checks::crash::JSON.load(Ordering::Relaxed),

@@ -106,9 +106,10 @@ pub(crate) fn performance_counter(freq: *mut i64) -> i64 {
         // SAFETY: a non-null PLARGE_INTEGER from the driver.
         unsafe { freq.write_unaligned(PERFORMANCE_FREQUENCY) };
     }
-    let origin = *ORIGIN.get_or_init(Instant::now);
+    let e = ORIGIN.get_or_init(Instant::now).elapsed();
     // Never 0 at the first call: a counter that starts at boot is never 0 once a driver runs.
-    (origin.elapsed().as_nanos() / 100) as i64 + 1
+    // (No 128-bit division: the driver may read the counter for every request.)
+    e.as_secs() as i64 * PERFORMANCE_FREQUENCY + i64::from(e.subsec_nanos() / 100) + 1
 }
 
 impl Kernel {

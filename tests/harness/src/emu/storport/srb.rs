@@ -131,6 +131,10 @@ pub fn is_rw_opcode(op: u8) -> bool {
     )
 }
 
+/// What the port writes into the sense buffer before each SRB: any other byte after the SRB
+/// came from the miniport. As long as the largest SenseInfoBufferLength (a UCHAR).
+static SENSE_FILL: [u8; 255] = [0xEE; 255];
+
 /// One reusable set of guarded SRB/sense/extension/data buffers (one per issuing thread).
 pub struct SrbSlot {
     k: Arc<Kernel>,
@@ -240,7 +244,7 @@ impl Adapter {
         };
         if sense_len > 0 {
             // SAFETY: `sense_len` writable bytes at `sense_p`.
-            unsafe { std::ptr::write_bytes(sense_p, 0xEE, sense_len) };
+            unsafe { std::ptr::write_bytes(sense_p, SENSE_FILL[0], sense_len) };
         }
         let ext_p = slot.ext.as_ref().map(|e| {
             let n = guard::round_up(self.srb_ext_size, 16);
@@ -304,8 +308,11 @@ impl Adapter {
         // §3); SCSIPORT: always DISPATCH_LEVEL.
         let every = self.startio_dispatch_every.load(Ordering::Relaxed);
         let guarded = self.startio_guarded.load(Ordering::Relaxed);
-        let n = self.start_ios.fetch_add(1, Ordering::Relaxed) + 1;
-        let level = if self.legacy || (every > 0 && n.is_multiple_of(every)) {
+        // Counted only when it chooses something (no locked add per SRB otherwise).
+        let level = if self.legacy
+            || (every > 0
+                && (self.start_ios.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(every))
+        {
             DISPATCH_LEVEL
         } else {
             kernel::PASSIVE_LEVEL
@@ -411,7 +418,8 @@ impl Adapter {
         if sense_len > 0 {
             // SAFETY: `sense_len` readable bytes at `sense_p`.
             let sb = unsafe { std::slice::from_raw_parts(sense_p, sense_len) };
-            let written = sb.iter().any(|&b| b != 0xEE);
+            // One comparison with the fill (memcmp), not a byte loop.
+            let written = sb != &SENSE_FILL[..sense_len];
             let new_len = s.sense_info_buffer_length as usize;
             if new_len > sense_len {
                 k.fail(format!(
