@@ -238,9 +238,12 @@ impl Iterator for Plan<'_> {
             return Some(Err(PlanError::OutsideImage));
         };
         let run = run.min(self.end - self.pos);
-        let skip = disk % self.sector;
+        // `sector` is a power of two (checked in `new`): a mask, not a 64-bit division, which
+        // on x86 is a call into the kernel's `_aullrem` for every request.
+        let within_sector = self.sector - 1;
+        let skip = disk & within_sector;
         let step = if skip == 0 && run >= self.sector {
-            let len = (run - run % self.sector).min(MAX_DIRECT as u64) as usize;
+            let len = (run & !within_sector).min(MAX_DIRECT as u64) as usize;
             Step::Direct {
                 disk,
                 buf: self.buf,
