@@ -614,30 +614,20 @@ mod tests {
             let ss = if kind == DeviceKind::CdRom { 2048 } else { 512 };
             crate::backed::tests::image_with(kind, policy, ss, &[(0, 64)], 64 * u64::from(ss))
         };
-        assert!(wanted_for_disk(&img(
-            DeviceKind::CdRom,
-            WritePolicy::ReadOnly
-        )));
-        assert!(wanted_for_disk(&img(
-            DeviceKind::CdRom,
-            WritePolicy::ReadWrite
-        )));
-        assert!(wanted_for_disk(&img(
-            DeviceKind::Disk,
-            WritePolicy::ReadOnly
-        )));
-        assert!(wanted_for_disk(&img(
-            DeviceKind::Disk,
-            WritePolicy::DiscardWrites
-        )));
-        assert!(!wanted_for_disk(&img(
-            DeviceKind::Disk,
-            WritePolicy::ReadWrite
-        )));
-        assert!(!wanted_for_disk(&img(
-            DeviceKind::Floppy,
-            WritePolicy::ReadWrite
-        )));
+        for (kind, policy, wanted) in [
+            (DeviceKind::CdRom, WritePolicy::ReadOnly, true),
+            (DeviceKind::CdRom, WritePolicy::ReadWrite, true),
+            (DeviceKind::Disk, WritePolicy::ReadOnly, true),
+            (DeviceKind::Disk, WritePolicy::DiscardWrites, true),
+            (DeviceKind::Disk, WritePolicy::ReadWrite, false),
+            (DeviceKind::Floppy, WritePolicy::ReadWrite, false),
+        ] {
+            assert_eq!(
+                wanted_for_disk(&img(kind, policy)),
+                wanted,
+                "{kind:?} {policy:?}"
+            );
+        }
     }
 
     #[test]
